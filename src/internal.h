@@ -1,0 +1,36 @@
+/* internal.h: the private umbrella header of mproc's sources: the public API, the platform layer, the
+ * allocator wrapper and small helpers every layer uses.  Nothing here is API. */
+#ifndef MPROC_INTERNAL_H
+#define MPROC_INTERNAL_H
+
+#include <mproc.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include "platform/platform.h"
+
+/* Allocation goes through these, so a replaced allocator and the tests' failure injection see it all. */
+void *mproc__malloc(size_t n);
+void *mproc__calloc(size_t count, size_t size);
+void *mproc__realloc(void *p, size_t n);
+void mproc__free(void *p);
+char *mproc__strdup(const char *s);
+
+/* Rejects a NaN timeout; every other value is valid (see mproc/common.h). */
+static inline bool mproc__timeout_valid(double timeout) { return !isnan(timeout); }
+
+/* The absolute monotonic time at which a timeout ends: INFINITY for a negative timeout. */
+static inline double mproc__deadline(double timeout) {
+  return timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+}
+
+/* Seconds left until deadline: -1 (forever) for an infinite one, never below 0 otherwise. */
+static inline double mproc__remaining(double deadline) {
+  if (isinf(deadline)) return -1.0;
+  double left = deadline - mproc__plat_now();
+  return left > 0 ? left : 0.0;
+}
+
+#define MPROC_UNUSED(x) ((void)(x))
+
+#endif

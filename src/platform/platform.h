@@ -1,0 +1,68 @@
+/* platform.h: the one door to the operating system.  Every Linux-specific call of mproc (pidfd, prctl,
+ * sched_getaffinity, cgroup files, futex, memfd) sits behind these functions, implemented in
+ * platform_linux.c; a macOS or BSD port replaces that file and touches nothing above it.  Only POSIX headers
+ * are included here. */
+#ifndef MPROC_PLATFORM_H
+#define MPROC_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The system calls that tests fail on purpose (SQLite's aSyscall[] idea): the library calls them through
+ * this table, and a test may point an entry at a function that fails with EINTR, ENOSPC, EIO, EAGAIN...
+ * and restore it afterwards.  Entries follow the libc convention: -1 and errno on failure. */
+struct mproc__syscalls {
+  pid_t (*fork)(void);
+  int (*pipe2)(int fds[2], int flags);
+  void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+  ssize_t (*write)(int fd, const void *buf, size_t len);
+  int (*rename)(const char *from, const char *to);
+  int (*fsync)(int fd);
+  int (*memfd_create)(const char *name, unsigned flags);
+  int (*ftruncate)(int fd, off_t len);
+};
+extern struct mproc__syscalls mproc__sys;
+/* Puts every entry of mproc__sys back to the real call. */
+void mproc__syscalls_reset(void);
+
+/* Monotonic clock in seconds. */
+double mproc__plat_now(void);
+
+/* ---- processes ---- */
+
+/* Forks a child that runs child_fn(ctx) and must never return from it (it ends with _exit).  Signals are
+ * blocked across the fork; in the child, caught signals are reset to their default, the caller's signal mask
+ * is restored, and the child is set to receive SIGKILL when its parent dies (with a check against the race
+ * of a parent that died before that took effect).  On success *pid is the child's pid and *pidfd a
+ * close-on-exec pidfd for it, or -1 where the kernel has none.  Returns 0 or a negative errno. */
+int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
+
+/* Waits for child pid to end, at most timeout seconds (< 0 forever, 0 poll).  On return 0, *wstatus holds
+ * the waitpid status and the child is reaped.  -ETIMEDOUT when it is still running; -ECHILD when it is not
+ * our child (or was reaped by someone else); -EINTR never (retried). */
+int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus);
+
+/* Sends sig to the child, through its pidfd when there is one (immune to pid reuse).  0 or negative errno. */
+int mproc__plat_signal(pid_t pid, int pidfd, int sig);
+
+/* Waits until fd is readable (events as poll's), at most timeout seconds.  1 ready, 0 timed out, <0 error. */
+int mproc__plat_poll_fd(int fd, short events, double timeout);
+
+/* Closes fd, keeping errno; ignores -1. */
+void mproc__plat_close(int fd);
+
+/* ---- CPUs ---- */
+
+/* CPUs in this process's affinity mask (at least 1). */
+int mproc__plat_affinity_count(void);
+
+/* The CPU quota of the cgroup named in proc_cgroup (a file shaped as /proc/self/cgroup), looked up under
+ * cgroup_root (as /sys/fs/cgroup), in CPUs (1.5 for "150000 100000"), the smallest along the path from
+ * the process's cgroup up to the root; 0 when there is none or nothing can be read.  v2 and v1. */
+double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_root);
+
+/* min(affinity, ceil(limit)) but at least 1; limit <= 0 means none. */
+int mproc__cpu_count_combine(int affinity, double limit);
+
+#endif

@@ -1,0 +1,296 @@
+/* platform_linux.c: the Linux implementation of platform.h (pidfd, prctl, affinity, cgroups). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "platform/platform.h"
+
+static int real_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+static int real_memfd_create(const char *name, unsigned flags) { return memfd_create(name, flags); }
+
+struct mproc__syscalls mproc__sys = {
+    .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
+    .memfd_create = real_memfd_create, .ftruncate = ftruncate,
+};
+
+void mproc__syscalls_reset(void) {
+  mproc__sys = (struct mproc__syscalls){
+      .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
+      .memfd_create = real_memfd_create, .ftruncate = ftruncate,
+  };
+}
+
+double mproc__plat_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void mproc__plat_close(int fd) {
+  if (fd < 0) return;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+static int pidfd_open_compat(pid_t pid) {
+#ifdef SYS_pidfd_open
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd >= 0) {
+    /* pidfds are close-on-exec from birth; nothing to do. */
+    return fd;
+  }
+#endif
+  return -1;
+}
+
+/* Everything the child does before running its function: only async-signal-safe calls until it restores
+ * the signal mask, because the parent may have had other threads at the fork. */
+int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t parent = getpid();
+  pid_t pid = mproc__sys.fork();
+  if (pid < 0) {
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -err;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the parent died before PDEATHSIG took effect */
+    for (int sig = 1; sig < NSIG; sig++) {
+      struct sigaction sa;
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      if (sigaction(sig, NULL, &sa) != 0) continue;
+      if (sa.sa_handler != SIG_IGN && sa.sa_handler != SIG_DFL) {
+        sa.sa_handler = SIG_DFL;
+        sa.sa_flags = 0;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sig, &sa, NULL);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    child_fn(ctx);
+    _exit(0); /* child_fn must not return; be safe if it does */
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  *pid_out = pid;
+  *pidfd_out = pidfd_open_compat(pid);
+  return 0;
+}
+
+int mproc__plat_poll_fd(int fd, short events, double timeout) {
+  double deadline = timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = events};
+    struct timespec ts, *tsp = NULL;
+    if (!isinf(deadline)) {
+      double left = deadline - mproc__plat_now();
+      if (left < 0) left = 0;
+      ts.tv_sec = (time_t)left;
+      ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+      tsp = &ts;
+    }
+    int r = ppoll(&p, 1, tsp, NULL);
+    if (r > 0) return 1;
+    if (r == 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
+  double deadline = timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  double backoff = 0.0005;
+  for (;;) {
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      *wstatus = st;
+      return 0;
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    double left = isinf(deadline) ? -1.0 : deadline - mproc__plat_now();
+    if (!isinf(deadline) && left <= 0) return -ETIMEDOUT;
+    if (pidfd >= 0) {
+      int p = mproc__plat_poll_fd(pidfd, POLLIN, left);
+      if (p < 0) return p;
+      continue; /* readable (ended) or timed out: the next round tells which */
+    }
+    /* No pidfd (old kernel): back off between polls, bounded by the deadline. */
+    double nap = backoff;
+    if (left >= 0 && nap > left) nap = left;
+    struct timespec ts = {.tv_sec = (time_t)nap, .tv_nsec = (long)((nap - (double)(time_t)nap) * 1e9)};
+    nanosleep(&ts, NULL);
+    if (backoff < 0.01) backoff *= 2;
+  }
+}
+
+int mproc__plat_signal(pid_t pid, int pidfd, int sig) {
+#ifdef SYS_pidfd_send_signal
+  if (pidfd >= 0) {
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0) return 0;
+    if (errno != ENOSYS) return -errno;
+  }
+#endif
+  return kill(pid, sig) == 0 ? 0 : -errno;
+}
+
+int mproc__plat_affinity_count(void) {
+  for (int ncpu = 1024; ncpu <= (1 << 18); ncpu *= 2) {
+    cpu_set_t *set = CPU_ALLOC(ncpu);
+    if (!set) break;
+    size_t size = CPU_ALLOC_SIZE(ncpu);
+    CPU_ZERO_S(size, set);
+    if (sched_getaffinity(0, size, set) == 0) {
+      int n = CPU_COUNT_S(size, set);
+      CPU_FREE(set);
+      return n > 0 ? n : 1;
+    }
+    int err = errno;
+    CPU_FREE(set);
+    if (err != EINVAL) break; /* EINVAL: the mask is too small for this kernel; grow it */
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* Reads a small file whole into buf (NUL-terminated).  0 or -1. */
+static int read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + got, cap - 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+    if (got == cap - 1) break;
+  }
+  close(fd);
+  buf[got] = '\0';
+  return 0;
+}
+
+/* v2: "max 100000" or "QUOTA PERIOD". */
+static double parse_cpu_max(const char *text) {
+  char quota[32];
+  long long period = 0;
+  if (sscanf(text, "%31s %lld", quota, &period) != 2 || period <= 0) return 0;
+  if (strcmp(quota, "max") == 0) return 0;
+  char *end;
+  long long q = strtoll(quota, &end, 10);
+  if (end == quota || q <= 0) return 0;
+  return (double)q / (double)period;
+}
+
+/* Walks from dir (an absolute cgroup path under base) up to base, applying read_limit at each level and
+ * keeping the smallest positive limit. */
+static double walk_up(const char *base, const char *cgpath, double (*read_limit)(const char *dir)) {
+  char dir[4096];
+  double best = 0;
+  if (snprintf(dir, sizeof dir, "%s%s", base, cgpath) >= (int)sizeof dir) return 0;
+  size_t base_len = strlen(base);
+  for (;;) {
+    size_t len = strlen(dir);
+    while (len > base_len && dir[len - 1] == '/') dir[--len] = '\0';
+    double lim = read_limit(dir);
+    if (lim > 0 && (best == 0 || lim < best)) best = lim;
+    if (len <= base_len) break;
+    char *slash = strrchr(dir + base_len, '/');
+    if (!slash) {
+      dir[base_len] = '\0';
+    } else {
+      *slash = '\0';
+    }
+  }
+  return best;
+}
+
+static double read_v2_limit(const char *dir) {
+  char path[4200], buf[128];
+  snprintf(path, sizeof path, "%s/cpu.max", dir);
+  if (read_small(path, buf, sizeof buf) != 0) return 0;
+  return parse_cpu_max(buf);
+}
+
+static double read_v1_limit(const char *dir) {
+  char path[4200], buf[64];
+  snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+  if (read_small(path, buf, sizeof buf) != 0) return 0;
+  long long quota = strtoll(buf, NULL, 10);
+  snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+  if (read_small(path, buf, sizeof buf) != 0) return 0;
+  long long period = strtoll(buf, NULL, 10);
+  if (quota <= 0 || period <= 0) return 0;
+  return (double)quota / (double)period;
+}
+
+
+static int dir_exists(const char *path) { return access(path, F_OK) == 0; }
+
+double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_root) {
+  char text[8192];
+  if (read_small(proc_cgroup, text, sizeof text) != 0) return 0;
+  double best = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *c1 = strchr(line, ':');
+    if (!c1) continue;
+    char *c2 = strchr(c1 + 1, ':');
+    if (!c2) continue;
+    *c1 = '\0';
+    *c2 = '\0';
+    const char *controllers = c1 + 1, *path = c2 + 1;
+    double lim = 0;
+    char base[4096];
+    if (strcmp(line, "0") == 0 && *controllers == '\0') {
+      /* cgroup v2: unified hierarchy at the root, or under unified/ on a hybrid system */
+      snprintf(base, sizeof base, "%s", cgroup_root);
+      lim = walk_up(base, path, read_v2_limit);
+      if (lim == 0) {
+        snprintf(base, sizeof base, "%s/unified", cgroup_root);
+        if (dir_exists(base)) lim = walk_up(base, path, read_v2_limit);
+      }
+    } else {
+      /* cgroup v1: only the hierarchy that carries the cpu controller */
+      char list[256];
+      snprintf(list, sizeof list, ",%s,", controllers);
+      if (!strstr(list, ",cpu,")) continue;
+      static const char *const mounts[] = {"cpu,cpuacct", "cpu", "cpuacct,cpu"};
+      for (size_t i = 0; i < sizeof mounts / sizeof *mounts && lim == 0; i++) {
+        snprintf(base, sizeof base, "%s/%s", cgroup_root, mounts[i]);
+        if (dir_exists(base)) lim = walk_up(base, path, read_v1_limit);
+      }
+    }
+    if (lim > 0 && (best == 0 || lim < best)) best = lim;
+  }
+  return best;
+}
+
+int mproc__cpu_count_combine(int affinity, double limit) {
+  int n = affinity > 0 ? affinity : 1;
+  if (limit > 0) {
+    double c = ceil(limit - 1e-9);
+    if (c < 1) c = 1;
+    if (c < n) n = (int)c;
+  }
+  return n;
+}

@@ -1,0 +1,332 @@
+/* mtest.c: the runner behind mtest.h: one forked process per test, a timeout, and the leak check. */
+#include "mtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TESTS 512
+#define MAX_ITEMS 1024
+
+static struct test {
+  const char *name;
+  mtest_fn fn;
+  double timeout;
+} tests[MAX_TESTS];
+static int ntests;
+
+static struct helper {
+  const char *name;
+  mtest_helper_fn fn;
+} helpers[64];
+static int nhelpers;
+
+static const char *self_path;
+static const char *current_test;
+static uint64_t seed_value;
+static int seed_used;
+static int leak_check_on = 1;
+
+void mtest_register(const char *name, mtest_fn fn, double timeout) {
+  if (ntests == MAX_TESTS) abort();
+  tests[ntests++] = (struct test){name, fn, timeout};
+}
+
+void mtest_register_helper(const char *name, mtest_helper_fn fn) {
+  if (nhelpers == 64) abort();
+  helpers[nhelpers++] = (struct helper){name, fn};
+}
+
+const char *mtest_self(void) { return self_path; }
+
+char **mtest_helper_argv(const char *name, const char *a1, const char *a2, const char *a3) {
+  static char *argv[8];
+  argv[0] = (char *)self_path;
+  argv[1] = (char *)"--helper";
+  argv[2] = (char *)name;
+  argv[3] = (char *)a1;
+  argv[4] = a1 ? (char *)a2 : NULL;
+  argv[5] = a1 && a2 ? (char *)a3 : NULL;
+  argv[6] = NULL;
+  return argv;
+}
+
+uint64_t mtest_seed(void) {
+  if (!seed_used) {
+    const char *env = getenv("MTEST_SEED");
+    if (env) {
+      seed_value = strtoull(env, NULL, 0);
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      seed_value = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+    }
+    seed_used = 1;
+  }
+  return seed_value;
+}
+
+void mtest_skip_leak_check(void) { leak_check_on = 0; }
+
+/* ---- what a process holds: children, descriptors, shared mappings, /dev/shm entries ---- */
+
+struct snapshot {
+  int nfds;
+  int fds[MAX_ITEMS];
+  char fd_targets[MAX_ITEMS][128];
+  int nmaps;
+  char maps[MAX_ITEMS][160];
+  int nshm;
+  char shm[MAX_ITEMS][64];
+};
+
+static int list_children(pid_t *out, int cap) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    FILE *f = fopen(path, "re");
+    if (!f) continue;
+    long pid;
+    while (n < cap && fscanf(f, "%ld", &pid) == 1) out[n++] = (pid_t)pid;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+static void take_snapshot(struct snapshot *s) {
+  memset(s, 0, sizeof *s);
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    int self_fd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && s->nfds < MAX_ITEMS) {
+      if (e->d_name[0] == '.') continue;
+      int fd = atoi(e->d_name);
+      if (fd == self_fd) continue;
+      char path[64];
+      snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+      ssize_t n = readlink(path, s->fd_targets[s->nfds], sizeof s->fd_targets[0] - 1);
+      s->fd_targets[s->nfds][n > 0 ? n : 0] = '\0';
+      s->fds[s->nfds++] = fd;
+    }
+    closedir(d);
+  }
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (f) {
+    char line[512];
+    while (fgets(line, sizeof line, f) && s->nmaps < MAX_ITEMS) {
+      char perms[8] = "";
+      sscanf(line, "%*s %7s", perms);
+      int shared = perms[3] == 's' || strstr(line, "/memfd:") || strstr(line, "/dev/shm/");
+      if (!shared) continue;
+      line[strcspn(line, "\n")] = '\0';
+      snprintf(s->maps[s->nmaps++], sizeof s->maps[0], "%.159s", line);
+    }
+    fclose(f);
+  }
+  d = opendir("/dev/shm");
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)) && s->nshm < MAX_ITEMS) {
+      if (strncmp(e->d_name, "mproc", 5) != 0) continue;
+      snprintf(s->shm[s->nshm++], sizeof s->shm[0], "%.63s", e->d_name);
+    }
+    closedir(d);
+  }
+}
+
+/* Compares now with before; prints every leak and returns how many there were. */
+static int report_leaks(const struct snapshot *before) {
+  static struct snapshot now;
+  int leaks = 0;
+  pid_t kids[MAX_ITEMS];
+  int nkids = list_children(kids, MAX_ITEMS);
+  for (int i = 0; i < nkids; i++) {
+    char path[64], comm[64] = "?";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
+    FILE *f = fopen(path, "re");
+    if (f) {
+      if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+      fclose(f);
+    }
+    fprintf(stderr, "#   leak: child process %d (%s) left behind\n", (int)kids[i], comm);
+    leaks++;
+  }
+  take_snapshot(&now);
+  for (int i = 0; i < now.nfds; i++) {
+    int found = 0;
+    for (int j = 0; j < before->nfds && !found; j++) found = before->fds[j] == now.fds[i];
+    if (!found) {
+      fprintf(stderr, "#   leak: file descriptor %d -> %s\n", now.fds[i], now.fd_targets[i]);
+      leaks++;
+    }
+  }
+  for (int i = 0; i < now.nmaps; i++) {
+    int found = 0;
+    for (int j = 0; j < before->nmaps && !found; j++) found = strcmp(before->maps[j], now.maps[i]) == 0;
+    if (!found) {
+      fprintf(stderr, "#   leak: shared mapping %s\n", now.maps[i]);
+      leaks++;
+    }
+  }
+  for (int i = 0; i < now.nshm; i++) {
+    int found = 0;
+    for (int j = 0; j < before->nshm && !found; j++) found = strcmp(before->shm[j], now.shm[i]) == 0;
+    if (!found) {
+      fprintf(stderr, "#   leak: /dev/shm/%s\n", now.shm[i]);
+      leaks++;
+    }
+  }
+  return leaks;
+}
+
+/* Kills and reaps every child (after a failure or in the runner after each test). */
+static int kill_children(void) {
+  pid_t kids[MAX_ITEMS];
+  int n = list_children(kids, MAX_ITEMS);
+  for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
+  int st;
+  while (waitpid(-1, &st, 0) > 0 || errno == EINTR) {
+  }
+  return n;
+}
+
+void mtest_fail(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "#   %s:%d: ", file, line);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n");
+  if (seed_used) fprintf(stderr, "#   seed: MTEST_SEED=%" PRIu64 "\n", seed_value);
+  fflush(stderr);
+  kill_children();
+  _exit(1);
+}
+
+static struct snapshot baseline;
+
+static int run_in_child(const struct test *t) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  current_test = t->name;
+  take_snapshot(&baseline);
+  t->fn();
+  fflush(NULL);
+  if (leak_check_on && report_leaks(&baseline) > 0) {
+    kill_children();
+    return 1;
+  }
+  return 0;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Runs one test in its own process; returns 1 if it passed. */
+static int run_test(int index, const struct test *t, double scale) {
+  fflush(NULL);
+  double start = now_s();
+  pid_t pid = fork();
+  if (pid < 0) {
+    printf("not ok %d - %s: fork failed: %s\n", index, t->name, strerror(errno));
+    return 0;
+  }
+  if (pid == 0) exit(run_in_child(t));
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  double limit = t->timeout * scale;
+  int st = 0, timed_out = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) break;
+    double left = limit - (now_s() - start);
+    if (left <= 0) {
+      timed_out = 1;
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      break;
+    }
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    poll(&p, 1, (int)(left * 1000) + 1);
+  }
+  if (pidfd >= 0) close(pidfd);
+  int orphans = kill_children(); /* what the test process left behind and was orphaned to us */
+  double took = now_s() - start;
+  int ok = !timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0 && orphans == 0;
+  if (ok) {
+    printf("ok %d - %s (%.3f s)\n", index, t->name, took);
+  } else if (timed_out) {
+    printf("not ok %d - %s: timed out after %.1f s\n", index, t->name, limit);
+  } else if (WIFSIGNALED(st)) {
+    printf("not ok %d - %s: killed by signal %d (%s)\n", index, t->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+  } else if (orphans) {
+    printf("not ok %d - %s: %d process(es) left behind after the test ended\n", index, t->name, orphans);
+  } else {
+    printf("not ok %d - %s (%.3f s)\n", index, t->name, took);
+  }
+  fflush(stdout);
+  return ok;
+}
+
+int main(int argc, char **argv) {
+  static char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = '\0';
+  self_path = n > 0 ? exe : argv[0];
+  setvbuf(stdout, NULL, _IOLBF, 0);
+
+  if (argc >= 3 && strcmp(argv[1], "--helper") == 0) {
+    for (int i = 0; i < nhelpers; i++)
+      if (strcmp(helpers[i].name, argv[2]) == 0) return helpers[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "no helper named %s\n", argv[2]);
+    return 2;
+  }
+  double scale = 1.0;
+  const char *env_scale = getenv("MTEST_TIMEOUT_SCALE");
+  if (env_scale) scale = atof(env_scale);
+  const char *only[MAX_TESTS];
+  int nonly = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--list") == 0) {
+      for (int j = 0; j < ntests; j++) printf("%s\n", tests[j].name);
+      return 0;
+    } else if (strcmp(argv[i], "--timeout-scale") == 0 && i + 1 < argc) {
+      scale = atof(argv[++i]);
+    } else if (nonly < MAX_TESTS) {
+      only[nonly++] = argv[i];
+    }
+  }
+  if (scale <= 0) scale = 1.0;
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int passed = 0, failed = 0, index = 0;
+  for (int i = 0; i < ntests; i++) {
+    int wanted = nonly == 0;
+    for (int j = 0; j < nonly && !wanted; j++) wanted = strcmp(only[j], tests[i].name) == 0;
+    if (!wanted) continue;
+    if (run_test(++index, &tests[i], scale)) passed++;
+    else failed++;
+  }
+  if (nonly > 0 && index == 0) {
+    fprintf(stderr, "no test matched\n");
+    return 2;
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,99 @@
+/* mtest.h: mproc's small test harness.
+ *
+ * A test file defines tests with MTEST(name) (or MTEST_TIMEOUT(name, seconds)) and links mtest.c, which
+ * provides main().  Every test runs in its own forked process with a timeout (default 30 s); that process is
+ * a child subreaper, so processes orphaned by the test come back to it, and after the test body it checks
+ * that nothing was left behind: no child process, no new file descriptor, no new shared memory mapping and
+ * no new /dev/shm entry.  The binary re-executes itself for helper processes: MTEST_HELPER(name) defines
+ * one, mtest_helper_argv() builds its command line.  Output is one "ok"/"not ok" line per test and a last
+ * line "N passed, N failed".  Arguments: test names to run a subset, --list, --timeout-scale F. */
+#ifndef MPROC_MTEST_H
+#define MPROC_MTEST_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mproc.h>
+
+typedef void (*mtest_fn)(void);
+typedef int (*mtest_helper_fn)(int argc, char **argv);
+
+void mtest_register(const char *name, mtest_fn fn, double timeout);
+void mtest_register_helper(const char *name, mtest_helper_fn fn);
+void mtest_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+
+/* The path of the test binary and an argv for running helper `name` with up to 6 more arguments (NULL-
+ * terminated, static storage: use before the next call). */
+const char *mtest_self(void);
+char **mtest_helper_argv(const char *name, const char *a1, const char *a2, const char *a3);
+
+/* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
+ * the test fails. */
+uint64_t mtest_seed(void);
+
+/* Marks the leak check off for the current test (only for tests that leak on purpose and clean up
+ * themselves, such as the harness's own self-test). */
+void mtest_skip_leak_check(void);
+
+#define MTEST_TIMEOUT(name, seconds)                                                        \
+  static void name(void);                                                                   \
+  __attribute__((constructor)) static void mtest_reg_##name(void) {                         \
+    mtest_register(#name, name, seconds);                                                   \
+  }                                                                                         \
+  static void name(void)
+#define MTEST(name) MTEST_TIMEOUT(name, 30.0)
+
+#define MTEST_HELPER(name)                                                                  \
+  static int name(int argc, char **argv);                                                   \
+  __attribute__((constructor)) static void mtest_regh_##name(void) {                        \
+    mtest_register_helper(#name, name);                                                     \
+  }                                                                                         \
+  static int name(int argc, char **argv)
+
+#define CHECK(cond)                                                                         \
+  do {                                                                                      \
+    if (!(cond)) mtest_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                 \
+  } while (0)
+
+#define CHECK_INT_EQ(a, b)                                                                  \
+  do {                                                                                      \
+    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                               \
+    if (mt_a_ != mt_b_)                                                                     \
+      mtest_fail(__FILE__, __LINE__, "%s == %s failed: %lld != %lld", #a, #b, mt_a_, mt_b_); \
+  } while (0)
+
+#define CHECK_INT_CMP(a, op, b)                                                             \
+  do {                                                                                      \
+    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                               \
+    if (!(mt_a_ op mt_b_))                                                                  \
+      mtest_fail(__FILE__, __LINE__, "%s %s %s failed: %lld vs %lld", #a, #op, #b, mt_a_, mt_b_); \
+  } while (0)
+
+#define CHECK_STR_EQ(a, b)                                                                  \
+  do {                                                                                      \
+    const char *mt_a_ = (a), *mt_b_ = (b);                                                  \
+    if (!mt_a_ || !mt_b_ || strcmp(mt_a_, mt_b_) != 0)                                      \
+      mtest_fail(__FILE__, __LINE__, "%s == %s failed: \"%s\" != \"%s\"", #a, #b,           \
+                 mt_a_ ? mt_a_ : "(null)", mt_b_ ? mt_b_ : "(null)");                       \
+  } while (0)
+
+/* An mproc call that must succeed (return >= 0). */
+#define CHECK_OK(expr)                                                                      \
+  do {                                                                                      \
+    int mt_r_ = (expr);                                                                     \
+    if (mt_r_ < 0)                                                                          \
+      mtest_fail(__FILE__, __LINE__, "%s failed: %s (%s)", #expr, mproc_err_name(mt_r_),    \
+                 mproc_strerror(mt_r_));                                                    \
+  } while (0)
+
+/* An mproc call that must fail with exactly `code`. */
+#define CHECK_ERR(expr, code)                                                               \
+  do {                                                                                      \
+    int mt_r_ = (expr), mt_c_ = (code);                                                     \
+    if (mt_r_ != mt_c_)                                                                     \
+      mtest_fail(__FILE__, __LINE__, "%s returned %d (%s), expected %d (%s)", #expr, mt_r_, \
+                 mproc_err_name(mt_r_), mt_c_, mproc_err_name(mt_c_));                      \
+  } while (0)
+
+#endif
