@@ -66,3 +66,51 @@ double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_
 int mproc__cpu_count_combine(int affinity, double limit);
 
 #endif
+
+/* ---- waiting on a 32-bit word in shared memory (Linux futex) ---- */
+
+/* Sleeps while *addr == expected, at most timeout seconds (< 0 forever).  Returns 0 when woken (or when the
+ * value had already changed: callers always re-check), -ETIMEDOUT, or -EINTR when a signal arrived (callers
+ * that must not be interrupted loop).  Works across processes on shared mappings. */
+int mproc__futex_wait(uint32_t *addr, uint32_t expected, double timeout);
+/* Wakes at most n sleepers on addr (INT32_MAX for all).  Returns how many were woken, or negative errno. */
+int mproc__futex_wake(uint32_t *addr, int n);
+
+/* ---- a robust, process-shared mutex ----
+ * Lives in shared memory; sizeof(mproc__mutex) bytes, 8-aligned.  Built on glibc's robust PTHREAD_PROCESS_SHARED
+ * mutex, which is futex-based (no system call when uncontended) and is the only way to be on the kernel's
+ * robust list, which glibc owns.  When a holder dies, the next locker gets -EOWNERDEAD and holds the lock; it
+ * must call mproc__mutex_consistent() before unlocking, or the mutex becomes unusable (-ENOTRECOVERABLE). */
+typedef struct mproc__mutex {
+  _Alignas(8) unsigned char opaque[48];
+} mproc__mutex;
+int mproc__mutex_init(mproc__mutex *m);     /* 0 or negative errno */
+void mproc__mutex_destroy(mproc__mutex *m);
+/* 0, -EOWNERDEAD (locked; previous holder died), -ETIMEDOUT, -ENOTRECOVERABLE, -EDEADLK (already held by
+ * this thread). */
+int mproc__mutex_lock(mproc__mutex *m, double timeout);
+int mproc__mutex_unlock(mproc__mutex *m);   /* 0, or -EPERM when not held by the caller */
+int mproc__mutex_consistent(mproc__mutex *m);
+
+/* ---- shared memory ---- */
+
+/* Creates an anonymous memory file of size bytes (memfd: nothing in /dev/shm, freed with the last mapping
+ * and descriptor), close-on-exec.  Returns the descriptor or negative errno. */
+int mproc__shm_create_fd(const char *debug_name, size_t size);
+/* Creates a named POSIX shared memory object /name (O_EXCL, mode 0600) of size bytes, or opens an existing
+ * one (create == 0: *size receives its size).  Returns the descriptor or negative errno. */
+int mproc__shm_open_named(const char *name, int create, size_t *size);
+int mproc__shm_unlink_named(const char *name); /* 0 or negative errno */
+/* Maps size bytes of fd shared, read-write.  Returns the address, or NULL with *err set. */
+void *mproc__shm_map(int fd, size_t size, int *err);
+/* Maps size bytes of anonymous shared memory (inherited by forked children; no descriptor). */
+void *mproc__shm_map_anon(size_t size, int *err);
+int mproc__shm_unmap(void *addr, size_t size);
+/* Size of the file behind fd, or negative errno. */
+long long mproc__fd_size(int fd);
+size_t mproc__page_size(void);
+
+/* Sends / receives one descriptor over a Unix socket (SCM_RIGHTS), with a few bytes of payload.  0 or
+ * negative errno; the received descriptor is close-on-exec. */
+int mproc__send_fd(int sock, int fd, const void *data, size_t len);
+int mproc__recv_fd(int sock, int *fd, void *data, size_t len);

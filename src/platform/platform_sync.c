@@ -1,0 +1,208 @@
+/* platform_sync.c: futex waits, the robust process-shared mutex, and shared memory for Linux. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "platform/platform.h"
+
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(((mproc__mutex *)0)->opaque), "mproc__mutex too small");
+
+static struct timespec abs_deadline(double timeout) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  double whole = floor(timeout);
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)((timeout - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+int mproc__futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
+  struct timespec rel, *tsp = NULL;
+  if (timeout >= 0) {
+    rel.tv_sec = (time_t)timeout;
+    rel.tv_nsec = (long)((timeout - (double)rel.tv_sec) * 1e9);
+    tsp = &rel;
+  }
+  /* Not FUTEX_PRIVATE_FLAG: the word may be shared between processes. */
+  long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, NULL, 0);
+  if (r == 0) return 0;
+  if (errno == EAGAIN) return 0; /* value already changed */
+  if (errno == ETIMEDOUT) return -ETIMEDOUT;
+  if (errno == EINTR) return -EINTR;
+  return -errno;
+}
+
+int mproc__futex_wake(uint32_t *addr, int n) {
+  long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+  return r < 0 ? -errno : (int)r;
+}
+
+int mproc__mutex_init(mproc__mutex *m) {
+  pthread_mutexattr_t a;
+  int r = pthread_mutexattr_init(&a);
+  if (r) return -r;
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  memset(m, 0, sizeof *m);
+  r = pthread_mutex_init((pthread_mutex_t *)(void *)m->opaque, &a);
+  pthread_mutexattr_destroy(&a);
+  return -r;
+}
+
+void mproc__mutex_destroy(mproc__mutex *m) { pthread_mutex_destroy((pthread_mutex_t *)(void *)m->opaque); }
+
+int mproc__mutex_lock(mproc__mutex *m, double timeout) {
+  pthread_mutex_t *pm = (pthread_mutex_t *)(void *)m->opaque;
+  int r;
+  if (timeout < 0) {
+    r = pthread_mutex_lock(pm);
+  } else if (timeout == 0) {
+    r = pthread_mutex_trylock(pm);
+    if (r == EBUSY) r = ETIMEDOUT;
+  } else {
+    r = pthread_mutex_trylock(pm);
+    if (r == EBUSY) {
+      struct timespec ts = abs_deadline(timeout);
+      r = pthread_mutex_clocklock(pm, CLOCK_MONOTONIC, &ts);
+    }
+  }
+  return -r;
+}
+
+int mproc__mutex_unlock(mproc__mutex *m) { return -pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque); }
+
+int mproc__mutex_consistent(mproc__mutex *m) {
+  return -pthread_mutex_consistent((pthread_mutex_t *)(void *)m->opaque);
+}
+
+int mproc__shm_create_fd(const char *debug_name, size_t size) {
+  int fd = mproc__sys.memfd_create(debug_name ? debug_name : "mproc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -errno;
+  if (mproc__sys.ftruncate(fd, (off_t)size) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+int mproc__shm_open_named(const char *name, int create, size_t *size) {
+  char path[256];
+  if (snprintf(path, sizeof path, "/%s", name) >= (int)sizeof path) return -ENAMETOOLONG;
+  int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0);
+  int fd = shm_open(path, flags, 0600);
+  if (fd < 0) return -errno;
+  if (create) {
+    if (mproc__sys.ftruncate(fd, (off_t)*size) != 0) {
+      int err = errno;
+      close(fd);
+      shm_unlink(path);
+      return -err;
+    }
+  } else {
+    long long s = mproc__fd_size(fd);
+    if (s < 0) {
+      close(fd);
+      return (int)s;
+    }
+    *size = (size_t)s;
+  }
+  return fd;
+}
+
+int mproc__shm_unlink_named(const char *name) {
+  char path[256];
+  if (snprintf(path, sizeof path, "/%s", name) >= (int)sizeof path) return -ENAMETOOLONG;
+  return shm_unlink(path) == 0 ? 0 : -errno;
+}
+
+void *mproc__shm_map(int fd, size_t size, int *err) {
+  void *p = mproc__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    *err = -errno;
+    return NULL;
+  }
+  return p;
+}
+
+void *mproc__shm_map_anon(size_t size, int *err) {
+  void *p = mproc__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    *err = -errno;
+    return NULL;
+  }
+  return p;
+}
+
+int mproc__shm_unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : -errno; }
+
+long long mproc__fd_size(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  return (long long)st.st_size;
+}
+
+size_t mproc__page_size(void) {
+  long p = sysconf(_SC_PAGESIZE);
+  return p > 0 ? (size_t)p : 4096;
+}
+
+int mproc__send_fd(int sock, int fd, const void *data, size_t len) {
+  char dummy = 0;
+  struct iovec iov = {.iov_base = len ? (void *)data : &dummy, .iov_len = len ? len : 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  for (;;) {
+    ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (r >= 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int mproc__recv_fd(int sock, int *fd, void *data, size_t len) {
+  char dummy;
+  struct iovec iov = {.iov_base = len ? data : &dummy, .iov_len = len ? len : 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  ssize_t r;
+  do {
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (r == 0) return -ECONNRESET;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      memcpy(fd, CMSG_DATA(c), sizeof *fd);
+      return 0;
+    }
+  }
+  return -EBADMSG;
+}
