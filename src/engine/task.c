@@ -1,0 +1,98 @@
+/* task.c: the task context: results (inline, growable, fixed-record), failures, and local runs. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "engine/task_local.h"
+
+void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
+                       int64_t index) {
+  priv->fixed = buf != NULL;
+  priv->fail_code = 0;
+  priv->msg[0] = '\0';
+  t->out = buf ? buf : priv->heap;
+  t->out_cap = buf ? cap : (priv->heap ? priv->heap_cap : 0);
+  t->out_len = 0;
+  t->worker_id = worker_id;
+  t->attempt = 1;
+  t->index = index;
+  t->priv_ = priv;
+}
+
+static void *grow(mproc_task *t, size_t len) {
+  mproc__task_priv *priv = t->priv_;
+  if (priv->fixed) return NULL;
+  if (len > priv->heap_cap) {
+    size_t cap = priv->heap_cap ? priv->heap_cap : 64;
+    while (cap < len) cap = cap > SIZE_MAX / 2 ? len : cap * 2;
+    void *p = mproc__realloc(priv->heap, cap);
+    if (!p) return NULL;
+    priv->heap = p;
+    priv->heap_cap = cap;
+  }
+  t->out = priv->heap;
+  t->out_cap = priv->heap_cap;
+  return priv->heap;
+}
+
+int mproc__task_return_slow(mproc_task *t, const void *data, size_t len) {
+  if (!t || (!data && len)) return MPROC_EINVAL;
+  mproc__task_priv *priv = t->priv_;
+  if (!priv) return MPROC_EINVAL;
+  if (priv->fixed) return MPROC_EMSGSIZE;
+  if (!grow(t, len)) return MPROC_ENOMEM;
+  memcpy(t->out, data, len);
+  t->out_len = len;
+  return 0;
+}
+
+void *mproc_task_return_buffer(mproc_task *t, size_t len) {
+  if (!t || !t->priv_) return NULL;
+  if (len > t->out_cap && !grow(t, len)) return NULL;
+  t->out_len = len;
+  return t->out;
+}
+
+int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...) {
+  if (code >= 0) code = MPROC_ETASKFAILED;
+  if (!t || !t->priv_) return code;
+  mproc__task_priv *priv = t->priv_;
+  priv->fail_code = code;
+  priv->msg[0] = '\0';
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(priv->msg, sizeof priv->msg, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+int mproc__task_finish_code(mproc_task *t, int ret) {
+  mproc__task_priv *priv = t->priv_;
+  if (ret == 0) return 0;
+  if (ret > 0) ret = MPROC_ETASKFAILED;
+  /* A task that called mproc_task_fail() and returned its code keeps its message; a bare negative return
+   * has none. */
+  if (priv->fail_code != ret) priv->msg[0] = '\0';
+  return ret;
+}
+
+int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int worker_id, int64_t index,
+                          mproc__task_outcome *out) {
+  mproc__task_priv priv = {0};
+  mproc_task t;
+  mproc__task_begin(&t, &priv, NULL, 0, worker_id, index);
+  int code = mproc__task_finish_code(&t, fn(len ? arg : NULL, len, &t));
+  out->code = code;
+  snprintf(out->msg, sizeof out->msg, "%s", priv.msg);
+  out->result = NULL;
+  out->result_len = 0;
+  if (code == 0 && t.out_len > 0) {
+    /* hand over the runner's buffer as the result */
+    out->result = priv.heap;
+    out->result_len = t.out_len;
+    priv.heap = NULL;
+  }
+  mproc__free(priv.heap);
+  return code;
+}

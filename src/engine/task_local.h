@@ -1,0 +1,38 @@
+/* task_local.h: running one task in the calling process, with a growable result buffer.  Used by the serial
+ * backend, by workers, and by the result cache on a miss. */
+#ifndef MPROC_TASK_LOCAL_H
+#define MPROC_TASK_LOCAL_H
+
+#include "internal.h"
+
+#define MPROC_TASK_MSG_MAX 256
+
+/* What the engine keeps behind mproc_task.priv_. */
+typedef struct mproc__task_priv {
+  int fixed;                       /* out is a fixed-size record: no growth */
+  void *heap;                      /* growable buffer owned by the runner (mproc__malloc), or NULL */
+  size_t heap_cap;
+  int fail_code;                   /* set by mproc_task_fail */
+  char msg[MPROC_TASK_MSG_MAX];    /* its message, "" if none */
+} mproc__task_priv;
+
+/* The outcome of a task run in the calling process. */
+typedef struct mproc__task_outcome {
+  int code;             /* 0, or the task's failure code */
+  char msg[MPROC_TASK_MSG_MAX];
+  void *result;         /* result bytes (mproc__malloc'd; the caller frees with mproc__free), NULL if none */
+  size_t result_len;
+} mproc__task_outcome;
+
+/* Runs fn(arg, len) here with worker_id and index as given.  Fills *out; returns out->code. */
+int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int worker_id, int64_t index,
+                          mproc__task_outcome *out);
+
+/* Prepares a context whose result goes into the fixed record buf[cap] (a map's output slot), or into a
+ * growable buffer when buf is NULL (priv->heap, starting with a small inline capacity). */
+void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
+                       int64_t index);
+/* Normalises fn's return value into the outcome code (0 or negative). */
+int mproc__task_finish_code(mproc_task *t, int ret);
+
+#endif
