@@ -1,0 +1,229 @@
+/* mproc/pool.h: the pool of workers and its faces: multiprocessing.Pool (map, apply, apply_async) and
+ * concurrent.futures (submit, futures, wait, as_completed).  One engine serves them all.  Included by
+ * <mproc.h>. */
+#ifndef MPROC_POOL_H
+#define MPROC_POOL_H
+
+#include <mproc/common.h>
+#include <mproc/task.h>
+
+MPROC_EXTERN_C_BEGIN
+
+/* A pool of workers.  Safe to use from several threads of the process that created it. */
+typedef struct mproc_pool mproc_pool;
+/* concurrent.futures' name for the same engine: every mproc_executor_* call takes a pool. */
+typedef struct mproc_pool mproc_executor;
+/* The eventual outcome of one submitted task. */
+typedef struct mproc_future mproc_future;
+
+/* Where tasks run. */
+typedef enum mproc_backend {
+  MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "serial"), else process */
+  MPROC_BACKEND_PROCESS = 1, /* worker processes forked from a clean single-threaded template process */
+  MPROC_BACKEND_SERIAL = 2,  /* no workers: each task runs in the calling thread when submitted (debugging) */
+} mproc_backend;
+
+/* Options of mproc_pool_create(); all zero means the defaults. */
+typedef struct mproc_pool_opts {
+  /* Number of workers: > 0 as given; 0 takes MPROC_WORKERS from the environment, else mproc_cpu_count(). */
+  int workers;
+  mproc_backend backend;
+  /* Run once in each worker before its first task (the result is ignored; a failure ends the worker, and
+   * its tasks are reported as crashed), with its own copy of the init_arg bytes. */
+  mproc_task_fn initializer;
+  const void *init_arg;
+  size_t init_arg_len;
+  /* Run once in each worker when it ends normally (pool shut down, or max_tasks_per_child reached). */
+  void (*finalizer)(void);
+  /* A worker that has run this many tasks (or batches of a map) is replaced by a fresh one; 0: never. */
+  int max_tasks_per_child;
+  /* Seconds a task (or one item of a map) may run before its worker is killed and the task completes as
+   * MPROC_ETASKTIMEOUT; 0 (the default): no limit.  Per-call options override it. */
+  double task_timeout;
+  /* How many times a task that crashed or timed out is run again before it is reported; default 0. */
+  int max_retries;
+  /* Bytes of each worker's ring in each direction (a power of two is used, at least 4 KiB); 0: 256 KiB.
+   * Arguments and results of any size pass: larger ones are streamed through. */
+  size_t ring_bytes;
+  /* By default workers get OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS and
+   * VECLIB_MAXIMUM_THREADS set to max(1, CPUs / workers) unless already set (joblib's guard against
+   * oversubscription).  Nonzero leaves the environment alone. */
+  int keep_thread_env;
+} mproc_pool_opts;
+
+/* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
+ * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
+ * backend, MPROC_WORKERS not a positive number), MPROC_ENOBACKEND, -ENOMEM, -EAGAIN (no process or
+ * thread could be made); *out is then untouched and nothing is left behind. */
+MPROC_API int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
+
+/* The number of workers (> 0), or -EINVAL for NULL. */
+MPROC_API int mproc_pool_workers(const mproc_pool *pool);
+
+/* Python's close(): no more tasks may be submitted (they fail with MPROC_ECLOSED); queued ones still run.
+ * 0 or -EINVAL. */
+MPROC_API int mproc_pool_close(mproc_pool *pool);
+
+/* Waits until every submitted task has completed, at most timeout seconds.  0, -ETIMEDOUT, -EINVAL. */
+MPROC_API int mproc_pool_join(mproc_pool *pool, double timeout);
+
+/* Python's terminate(): tasks not yet started complete as cancelled (-ECANCELED), running ones are killed
+ * with their workers and complete as cancelled too; the pool is closed.  Returns 0 or -EINVAL. */
+MPROC_API int mproc_pool_terminate(mproc_pool *pool);
+
+/* Ends the pool and frees it.  Queued tasks are cancelled, running ones get a grace period of 1 s, then
+ * their workers are killed; every worker and the template process are reaped, and all shared memory and
+ * descriptors are released.  Futures the caller still holds stay valid (completed) until released.  NULL
+ * is accepted. */
+MPROC_API void mproc_pool_destroy(mproc_pool *pool);
+
+/* ---- submitting tasks and futures (apply_async / submit) ---- */
+
+/* Per-submission options; all zero means the pool's. */
+typedef struct mproc_submit_opts {
+  double timeout;  /* per-task timeout in seconds; 0: the pool's */
+  int max_retries; /* -1: none; 0: the pool's; > 0: that many */
+} mproc_submit_opts;
+
+/* Submits fn(arg, arg_len) to the pool.  The argument bytes are copied.  On success *out receives a new
+ * future (release it with mproc_future_release()).  Errors: -EINVAL, MPROC_ECLOSED after close/shutdown,
+ * -ENOMEM; *out untouched. */
+MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
+                                const mproc_submit_opts *opts, mproc_future **out);
+
+/* Submits and waits: Python's Pool.apply().  The result is copied into out[0..out_cap) and its length stored
+ * in *out_len (when out_len is not NULL); -EMSGSIZE when it does not fit (the length is still stored).
+ * Returns 0 or the task's failure code (see mproc_future_result()). */
+MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
+                               void *out, size_t out_cap, size_t *out_len);
+
+/* How a task ended. */
+typedef enum mproc_outcome_kind {
+  MPROC_OUTCOME_PENDING = 0,  /* not finished */
+  MPROC_OUTCOME_OK = 1,
+  MPROC_OUTCOME_FAILED = 2,   /* the task returned a failure code */
+  MPROC_OUTCOME_CRASHED = 3,  /* its worker died: signal or exit_code tells how */
+  MPROC_OUTCOME_TIMEDOUT = 4, /* it ran past its timeout; its worker was killed */
+  MPROC_OUTCOME_CANCELLED = 5,
+  MPROC_OUTCOME_LOST = 6,     /* the backend failed (no worker could be started) */
+} mproc_outcome_kind;
+
+typedef struct mproc_outcome {
+  mproc_outcome_kind kind;
+  int code;        /* 0 for OK; the task's code; MPROC_ECRASHED, MPROC_ETASKTIMEOUT, -ECANCELED, MPROC_ELOST */
+  int signal;      /* CRASHED by a signal: its number, else 0 */
+  int exit_code;   /* CRASHED by exiting: its exit status, else -1 */
+  int attempts;    /* how many times it ran (1 + retries) */
+  int worker;      /* the worker that ran it last, or -1 */
+  const char *message; /* the task's failure message, or a description of the crash; "" if none.  Valid
+                          until the future is released. */
+} mproc_outcome;
+
+/* Waits until the future is done, at most timeout seconds.  0 when done, -ETIMEDOUT, -EINVAL. */
+MPROC_API int mproc_future_wait(mproc_future *f, double timeout);
+
+/* Waits (as mproc_future_wait()) and gives the result: *data and *len (either may be NULL) point to the
+ * result bytes, valid until the future is released.  Returns 0 on success; -ETIMEDOUT if not done in time;
+ * otherwise the task's failure: its own code, MPROC_ECRASHED, MPROC_ETASKTIMEOUT, -ECANCELED or MPROC_ELOST
+ * (then *data is NULL and *len 0). */
+MPROC_API int mproc_future_result(mproc_future *f, double timeout, const void **data, size_t *len);
+
+/* Python's exception(): waits, then returns 0 when the task succeeded, its failure code otherwise, or
+ * -ETIMEDOUT.  mproc_future_outcome() tells the details. */
+MPROC_API int mproc_future_error(mproc_future *f, double timeout);
+
+/* Fills *o with how the task ended (kind PENDING while it is not done).  0 or -EINVAL. */
+MPROC_API int mproc_future_outcome(mproc_future *f, mproc_outcome *o);
+
+/* Cancels the task if it has not been handed to a worker yet: returns 1 when cancelled (or already
+ * cancelled), 0 when it is running or done, -EINVAL for NULL.  As in concurrent.futures, a task counts as
+ * running as soon as it is handed to a worker (at most two per worker are). */
+MPROC_API int mproc_future_cancel(mproc_future *f);
+MPROC_API int mproc_future_cancelled(mproc_future *f); /* 1 or 0 (or -EINVAL) */
+MPROC_API int mproc_future_running(mproc_future *f);
+MPROC_API int mproc_future_done(mproc_future *f);      /* finished, failed, crashed or cancelled */
+
+/* Calls cb(f, user) once the future is done: at once in the calling thread if it already is, otherwise
+ * in the pool's manager thread right after completion (keep callbacks short; they may call any mproc_future
+ * function but must not wait for other futures of the same pool).  Callbacks run in the order added.
+ * Returns 0, -EINVAL, -ENOMEM; if it fails the callback never runs. */
+typedef void (*mproc_future_cb)(mproc_future *f, void *user);
+MPROC_API int mproc_future_add_done_callback(mproc_future *f, mproc_future_cb cb, void *user);
+
+/* Drops the caller's reference.  The task is not cancelled; NULL is accepted. */
+MPROC_API void mproc_future_release(mproc_future *f);
+
+/* concurrent.futures.wait(). */
+typedef enum mproc_wait_mode {
+  MPROC_ALL_COMPLETED = 0,
+  MPROC_FIRST_COMPLETED = 1,
+  MPROC_FIRST_EXCEPTION = 2, /* any failure (including crash, timeout, cancel), else all */
+} mproc_wait_mode;
+
+/* Waits until the mode is satisfied for futures fs[0..n), at most timeout seconds.  Stores the number of
+ * done futures in *ndone and, when done_flags is not NULL, 1 or 0 in done_flags[i] for each.  Returns 0
+ * when the mode was satisfied, -ETIMEDOUT when not (the outputs are still filled), -EINVAL (NULL fs with n
+ * > 0, a NULL future, futures of different pools). */
+MPROC_API int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_wait_mode mode,
+                                 size_t *ndone, unsigned char *done_flags);
+
+/* concurrent.futures.as_completed(): yields each of fs[0..n) once, in the order they complete (those
+ * already done first).  A future may be in one iterator at a time. */
+typedef struct mproc_as_completed mproc_as_completed;
+/* 0, -EINVAL, -ENOMEM, -EBUSY (a future already belongs to another iterator). */
+MPROC_API int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs, size_t n);
+/* Stores the next completed future in *f (the iterator keeps no reference: the caller's stays valid) and
+ * returns 0; MPROC_EEOF when every future has been yielded; -ETIMEDOUT when none completed in time. */
+MPROC_API int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f);
+MPROC_API void mproc_as_completed_destroy(mproc_as_completed *it);
+
+/* ---- map over fixed-size records (Pool.map, Executor.map) ---- */
+
+typedef enum mproc_error_policy {
+  MPROC_ON_ERROR_STOP = 0,     /* at the first failure, cancel what has not started (default) */
+  MPROC_ON_ERROR_CONTINUE = 1, /* run every item, report failures per item */
+  MPROC_ON_ERROR_STOP_AFTER = 2, /* stop after max_failures failures (GNU parallel's --halt) */
+} mproc_error_policy;
+
+typedef struct mproc_map_opts {
+  size_t chunk_size;         /* items per batch; 0: automatic */
+  double task_timeout;       /* per item, seconds; 0: the pool's */
+  int max_retries;           /* -1 none, 0 the pool's, > 0 that many */
+  mproc_error_policy on_error;
+  int max_failures;          /* with MPROC_ON_ERROR_STOP_AFTER; at least 1 */
+  /* Optional: n codes, one per item: 0, its failure code, or -ECANCELED for items not run. */
+  int *item_codes;
+} mproc_map_opts;
+
+/* What a map did. */
+typedef struct mproc_map_report {
+  size_t ok, failed, cancelled;   /* items; failed counts crashes and timeouts too */
+  int64_t first_failed_index;     /* the lowest index that failed, or -1 */
+  mproc_outcome first_failure;    /* its outcome; message points into the report's buffer below */
+  char message[256];
+} mproc_map_report;
+
+/* Runs fn on each of n records of in_size bytes at in, writing each result into the record of out_size
+ * bytes at out (results must fit: a larger one fails its item with -EMSGSIZE; a shorter one leaves the rest
+ * of its record as it was).  Results are in input order; nothing is allocated per item.  in may be NULL
+ * when in_size is 0 (each task then gets no argument and reads its index with mproc_task_index()); out may
+ * be NULL when out_size is 0.  Returns 0 when every item succeeded, else the first failure's code by index
+ * (details in *report when not NULL); -EINVAL for bad arguments; MPROC_ECLOSED on a closed pool. */
+MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                             void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report);
+
+/* ---- concurrent.futures names for the same engine ---- */
+MPROC_API int mproc_executor_create(mproc_executor **out, const mproc_pool_opts *opts);
+MPROC_API int mproc_executor_submit(mproc_executor *ex, mproc_task_fn fn, const void *arg, size_t arg_len,
+                                    mproc_future **out);
+MPROC_API int mproc_executor_map(mproc_executor *ex, mproc_task_fn fn, const void *in, size_t n,
+                                 size_t in_size, void *out, size_t out_size, const mproc_map_opts *opts,
+                                 mproc_map_report *report);
+/* shutdown(wait, cancel_futures): no more submissions; with cancel_futures, tasks not yet started are
+ * cancelled; with wait, returns once every task has completed.  The pool must still be destroyed. */
+MPROC_API int mproc_executor_shutdown(mproc_executor *ex, int wait, int cancel_futures);
+MPROC_API void mproc_executor_destroy(mproc_executor *ex);
+
+MPROC_EXTERN_C_END
+
+#endif

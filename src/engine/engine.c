@@ -1,0 +1,771 @@
+/* engine.c: the engine's core: start and stop, the manager thread, dispatch, results, deaths, timeouts.
+ * The design is described in engine.h. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+#define INFLIGHT_PER_WORKER 2
+#define MANAGER_SPIN_ROUNDS 200
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+void mproc__job_free(mproc__job *j) {
+  if (!j) return;
+  mproc__free(j->arg_owned);
+  mproc__free(j);
+}
+
+void mproc__engine_wake_manager(mproc__engine *e) {
+  if (!e->sh) return;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&e->sh->manager_sleeping, __ATOMIC_RELAXED)) {
+    __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
+    mproc__futex_wake(&e->sh->doorbell, 1);
+  }
+}
+
+void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
+  j->next = NULL;
+  if (front) {
+    j->next = e->pend_head;
+    e->pend_head = j;
+    if (!e->pend_tail) e->pend_tail = j;
+  } else {
+    if (e->pend_tail) e->pend_tail->next = j;
+    else e->pend_head = j;
+    e->pend_tail = j;
+  }
+}
+
+/* ---- completing work ---- */
+
+void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
+                                 void *result, size_t result_len) {
+  mproc_outcome oc = *o;
+  oc.attempts = j->attempts;
+  mproc__future_complete(j->fut, &oc, msg, result, result_len);
+  j->fut->job = NULL;
+  mproc__future_unref_locked(j->fut);
+  e->outstanding--;
+  mproc__job_free(j);
+  pthread_cond_broadcast(&e->done_cv);
+}
+
+/* Records the failure of items [first, first+count) of a map. */
+void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
+                              const mproc_outcome *o, const char *msg) {
+  for (size_t k = 0; k < count; k++) {
+    int64_t idx = first + (int64_t)k;
+    if (m->opts.item_codes) m->opts.item_codes[idx] = o->code;
+    if (o->kind == MPROC_OUTCOME_CANCELLED) {
+      m->cancelled++;
+    } else {
+      m->failed++;
+      if (m->first_failed < 0 || idx < m->first_failed) {
+        m->first_failed = idx;
+        m->first_outcome = *o;
+        snprintf(m->first_msg, sizeof m->first_msg, "%s", msg ? msg : "");
+      }
+    }
+  }
+  m->remaining -= count;
+  if (o->kind != MPROC_OUTCOME_CANCELLED && !m->stopped) {
+    bool stop = m->opts.on_error == MPROC_ON_ERROR_STOP ||
+                (m->opts.on_error == MPROC_ON_ERROR_STOP_AFTER && m->failed >= (size_t)m->max_failures);
+    if (stop) {
+      m->stopped = true;
+      /* cancel this map's batches that have not been handed out */
+      mproc__job **pp = &e->pend_head;
+      mproc__job *last = NULL;
+      while (*pp) {
+        mproc__job *j = *pp;
+        if (j->map == m) {
+          *pp = j->next;
+          mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1,
+                             .worker = -1};
+          mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
+          e->outstanding--;
+          mproc__job_free(j);
+        } else {
+          last = j;
+          pp = &j->next;
+        }
+      }
+      e->pend_tail = last;
+    }
+  }
+  pthread_cond_broadcast(&e->done_cv);
+}
+
+static void complete_batch_ok(mproc__engine *e, mproc__job *j, size_t nfail) {
+  mproc__map *m = j->map;
+  size_t ok = j->count - nfail;
+  m->ok += ok;
+  m->remaining -= ok;
+  if (m->opts.item_codes)
+    for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
+}
+
+/* ---- dispatch: hand queued jobs to workers with room ---- */
+
+static int pick_worker(mproc__engine *e) {
+  int best = -1;
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    if (w->pid == 0 || w->stopping || w->kill_reason) continue;
+    if (w->tx_job) continue; /* still writing a record */
+    if (w->ninflight >= INFLIGHT_PER_WORKER) continue;
+    if (e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child) continue;
+    if (best < 0 || w->ninflight < e->ws[best].ninflight) best = i;
+  }
+  return best;
+}
+
+/* Writes as much of worker i's current record as fits.  Returns true when it progressed. */
+static bool tx_progress(mproc__engine *e, int i) {
+  mproc__wstate *w = &e->ws[i];
+  mproc__job *j = w->tx_job;
+  if (!j) return false;
+  mproc__ring *in = e->sh->slots[i].in;
+  size_t total = sizeof w->tx_hdr + w->tx_hdr.payload_len, before = w->tx_done;
+  while (w->tx_done < total) {
+    size_t n;
+    if (w->tx_done < sizeof w->tx_hdr) {
+      n = mproc__ring_put_some(in, (unsigned char *)&w->tx_hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
+    } else {
+      size_t off = w->tx_done - sizeof w->tx_hdr;
+      n = mproc__ring_put_some(in, (const unsigned char *)j->arg + off, w->tx_hdr.payload_len - off);
+    }
+    if (n == 0) break;
+    w->tx_done += n;
+  }
+  if (w->tx_done == total) w->tx_job = NULL;
+  return w->tx_done != before;
+}
+
+void mproc__engine_dispatch(mproc__engine *e) {
+  if (e->backend != MPROC_BACKEND_PROCESS) return;
+  for (int i = 0; i < e->nworkers; i++) tx_progress(e, i);
+  while (e->pend_head) {
+    int i = pick_worker(e);
+    if (i < 0) break;
+    mproc__job *j = e->pend_head;
+    e->pend_head = j->next;
+    if (!e->pend_head) e->pend_tail = NULL;
+    j->next = NULL;
+    mproc__wstate *w = &e->ws[i];
+    if (w->tail) w->tail->next = j;
+    else w->head = j;
+    w->tail = j;
+    w->ninflight++;
+    w->jobs_sent++;
+    j->attempts++;
+    if (j->fut) {
+      j->fut->state = FUT_RUNNING;
+      j->fut->out.worker = i;
+    }
+    if (j->timeout > 0) e->timeouts_active = true;
+    w->tx_hdr = (wire_job){.magic = WIRE_MAGIC, .kind = (uint32_t)j->kind, .id = j->id,
+                           .fn = (uint64_t)(uintptr_t)j->fn, .first = j->kind == JOB_BATCH ? j->first : -1,
+                           .count = j->count, .attempt = (uint32_t)j->attempts, .payload_len = j->arg_len};
+    if (j->kind == JOB_BATCH) {
+      w->tx_hdr.in_size = (uint32_t)j->map->in_size;
+      w->tx_hdr.out_size = (uint32_t)j->map->out_size;
+    }
+    w->tx_job = j;
+    w->tx_done = 0;
+    tx_progress(e, i);
+  }
+}
+
+static void send_tpl(mproc__engine *e, tpl_msg m);
+
+/* ---- results ---- */
+
+static void pop_inflight(mproc__wstate *w, mproc__job *j) {
+  w->head = j->next;
+  if (!w->head) w->tail = NULL;
+  w->ninflight--;
+  j->next = NULL;
+}
+
+static void *rx_grow(mproc__wstate *w, size_t need) {
+  if (need > w->rx_buf_cap) {
+    void *p = mproc__realloc(w->rx_buf, need);
+    if (!p) return NULL;
+    w->rx_buf = p;
+    w->rx_buf_cap = need;
+  }
+  return w->rx_buf;
+}
+
+static void finish_result(mproc__engine *e, int i) {
+  mproc__wstate *w = &e->ws[i];
+  mproc__job *j = w->head;
+  pop_inflight(w, j);
+  wire_result *h = &w->rx_hdr;
+  if (j->kind == JOB_TASK) {
+    mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = h->code,
+                       .exit_code = -1, .worker = i};
+    void *res = NULL;
+    if (h->code == 0 && h->payload_len) {
+      res = w->rx_buf; /* hand the buffer over to the future */
+      w->rx_buf = NULL;
+      w->rx_buf_cap = 0;
+    }
+    mproc__engine_complete_task(e, j, &o, w->rx_msg, res, h->code ? 0 : h->payload_len);
+  } else {
+    mproc__map *m = j->map;
+    const wire_fail *f = (const wire_fail *)w->rx_buf;
+    complete_batch_ok(e, j, h->nfail);
+    for (uint32_t k = 0; k < h->nfail; k++) {
+      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = f[k].code, .exit_code = -1, .worker = i,
+                         .attempts = j->attempts};
+      mproc__engine_fail_items(e, m, f[k].index, 1, &o, f[k].msg);
+    }
+    e->outstanding--;
+    mproc__job_free(j);
+    pthread_cond_broadcast(&e->done_cv);
+  }
+}
+
+/* Reads what worker i has sent.  Returns true when it progressed. */
+static bool rx_progress(mproc__engine *e, int i) {
+  mproc__wstate *w = &e->ws[i];
+  mproc__ring *out = e->sh->slots[i].out;
+  bool progressed = false;
+  for (;;) {
+    if (w->rx_stage == 0) {
+      if (mproc__ring_used(out) < sizeof w->rx_hdr) return progressed;
+      mproc__ring_get_some(out, &w->rx_hdr, sizeof w->rx_hdr);
+      progressed = true;
+      if (w->rx_hdr.magic != WIRE_MAGIC || !w->head || w->head->id != w->rx_hdr.id) {
+        /* cannot happen with a sane worker: treat it as a crash of that worker */
+        mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);
+        return progressed;
+      }
+      w->rx_stage = 1;
+      w->rx_done = 0;
+      w->rx_msg[0] = '\0';
+    }
+    if (w->rx_stage == 1) {
+      size_t want = w->rx_hdr.msg_len;
+      while (w->rx_done < want) {
+        char tmp[MPROC_TASK_MSG_MAX];
+        size_t n = mproc__ring_get_some(out, tmp, want - w->rx_done < sizeof tmp ? want - w->rx_done : sizeof tmp);
+        if (n == 0) return progressed;
+        size_t keep = w->rx_done < sizeof w->rx_msg - 1 ? sizeof w->rx_msg - 1 - w->rx_done : 0;
+        memcpy(w->rx_msg + w->rx_done, tmp, n < keep ? n : keep);
+        w->rx_done += n;
+        w->rx_msg[w->rx_done < sizeof w->rx_msg ? w->rx_done : sizeof w->rx_msg - 1] = '\0';
+        progressed = true;
+      }
+      w->rx_stage = 2;
+      w->rx_done = 0;
+    }
+    if (w->rx_stage == 2) {
+      mproc__job *j = w->head;
+      size_t total = w->rx_hdr.payload_len;
+      size_t nout = j->kind == JOB_BATCH ? (size_t)j->count * j->map->out_size : 0;
+      if (j->kind == JOB_TASK && !rx_grow(w, total ? total : 1)) return progressed; /* retried later */
+      if (j->kind == JOB_BATCH && total > nout && !rx_grow(w, total - nout)) return progressed;
+      while (w->rx_done < total) {
+        size_t n;
+        if (j->kind == JOB_BATCH && w->rx_done < nout) {
+          unsigned char *dst = j->map->out + (size_t)j->first * j->map->out_size + w->rx_done;
+          n = mproc__ring_get_some(out, dst, nout - w->rx_done);
+        } else {
+          size_t off = w->rx_done - nout;
+          n = mproc__ring_get_some(out, w->rx_buf + off, total - w->rx_done);
+        }
+        if (n == 0) return progressed;
+        w->rx_done += n;
+        progressed = true;
+      }
+      w->rx_stage = 0;
+      finish_result(e, i);
+    }
+  }
+}
+
+/* ---- deaths ---- */
+
+static void send_tpl(mproc__engine *e, tpl_msg m) {
+  while (send(e->tpl_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+void mproc__engine_kill_worker(mproc__engine *e, int i, int reason) {
+  mproc__wstate *w = &e->ws[i];
+  w->kill_reason = reason;
+  send_tpl(e, (tpl_msg){TPL_KILL, i, w->pid, SIGKILL});
+}
+
+static void spawn_worker(mproc__engine *e, int i) {
+  mproc__wstate *w = &e->ws[i];
+  w->spawning = true;
+  send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
+}
+
+static void worker_died(mproc__engine *e, int i, int wstatus) {
+  mproc__wstate *w = &e->ws[i];
+  mproc__slot *slot = &e->sh->slots[i];
+  uint64_t running = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
+  bool init_failed = __atomic_load_n(&slot->in_init, __ATOMIC_ACQUIRE) != 0;
+  /* A worker whose initializer failed ran nothing: fail the first job handed to it rather than respawn
+   * forever (Python's Pool hangs here). */
+  if (init_failed && w->head) running = w->head->id;
+  int64_t item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE);
+  mproc_outcome o = {.kind = MPROC_OUTCOME_CRASHED, .code = MPROC_ECRASHED, .exit_code = -1, .worker = i};
+  char msg[MPROC_TASK_MSG_MAX];
+  if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT) {
+    o.kind = MPROC_OUTCOME_TIMEDOUT;
+    o.code = MPROC_ETASKTIMEOUT;
+    snprintf(msg, sizeof msg, "timed out; worker %d (pid %d) killed", i, w->pid);
+  } else if (w->kill_reason == MPROC_OUTCOME_CANCELLED) {
+    o.kind = MPROC_OUTCOME_CANCELLED;
+    o.code = MPROC_ECANCELED;
+    snprintf(msg, sizeof msg, "cancelled; worker %d (pid %d) killed", i, w->pid);
+  } else if (init_failed) {
+    o.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    o.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    snprintf(msg, sizeof msg, "worker %d (pid %d): the initializer failed", i, w->pid);
+  } else if (WIFSIGNALED(wstatus)) {
+    o.signal = WTERMSIG(wstatus);
+    snprintf(msg, sizeof msg, "worker %d (pid %d) killed by signal %d (%s)", i, w->pid, o.signal,
+             strsignal(o.signal));
+  } else {
+    o.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    snprintf(msg, sizeof msg, "worker %d (pid %d) exited with status %d", i, w->pid, o.exit_code);
+  }
+  /* The job it ran (if any) fails or is retried; the ones queued behind it go back to the queue. */
+  mproc__job *j = w->head, *requeue_head = NULL, **rq = &requeue_head;
+  w->head = w->tail = NULL;
+  w->ninflight = 0;
+  w->tx_job = NULL;
+  while (j) {
+    mproc__job *next = j->next;
+    j->next = NULL;
+    bool was_running = running != 0 && j->id == running;
+    if (!was_running && o.kind == MPROC_OUTCOME_CANCELLED) {
+      /* terminate(): what waited behind the killed task is cancelled too, not run again */
+      if (j->kind == JOB_TASK) {
+        mproc__engine_complete_task(e, j, &o, NULL, NULL, 0);
+      } else {
+        mproc__engine_fail_items(e, j->map, j->first, j->count, &o, NULL);
+        e->outstanding--;
+        mproc__job_free(j);
+      }
+    } else if (!was_running) {
+      j->attempts--; /* never ran */
+      if (j->fut) j->fut->state = FUT_PENDING;
+      *rq = j;
+      rq = &j->next;
+    } else if (j->kind == JOB_TASK) {
+      if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED) {
+        j->retries_left--;
+        j->fut->state = FUT_PENDING;
+        *rq = j;
+        rq = &j->next;
+      } else {
+        mproc__engine_complete_task(e, j, &o, msg, NULL, 0);
+      }
+    } else {
+      /* a batch: only the item that ran fails; the items around it run again */
+      int64_t end = j->first + j->count;
+      mproc__map *m = j->map;
+      if (item < j->first || item >= end) item = j->first;
+      int64_t parts[2][2] = {{j->first, item}, {item + 1, end}};
+      for (int p = 0; p < 2; p++) {
+        if (parts[p][1] <= parts[p][0]) continue;
+        mproc__job *nj = mproc__calloc(1, sizeof *nj);
+        if (!nj) {
+          mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
+          mproc__engine_fail_items(e, m, parts[p][0], (size_t)(parts[p][1] - parts[p][0]), &lost, "out of memory");
+          continue;
+        }
+        *nj = *j;
+        nj->arg_owned = NULL;
+        nj->next = NULL;
+        nj->id = ++e->next_id;
+        nj->first = parts[p][0];
+        nj->count = (uint32_t)(parts[p][1] - parts[p][0]);
+        nj->arg = m->in ? m->in + (size_t)nj->first * m->in_size : NULL;
+        nj->arg_len = (size_t)nj->count * m->in_size;
+        nj->attempts = j->attempts - 1;
+        e->outstanding++;
+        *rq = nj;
+        rq = &nj->next;
+      }
+      if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED && !m->stopped) {
+        mproc__job *nj = mproc__calloc(1, sizeof *nj);
+        if (nj) {
+          *nj = *j;
+          nj->arg_owned = NULL;
+          nj->next = NULL;
+          nj->id = ++e->next_id;
+          nj->first = item;
+          nj->count = 1;
+          nj->arg = m->in ? m->in + (size_t)item * m->in_size : NULL;
+          nj->arg_len = m->in_size;
+          nj->retries_left--;
+          e->outstanding++;
+          *rq = nj;
+          rq = &nj->next;
+        }
+      } else {
+        o.attempts = j->attempts;
+        mproc__engine_fail_items(e, m, item, 1, &o, msg);
+      }
+      e->outstanding--;
+      mproc__job_free(j);
+    }
+    j = next;
+  }
+  /* requeued jobs go first, in their order */
+  if (requeue_head) {
+    *rq = e->pend_head;
+    e->pend_head = requeue_head;
+    if (!e->pend_tail) {
+      mproc__job *t = requeue_head;
+      while (t->next) t = t->next;
+      e->pend_tail = t;
+    }
+  }
+  /* drop queued batches of maps that stopped meanwhile */
+  w->pid = 0;
+  w->kill_reason = 0;
+  w->jobs_sent = 0;
+  w->rx_stage = 0;
+  w->stopping = false;
+  pthread_cond_broadcast(&e->done_cv);
+  if (!e->quitting) spawn_worker(e, i);
+}
+
+static void handle_template(mproc__engine *e) {
+  uint32_t ev = __atomic_load_n(&e->sh->template_events, __ATOMIC_ACQUIRE);
+  if (ev == e->tpl_seen) return;
+  e->tpl_seen = ev;
+  tpl_msg m;
+  while (recv(e->tpl_sock, &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m) {
+    if (m.slot < 0 || m.slot >= e->nworkers) continue;
+    mproc__wstate *w = &e->ws[m.slot];
+    if (m.op == TPL_SPAWNED) {
+      w->spawning = false;
+      w->pid = m.pid;
+      e->started++;
+    } else if (m.op == TPL_SPAWN_FAILED) {
+      w->spawning = false;
+      if (!e->ready && !e->start_error) e->start_error = -m.value;
+    } else if (m.op == TPL_DIED) {
+      worker_died(e, m.slot, m.value);
+    }
+  }
+  pthread_cond_broadcast(&e->done_cv);
+}
+
+/* Kills workers whose task ran past its timeout; returns seconds until the next deadline (-1: none). */
+static double check_timeouts(mproc__engine *e) {
+  if (!e->timeouts_active) return -1;
+  double next = -1;
+  uint64_t now = mproc__now_ns();
+  bool any = false;
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    if (!w->pid || !w->head || w->kill_reason) continue;
+    for (mproc__job *j = w->head; j; j = j->next)
+      if (j->timeout > 0) any = true;
+    mproc__job *j = w->head;
+    if (j->timeout <= 0) continue;
+    mproc__slot *s = &e->sh->slots[i];
+    if (__atomic_load_n(&s->running_job, __ATOMIC_ACQUIRE) != j->id) {
+      next = next < 0 || j->timeout < next ? j->timeout : next;
+      continue;
+    }
+    double ran = (double)(now - __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE)) * 1e-9;
+    if (ran >= j->timeout) {
+      mproc__engine_kill_worker(e, i, MPROC_OUTCOME_TIMEDOUT);
+    } else {
+      double left = j->timeout - ran;
+      if (next < 0 || left < next) next = left;
+    }
+  }
+  if (!any) {
+    bool pend = false;
+    for (mproc__job *j = e->pend_head; j && !pend; j = j->next) pend = j->timeout > 0;
+    e->timeouts_active = pend;
+  }
+  return next;
+}
+
+static bool anything_ready(mproc__engine *e) {
+  if (__atomic_load_n(&e->sh->template_events, __ATOMIC_ACQUIRE) != e->tpl_seen) return true;
+  for (int i = 0; i < e->nworkers; i++) {
+    if (e->ws[i].pid && mproc__ring_used(e->sh->slots[i].out) > 0) return true;
+    if (e->ws[i].tx_job && mproc__ring_free(e->sh->slots[i].in) > 0) return true;
+  }
+  return false;
+}
+
+void mproc__engine_run_callbacks(mproc__engine *e) {
+  while (e->cb_run) {
+    struct cb_node *list = e->cb_run;
+    e->cb_run = NULL;
+    pthread_mutex_unlock(&e->lock);
+    extern void mproc__run_cb_list(struct cb_node * list);
+    mproc__run_cb_list(list);
+    pthread_mutex_lock(&e->lock);
+  }
+}
+
+static void stop_template(mproc__engine *e) {
+  if (e->tpl_sock >= 0) {
+    shutdown(e->tpl_sock, SHUT_RDWR);
+    mproc__plat_close(e->tpl_sock);
+    e->tpl_sock = -1;
+  }
+  if (e->tpl_pid > 0) {
+    int st;
+    mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
+    mproc__plat_close(e->tpl_pidfd);
+    e->tpl_pidfd = -1;
+    e->tpl_pid = 0;
+  }
+}
+
+static void *manager_main(void *arg) {
+  mproc__engine *e = arg;
+  pthread_mutex_lock(&e->lock);
+  int r = mproc__template_start(e);
+  if (r < 0) {
+    e->start_error = r;
+    e->ready = true;
+    pthread_cond_broadcast(&e->done_cv);
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+  }
+  for (int i = 0; i < e->nworkers; i++) spawn_worker(e, i);
+  int spins = 0;
+  while (!e->quitting) {
+    bool progressed = false;
+    handle_template(e);
+    if (!e->ready) {
+      bool all = true;
+      for (int i = 0; i < e->nworkers; i++) all = all && e->ws[i].pid != 0;
+      if (all || e->start_error) {
+        e->ready = true;
+        pthread_cond_broadcast(&e->done_cv);
+      }
+    }
+    for (int i = 0; i < e->nworkers; i++)
+      if (e->ws[i].pid) progressed |= rx_progress(e, i);
+    mproc__engine_dispatch(e);
+    double next_deadline = check_timeouts(e);
+    if (e->cb_run) mproc__engine_run_callbacks(e);
+    if (progressed) {
+      spins = 0;
+      continue;
+    }
+    if (++spins < MANAGER_SPIN_ROUNDS) {
+      pthread_mutex_unlock(&e->lock);
+      for (int k = 0; k < 20; k++) cpu_relax();
+      pthread_mutex_lock(&e->lock);
+      continue;
+    }
+    spins = 0;
+    uint32_t seq = __atomic_load_n(&e->sh->doorbell, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&e->sh->manager_sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (anything_ready(e) || e->quitting) {
+      __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+      continue;
+    }
+    pthread_mutex_unlock(&e->lock);
+    mproc__futex_wait(&e->sh->doorbell, seq, next_deadline >= 0 ? next_deadline + 0.0005 : -1);
+    pthread_mutex_lock(&e->lock);
+    __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&e->lock);
+  /* The template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
+   * would be killed before reaping the workers.  Closing the socket tells it to kill and reap every worker
+   * and exit. */
+  stop_template(e);
+  return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static size_t round_pow2(size_t n) {
+  size_t p = 4096;
+  while (p < n && p < ((size_t)1 << 30)) p <<= 1;
+  return p;
+}
+
+int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
+  e->opts = *opts;
+  pthread_mutex_init(&e->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->done_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  e->tpl_sock = -1;
+  e->tpl_pidfd = -1;
+  if (e->backend != MPROC_BACKEND_PROCESS) return 0;
+
+  e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
+  size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
+  size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
+  head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
+  e->sh_bytes = head + (size_t)e->nworkers * 2 * ring_bytes;
+  int err = 0;
+  e->sh = mproc__shm_map_anon(e->sh_bytes, &err);
+  if (!e->sh) return err;
+  e->sh->nworkers = (uint32_t)e->nworkers;
+  for (int i = 0; i < e->nworkers; i++) {
+    unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * 2 * ring_bytes;
+    mproc__slot *s = &e->sh->slots[i];
+    s->in = (mproc__ring *)base;
+    s->out = (mproc__ring *)(base + ring_bytes);
+    mproc__ring_init(s->in, e->ring_size);
+    mproc__ring_init(s->out, e->ring_size);
+    /* the manager's side of both rings sleeps on the doorbell */
+    mproc__ring_set_consumer_wake(s->out, &e->sh->manager_sleeping, &e->sh->doorbell);
+    mproc__ring_set_producer_wake(s->in, &e->sh->manager_sleeping, &e->sh->doorbell);
+  }
+  e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
+  if (!e->ws) {
+    mproc__shm_unmap(e->sh, e->sh_bytes);
+    e->sh = NULL;
+    return MPROC_ENOMEM;
+  }
+  int r = pthread_create(&e->manager, NULL, manager_main, e);
+  if (r) {
+    mproc__free(e->ws);
+    mproc__shm_unmap(e->sh, e->sh_bytes);
+    e->sh = NULL;
+    return -r;
+  }
+  e->manager_started = true;
+  pthread_mutex_lock(&e->lock);
+  while (!e->ready) pthread_cond_wait(&e->done_cv, &e->lock);
+  r = e->start_error;
+  pthread_mutex_unlock(&e->lock);
+  if (r < 0) {
+    mproc__engine_stop(e);
+    return r;
+  }
+  return 0;
+}
+
+/* Cancels every queued job (lock held). */
+void mproc__engine_cancel_pending(mproc__engine *e) {
+  mproc__job *j = e->pend_head;
+  e->pend_head = e->pend_tail = NULL;
+  mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+  while (j) {
+    mproc__job *next = j->next;
+    if (j->kind == JOB_TASK) {
+      mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
+    } else {
+      mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
+      e->outstanding--;
+      mproc__job_free(j);
+    }
+    j = next;
+  }
+}
+
+void mproc__engine_stop(mproc__engine *e) {
+  if (e->backend == MPROC_BACKEND_PROCESS && e->manager_started) {
+    pthread_mutex_lock(&e->lock);
+    e->closed = true;
+    mproc__engine_cancel_pending(e);
+    /* a grace period for what runs, then the workers are killed with the template */
+    double deadline = mproc__deadline(1.0);
+    while (e->outstanding > 0 && mproc__remaining(deadline) > 0 && e->ready && !e->start_error) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      double left = mproc__remaining(deadline);
+      ts.tv_sec += (time_t)left;
+      ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+      pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
+    }
+    e->quitting = true;
+    mproc__engine_run_callbacks(e);
+    pthread_mutex_unlock(&e->lock);
+    __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
+    mproc__futex_wake(&e->sh->doorbell, 1);
+    pthread_join(e->manager, NULL); /* it has stopped the template, workers and all */
+    e->manager_started = false;
+    /* whatever was still in flight was killed with its worker */
+    pthread_mutex_lock(&e->lock);
+    mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+    for (int i = 0; i < e->nworkers; i++) {
+      mproc__wstate *w = &e->ws[i];
+      mproc__job *j = w->head;
+      w->head = w->tail = NULL;
+      while (j) {
+        mproc__job *next = j->next;
+        if (j->kind == JOB_TASK) {
+          mproc__engine_complete_task(e, j, &c, "the pool was destroyed", NULL, 0);
+        } else {
+          mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
+          e->outstanding--;
+          mproc__job_free(j);
+        }
+        j = next;
+      }
+      mproc__free(w->rx_buf);
+    }
+    mproc__engine_cancel_pending(e);
+    mproc__engine_run_callbacks(e);
+    pthread_mutex_unlock(&e->lock);
+  }
+  mproc__free(e->ws);
+  e->ws = NULL;
+  if (e->sh) mproc__shm_unmap(e->sh, e->sh_bytes);
+  e->sh = NULL;
+  pthread_cond_destroy(&e->done_cv);
+  pthread_mutex_destroy(&e->lock);
+}
+
+/* Forks the template from the manager thread (lock held). */
+int mproc__template_start(mproc__engine *e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  struct tctx {
+    mproc__engine *e;
+    int sock, other;
+  } c = {e, sv[1], sv[0]};
+  extern void mproc__template_entry(void *);
+  int r = mproc__plat_spawn(&e->tpl_pid, &e->tpl_pidfd, mproc__template_entry, &c);
+  mproc__plat_close(sv[1]);
+  if (r < 0) {
+    mproc__plat_close(sv[0]);
+    return r;
+  }
+  e->tpl_sock = sv[0];
+  return 0;
+}
+
+void mproc__template_entry(void *vctx);
+void mproc__template_entry(void *vctx) {
+  struct {
+    mproc__engine *e;
+    int sock, other;
+  } *c = vctx;
+  close(c->other);
+  mproc__template_main(c->e, c->sock);
+}

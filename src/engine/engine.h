@@ -1,0 +1,229 @@
+/* engine.h: the one engine under every face (pool, executor; parallel later).
+ *
+ * Design.  A pool has N worker slots.  Each slot owns two SPSC byte rings in one shared mapping made before
+ * any fork (so it sits at one address in the caller, the template and every worker): `in` carries jobs
+ * (a task, a batch of map items, or STOP) from the caller's side to the worker, `out` carries results back.
+ * Jobs and results are records (a fixed header, then bytes) streamed through the ring, so arguments and
+ * results of any size pass.  A worker handles its jobs strictly in order, so the manager knows which job a
+ * result belongs to (the oldest in flight) and which job a dead worker was running (slot->running_job).
+ *
+ * Threads of the caller.  Any thread holding engine.lock may append jobs to a worker's `in` ring (the lock
+ * makes it single-producer); results are read only by the manager thread, which completes futures and
+ * map items, runs done-callbacks (without the lock), enforces timeouts and replaces dead workers.  The
+ * manager sleeps on one futex word, the doorbell, which every event rings only while it sleeps: a result,
+ * freed ring space, a submission, a message from the template.
+ *
+ * Processes.  Workers are forked by a template process, itself forked by the manager thread at pool
+ * creation (so PR_SET_PDEATHSIG ties it to a thread that lives as long as the pool).  The template is
+ * single-threaded: every fork from it is clean.  It holds a pidfd per worker, reaps them, reports each
+ * death with its exact status over a SOCK_SEQPACKET socket, and kills on request (by pidfd: no pid reuse
+ * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).
+ *
+ * Faults.  When a worker dies, the job it was running completes as CRASHED (or TIMEDOUT when the manager
+ * had it killed for its timeout), or is retried; the jobs queued behind it go back to the front of the
+ * queue; a batch is split so that only the item that was running fails; rings are reset; a new worker is
+ * forked.  Lock order: engine.lock, then nothing (callbacks run unlocked). */
+#ifndef MPROC_ENGINE_H
+#define MPROC_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "engine/ring.h"
+#include "engine/task_local.h"
+#include "internal.h"
+
+enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3 };
+#define WIRE_MAGIC 0x6d70726fu
+
+/* A job on the wire (caller -> worker), followed by payload_len bytes. */
+typedef struct wire_job {
+  uint32_t magic, kind;
+  uint64_t id;
+  uint64_t fn;          /* the task function's address: valid as is in forked workers */
+  int64_t first;        /* batch: index of its first item; task: -1 */
+  uint32_t count;       /* batch: items */
+  uint32_t in_size, out_size;
+  uint32_t attempt;
+  uint64_t payload_len;
+} wire_job;
+
+/* A result on the wire (worker -> caller), followed by msg_len bytes of message, then payload_len bytes:
+ * a task's result, or a batch's count*out_size output bytes followed by nfail wire_fail records. */
+typedef struct wire_result {
+  uint32_t magic, kind;
+  uint64_t id;
+  int32_t code;
+  uint32_t msg_len;
+  uint64_t payload_len;
+  uint32_t nfail, pad_;
+} wire_result;
+
+typedef struct wire_fail {
+  int64_t index;
+  int32_t code;
+  char msg[124];
+} wire_fail;
+
+/* What the template and the manager tell each other. */
+enum { TPL_SPAWN = 1, TPL_KILL, TPL_SPAWNED, TPL_SPAWN_FAILED, TPL_DIED };
+typedef struct tpl_msg {
+  int32_t op, slot, pid, value; /* value: errno for SPAWN_FAILED, wait status for DIED, signal for KILL */
+} tpl_msg;
+
+/* One worker's shared slot. */
+typedef struct mproc__slot {
+  _Alignas(MPROC_CACHELINE) uint64_t running_job; /* id of the job it runs, 0 between jobs */
+  int64_t running_item;                           /* index of the map item it runs */
+  uint64_t started_ns;                            /* when that job/item started (monotonic) */
+  uint32_t in_init;                               /* 1 while the initializer runs */
+  mproc__ring *in, *out;
+} mproc__slot;
+
+typedef struct mproc__shared {
+  _Alignas(MPROC_CACHELINE) uint32_t doorbell;  /* futex word the manager sleeps on */
+  uint32_t manager_sleeping;
+  uint32_t template_events;                     /* bumped by the template after each message */
+  uint32_t nworkers;
+  mproc__slot slots[];
+} mproc__shared;
+
+struct mproc__map;
+
+typedef struct mproc__job {
+  uint64_t id;
+  int kind;
+  mproc_task_fn fn;
+  const void *arg;
+  size_t arg_len;
+  void *arg_owned;            /* the copy a submitted task owns */
+  struct mproc__map *map;     /* batch */
+  int64_t first;
+  uint32_t count;
+  mproc_future *fut;          /* task */
+  double timeout;
+  int retries_left, attempts;
+  struct mproc__job *next;
+} mproc__job;
+
+/* The manager's private view of one worker. */
+typedef struct mproc__wstate {
+  int pid;                    /* 0 while none runs in the slot */
+  bool spawning, stopping;
+  int jobs_sent;              /* toward max_tasks_per_child */
+  mproc__job *head, *tail;    /* in flight, oldest first */
+  int ninflight;
+  /* sending: the job whose record is being written, and how far */
+  mproc__job *tx_job;
+  wire_job tx_hdr;
+  size_t tx_done;             /* bytes of header+payload written */
+  /* receiving */
+  int rx_stage;               /* 0 header, 1 message, 2 payload */
+  wire_result rx_hdr;
+  size_t rx_done;
+  char rx_msg[MPROC_TASK_MSG_MAX];
+  unsigned char *rx_buf;      /* task result / batch failures */
+  size_t rx_buf_cap;
+  int kill_reason;            /* 0, or MPROC_OUTCOME_TIMEDOUT / MPROC_OUTCOME_CANCELLED when we killed it */
+} mproc__wstate;
+
+struct mproc_future {
+  int refs;                   /* caller + engine; under engine lock */
+  struct mproc__engine *eng;
+  int state;                  /* FUT_PENDING, FUT_RUNNING, FUT_DONE */
+  mproc_outcome out;
+  char msg[MPROC_TASK_MSG_MAX];
+  void *result;
+  size_t result_len;
+  struct cb_node *cbs;
+  struct mproc_as_completed *iter;
+  mproc_future *iter_next;
+  size_t iter_index;
+  mproc__job *job;            /* while queued (for cancel) */
+};
+enum { FUT_PENDING = 0, FUT_RUNNING = 1, FUT_DONE = 2 };
+
+typedef struct mproc__map {
+  mproc_task_fn fn;
+  const unsigned char *in;
+  size_t in_size;
+  unsigned char *out;
+  size_t out_size;
+  size_t n;
+  size_t remaining;           /* items not yet completed */
+  mproc_map_opts opts;
+  int max_failures;
+  bool stopped;
+  size_t ok, failed, cancelled;
+  int64_t first_failed;
+  mproc_outcome first_outcome;
+  char first_msg[MPROC_TASK_MSG_MAX];
+} mproc__map;
+
+typedef struct mproc__engine {
+  pthread_mutex_t lock;
+  pthread_cond_t done_cv;     /* broadcast whenever something completes */
+  mproc_pool_opts opts;
+  int nworkers;
+  mproc_backend backend;
+  bool closed, quitting;
+  uint64_t next_id;
+  size_t outstanding;         /* jobs submitted and not completed */
+  mproc__job *pend_head, *pend_tail;
+  /* process backend */
+  mproc__shared *sh;
+  size_t sh_bytes;
+  size_t ring_size;
+  mproc__wstate *ws;
+  pthread_t manager;
+  bool manager_started;
+  int tpl_sock;               /* manager's end */
+  pid_t tpl_pid;
+  int tpl_pidfd;
+  uint32_t tpl_seen;
+  int start_error;
+  int started;                /* workers spawned at least once */
+  bool ready;
+  struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
+  bool timeouts_active;
+} mproc__engine;
+
+struct mproc_pool {
+  mproc__engine eng;
+};
+
+/* engine.c */
+int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);
+void mproc__engine_stop(mproc__engine *e);
+/* Queues a job (lock held) and hands out what the workers can take. */
+void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front);
+void mproc__engine_dispatch(mproc__engine *e);
+void mproc__engine_wake_manager(mproc__engine *e);
+/* Completes a job's items or task with an outcome (lock held). */
+void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
+                                 void *result, size_t result_len);
+void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
+                              const mproc_outcome *o, const char *msg);
+void mproc__engine_cancel_pending(mproc__engine *e);
+/* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */
+void mproc__engine_kill_worker(mproc__engine *e, int i, int reason);
+void mproc__job_free(mproc__job *j);
+/* Runs and clears the callbacks queued by completions: call with the lock held; it drops and retakes it. */
+void mproc__engine_run_callbacks(mproc__engine *e);
+
+/* worker.c: the loop a worker process runs; never returns. */
+void mproc__worker_main(mproc__engine *e, int slot) __attribute__((noreturn));
+
+/* backend_process.c */
+int mproc__template_start(mproc__engine *e);
+void mproc__template_main(mproc__engine *e, int sock) __attribute__((noreturn));
+
+/* future.c */
+mproc_future *mproc__future_new(mproc__engine *e);
+void mproc__future_unref_locked(mproc_future *f);
+void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
+                            size_t len);
+
+static inline uint64_t mproc__now_ns(void) { return (uint64_t)(mproc__plat_now() * 1e9); }
+
+#endif

@@ -1,0 +1,146 @@
+/* ring.c: the SPSC byte ring of ring.h. */
+#include "engine/ring.h"
+
+#include <string.h>
+
+#include "internal.h"
+
+#define SPIN_ROUNDS 2000 /* about 10-20 us of polling before a futex sleep */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+size_t mproc__ring_bytes(size_t data_size) { return sizeof(mproc__ring) + data_size; }
+
+void mproc__ring_init(mproc__ring *r, size_t data_size) {
+  memset(r, 0, sizeof *r);
+  r->size = data_size;
+  r->c_sleeping = &r->consumer_sleeping;
+  r->c_seq = &r->data_seq;
+  r->p_sleeping = &r->producer_sleeping;
+  r->p_seq = &r->space_seq;
+}
+
+void mproc__ring_set_consumer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq) {
+  r->c_sleeping = sleeping;
+  r->c_seq = seq;
+}
+
+void mproc__ring_set_producer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq) {
+  r->p_sleeping = sleeping;
+  r->p_seq = seq;
+}
+
+void mproc__ring_reset(mproc__ring *r) {
+  __atomic_store_n(&r->head, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&r->tail, 0, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+size_t mproc__ring_used(const mproc__ring *r) {
+  return (size_t)(__atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) - __atomic_load_n(&r->head, __ATOMIC_ACQUIRE));
+}
+
+size_t mproc__ring_free(const mproc__ring *r) { return (size_t)r->size - mproc__ring_used(r); }
+
+static void wake_if_sleeping(uint32_t *sleeping, uint32_t *seq) {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(sleeping, __ATOMIC_RELAXED)) {
+    __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
+    mproc__futex_wake(seq, 1);
+  }
+}
+
+size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
+  uint64_t tail = r->tail; /* only we write it */
+  uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+  size_t space = (size_t)(r->size - (tail - head));
+  if (len > space) len = space;
+  if (len == 0) return 0;
+  size_t mask = (size_t)r->size - 1, at = (size_t)tail & mask, first = (size_t)r->size - at;
+  if (first > len) first = len;
+  memcpy(r->data + at, src, first);
+  if (len > first) memcpy(r->data, (const unsigned char *)src + first, len - first);
+  __atomic_store_n(&r->tail, tail + len, __ATOMIC_RELEASE);
+  wake_if_sleeping(r->c_sleeping, r->c_seq);
+  return len;
+}
+
+size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len) {
+  uint64_t head = r->head;
+  uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+  size_t avail = (size_t)(tail - head);
+  if (len > avail) len = avail;
+  size_t mask = (size_t)r->size - 1, at = (size_t)head & mask, first = (size_t)r->size - at;
+  if (first > len) first = len;
+  memcpy(dst, r->data + at, first);
+  if (len > first) memcpy((unsigned char *)dst + first, r->data, len - first);
+  return len;
+}
+
+size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len) {
+  len = mproc__ring_peek(r, dst, len);
+  if (len == 0) return 0;
+  __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
+  wake_if_sleeping(r->p_sleeping, r->p_seq);
+  return len;
+}
+
+/* Spins, then sleeps until ready(r) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */
+static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_t *sleeping, uint32_t *seq,
+                      double timeout) {
+  for (int i = 0; i < SPIN_ROUNDS; i++) {
+    if (ready(r)) return 1;
+    cpu_relax();
+  }
+  double deadline = mproc__deadline(timeout);
+  for (;;) {
+    uint32_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (ready(r)) {
+      __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
+      return 1;
+    }
+    double left = mproc__remaining(deadline);
+    if (left == 0) {
+      __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
+      return 0;
+    }
+    mproc__futex_wait(seq, s, left);
+    __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
+    if (ready(r)) return 1;
+  }
+}
+
+static int has_data(const mproc__ring *r) { return mproc__ring_used(r) > 0; }
+static int has_space(const mproc__ring *r) { return mproc__ring_free(r) > 0; }
+
+int mproc__ring_wait_data(mproc__ring *r, double timeout) {
+  return wait_until(r, has_data, r->c_sleeping, r->c_seq, timeout);
+}
+
+void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
+  const unsigned char *p = src;
+  while (len > 0) {
+    size_t n = mproc__ring_put_some(r, p, len);
+    p += n;
+    len -= n;
+    if (len) wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
+  }
+}
+
+void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len) {
+  unsigned char *p = dst;
+  while (len > 0) {
+    size_t n = mproc__ring_get_some(r, p, len);
+    p += n;
+    len -= n;
+    if (len) wait_until(r, has_data, r->c_sleeping, r->c_seq, -1);
+  }
+}

@@ -1,0 +1,63 @@
+/* ring.h: a single-producer single-consumer byte ring in shared memory, with spin-then-futex waits.
+ *
+ * head (consumer) and tail (producer) are free-running 64-bit byte counters on their own cache lines;
+ * data[] has a power-of-two size.  The producer copies bytes in, then publishes with a release store of
+ * tail; the consumer reads up to tail, then releases space with a release store of head.  A side that
+ * finds nothing to do spins briefly, then sets its "sleeping" word and sleeps on a futex sequence word that
+ * the other side bumps (and wakes) only when it sees that flag: no system call while both are busy.
+ *
+ * Bytes are published in any amounts; record boundaries are the business of the layer above.  Nothing
+ * half-written is ever visible: what is past tail does not exist for the consumer, so a producer killed
+ * mid-write leaves the ring consistent (the engine then resets it). */
+#ifndef MPROC_RING_H
+#define MPROC_RING_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define MPROC_CACHELINE 64
+
+typedef struct mproc__ring {
+  _Alignas(MPROC_CACHELINE) uint64_t tail;  /* written by the producer */
+  uint32_t data_seq;                        /* bumped by the producer to wake a sleeping consumer */
+  uint32_t consumer_sleeping;
+  _Alignas(MPROC_CACHELINE) uint64_t head;  /* written by the consumer */
+  uint32_t space_seq;                       /* bumped by the consumer to wake a sleeping producer */
+  uint32_t producer_sleeping;
+  _Alignas(MPROC_CACHELINE) uint64_t size;  /* bytes in data[], a power of two */
+  /* Where each side announces sleep and is woken: the ring's own words by default; the engine points the
+   * manager's side at its doorbell, since the manager sleeps on one word for every ring and event.  These
+   * are pointers into the same shared mapping, which sits at one address in every process of a pool (it is
+   * mapped before the fork). */
+  uint32_t *c_sleeping, *c_seq, *p_sleeping, *p_seq;
+  _Alignas(MPROC_CACHELINE) unsigned char data[];
+} mproc__ring;
+
+size_t mproc__ring_bytes(size_t data_size);      /* sizeof the whole ring for data_size */
+void mproc__ring_init(mproc__ring *r, size_t data_size);
+/* Points the consumer's (or producer's) sleep flag and wake word elsewhere. */
+void mproc__ring_set_consumer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq);
+void mproc__ring_set_producer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq);
+void mproc__ring_reset(mproc__ring *r);          /* empty it (only when neither side is active) */
+
+size_t mproc__ring_used(const mproc__ring *r);
+size_t mproc__ring_free(const mproc__ring *r);
+
+/* Copies up to len bytes in without waiting and publishes them; returns how many went in.  Wakes a
+ * sleeping consumer when it published anything. */
+size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len);
+/* Copies up to len bytes out without waiting and frees their space; returns how many.  Wakes a sleeping
+ * producer when it freed anything. */
+size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len);
+/* Looks at up to len bytes without consuming them. */
+size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len);
+
+/* Blocking forms for the worker side: spin, then sleep on the futex until everything is moved. */
+void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len);
+void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len);
+
+/* Waits until the ring has data (consumer side), spinning spin_ns then sleeping at most timeout seconds
+ * (< 0 forever).  Returns 1 when data is there, 0 on timeout. */
+int mproc__ring_wait_data(mproc__ring *r, double timeout);
+
+#endif

@@ -1,0 +1,105 @@
+/* worker.c: what a worker process runs: read a job from its ring, run it, write the result back. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+static void *grow(void *p, size_t *cap, size_t need) {
+  if (need <= *cap) return p;
+  size_t c = *cap ? *cap : 4096;
+  while (c < need) c *= 2;
+  void *q = mproc__realloc(p, c);
+  if (!q) _exit(121); /* out of memory in a worker: reported as a crash of the job it had */
+  *cap = c;
+  return q;
+}
+
+static void send_result(mproc__ring *out, wire_result *h, const char *msg, const void *payload, size_t len,
+                        const void *tail, size_t tail_len) {
+  h->magic = WIRE_MAGIC;
+  h->msg_len = msg ? (uint32_t)strlen(msg) : 0;
+  h->payload_len = len + tail_len;
+  mproc__ring_put_all(out, h, sizeof *h);
+  if (h->msg_len) mproc__ring_put_all(out, msg, h->msg_len);
+  if (len) mproc__ring_put_all(out, payload, len);
+  if (tail_len) mproc__ring_put_all(out, tail, tail_len);
+}
+
+void mproc__worker_main(mproc__engine *e, int index) {
+  mproc__slot *slot = &e->sh->slots[index];
+  const mproc_pool_opts *o = &e->opts;
+  signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
+  if (o->initializer) {
+    __atomic_store_n(&slot->in_init, 1, __ATOMIC_RELEASE);
+    mproc__task_outcome init;
+    if (mproc__task_run_local(o->initializer, o->init_arg, o->init_arg_len, index, -1, &init) != 0) {
+      fprintf(stderr, "mproc: worker %d: initializer failed: %s %s\n", index, mproc_strerror(init.code),
+              init.msg);
+      _exit(120);
+    }
+    mproc__free(init.result);
+    __atomic_store_n(&slot->in_init, 0, __ATOMIC_RELEASE);
+  }
+  unsigned char *arg = NULL, *outbuf = NULL;
+  wire_fail *fails = NULL;
+  size_t arg_cap = 0, out_cap = 0, fail_cap = 0;
+  mproc__task_priv priv = {0};
+  int done = 0;
+  for (;;) {
+    wire_job j;
+    mproc__ring_get_all(slot->in, &j, sizeof j);
+    if (j.magic != WIRE_MAGIC) _exit(122);
+    if (j.kind == JOB_STOP) break;
+    arg = grow(arg, &arg_cap, j.payload_len);
+    if (j.payload_len) mproc__ring_get_all(slot->in, arg, j.payload_len);
+    mproc_task_fn fn = (mproc_task_fn)(uintptr_t)j.fn;
+    wire_result r = {.kind = j.kind, .id = j.id};
+    mproc_task t;
+    if (j.kind == JOB_TASK) {
+      __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
+      mproc__task_begin(&t, &priv, NULL, 0, index, -1);
+      t.attempt = (int)j.attempt;
+      r.code = mproc__task_finish_code(&t, fn(j.payload_len ? arg : NULL, j.payload_len, &t));
+      send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
+    } else {
+      size_t nout = (size_t)j.count * j.out_size;
+      outbuf = grow(outbuf, &out_cap, nout);
+      size_t nfail = 0;
+      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
+      for (uint32_t i = 0; i < j.count; i++) {
+        int64_t index_i = j.first + i;
+        __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->running_item, index_i, __ATOMIC_RELEASE);
+        void *rec = outbuf + (size_t)i * j.out_size;
+        /* the record starts as zeros, so a short result leaves a defined value; see docs/pool.md */
+        if (j.out_size) memset(rec, 0, j.out_size);
+        mproc__task_begin(&t, &priv, j.out_size ? rec : NULL, j.out_size, index, index_i);
+        priv.fixed = 1;
+        t.attempt = (int)j.attempt;
+        const void *a = j.in_size ? arg + (size_t)i * j.in_size : NULL;
+        int code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
+        if (code != 0) {
+          if ((nfail + 1) * sizeof(wire_fail) > fail_cap)
+            fails = grow(fails, &fail_cap, (nfail + 1) * sizeof(wire_fail));
+          wire_fail *f = &fails[nfail++];
+          memset(f, 0, sizeof *f);
+          f->index = index_i;
+          f->code = code;
+          snprintf(f->msg, sizeof f->msg, "%.123s", priv.msg);
+        }
+      }
+      r.nfail = (uint32_t)nfail;
+      send_result(slot->out, &r, NULL, outbuf, nout, fails, nfail * sizeof(wire_fail));
+    }
+    __atomic_store_n(&slot->running_job, 0, __ATOMIC_RELEASE);
+    done++;
+    if (o->max_tasks_per_child > 0 && done >= o->max_tasks_per_child) break;
+  }
+  if (o->finalizer) o->finalizer();
+  fflush(NULL);
+  _exit(0);
+}

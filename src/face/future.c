@@ -1,0 +1,353 @@
+/* future.c: futures (concurrent.futures.Future, AsyncResult), wait() and as_completed(). */
+#include <stdio.h>
+#include <time.h>
+
+#include "engine/engine.h"
+
+struct cb_node {
+  mproc_future_cb cb;
+  void *user;
+  mproc_future *f;
+  struct cb_node *next;
+};
+
+struct mproc_as_completed {
+  mproc__engine *eng;
+  mproc_future **fs;
+  size_t n, yielded;
+  mproc_future *q_head, *q_tail; /* completed, not yet yielded */
+};
+
+mproc_future *mproc__future_new(mproc__engine *e) {
+  mproc_future *f = mproc__calloc(1, sizeof *f);
+  if (!f) return NULL;
+  f->refs = 2; /* the caller's and the job's */
+  f->eng = e;
+  f->out = (mproc_outcome){.kind = MPROC_OUTCOME_PENDING, .exit_code = -1, .worker = -1, .message = ""};
+  return f;
+}
+
+static void future_free(mproc_future *f) {
+  struct cb_node *c = f->cbs;
+  while (c) {
+    struct cb_node *n = c->next;
+    mproc__free(c);
+    c = n;
+  }
+  mproc__free(f->result);
+  mproc__free(f);
+}
+
+void mproc__future_unref_locked(mproc_future *f) {
+  if (--f->refs == 0) future_free(f);
+}
+
+static void iter_push(struct mproc_as_completed *it, mproc_future *f) {
+  f->iter_next = NULL;
+  if (it->q_tail) it->q_tail->iter_next = f;
+  else it->q_head = f;
+  it->q_tail = f;
+}
+
+void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
+                            size_t len) {
+  mproc__engine *e = f->eng;
+  f->state = FUT_DONE;
+  f->out = *o;
+  snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
+  f->out.message = f->msg;
+  f->result = result;
+  f->result_len = len;
+  if (f->iter) iter_push(f->iter, f);
+  /* callbacks run later without the lock, each holding a reference */
+  struct cb_node *c = f->cbs;
+  f->cbs = NULL;
+  struct cb_node **tail = &e->cb_run;
+  while (*tail) tail = &(*tail)->next;
+  *tail = c;
+  for (; c; c = c->next) f->refs++;
+}
+
+void mproc__run_cb_list(struct cb_node *list);
+void mproc__run_cb_list(struct cb_node *list) {
+  while (list) {
+    struct cb_node *n = list->next;
+    list->cb(list->f, list->user);
+    mproc__engine *e = list->f->eng;
+    pthread_mutex_lock(&e->lock);
+    mproc__future_unref_locked(list->f);
+    pthread_mutex_unlock(&e->lock);
+    mproc__free(list);
+    list = n;
+  }
+}
+
+/* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
+static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), void *arg) {
+  while (!pred(arg)) {
+    if (isinf(deadline)) {
+      pthread_cond_wait(&e->done_cv, &e->lock);
+      continue;
+    }
+    double left = mproc__remaining(deadline);
+    if (left <= 0) return MPROC_ETIMEDOUT;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)left;
+    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
+  }
+  return 0;
+}
+
+static bool is_done(void *arg) { return ((mproc_future *)arg)->state == FUT_DONE; }
+
+int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
+int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg) {
+  return wait_locked(e, mproc__deadline(timeout), pred, arg);
+}
+
+int mproc_future_wait(mproc_future *f, double timeout) {
+  if (!f || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
+  mproc__engine *e = f->eng;
+  pthread_mutex_lock(&e->lock);
+  int r = wait_locked(e, mproc__deadline(timeout), is_done, f);
+  pthread_mutex_unlock(&e->lock);
+  return r;
+}
+
+int mproc_future_result(mproc_future *f, double timeout, const void **data, size_t *len) {
+  if (data) *data = NULL;
+  if (len) *len = 0;
+  int r = mproc_future_wait(f, timeout);
+  if (r < 0) return r;
+  if (f->out.code != 0) return f->out.code;
+  if (data) *data = f->result;
+  if (len) *len = f->result_len;
+  return 0;
+}
+
+int mproc_future_error(mproc_future *f, double timeout) {
+  int r = mproc_future_wait(f, timeout);
+  return r < 0 ? r : f->out.code;
+}
+
+int mproc_future_outcome(mproc_future *f, mproc_outcome *o) {
+  if (!f || !o) return MPROC_EINVAL;
+  pthread_mutex_lock(&f->eng->lock);
+  *o = f->out;
+  o->message = f->msg;
+  if (f->state != FUT_DONE) o->kind = MPROC_OUTCOME_PENDING;
+  pthread_mutex_unlock(&f->eng->lock);
+  return 0;
+}
+
+int mproc_future_cancel(mproc_future *f) {
+  if (!f) return MPROC_EINVAL;
+  mproc__engine *e = f->eng;
+  pthread_mutex_lock(&e->lock);
+  int r = 0;
+  if (f->state == FUT_DONE) {
+    r = f->out.kind == MPROC_OUTCOME_CANCELLED;
+  } else if (f->state == FUT_PENDING && f->job) {
+    /* still queued: take it out */
+    mproc__job **pp = &e->pend_head, *last = NULL;
+    while (*pp && *pp != f->job) {
+      last = *pp;
+      pp = &(*pp)->next;
+    }
+    if (*pp) {
+      mproc__job *j = *pp;
+      *pp = j->next;
+      if (e->pend_tail == j) e->pend_tail = last;
+      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1,
+                         .worker = -1};
+      mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
+      r = 1;
+    }
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  return r;
+}
+
+static int state_is(mproc_future *f, int what) {
+  if (!f) return MPROC_EINVAL;
+  pthread_mutex_lock(&f->eng->lock);
+  int r;
+  switch (what) {
+    case 0: r = f->state == FUT_DONE && f->out.kind == MPROC_OUTCOME_CANCELLED; break;
+    case 1: r = f->state == FUT_RUNNING; break;
+    default: r = f->state == FUT_DONE; break;
+  }
+  pthread_mutex_unlock(&f->eng->lock);
+  return r;
+}
+
+int mproc_future_cancelled(mproc_future *f) { return state_is(f, 0); }
+int mproc_future_running(mproc_future *f) { return state_is(f, 1); }
+int mproc_future_done(mproc_future *f) { return state_is(f, 2); }
+
+int mproc_future_add_done_callback(mproc_future *f, mproc_future_cb cb, void *user) {
+  if (!f || !cb) return MPROC_EINVAL;
+  struct cb_node *c = mproc__calloc(1, sizeof *c);
+  if (!c) return MPROC_ENOMEM;
+  c->cb = cb;
+  c->user = user;
+  c->f = f;
+  mproc__engine *e = f->eng;
+  pthread_mutex_lock(&e->lock);
+  if (f->state == FUT_DONE) {
+    pthread_mutex_unlock(&e->lock);
+    mproc__free(c);
+    cb(f, user);
+    return 0;
+  }
+  struct cb_node **tail = &f->cbs;
+  while (*tail) tail = &(*tail)->next;
+  *tail = c;
+  pthread_mutex_unlock(&e->lock);
+  return 0;
+}
+
+void mproc_future_release(mproc_future *f) {
+  if (!f) return;
+  mproc__engine *e = f->eng;
+  pthread_mutex_lock(&e->lock);
+  if (f->iter) {
+    /* drop it from its iterator's queue so the iterator never hands out freed memory */
+    struct mproc_as_completed *it = f->iter;
+    mproc_future **pp = &it->q_head, *last = NULL;
+    while (*pp && *pp != f) last = *pp, pp = &(*pp)->iter_next;
+    if (*pp) {
+      *pp = f->iter_next;
+      if (it->q_tail == f) it->q_tail = last;
+    }
+    it->fs[f->iter_index] = NULL;
+    it->yielded++; /* a released future will never be yielded */
+    f->iter = NULL;
+  }
+  mproc__future_unref_locked(f);
+  pthread_mutex_unlock(&e->lock);
+}
+
+struct wait_state {
+  mproc_future *const *fs;
+  size_t n;
+  mproc_wait_mode mode;
+};
+
+static bool wait_satisfied(void *arg) {
+  struct wait_state *w = arg;
+  size_t done = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    mproc_future *f = w->fs[i];
+    if (f->state != FUT_DONE) continue;
+    done++;
+    if (w->mode == MPROC_FIRST_COMPLETED) return true;
+    if (w->mode == MPROC_FIRST_EXCEPTION && f->out.code != 0) return true;
+  }
+  return done == w->n;
+}
+
+int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_wait_mode mode,
+                       size_t *ndone, unsigned char *done_flags) {
+  if ((!fs && n > 0) || !mproc__timeout_valid(timeout) || (unsigned)mode > MPROC_FIRST_EXCEPTION)
+    return MPROC_EINVAL;
+  if (n == 0) {
+    if (ndone) *ndone = 0;
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!fs[i] || fs[i]->eng != fs[0]->eng) return MPROC_EINVAL;
+  mproc__engine *e = fs[0]->eng;
+  struct wait_state w = {fs, n, mode};
+  pthread_mutex_lock(&e->lock);
+  int r = wait_locked(e, mproc__deadline(timeout), wait_satisfied, &w);
+  size_t done = 0;
+  for (size_t i = 0; i < n; i++) {
+    int d = fs[i]->state == FUT_DONE;
+    done += (size_t)d;
+    if (done_flags) done_flags[i] = (unsigned char)d;
+  }
+  pthread_mutex_unlock(&e->lock);
+  if (ndone) *ndone = done;
+  return r;
+}
+
+int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs, size_t n) {
+  if (!out || (!fs && n > 0)) return MPROC_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!fs[i] || fs[i]->eng != fs[0]->eng) return MPROC_EINVAL;
+  mproc_as_completed *it = mproc__calloc(1, sizeof *it);
+  if (!it) return MPROC_ENOMEM;
+  it->fs = mproc__calloc(n ? n : 1, sizeof *it->fs);
+  if (!it->fs) {
+    mproc__free(it);
+    return MPROC_ENOMEM;
+  }
+  it->n = n;
+  if (n == 0) {
+    *out = it;
+    return 0;
+  }
+  it->eng = fs[0]->eng;
+  pthread_mutex_lock(&it->eng->lock);
+  for (size_t i = 0; i < n; i++) {
+    if (fs[i]->iter) {
+      for (size_t k = 0; k < i; k++) fs[k]->iter = NULL;
+      pthread_mutex_unlock(&it->eng->lock);
+      mproc__free(it->fs);
+      mproc__free(it);
+      return MPROC_EBUSY;
+    }
+    for (size_t k = 0; k < i; k++)
+      if (fs[k] == fs[i]) goto dup; /* the same future twice is yielded once */
+    fs[i]->iter = it;
+    fs[i]->iter_index = i;
+    it->fs[i] = fs[i];
+    if (fs[i]->state == FUT_DONE) iter_push(it, fs[i]);
+  dup:;
+  }
+  size_t distinct = 0;
+  for (size_t i = 0; i < n; i++) distinct += it->fs[i] != NULL;
+  it->n = n;
+  it->yielded = n - distinct; /* duplicates count as yielded */
+  pthread_mutex_unlock(&it->eng->lock);
+  *out = it;
+  return 0;
+}
+
+static bool iter_ready(void *arg) { return ((struct mproc_as_completed *)arg)->q_head != NULL; }
+
+int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f) {
+  if (!it || !f || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
+  *f = NULL;
+  if (it->yielded >= it->n) return MPROC_EEOF;
+  pthread_mutex_lock(&it->eng->lock);
+  int r = wait_locked(it->eng, mproc__deadline(timeout), iter_ready, it);
+  if (r == 0) {
+    mproc_future *g = it->q_head;
+    it->q_head = g->iter_next;
+    if (!it->q_head) it->q_tail = NULL;
+    g->iter = NULL;
+    it->fs[g->iter_index] = NULL;
+    it->yielded++;
+    *f = g;
+  }
+  pthread_mutex_unlock(&it->eng->lock);
+  return r;
+}
+
+void mproc_as_completed_destroy(mproc_as_completed *it) {
+  if (!it) return;
+  if (it->eng) {
+    pthread_mutex_lock(&it->eng->lock);
+    for (size_t i = 0; i < it->n; i++)
+      if (it->fs[i] && it->fs[i]->iter == it) it->fs[i]->iter = NULL;
+    pthread_mutex_unlock(&it->eng->lock);
+  }
+  mproc__free(it->fs);
+  mproc__free(it);
+}

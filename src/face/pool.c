@@ -1,0 +1,347 @@
+/* pool.c: the Pool and Executor faces: create, submit, apply, map, close, join, terminate, destroy; and the
+ * serial backend, which runs everything in the calling thread. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/engine.h"
+
+int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
+
+/* Reads a positive int from the environment: 0 when unset, -EINVAL when set to garbage. */
+static int env_int(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v) return 0;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n <= 0 || n > 4096) return MPROC_EINVAL;
+  return (int)n;
+}
+
+static int env_backend(mproc_backend *b) {
+  const char *v = getenv("MPROC_BACKEND");
+  if (!v || !*v || strcmp(v, "process") == 0) {
+    *b = MPROC_BACKEND_PROCESS;
+  } else if (strcmp(v, "serial") == 0) {
+    *b = MPROC_BACKEND_SERIAL;
+  } else if (strcmp(v, "thread") == 0 || strcmp(v, "mpi") == 0) {
+    return MPROC_ENOBACKEND;
+  } else {
+    return MPROC_EINVAL;
+  }
+  return 0;
+}
+
+int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
+  static const mproc_pool_opts defaults = {0};
+  if (!opts) opts = &defaults;
+  if (!out || opts->workers < 0 || opts->max_tasks_per_child < 0 || opts->max_retries < 0 ||
+      !(opts->task_timeout >= 0) || (!opts->init_arg && opts->init_arg_len) || opts->workers > 4096)
+    return MPROC_EINVAL;
+  mproc_backend backend = opts->backend;
+  if (backend == MPROC_BACKEND_DEFAULT) {
+    int r = env_backend(&backend);
+    if (r < 0) return r;
+  } else if (backend != MPROC_BACKEND_PROCESS && backend != MPROC_BACKEND_SERIAL) {
+    return MPROC_EINVAL;
+  }
+  int workers = opts->workers;
+  if (workers == 0) {
+    workers = env_int("MPROC_WORKERS");
+    if (workers < 0) return workers;
+    if (workers == 0) workers = mproc_cpu_count();
+  }
+  mproc_pool *p = mproc__calloc(1, sizeof *p);
+  if (!p) return MPROC_ENOMEM;
+  p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
+  p->eng.backend = backend;
+  int r = mproc__engine_start(&p->eng, opts);
+  if (r < 0) {
+    mproc__free(p);
+    return r;
+  }
+  *out = p;
+  return 0;
+}
+
+int mproc_pool_workers(const mproc_pool *pool) { return pool ? pool->eng.nworkers : MPROC_EINVAL; }
+
+int mproc_pool_close(mproc_pool *pool) {
+  if (!pool) return MPROC_EINVAL;
+  pthread_mutex_lock(&pool->eng.lock);
+  pool->eng.closed = true;
+  pthread_mutex_unlock(&pool->eng.lock);
+  return 0;
+}
+
+static bool nothing_outstanding(void *arg) { return ((mproc__engine *)arg)->outstanding == 0; }
+
+int mproc_pool_join(mproc_pool *pool, double timeout) {
+  if (!pool || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
+  pthread_mutex_lock(&pool->eng.lock);
+  int r = mproc__wait_until(&pool->eng, timeout, nothing_outstanding, &pool->eng);
+  pthread_mutex_unlock(&pool->eng.lock);
+  return r;
+}
+
+int mproc_pool_terminate(mproc_pool *pool) {
+  if (!pool) return MPROC_EINVAL;
+  mproc__engine *e = &pool->eng;
+  pthread_mutex_lock(&e->lock);
+  e->closed = true;
+  mproc__engine_cancel_pending(e);
+  if (e->backend == MPROC_BACKEND_PROCESS) {
+    for (int i = 0; i < e->nworkers; i++) {
+      mproc__wstate *w = &e->ws[i];
+      if (w->pid && w->head && !w->kill_reason) mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CANCELLED);
+    }
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  return 0;
+}
+
+void mproc_pool_destroy(mproc_pool *pool) {
+  if (!pool) return;
+  mproc__engine_stop(&pool->eng);
+  mproc__free(pool);
+}
+
+/* ---- submit ---- */
+
+static int resolve_retries(const mproc__engine *e, int r) { return r < 0 ? 0 : (r > 0 ? r : e->opts.max_retries); }
+
+int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
+                      const mproc_submit_opts *opts, mproc_future **out) {
+  static const mproc_submit_opts defaults = {0};
+  if (!opts) opts = &defaults;
+  if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0)) return MPROC_EINVAL;
+  mproc__engine *e = &pool->eng;
+  mproc__job *j = mproc__calloc(1, sizeof *j);
+  if (!j) return MPROC_ENOMEM;
+  if (arg_len) {
+    j->arg_owned = mproc__malloc(arg_len);
+    if (!j->arg_owned) {
+      mproc__free(j);
+      return MPROC_ENOMEM;
+    }
+    memcpy(j->arg_owned, arg, arg_len);
+  }
+  j->kind = JOB_TASK;
+  j->fn = fn;
+  j->arg = j->arg_owned;
+  j->arg_len = arg_len;
+  j->timeout = opts->timeout > 0 ? opts->timeout : e->opts.task_timeout;
+  j->retries_left = resolve_retries(e, opts->max_retries);
+  j->first = -1;
+  mproc_future *f = mproc__future_new(e);
+  if (!f) {
+    mproc__job_free(j);
+    return MPROC_ENOMEM;
+  }
+  j->fut = f;
+  pthread_mutex_lock(&e->lock);
+  if (e->closed) {
+    pthread_mutex_unlock(&e->lock);
+    mproc__free(f);
+    mproc__job_free(j);
+    return MPROC_ECLOSED;
+  }
+  j->id = ++e->next_id;
+  e->outstanding++;
+  if (e->backend == MPROC_BACKEND_SERIAL) {
+    /* run it here and now */
+    j->attempts = 1;
+    f->state = FUT_RUNNING;
+    pthread_mutex_unlock(&e->lock);
+    mproc__task_outcome o;
+    mproc__task_run_local(fn, j->arg, arg_len, 0, -1, &o);
+    pthread_mutex_lock(&e->lock);
+    mproc_outcome oc = {.kind = o.code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = o.code,
+                        .exit_code = -1, .worker = 0};
+    mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len);
+  } else {
+    f->job = j;
+    mproc__engine_enqueue(e, j, false);
+    mproc__engine_dispatch(e);
+    mproc__engine_wake_manager(e);
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  *out = f;
+  return 0;
+}
+
+int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len, void *out,
+                     size_t out_cap, size_t *out_len) {
+  if (!out && out_cap) return MPROC_EINVAL;
+  mproc_future *f;
+  int r = mproc_pool_submit(pool, fn, arg, arg_len, NULL, &f);
+  if (r < 0) return r;
+  const void *data;
+  size_t len;
+  r = mproc_future_result(f, MPROC_FOREVER, &data, &len);
+  if (r == 0) {
+    if (out_len) *out_len = len;
+    if (len > out_cap) r = MPROC_EMSGSIZE;
+    else if (len) memcpy(out, data, len);
+  }
+  mproc_future_release(f);
+  return r;
+}
+
+/* ---- map ---- */
+
+static size_t auto_chunk(const mproc__engine *e, size_t n, size_t in_size, size_t out_size) {
+  /* about eight batches per worker (balance), and no batch above a quarter of a ring either way (so
+   * records stream while the worker computes) */
+  size_t chunk = n / ((size_t)e->nworkers * 8);
+  if (chunk < 1) chunk = 1;
+  size_t rec = in_size > out_size ? in_size : out_size;
+  if (rec > 0 && e->ring_size) {
+    size_t cap = e->ring_size / 4 / rec;
+    if (cap < 1) cap = 1;
+    if (chunk > cap) chunk = cap;
+  }
+  if (chunk > UINT32_MAX) chunk = UINT32_MAX;
+  return chunk;
+}
+
+static bool map_done(void *arg) { return ((mproc__map *)arg)->remaining == 0; }
+
+static void fill_report(const mproc__map *m, mproc_map_report *rep) {
+  if (!rep) return;
+  rep->ok = m->ok;
+  rep->failed = m->failed;
+  rep->cancelled = m->cancelled;
+  rep->first_failed_index = m->first_failed;
+  rep->first_failure = m->first_outcome;
+  snprintf(rep->message, sizeof rep->message, "%s", m->first_msg);
+  rep->first_failure.message = rep->message;
+}
+
+/* The serial backend's map: every item in order, in this thread. */
+static void map_serial(mproc__engine *e, mproc__map *m) {
+  mproc__task_priv priv = {0};
+  for (size_t i = 0; i < m->n && !m->stopped; i++) {
+    mproc_task t;
+    void *rec = m->out_size ? m->out + i * m->out_size : NULL;
+    mproc__task_begin(&t, &priv, rec, m->out_size, 0, (int64_t)i);
+    priv.fixed = 1;
+    const void *a = m->in_size ? m->in + i * m->in_size : NULL;
+    int code = mproc__task_finish_code(&t, m->fn(a, m->in_size, &t));
+    pthread_mutex_lock(&e->lock);
+    if (code == 0) {
+      m->ok++;
+      m->remaining--;
+      if (m->opts.item_codes) m->opts.item_codes[i] = 0;
+    } else {
+      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = code, .exit_code = -1, .attempts = 1};
+      mproc__engine_fail_items(e, m, (int64_t)i, 1, &o, priv.msg);
+    }
+    pthread_mutex_unlock(&e->lock);
+  }
+  if (m->remaining) {
+    mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+    pthread_mutex_lock(&e->lock);
+    mproc__engine_fail_items(e, m, (int64_t)(m->n - m->remaining), m->remaining, &c, NULL);
+    pthread_mutex_unlock(&e->lock);
+  }
+}
+
+int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                   size_t out_size, const mproc_map_opts *opts, mproc_map_report *report) {
+  static const mproc_map_opts defaults = {0};
+  if (!opts) opts = &defaults;
+  if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
+      (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER ||
+      (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
+      out_size > UINT32_MAX)
+    return MPROC_EINVAL;
+  mproc__engine *e = &pool->eng;
+  mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
+                  .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
+  m.first_outcome.exit_code = -1;
+  m.first_outcome.worker = -1;
+  if (e->backend == MPROC_BACKEND_SERIAL) {
+    pthread_mutex_lock(&e->lock);
+    bool closed = e->closed;
+    pthread_mutex_unlock(&e->lock);
+    if (closed) return MPROC_ECLOSED;
+    map_serial(e, &m);
+  } else {
+    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_size, out_size);
+    if (chunk > UINT32_MAX) chunk = UINT32_MAX;
+    double timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
+    int retries = resolve_retries(e, opts->max_retries);
+    /* build every batch first, so an allocation failure leaves nothing queued */
+    size_t nb = n ? (n + chunk - 1) / chunk : 0;
+    mproc__job **jobs = mproc__calloc(nb ? nb : 1, sizeof *jobs);
+    if (!jobs) return MPROC_ENOMEM;
+    for (size_t b = 0; b < nb; b++) {
+      jobs[b] = mproc__calloc(1, sizeof **jobs);
+      if (!jobs[b]) {
+        for (size_t k = 0; k < b; k++) mproc__free(jobs[k]);
+        mproc__free(jobs);
+        return MPROC_ENOMEM;
+      }
+      mproc__job *j = jobs[b];
+      j->kind = JOB_BATCH;
+      j->fn = fn;
+      j->map = &m;
+      j->first = (int64_t)(b * chunk);
+      j->count = (uint32_t)(b + 1 == nb ? n - b * chunk : chunk);
+      j->arg = in_size ? (const unsigned char *)in + b * chunk * in_size : NULL;
+      j->arg_len = (size_t)j->count * in_size;
+      j->timeout = timeout;
+      j->retries_left = retries;
+    }
+    pthread_mutex_lock(&e->lock);
+    if (e->closed) {
+      pthread_mutex_unlock(&e->lock);
+      for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
+      mproc__free(jobs);
+      return MPROC_ECLOSED;
+    }
+    for (size_t b = 0; b < nb; b++) {
+      jobs[b]->id = ++e->next_id;
+      e->outstanding++;
+      mproc__engine_enqueue(e, jobs[b], false);
+    }
+    mproc__free(jobs);
+    mproc__engine_dispatch(e);
+    mproc__engine_wake_manager(e);
+    mproc__wait_until(e, MPROC_FOREVER, map_done, &m);
+    pthread_mutex_unlock(&e->lock);
+  }
+  fill_report(&m, report);
+  if (m.failed) return m.first_outcome.code;
+  if (m.cancelled) return MPROC_ECANCELED;
+  return 0;
+}
+
+/* ---- concurrent.futures names ---- */
+
+int mproc_executor_create(mproc_executor **out, const mproc_pool_opts *opts) { return mproc_pool_create(out, opts); }
+
+int mproc_executor_submit(mproc_executor *ex, mproc_task_fn fn, const void *arg, size_t arg_len,
+                          mproc_future **out) {
+  return mproc_pool_submit(ex, fn, arg, arg_len, NULL, out);
+}
+
+int mproc_executor_map(mproc_executor *ex, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report) {
+  return mproc_pool_map(ex, fn, in, n, in_size, out, out_size, opts, report);
+}
+
+int mproc_executor_shutdown(mproc_executor *ex, int wait, int cancel_futures) {
+  if (!ex) return MPROC_EINVAL;
+  mproc__engine *e = &ex->eng;
+  pthread_mutex_lock(&e->lock);
+  e->closed = true;
+  if (cancel_futures) mproc__engine_cancel_pending(e);
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  return wait ? mproc_pool_join(ex, MPROC_FOREVER) : 0;
+}
+
+void mproc_executor_destroy(mproc_executor *ex) { mproc_pool_destroy(ex); }

@@ -1,0 +1,821 @@
+/* test_pool.c: the pool and executor faces on every backend, and the engine's fault handling. */
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mtest.h"
+#include "internal.h"
+
+/* A page shared with every worker (mapped before the pool exists): gates that block tasks until the test
+ * opens them, and counters tasks bump. */
+struct shared {
+  uint32_t gate;
+  uint32_t started;
+  int32_t pids[64];
+  uint32_t npids;
+};
+static struct shared *sh;
+
+static void map_shared(void) {
+  int err = 0;
+  sh = mproc__shm_map_anon(4096, &err);
+  CHECK(sh != NULL);
+  memset(sh, 0, sizeof *sh);
+}
+static void unmap_shared(void) {
+  CHECK_OK(mproc__shm_unmap(sh, 4096));
+  sh = NULL;
+}
+static void open_gate(void) {
+  __atomic_store_n(&sh->gate, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&sh->gate, INT32_MAX);
+}
+/* Waits until `count` tasks have announced that they started. */
+static void await_started(uint32_t count) {
+  for (;;) {
+    uint32_t s = __atomic_load_n(&sh->started, __ATOMIC_ACQUIRE);
+    if (s >= count) return;
+    mproc__futex_wait(&sh->started, s, 5);
+  }
+}
+
+static int square(const void *arg, size_t len, mproc_task *t) {
+  if (len != sizeof(int)) return mproc_task_fail(t, MPROC_EINVAL, "bad length %zu", len);
+  int n = *(const int *)arg, sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+static int index_times_three(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t v = mproc_task_index(t) * 3;
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+static int fail_on_multiples_of_7(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int n = *(const int *)arg;
+  if (n % 7 == 0) return mproc_task_fail(t, MPROC_ERANGE, "%d is a multiple of 7", n);
+  return mproc_task_return(t, &n, sizeof n);
+}
+
+/* Blocks until the gate opens, after announcing its start. */
+static int gated(const void *arg, size_t len, mproc_task *t) {
+  __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&sh->started, INT32_MAX);
+  while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE)) mproc__futex_wait(&sh->gate, 0, -1);
+  return square(arg, len, t);
+}
+
+static int report_pid(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int pid = getpid();
+  return mproc_task_return(t, &pid, sizeof pid);
+}
+
+static int echo(const void *arg, size_t len, mproc_task *t) { return mproc_task_return(t, arg, len); }
+
+static mproc_pool *make_pool(mproc_backend b, int workers, const mproc_pool_opts *extra) {
+  mproc_pool_opts o = extra ? *extra : (mproc_pool_opts){0};
+  o.backend = b;
+  o.workers = workers;
+  mproc_pool *p = NULL;
+  CHECK_OK(mproc_pool_create(&p, &o));
+  CHECK_INT_EQ(mproc_pool_workers(p), b == MPROC_BACKEND_SERIAL ? 1 : workers);
+  return p;
+}
+
+/* ---- the same semantics on every backend ---- */
+
+static void map_ordering(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 20000 };
+  static int in[N], out[N];
+  for (int i = 0; i < N; i++) in[i] = i - 5000;
+  size_t chunks[] = {0, 1, 7, 4096, N * 2};
+  for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+    memset(out, 0xff, sizeof out);
+    mproc_map_report rep;
+    CHECK_OK(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out,
+                            &(mproc_map_opts){.chunk_size = chunks[c]}, &rep));
+    for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], in[i] * in[i]);
+    CHECK_INT_EQ(rep.ok, N);
+    CHECK_INT_EQ(rep.failed, 0);
+    CHECK_INT_EQ(rep.first_failed_index, -1);
+  }
+  /* no input records: tasks read their index */
+  static int64_t idx[N];
+  CHECK_OK(mproc_pool_map(p, index_times_three, NULL, N, 0, idx, sizeof *idx, NULL, NULL));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(idx[i], (int64_t)i * 3);
+  /* an empty map */
+  CHECK_OK(mproc_pool_map(p, square, NULL, 0, sizeof(int), NULL, sizeof(int), NULL, NULL));
+  mproc_pool_destroy(p);
+}
+MTEST(map_ordering_process) { map_ordering(MPROC_BACKEND_PROCESS); }
+MTEST(map_ordering_serial) { map_ordering(MPROC_BACKEND_SERIAL); }
+
+static void map_errors(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 100 };
+  int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i + 1; /* 7, 14, ..., 98 fail: 14 items */
+  mproc_map_report rep;
+  /* run everything, failures per item */
+  CHECK_ERR(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 3},
+                           &rep),
+            MPROC_ERANGE);
+  CHECK_INT_EQ(rep.failed, 14);
+  CHECK_INT_EQ(rep.ok, N - 14);
+  CHECK_INT_EQ(rep.cancelled, 0);
+  CHECK_INT_EQ(rep.first_failed_index, 6);
+  CHECK_INT_EQ(rep.first_failure.kind, MPROC_OUTCOME_FAILED);
+  CHECK_STR_EQ(rep.message, "7 is a multiple of 7");
+  for (int i = 0; i < N; i++) {
+    CHECK_INT_EQ(codes[i], (i + 1) % 7 == 0 ? MPROC_ERANGE : 0);
+    if (codes[i] == 0) CHECK_INT_EQ(out[i], i + 1);
+  }
+  /* stop at the first failure: every item's fate is known and adds up */
+  for (int i = 0; i < N; i++) codes[i] = 12345;
+  CHECK_ERR(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.item_codes = codes, .chunk_size = 1}, &rep),
+            MPROC_ERANGE);
+  CHECK_INT_EQ(rep.ok + rep.failed + rep.cancelled, N);
+  CHECK_INT_CMP(rep.failed, >=, 1);
+  CHECK_INT_CMP(rep.cancelled, >, 0);
+  for (int i = 0; i < N; i++) CHECK(codes[i] == 0 || codes[i] == MPROC_ERANGE || codes[i] == MPROC_ECANCELED);
+  /* stop after three failures */
+  CHECK_ERR(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER, .max_failures = 3,
+                                             .chunk_size = 1},
+                           &rep),
+            MPROC_ERANGE);
+  CHECK_INT_CMP(rep.failed, >=, 3);
+  CHECK_INT_EQ(rep.ok + rep.failed + rep.cancelled, N);
+  /* a result larger than its record fails that item */
+  char small[N];
+  CHECK_ERR(mproc_pool_map(p, square, in, N, sizeof *in, small, 1, NULL, &rep), MPROC_EMSGSIZE);
+  mproc_pool_destroy(p);
+}
+MTEST(map_errors_process) { map_errors(MPROC_BACKEND_PROCESS); }
+MTEST(map_errors_serial) { map_errors(MPROC_BACKEND_SERIAL); }
+
+static void submit_results(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 200 };
+  mproc_future *fs[N];
+  for (int i = 0; i < N; i++) CHECK_OK(mproc_pool_submit(p, square, &i, sizeof i, NULL, &fs[i]));
+  for (int i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_future_result(fs[i], MPROC_FOREVER, &data, &len));
+    CHECK_INT_EQ(len, sizeof(int));
+    CHECK_INT_EQ(*(const int *)data, i * i);
+    CHECK_INT_EQ(mproc_future_done(fs[i]), 1);
+    CHECK_INT_EQ(mproc_future_cancelled(fs[i]), 0);
+    CHECK_INT_EQ(mproc_future_running(fs[i]), 0);
+    CHECK_OK(mproc_future_error(fs[i], 0));
+    mproc_outcome o;
+    CHECK_OK(mproc_future_outcome(fs[i], &o));
+    CHECK_INT_EQ(o.kind, MPROC_OUTCOME_OK);
+    CHECK_INT_EQ(o.attempts, 1);
+    mproc_future_release(fs[i]);
+  }
+  /* a failing task: its code and message reach the caller */
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, square, "x", 1, NULL, &f));
+  CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_error(f, 0), MPROC_EINVAL);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.kind, MPROC_OUTCOME_FAILED);
+  CHECK_STR_EQ(o.message, "bad length 1");
+  mproc_future_release(f);
+  /* results and arguments far larger than a ring, both ways */
+  size_t big = 3u << 20;
+  unsigned char *buf = malloc(big);
+  for (size_t i = 0; i < big; i++) buf[i] = (unsigned char)(i * 31 + 7);
+  CHECK_OK(mproc_pool_submit(p, echo, buf, big, NULL, &f));
+  const void *data;
+  size_t len;
+  CHECK_OK(mproc_future_result(f, MPROC_FOREVER, &data, &len));
+  CHECK_INT_EQ(len, big);
+  CHECK(memcmp(data, buf, big) == 0);
+  mproc_future_release(f);
+  free(buf);
+  /* apply */
+  int n = 12, r = 0;
+  size_t rl = 0;
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &r, sizeof r, &rl));
+  CHECK_INT_EQ(r, 144);
+  CHECK_INT_EQ(rl, sizeof r);
+  char tiny;
+  CHECK_ERR(mproc_pool_apply(p, square, &n, sizeof n, &tiny, 1, &rl), MPROC_EMSGSIZE);
+  CHECK_INT_EQ(rl, sizeof(int));
+  CHECK_ERR(mproc_pool_apply(p, square, "x", 1, &r, sizeof r, NULL), MPROC_EINVAL);
+  mproc_pool_destroy(p);
+}
+MTEST(submit_results_process) { submit_results(MPROC_BACKEND_PROCESS); }
+MTEST(submit_results_serial) { submit_results(MPROC_BACKEND_SERIAL); }
+
+static uint32_t cb_count;
+static int cb_order[8];
+static void on_done(mproc_future *f, void *user) {
+  (void)f;
+  cb_order[__atomic_load_n(&cb_count, __ATOMIC_SEQ_CST)] = (int)(intptr_t)user;
+  __atomic_fetch_add(&cb_count, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&cb_count, INT32_MAX);
+}
+/* Waiters may see a future done before its callbacks ran (as in concurrent.futures): wait for them. */
+static void await_callbacks(uint32_t count) {
+  for (;;) {
+    uint32_t c = __atomic_load_n(&cb_count, __ATOMIC_SEQ_CST);
+    if (c >= count) return;
+    mproc__futex_wait(&cb_count, c, 5);
+  }
+}
+
+static void wait_and_as_completed(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 50 };
+  mproc_future *fs[N];
+  for (int i = 0; i < N; i++) CHECK_OK(mproc_pool_submit(p, square, &i, sizeof i, NULL, &fs[i]));
+  size_t ndone = 0;
+  unsigned char flags[N];
+  CHECK_OK(mproc_futures_wait(fs, N, MPROC_FOREVER, MPROC_ALL_COMPLETED, &ndone, flags));
+  CHECK_INT_EQ(ndone, N);
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(flags[i], 1);
+  mproc_as_completed *it;
+  CHECK_OK(mproc_as_completed_create(&it, fs, N));
+  mproc_as_completed *it2;
+  CHECK_ERR(mproc_as_completed_create(&it2, fs, N), MPROC_EBUSY);
+  int seen[N] = {0};
+  mproc_future *f;
+  for (int k = 0; k < N; k++) {
+    CHECK_OK(mproc_as_completed_next(it, MPROC_FOREVER, &f));
+    const void *data;
+    CHECK_OK(mproc_future_result(f, 0, &data, NULL));
+    int v = *(const int *)data;
+    int i = 0;
+    while (i < N && i * i != v) i++;
+    CHECK(i < N);
+    seen[i]++;
+  }
+  CHECK_ERR(mproc_as_completed_next(it, 0, &f), MPROC_EEOF);
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(seen[i], 1);
+  mproc_as_completed_destroy(it);
+  /* callbacks on a done future run at once, in this thread */
+  cb_count = 0;
+  CHECK_OK(mproc_future_add_done_callback(fs[0], on_done, (void *)1));
+  CHECK_INT_EQ(cb_count, 1);
+  for (int i = 0; i < N; i++) mproc_future_release(fs[i]);
+  mproc_pool_destroy(p);
+}
+MTEST(wait_and_as_completed_process) { wait_and_as_completed(MPROC_BACKEND_PROCESS); }
+MTEST(wait_and_as_completed_serial) { wait_and_as_completed(MPROC_BACKEND_SERIAL); }
+
+static void closed_pool(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  int n = 3;
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+  CHECK_OK(mproc_pool_close(p));
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  CHECK_INT_EQ(mproc_future_done(f), 1);
+  mproc_future_release(f);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f), MPROC_ECLOSED);
+  int out;
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_ECLOSED);
+  CHECK_ERR(mproc_executor_submit(p, square, &n, sizeof n, &f), MPROC_ECLOSED);
+  mproc_pool_destroy(p);
+}
+MTEST(closed_pool_process) { closed_pool(MPROC_BACKEND_PROCESS); }
+MTEST(closed_pool_serial) { closed_pool(MPROC_BACKEND_SERIAL); }
+
+/* ---- process backend: order of events, cancellation, workers ---- */
+
+MTEST(cancel_before_start_and_callbacks) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  int n = 2;
+  mproc_future *running, *queued1, *queued2, *queued3;
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &running));
+  await_started(1);
+  CHECK_INT_EQ(mproc_future_running(running), 1);
+  CHECK_INT_EQ(mproc_future_cancel(running), 0); /* running: cannot be cancelled */
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued1)); /* handed to the worker: running */
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued2)); /* waits in the queue */
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued3));
+  cb_count = 0;
+  CHECK_OK(mproc_future_add_done_callback(queued3, on_done, (void *)3));
+  CHECK_OK(mproc_future_add_done_callback(running, on_done, (void *)1));
+  CHECK_OK(mproc_future_add_done_callback(running, on_done, (void *)2));
+  CHECK_INT_EQ(mproc_future_cancel(queued2), 1);
+  CHECK_INT_EQ(mproc_future_cancel(queued2), 1); /* again: still cancelled */
+  CHECK_INT_EQ(mproc_future_cancelled(queued2), 1);
+  CHECK_INT_EQ(mproc_future_done(queued2), 1);
+  CHECK_ERR(mproc_future_result(queued2, 0, NULL, NULL), MPROC_ECANCELED);
+  /* wait with a timeout: nothing else can finish while the gate is shut */
+  mproc_future *all[] = {running, queued1, queued3};
+  size_t ndone = 9;
+  CHECK_ERR(mproc_futures_wait(all, 3, 0.05, MPROC_FIRST_COMPLETED, &ndone, NULL), MPROC_ETIMEDOUT);
+  CHECK_INT_EQ(ndone, 0);
+  CHECK_ERR(mproc_future_wait(running, 0.02), MPROC_ETIMEDOUT);
+  CHECK_ERR(mproc_future_result(running, 0, NULL, NULL), MPROC_ETIMEDOUT);
+  mproc_as_completed *it;
+  CHECK_OK(mproc_as_completed_create(&it, all, 3));
+  mproc_future *f;
+  CHECK_ERR(mproc_as_completed_next(it, 0.02, &f), MPROC_ETIMEDOUT);
+  open_gate();
+  CHECK_OK(mproc_futures_wait(all, 3, MPROC_FOREVER, MPROC_FIRST_COMPLETED, &ndone, NULL));
+  CHECK_INT_CMP(ndone, >=, 1);
+  CHECK_OK(mproc_futures_wait(all, 3, MPROC_FOREVER, MPROC_ALL_COMPLETED, &ndone, NULL));
+  CHECK_INT_EQ(ndone, 3);
+  /* completion order is submission order on one worker */
+  for (int k = 0; k < 3; k++) {
+    CHECK_OK(mproc_as_completed_next(it, MPROC_FOREVER, &f));
+    CHECK(f == all[k]);
+  }
+  mproc_as_completed_destroy(it);
+  /* callbacks ran on the manager thread after completion, in the order added */
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  await_callbacks(3);
+  CHECK_INT_EQ(cb_count, 3);
+  CHECK_INT_EQ(cb_order[0], 1);
+  CHECK_INT_EQ(cb_order[1], 2);
+  CHECK_INT_EQ(cb_order[2], 3);
+  mproc_future_release(running);
+  mproc_future_release(queued1);
+  mproc_future_release(queued2);
+  mproc_future_release(queued3);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
+MTEST(first_exception_mode) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int good = 3;
+  mproc_future *fs[2];
+  CHECK_OK(mproc_pool_submit(p, square, "bad", 3, NULL, &fs[0]));
+  CHECK_OK(mproc_pool_submit(p, square, &good, sizeof good, NULL, &fs[1]));
+  size_t ndone;
+  CHECK_OK(mproc_futures_wait(fs, 2, MPROC_FOREVER, MPROC_FIRST_EXCEPTION, &ndone, NULL));
+  CHECK_INT_EQ(mproc_future_done(fs[0]), 1);
+  CHECK_ERR(mproc_future_error(fs[0], 0), MPROC_EINVAL);
+  mproc_future_release(fs[0]);
+  mproc_future_release(fs[1]);
+  mproc_pool_destroy(p);
+}
+
+static int init_calls;
+static int initializer(const void *arg, size_t len, mproc_task *t) {
+  (void)t;
+  if (len != 4 || memcmp(arg, "init", 4) != 0) return MPROC_EINVAL;
+  init_calls = 1000; /* in the worker's memory */
+  return 0;
+}
+static int read_init(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int v = init_calls + mproc_task_worker_id(t);
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+MTEST(initializer_and_worker_ids) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2,
+                            &(mproc_pool_opts){.initializer = initializer, .init_arg = "init", .init_arg_len = 4});
+  int out[64];
+  CHECK_OK(mproc_pool_map(p, read_init, NULL, 64, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  for (int i = 0; i < 64; i++) CHECK(out[i] == 1000 || out[i] == 1001);
+  CHECK_INT_EQ(init_calls, 0); /* the caller's memory is untouched */
+  mproc_pool_destroy(p);
+}
+
+MTEST(failing_initializer_is_a_crash) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1,
+                            &(mproc_pool_opts){.initializer = initializer, .init_arg = "nope", .init_arg_len = 4});
+  mproc_future *f;
+  int n = 1;
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+  CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), MPROC_ECRASHED);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.exit_code, 120);
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+}
+
+MTEST(max_tasks_per_child) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.max_tasks_per_child = 1});
+  enum { N = 12 };
+  int pids[N];
+  CHECK_OK(mproc_pool_map(p, report_pid, NULL, N, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  for (int i = 0; i < N; i++)
+    for (int k = i + 1; k < N; k++) CHECK_INT_CMP(pids[i], !=, pids[k]);
+  mproc_pool_destroy(p);
+}
+
+static int read_omp(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  const char *v = getenv("OMP_NUM_THREADS");
+  return mproc_task_return(t, v ? v : "", v ? strlen(v) + 1 : 1);
+}
+
+MTEST(thread_env_guard) {
+  unsetenv("OMP_NUM_THREADS");
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  char buf[16] = "";
+  CHECK_OK(mproc_pool_apply(p, read_omp, NULL, 0, buf, sizeof buf, NULL));
+  char want[16];
+  int n = mproc_cpu_count() / 2;
+  snprintf(want, sizeof want, "%d", n > 0 ? n : 1);
+  CHECK_STR_EQ(buf, want);
+  CHECK(getenv("OMP_NUM_THREADS") == NULL); /* the caller's environment is untouched */
+  mproc_pool_destroy(p);
+  setenv("OMP_NUM_THREADS", "5", 1);
+  p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  CHECK_OK(mproc_pool_apply(p, read_omp, NULL, 0, buf, sizeof buf, NULL));
+  CHECK_STR_EQ(buf, "5");
+  mproc_pool_destroy(p);
+  unsetenv("OMP_NUM_THREADS");
+}
+
+MTEST(environment_defaults) {
+  mproc_pool *p;
+  setenv("MPROC_WORKERS", "3", 1);
+  CHECK_OK(mproc_pool_create(&p, NULL));
+  CHECK_INT_EQ(mproc_pool_workers(p), 3);
+  mproc_pool_destroy(p);
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1})); /* options win */
+  CHECK_INT_EQ(mproc_pool_workers(p), 1);
+  mproc_pool_destroy(p);
+  setenv("MPROC_WORKERS", "lots", 1);
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_EINVAL);
+  unsetenv("MPROC_WORKERS");
+  setenv("MPROC_BACKEND", "serial", 1);
+  CHECK_OK(mproc_pool_create(&p, NULL));
+  int n = 4, r;
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &r, sizeof r, NULL));
+  CHECK_INT_EQ(r, 16);
+  mproc_pool_destroy(p);
+  setenv("MPROC_BACKEND", "mpi", 1);
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_ENOBACKEND);
+  setenv("MPROC_BACKEND", "quantum", 1);
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_EINVAL);
+  unsetenv("MPROC_BACKEND");
+}
+
+/* ---- faults ---- */
+
+static int misbehave(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int n = *(const int *)arg;
+  switch (n) {
+    case -1: raise(SIGSEGV); break;
+    case -2: abort();
+    case -3: _exit(42);
+    case -4: {
+      /* announce our pid, then wait to be killed from outside */
+      int pid = getpid();
+      __atomic_store_n(&sh->pids[0], pid, __ATOMIC_SEQ_CST);
+      __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
+      mproc__futex_wake(&sh->started, INT32_MAX);
+      for (;;) pause();
+    }
+    case -5:
+      for (;;) pause(); /* hangs: only its timeout ends it */
+    default: break;
+  }
+  int sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+static void check_crash(mproc_future *f, mproc_outcome_kind kind, int code, int sig, int exit_code) {
+  CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), code);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.kind, kind);
+  CHECK_INT_EQ(o.signal, sig);
+  CHECK_INT_EQ(o.exit_code, exit_code);
+  CHECK(strlen(o.message) > 0);
+}
+
+MTEST_TIMEOUT(crashes_fail_only_their_task, 60) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.task_timeout = 0});
+  enum { N = 300 };
+  mproc_future *fs[N];
+  int bad[] = {-1, -2, -3, -4};
+  int where[] = {10, 100, 200, 250};
+  for (int i = 0; i < N; i++) {
+    int n = i;
+    for (int k = 0; k < 4; k++)
+      if (i == where[k]) n = bad[k];
+    CHECK_OK(mproc_pool_submit(p, misbehave, &n, sizeof n, NULL, &fs[i]));
+  }
+  /* the task killed from outside: wait for it to announce itself, then kill its worker */
+  await_started(1);
+  CHECK(kill(__atomic_load_n(&sh->pids[0], __ATOMIC_SEQ_CST), SIGKILL) == 0);
+  check_crash(fs[10], MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, SIGSEGV, -1);
+  check_crash(fs[100], MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, SIGABRT, -1);
+  check_crash(fs[200], MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, 0, 42);
+  check_crash(fs[250], MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, SIGKILL, -1);
+  for (int i = 0; i < N; i++) {
+    if (i == 10 || i == 100 || i == 200 || i == 250) continue;
+    const void *data;
+    CHECK_OK(mproc_future_result(fs[i], MPROC_FOREVER, &data, NULL));
+    CHECK_INT_EQ(*(const int *)data, i * i);
+  }
+  for (int i = 0; i < N; i++) mproc_future_release(fs[i]);
+  /* the pool is still whole */
+  int in[100], out[100];
+  for (int i = 0; i < 100; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, square, in, 100, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < 100; i++) CHECK_INT_EQ(out[i], i * i);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
+MTEST_TIMEOUT(hung_task_times_out, 60) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  mproc_future *fs[20];
+  for (int i = 0; i < 20; i++) {
+    int n = i == 5 ? -5 : i;
+    CHECK_OK(mproc_pool_submit(p, misbehave, &n, sizeof n,
+                               i == 5 ? &(mproc_submit_opts){.timeout = 0.2} : NULL, &fs[i]));
+  }
+  double t0 = mproc__plat_now();
+  check_crash(fs[5], MPROC_OUTCOME_TIMEDOUT, MPROC_ETASKTIMEOUT, 0, -1);
+  CHECK(mproc__plat_now() - t0 >= 0.15);
+  for (int i = 0; i < 20; i++) {
+    if (i == 5) continue;
+    const void *data;
+    CHECK_OK(mproc_future_result(fs[i], MPROC_FOREVER, &data, NULL));
+    CHECK_INT_EQ(*(const int *)data, i * i);
+  }
+  for (int i = 0; i < 20; i++) mproc_future_release(fs[i]);
+  /* a pool-wide timeout on a map item */
+  int in[10] = {0, 1, 2, 3, -5, 5, 6, 7, 8, 9}, out[10], codes[10];
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, misbehave, in, 10, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.task_timeout = 0.2, .on_error = MPROC_ON_ERROR_CONTINUE,
+                                             .item_codes = codes, .chunk_size = 5},
+                           &rep),
+            MPROC_ETASKTIMEOUT);
+  CHECK_INT_EQ(rep.failed, 1);
+  CHECK_INT_EQ(rep.first_failed_index, 4);
+  CHECK_INT_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
+  for (int i = 0; i < 10; i++)
+    if (i != 4) CHECK_INT_EQ(out[i], in[i] * in[i]);
+  mproc_pool_destroy(p);
+}
+
+MTEST(crash_inside_a_batch_fails_one_item) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  enum { N = 1000 };
+  static int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  in[333] = -1; /* segfault */
+  in[777] = -2; /* abort */
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, misbehave, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.chunk_size = 100, .on_error = MPROC_ON_ERROR_CONTINUE,
+                                             .item_codes = codes},
+                           &rep),
+            MPROC_ECRASHED);
+  CHECK_INT_EQ(rep.failed, 2);
+  CHECK_INT_EQ(rep.ok, N - 2);
+  CHECK_INT_EQ(rep.first_failed_index, 333);
+  CHECK_INT_EQ(rep.first_failure.signal, SIGSEGV);
+  for (int i = 0; i < N; i++) {
+    if (i == 333 || i == 777) {
+      CHECK_INT_EQ(codes[i], MPROC_ECRASHED);
+    } else {
+      CHECK_INT_EQ(codes[i], 0);
+      CHECK_INT_EQ(out[i], i * i);
+    }
+  }
+  mproc_pool_destroy(p);
+}
+
+static int crash_first_attempt(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_attempt(t) < 2) raise(SIGSEGV);
+  return square(arg, len, t);
+}
+
+MTEST(retries_make_a_flaky_task_succeed) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.max_retries = 2});
+  int n = 9;
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, crash_first_attempt, &n, sizeof n, NULL, &f));
+  const void *data;
+  CHECK_OK(mproc_future_result(f, MPROC_FOREVER, &data, NULL));
+  CHECK_INT_EQ(*(const int *)data, 81);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.attempts, 2);
+  mproc_future_release(f);
+  /* without retries it is reported */
+  CHECK_OK(mproc_pool_submit(p, crash_first_attempt, &n, sizeof n, &(mproc_submit_opts){.max_retries = -1}, &f));
+  CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), MPROC_ECRASHED);
+  mproc_future_release(f);
+  /* in a map too */
+  int in[50], out[50];
+  for (int i = 0; i < 50; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, crash_first_attempt, in, 50, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 10}, NULL));
+  for (int i = 0; i < 50; i++) CHECK_INT_EQ(out[i], i * i);
+  mproc_pool_destroy(p);
+}
+
+MTEST_TIMEOUT(destroy_does_not_hang, 30) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  mproc_future *fs[6];
+  int n = 1;
+  for (int i = 0; i < 6; i++) CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &fs[i]));
+  await_started(2);
+  double t0 = mproc__plat_now();
+  mproc_pool_destroy(p); /* gate never opens: running tasks are killed after the grace period */
+  CHECK(mproc__plat_now() - t0 < 5);
+  for (int i = 0; i < 6; i++) {
+    CHECK_INT_EQ(mproc_future_done(fs[i]), 1);
+    CHECK_ERR(mproc_future_error(fs[i], 0), MPROC_ECANCELED);
+    mproc_future_release(fs[i]);
+  }
+  unmap_shared();
+}
+
+MTEST(shutdown_with_cancel_and_terminate) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  mproc_future *fs[5];
+  int n = 2;
+  for (int i = 0; i < 5; i++) CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &fs[i]));
+  await_started(1);
+  CHECK_OK(mproc_executor_shutdown(p, 0, 1)); /* cancel what has not been handed out */
+  open_gate();
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  CHECK_OK(mproc_future_error(fs[0], 0));
+  int cancelled = 0;
+  for (int i = 1; i < 5; i++) cancelled += mproc_future_cancelled(fs[i]);
+  CHECK_INT_CMP(cancelled, >=, 3); /* one more may have been handed to the worker already */
+  for (int i = 0; i < 5; i++) mproc_future_release(fs[i]);
+  mproc_pool_destroy(p);
+
+  /* terminate kills what runs */
+  __atomic_store_n(&sh->gate, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&sh->started, 0, __ATOMIC_SEQ_CST);
+  p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &fs[0]));
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &fs[1]));
+  await_started(1);
+  CHECK_OK(mproc_pool_terminate(p));
+  CHECK_ERR(mproc_future_error(fs[0], MPROC_FOREVER), MPROC_ECANCELED);
+  CHECK_ERR(mproc_future_error(fs[1], MPROC_FOREVER), MPROC_ECANCELED);
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  mproc_future_release(fs[0]);
+  mproc_future_release(fs[1]);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
+MTEST_HELPER(pool_then_wait) {
+  (void)argc;
+  int fd = atoi(argv[1]);
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}) != 0) return 3;
+  int pids[8];
+  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
+    return 4;
+  if (write(fd, pids, sizeof pids) != sizeof pids) return 5;
+  for (;;) pause();
+}
+
+MTEST(workers_die_with_the_caller) {
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  char a[16];
+  snprintf(a, sizeof a, "%d", fds[1]);
+  pid_t caller = fork();
+  CHECK(caller >= 0);
+  if (caller == 0) {
+    close(fds[0]);
+    execv(mtest_self(), mtest_helper_argv("pool_then_wait", a, NULL, NULL));
+    _exit(127);
+  }
+  close(fds[1]);
+  int pids[8];
+  CHECK_INT_EQ(read(fds[0], pids, sizeof pids), (long)sizeof pids);
+  close(fds[0]);
+  int pidfds[8], n = 0;
+  for (int i = 0; i < 8; i++) {
+    int dup = 0;
+    for (int k = 0; k < i; k++) dup |= pids[k] == pids[i];
+    if (!dup) pidfds[n++] = (int)syscall(SYS_pidfd_open, pids[i], 0);
+  }
+  CHECK_INT_CMP(n, >=, 1);
+  CHECK(kill(caller, SIGKILL) == 0);
+  int st;
+  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
+  for (int i = 0; i < n; i++) {
+    CHECK(pidfds[i] >= 0);
+    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
+    CHECK_INT_EQ(poll(&pfd, 1, 1000), 1);
+    close(pidfds[i]);
+  }
+  /* the template and workers were orphaned to us: reap them */
+  while (waitpid(-1, &st, WNOHANG) > 0) {
+  }
+  for (;;) {
+    pid_t r = waitpid(-1, &st, 0);
+    if (r < 0) break;
+  }
+}
+
+MTEST(bad_input) {
+  mproc_pool *p = NULL;
+  CHECK_ERR(mproc_pool_create(NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = -1}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 100000}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.max_retries = -2}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.task_timeout = -1}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.task_timeout = NAN}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = 99}), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.init_arg_len = 3}), MPROC_EINVAL);
+  CHECK(p == NULL);
+  CHECK_ERR(mproc_pool_workers(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_close(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_join(NULL, 0), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_terminate(NULL), MPROC_EINVAL);
+  mproc_pool_destroy(NULL);
+  mproc_future *f = NULL;
+  p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  int n = 1, out;
+  CHECK_ERR(mproc_pool_submit(NULL, square, &n, sizeof n, NULL, &f), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_submit(p, NULL, &n, sizeof n, NULL, &f), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_submit(p, square, NULL, 4, NULL, &f), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = -1}, &f), MPROC_EINVAL);
+  CHECK(f == NULL);
+  CHECK_ERR(mproc_pool_map(NULL, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, NULL, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, NULL, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, NULL, sizeof out, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out,
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, &(mproc_map_opts){.on_error = 9}, NULL),
+            MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, &(mproc_map_opts){.task_timeout = NAN},
+                           NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_apply(p, square, &n, sizeof n, NULL, 4, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_wait(NULL, 0), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_result(NULL, 0, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_error(NULL, 0), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_outcome(NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_cancel(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_cancelled(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_running(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_done(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_add_done_callback(NULL, on_done, NULL), MPROC_EINVAL);
+  mproc_future_release(NULL);
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+  CHECK_ERR(mproc_future_wait(f, NAN), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_add_done_callback(f, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_future_outcome(f, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_futures_wait(NULL, 1, 0, MPROC_ALL_COMPLETED, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_futures_wait(&f, 1, 0, 7, NULL, NULL), MPROC_EINVAL);
+  mproc_future *withnull[2] = {f, NULL};
+  CHECK_ERR(mproc_futures_wait(withnull, 2, 0, MPROC_ALL_COMPLETED, NULL, NULL), MPROC_EINVAL);
+  size_t nd = 5;
+  CHECK_OK(mproc_futures_wait(NULL, 0, 0, MPROC_ALL_COMPLETED, &nd, NULL));
+  CHECK_INT_EQ(nd, 0);
+  mproc_as_completed *it;
+  CHECK_ERR(mproc_as_completed_create(NULL, &f, 1), MPROC_EINVAL);
+  CHECK_ERR(mproc_as_completed_create(&it, withnull, 2), MPROC_EINVAL);
+  CHECK_ERR(mproc_as_completed_next(NULL, 0, &f), MPROC_EINVAL);
+  CHECK_OK(mproc_as_completed_create(&it, NULL, 0));
+  mproc_future *g;
+  CHECK_ERR(mproc_as_completed_next(it, 0, &g), MPROC_EEOF);
+  CHECK_ERR(mproc_as_completed_next(it, NAN, &g), MPROC_EINVAL);
+  mproc_as_completed_destroy(it);
+  mproc_as_completed_destroy(NULL);
+  CHECK_ERR(mproc_executor_shutdown(NULL, 1, 1), MPROC_EINVAL);
+  CHECK_OK(mproc_future_wait(f, MPROC_FOREVER));
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+}
+
+static int fail_fork(void) {
+  errno = EAGAIN;
+  return -1;
+}
+
+MTEST(fork_failure_leaves_nothing) {
+  mproc__sys.fork = (pid_t(*)(void))fail_fork;
+  mproc_pool *p = NULL;
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}), MPROC_EAGAIN);
+  mproc__syscalls_reset();
+  CHECK(p == NULL);
+}
