@@ -11,7 +11,7 @@
 #include "engine/engine.h"
 
 #define INFLIGHT_PER_WORKER 2
-#define MANAGER_SPIN_ROUNDS 200
+#define MANAGER_SPIN_ROUNDS 50
 
 static void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -58,7 +58,7 @@ void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
   mproc__future_unref_locked(j->fut);
   e->outstanding--;
   mproc__job_free(j);
-  pthread_cond_broadcast(&e->done_cv);
+  mproc__engine_notify(e);
 }
 
 /* Records the failure of items [first, first+count) of a map. */
@@ -104,7 +104,8 @@ void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, si
       e->pend_tail = last;
     }
   }
-  pthread_cond_broadcast(&e->done_cv);
+  if (m->remaining == 0) pthread_cond_signal(&m->cv);
+  mproc__engine_notify(e);
 }
 
 static void complete_batch_ok(mproc__engine *e, mproc__job *j, size_t nfail) {
@@ -112,6 +113,7 @@ static void complete_batch_ok(mproc__engine *e, mproc__job *j, size_t nfail) {
   size_t ok = j->count - nfail;
   m->ok += ok;
   m->remaining -= ok;
+  if (m->remaining == 0) pthread_cond_signal(&m->cv);
   if (m->opts.item_codes)
     for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
 }
@@ -177,7 +179,8 @@ void mproc__engine_dispatch(mproc__engine *e) {
     if (j->timeout > 0) e->timeouts_active = true;
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC, .kind = (uint32_t)j->kind, .id = j->id,
                            .fn = (uint64_t)(uintptr_t)j->fn, .first = j->kind == JOB_BATCH ? j->first : -1,
-                           .count = j->count, .attempt = (uint32_t)j->attempts, .payload_len = j->arg_len};
+                           .count = j->count, .attempt = (uint32_t)j->attempts, .timed = j->timeout > 0,
+                           .payload_len = j->arg_len};
     if (j->kind == JOB_BATCH) {
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
       w->tx_hdr.out_size = (uint32_t)j->map->out_size;
@@ -235,7 +238,7 @@ static void finish_result(mproc__engine *e, int i) {
     }
     e->outstanding--;
     mproc__job_free(j);
-    pthread_cond_broadcast(&e->done_cv);
+    mproc__engine_notify(e);
   }
 }
 
@@ -448,7 +451,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   w->jobs_sent = 0;
   w->rx_stage = 0;
   w->stopping = false;
-  pthread_cond_broadcast(&e->done_cv);
+  mproc__engine_notify(e);
   if (!e->quitting) spawn_worker(e, i);
 }
 
@@ -471,7 +474,7 @@ static void handle_template(mproc__engine *e) {
       worker_died(e, m.slot, m.value);
     }
   }
-  pthread_cond_broadcast(&e->done_cv);
+  mproc__engine_notify(e);
 }
 
 /* Kills workers whose task ran past its timeout; returns seconds until the next deadline (-1: none). */
@@ -506,6 +509,16 @@ static double check_timeouts(mproc__engine *e) {
     e->timeouts_active = pend;
   }
   return next;
+}
+
+bool mproc__engine_poll(mproc__engine *e) {
+  if (e->backend != MPROC_BACKEND_PROCESS || !e->ready || e->quitting) return false;
+  bool progressed = false;
+  handle_template(e);
+  for (int i = 0; i < e->nworkers; i++)
+    if (e->ws[i].pid) progressed |= rx_progress(e, i);
+  mproc__engine_dispatch(e);
+  return progressed;
 }
 
 static bool anything_ready(mproc__engine *e) {
@@ -700,7 +713,9 @@ void mproc__engine_stop(mproc__engine *e) {
       ts.tv_sec += (time_t)left;
       ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
       if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+      e->waiters++;
       pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
+      e->waiters--;
     }
     e->quitting = true;
     mproc__engine_run_callbacks(e);

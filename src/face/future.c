@@ -82,23 +82,33 @@ void mproc__run_cb_list(struct cb_node *list) {
   }
 }
 
-/* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
-static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), void *arg) {
+int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
+                           bool (*pred)(void *), void *arg) {
   while (!pred(arg)) {
+    if (waiters) (*waiters)++;
     if (isinf(deadline)) {
-      pthread_cond_wait(&e->done_cv, &e->lock);
-      continue;
+      pthread_cond_wait(cv, lock);
+    } else {
+      double left = mproc__remaining(deadline);
+      if (left <= 0) {
+        if (waiters) (*waiters)--;
+        return MPROC_ETIMEDOUT;
+      }
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_sec += (time_t)left;
+      ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+      pthread_cond_timedwait(cv, lock, &ts);
     }
-    double left = mproc__remaining(deadline);
-    if (left <= 0) return MPROC_ETIMEDOUT;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)left;
-    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
+    if (waiters) (*waiters)--;
   }
   return 0;
+}
+
+/* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
+static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), void *arg) {
+  return mproc__cond_wait_until(&e->done_cv, &e->lock, &e->waiters, deadline, pred, arg);
 }
 
 static bool is_done(void *arg) { return ((mproc_future *)arg)->state == FUT_DONE; }
@@ -108,11 +118,32 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
   return wait_locked(e, mproc__deadline(timeout), pred, arg);
 }
 
+/* Before sleeping, a waiter polls the workers itself for a short while (about 20 us): a result that is
+ * about to arrive is then collected without waking the manager and then this thread (lock held). */
+static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
+  double until = mproc__plat_now() + 20e-6;
+  if (until > deadline) until = deadline;
+  while (!pred(arg)) {
+    mproc__engine_poll(e);
+    if (pred(arg) || mproc__plat_now() >= until) break;
+    pthread_mutex_unlock(&e->lock);
+    for (int k = 0; k < 8; k++) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&e->lock);
+  }
+  mproc__engine_run_callbacks(e);
+}
+
 int mproc_future_wait(mproc_future *f, double timeout) {
   if (!f || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
   mproc__engine *e = f->eng;
   pthread_mutex_lock(&e->lock);
-  int r = wait_locked(e, mproc__deadline(timeout), is_done, f);
+  double deadline = mproc__deadline(timeout);
+  if (f->state != FUT_DONE && timeout != 0) poll_briefly(e, is_done, f, deadline);
+  int r = wait_locked(e, deadline, is_done, f);
   pthread_mutex_unlock(&e->lock);
   return r;
 }

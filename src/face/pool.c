@@ -261,12 +261,20 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
   m.first_outcome.exit_code = -1;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m.cv, &ca);
+  pthread_condattr_destroy(&ca);
   m.first_outcome.worker = -1;
   if (e->backend == MPROC_BACKEND_SERIAL) {
     pthread_mutex_lock(&e->lock);
     bool closed = e->closed;
     pthread_mutex_unlock(&e->lock);
-    if (closed) return MPROC_ECLOSED;
+    if (closed) {
+      pthread_cond_destroy(&m.cv);
+      return MPROC_ECLOSED;
+    }
     map_serial(e, &m);
   } else {
     size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_size, out_size);
@@ -276,12 +284,16 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
     /* build every batch first, so an allocation failure leaves nothing queued */
     size_t nb = n ? (n + chunk - 1) / chunk : 0;
     mproc__job **jobs = mproc__calloc(nb ? nb : 1, sizeof *jobs);
-    if (!jobs) return MPROC_ENOMEM;
+    if (!jobs) {
+      pthread_cond_destroy(&m.cv);
+      return MPROC_ENOMEM;
+    }
     for (size_t b = 0; b < nb; b++) {
       jobs[b] = mproc__calloc(1, sizeof **jobs);
       if (!jobs[b]) {
         for (size_t k = 0; k < b; k++) mproc__free(jobs[k]);
         mproc__free(jobs);
+        pthread_cond_destroy(&m.cv);
         return MPROC_ENOMEM;
       }
       mproc__job *j = jobs[b];
@@ -300,6 +312,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       pthread_mutex_unlock(&e->lock);
       for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
       mproc__free(jobs);
+      pthread_cond_destroy(&m.cv);
       return MPROC_ECLOSED;
     }
     for (size_t b = 0; b < nb; b++) {
@@ -310,9 +323,10 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
     mproc__free(jobs);
     mproc__engine_dispatch(e);
     mproc__engine_wake_manager(e);
-    mproc__wait_until(e, MPROC_FOREVER, map_done, &m);
+    mproc__cond_wait_until(&m.cv, &e->lock, NULL, INFINITY, map_done, &m);
     pthread_mutex_unlock(&e->lock);
   }
+  pthread_cond_destroy(&m.cv);
   fill_report(&m, report);
   if (m.failed) return m.first_outcome.code;
   if (m.cancelled) return MPROC_ECANCELED;
