@@ -8,10 +8,12 @@
 
 #include "mtest.h"
 #include "internal.h"
+#include "engine/engine.h"
 
 /* A page shared with every worker (mapped before the pool exists): gates that block tasks until the test
  * opens them, and counters tasks bump. */
 struct shared {
+  uint32_t ack;
   uint32_t gate;
   uint32_t started;
   int32_t pids[64];
@@ -402,7 +404,14 @@ MTEST(failing_initializer_is_a_crash) {
   mproc_outcome o;
   CHECK_OK(mproc_future_outcome(f, &o));
   CHECK_INT_EQ(o.exit_code, 120);
+  CHECK(strstr(o.message, "initializer failed") != NULL);
   mproc_future_release(f);
+  /* each later task fails the same way, quickly, instead of the pool hanging or spinning */
+  for (int k = 0; k < 3; k++) {
+    CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+    CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), MPROC_ECRASHED);
+    mproc_future_release(f);
+  }
   mproc_pool_destroy(p);
 }
 
@@ -818,4 +827,126 @@ MTEST(fork_failure_leaves_nothing) {
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}), MPROC_EAGAIN);
   mproc__syscalls_reset();
   CHECK(p == NULL);
+}
+
+static uint32_t async_ok, async_err;
+static int async_sum;
+static void on_result(const void *data, size_t len, void *user) {
+  (void)user;
+  if (len == sizeof(int)) __atomic_fetch_add(&async_sum, *(const int *)data, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&async_ok, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&async_ok, INT32_MAX);
+}
+static void on_error(int code, const char *msg, void *user) {
+  if (code == MPROC_EINVAL && strcmp(msg, "bad length 1") == 0 && user == (void *)&async_err)
+    __atomic_fetch_add(&async_err, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&async_ok, INT32_MAX);
+}
+
+static void apply_async(mproc_backend b) {
+  async_ok = async_err = 0;
+  async_sum = 0;
+  mproc_pool *p = make_pool(b, 2, NULL);
+  for (int i = 1; i <= 10; i++) CHECK_OK(mproc_pool_apply_async(p, square, &i, sizeof i, on_result, on_error, NULL, NULL));
+  mproc_future *f;
+  CHECK_OK(mproc_pool_apply_async(p, square, "x", 1, on_result, on_error, &async_err, &f));
+  CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_EINVAL); /* AsyncResult.successful() is false */
+  CHECK_INT_EQ(mproc_future_done(f), 1);                         /* ready() */
+  mproc_future_release(f);
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  for (;;) {
+    uint32_t n = __atomic_load_n(&async_ok, __ATOMIC_SEQ_CST);
+    if (n >= 10 && __atomic_load_n(&async_err, __ATOMIC_SEQ_CST) == 1) break;
+    mproc__futex_wait(&async_ok, n, 1);
+  }
+  CHECK_INT_EQ(async_sum, 385);
+  CHECK_ERR(mproc_pool_apply_async(p, NULL, NULL, 0, NULL, NULL, NULL, NULL), MPROC_EINVAL);
+  mproc_pool_destroy(p);
+}
+MTEST(apply_async_process) { apply_async(MPROC_BACKEND_PROCESS); }
+MTEST(apply_async_serial) { apply_async(MPROC_BACKEND_SERIAL); }
+
+static pid_t caller_pid;
+
+/* A child of the test that sends SIGINT to the caller every 10 ms until acknowledged, as a user pressing
+ * Ctrl-C during a wait would (the caller keeps mproc's handler installed for the whole test, so a signal
+ * that comes before the wait began is counted, not fatal). */
+static pid_t start_signaller(void) {
+  __atomic_store_n(&sh->ack, 0, __ATOMIC_SEQ_CST);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    while (!__atomic_load_n(&sh->ack, __ATOMIC_SEQ_CST)) {
+      kill(caller_pid, SIGINT);
+      mproc__futex_wait(&sh->ack, 0, 0.01);
+    }
+    _exit(0);
+  }
+  return pid;
+}
+
+static void stop_signaller(pid_t pid) {
+  __atomic_store_n(&sh->ack, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&sh->ack, INT32_MAX);
+  int st;
+  CHECK_INT_EQ(waitpid(pid, &st, 0), pid); /* after this no SIGINT is on its way */
+}
+
+MTEST(map_timeout_cancels_the_rest) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int in[40], out[40], codes[40];
+  for (int i = 0; i < 40; i++) in[i] = i;
+  mproc_map_report rep;
+  double t0 = mproc__plat_now();
+  CHECK_ERR(mproc_pool_map(p, gated, in, 40, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.timeout = 0.1, .chunk_size = 2, .item_codes = codes}, &rep),
+            MPROC_ETIMEDOUT);
+  CHECK(mproc__plat_now() - t0 >= 0.09);
+  CHECK_INT_EQ(rep.cancelled, 40);
+  for (int i = 0; i < 40; i++) CHECK_INT_EQ(codes[i], MPROC_ECANCELED);
+  /* the killed workers were replaced: the pool works */
+  open_gate();
+  CHECK_OK(mproc_pool_map(p, square, in, 40, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < 40; i++) CHECK_INT_EQ(out[i], i * i);
+  CHECK_ERR(mproc_pool_map(p, square, in, 40, sizeof *in, out, sizeof *out, &(mproc_map_opts){.timeout = -1}, NULL),
+            MPROC_EINVAL);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
+MTEST(ctrl_c_ends_a_map_and_a_wait) {
+  map_shared();
+  caller_pid = getpid();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  /* keep mproc's handler installed for the whole test, so a signal sent a moment early is counted rather
+   * than fatal; each wait still only reacts to signals that come after it began */
+  mproc__sigint_begin();
+  int in[20], out[20];
+  for (int i = 0; i < 20; i++) in[i] = i;
+  mproc_map_report rep;
+  pid_t sig = start_signaller();
+  CHECK_ERR(mproc_pool_map(p, gated, in, 20, sizeof *in, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, &rep),
+            MPROC_EINTERRUPTED);
+  stop_signaller(sig);
+  CHECK_INT_EQ(rep.ok, 0);
+  CHECK_INT_EQ(rep.cancelled, 20);
+  /* a future's wait too; the task keeps running until terminate */
+  mproc_future *f;
+  int n = 3;
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &f));
+  sig = start_signaller();
+  CHECK_ERR(mproc_future_wait(f, MPROC_FOREVER), MPROC_EINTERRUPTED);
+  stop_signaller(sig);
+  CHECK_INT_EQ(mproc_future_done(f), 0);
+  CHECK_OK(mproc_pool_terminate(p));
+  CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ECANCELED);
+  mproc_future_release(f);
+  mproc__sigint_end();
+  /* outside a wait SIGINT is the program's again */
+  struct sigaction sa;
+  sigaction(SIGINT, NULL, &sa);
+  CHECK(sa.sa_handler == SIG_DFL);
+  mproc_pool_destroy(p);
+  unmap_shared();
 }

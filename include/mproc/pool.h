@@ -97,6 +97,18 @@ MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *
 MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
                                void *out, size_t out_cap, size_t *out_len);
 
+/* Python's apply_async(fn, args, callback, error_callback): submits, and when the task completes calls
+ * callback(result, len, user) on success or error_callback(code, message, user) on failure (either may be
+ * NULL), in the thread that completes it (see mproc_future_add_done_callback()).  The result pointer is
+ * valid during the call only.  *out receives the future (AsyncResult: ready = mproc_future_done,
+ * successful = mproc_future_error(f, 0) == 0, wait = mproc_future_wait, get = mproc_future_result); pass
+ * NULL to let the pool release it after the callbacks ran.  Errors as mproc_pool_submit(). */
+typedef void (*mproc_result_cb)(const void *result, size_t len, void *user);
+typedef void (*mproc_error_cb)(int code, const char *message, void *user);
+MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
+                                     mproc_result_cb callback, mproc_error_cb error_callback, void *user,
+                                     mproc_future **out);
+
 /* How a task ended. */
 typedef enum mproc_outcome_kind {
   MPROC_OUTCOME_PENDING = 0,  /* not finished */
@@ -193,6 +205,9 @@ typedef struct mproc_map_opts {
   int max_failures;          /* with MPROC_ON_ERROR_STOP_AFTER; at least 1 */
   /* Optional: n codes, one per item: 0, its failure code, or -ECANCELED for items not run. */
   int *item_codes;
+  /* The whole map's time limit in seconds (Executor.map's timeout); 0: none.  When it passes, items not
+   * done are cancelled (workers running them are killed and replaced) and the map returns -ETIMEDOUT. */
+  double timeout;
 } mproc_map_opts;
 
 /* What a map did. */
@@ -208,7 +223,9 @@ typedef struct mproc_map_report {
  * of its record as it was).  Results are in input order; nothing is allocated per item.  in may be NULL
  * when in_size is 0 (each task then gets no argument and reads its index with mproc_task_index()); out may
  * be NULL when out_size is 0.  Returns 0 when every item succeeded, else the first failure's code by index
- * (details in *report when not NULL); -EINVAL for bad arguments; MPROC_ECLOSED on a closed pool. */
+ * (details in *report when not NULL); -EINVAL for bad arguments; MPROC_ECLOSED on a closed pool;
+ * -ETIMEDOUT when opts->timeout passed; MPROC_EINTERRUPTED on Ctrl-C (see docs/pool.md).  In the last two
+ * cases the items not done are cancelled and no worker writes into out any more when the call returns. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                              void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report);
 

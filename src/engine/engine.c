@@ -118,6 +118,8 @@ static void complete_batch_ok(mproc__engine *e, mproc__job *j, size_t nfail) {
     for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
 }
 
+static void spawn_worker(mproc__engine *e, int i);
+
 /* ---- dispatch: hand queued jobs to workers with room ---- */
 
 static int pick_worker(mproc__engine *e) {
@@ -157,6 +159,14 @@ static bool tx_progress(mproc__engine *e, int i) {
 
 void mproc__engine_dispatch(mproc__engine *e) {
   if (e->backend != MPROC_BACKEND_PROCESS) return;
+  if (e->pend_head && !e->quitting) {
+    for (int i = 0; i < e->nworkers; i++) {
+      if (e->ws[i].dormant) {
+        e->ws[i].dormant = false;
+        spawn_worker(e, i);
+      }
+    }
+  }
   for (int i = 0; i < e->nworkers; i++) tx_progress(e, i);
   while (e->pend_head) {
     int i = pick_worker(e);
@@ -182,6 +192,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
                            .count = j->count, .attempt = (uint32_t)j->attempts, .timed = j->timeout > 0,
                            .payload_len = j->arg_len};
     if (j->kind == JOB_BATCH) {
+      w->tx_hdr.token = j->map->token;
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
       w->tx_hdr.out_size = (uint32_t)j->map->out_size;
     }
@@ -230,6 +241,14 @@ static void finish_result(mproc__engine *e, int i) {
   } else {
     mproc__map *m = j->map;
     const wire_fail *f = (const wire_fail *)w->rx_buf;
+    if (h->code != 0) {
+      /* skipped by the worker: its map was aborted */
+      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = i};
+      mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
+      e->outstanding--;
+      mproc__job_free(j);
+      return;
+    }
     complete_batch_ok(e, j, h->nfail);
     for (uint32_t k = 0; k < h->nfail; k++) {
       mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = f[k].code, .exit_code = -1, .worker = i,
@@ -331,11 +350,12 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   int64_t item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE);
   mproc_outcome o = {.kind = MPROC_OUTCOME_CRASHED, .code = MPROC_ECRASHED, .exit_code = -1, .worker = i};
   char msg[MPROC_TASK_MSG_MAX];
+  bool terminating = w->kill_reason == MPROC_OUTCOME_CANCELLED;
   if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT) {
     o.kind = MPROC_OUTCOME_TIMEDOUT;
     o.code = MPROC_ETASKTIMEOUT;
     snprintf(msg, sizeof msg, "timed out; worker %d (pid %d) killed", i, w->pid);
-  } else if (w->kill_reason == MPROC_OUTCOME_CANCELLED) {
+  } else if (w->kill_reason == MPROC_OUTCOME_CANCELLED || w->kill_reason == KILL_ABORT) {
     o.kind = MPROC_OUTCOME_CANCELLED;
     o.code = MPROC_ECANCELED;
     snprintf(msg, sizeof msg, "cancelled; worker %d (pid %d) killed", i, w->pid);
@@ -353,6 +373,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   }
   /* The job it ran (if any) fails or is retried; the ones queued behind it go back to the queue. */
   mproc__job *j = w->head, *requeue_head = NULL, **rq = &requeue_head;
+  bool had_jobs = j != NULL;
   w->head = w->tail = NULL;
   w->ninflight = 0;
   w->tx_job = NULL;
@@ -360,7 +381,12 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
     mproc__job *next = j->next;
     j->next = NULL;
     bool was_running = running != 0 && j->id == running;
-    if (!was_running && o.kind == MPROC_OUTCOME_CANCELLED) {
+    if (j->kind == JOB_BATCH && j->map->aborting) {
+      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = i};
+      mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
+      e->outstanding--;
+      mproc__job_free(j);
+    } else if (!was_running && terminating) {
       /* terminate(): what waited behind the killed task is cancelled too, not run again */
       if (j->kind == JOB_TASK) {
         mproc__engine_complete_task(e, j, &o, NULL, NULL, 0);
@@ -452,7 +478,11 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   w->rx_stage = 0;
   w->stopping = false;
   mproc__engine_notify(e);
-  if (!e->quitting) spawn_worker(e, i);
+  if (init_failed && !requeue_head && !had_jobs) {
+    w->dormant = true; /* no busy loop of failing initializers: wait for work */
+  } else if (!e->quitting) {
+    spawn_worker(e, i);
+  }
 }
 
 static void handle_template(mproc__engine *e) {
@@ -495,7 +525,9 @@ static double check_timeouts(mproc__engine *e) {
       next = next < 0 || j->timeout < next ? j->timeout : next;
       continue;
     }
-    double ran = (double)(now - __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE)) * 1e-9;
+    /* the task may have started after `now` was read: never let the difference wrap */
+    int64_t ran_ns = (int64_t)(now - __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE));
+    double ran = ran_ns > 0 ? (double)ran_ns * 1e-9 : 0.0;
     if (ran >= j->timeout) {
       mproc__engine_kill_worker(e, i, MPROC_OUTCOME_TIMEDOUT);
     } else {
@@ -679,6 +711,41 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     return r;
   }
   return 0;
+}
+
+void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
+  m->aborting = true;
+  m->stopped = true;
+  /* queued batches: cancelled now */
+  mproc__job **pp = &e->pend_head, *last = NULL;
+  mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+  while (*pp) {
+    mproc__job *j = *pp;
+    if (j->map == m) {
+      *pp = j->next;
+      mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
+      e->outstanding--;
+      mproc__job_free(j);
+    } else {
+      last = j;
+      pp = &j->next;
+    }
+  }
+  e->pend_tail = last;
+  if (e->backend != MPROC_BACKEND_PROCESS) return;
+  /* batches in workers' rings are skipped; a worker running one is killed */
+  uint32_t k = __atomic_fetch_add(&e->sh->aborted_next, 1, __ATOMIC_SEQ_CST) % 16;
+  __atomic_store_n(&e->sh->aborted[k], m->token, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    if (!w->pid || w->kill_reason || !w->head) continue;
+    uint64_t running = __atomic_load_n(&e->sh->slots[i].running_job, __ATOMIC_ACQUIRE);
+    for (mproc__job *j = w->head; j; j = j->next)
+      if (j->map == m && (j->id == running || j == w->head)) {
+        mproc__engine_kill_worker(e, i, KILL_ABORT);
+        break;
+      }
+  }
 }
 
 /* Cancels every queued job (lock held). */

@@ -47,6 +47,7 @@ typedef struct wire_job {
   uint32_t attempt;
   uint32_t timed;       /* 1 when the job has a timeout: the worker then stamps each item's start */
   uint32_t pad_;
+  uint64_t token;       /* batch: its map's token; the worker skips batches of aborted maps */
   uint64_t payload_len;
 } wire_job;
 
@@ -87,6 +88,9 @@ typedef struct mproc__shared {
   uint32_t manager_sleeping;
   uint32_t template_events;                     /* bumped by the template after each message */
   uint32_t nworkers;
+  /* tokens of recently aborted maps: a worker answers their batches as cancelled without running them */
+  uint64_t aborted[16];
+  uint32_t aborted_next;
   mproc__slot slots[];
 } mproc__shared;
 
@@ -112,6 +116,7 @@ typedef struct mproc__job {
 typedef struct mproc__wstate {
   int pid;                    /* 0 while none runs in the slot */
   bool spawning, stopping;
+  bool dormant;               /* its initializer failed: respawned only when there is work for it */
   int jobs_sent;              /* toward max_tasks_per_child */
   mproc__job *head, *tail;    /* in flight, oldest first */
   int ninflight;
@@ -144,6 +149,8 @@ struct mproc_future {
   mproc__job *job;            /* while queued (for cancel) */
 };
 enum { FUT_PENDING = 0, FUT_RUNNING = 1, FUT_DONE = 2 };
+/* A kill reason beside the outcome kinds: a map was aborted; what waited behind its batch runs again. */
+enum { KILL_ABORT = 100 };
 
 typedef struct mproc__map {
   mproc_task_fn fn;
@@ -157,6 +164,8 @@ typedef struct mproc__map {
   mproc_map_opts opts;
   int max_failures;
   bool stopped;
+  bool aborting;              /* timed out or interrupted: every batch not done is cancelled */
+  uint64_t token;
   size_t ok, failed, cancelled;
   int64_t first_failed;
   mproc_outcome first_outcome;
@@ -167,6 +176,7 @@ typedef struct mproc__engine {
   pthread_mutex_t lock;
   pthread_cond_t done_cv;     /* broadcast when a task completes while someone waits (waiters > 0) */
   int waiters;                /* threads waiting on done_cv */
+  uint64_t next_token;
   mproc_pool_opts opts;
   int nworkers;
   mproc_backend backend;
@@ -213,6 +223,9 @@ void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
 void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
                               const mproc_outcome *o, const char *msg);
 void mproc__engine_cancel_pending(mproc__engine *e);
+/* Stops a map whose caller gives up (timeout, Ctrl-C): its queued batches are cancelled, workers running
+ * its batches are killed, batches waiting in a worker's ring are skipped (lock held). */
+void mproc__engine_abort_map(mproc__engine *e, mproc__map *m);
 /* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */
 void mproc__engine_kill_worker(mproc__engine *e, int i, int reason);
 void mproc__job_free(mproc__job *j);
@@ -224,10 +237,19 @@ static inline void mproc__engine_notify(mproc__engine *e) {
 /* Runs and clears the callbacks queued by completions: call with the lock held; it drops and retakes it. */
 void mproc__engine_run_callbacks(mproc__engine *e);
 
+/* sigint.c: begin returns a token; seen(token) tells whether Ctrl-C came since.  Pair begin with end. */
+uint32_t mproc__sigint_begin(void);
+bool mproc__sigint_seen(uint32_t since);
+bool mproc__sigint_active(void);
+void mproc__sigint_end(void);
+
 /* future.c: waits on cv (with lock held) until pred(arg) or the deadline; counts itself in *waiters
  * (may be NULL) while it sleeps.  0 or -ETIMEDOUT. */
 int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                            bool (*pred)(void *), void *arg);
+/* The same, and also returns MPROC_EINTERRUPTED on Ctrl-C (see sigint.c). */
+int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
+                          bool (*pred)(void *), void *arg);
 
 /* worker.c: the loop a worker process runs; never returns. */
 void mproc__worker_main(mproc__engine *e, int slot) __attribute__((noreturn));

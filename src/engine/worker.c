@@ -27,6 +27,12 @@ static void send_result(mproc__ring *out, wire_result *h, const char *msg, const
   if (tail_len) mproc__ring_put_all(out, tail, tail_len);
 }
 
+static bool batch_aborted(mproc__engine *e, uint64_t token) {
+  for (int k = 0; k < 16; k++)
+    if (__atomic_load_n(&e->sh->aborted[k], __ATOMIC_ACQUIRE) == token) return true;
+  return false;
+}
+
 void mproc__worker_main(mproc__engine *e, int index) {
   mproc__slot *slot = &e->sh->slots[index];
   const mproc_pool_opts *o = &e->opts;
@@ -65,6 +71,9 @@ void mproc__worker_main(mproc__engine *e, int index) {
       t.attempt = (int)j.attempt;
       r.code = mproc__task_finish_code(&t, fn(j.payload_len ? arg : NULL, j.payload_len, &t));
       send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
+    } else if (batch_aborted(e, j.token)) {
+      r.code = MPROC_ECANCELED;
+      send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
       size_t nout = (size_t)j.count * j.out_size;
       outbuf = grow(outbuf, &out_cap, nout);

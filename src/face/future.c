@@ -106,9 +106,29 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
   return 0;
 }
 
+int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
+                          bool (*pred)(void *), void *arg) {
+  if (pred(arg)) return 0;
+  uint32_t token = mproc__sigint_begin();
+  int r;
+  for (;;) {
+    /* with our handler in place, sleep in slices so a Ctrl-C delivered to another thread is seen */
+    double slice = mproc__sigint_active() ? mproc__plat_now() + 0.05 : INFINITY;
+    r = mproc__cond_wait_until(cv, lock, waiters, slice < deadline ? slice : deadline, pred, arg);
+    if (r == 0) break;
+    if (mproc__sigint_seen(token)) {
+      r = MPROC_EINTERRUPTED;
+      break;
+    }
+    if (mproc__remaining(deadline) == 0) break;
+  }
+  mproc__sigint_end();
+  return r;
+}
+
 /* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
 static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), void *arg) {
-  return mproc__cond_wait_until(&e->done_cv, &e->lock, &e->waiters, deadline, pred, arg);
+  return mproc__cond_wait_intr(&e->done_cv, &e->lock, &e->waiters, deadline, pred, arg);
 }
 
 static bool is_done(void *arg) { return ((mproc_future *)arg)->state == FUT_DONE; }

@@ -189,6 +189,52 @@ int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t
   return r;
 }
 
+struct async_cbs {
+  mproc_result_cb ok;
+  mproc_error_cb err;
+  void *user;
+  bool release;
+};
+
+static void async_done(mproc_future *f, void *arg) {
+  struct async_cbs *c = arg;
+  const void *data;
+  size_t len;
+  int code = mproc_future_result(f, 0, &data, &len);
+  if (code == 0) {
+    if (c->ok) c->ok(data, len, c->user);
+  } else if (c->err) {
+    mproc_outcome o;
+    mproc_future_outcome(f, &o);
+    c->err(code, o.message, c->user);
+  }
+  if (c->release) mproc_future_release(f);
+  mproc__free(c);
+}
+
+int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
+                           mproc_result_cb callback, mproc_error_cb error_callback, void *user, mproc_future **out) {
+  struct async_cbs *c = mproc__calloc(1, sizeof *c);
+  if (!c) return MPROC_ENOMEM;
+  *c = (struct async_cbs){callback, error_callback, user, out == NULL};
+  mproc_future *f;
+  int r = mproc_pool_submit(pool, fn, arg, arg_len, NULL, &f);
+  if (r < 0) {
+    mproc__free(c);
+    return r;
+  }
+  r = mproc_future_add_done_callback(f, async_done, c);
+  if (r < 0) {
+    /* cannot register: the task still runs, but no callback will; say so */
+    mproc__free(c);
+    if (!out) mproc_future_release(f);
+    else *out = f;
+    return r;
+  }
+  if (out) *out = f;
+  return 0;
+}
+
 /* ---- map ---- */
 
 static size_t auto_chunk(const mproc__engine *e, size_t n, size_t in_size, size_t out_size) {
@@ -255,9 +301,11 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
+      !(opts->timeout >= 0) ||
       out_size > UINT32_MAX)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
+  int abort_code = 0;
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
   m.first_outcome.exit_code = -1;
@@ -315,6 +363,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       pthread_cond_destroy(&m.cv);
       return MPROC_ECLOSED;
     }
+    m.token = ++e->next_token;
     for (size_t b = 0; b < nb; b++) {
       jobs[b]->id = ++e->next_id;
       e->outstanding++;
@@ -323,11 +372,20 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
     mproc__free(jobs);
     mproc__engine_dispatch(e);
     mproc__engine_wake_manager(e);
-    mproc__cond_wait_until(&m.cv, &e->lock, NULL, INFINITY, map_done, &m);
+    double deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
+    int wr = mproc__cond_wait_intr(&m.cv, &e->lock, NULL, deadline, map_done, &m);
+    if (wr < 0) {
+      /* the caller gives up: nothing of this map may run or write into out once we return */
+      mproc__engine_abort_map(e, &m);
+      mproc__cond_wait_until(&m.cv, &e->lock, NULL, INFINITY, map_done, &m);
+      abort_code = wr;
+    }
+    mproc__engine_run_callbacks(e);
     pthread_mutex_unlock(&e->lock);
   }
   pthread_cond_destroy(&m.cv);
   fill_report(&m, report);
+  if (abort_code) return abort_code;
   if (m.failed) return m.first_outcome.code;
   if (m.cancelled) return MPROC_ECANCELED;
   return 0;
