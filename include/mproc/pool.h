@@ -229,6 +229,41 @@ typedef struct mproc_map_report {
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                              void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report);
 
+/* ---- streams: imap and imap_unordered ---- */
+
+/* Results of a map, handed out one by one while the rest still runs.  Memory stays bounded by the window
+ * of items in flight, however many items there are. */
+typedef struct mproc_stream mproc_stream;
+
+typedef struct mproc_stream_opts {
+  size_t chunk_size;     /* items per batch; 0: automatic */
+  size_t max_in_flight;  /* items handed out and not yet consumed; 0: eight batches per worker */
+  double task_timeout;   /* per item, seconds; 0: the pool's */
+  int max_retries;       /* -1 none, 0 the pool's, > 0 that many */
+} mproc_stream_opts;
+
+/* Starts fn over the n records of in (as mproc_pool_map(), results of out_size bytes each); in must stay
+ * valid until the stream is destroyed.  imap yields results in input order, imap_unordered as they
+ * complete.  On success *out is the stream (release with mproc_stream_destroy()).  Errors: -EINVAL,
+ * -ENOMEM, MPROC_ECLOSED. */
+MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                              size_t out_size, const mproc_stream_opts *opts, mproc_stream **out);
+MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
+                                        size_t in_size, size_t out_size, const mproc_stream_opts *opts,
+                                        mproc_stream **out);
+
+/* The next item: stores its index in *index and a pointer to its out_size result bytes in *result (valid
+ * until the next call on the stream), and returns 0.  A failed item is returned too, with its code as the
+ * return value (as Python's imap raises at that item and can go on): *result is then NULL and *outcome,
+ * when not NULL, tells how it failed (its message is valid until the next call).  MPROC_EEOF when every
+ * item has been yielded; -ETIMEDOUT when none came in time; MPROC_EINTERRUPTED on Ctrl-C; -EINVAL. */
+MPROC_API int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
+                                mproc_outcome *outcome);
+
+/* Ends the stream: items not run are cancelled, workers still running its items are killed and replaced,
+ * and nothing of it runs after the call.  NULL is accepted. */
+MPROC_API void mproc_stream_destroy(mproc_stream *s);
+
 /* ---- concurrent.futures names for the same engine ---- */
 MPROC_API int mproc_executor_create(mproc_executor **out, const mproc_pool_opts *opts);
 MPROC_API int mproc_executor_submit(mproc_executor *ex, mproc_task_fn fn, const void *arg, size_t arg_len,

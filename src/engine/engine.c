@@ -62,10 +62,23 @@ void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
 }
 
 /* Records the failure of items [first, first+count) of a map. */
+/* A stream's item completed: mark its slot and, unordered, queue it for the consumer. */
+static void stream_item_done(mproc__map *m, int64_t idx, int code, const char *msg) {
+  size_t slot = (size_t)idx % m->window;
+  m->slot_done[slot] = 1;
+  m->slot_code[slot] = code;
+  if (code && msg && *msg) m->slot_msg[slot] = mproc__strdup(msg);
+  if (m->unordered) {
+    m->ready[(m->ready_head + m->ready_count) % m->window] = idx;
+    m->ready_count++;
+  }
+}
+
 void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
                               const mproc_outcome *o, const char *msg) {
   for (size_t k = 0; k < count; k++) {
     int64_t idx = first + (int64_t)k;
+    if (m->window) stream_item_done(m, idx, o->code, msg);
     if (m->opts.item_codes) m->opts.item_codes[idx] = o->code;
     if (o->kind == MPROC_OUTCOME_CANCELLED) {
       m->cancelled++;
@@ -104,18 +117,32 @@ void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, si
       e->pend_tail = last;
     }
   }
-  if (m->remaining == 0) pthread_cond_signal(&m->cv);
+  if (m->remaining == 0 || m->window) pthread_cond_signal(&m->cv);
   mproc__engine_notify(e);
 }
 
-static void complete_batch_ok(mproc__engine *e, mproc__job *j, size_t nfail) {
+static void complete_batch_ok(mproc__engine *e, mproc__job *j, const wire_fail *fails, size_t nfail) {
+  (void)e;
   mproc__map *m = j->map;
   size_t ok = j->count - nfail;
+  if (m->window) {
+    /* the worker lists failures in index order: every other item of the batch succeeded */
+    size_t f = 0;
+    for (uint32_t k = 0; k < j->count; k++) {
+      int64_t idx = j->first + k;
+      if (f < nfail && fails[f].index == idx) {
+        f++;
+        continue;
+      }
+      stream_item_done(m, idx, 0, NULL);
+    }
+  }
   m->ok += ok;
   m->remaining -= ok;
-  if (m->remaining == 0) pthread_cond_signal(&m->cv);
-  if (m->opts.item_codes)
+  if (m->remaining == 0 || m->window) pthread_cond_signal(&m->cv);
+  if (m->opts.item_codes) {
     for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
+  }
 }
 
 static void spawn_worker(mproc__engine *e, int i);
@@ -249,7 +276,7 @@ static void finish_result(mproc__engine *e, int i) {
       mproc__job_free(j);
       return;
     }
-    complete_batch_ok(e, j, h->nfail);
+    complete_batch_ok(e, j, f, h->nfail);
     for (uint32_t k = 0; k < h->nfail; k++) {
       mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = f[k].code, .exit_code = -1, .worker = i,
                          .attempts = j->attempts};
@@ -304,7 +331,7 @@ static bool rx_progress(mproc__engine *e, int i) {
       while (w->rx_done < total) {
         size_t n;
         if (j->kind == JOB_BATCH && w->rx_done < nout) {
-          unsigned char *dst = j->map->out + (size_t)j->first * j->map->out_size + w->rx_done;
+          unsigned char *dst = mproc__map_out(j->map, j->first) + w->rx_done;
           n = mproc__ring_get_some(out, dst, nout - w->rx_done);
         } else {
           size_t off = w->rx_done - nout;

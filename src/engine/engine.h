@@ -165,6 +165,15 @@ typedef struct mproc__map {
   int max_failures;
   bool stopped;
   bool aborting;              /* timed out or interrupted: every batch not done is cancelled */
+  /* streams (imap): results go into a window of `window` slots (item i in slot i % window); a plain map
+   * has window 0 and writes item i at out[i] */
+  size_t window;
+  bool unordered;
+  unsigned char *slot_done;   /* per slot: 1 when its item completed */
+  int *slot_code;
+  char **slot_msg;            /* failure messages, allocated only for failures */
+  int64_t *ready;             /* unordered: completed indices, a FIFO of window entries */
+  size_t ready_head, ready_count;
   uint64_t token;
   size_t ok, failed, cancelled;
   int64_t first_failed;
@@ -232,6 +241,12 @@ void mproc__job_free(mproc__job *j);
 /* Wakes the threads waiting on done_cv, if any (lock held). */
 static inline void mproc__engine_notify(mproc__engine *e) {
   if (e->waiters > 0) pthread_cond_broadcast(&e->done_cv);
+}
+
+/* Where item `index` of map m puts its result record. */
+static inline unsigned char *mproc__map_out(const mproc__map *m, int64_t index) {
+  size_t slot = m->window ? (size_t)index % m->window : (size_t)index;
+  return m->out + slot * m->out_size;
 }
 
 /* Runs and clears the callbacks queued by completions: call with the lock held; it drops and retakes it. */

@@ -1,0 +1,250 @@
+/* stream.c: imap and imap_unordered.  A stream is a map whose results land in a window of slots; batches
+ * are handed out only for items inside the window [next_unconsumed, next_unconsumed + window), so memory
+ * and work in flight stay bounded by the window whatever n is. */
+#include <stdio.h>
+
+#include "engine/engine.h"
+
+struct mproc_stream {
+  mproc__engine *eng;
+  mproc__map m;
+  size_t chunk;
+  size_t next_dispatch;   /* first item not yet handed out */
+  size_t next_ordered;    /* imap: next index to yield */
+  size_t yielded;
+  size_t low;             /* lowest item not yet consumed: the window starts here */
+  unsigned char *consumed;/* per slot: consumed (for the window's low mark) */
+  int64_t pending_release;/* the slot handed out by the last next(), released on the following call */
+  double timeout;
+  int retries;
+  mproc__task_priv priv;  /* serial backend */
+};
+
+static void free_stream(mproc_stream *s) {
+  if (s->m.slot_msg)
+    for (size_t i = 0; i < s->m.window; i++) mproc__free(s->m.slot_msg[i]);
+  mproc__free(s->m.slot_msg);
+  mproc__free(s->m.slot_done);
+  mproc__free(s->m.slot_code);
+  mproc__free(s->m.ready);
+  mproc__free(s->m.out);
+  mproc__free(s->consumed);
+  mproc__free(s->priv.heap);
+  mproc__free(s);
+}
+
+/* Hands out batches while the window has room (lock held).  Returns -ENOMEM if a batch could not be made
+ * (what was handed out still runs). */
+static int refill(mproc_stream *s) {
+  mproc__engine *e = s->eng;
+  mproc__map *m = &s->m;
+  while (s->next_dispatch < m->n && !m->stopped) {
+    size_t first = s->next_dispatch;
+    size_t count = s->chunk;
+    if (count > m->n - first) count = m->n - first;
+    if (first + count > s->low + m->window) break; /* window full */
+    mproc__job *j = mproc__calloc(1, sizeof *j);
+    if (!j) return MPROC_ENOMEM;
+    j->kind = JOB_BATCH;
+    j->fn = m->fn;
+    j->map = m;
+    j->first = (int64_t)first;
+    j->count = (uint32_t)count;
+    j->arg = m->in_size ? m->in + first * m->in_size : NULL;
+    j->arg_len = count * m->in_size;
+    j->timeout = s->timeout;
+    j->retries_left = s->retries;
+    j->id = ++e->next_id;
+    for (size_t k = 0; k < count; k++) {
+      size_t slot = (first + k) % m->window;
+      m->slot_done[slot] = 0;
+      s->consumed[slot] = 0;
+    }
+    m->remaining += count;
+    e->outstanding++;
+    mproc__engine_enqueue(e, j, false);
+    s->next_dispatch += count;
+  }
+  mproc__engine_dispatch(e);
+  mproc__engine_wake_manager(e);
+  return 0;
+}
+
+static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, size_t out_size,
+                 const mproc_stream_opts *opts, bool unordered, mproc_stream **out) {
+  static const mproc_stream_opts defaults = {0};
+  if (!opts) opts = &defaults;
+  if (!pool || !fn || !out || (!in && in_size && n) || !(opts->task_timeout >= 0) || in_size > UINT32_MAX ||
+      out_size > UINT32_MAX || opts->max_retries < -1)
+    return MPROC_EINVAL;
+  mproc__engine *e = &pool->eng;
+  mproc_stream *s = mproc__calloc(1, sizeof *s);
+  if (!s) return MPROC_ENOMEM;
+  s->eng = e;
+  size_t chunk = opts->chunk_size;
+  if (!chunk) {
+    chunk = n / ((size_t)e->nworkers * 16);
+    if (chunk < 1) chunk = 1;
+    if (chunk > 1024) chunk = 1024;
+  }
+  if (chunk > UINT32_MAX) chunk = UINT32_MAX;
+  size_t window = opts->max_in_flight ? opts->max_in_flight : chunk * (size_t)e->nworkers * 8;
+  /* whole batches fit the window and never straddle its end */
+  window = (window + chunk - 1) / chunk * chunk;
+  if (window == 0) window = chunk;
+  s->chunk = chunk;
+  mproc__map *m = &s->m;
+  *m = (mproc__map){.fn = fn, .in = in, .in_size = in_size, .out_size = out_size, .n = n, .window = window,
+                    .unordered = unordered, .first_failed = -1};
+  m->opts.on_error = MPROC_ON_ERROR_CONTINUE;
+  m->first_outcome.exit_code = -1;
+  m->token = 0;
+  m->out = mproc__calloc(window, out_size ? out_size : 1);
+  m->slot_done = mproc__calloc(window, 1);
+  m->slot_code = mproc__calloc(window, sizeof *m->slot_code);
+  m->slot_msg = mproc__calloc(window, sizeof *m->slot_msg);
+  m->ready = mproc__calloc(window, sizeof *m->ready);
+  s->consumed = mproc__calloc(window, 1);
+  s->pending_release = -1;
+  s->timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
+  s->retries = opts->max_retries < 0 ? 0 : (opts->max_retries > 0 ? opts->max_retries : e->opts.max_retries);
+  if (!m->out || !m->slot_done || !m->slot_code || !m->slot_msg || !m->ready || !s->consumed) {
+    free_stream(s);
+    return MPROC_ENOMEM;
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_lock(&e->lock);
+  if (e->closed) {
+    pthread_mutex_unlock(&e->lock);
+    pthread_cond_destroy(&m->cv);
+    free_stream(s);
+    return MPROC_ECLOSED;
+  }
+  m->token = ++e->next_token;
+  int r = e->backend == MPROC_BACKEND_SERIAL ? 0 : refill(s);
+  pthread_mutex_unlock(&e->lock);
+  if (r < 0) {
+    mproc_stream_destroy(s);
+    return r;
+  }
+  *out = s;
+  return 0;
+}
+
+int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                    size_t out_size, const mproc_stream_opts *opts, mproc_stream **out) {
+  return start(pool, fn, in, n, in_size, out_size, opts, false, out);
+}
+
+int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                              size_t out_size, const mproc_stream_opts *opts, mproc_stream **out) {
+  return start(pool, fn, in, n, in_size, out_size, opts, true, out);
+}
+
+static bool item_ready(void *arg) {
+  mproc_stream *s = arg;
+  if (s->m.unordered) return s->m.ready_count > 0;
+  return s->m.slot_done[s->next_ordered % s->m.window] && s->next_ordered < s->next_dispatch;
+}
+
+/* Marks the previously yielded slot consumed and moves the window's low mark (lock held). */
+static void release_previous(mproc_stream *s) {
+  mproc__map *m = &s->m;
+  if (s->pending_release < 0) return;
+  size_t slot = (size_t)s->pending_release % m->window;
+  s->consumed[slot] = 1;
+  mproc__free(m->slot_msg[slot]);
+  m->slot_msg[slot] = NULL;
+  s->pending_release = -1;
+  while (s->low < s->next_dispatch && s->consumed[s->low % m->window]) s->low++;
+}
+
+/* The serial backend runs the next item here. */
+static void run_serial_item(mproc_stream *s) {
+  mproc__map *m = &s->m;
+  size_t i = s->next_dispatch++;
+  size_t slot = i % m->window;
+  mproc_task t;
+  mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0, (int64_t)i);
+  s->priv.fixed = 1;
+  if (m->out_size) memset(m->out + slot * m->out_size, 0, m->out_size);
+  int code = mproc__task_finish_code(&t, m->fn(m->in_size ? m->in + i * m->in_size : NULL, m->in_size, &t));
+  m->slot_done[slot] = 1;
+  m->slot_code[slot] = code;
+  s->consumed[slot] = 0;
+  if (code && s->priv.msg[0]) m->slot_msg[slot] = mproc__strdup(s->priv.msg);
+  if (m->unordered) {
+    m->ready[(m->ready_head + m->ready_count) % m->window] = (int64_t)i;
+    m->ready_count++;
+  }
+}
+
+int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
+                      mproc_outcome *outcome) {
+  if (!s || !index || !result || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
+  *result = NULL;
+  mproc__engine *e = s->eng;
+  mproc__map *m = &s->m;
+  pthread_mutex_lock(&e->lock);
+  release_previous(s);
+  if (s->yielded == m->n) {
+    pthread_mutex_unlock(&e->lock);
+    return MPROC_EEOF;
+  }
+  int r = 0;
+  if (e->backend == MPROC_BACKEND_SERIAL) {
+    if (!item_ready(s)) run_serial_item(s);
+  } else {
+    r = refill(s);
+    if (r == 0) r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, mproc__deadline(timeout), item_ready, s);
+  }
+  if (r < 0) {
+    pthread_mutex_unlock(&e->lock);
+    return r;
+  }
+  int64_t idx;
+  if (m->unordered) {
+    idx = m->ready[m->ready_head];
+    m->ready_head = (m->ready_head + 1) % m->window;
+    m->ready_count--;
+  } else {
+    idx = (int64_t)s->next_ordered++;
+  }
+  size_t slot = (size_t)idx % m->window;
+  int code = m->slot_code[slot];
+  *index = idx;
+  s->yielded++;
+  s->pending_release = idx;
+  if (outcome) {
+    *outcome = (mproc_outcome){.kind = code == 0 ? MPROC_OUTCOME_OK
+                                      : code == MPROC_ECRASHED ? MPROC_OUTCOME_CRASHED
+                                      : code == MPROC_ETASKTIMEOUT ? MPROC_OUTCOME_TIMEDOUT
+                                      : code == MPROC_ECANCELED ? MPROC_OUTCOME_CANCELLED
+                                                                : MPROC_OUTCOME_FAILED,
+                               .code = code, .exit_code = -1, .worker = -1,
+                               .message = m->slot_msg[slot] ? m->slot_msg[slot] : ""};
+  }
+  if (code == 0) *result = m->out + slot * m->out_size;
+  pthread_mutex_unlock(&e->lock);
+  return code;
+}
+
+static bool stream_idle(void *arg) { return ((mproc__map *)arg)->remaining == 0; }
+
+void mproc_stream_destroy(mproc_stream *s) {
+  if (!s) return;
+  mproc__engine *e = s->eng;
+  pthread_mutex_lock(&e->lock);
+  if (s->m.remaining > 0) {
+    mproc__engine_abort_map(e, &s->m);
+    mproc__cond_wait_until(&s->m.cv, &e->lock, NULL, INFINITY, stream_idle, &s->m);
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  pthread_cond_destroy(&s->m.cv);
+  free_stream(s);
+}
