@@ -415,14 +415,23 @@ MTEST(failing_initializer_is_a_crash) {
   mproc_pool_destroy(p);
 }
 
+static int count_and_report_pid(const void *arg, size_t len, mproc_task *t) {
+  __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
+  return report_pid(arg, len, t);
+}
+
 MTEST(max_tasks_per_child) {
+  map_shared();
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.max_tasks_per_child = 1});
   enum { N = 12 };
   int pids[N];
-  CHECK_OK(mproc_pool_map(p, report_pid, NULL, N, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_OK(mproc_pool_map(p, count_and_report_pid, NULL, N, 0, pids, sizeof *pids,
+                          &(mproc_map_opts){.chunk_size = 1}, NULL));
   for (int i = 0; i < N; i++)
     for (int k = i + 1; k < N; k++) CHECK_INT_CMP(pids[i], !=, pids[k]);
+  CHECK_INT_EQ(sh->started, N); /* each task ran once: none was lost with its retiring worker */
   mproc_pool_destroy(p);
+  unmap_shared();
 }
 
 static int read_omp(const void *arg, size_t len, mproc_task *t) {
@@ -1078,6 +1087,73 @@ MTEST(stream_faults_and_timeouts) {
   mproc_stream_destroy(NULL);
   CHECK_OK(mproc_pool_close(p));
   CHECK_ERR(mproc_pool_imap(p, square, in, 1, 4, 4, NULL, &s), MPROC_ECLOSED);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
+/* ---- the thread backend runs the same semantic tests ---- */
+MTEST(map_ordering_thread) { map_ordering(MPROC_BACKEND_THREAD); }
+MTEST(map_errors_thread) { map_errors(MPROC_BACKEND_THREAD); }
+MTEST(submit_results_thread) { submit_results(MPROC_BACKEND_THREAD); }
+MTEST(wait_and_as_completed_thread) { wait_and_as_completed(MPROC_BACKEND_THREAD); }
+MTEST(closed_pool_thread) { closed_pool(MPROC_BACKEND_THREAD); }
+MTEST(apply_async_thread) { apply_async(MPROC_BACKEND_THREAD); }
+MTEST(streams_thread) { streams(MPROC_BACKEND_THREAD); }
+
+static uint32_t thread_ids_seen;
+static int note_thread(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  __atomic_fetch_add(&thread_ids_seen, 1, __ATOMIC_SEQ_CST);
+  int w = mproc_task_worker_id(t);
+  return mproc_task_return(t, &w, sizeof w);
+}
+
+MTEST(thread_backend_specifics) {
+  mproc_pool *p = NULL;
+  /* timeouts need a worker that can be killed */
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = MPROC_BACKEND_THREAD, .task_timeout = 1}),
+            MPROC_ENOTSUP);
+  p = make_pool(MPROC_BACKEND_THREAD, 2, &(mproc_pool_opts){.max_tasks_per_child = 3});
+  int n = 2;
+  mproc_future *f;
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = 1}, &f), MPROC_ENOTSUP);
+  int out[50];
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, out, sizeof *out, &(mproc_map_opts){.task_timeout = 1}, NULL),
+            MPROC_ENOTSUP);
+  /* threads that reach their quota end and are replaced */
+  CHECK_OK(mproc_pool_map(p, note_thread, NULL, 50, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_INT_EQ(thread_ids_seen, 50); /* the tasks ran in this process */
+  for (int i = 0; i < 50; i++) CHECK(out[i] == 0 || out[i] == 1);
+  mproc_pool_destroy(p);
+  /* MPROC_BACKEND=thread */
+  setenv("MPROC_BACKEND", "thread", 1);
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, out, sizeof *out, NULL));
+  CHECK_INT_EQ(out[0], 4);
+  mproc_pool_destroy(p);
+  unsetenv("MPROC_BACKEND");
+}
+
+MTEST(thread_backend_blocking_tasks) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_THREAD, 1, NULL);
+  int n = 3;
+  mproc_future *a, *b, *c;
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &a));
+  await_started(1);
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &b));
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &c));
+  CHECK_INT_EQ(mproc_future_cancel(c), 1);
+  CHECK_ERR(mproc_future_wait(a, 0.02), MPROC_ETIMEDOUT);
+  open_gate();
+  const void *data;
+  CHECK_OK(mproc_future_result(a, MPROC_FOREVER, &data, NULL));
+  CHECK_INT_EQ(*(const int *)data, 9);
+  CHECK_OK(mproc_future_result(b, MPROC_FOREVER, &data, NULL));
+  CHECK_ERR(mproc_future_error(c, 0), MPROC_ECANCELED);
+  mproc_future_release(a);
+  mproc_future_release(b);
+  mproc_future_release(c);
   mproc_pool_destroy(p);
   unmap_shared();
 }

@@ -18,9 +18,13 @@ typedef struct mproc_future mproc_future;
 
 /* Where tasks run. */
 typedef enum mproc_backend {
-  MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "serial"), else process */
+  MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "thread", "serial"), else
+                                process */
   MPROC_BACKEND_PROCESS = 1, /* worker processes forked from a clean single-threaded template process */
   MPROC_BACKEND_SERIAL = 2,  /* no workers: each task runs in the calling thread when submitted (debugging) */
+  MPROC_BACKEND_THREAD = 3,  /* worker threads in the calling process: same semantics, but a crashing task
+                                ends the whole process and running tasks cannot be killed, so task
+                                timeouts are refused (-ENOTSUP) and terminate/destroy wait for them */
 } mproc_backend;
 
 /* Options of mproc_pool_create(); all zero means the defaults. */

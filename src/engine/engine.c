@@ -185,7 +185,7 @@ static bool tx_progress(mproc__engine *e, int i) {
 }
 
 void mproc__engine_dispatch(mproc__engine *e) {
-  if (e->backend != MPROC_BACKEND_PROCESS) return;
+  if (!mproc__engine_has_workers(e)) return;
   if (e->pend_head && !e->quitting) {
     for (int i = 0; i < e->nworkers; i++) {
       if (e->ws[i].dormant) {
@@ -356,6 +356,7 @@ static void send_tpl(mproc__engine *e, tpl_msg m) {
 
 void mproc__engine_kill_worker(mproc__engine *e, int i, int reason) {
   mproc__wstate *w = &e->ws[i];
+  if (e->backend == MPROC_BACKEND_THREAD) return; /* a thread cannot be killed: its task runs to the end */
   w->kill_reason = reason;
   send_tpl(e, (tpl_msg){TPL_KILL, i, w->pid, SIGKILL});
 }
@@ -363,12 +364,22 @@ void mproc__engine_kill_worker(mproc__engine *e, int i, int reason) {
 static void spawn_worker(mproc__engine *e, int i) {
   mproc__wstate *w = &e->ws[i];
   w->spawning = true;
-  send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
+  if (e->backend == MPROC_BACKEND_THREAD) {
+    mproc__threads_spawn(e, i);
+  } else {
+    send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
+  }
 }
+
+static bool rx_progress(mproc__engine *e, int i);
 
 static void worker_died(mproc__engine *e, int i, int wstatus) {
   mproc__wstate *w = &e->ws[i];
   mproc__slot *slot = &e->sh->slots[i];
+  /* Whatever the worker published before it ended is final: take those results first, or the jobs they
+   * belong to would be run again.  A record it left half-written is dropped with the ring. */
+  rx_progress(e, i);
+  w->rx_stage = 0;
   uint64_t running = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
   bool init_failed = __atomic_load_n(&slot->in_init, __ATOMIC_ACQUIRE) != 0;
   /* A worker whose initializer failed ran nothing: fail the first job handed to it rather than respawn
@@ -528,6 +539,7 @@ static void handle_template(mproc__engine *e) {
       w->spawning = false;
       if (!e->ready && !e->start_error) e->start_error = -m.value;
     } else if (m.op == TPL_DIED) {
+      if (e->backend == MPROC_BACKEND_THREAD) pthread_join(e->threads[m.slot], NULL); /* it has just ended */
       worker_died(e, m.slot, m.value);
     }
   }
@@ -571,7 +583,7 @@ static double check_timeouts(mproc__engine *e) {
 }
 
 bool mproc__engine_poll(mproc__engine *e) {
-  if (e->backend != MPROC_BACKEND_PROCESS || !e->ready || e->quitting) return false;
+  if (!mproc__engine_has_workers(e) || !e->ready || e->quitting) return false;
   bool progressed = false;
   handle_template(e);
   for (int i = 0; i < e->nworkers; i++)
@@ -618,7 +630,7 @@ static void stop_template(mproc__engine *e) {
 static void *manager_main(void *arg) {
   mproc__engine *e = arg;
   pthread_mutex_lock(&e->lock);
-  int r = mproc__template_start(e);
+  int r = e->backend == MPROC_BACKEND_THREAD ? mproc__threads_start(e) : mproc__template_start(e);
   if (r < 0) {
     e->start_error = r;
     e->ready = true;
@@ -671,7 +683,7 @@ static void *manager_main(void *arg) {
   /* The template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
    * would be killed before reaping the workers.  Closing the socket tells it to kill and reap every worker
    * and exit. */
-  stop_template(e);
+  if (e->backend == MPROC_BACKEND_PROCESS) stop_template(e);
   return NULL;
 }
 
@@ -692,8 +704,9 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   pthread_cond_init(&e->done_cv, &ca);
   pthread_condattr_destroy(&ca);
   e->tpl_sock = -1;
+  e->thr_sock = -1;
   e->tpl_pidfd = -1;
-  if (e->backend != MPROC_BACKEND_PROCESS) return 0;
+  if (!mproc__engine_has_workers(e)) return 0;
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
   size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
@@ -759,7 +772,7 @@ void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
     }
   }
   e->pend_tail = last;
-  if (e->backend != MPROC_BACKEND_PROCESS) return;
+  if (!mproc__engine_has_workers(e)) return;
   /* batches in workers' rings are skipped; a worker running one is killed */
   uint32_t k = __atomic_fetch_add(&e->sh->aborted_next, 1, __ATOMIC_SEQ_CST) % 16;
   __atomic_store_n(&e->sh->aborted[k], m->token, __ATOMIC_SEQ_CST);
@@ -794,7 +807,7 @@ void mproc__engine_cancel_pending(mproc__engine *e) {
 }
 
 void mproc__engine_stop(mproc__engine *e) {
-  if (e->backend == MPROC_BACKEND_PROCESS && e->manager_started) {
+  if (mproc__engine_has_workers(e) && e->manager_started) {
     pthread_mutex_lock(&e->lock);
     e->closed = true;
     mproc__engine_cancel_pending(e);
@@ -818,6 +831,7 @@ void mproc__engine_stop(mproc__engine *e) {
     mproc__futex_wake(&e->sh->doorbell, 1);
     pthread_join(e->manager, NULL); /* it has stopped the template, workers and all */
     e->manager_started = false;
+    if (e->backend == MPROC_BACKEND_THREAD && e->threads) mproc__threads_stop(e);
     /* whatever was still in flight was killed with its worker */
     pthread_mutex_lock(&e->lock);
     mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};

@@ -201,6 +201,9 @@ typedef struct mproc__engine {
   pthread_t manager;
   bool manager_started;
   int tpl_sock;               /* manager's end */
+  int thr_sock;               /* thread backend: the end worker threads report on */
+  pthread_t *threads;
+  int thread_seq;
   pid_t tpl_pid;
   int tpl_pidfd;
   uint32_t tpl_seen;
@@ -266,8 +269,17 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
 int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                           bool (*pred)(void *), void *arg);
 
-/* worker.c: the loop a worker process runs; never returns. */
+/* worker.c: the loop a worker runs until told to stop or its task quota is reached; returns its exit code
+ * (0, or 120 when the initializer failed, 121 out of memory, 122 a corrupt job).  A worker process ends
+ * with _exit(code) after it (mproc__worker_main). */
+int mproc__worker_loop(mproc__engine *e, int slot);
 void mproc__worker_main(mproc__engine *e, int slot) __attribute__((noreturn));
+
+/* backend_thread.c: the thread backend's side of the template protocol. */
+int mproc__threads_start(mproc__engine *e);
+void mproc__threads_spawn(mproc__engine *e, int slot);
+void mproc__threads_stop(mproc__engine *e);
+static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->backend != MPROC_BACKEND_SERIAL; }
 
 /* backend_process.c */
 int mproc__template_start(mproc__engine *e);

@@ -6,14 +6,17 @@
 
 #include "engine/engine.h"
 
-static void *grow(void *p, size_t *cap, size_t need) {
-  if (need <= *cap) return p;
+/* Grows *p to need bytes; false when memory ran out (*p is kept). */
+static bool grow(void *pp, size_t *cap, size_t need) {
+  void **p = pp;
+  if (need <= *cap) return true;
   size_t c = *cap ? *cap : 4096;
   while (c < need) c *= 2;
-  void *q = mproc__realloc(p, c);
-  if (!q) _exit(121); /* out of memory in a worker: reported as a crash of the job it had */
+  void *q = mproc__realloc(*p, c);
+  if (!q) return false;
+  *p = q;
   *cap = c;
-  return q;
+  return true;
 }
 
 static void send_result(mproc__ring *out, wire_result *h, const char *msg, const void *payload, size_t len,
@@ -34,16 +37,23 @@ static bool batch_aborted(mproc__engine *e, uint64_t token) {
 }
 
 void mproc__worker_main(mproc__engine *e, int index) {
+  signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
+  int code = mproc__worker_loop(e, index);
+  fflush(NULL);
+  _exit(code);
+}
+
+int mproc__worker_loop(mproc__engine *e, int index) {
   mproc__slot *slot = &e->sh->slots[index];
   const mproc_pool_opts *o = &e->opts;
-  signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
+  int code = 0;
   if (o->initializer) {
     __atomic_store_n(&slot->in_init, 1, __ATOMIC_RELEASE);
     mproc__task_outcome init;
     if (mproc__task_run_local(o->initializer, o->init_arg, o->init_arg_len, index, -1, &init) != 0) {
       fprintf(stderr, "mproc: worker %d: initializer failed: %s %s\n", index, mproc_strerror(init.code),
               init.msg);
-      _exit(120);
+      return 120;
     }
     mproc__free(init.result);
     __atomic_store_n(&slot->in_init, 0, __ATOMIC_RELEASE);
@@ -56,9 +66,15 @@ void mproc__worker_main(mproc__engine *e, int index) {
   for (;;) {
     wire_job j;
     mproc__ring_get_all(slot->in, &j, sizeof j);
-    if (j.magic != WIRE_MAGIC) _exit(122);
+    if (j.magic != WIRE_MAGIC) {
+      code = 122;
+      break;
+    }
     if (j.kind == JOB_STOP) break;
-    arg = grow(arg, &arg_cap, j.payload_len);
+    if (!grow(&arg, &arg_cap, j.payload_len)) {
+      code = 121; /* out of memory: reported as a crash of the job it had */
+      break;
+    }
     if (j.payload_len) mproc__ring_get_all(slot->in, arg, j.payload_len);
     mproc_task_fn fn = (mproc_task_fn)(uintptr_t)j.fn;
     wire_result r = {.kind = j.kind, .id = j.id};
@@ -76,7 +92,10 @@ void mproc__worker_main(mproc__engine *e, int index) {
       send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
       size_t nout = (size_t)j.count * j.out_size;
-      outbuf = grow(outbuf, &out_cap, nout);
+      if (!grow(&outbuf, &out_cap, nout)) {
+        code = 121;
+        break;
+      }
       size_t nfail = 0;
       __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
@@ -92,17 +111,20 @@ void mproc__worker_main(mproc__engine *e, int index) {
         priv.fixed = 1;
         t.attempt = (int)j.attempt;
         const void *a = j.in_size ? arg + (size_t)i * j.in_size : NULL;
-        int code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
-        if (code != 0) {
-          if ((nfail + 1) * sizeof(wire_fail) > fail_cap)
-            fails = grow(fails, &fail_cap, (nfail + 1) * sizeof(wire_fail));
+        int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
+        if (item_code != 0) {
+          if (!grow(&fails, &fail_cap, (nfail + 1) * sizeof(wire_fail))) {
+            code = 121;
+            break;
+          }
           wire_fail *f = &fails[nfail++];
           memset(f, 0, sizeof *f);
           f->index = index_i;
-          f->code = code;
+          f->code = item_code;
           snprintf(f->msg, sizeof f->msg, "%.123s", priv.msg);
         }
       }
+      if (code) break;
       r.nfail = (uint32_t)nfail;
       send_result(slot->out, &r, NULL, outbuf, nout, fails, nfail * sizeof(wire_fail));
     }
@@ -110,7 +132,10 @@ void mproc__worker_main(mproc__engine *e, int index) {
     done++;
     if (o->max_tasks_per_child > 0 && done >= o->max_tasks_per_child) break;
   }
-  if (o->finalizer) o->finalizer();
-  fflush(NULL);
-  _exit(0);
+  if (code == 0 && o->finalizer) o->finalizer();
+  mproc__free(arg);
+  mproc__free(outbuf);
+  mproc__free(fails);
+  mproc__free(priv.heap);
+  return code;
 }

@@ -23,7 +23,9 @@ static int env_backend(mproc_backend *b) {
     *b = MPROC_BACKEND_PROCESS;
   } else if (strcmp(v, "serial") == 0) {
     *b = MPROC_BACKEND_SERIAL;
-  } else if (strcmp(v, "thread") == 0 || strcmp(v, "mpi") == 0) {
+  } else if (strcmp(v, "thread") == 0) {
+    *b = MPROC_BACKEND_THREAD;
+  } else if (strcmp(v, "mpi") == 0) {
     return MPROC_ENOBACKEND;
   } else {
     return MPROC_EINVAL;
@@ -41,9 +43,11 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   if (backend == MPROC_BACKEND_DEFAULT) {
     int r = env_backend(&backend);
     if (r < 0) return r;
-  } else if (backend != MPROC_BACKEND_PROCESS && backend != MPROC_BACKEND_SERIAL) {
+  } else if (backend != MPROC_BACKEND_PROCESS && backend != MPROC_BACKEND_SERIAL &&
+             backend != MPROC_BACKEND_THREAD) {
     return MPROC_EINVAL;
   }
+  if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP; /* threads cannot be killed */
   int workers = opts->workers;
   if (workers == 0) {
     workers = env_int("MPROC_WORKERS");
@@ -89,7 +93,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
   pthread_mutex_lock(&e->lock);
   e->closed = true;
   mproc__engine_cancel_pending(e);
-  if (e->backend == MPROC_BACKEND_PROCESS) {
+  if (mproc__engine_has_workers(e)) {
     for (int i = 0; i < e->nworkers; i++) {
       mproc__wstate *w = &e->ws[i];
       if (w->pid && w->head && !w->kill_reason) mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CANCELLED);
@@ -116,6 +120,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   if (!opts) opts = &defaults;
   if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0)) return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
+  if (e->backend == MPROC_BACKEND_THREAD && opts->timeout > 0) return MPROC_ENOTSUP;
   mproc__job *j = mproc__calloc(1, sizeof *j);
   if (!j) return MPROC_ENOMEM;
   if (arg_len) {
@@ -305,6 +310,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       out_size > UINT32_MAX)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
+  if (e->backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP;
   int abort_code = 0;
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};

@@ -78,6 +78,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
       out_size > UINT32_MAX || opts->max_retries < -1)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
+  if (e->backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP;
   mproc_stream *s = mproc__calloc(1, sizeof *s);
   if (!s) return MPROC_ENOMEM;
   s->eng = e;

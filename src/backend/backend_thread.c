@@ -1,0 +1,87 @@
+/* backend_thread.c: workers as threads of the calling process.
+ *
+ * They run the same worker loop over the same rings as worker processes, and report their end over a
+ * socket pair exactly as the template process reports a worker's death, so the engine treats both alike.
+ * What threads cannot do: be killed (so task timeouts are refused at submission, and terminate/destroy wait
+ * for running tasks) and survive a crash (a task that crashes ends the whole process). */
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+struct thread_arg {
+  mproc__engine *e;
+  int slot, id;
+};
+
+static void report(mproc__engine *e, tpl_msg m) {
+  while (send(e->thr_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+  __atomic_fetch_add(&e->sh->template_events, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&e->sh->doorbell, 1);
+}
+
+static void *thread_main(void *varg) {
+  struct thread_arg *a = varg;
+  mproc__engine *e = a->e;
+  int slot = a->slot, id = a->id;
+  mproc__free(a);
+  int code = mproc__worker_loop(e, slot);
+  report(e, (tpl_msg){TPL_DIED, slot, id, (code & 0xff) << 8 /* as W_EXITCODE(code, 0) */});
+  return NULL;
+}
+
+int mproc__threads_start(mproc__engine *e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  e->threads = mproc__calloc((size_t)e->nworkers, sizeof *e->threads);
+  if (!e->threads) {
+    close(sv[0]);
+    close(sv[1]);
+    return MPROC_ENOMEM;
+  }
+  e->tpl_sock = sv[0];
+  e->thr_sock = sv[1];
+  return 0;
+}
+
+/* Called by the manager (lock held) where it would ask the template for a worker. */
+void mproc__threads_spawn(mproc__engine *e, int slot) {
+  mproc__slot *s = &e->sh->slots[slot];
+  mproc__ring_reset(s->in);
+  mproc__ring_reset(s->out);
+  s->running_job = 0;
+  s->in_init = 0;
+  struct thread_arg *a = mproc__malloc(sizeof *a);
+  int id = ++e->thread_seq; /* positive, never reused: stands for a pid */
+  int r = a ? 0 : ENOMEM;
+  if (a) {
+    *a = (struct thread_arg){e, slot, id};
+    r = pthread_create(&e->threads[slot], NULL, thread_main, a);
+    if (r) mproc__free(a);
+  }
+  report(e, r ? (tpl_msg){TPL_SPAWN_FAILED, slot, 0, r} : (tpl_msg){TPL_SPAWNED, slot, id, 0});
+}
+
+/* After the manager has stopped: tell every live worker thread to stop and join it.  Running tasks are
+ * waited for: a thread cannot be killed. */
+void mproc__threads_stop(mproc__engine *e) {
+  for (int i = 0; i < e->nworkers; i++) {
+    if (!e->ws[i].pid) continue;
+    wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
+    mproc__ring_put_all(e->sh->slots[i].in, &stop, sizeof stop);
+  }
+  for (int i = 0; i < e->nworkers; i++) {
+    if (!e->ws[i].pid) continue;
+    pthread_join(e->threads[i], NULL);
+    e->ws[i].pid = 0;
+  }
+  mproc__plat_close(e->tpl_sock);
+  mproc__plat_close(e->thr_sock);
+  e->tpl_sock = e->thr_sock = -1;
+  mproc__free(e->threads);
+  e->threads = NULL;
+}
