@@ -11,5 +11,6 @@
 #include <mproc/process.h>
 #include <mproc/task.h>
 #include <mproc/pool.h>
+#include <mproc/parallel.h>
 
 #endif

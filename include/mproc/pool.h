@@ -212,11 +212,13 @@ typedef struct mproc_map_opts {
   /* The whole map's time limit in seconds (Executor.map's timeout); 0: none.  When it passes, items not
    * done are cancelled (workers running them are killed and replaced) and the map returns -ETIMEDOUT. */
   double timeout;
+  uint64_t seed;             /* run seed for mproc_task_seed() */
 } mproc_map_opts;
 
 /* What a map did. */
 typedef struct mproc_map_report {
   size_t ok, failed, cancelled;   /* items; failed counts crashes and timeouts too */
+  size_t batches;                 /* batches handed to workers (automatic batching shows here) */
   int64_t first_failed_index;     /* the lowest index that failed, or -1 */
   mproc_outcome first_failure;    /* its outcome; message points into the report's buffer below */
   char message[256];
@@ -240,10 +242,14 @@ MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in,
 typedef struct mproc_stream mproc_stream;
 
 typedef struct mproc_stream_opts {
-  size_t chunk_size;     /* items per batch; 0: automatic */
-  size_t max_in_flight;  /* items handed out and not yet consumed; 0: eight batches per worker */
+  /* Items per batch; 0: automatic, as joblib's batch_size="auto": batches start at one item and are then
+   * sized from the workers' measured compute time toward about 2 ms each, and shrink near the end so that
+   * no worker idles while another finishes a large batch. */
+  size_t chunk_size;
+  size_t max_in_flight;  /* items handed out and not yet consumed; 0: 65536 */
   double task_timeout;   /* per item, seconds; 0: the pool's */
   int max_retries;       /* -1 none, 0 the pool's, > 0 that many */
+  uint64_t seed;         /* run seed for mproc_task_seed() */
 } mproc_stream_opts;
 
 /* Starts fn over the n records of in (as mproc_pool_map(), results of out_size bytes each); in must stay

@@ -21,6 +21,7 @@ static void cpu_relax(void) {
 
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
+  if (j->kind == JOB_BATCH && j->map) j->map->batches_done++;
   mproc__free(j->arg_owned);
   mproc__free(j);
 }
@@ -220,6 +221,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
                            .payload_len = j->arg_len};
     if (j->kind == JOB_BATCH) {
       w->tx_hdr.token = j->map->token;
+      w->tx_hdr.seed = j->map->seed;
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
       w->tx_hdr.out_size = (uint32_t)j->map->out_size;
     }
@@ -255,6 +257,11 @@ static void finish_result(mproc__engine *e, int i) {
   mproc__job *j = w->head;
   pop_inflight(w, j);
   wire_result *h = &w->rx_hdr;
+  w->busy_ns += h->busy_ns;
+  if (j->kind == JOB_BATCH && h->code == 0) {
+    j->map->busy_ns += h->busy_ns;
+    j->map->timed_items += j->count;
+  }
   if (j->kind == JOB_TASK) {
     mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = h->code,
                        .exit_code = -1, .worker = i};
@@ -470,6 +477,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
         nj->arg = m->in ? m->in + (size_t)nj->first * m->in_size : NULL;
         nj->arg_len = (size_t)nj->count * m->in_size;
         nj->attempts = j->attempts - 1;
+        m->batches_sent++;
         e->outstanding++;
         *rq = nj;
         rq = &nj->next;
@@ -486,6 +494,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
           nj->arg = m->in ? m->in + (size_t)item * m->in_size : NULL;
           nj->arg_len = m->in_size;
           nj->retries_left--;
+          m->batches_sent++;
           e->outstanding++;
           *rq = nj;
           rq = &nj->next;

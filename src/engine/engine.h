@@ -48,6 +48,7 @@ typedef struct wire_job {
   uint32_t timed;       /* 1 when the job has a timeout: the worker then stamps each item's start */
   uint32_t pad_;
   uint64_t token;       /* batch: its map's token; the worker skips batches of aborted maps */
+  uint64_t seed;        /* the run seed behind mproc_task_seed() */
   uint64_t payload_len;
 } wire_job;
 
@@ -60,6 +61,7 @@ typedef struct wire_result {
   uint32_t msg_len;
   uint64_t payload_len;
   uint32_t nfail, pad_;
+  uint64_t busy_ns;     /* the worker's time computing this job */
 } wire_result;
 
 typedef struct wire_fail {
@@ -132,6 +134,7 @@ typedef struct mproc__wstate {
   unsigned char *rx_buf;      /* task result / batch failures */
   size_t rx_buf_cap;
   int kill_reason;            /* 0, or MPROC_OUTCOME_TIMEDOUT / MPROC_OUTCOME_CANCELLED when we killed it */
+  uint64_t busy_ns;           /* time its tasks ran, over the pool's life (progress reports) */
 } mproc__wstate;
 
 struct mproc_future {
@@ -174,6 +177,10 @@ typedef struct mproc__map {
   char **slot_msg;            /* failure messages, allocated only for failures */
   int64_t *ready;             /* unordered: completed indices, a FIFO of window entries */
   size_t ready_head, ready_count;
+  size_t batches_sent, batches_done; /* for streams' bound on batches in flight */
+  uint64_t busy_ns;           /* worker time spent on this map's completed batches */
+  size_t timed_items;         /* items those batches held */
+  uint64_t seed;
   uint64_t token;
   size_t ok, failed, cancelled;
   int64_t first_failed;
@@ -268,6 +275,23 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
 /* The same, and also returns MPROC_EINTERRUPTED on Ctrl-C (see sigint.c). */
 int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                           bool (*pred)(void *), void *arg);
+
+/* stream.c: collecting a stream into an array, with a progress tick (mproc_parallel_run). */
+typedef struct mproc__collect {
+  mproc_error_policy policy;
+  int max_failures;
+  size_t ok, failed, cancelled;
+  int64_t first_failed;
+  int first_code;
+  char first_msg[MPROC_TASK_MSG_MAX];
+  /* called without the lock at most once per interval (next_tick is the caller's to move), and at the end */
+  void (*tick)(struct mproc__collect *c, mproc_stream *s, bool final);
+  double next_tick;
+  void *ctx;
+} mproc__collect;
+int mproc__stream_collect(mproc_stream *s, unsigned char *out, int *item_codes, mproc__collect *c);
+void mproc__stream_stats(mproc_stream *s, size_t *done, size_t *in_flight);
+size_t mproc__stream_batches(mproc_stream *s);
 
 /* worker.c: the loop a worker runs until told to stop or its task quota is reached; returns its exit code
  * (0, or 120 when the initializer failed, 121 out of memory, 122 a corrupt job).  A worker process ends

@@ -67,6 +67,12 @@ int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...) {
   return code;
 }
 
+uint64_t mproc_task_seed(const mproc_task *t) {
+  const mproc__task_priv *priv = t && t->priv_ ? t->priv_ : NULL;
+  uint64_t run = priv ? priv->seed : 0;
+  return mproc__mix64(mproc__mix64(run) ^ (uint64_t)t->index);
+}
+
 int mproc__task_finish_code(mproc_task *t, int ret) {
   mproc__task_priv *priv = t->priv_;
   if (ret == 0) return 0;

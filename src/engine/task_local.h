@@ -13,6 +13,7 @@ typedef struct mproc__task_priv {
   void *heap;                      /* growable buffer owned by the runner (mproc__malloc), or NULL */
   size_t heap_cap;
   int fail_code;                   /* set by mproc_task_fail */
+  uint64_t seed;                   /* the run seed of the map or batch */
   char msg[MPROC_TASK_MSG_MAX];    /* its message, "" if none */
 } mproc__task_priv;
 
@@ -32,6 +33,14 @@ int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int wor
  * growable buffer when buf is NULL (priv->heap, starting with a small inline capacity). */
 void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
                        int64_t index);
+/* splitmix64: the mixer behind mproc_task_seed(). */
+static inline uint64_t mproc__mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 /* Normalises fn's return value into the outcome code (0 or negative). */
 int mproc__task_finish_code(mproc_task *t, int ret);
 

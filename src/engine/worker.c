@@ -83,9 +83,12 @@ int mproc__worker_loop(mproc__engine *e, int index) {
       __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
+      uint64_t t0 = mproc__now_ns();
       mproc__task_begin(&t, &priv, NULL, 0, index, -1);
       t.attempt = (int)j.attempt;
+      priv.seed = j.seed;
       r.code = mproc__task_finish_code(&t, fn(j.payload_len ? arg : NULL, j.payload_len, &t));
+      r.busy_ns = mproc__now_ns() - t0;
       send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
     } else if (batch_aborted(e, j.token)) {
       r.code = MPROC_ECANCELED;
@@ -97,7 +100,8 @@ int mproc__worker_loop(mproc__engine *e, int index) {
         break;
       }
       size_t nfail = 0;
-      __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+      uint64_t t0 = mproc__now_ns();
+      __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
       for (uint32_t i = 0; i < j.count; i++) {
         int64_t index_i = j.first + i;
@@ -109,6 +113,7 @@ int mproc__worker_loop(mproc__engine *e, int index) {
         if (j.out_size) memset(rec, 0, j.out_size);
         mproc__task_begin(&t, &priv, j.out_size ? rec : NULL, j.out_size, index, index_i);
         priv.fixed = 1;
+        priv.seed = j.seed;
         t.attempt = (int)j.attempt;
         const void *a = j.in_size ? arg + (size_t)i * j.in_size : NULL;
         int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
@@ -125,6 +130,7 @@ int mproc__worker_loop(mproc__engine *e, int index) {
         }
       }
       if (code) break;
+      r.busy_ns = mproc__now_ns() - t0;
       r.nfail = (uint32_t)nfail;
       send_result(slot->out, &r, NULL, outbuf, nout, fails, nfail * sizeof(wire_fail));
     }

@@ -264,6 +264,7 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
   rep->ok = m->ok;
   rep->failed = m->failed;
   rep->cancelled = m->cancelled;
+  rep->batches = m->batches_sent;
   rep->first_failed_index = m->first_failed;
   rep->first_failure = m->first_outcome;
   snprintf(rep->message, sizeof rep->message, "%s", m->first_msg);
@@ -278,6 +279,7 @@ static void map_serial(mproc__engine *e, mproc__map *m) {
     void *rec = m->out_size ? m->out + i * m->out_size : NULL;
     mproc__task_begin(&t, &priv, rec, m->out_size, 0, (int64_t)i);
     priv.fixed = 1;
+    priv.seed = m->seed;
     const void *a = m->in_size ? m->in + i * m->in_size : NULL;
     int code = mproc__task_finish_code(&t, m->fn(a, m->in_size, &t));
     pthread_mutex_lock(&e->lock);
@@ -315,6 +317,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
   m.first_outcome.exit_code = -1;
+  m.seed = opts->seed;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -370,6 +373,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       return MPROC_ECLOSED;
     }
     m.token = ++e->next_token;
+    m.batches_sent = nb;
     for (size_t b = 0; b < nb; b++) {
       jobs[b]->id = ++e->next_id;
       e->outstanding++;

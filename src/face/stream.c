@@ -9,6 +9,8 @@ struct mproc_stream {
   mproc__engine *eng;
   mproc__map m;
   size_t chunk;
+  bool adaptive;          /* chunk sized from measured durations */
+  size_t ring_cap;        /* largest batch a ring carries well */
   size_t next_dispatch;   /* first item not yet handed out */
   size_t next_ordered;    /* imap: next index to yield */
   size_t yielded;
@@ -33,15 +35,44 @@ static void free_stream(mproc_stream *s) {
   mproc__free(s);
 }
 
+/* joblib's auto batching, with our overheads: a batch should take about 2 ms of worker time (a batch costs
+ * the engine some microseconds), no more than a fair share of what is left (so the end is balanced), and
+ * no more than fits a quarter of a ring. */
+#define TARGET_BATCH_NS 2000000.0
+
+static size_t next_chunk(mproc_stream *s) {
+  mproc__map *m = &s->m;
+  size_t chunk = 1;
+  if (m->timed_items > 0) {
+    double per_item = (double)m->busy_ns / (double)m->timed_items;
+    double want = per_item > 0 ? TARGET_BATCH_NS / per_item : (double)s->ring_cap;
+    chunk = want < 1 ? 1 : (want > (double)s->ring_cap ? s->ring_cap : (size_t)want);
+  }
+  size_t left = m->n - s->next_dispatch;
+  size_t share = (left + 2 * (size_t)s->eng->nworkers - 1) / (2 * (size_t)s->eng->nworkers);
+  if (chunk > share) chunk = share;
+  size_t quarter = m->window / (2 * (size_t)s->eng->nworkers);
+  if (quarter >= 1 && chunk > quarter) chunk = quarter;
+  return chunk ? chunk : 1;
+}
+
 /* Hands out batches while the window has room (lock held).  Returns -ENOMEM if a batch could not be made
  * (what was handed out still runs). */
 static int refill(mproc_stream *s) {
   mproc__engine *e = s->eng;
   mproc__map *m = &s->m;
+  size_t workers = (size_t)e->nworkers;
   while (s->next_dispatch < m->n && !m->stopped) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
+    if (s->adaptive) {
+      /* at most two batches per worker in flight: they carry the timing that sizes the next ones */
+      if (m->batches_sent - m->batches_done >= 2 * workers) break;
+      count = next_chunk(s);
+    }
     if (count > m->n - first) count = m->n - first;
+    /* a batch never wraps around the end of the window */
+    if (count > m->window - first % m->window) count = m->window - first % m->window;
     if (first + count > s->low + m->window) break; /* window full */
     mproc__job *j = mproc__calloc(1, sizeof *j);
     if (!j) return MPROC_ENOMEM;
@@ -61,6 +92,7 @@ static int refill(mproc_stream *s) {
       s->consumed[slot] = 0;
     }
     m->remaining += count;
+    m->batches_sent++;
     e->outstanding++;
     mproc__engine_enqueue(e, j, false);
     s->next_dispatch += count;
@@ -83,22 +115,23 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   if (!s) return MPROC_ENOMEM;
   s->eng = e;
   size_t chunk = opts->chunk_size;
-  if (!chunk) {
-    chunk = n / ((size_t)e->nworkers * 16);
-    if (chunk < 1) chunk = 1;
-    if (chunk > 1024) chunk = 1024;
-  }
   if (chunk > UINT32_MAX) chunk = UINT32_MAX;
-  size_t window = opts->max_in_flight ? opts->max_in_flight : chunk * (size_t)e->nworkers * 8;
-  /* whole batches fit the window and never straddle its end */
-  window = (window + chunk - 1) / chunk * chunk;
-  if (window == 0) window = chunk;
+  size_t window = opts->max_in_flight ? opts->max_in_flight : 65536;
+  if (window > n && n > 0) window = n;
+  if (chunk && window < chunk) window = chunk;
+  if (window == 0) window = 1;
   s->chunk = chunk;
+  s->adaptive = chunk == 0;
+  size_t rec = in_size > out_size ? in_size : out_size;
+  s->ring_cap = e->ring_size && rec ? e->ring_size / 4 / rec : 65536;
+  if (s->ring_cap < 1) s->ring_cap = 1;
+  if (s->ring_cap > UINT32_MAX) s->ring_cap = UINT32_MAX;
   mproc__map *m = &s->m;
   *m = (mproc__map){.fn = fn, .in = in, .in_size = in_size, .out_size = out_size, .n = n, .window = window,
                     .unordered = unordered, .first_failed = -1};
   m->opts.on_error = MPROC_ON_ERROR_CONTINUE;
   m->first_outcome.exit_code = -1;
+  m->seed = opts->seed;
   m->token = 0;
   m->out = mproc__calloc(window, out_size ? out_size : 1);
   m->slot_done = mproc__calloc(window, 1);
@@ -172,6 +205,7 @@ static void run_serial_item(mproc_stream *s) {
   mproc_task t;
   mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0, (int64_t)i);
   s->priv.fixed = 1;
+  s->priv.seed = m->seed;
   if (m->out_size) memset(m->out + slot * m->out_size, 0, m->out_size);
   int code = mproc__task_finish_code(&t, m->fn(m->in_size ? m->in + i * m->in_size : NULL, m->in_size, &t));
   m->slot_done[slot] = 1;
@@ -249,3 +283,95 @@ void mproc_stream_destroy(mproc_stream *s) {
   pthread_cond_destroy(&s->m.cv);
   free_stream(s);
 }
+
+/* ---- collecting a whole stream into an array (mproc_parallel_run) ---- */
+
+/* Takes every item that is ready, in order, into out/item_codes (lock held).  Returns true when the error
+ * policy says stop. */
+static bool take_ready(mproc_stream *s, unsigned char *out, int *item_codes, mproc__collect *c) {
+  mproc__map *m = &s->m;
+  while (s->yielded < m->n && item_ready(s)) {
+    int64_t idx = (int64_t)s->next_ordered++;
+    size_t slot = (size_t)idx % m->window;
+    int code = m->slot_code[slot];
+    if (code == 0) {
+      if (m->out_size) memcpy(out + (size_t)idx * m->out_size, m->out + slot * m->out_size, m->out_size);
+      c->ok++;
+    } else {
+      if (code == MPROC_ECANCELED) {
+        c->cancelled++;
+      } else {
+        c->failed++;
+        if (c->first_failed < 0) {
+          c->first_failed = idx;
+          c->first_code = code;
+          snprintf(c->first_msg, sizeof c->first_msg, "%s", m->slot_msg[slot] ? m->slot_msg[slot] : "");
+        }
+      }
+    }
+    if (item_codes) item_codes[idx] = code;
+    s->yielded++;
+    s->pending_release = idx;
+    release_previous(s);
+    if (code != 0 && code != MPROC_ECANCELED &&
+        (c->policy == MPROC_ON_ERROR_STOP ||
+         (c->policy == MPROC_ON_ERROR_STOP_AFTER && c->failed >= (size_t)c->max_failures)))
+      return true;
+  }
+  return false;
+}
+
+void mproc__stream_stats(mproc_stream *s, size_t *done, size_t *in_flight) {
+  *in_flight = s->m.remaining;
+  *done = s->next_dispatch - s->m.remaining;
+}
+
+int mproc__stream_collect(mproc_stream *s, unsigned char *out, int *item_codes, mproc__collect *c) {
+  mproc__engine *e = s->eng;
+  mproc__map *m = &s->m;
+  int r = 0;
+  bool stop = false;
+  pthread_mutex_lock(&e->lock);
+  while (s->yielded < m->n) {
+    if (e->backend == MPROC_BACKEND_SERIAL && !item_ready(s)) run_serial_item(s);
+    stop = take_ready(s, out, item_codes, c);
+    if (stop || s->yielded == m->n) break;
+    if (e->backend == MPROC_BACKEND_SERIAL) {
+      if (c->tick && mproc__plat_now() >= c->next_tick) {
+        pthread_mutex_unlock(&e->lock);
+        c->tick(c, s, false);
+        pthread_mutex_lock(&e->lock);
+      }
+      continue;
+    }
+    r = refill(s);
+    if (r < 0) break;
+    double until = c->tick ? c->next_tick : INFINITY;
+    r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, until, item_ready, s);
+    if (r == MPROC_ETIMEDOUT) {
+      r = 0;
+      pthread_mutex_unlock(&e->lock);
+      c->tick(c, s, false);
+      pthread_mutex_lock(&e->lock);
+    } else if (r < 0) {
+      break;
+    }
+  }
+  if (s->yielded < m->n) {
+    /* stopped early (error policy, Ctrl-C, no memory): nothing of it may run on */
+    if (m->remaining > 0) {
+      mproc__engine_abort_map(e, m);
+      mproc__cond_wait_until(&m->cv, &e->lock, NULL, INFINITY, stream_idle, m);
+    }
+    size_t rest = m->n - s->yielded;
+    c->cancelled += rest;
+    if (item_codes)
+      for (size_t i = s->next_ordered; i < m->n; i++) item_codes[i] = MPROC_ECANCELED;
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  if (c->tick) c->tick(c, s, true);
+  return r;
+}
+
+size_t mproc__stream_batches(mproc_stream *s) { return s->m.batches_sent; }

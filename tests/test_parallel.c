@@ -1,0 +1,280 @@
+/* test_parallel.c: joblib's Parallel face: n_jobs, results, automatic batching, progress, seeds, errors,
+ * timeouts, the reusable pool, every backend. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mtest.h"
+#include "internal.h"
+
+static int square(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int64_t n = *(const int64_t *)arg, sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+static int index_square(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t n = mproc_task_index(t), sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+/* Burns about `ms` milliseconds of CPU (a calibrated busy loop is what a compute-bound task is). */
+static void burn(double ms) {
+  double until = mproc__plat_now() + ms * 1e-3;
+  volatile uint64_t x = 0;
+  while (mproc__plat_now() < until)
+    for (int i = 0; i < 1000; i++) x += (uint64_t)i;
+}
+
+static int slow_item(const void *arg, size_t len, mproc_task *t) {
+  burn(3);
+  return index_square(arg, len, t);
+}
+
+static int fail_on_13(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) % 13 == 12) return mproc_task_fail(t, MPROC_ERANGE, "item %lld", (long long)mproc_task_index(t));
+  return index_square(arg, len, t);
+}
+
+static int seeded(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  uint64_t s = mproc_task_seed(t);
+  return mproc_task_return(t, &s, sizeof s);
+}
+
+static int my_pid(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t pid = getpid();
+  return mproc_task_return(t, &pid, sizeof pid);
+}
+
+static int hang_on_5(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) == 5)
+    for (;;) pause();
+  return index_square(arg, len, t);
+}
+
+MTEST(n_jobs_semantics) {
+  int cpus = mproc_cpu_count();
+  struct {
+    int n_jobs, want;
+  } cases[] = {{1, 1}, {3, 3}, {-1, cpus}, {-2, cpus > 1 ? cpus - 1 : 1}, {-1000, 1}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    mproc_parallel *par;
+    CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = cases[i].n_jobs}));
+    CHECK_INT_EQ(mproc_parallel_n_jobs(par), cases[i].want);
+    mproc_parallel_destroy(par);
+  }
+  setenv("MPROC_WORKERS", "3", 1);
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, NULL));
+  CHECK_INT_EQ(mproc_parallel_n_jobs(par), 3);
+  mproc_parallel_destroy(par);
+  unsetenv("MPROC_WORKERS");
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 5000}), MPROC_EINVAL);
+}
+
+static void results(mproc_backend b) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .backend = b}));
+  enum { N = 100000 };
+  static int64_t in[N], out[N];
+  for (int i = 0; i < N; i++) in[i] = i - 777;
+  mproc_map_report rep;
+  CHECK_OK(mproc_parallel_run(par, square, in, N, sizeof *in, out, sizeof *out, NULL, &rep));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], in[i] * in[i]);
+  CHECK_INT_EQ(rep.ok, N);
+  /* generators, ordered and unordered: each item once */
+  for (int order = MPROC_RETURN_GENERATOR; order <= MPROC_RETURN_GENERATOR_UNORDERED; order++) {
+    mproc_stream *s;
+    CHECK_OK(mproc_parallel_stream(par, index_square, NULL, 3000, 0, sizeof(int64_t), order, &s));
+    static unsigned char seen[3000];
+    memset(seen, 0, sizeof seen);
+    int64_t idx;
+    const void *res;
+    for (int k = 0; k < 3000; k++) {
+      CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+      if (order == MPROC_RETURN_GENERATOR) CHECK_INT_EQ(idx, k);
+      CHECK_INT_EQ(seen[idx], 0);
+      seen[idx] = 1;
+      CHECK_INT_EQ(*(const int64_t *)res, idx * idx);
+    }
+    CHECK_ERR(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
+  }
+  mproc_stream *s;
+  CHECK_ERR(mproc_parallel_stream(par, index_square, NULL, 1, 0, 8, MPROC_RETURN_LIST, &s), MPROC_EINVAL);
+  mproc_parallel_destroy(par);
+}
+MTEST(results_process) { results(MPROC_BACKEND_PROCESS); }
+MTEST(results_thread) { results(MPROC_BACKEND_THREAD); }
+MTEST(results_serial) { results(MPROC_BACKEND_SERIAL); }
+
+MTEST(auto_batching_converges) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
+  /* very short tasks: batches grow far beyond one item */
+  enum { N = 200000 };
+  static int64_t out[N];
+  mproc_map_report rep;
+  CHECK_OK(mproc_parallel_run(par, index_square, NULL, N, 0, out, sizeof *out, NULL, &rep));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
+  CHECK_INT_CMP(rep.batches, <, N / 50);
+  /* tasks longer than the target batch duration: one item per batch, so the load stays balanced */
+  CHECK_OK(mproc_parallel_run(par, slow_item, NULL, 20, 0, out, sizeof *out, NULL, &rep));
+  for (int i = 0; i < 20; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
+  CHECK_INT_EQ(rep.batches, 20);
+  /* a fixed batch size is kept */
+  mproc_parallel_destroy(par);
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 100}));
+  CHECK_OK(mproc_parallel_run(par, index_square, NULL, 1000, 0, out, sizeof *out, NULL, &rep));
+  CHECK_INT_EQ(rep.batches, 10);
+  mproc_parallel_destroy(par);
+}
+
+static uint32_t progress_calls;
+static mproc_progress last_progress;
+static double last_busy_sum;
+static void on_progress(const mproc_progress *p, void *user) {
+  CHECK(user == &progress_calls);
+  progress_calls++;
+  last_progress = *p;
+  last_busy_sum = 0;
+  for (int i = 0; i < p->workers; i++) last_busy_sum += p->busy[i];
+}
+
+MTEST(progress_lines_and_callback) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress = on_progress,
+                                                               .progress_user = &progress_calls,
+                                                               .progress_interval = 0.005, .on_error = MPROC_ON_ERROR_CONTINUE}));
+  /* capture stderr (a file: not a terminal, so lines rather than a bar) */
+  char path[] = "/tmp/mproc-progress-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  int saved = dup(2);
+  CHECK(dup2(fd, 2) == 2);
+  int64_t out[60];
+  int codes[60];
+  int r = mproc_parallel_run(par, fail_on_13, NULL, 60, 0, out, sizeof *out, codes, NULL);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  CHECK_ERR(r, MPROC_ERANGE);
+  char text[8192] = "";
+  ssize_t got = pread(fd, text, sizeof text - 1, 0);
+  close(fd);
+  unlink(path);
+  CHECK(got > 0);
+  text[got] = '\0';
+  /* every line is joblib's shape; the last says finished */
+  char *last = NULL;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    CHECK(strncmp(line, "[Parallel(n_jobs=2)]: Done ", 27) == 0);
+    CHECK(strstr(line, " out of 60 | elapsed: ") != NULL);
+    last = line;
+  }
+  CHECK(last != NULL);
+  CHECK(strstr(last, "Done 60 out of 60 | elapsed: ") != NULL);
+  CHECK(strstr(last, " finished") != NULL);
+  /* the callback's last call is the end of the run */
+  CHECK_INT_CMP(progress_calls, >=, 1);
+  CHECK_INT_EQ(last_progress.total, 60);
+  CHECK_INT_EQ(last_progress.done, 60);
+  CHECK_INT_EQ(last_progress.failed, 4); /* 12, 25, 38, 51 */
+  CHECK_INT_EQ(last_progress.in_flight, 0);
+  CHECK_INT_EQ(last_progress.workers, 2);
+  CHECK(last_progress.rate > 0);
+  CHECK(last_busy_sum >= 0);
+  for (int i = 0; i < 60; i++) CHECK_INT_EQ(codes[i], i % 13 == 12 ? MPROC_ERANGE : 0);
+  mproc_parallel_destroy(par);
+}
+
+MTEST(seeds_do_not_depend_on_scheduling) {
+  enum { N = 500 };
+  static uint64_t a[N], b[N], c[N];
+  mproc_parallel *p1, *p2;
+  CHECK_OK(mproc_parallel_create(&p1, &(mproc_parallel_opts){.n_jobs = 1, .batch_size = 1, .seed = 42}));
+  CHECK_OK(mproc_parallel_create(&p2, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 7, .seed = 42}));
+  CHECK_OK(mproc_parallel_run(p1, seeded, NULL, N, 0, a, sizeof *a, NULL, NULL));
+  CHECK_OK(mproc_parallel_run(p2, seeded, NULL, N, 0, b, sizeof *b, NULL, NULL));
+  for (int i = 0; i < N; i++) CHECK(a[i] == b[i]);
+  for (int i = 1; i < N; i++) CHECK(a[i] != a[i - 1]);
+  mproc_parallel_destroy(p2);
+  CHECK_OK(mproc_parallel_create(&p2, &(mproc_parallel_opts){.n_jobs = 2, .seed = 43}));
+  CHECK_OK(mproc_parallel_run(p2, seeded, NULL, N, 0, c, sizeof *c, NULL, NULL));
+  int same = 0;
+  for (int i = 0; i < N; i++) same += a[i] == c[i];
+  CHECK_INT_EQ(same, 0);
+  mproc_parallel_destroy(p1);
+  mproc_parallel_destroy(p2);
+}
+
+MTEST(errors_and_timeouts) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 1}));
+  int64_t out[40];
+  int codes[40];
+  mproc_map_report rep;
+  /* by default the first failure cancels the rest */
+  CHECK_ERR(mproc_parallel_run(par, fail_on_13, NULL, 40, 0, out, sizeof *out, codes, &rep), MPROC_ERANGE);
+  CHECK_INT_EQ(rep.first_failed_index, 12);
+  CHECK_STR_EQ(rep.message, "item 12");
+  CHECK_INT_EQ(rep.ok + rep.failed + rep.cancelled, 40);
+  for (int i = 0; i < 12; i++) CHECK_INT_EQ(codes[i], 0);
+  mproc_parallel_destroy(par);
+  /* a per-item timeout, running the rest */
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .timeout = 0.2,
+                                                               .on_error = MPROC_ON_ERROR_CONTINUE}));
+  CHECK_ERR(mproc_parallel_run(par, hang_on_5, NULL, 40, 0, out, sizeof *out, codes, &rep), MPROC_ETASKTIMEOUT);
+  CHECK_INT_EQ(rep.failed, 1);
+  CHECK_INT_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
+  for (int i = 0; i < 40; i++) {
+    CHECK_INT_EQ(codes[i], i == 5 ? MPROC_ETASKTIMEOUT : 0);
+    if (i != 5) CHECK_INT_EQ(out[i], (int64_t)i * i);
+  }
+  mproc_parallel_destroy(par);
+}
+
+MTEST(one_call_form_reuses_its_pool) {
+  int64_t pids1[64], pids2[64], pids3[64];
+  mproc_parallel_opts o = {.n_jobs = 2, .batch_size = 1};
+  CHECK_OK(mproc_parallel_call(my_pid, NULL, 64, 0, pids1, sizeof *pids1, &o, NULL));
+  CHECK_OK(mproc_parallel_call(my_pid, NULL, 64, 0, pids2, sizeof *pids2, &o, NULL));
+  /* the second call ran on the same workers */
+  for (int i = 0; i < 64; i++) {
+    int found = 0;
+    for (int k = 0; k < 64 && !found; k++) found = pids2[i] == pids1[k];
+    CHECK(found);
+  }
+  /* after a shutdown (or other settings) the workers are new */
+  mproc_parallel_shutdown();
+  CHECK_OK(mproc_parallel_call(my_pid, NULL, 64, 0, pids3, sizeof *pids3, &o, NULL));
+  for (int i = 0; i < 64; i++)
+    for (int k = 0; k < 64; k++) CHECK(pids3[i] != pids1[k]);
+  mproc_parallel_shutdown();
+  mproc_parallel_shutdown(); /* twice is harmless */
+}
+
+MTEST(bad_input) {
+  mproc_parallel *par;
+  CHECK_ERR(mproc_parallel_create(NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.timeout = -1}), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.verbose = -1}), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.init_arg_len = 2}), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_n_jobs(NULL), MPROC_EINVAL);
+  mproc_parallel_destroy(NULL);
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 1}));
+  int64_t out[2];
+  CHECK_ERR(mproc_parallel_run(NULL, square, NULL, 0, 0, out, 8, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_run(par, NULL, NULL, 0, 0, out, 8, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_run(par, square, NULL, 2, 8, out, 8, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_run(par, square, out, 2, 8, NULL, 8, NULL, NULL), MPROC_EINVAL);
+  CHECK_OK(mproc_parallel_run(par, square, NULL, 0, 8, NULL, 8, NULL, NULL));
+  CHECK_ERR(mproc_parallel_call(square, NULL, 1, 0, out, 8, &(mproc_parallel_opts){.timeout = NAN}, NULL),
+            MPROC_EINVAL);
+  mproc_parallel_destroy(par);
+}
