@@ -11,7 +11,7 @@ all:
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: all
-	./$(BUILD)/examples/process_squares
+	./$(BUILD)/examples/demo
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
