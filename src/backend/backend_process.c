@@ -18,7 +18,7 @@
 #include "engine/engine.h"
 
 struct worker_ctx {
-  mproc__engine *e;
+  mproc__shared *sh;
   int slot;
   int sock;
 };
@@ -26,15 +26,15 @@ struct worker_ctx {
 static void worker_entry(void *vctx) {
   struct worker_ctx *c = vctx;
   close(c->sock);
-  mproc__worker_main(c->e, c->slot);
+  mproc__worker_main(c->sh, c->slot);
 }
 
-static void notify(mproc__engine *e, int sock, tpl_msg m) {
+static void notify(mproc__shared *sh, int sock, tpl_msg m) {
   while (send(sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
-  __atomic_fetch_add(&e->sh->template_events, 1, __ATOMIC_SEQ_CST);
-  __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&e->sh->doorbell, 1);
+  __atomic_fetch_add(&sh->template_events, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&sh->doorbell, 1, __ATOMIC_SEQ_CST);
+  mproc__futex_wake(&sh->doorbell, 1);
 }
 
 /* Sets OMP_NUM_THREADS & co to max(1, cpus / workers) where the user has not set them. */
@@ -47,10 +47,10 @@ static void limit_thread_env(int workers) {
   for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) setenv(vars[i], buf, 0);
 }
 
-void mproc__template_main(mproc__engine *e, int sock) {
+void mproc__template_main(mproc__shared *sh, int sock) {
   signal(SIGINT, SIG_IGN);
-  if (!e->opts.keep_thread_env) limit_thread_env(e->nworkers);
-  int n = e->nworkers;
+  if (!sh->conf.keep_thread_env) limit_thread_env(sh->conf.nworkers);
+  int n = sh->conf.nworkers;
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);
   struct pollfd *pfd = calloc((size_t)n + 1, sizeof *pfd);
@@ -72,7 +72,7 @@ void mproc__template_main(mproc__engine *e, int sock) {
       } while (r < 0 && errno == EINTR);
       close(pidfds[i]);
       pidfds[i] = -1;
-      notify(e, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
+      notify(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
       pids[i] = 0;
     }
     if (pfd[0].revents & (POLLHUP | POLLERR)) break;
@@ -84,20 +84,20 @@ void mproc__template_main(mproc__engine *e, int sock) {
     if (m.slot < 0 || m.slot >= n) continue;
     if (m.op == TPL_SPAWN && pids[m.slot] == 0) {
       /* the worker starts with empty rings */
-      mproc__ring_reset(e->sh->slots[m.slot].in);
-      mproc__ring_reset(e->sh->slots[m.slot].out);
-      e->sh->slots[m.slot].running_job = 0;
-      e->sh->slots[m.slot].in_init = 0;
-      struct worker_ctx c = {e, m.slot, sock};
+      mproc__ring_reset(sh->slots[m.slot].in);
+      mproc__ring_reset(sh->slots[m.slot].out);
+      sh->slots[m.slot].running_job = 0;
+      sh->slots[m.slot].in_init = 0;
+      struct worker_ctx c = {sh, m.slot, sock};
       pid_t pid;
       int pidfd;
       int r = mproc__plat_spawn(&pid, &pidfd, worker_entry, &c);
       if (r < 0) {
-        notify(e, sock, (tpl_msg){TPL_SPAWN_FAILED, m.slot, 0, -r});
+        notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, m.slot, 0, -r});
       } else {
         pids[m.slot] = pid;
         pidfds[m.slot] = pidfd;
-        notify(e, sock, (tpl_msg){TPL_SPAWNED, m.slot, pid, 0});
+        notify(sh, sock, (tpl_msg){TPL_SPAWNED, m.slot, pid, 0});
       }
     } else if (m.op == TPL_KILL && pids[m.slot] == m.pid && pids[m.slot] != 0) {
       mproc__plat_signal(pids[m.slot], pidfds[m.slot], m.value);

@@ -29,7 +29,7 @@ static void *thread_main(void *varg) {
   mproc__engine *e = a->e;
   int slot = a->slot, id = a->id;
   mproc__free(a);
-  int code = mproc__worker_loop(e, slot);
+  int code = mproc__worker_loop(e->sh, slot);
   report(e, (tpl_msg){TPL_DIED, slot, id, (code & 0xff) << 8 /* as W_EXITCODE(code, 0) */});
   return NULL;
 }

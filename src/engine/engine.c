@@ -721,11 +721,19 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
   head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  e->sh_bytes = head + (size_t)e->nworkers * 2 * ring_bytes;
+  size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
+  e->sh_bytes = rings_end + opts->init_arg_len;
   int err = 0;
   e->sh = mproc__shm_map_anon(e->sh_bytes, &err);
   if (!e->sh) return err;
   e->sh->nworkers = (uint32_t)e->nworkers;
+  /* the workers' configuration, and a copy of the initializer's argument, live in the mapping */
+  unsigned char *init_copy = (unsigned char *)e->sh + rings_end;
+  if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
+  e->sh->conf = (mproc__wconf){.nworkers = e->nworkers, .max_tasks_per_child = opts->max_tasks_per_child,
+                               .keep_thread_env = opts->keep_thread_env, .initializer = opts->initializer,
+                               .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
+                               .init_arg_len = opts->init_arg_len};
   for (int i = 0; i < e->nworkers; i++) {
     unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * 2 * ring_bytes;
     mproc__slot *s = &e->sh->slots[i];
@@ -899,5 +907,5 @@ void mproc__template_entry(void *vctx) {
     int sock, other;
   } *c = vctx;
   close(c->other);
-  mproc__template_main(c->e, c->sock);
+  mproc__template_main(c->e->sh, c->sock);
 }

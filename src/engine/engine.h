@@ -85,6 +85,18 @@ typedef struct mproc__slot {
   mproc__ring *in, *out;
 } mproc__slot;
 
+/* What a worker and the template need to know, kept in the shared mapping itself: a worker made by a fork
+ * server has none of the caller's heap.  Pointers inside it point into the same mapping. */
+typedef struct mproc__wconf {
+  int nworkers;
+  int max_tasks_per_child;
+  int keep_thread_env;
+  mproc_task_fn initializer;
+  void (*finalizer)(void);
+  const void *init_arg;  /* a copy inside the mapping */
+  size_t init_arg_len;
+} mproc__wconf;
+
 typedef struct mproc__shared {
   _Alignas(MPROC_CACHELINE) uint32_t doorbell;  /* futex word the manager sleeps on */
   uint32_t manager_sleeping;
@@ -93,6 +105,7 @@ typedef struct mproc__shared {
   /* tokens of recently aborted maps: a worker answers their batches as cancelled without running them */
   uint64_t aborted[16];
   uint32_t aborted_next;
+  mproc__wconf conf;
   mproc__slot slots[];
 } mproc__shared;
 
@@ -296,8 +309,8 @@ size_t mproc__stream_batches(mproc_stream *s);
 /* worker.c: the loop a worker runs until told to stop or its task quota is reached; returns its exit code
  * (0, or 120 when the initializer failed, 121 out of memory, 122 a corrupt job).  A worker process ends
  * with _exit(code) after it (mproc__worker_main). */
-int mproc__worker_loop(mproc__engine *e, int slot);
-void mproc__worker_main(mproc__engine *e, int slot) __attribute__((noreturn));
+int mproc__worker_loop(mproc__shared *sh, int slot);
+void mproc__worker_main(mproc__shared *sh, int slot) __attribute__((noreturn));
 
 /* backend_thread.c: the thread backend's side of the template protocol. */
 int mproc__threads_start(mproc__engine *e);
@@ -307,7 +320,7 @@ static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e-
 
 /* backend_process.c */
 int mproc__template_start(mproc__engine *e);
-void mproc__template_main(mproc__engine *e, int sock) __attribute__((noreturn));
+void mproc__template_main(mproc__shared *sh, int sock) __attribute__((noreturn));
 
 /* future.c */
 mproc_future *mproc__future_new(mproc__engine *e);

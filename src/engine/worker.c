@@ -30,22 +30,22 @@ static void send_result(mproc__ring *out, wire_result *h, const char *msg, const
   if (tail_len) mproc__ring_put_all(out, tail, tail_len);
 }
 
-static bool batch_aborted(mproc__engine *e, uint64_t token) {
+static bool batch_aborted(mproc__shared *sh, uint64_t token) {
   for (int k = 0; k < 16; k++)
-    if (__atomic_load_n(&e->sh->aborted[k], __ATOMIC_ACQUIRE) == token) return true;
+    if (__atomic_load_n(&sh->aborted[k], __ATOMIC_ACQUIRE) == token) return true;
   return false;
 }
 
-void mproc__worker_main(mproc__engine *e, int index) {
+void mproc__worker_main(mproc__shared *sh, int index) {
   signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
-  int code = mproc__worker_loop(e, index);
+  int code = mproc__worker_loop(sh, index);
   fflush(NULL);
   _exit(code);
 }
 
-int mproc__worker_loop(mproc__engine *e, int index) {
-  mproc__slot *slot = &e->sh->slots[index];
-  const mproc_pool_opts *o = &e->opts;
+int mproc__worker_loop(mproc__shared *sh, int index) {
+  mproc__slot *slot = &sh->slots[index];
+  const mproc__wconf *o = &sh->conf;
   int code = 0;
   if (o->initializer) {
     __atomic_store_n(&slot->in_init, 1, __ATOMIC_RELEASE);
@@ -90,7 +90,7 @@ int mproc__worker_loop(mproc__engine *e, int index) {
       r.code = mproc__task_finish_code(&t, fn(j.payload_len ? arg : NULL, j.payload_len, &t));
       r.busy_ns = mproc__now_ns() - t0;
       send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
-    } else if (batch_aborted(e, j.token)) {
+    } else if (batch_aborted(sh, j.token)) {
       r.code = MPROC_ECANCELED;
       send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
