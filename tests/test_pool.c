@@ -1157,3 +1157,23 @@ MTEST(thread_backend_blocking_tasks) {
   mproc_pool_destroy(p);
   unmap_shared();
 }
+
+MTEST(template_death_loses_tasks_not_the_caller) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int n = 2;
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &f));
+  await_started(1);
+  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0); /* as the OOM killer might */
+  CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.kind, MPROC_OUTCOME_LOST);
+  mproc_future_release(f);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f), MPROC_ELOST);
+  int out;
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_ELOST);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}

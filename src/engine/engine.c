@@ -601,6 +601,62 @@ bool mproc__engine_poll(mproc__engine *e) {
   return progressed;
 }
 
+/* The template died (it never does on its own): its workers died with it.  Everything in flight or queued
+ * is lost, and the pool says so from now on (lock held). */
+static void template_lost(mproc__engine *e) {
+  e->broken = true;
+  e->closed = true;
+  mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = -1};
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    mproc__job *j = w->head;
+    w->head = w->tail = NULL;
+    w->ninflight = 0;
+    w->tx_job = NULL;
+    if (w->pid > 0) {
+      /* the workers die with their template (PR_SET_PDEATHSIG); when this process is a child subreaper
+       * they are orphaned to it, and reaped here (ECHILD at once otherwise) */
+      int st;
+      mproc__plat_wait(w->pid, -1, 1.0, &st);
+    }
+    w->pid = 0;
+    w->dormant = false;
+    while (j) {
+      mproc__job *next = j->next;
+      if (j->kind == JOB_TASK) {
+        mproc__engine_complete_task(e, j, &lost, "the pool's template process died", NULL, 0);
+      } else {
+        mproc__engine_fail_items(e, j->map, j->first, j->count, &lost, "the pool's template process died");
+        e->outstanding--;
+        mproc__job_free(j);
+      }
+      j = next;
+    }
+  }
+  mproc__job *j = e->pend_head;
+  e->pend_head = e->pend_tail = NULL;
+  while (j) {
+    mproc__job *next = j->next;
+    if (j->kind == JOB_TASK) {
+      mproc__engine_complete_task(e, j, &lost, "the pool's template process died", NULL, 0);
+    } else {
+      mproc__engine_fail_items(e, j->map, j->first, j->count, &lost, "the pool's template process died");
+      e->outstanding--;
+      mproc__job_free(j);
+    }
+    j = next;
+  }
+  mproc__engine_notify(e);
+}
+
+/* True when the template's end of the socket is closed (it died). */
+static bool template_gone(mproc__engine *e) {
+  if (e->backend != MPROC_BACKEND_PROCESS || e->tpl_sock < 0) return false;
+  char c;
+  ssize_t r = recv(e->tpl_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r == 0;
+}
+
 static bool anything_ready(mproc__engine *e) {
   if (__atomic_load_n(&e->sh->template_events, __ATOMIC_ACQUIRE) != e->tpl_seen) return true;
   for (int i = 0; i < e->nworkers; i++) {
@@ -683,10 +739,15 @@ static void *manager_main(void *arg) {
       __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
       continue;
     }
+    /* with work outstanding, look at the template at least twice a second: if it died, nothing else
+     * would ever ring the doorbell */
+    double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
+    if (e->outstanding > 0 && (wait < 0 || wait > 0.5)) wait = 0.5;
     pthread_mutex_unlock(&e->lock);
-    mproc__futex_wait(&e->sh->doorbell, seq, next_deadline >= 0 ? next_deadline + 0.0005 : -1);
+    int fr = mproc__futex_wait(&e->sh->doorbell, seq, wait);
     pthread_mutex_lock(&e->lock);
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+    if (fr == MPROC_ETIMEDOUT && !e->broken && template_gone(e)) template_lost(e);
   }
   pthread_mutex_unlock(&e->lock);
   /* The template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it

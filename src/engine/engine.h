@@ -210,6 +210,7 @@ typedef struct mproc__engine {
   int nworkers;
   mproc_backend backend;
   bool closed, quitting;
+  bool broken;                /* the template died: every task fails with MPROC_ELOST */
   uint64_t next_id;
   size_t outstanding;         /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;

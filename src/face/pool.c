@@ -146,10 +146,11 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   j->fut = f;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
+    int code = e->broken ? MPROC_ELOST : MPROC_ECLOSED;
     pthread_mutex_unlock(&e->lock);
     mproc__free(f);
     mproc__job_free(j);
-    return MPROC_ECLOSED;
+    return code;
   }
   j->id = ++e->next_id;
   e->outstanding++;
@@ -366,11 +367,12 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
     }
     pthread_mutex_lock(&e->lock);
     if (e->closed) {
+      int code = e->broken ? MPROC_ELOST : MPROC_ECLOSED;
       pthread_mutex_unlock(&e->lock);
       for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
       mproc__free(jobs);
       pthread_cond_destroy(&m.cv);
-      return MPROC_ECLOSED;
+      return code;
     }
     m.token = ++e->next_token;
     m.batches_sent = nb;
