@@ -49,15 +49,32 @@ typedef struct mproc_pool_opts {
   /* Bytes of each worker's ring in each direction (a power of two is used, at least 4 KiB); 0: 256 KiB.
    * Arguments and results of any size pass: larger ones are streamed through. */
   size_t ring_bytes;
+  /* Where workers come from.  MPROC_START_FORK: a template process forked from the caller when the pool
+   * is created; workers see the caller's memory as it was then, and creating the pool costs a fork of the
+   * whole caller (more with a large caller).  MPROC_START_FORKSERVER: the template is forked by the server
+   * that mproc_init() started at the top of main; workers see the program as it was at that call, and
+   * start-up does not grow with the caller's memory.  Default: forkserver when mproc_init() ran, else fork.
+   * Forkserver without mproc_init(): MPROC_ESTATE. */
+  mproc_start_method start_method;
   /* By default workers get OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS and
    * VECLIB_MAXIMUM_THREADS set to max(1, CPUs / workers) unless already set (joblib's guard against
    * oversubscription).  Nonzero leaves the environment alone. */
   int keep_thread_env;
 } mproc_pool_opts;
 
+/* Optional; call it first thing in main, while the program is small and has one thread: starts mproc's
+ * fork server, from which pools created later get their workers (MPROC_START_FORKSERVER).  argc and argv
+ * may be NULL; they are reserved for the MPI backend.  Returns 0, -EALREADY when the server already runs,
+ * or the fork's error.  The server is tied to the calling thread (it dies with it) and stopped by
+ * mproc_shutdown() or at exit. */
+MPROC_API int mproc_init(int *argc, char ***argv);
+/* Stops the fork server.  Pools made from it must be destroyed first.  Safe to call when none runs. */
+MPROC_API void mproc_shutdown(void);
+
 /* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
  * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
- * backend, MPROC_WORKERS not a positive number), MPROC_ENOBACKEND, -ENOMEM, -EAGAIN (no process or
+ * backend or start method, MPROC_WORKERS not a positive number), MPROC_ESTATE (forkserver without
+ * mproc_init()), MPROC_ENOBACKEND, -ENOMEM, -EAGAIN (no process or
  * thread could be made); *out is then untouched and nothing is left behind. */
 MPROC_API int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
 

@@ -19,8 +19,9 @@ typedef int (*mproc_process_fn)(const void *arg, size_t arg_len);
  * moment of the call, so the function pointer and any data the caller had are valid in it.  A process may
  * be started from a program with threads: only the calling thread exists in the child. */
 typedef enum mproc_start_method {
-  MPROC_START_DEFAULT = 0, /* the best available method: fork */
-  MPROC_START_FORK = 1,
+  MPROC_START_DEFAULT = 0,    /* processes: fork; pools: forkserver after mproc_init(), else fork */
+  MPROC_START_FORK = 1,       /* a copy of the caller (pools: of the caller at pool creation) */
+  MPROC_START_FORKSERVER = 2, /* pools only: from the server mproc_init() started (see mproc/pool.h) */
 } mproc_start_method;
 
 /* Options of mproc_process_start(); all zero means the defaults. */

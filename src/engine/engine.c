@@ -1,6 +1,7 @@
 /* engine.c: the engine's core: start and stop, the manager thread, dispatch, results, deaths, timeouts.
  * The design is described in engine.h. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -683,7 +684,13 @@ static void stop_template(mproc__engine *e) {
     mproc__plat_close(e->tpl_sock);
     e->tpl_sock = -1;
   }
-  if (e->tpl_pid > 0) {
+  if (e->tpl_foreign) {
+    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
+    if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, -1);
+    mproc__plat_close(e->tpl_pidfd);
+    e->tpl_pidfd = -1;
+    e->tpl_pid = 0;
+  } else if (e->tpl_pid > 0) {
     int st;
     mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
     mproc__plat_close(e->tpl_pidfd);
@@ -692,10 +699,52 @@ static void stop_template(mproc__engine *e) {
   }
 }
 
+/* Gets the template from the fork server (lock held).  MPROC_EEXIST when it could not map the pool at our
+ * address: the caller then forks its own. */
+static int forkserver_template(mproc__engine *e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  pid_t pid = 0;
+  int r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
+  mproc__plat_close(sv[1]);
+  if (r == 0) {
+    /* its first word: mapped and ready, or not */
+    tpl_msg m = {0, 0, 0, 0};
+    r = mproc__plat_poll_fd(sv[0], POLLIN, 10.0);
+    ssize_t got = r > 0 ? recv(sv[0], &m, sizeof m, 0) : -1;
+    if (got == (ssize_t)sizeof m && m.op == TPL_READY) {
+      r = 0;
+    } else if (got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED) {
+      r = -m.value;
+    } else {
+      r = MPROC_ECONNRESET;
+    }
+  }
+  if (r < 0) {
+    mproc__plat_close(sv[0]);
+    return r;
+  }
+  e->tpl_sock = sv[0];
+  e->tpl_pid = pid;
+  e->tpl_pidfd = mproc__pidfd_open(pid);
+  e->tpl_foreign = true;
+  return 0;
+}
+
 static void *manager_main(void *arg) {
   mproc__engine *e = arg;
   pthread_mutex_lock(&e->lock);
-  int r = e->backend == MPROC_BACKEND_THREAD ? mproc__threads_start(e) : mproc__template_start(e);
+  int r;
+  if (e->backend == MPROC_BACKEND_THREAD) {
+    r = mproc__threads_start(e);
+  } else if (e->use_forkserver) {
+    r = forkserver_template(e);
+    if (r == MPROC_EEXIST) r = mproc__template_start(e); /* our address is taken in the server */
+  } else {
+    r = mproc__template_start(e);
+  }
+  mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
+  e->sh_fd = -1;
   if (r < 0) {
     e->start_error = r;
     e->ready = true;
@@ -776,6 +825,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   e->tpl_sock = -1;
   e->thr_sock = -1;
   e->tpl_pidfd = -1;
+  e->sh_fd = -1;
   if (!mproc__engine_has_workers(e)) return 0;
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
@@ -785,8 +835,20 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
   e->sh_bytes = rings_end + opts->init_arg_len;
   int err = 0;
-  e->sh = mproc__shm_map_anon(e->sh_bytes, &err);
-  if (!e->sh) return err;
+  if (e->use_forkserver) {
+    /* the server's template must map the same memory: a memfd it receives */
+    e->sh_fd = mproc__shm_create_fd("mproc-pool", e->sh_bytes);
+    if (e->sh_fd < 0) return e->sh_fd;
+    e->sh = mproc__shm_map(e->sh_fd, e->sh_bytes, &err);
+    if (!e->sh) {
+      mproc__plat_close(e->sh_fd);
+      e->sh_fd = -1;
+      return err;
+    }
+  } else {
+    e->sh = mproc__shm_map_anon(e->sh_bytes, &err);
+    if (!e->sh) return err;
+  }
   e->sh->nworkers = (uint32_t)e->nworkers;
   /* the workers' configuration, and a copy of the initializer's argument, live in the mapping */
   unsigned char *init_copy = (unsigned char *)e->sh + rings_end;
@@ -808,12 +870,16 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   }
   e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
   if (!e->ws) {
+    mproc__plat_close(e->sh_fd);
+    e->sh_fd = -1;
     mproc__shm_unmap(e->sh, e->sh_bytes);
     e->sh = NULL;
     return MPROC_ENOMEM;
   }
   int r = pthread_create(&e->manager, NULL, manager_main, e);
   if (r) {
+    mproc__plat_close(e->sh_fd);
+    e->sh_fd = -1;
     mproc__free(e->ws);
     mproc__shm_unmap(e->sh, e->sh_bytes);
     e->sh = NULL;

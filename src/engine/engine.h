@@ -71,7 +71,7 @@ typedef struct wire_fail {
 } wire_fail;
 
 /* What the template and the manager tell each other. */
-enum { TPL_SPAWN = 1, TPL_KILL, TPL_SPAWNED, TPL_SPAWN_FAILED, TPL_DIED };
+enum { TPL_SPAWN = 1, TPL_KILL, TPL_SPAWNED, TPL_SPAWN_FAILED, TPL_DIED, TPL_READY };
 typedef struct tpl_msg {
   int32_t op, slot, pid, value; /* value: errno for SPAWN_FAILED, wait status for DIED, signal for KILL */
 } tpl_msg;
@@ -227,6 +227,9 @@ typedef struct mproc__engine {
   int thread_seq;
   pid_t tpl_pid;
   int tpl_pidfd;
+  bool tpl_foreign;           /* the template is the fork server's child, not ours */
+  bool use_forkserver;
+  int sh_fd;                  /* forkserver: the memfd behind sh, until the template has mapped it */
   uint32_t tpl_seen;
   int start_error;
   int started;                /* workers spawned at least once */
@@ -318,6 +321,12 @@ int mproc__threads_start(mproc__engine *e);
 void mproc__threads_spawn(mproc__engine *e, int slot);
 void mproc__threads_stop(mproc__engine *e);
 static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->backend != MPROC_BACKEND_SERIAL; }
+
+/* forkserver.c */
+bool mproc__forkserver_running(void);
+/* Asks the fork server for a template that maps memfd (size bytes) at addr and talks on tsock; *pid is
+ * its pid.  0 or negative errno. */
+int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);
 
 /* backend_process.c */
 int mproc__template_start(mproc__engine *e);

@@ -48,6 +48,11 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     return MPROC_EINVAL;
   }
   if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP; /* threads cannot be killed */
+  if ((unsigned)opts->start_method > MPROC_START_FORKSERVER) return MPROC_EINVAL;
+  bool forkserver = backend == MPROC_BACKEND_PROCESS && mproc__forkserver_running() &&
+                    opts->start_method != MPROC_START_FORK;
+  if (backend == MPROC_BACKEND_PROCESS && opts->start_method == MPROC_START_FORKSERVER && !forkserver)
+    return MPROC_ESTATE;
   int workers = opts->workers;
   if (workers == 0) {
     workers = env_int("MPROC_WORKERS");
@@ -58,6 +63,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   if (!p) return MPROC_ENOMEM;
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
+  p->eng.use_forkserver = forkserver;
   int r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
     mproc__free(p);

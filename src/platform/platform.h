@@ -114,3 +114,10 @@ size_t mproc__page_size(void);
  * negative errno; the received descriptor is close-on-exec. */
 int mproc__send_fd(int sock, int fd, const void *data, size_t len);
 int mproc__recv_fd(int sock, int *fd, void *data, size_t len);
+/* The same with up to 4 descriptors: *nfds is in/out on receive (how many arrived). */
+int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t len);
+int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
+/* Maps size bytes of fd shared at exactly addr, failing with -EEXIST rather than replacing anything. */
+void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err);
+/* A pidfd for any process (not only a child), or negative errno. */
+int mproc__pidfd_open(pid_t pid);

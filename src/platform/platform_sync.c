@@ -206,3 +206,78 @@ int mproc__recv_fd(int sock, int *fd, void *data, size_t len) {
   }
   return -EBADMSG;
 }
+
+int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t len) {
+  if (nfds < 0 || nfds > 4) return -EINVAL;
+  char dummy = 0;
+  struct iovec iov = {.iov_base = len ? (void *)data : &dummy, .iov_len = len ? len : 1};
+  union {
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (nfds > 0) {
+    msg.msg_control = u.buf;
+    msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+  }
+  for (;;) {
+    ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (r >= 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) {
+  char dummy;
+  struct iovec iov = {.iov_base = len ? data : &dummy, .iov_len = len ? len : 1};
+  union {
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  ssize_t r;
+  do {
+    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (r == 0) return -ECONNRESET;
+  int got = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < n; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof fd);
+        if (got < *nfds) fds[got++] = fd;
+        else close(fd);
+      }
+    }
+  }
+  *nfds = got;
+  return 0;
+}
+
+void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err) {
+  void *p = mproc__sys.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+  if (p == MAP_FAILED) {
+    *err = -errno;
+    return NULL;
+  }
+  if (p != addr) { /* a kernel too old for MAP_FIXED_NOREPLACE treats it as a hint */
+    munmap(p, size);
+    *err = -EEXIST;
+    return NULL;
+  }
+  return p;
+}
+
+int mproc__pidfd_open(pid_t pid) {
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  return fd >= 0 ? fd : -errno;
+}

@@ -1,0 +1,204 @@
+/* forkserver.c: the fork server behind MPROC_START_FORKSERVER and mproc_init().
+ *
+ * mproc_init() forks the server while the program is small and single-threaded.  For each pool the caller
+ * sends it the pool's shared mapping (a memfd, with the address it has in the caller) and one end of a
+ * socket; the server forks a template that maps the memfd at that same address (MAP_FIXED_NOREPLACE: the
+ * server is a copy of the early program, so the range is almost always free; if not, the pool falls back
+ * to forking its template from the caller) and then runs the usual template loop.  The server reaps its
+ * templates and kills them if it must end.  Deaths chain as before: caller's main thread -> server ->
+ * template -> workers. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+#define MAX_TEMPLATES 256
+
+typedef struct request {
+  int32_t op, pad;
+  uint64_t addr, size;
+} request;
+typedef struct reply {
+  int32_t status, pid;
+} reply;
+
+static struct {
+  pthread_mutex_t lock;
+  int sock;
+  pid_t pid, owner;
+  int pidfd;
+  bool atexit_set;
+} srv = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, -1, false};
+
+struct tctx {
+  int server_sock, memfd, tsock;
+  void *addr;
+  size_t size;
+};
+
+static void template_entry(void *vctx) {
+  struct tctx *c = vctx;
+  close(c->server_sock);
+  int err = 0;
+  void *p = mproc__shm_map_at(c->addr, c->memfd, c->size, &err);
+  close(c->memfd);
+  if (!p) {
+    tpl_msg m = {TPL_SPAWN_FAILED, -1, 0, -err};
+    send(c->tsock, &m, sizeof m, MSG_NOSIGNAL);
+    _exit(1);
+  }
+  tpl_msg m = {TPL_READY, -1, getpid(), 0};
+  send(c->tsock, &m, sizeof m, MSG_NOSIGNAL);
+  mproc__template_main(p, c->tsock);
+}
+
+static void server_main(int sock) {
+  signal(SIGINT, SIG_IGN);
+  static pid_t pids[MAX_TEMPLATES];
+  static int pidfds[MAX_TEMPLATES];
+  static struct pollfd pfd[MAX_TEMPLATES + 1];
+  int n = 0;
+  for (;;) {
+    pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
+    for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
+    if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+      if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
+      int st;
+      while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {
+      }
+      close(pidfds[i]);
+      pids[i] = pids[n - 1];
+      pidfds[i] = pidfds[n - 1];
+      n--;
+    }
+    if (!(pfd[0].revents & POLLIN)) {
+      if (pfd[0].revents & (POLLHUP | POLLERR)) break;
+      continue;
+    }
+    request req;
+    int fds[2], nfds = 2;
+    int r = mproc__recv_fds(sock, fds, &nfds, &req, sizeof req);
+    if (r == -ECONNRESET) break;
+    if (r < 0) continue;
+    reply rep = {0, 0};
+    if (req.op != 1 || nfds != 2) {
+      rep.status = -EINVAL;
+    } else if (n == MAX_TEMPLATES) {
+      rep.status = -EAGAIN;
+    } else {
+      struct tctx c = {sock, fds[0], fds[1], (void *)(uintptr_t)req.addr, (size_t)req.size};
+      pid_t pid;
+      int pidfd;
+      rep.status = mproc__plat_spawn(&pid, &pidfd, template_entry, &c);
+      if (rep.status == 0) {
+        pids[n] = pid;
+        pidfds[n] = pidfd;
+        n++;
+        rep.pid = pid;
+      }
+    }
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+  }
+  /* the program is gone or shut us down: no template outlives the server */
+  for (int i = 0; i < n; i++) mproc__plat_signal(pids[i], pidfds[i], SIGKILL);
+  for (int i = 0; i < n; i++) {
+    int st;
+    while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  _exit(0);
+}
+
+struct sctx {
+  int sock, other;
+};
+
+static void server_entry(void *vctx) {
+  struct sctx *c = vctx;
+  close(c->other);
+  server_main(c->sock);
+}
+
+int mproc_init(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  pthread_mutex_lock(&srv.lock);
+  if (srv.sock >= 0 && srv.owner == getpid()) {
+    pthread_mutex_unlock(&srv.lock);
+    return MPROC_EALREADY;
+  }
+  srv.sock = -1; /* a server inherited through fork is not ours */
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    int err = -errno;
+    pthread_mutex_unlock(&srv.lock);
+    return err;
+  }
+  struct sctx c = {sv[1], sv[0]};
+  int r = mproc__plat_spawn(&srv.pid, &srv.pidfd, server_entry, &c);
+  close(sv[1]);
+  if (r < 0) {
+    close(sv[0]);
+    pthread_mutex_unlock(&srv.lock);
+    return r;
+  }
+  srv.sock = sv[0];
+  srv.owner = getpid();
+  if (!srv.atexit_set) srv.atexit_set = atexit(mproc_shutdown) == 0;
+  pthread_mutex_unlock(&srv.lock);
+  return 0;
+}
+
+bool mproc__forkserver_running(void) {
+  pthread_mutex_lock(&srv.lock);
+  bool on = srv.sock >= 0 && srv.owner == getpid();
+  pthread_mutex_unlock(&srv.lock);
+  return on;
+}
+
+int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid) {
+  pthread_mutex_lock(&srv.lock);
+  if (srv.sock < 0 || srv.owner != getpid()) {
+    pthread_mutex_unlock(&srv.lock);
+    return MPROC_ESTATE;
+  }
+  request req = {1, 0, (uint64_t)(uintptr_t)addr, size};
+  int fds[2] = {memfd, tsock};
+  int r = mproc__send_fds(srv.sock, fds, 2, &req, sizeof req);
+  reply rep = {MPROC_ECONNRESET, 0};
+  if (r == 0) {
+    ssize_t got;
+    do {
+      got = recv(srv.sock, &rep, sizeof rep, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof rep) rep.status = MPROC_ECONNRESET;
+  } else {
+    rep.status = r;
+  }
+  pthread_mutex_unlock(&srv.lock);
+  *pid = rep.pid;
+  return rep.status;
+}
+
+void mproc_shutdown(void) {
+  pthread_mutex_lock(&srv.lock);
+  if (srv.sock >= 0 && srv.owner == getpid()) {
+    close(srv.sock);
+    int st;
+    mproc__plat_wait(srv.pid, srv.pidfd, -1, &st);
+    mproc__plat_close(srv.pidfd);
+  }
+  srv.sock = -1;
+  srv.pidfd = -1;
+  srv.pid = 0;
+  pthread_mutex_unlock(&srv.lock);
+}

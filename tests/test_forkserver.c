@@ -1,0 +1,166 @@
+/* test_forkserver.c: pools whose workers come from the fork server of mproc_init(). */
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mtest.h"
+#include "internal.h"
+#include "engine/engine.h"
+
+static int global_value;
+
+static int read_global(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  return mproc_task_return(t, &global_value, sizeof global_value);
+}
+
+static int square(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int n = *(const int *)arg;
+  if (n == -1) raise(SIGSEGV);
+  if (n == -2)
+    for (;;) pause();
+  int sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+static int report_pid(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int pid = getpid();
+  return mproc_task_return(t, &pid, sizeof pid);
+}
+
+static int report_pid_process(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  return 0;
+}
+
+MTEST(start_method_rules) {
+  mproc_pool *p;
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = MPROC_START_FORKSERVER}), MPROC_ESTATE);
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = 9}), MPROC_EINVAL);
+  mproc_process *proc;
+  CHECK_ERR(mproc_process_start(&proc, report_pid_process, NULL, 0, &(mproc_process_opts){.start_method = MPROC_START_FORKSERVER}),
+            MPROC_EINVAL); /* processes are forked directly */
+  CHECK_OK(mproc_init(NULL, NULL));
+  CHECK_ERR(mproc_init(NULL, NULL), MPROC_EALREADY);
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
+  CHECK(p->eng.tpl_foreign); /* the default after mproc_init */
+  mproc_pool_destroy(p);
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORK}));
+  CHECK(!p->eng.tpl_foreign);
+  mproc_pool_destroy(p);
+  mproc_shutdown();
+  mproc_shutdown(); /* harmless twice */
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = MPROC_START_FORKSERVER}), MPROC_ESTATE);
+}
+
+MTEST(workers_see_the_program_as_at_init) {
+  global_value = 1;
+  CHECK_OK(mproc_init(NULL, NULL));
+  global_value = 2; /* after init, before the pools */
+  mproc_pool *fs, *fk;
+  CHECK_OK(mproc_pool_create(&fs, &(mproc_pool_opts){.workers = 1, .start_method = MPROC_START_FORKSERVER}));
+  CHECK_OK(mproc_pool_create(&fk, &(mproc_pool_opts){.workers = 1, .start_method = MPROC_START_FORK}));
+  int v = 0;
+  CHECK_OK(mproc_pool_apply(fs, read_global, NULL, 0, &v, sizeof v, NULL));
+  CHECK_INT_EQ(v, 1);
+  CHECK_OK(mproc_pool_apply(fk, read_global, NULL, 0, &v, sizeof v, NULL));
+  CHECK_INT_EQ(v, 2);
+  mproc_pool_destroy(fs);
+  mproc_pool_destroy(fk);
+  mproc_shutdown();
+}
+
+MTEST(forkserver_pool_semantics) {
+  CHECK_OK(mproc_init(NULL, NULL));
+  /* a caller that has grown after init: the pool's start does not copy it */
+  size_t big = 64u << 20;
+  char *mem = malloc(big);
+  CHECK(mem != NULL);
+  memset(mem, 1, big);
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .task_timeout = 0.3, .initializer = NULL}));
+  CHECK(p->eng.tpl_foreign);
+  enum { N = 5000 };
+  static int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i % 1000;
+  in[100] = -1;
+  in[2000] = -2;
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes}, &rep),
+            MPROC_ECRASHED);
+  CHECK_INT_EQ(rep.failed, 2);
+  CHECK_INT_EQ(codes[100], MPROC_ECRASHED);
+  CHECK_INT_EQ(codes[2000], MPROC_ETASKTIMEOUT);
+  for (int i = 0; i < N; i++)
+    if (i != 100 && i != 2000) CHECK_INT_EQ(out[i], in[i] * in[i]);
+  mproc_future *f;
+  int n = 12;
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+  const void *data;
+  CHECK_OK(mproc_future_result(f, MPROC_FOREVER, &data, NULL));
+  CHECK_INT_EQ(*(const int *)data, 144);
+  mproc_future_release(f);
+  /* the template dies: tasks are lost, not hung */
+  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0);
+  n = -2;
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = 100}, &f));
+  CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+  free(mem);
+  mproc_shutdown();
+}
+
+MTEST_HELPER(init_pool_then_wait) {
+  (void)argc;
+  int fd = atoi(argv[1]);
+  if (mproc_init(NULL, NULL) != 0) return 2;
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}) != 0) return 3;
+  int pids[8];
+  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
+    return 4;
+  int all[10];
+  all[0] = p->eng.tpl_pid;
+  memcpy(all + 1, pids, sizeof pids);
+  if (write(fd, all, sizeof all) != sizeof all) return 5;
+  for (;;) pause();
+}
+
+MTEST(everything_dies_with_the_caller) {
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  char a[16];
+  snprintf(a, sizeof a, "%d", fds[1]);
+  pid_t caller = fork();
+  CHECK(caller >= 0);
+  if (caller == 0) {
+    close(fds[0]);
+    execv(mtest_self(), mtest_helper_argv("init_pool_then_wait", a, NULL, NULL));
+    _exit(127);
+  }
+  close(fds[1]);
+  int all[10];
+  CHECK_INT_EQ(read(fds[0], all, sizeof all), (long)sizeof all);
+  close(fds[0]);
+  int pidfds[10];
+  for (int i = 0; i < 10; i++) pidfds[i] = (int)syscall(SYS_pidfd_open, all[i], 0);
+  CHECK(kill(caller, SIGKILL) == 0);
+  int st;
+  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
+  for (int i = 0; i < 10; i++) {
+    if (pidfds[i] < 0) continue; /* a worker pid seen twice, already gone */
+    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
+    CHECK_INT_EQ(poll(&pfd, 1, 1000), 1);
+    close(pidfds[i]);
+  }
+  /* server, template and workers were orphaned to us: reap them */
+  while (waitpid(-1, &st, 0) > 0) {
+  }
+}
