@@ -658,6 +658,26 @@ static bool template_gone(mproc__engine *e) {
   return r == 0;
 }
 
+static bool anything_ready(mproc__engine *e);
+
+void mproc__engine_poll_begin(mproc__engine *e) {
+  if (!mproc__engine_has_workers(e) || !e->sh) return;
+  if (e->pollers++ == 0 && e->manager_asleep) __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_SEQ_CST);
+}
+
+void mproc__engine_poll_end(mproc__engine *e) {
+  if (!mproc__engine_has_workers(e) || !e->sh) return;
+  if (--e->pollers == 0 && e->manager_asleep) {
+    /* Dekker with the workers: they publish then read the flag; we set the flag then read the rings */
+    __atomic_store_n(&e->sh->manager_sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (anything_ready(e)) {
+      __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
+      mproc__futex_wake(&e->sh->doorbell, 1);
+    }
+  }
+}
+
 static bool anything_ready(mproc__engine *e) {
   if (__atomic_load_n(&e->sh->template_events, __ATOMIC_ACQUIRE) != e->tpl_seen) return true;
   for (int i = 0; i < e->nworkers; i++) {
@@ -774,7 +794,7 @@ static void *manager_main(void *arg) {
       spins = 0;
       continue;
     }
-    if (++spins < MANAGER_SPIN_ROUNDS) {
+    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0) {
       pthread_mutex_unlock(&e->lock);
       for (int k = 0; k < 20; k++) cpu_relax();
       pthread_mutex_lock(&e->lock);
@@ -782,12 +802,14 @@ static void *manager_main(void *arg) {
     }
     spins = 0;
     uint32_t seq = __atomic_load_n(&e->sh->doorbell, __ATOMIC_ACQUIRE);
-    __atomic_store_n(&e->sh->manager_sleeping, 1, __ATOMIC_SEQ_CST);
+    /* while a caller polls, results are its to take: workers need not wake us (see poll_end) */
+    __atomic_store_n(&e->sh->manager_sleeping, e->pollers == 0, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (anything_ready(e) || e->quitting) {
+    if ((e->pollers == 0 && anything_ready(e)) || e->quitting) {
       __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
       continue;
     }
+    e->manager_asleep = true;
     /* with work outstanding, look at the template at least twice a second: if it died, nothing else
      * would ever ring the doorbell */
     double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
@@ -795,6 +817,7 @@ static void *manager_main(void *arg) {
     pthread_mutex_unlock(&e->lock);
     int fr = mproc__futex_wait(&e->sh->doorbell, seq, wait);
     pthread_mutex_lock(&e->lock);
+    e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
     if (fr == MPROC_ETIMEDOUT && !e->broken && template_gone(e)) template_lost(e);
   }

@@ -205,6 +205,8 @@ typedef struct mproc__engine {
   pthread_mutex_t lock;
   pthread_cond_t done_cv;     /* broadcast when a task completes while someone waits (waiters > 0) */
   int waiters;                /* threads waiting on done_cv */
+  int pollers;                /* threads polling the workers themselves (mproc__engine_poll_begin) */
+  bool manager_asleep;        /* the manager sleeps on the doorbell (set and cleared under the lock) */
   uint64_t next_token;
   mproc_pool_opts opts;
   int nworkers;
@@ -253,6 +255,11 @@ void mproc__engine_wake_manager(mproc__engine *e);
  * about to wait calls it for a few microseconds first, which saves two sleeping hand-offs per round trip.
  * Returns true when anything moved. */
 bool mproc__engine_poll(mproc__engine *e);
+/* Around a thread's polling (lock held): while someone polls, workers do not wake the sleeping manager
+ * for results the poller will take itself; the last poller to stop restores the doorbell and rings it if
+ * anything arrived meanwhile. */
+void mproc__engine_poll_begin(mproc__engine *e);
+void mproc__engine_poll_end(mproc__engine *e);
 /* Completes a job's items or task with an outcome (lock held). */
 void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);

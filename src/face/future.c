@@ -143,6 +143,7 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
   double until = mproc__plat_now() + 20e-6;
   if (until > deadline) until = deadline;
+  mproc__engine_poll_begin(e);
   while (!pred(arg)) {
     mproc__engine_poll(e);
     if (pred(arg) || mproc__plat_now() >= until) break;
@@ -154,6 +155,7 @@ static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, doub
     }
     pthread_mutex_lock(&e->lock);
   }
+  mproc__engine_poll_end(e);
   mproc__engine_run_callbacks(e);
 }
 
