@@ -91,6 +91,12 @@ static mproc_pool *make_pool(mproc_backend b, int workers, const mproc_pool_opts
 
 /* ---- the same semantics on every backend ---- */
 
+static int two_bytes(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  uint16_t v = 0xabcd;
+  return mproc_task_return(t, &v, sizeof v);
+}
+
 static void map_ordering(mproc_backend b) {
   mproc_pool *p = make_pool(b, 2, NULL);
   enum { N = 20000 };
@@ -113,6 +119,11 @@ static void map_ordering(mproc_backend b) {
   for (int i = 0; i < N; i++) CHECK_INT_EQ(idx[i], (int64_t)i * 3);
   /* an empty map */
   CHECK_OK(mproc_pool_map(p, square, NULL, 0, sizeof(int), NULL, sizeof(int), NULL, NULL));
+  /* a result shorter than its record leaves the rest zeroed, whatever was there */
+  static uint64_t recs[64];
+  memset(recs, 0xff, sizeof recs);
+  CHECK_OK(mproc_pool_map(p, two_bytes, NULL, 64, 0, recs, sizeof *recs, NULL, NULL));
+  for (int i = 0; i < 64; i++) CHECK_INT_EQ(recs[i], 0xabcd);
   mproc_pool_destroy(p);
 }
 MTEST(map_ordering_process) { map_ordering(MPROC_BACKEND_PROCESS); }

@@ -4,20 +4,6 @@
 
 #include "engine/task_local.h"
 
-void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
-                       int64_t index) {
-  priv->fixed = buf != NULL;
-  priv->fail_code = 0;
-  priv->msg[0] = '\0';
-  t->out = buf ? buf : priv->heap;
-  t->out_cap = buf ? cap : (priv->heap ? priv->heap_cap : 0);
-  t->out_len = 0;
-  t->worker_id = worker_id;
-  t->attempt = 1;
-  t->index = index;
-  t->priv_ = priv;
-}
-
 static void *grow(mproc_task *t, size_t len) {
   mproc__task_priv *priv = t->priv_;
   if (priv->fixed) return NULL;
@@ -71,16 +57,6 @@ uint64_t mproc_task_seed(const mproc_task *t) {
   const mproc__task_priv *priv = t && t->priv_ ? t->priv_ : NULL;
   uint64_t run = priv ? priv->seed : 0;
   return mproc__mix64(mproc__mix64(run) ^ (uint64_t)t->index);
-}
-
-int mproc__task_finish_code(mproc_task *t, int ret) {
-  mproc__task_priv *priv = t->priv_;
-  if (ret == 0) return 0;
-  if (ret > 0) ret = MPROC_ETASKFAILED;
-  /* A task that called mproc_task_fail() and returned its code keeps its message; a bare negative return
-   * has none. */
-  if (priv->fail_code != ret) priv->msg[0] = '\0';
-  return ret;
 }
 
 int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int worker_id, int64_t index,

@@ -30,9 +30,21 @@ int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int wor
                           mproc__task_outcome *out);
 
 /* Prepares a context whose result goes into the fixed record buf[cap] (a map's output slot), or into a
- * growable buffer when buf is NULL (priv->heap, starting with a small inline capacity). */
-void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
-                       int64_t index);
+ * growable buffer when buf is NULL (priv->heap, starting with a small inline capacity).  Inline: a map
+ * calls it once per item. */
+static inline void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
+                                     int64_t index) {
+  priv->fixed = buf != NULL;
+  priv->fail_code = 0;
+  priv->msg[0] = '\0';
+  t->out = buf ? buf : priv->heap;
+  t->out_cap = buf ? cap : (priv->heap ? priv->heap_cap : 0);
+  t->out_len = 0;
+  t->worker_id = worker_id;
+  t->attempt = 1;
+  t->index = index;
+  t->priv_ = priv;
+}
 /* splitmix64: the mixer behind mproc_task_seed(). */
 static inline uint64_t mproc__mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -41,7 +53,19 @@ static inline uint64_t mproc__mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-/* Normalises fn's return value into the outcome code (0 or negative). */
-int mproc__task_finish_code(mproc_task *t, int ret);
+/* Normalises fn's return value into the outcome code (0 or negative).  A task that called
+ * mproc_task_fail() and returned its code keeps its message; any other failure has none. */
+static inline int mproc__task_finish_code(mproc_task *t, int ret) {
+  if (ret == 0) return 0;
+  mproc__task_priv *priv = (mproc__task_priv *)t->priv_;
+  if (ret > 0) ret = MPROC_ETASKFAILED;
+  if (priv->fail_code != ret) priv->msg[0] = '\0';
+  return ret;
+}
+
+/* After a task in a map: a short (or no) result leaves the rest of its record zeroed. */
+static inline void mproc__task_pad_record(const mproc_task *t, unsigned char *rec, size_t rec_size) {
+  if (t->out_len < rec_size) memset(rec + t->out_len, 0, rec_size - t->out_len);
+}
 
 #endif

@@ -108,15 +108,14 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
         /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
         if (j.timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
         __atomic_store_n(&slot->running_item, index_i, __ATOMIC_RELEASE);
-        void *rec = outbuf + (size_t)i * j.out_size;
-        /* the record starts as zeros, so a short result leaves a defined value; see docs/pool.md */
-        if (j.out_size) memset(rec, 0, j.out_size);
+        unsigned char *rec = outbuf + (size_t)i * j.out_size;
         mproc__task_begin(&t, &priv, j.out_size ? rec : NULL, j.out_size, index, index_i);
         priv.fixed = 1;
         priv.seed = j.seed;
         t.attempt = (int)j.attempt;
         const void *a = j.in_size ? arg + (size_t)i * j.in_size : NULL;
         int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
+        mproc__task_pad_record(&t, rec, j.out_size);
         if (item_code != 0) {
           if (!grow(&fails, &fail_cap, (nfail + 1) * sizeof(wire_fail))) {
             code = 121;

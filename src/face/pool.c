@@ -289,6 +289,7 @@ static void map_serial(mproc__engine *e, mproc__map *m) {
     priv.seed = m->seed;
     const void *a = m->in_size ? m->in + i * m->in_size : NULL;
     int code = mproc__task_finish_code(&t, m->fn(a, m->in_size, &t));
+    if (rec) mproc__task_pad_record(&t, rec, m->out_size);
     pthread_mutex_lock(&e->lock);
     if (code == 0) {
       m->ok++;

@@ -206,8 +206,8 @@ static void run_serial_item(mproc_stream *s) {
   mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0, (int64_t)i);
   s->priv.fixed = 1;
   s->priv.seed = m->seed;
-  if (m->out_size) memset(m->out + slot * m->out_size, 0, m->out_size);
   int code = mproc__task_finish_code(&t, m->fn(m->in_size ? m->in + i * m->in_size : NULL, m->in_size, &t));
+  if (m->out_size) mproc__task_pad_record(&t, m->out + slot * m->out_size, m->out_size);
   m->slot_done[slot] = 1;
   m->slot_code[slot] = code;
   s->consumed[slot] = 0;
