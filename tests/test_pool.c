@@ -1045,7 +1045,7 @@ MTEST_TIMEOUT(stream_memory_is_bounded, 120) {
   long before = ru.ru_maxrss;
   const size_t n = 2000000; /* 128 MB of results if they were all kept */
   mproc_stream *s;
-  CHECK_OK(mproc_pool_imap(p, fill64, NULL, n, 0, 64, NULL, &s));
+  CHECK_OK(mproc_pool_imap(p, fill64, NULL, n, 0, 64, &(mproc_stream_opts){.max_in_flight = 8192}, &s));
   int64_t idx;
   const void *res;
   for (size_t k = 0; k < n; k++) {
@@ -1055,7 +1055,15 @@ MTEST_TIMEOUT(stream_memory_is_bounded, 120) {
   }
   mproc_stream_destroy(s);
   getrusage(RUSAGE_SELF, &ru);
-  CHECK_INT_CMP(ru.ru_maxrss - before, <, 16 * 1024); /* kB: the window, not n */
+  CHECK_INT_CMP(ru.ru_maxrss - before, <, 16 * 1024); /* kB: the window (8192 x 64 B), not n (128 MB) */
+  /* the default window is bounded too: 64 MiB of results at most, so well below n's 128 MB */
+  getrusage(RUSAGE_SELF, &ru);
+  before = ru.ru_maxrss;
+  CHECK_OK(mproc_pool_imap(p, fill64, NULL, n, 0, 64, NULL, &s));
+  for (size_t k = 0; k < n; k++) CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+  mproc_stream_destroy(s);
+  getrusage(RUSAGE_SELF, &ru);
+  CHECK_INT_CMP(ru.ru_maxrss - before, <, 64 * 1024);
   mproc_pool_destroy(p);
 }
 

@@ -37,7 +37,8 @@ typedef struct mproc_parallel_opts {
   /* Items per batch; 0: automatic (start at one item, then size batches toward ~2 ms of work, smaller
    * near the end). */
   size_t batch_size;
-  /* Items handed out and not yet collected (joblib's pre_dispatch); 0: 65536. */
+  /* Items handed out and not yet collected (joblib's pre_dispatch); 0: as many as 64 MiB of results hold,
+   * at most 262144, at least 4096. */
   size_t pre_dispatch;
   /* Per-item time limit in seconds (joblib's timeout); 0: none.  A late item fails with MPROC_ETASKTIMEOUT. */
   double timeout;

@@ -264,7 +264,8 @@ typedef struct mproc_stream_opts {
    * sized from the workers' measured compute time toward about 2 ms each, and shrink near the end so that
    * no worker idles while another finishes a large batch. */
   size_t chunk_size;
-  size_t max_in_flight;  /* items handed out and not yet consumed; 0: 65536 */
+  size_t max_in_flight;  /* items handed out and not yet consumed; 0: as many as 64 MiB of results hold,
+                            at most 262144, at least 4096 */
   double task_timeout;   /* per item, seconds; 0: the pool's */
   int max_retries;       /* -1 none, 0 the pool's, > 0 that many */
   uint64_t seed;         /* run seed for mproc_task_seed() */

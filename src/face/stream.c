@@ -66,8 +66,9 @@ static int refill(mproc_stream *s) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
     if (s->adaptive) {
-      /* at most two batches per worker in flight: they carry the timing that sizes the next ones */
-      if (m->batches_sent - m->batches_done >= 2 * workers) break;
+      /* until timings arrive, at most two batches per worker (they carry the timing that sizes the next
+       * ones); after that only the window bounds what is in flight */
+      if (m->timed_items == 0 && m->batches_sent - m->batches_done >= 2 * workers) break;
       count = next_chunk(s);
     }
     if (count > m->n - first) count = m->n - first;
@@ -116,7 +117,13 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   s->eng = e;
   size_t chunk = opts->chunk_size;
   if (chunk > UINT32_MAX) chunk = UINT32_MAX;
-  size_t window = opts->max_in_flight ? opts->max_in_flight : 65536;
+  /* by default the window holds up to 64 MiB of results and at most 262144 items (each slot also costs
+   * about 22 bytes of bookkeeping), at least 4096: tiny tasks need large batches, and memory stays bounded
+   * whatever n is */
+  size_t dflt = (64u << 20) / (out_size ? out_size : 1);
+  if (dflt > 262144) dflt = 262144;
+  if (dflt < 4096) dflt = 4096;
+  size_t window = opts->max_in_flight ? opts->max_in_flight : dflt;
   if (window > n && n > 0) window = n;
   if (chunk && window < chunk) window = chunk;
   if (window == 0) window = 1;

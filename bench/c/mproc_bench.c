@@ -1,0 +1,150 @@
+/* mproc_bench.c: the mproc systems of the benchmark (mproc-pool, mproc-executor, mproc-parallel,
+ * mproc-thread, and mproc-pool:forkserver for start-up).  See bench_common.h for the contract. */
+#include <mproc.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+
+static double g_rate;        /* busy-loop rounds per microsecond */
+static double g_us;          /* compute: each task's duration */
+static double *g_durations;  /* irregular: per item */
+static double *g_array;      /* large-array: made before the pool, so workers read it with no copy */
+static size_t g_array_n, g_chunk;
+
+static int tiny(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int64_t n = *(const int64_t *)arg, r = n * n;
+  return mproc_task_return(t, &r, sizeof r);
+}
+
+static int compute(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t i = mproc_task_index(t);
+  volatile uint64_t sink = bench_spin((uint64_t)(g_us * g_rate), (uint64_t)i);
+  (void)sink;
+  return mproc_task_return(t, &i, sizeof i);
+}
+
+static int irregular(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t i = mproc_task_index(t);
+  volatile uint64_t sink = bench_spin((uint64_t)(g_durations[i] * g_rate), (uint64_t)i);
+  (void)sink;
+  return mproc_task_return(t, &i, sizeof i);
+}
+
+static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  size_t c = (size_t)mproc_task_index(t), lo = c * g_chunk, hi = lo + g_chunk;
+  if (hi > g_array_n) hi = g_array_n;
+  double s = 0;
+  for (size_t i = lo; i < hi; i++) s += g_array[i];
+  return mproc_task_return(t, &s, sizeof s);
+}
+
+static int usage(void) { return 3; }
+
+int main(int argc, char **argv) {
+  if (argc < 3) return usage();
+  const char *wl = argv[1], *sys = argv[2];
+  size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
+  int workers = (int)bench_arg(argc, argv, "workers", 2);
+  mproc_backend backend = MPROC_BACKEND_PROCESS;
+  if (strcmp(sys, "mproc-thread") == 0) backend = MPROC_BACKEND_THREAD;
+  else if (strncmp(sys, "mproc-", 6) != 0) return usage();
+  if (strcmp(sys, "mproc-pool:forkserver") == 0) mproc_init(&argc, &argv);
+  mproc_pool_opts po = {.workers = workers, .backend = backend};
+
+  if (strcmp(wl, "startup") == 0) {
+    if (strcmp(sys, "mproc-pool") != 0 && strcmp(sys, "mproc-pool:forkserver") != 0) return usage();
+    /* a caller of some size, as in real programs: `mib` MiB touched before the pool */
+    size_t mib = (size_t)bench_arg(argc, argv, "mib", 0);
+    char *ballast = mib ? malloc(mib << 20) : NULL;
+    if (ballast) memset(ballast, 1, mib << 20);
+    double t0 = bench_now();
+    mproc_pool *p;
+    if (mproc_pool_create(&p, &po)) return 1;
+    int64_t x = 7, r = 0;
+    mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL);
+    double dt = bench_now() - t0;
+    mproc_pool_destroy(p);
+    free(ballast);
+    bench_report(dt, (uint64_t)r, NULL);
+    return 0;
+  }
+
+  g_rate = bench_calibrate();
+  g_us = bench_arg(argc, argv, "us", 1000);
+  int64_t *in = NULL, *out = malloc((n ? n : 1) * sizeof *out);
+  if (strcmp(wl, "tiny") == 0 || strcmp(wl, "roundtrip") == 0) {
+    in = malloc((n ? n : 1) * sizeof *in);
+    for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
+  }
+  if (strcmp(wl, "irregular") == 0)
+    g_durations = bench_pareto(n, bench_arg(argc, argv, "us", 100), (uint64_t)bench_arg(argc, argv, "seed", 42));
+  if (strcmp(wl, "large-array") == 0) {
+    g_array_n = (size_t)bench_arg(argc, argv, "mib", 64) * (1 << 20) / sizeof(double);
+    g_array = malloc(g_array_n * sizeof *g_array);
+    for (size_t i = 0; i < g_array_n; i++) g_array[i] = (double)(i % 1000);
+    g_chunk = (g_array_n + n - 1) / n; /* n chunks */
+  }
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &po)) return 1;
+  mproc_parallel *par = NULL;
+  if (strcmp(sys, "mproc-parallel") == 0 && mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers}))
+    return 1;
+  /* warm the workers up (pages, caches), not timed */
+  int64_t x = 1, r;
+  mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL);
+
+  mproc_task_fn fn = strcmp(wl, "tiny") == 0 ? tiny
+                     : strcmp(wl, "compute") == 0 ? compute
+                     : strcmp(wl, "irregular") == 0 ? irregular
+                     : strcmp(wl, "large-array") == 0 ? chunk_sum
+                                                      : tiny;
+  const void *arg = strcmp(wl, "tiny") == 0 ? in : NULL;
+  size_t in_size = strcmp(wl, "tiny") == 0 ? sizeof *in : 0;
+  uint64_t checksum = 0;
+  double t0 = bench_now(), dt;
+  int rc = 0;
+  if (strcmp(wl, "roundtrip") == 0) {
+    if (strcmp(sys, "mproc-executor") == 0 || strcmp(sys, "mproc-pool") == 0 || strcmp(sys, "mproc-thread") == 0) {
+      for (size_t i = 0; i < n; i++) {
+        mproc_future *f;
+        const void *d;
+        if (mproc_pool_submit(p, tiny, &in[i], sizeof in[i], NULL, &f)) return 1;
+        if (mproc_future_result(f, MPROC_FOREVER, &d, NULL)) return 1;
+        checksum += (uint64_t)*(const int64_t *)d;
+        mproc_future_release(f);
+      }
+    } else {
+      return usage();
+    }
+    dt = bench_now() - t0;
+  } else {
+    if (par) {
+      rc = mproc_parallel_run(par, fn, arg, n, in_size, out, sizeof *out, NULL, NULL);
+    } else if (strcmp(sys, "mproc-executor") == 0) {
+      rc = mproc_executor_map(p, fn, arg, n, in_size, out, sizeof *out, NULL, NULL);
+    } else {
+      rc = mproc_pool_map(p, fn, arg, n, in_size, out, sizeof *out, NULL, NULL);
+    }
+    dt = bench_now() - t0;
+    if (rc) {
+      fprintf(stderr, "map: %s\n", mproc_strerror(rc));
+      return 1;
+    }
+    if (strcmp(wl, "large-array") == 0) {
+      double s = 0;
+      for (size_t i = 0; i < n; i++) s += ((double *)out)[i];
+      checksum = (uint64_t)llround(s);
+    } else {
+      for (size_t i = 0; i < n; i++) checksum += (uint64_t)out[i];
+    }
+  }
+  mproc_parallel_destroy(par);
+  mproc_pool_destroy(p);
+  bench_report(dt, checksum, NULL);
+  return 0;
+}

@@ -1,0 +1,158 @@
+"""harness.py: the one place that builds, runs, times and tabulates the benchmark (bench/run calls it).
+
+Each workload is a file in bench/workloads/ with NAME, ABOUT and cases(quick) -> a list of Case.  A case is
+one system at one size: a command that prints {"seconds": S, "checksum": C}.  For every workload the cases
+run interleaved (A B C A B C ...) after one warm-up round; the table gives the median and min-max of the
+seconds, the cost per task, and each system's ratio to the mproc system of reference (> 1: mproc faster).
+A checksum that differs from the workload's expected value fails the run."""
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.path.join(ROOT, "build-bench")
+PY = "/usr/bin/python3"
+
+
+class Case:
+    def __init__(self, system, argv, n, workers, expected, per_task=None, extra=None):
+        self.system, self.argv, self.n, self.workers = system, argv, n, workers
+        self.expected, self.per_task = expected, per_task if per_task is not None else n
+        self.extra = extra or {}
+        self.times, self.rss = [], 0
+        self.skipped = None
+
+
+def c_mproc(workload, system, **kw):
+    return [os.path.join(BUILD, "bench", "mproc_bench"), workload, system] + [f"{k}={v}" for k, v in kw.items()]
+
+
+def c_anchor(workload, system, **kw):
+    return [os.path.join(BUILD, "bench", "bench_anchors"), workload, system] + [f"{k}={v}" for k, v in kw.items()]
+
+
+def py_anchor(workload, system, **kw):
+    return [PY, os.path.join(HERE, "py", "anchors.py"), workload, system] + [f"{k}={v}" for k, v in kw.items()]
+
+
+def build():
+    cfg = ["cmake", "-S", ROOT, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release", "-DMPROC_BUILD_TESTS=OFF",
+           "-DMPROC_BUILD_EXAMPLES=OFF", "-DMPROC_BUILD_BENCH=ON"]
+    subprocess.run(cfg, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2)], check=True, stdout=subprocess.DEVNULL)
+
+
+def run_once(case, timeout):
+    """Runs one case; returns (seconds, checksum, peak RSS kB of the system's main process) or None."""
+    proc = subprocess.Popen(case.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"{case.system} timed out after {timeout} s")
+    if proc.returncode == 3:
+        return None
+    if proc.returncode != 0:
+        raise RuntimeError(f"{case.system} failed ({proc.returncode}): {err.strip()[-400:]}")
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    res = json.loads(line)
+    return res["seconds"], res["checksum"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def load_workloads():
+    mods = []
+    wdir = os.path.join(HERE, "workloads")
+    sys.path.insert(0, wdir)
+    for f in sorted(os.listdir(wdir)):
+        if f.endswith(".py") and not f.startswith("_"):
+            spec = importlib.util.spec_from_file_location(f[:-3], os.path.join(wdir, f))
+            m = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(m)
+            mods.append(m)
+    return mods
+
+
+def fmt_s(s):
+    return f"{s * 1e3:10.3f} ms" if s < 10 else f"{s:10.2f} s "
+
+
+def main():
+    ap = argparse.ArgumentParser(description="mproc's benchmark against its anchors")
+    ap.add_argument("--quick", action="store_true", help="small sizes: every workload within about a minute")
+    ap.add_argument("--json", metavar="FILE", help="write one object per row to FILE")
+    ap.add_argument("--only", metavar="NAME", action="append", help="run only this workload (repeatable)")
+    ap.add_argument("--reps", type=int, default=None, help="measured repetitions (default 3 quick, 5 full)")
+    ap.add_argument("--no-build", action="store_true")
+    a = ap.parse_args()
+    reps = a.reps or (3 if a.quick else 5)
+    if not a.no_build:
+        build()
+    rows, failures = [], []
+    started = time.time()
+    for w in load_workloads():
+        if a.only and w.NAME not in a.only:
+            continue
+        cases = w.cases(a.quick)
+        print(f"\n== {w.NAME}: {w.ABOUT}")
+        for r in range(reps + 1):  # the first round warms up and is not counted
+            for c in cases:
+                if c.skipped:
+                    continue
+                try:
+                    res = run_once(c, timeout=300)
+                except RuntimeError as e:
+                    failures.append(str(e))
+                    c.skipped = "failed"
+                    continue
+                if res is None:
+                    c.skipped = "not available"
+                    continue
+                sec, chk, rss = res
+                if c.expected is not None and chk != c.expected:
+                    failures.append(f"{w.NAME}/{c.system}: wrong answer {chk}, expected {c.expected}")
+                    c.skipped = "WRONG ANSWER"
+                    continue
+                if r > 0:
+                    c.times.append(sec)
+                c.rss = max(c.rss, rss)
+        ref = next((c for c in cases if c.system.startswith("mproc") and c.times), None)
+        ref_cost = statistics.median(ref.times) / ref.per_task if ref else None
+        print(f"{'system':32} {'n':>9} {'w':>2} {'median':>13} {'min-max':>23} {'per task':>12} {'vs mproc':>9}")
+        for c in cases:
+            if not c.times:
+                why = c.skipped or "no result"
+                print(f"{c.system:32} {c.n:>9} {c.workers:>2}   ({why})")
+                continue
+            med = statistics.median(c.times)
+            per_us = med / c.per_task * 1e6
+            ratio = (med / c.per_task) / ref_cost if ref_cost else float("nan")
+            row = {"workload": w.NAME, "system": c.system, "n": c.n, "workers": c.workers, "median_s": med,
+                   "min_s": min(c.times), "max_s": max(c.times), "per_task_us": per_us, "peak_rss_kb": c.rss,
+                   "ratio_to_mproc": ratio, "reps": len(c.times)}
+            row.update(w.extra_fields(c, cases) if hasattr(w, "extra_fields") else {})
+            rows.append(row)
+            extra = "".join(f"  {k}={v:.3f}" for k, v in row.items() if k in ("efficiency",))
+            print(f"{c.system:32} {c.n:>9} {c.workers:>2} {fmt_s(med)} {fmt_s(min(c.times))}-{fmt_s(max(c.times)).strip():>10}"
+                  f" {per_us:9.3f} us {ratio:8.2f}x{extra}")
+        for note in getattr(w, "NOTES", []):
+            print(f"   note: {note}")
+    if a.json:
+        with open(a.json, "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    print(f"\n{len(rows)} rows in {time.time() - started:.1f} s")
+    if failures:
+        print("FAILURES:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+from _common import Case, c_anchor, c_mproc, py_anchor, sum_range, efficiency, WORKERS as W
+
+NAME = "irregular"
+ABOUT = "heavy-tailed task durations (Pareto 1.5, mean 100 us, fixed seed): load balance"
+US = 100
+
+
+def cases(quick):
+    n = 600 if quick else 10000
+    kw = dict(n=n, us=US, seed=42)
+    out = [Case("serial", c_anchor("irregular", "serial", **kw), n, 1, sum_range(n))]
+    out += [Case(s, c_mproc("irregular", s, workers=W, **kw), n, W, sum_range(n))
+            for s in ("mproc-pool", "mproc-parallel")]
+    out += [Case(s, c_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n))
+            for s in ("openmp-static", "openmp-dynamic", "fork-pipe")]
+    out += [Case(s, py_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n)) for s in ("py-pool", "py-joblib")]
+    return out
+
+
+extra_fields = efficiency
