@@ -73,7 +73,8 @@ int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127); /* the parent died before PDEATHSIG took effect */
+    /* the parent died before PDEATHSIG took effect: end as if it had fired */
+    if (getppid() != parent) raise(SIGKILL);
     for (int sig = 1; sig < NSIG; sig++) {
       struct sigaction sa;
       if (sig == SIGKILL || sig == SIGSTOP) continue;
