@@ -6,7 +6,7 @@ US = 50
 
 
 def cases(quick):
-    n = W * (250 if quick else 4000)
+    n = W * (150 if quick else 4000)
     out = [Case("serial", c_anchor("compute", "serial", n=n, us=US), n, 1, sum_range(n))]
     out += [Case(s, c_mproc("compute", s, n=n, us=US, workers=W), n, W, sum_range(n))
             for s in ("mproc-pool", "mproc-parallel")]

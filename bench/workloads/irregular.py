@@ -6,7 +6,7 @@ US = 100
 
 
 def cases(quick):
-    n = 600 if quick else 10000
+    n = 400 if quick else 10000
     kw = dict(n=n, us=US, seed=42)
     out = [Case("serial", c_anchor("irregular", "serial", **kw), n, 1, sum_range(n))]
     out += [Case(s, c_mproc("irregular", s, workers=W, **kw), n, W, sum_range(n))

@@ -5,7 +5,7 @@ ABOUT = "one task at a time: submit, wait for its result, repeat (warm pool); fu
 
 
 def cases(quick):
-    n, pn = (2_000, 300) if quick else (10_000, 10_000)
+    n, pn = (2_000, 200) if quick else (10_000, 10_000)
     return [
         Case("mproc-executor", c_mproc("roundtrip", "mproc-executor", n=n, workers=W), n, W, sum_squares(n)),
         Case("futex-pingpong", c_anchor("roundtrip", "futex-pingpong", n=n), n, 1, sum_squares(n)),

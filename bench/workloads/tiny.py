@@ -6,7 +6,7 @@ ABOUT = "n*n over N items (per-task overhead); Python systems at smaller N, comp
 
 def cases(quick):
     n = 1_000_000
-    py = {"py-pool": 200_000, "py-pool:imap_unordered": 10_000, "py-ppe": 5_000, "py-joblib": 50_000}
+    py = {"py-pool": 200_000, "py-pool:imap_unordered": 5_000, "py-ppe": 2_500, "py-joblib": 50_000}
     if quick:
         py = {k: v // 5 for k, v in py.items()}
     out = [Case(s, c_mproc("tiny", s, n=n, workers=W), n, W, sum_squares(n))
