@@ -119,7 +119,7 @@ void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, si
       e->pend_tail = last;
     }
   }
-  if (m->remaining == 0 || m->window) pthread_cond_signal(&m->cv);
+  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
   mproc__engine_notify(e);
 }
 
@@ -141,7 +141,7 @@ static void complete_batch_ok(mproc__engine *e, mproc__job *j, const wire_fail *
   }
   m->ok += ok;
   m->remaining -= ok;
-  if (m->remaining == 0 || m->window) pthread_cond_signal(&m->cv);
+  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
   if (m->opts.item_codes) {
     for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
   }
@@ -211,6 +211,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
     w->ninflight++;
     w->jobs_sent++;
     j->attempts++;
+    if (j->map) j->map->dispatched += j->count;
     if (j->fut) {
       j->fut->state = FUT_RUNNING;
       j->fut->out.worker = i;

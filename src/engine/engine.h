@@ -191,6 +191,8 @@ typedef struct mproc__map {
   int64_t *ready;             /* unordered: completed indices, a FIFO of window entries */
   size_t ready_head, ready_count;
   size_t batches_sent, batches_done; /* for streams' bound on batches in flight */
+  size_t dispatched;          /* items handed to workers (progress reports) */
+  bool notify_each;           /* signal cv on every completion, not only the last */
   uint64_t busy_ns;           /* worker time spent on this map's completed batches */
   size_t timed_items;         /* items those batches held */
   uint64_t seed;
@@ -300,22 +302,18 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
 int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                           bool (*pred)(void *), void *arg);
 
-/* stream.c: collecting a stream into an array, with a progress tick (mproc_parallel_run). */
-typedef struct mproc__collect {
-  mproc_error_policy policy;
-  int max_failures;
-  size_t ok, failed, cancelled;
-  int64_t first_failed;
-  int first_code;
-  char first_msg[MPROC_TASK_MSG_MAX];
-  /* called without the lock at most once per interval (next_tick is the caller's to move), and at the end */
-  void (*tick)(struct mproc__collect *c, mproc_stream *s, bool final);
-  double next_tick;
+/* pool.c: a map with extras for mproc_parallel_run(): batch sizes measured by a probe (when
+ * opts->chunk_size is 0), and a progress tick called without the lock at most once per interval and once at
+ * the end. */
+typedef struct mproc__map_hooks {
+  bool probe;
+  void (*tick)(void *ctx, const mproc__map *m, bool final);
   void *ctx;
-} mproc__collect;
-int mproc__stream_collect(mproc_stream *s, unsigned char *out, int *item_codes, mproc__collect *c);
-void mproc__stream_stats(mproc_stream *s, size_t *done, size_t *in_flight);
-size_t mproc__stream_batches(mproc_stream *s);
+  double interval;
+} mproc__map_hooks;
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                       size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+                       const mproc__map_hooks *hooks);
 
 /* worker.c: the loop a worker runs until told to stop or its task quota is reached; returns its exit code
  * (0, or 120 when the initializer failed, 121 out of memory, 122 a corrupt job).  A worker process ends

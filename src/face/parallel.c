@@ -78,7 +78,7 @@ struct progress_ctx {
   int workers;
   uint64_t *busy0;
   double *busy;
-  bool tty, printed_bar;
+  bool tty;
 };
 
 static void format_time(char *buf, size_t cap, double s) {
@@ -91,16 +91,17 @@ static void format_time(char *buf, size_t cap, double s) {
   }
 }
 
-static void tick(mproc__collect *c, mproc_stream *s, bool final) {
-  struct progress_ctx *p = c->ctx;
+static void tick(void *ctx, const mproc__map *m, bool final) {
+  struct progress_ctx *p = ctx;
   mproc__engine *e = &p->par->pool->eng;
   mproc_progress pr = {.total = p->total, .workers = p->workers, .busy = p->busy};
   pthread_mutex_lock(&e->lock);
-  mproc__stream_stats(s, &pr.done, &pr.in_flight);
+  pr.done = m->n - m->remaining;
+  pr.failed = m->failed;
+  pr.in_flight = m->dispatched > pr.done ? m->dispatched - pr.done : 0;
   for (int i = 0; i < p->workers && e->ws; i++) p->busy[i] = (double)(e->ws[i].busy_ns - p->busy0[i]) * 1e-9;
   pthread_mutex_unlock(&e->lock);
   if (final) pr.in_flight = 0;
-  pr.failed = c->failed;
   double now = mproc__plat_now();
   pr.elapsed = now - p->start;
   pr.rate = pr.elapsed > 0 ? (double)pr.done / pr.elapsed : 0;
@@ -121,7 +122,6 @@ static void tick(mproc__collect *c, mproc_stream *s, bool final) {
       fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s ETA %s%s", bar,
               p->total ? (int)(100.0 * (double)pr.done / (double)p->total) : 100, pr.done, p->total, pr.rate, el,
               final ? "0s" : rem, final ? "\n" : "   ");
-      p->printed_bar = true;
     } else if (final) {
       fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s finished\n", p->workers, pr.done,
               p->total, el);
@@ -131,29 +131,20 @@ static void tick(mproc__collect *c, mproc_stream *s, bool final) {
     }
     fflush(stderr);
   }
-  c->next_tick = mproc__plat_now() + p->interval;
 }
 
 int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
                        size_t out_size, int *item_codes, mproc_map_report *report) {
   if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
   const mproc_parallel_opts *o = &par->opts;
-  mproc_stream *s;
-  int r = mproc_pool_imap(par->pool, fn, in, n, in_size, out_size,
-                          &(mproc_stream_opts){.chunk_size = o->batch_size, .max_in_flight = o->pre_dispatch,
-                                               .task_timeout = o->timeout, .seed = o->seed},
-                          &s);
-  if (r < 0) return r;
-  mproc__collect c = {.policy = o->on_error, .max_failures = o->max_failures, .first_failed = -1};
   struct progress_ctx p = {.par = par, .start = mproc__plat_now(), .total = n, .workers = mproc_pool_workers(par->pool)};
-  p.interval = o->progress_interval > 0 ? o->progress_interval : 0.2;
+  mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
   if (o->verbose > 0 || o->progress) {
     p.busy0 = mproc__calloc((size_t)p.workers, sizeof *p.busy0);
     p.busy = mproc__calloc((size_t)p.workers, sizeof *p.busy);
     if (!p.busy0 || !p.busy) {
       mproc__free(p.busy0);
       mproc__free(p.busy);
-      mproc_stream_destroy(s);
       return MPROC_ENOMEM;
     }
     mproc__engine *e = &par->pool->eng;
@@ -161,29 +152,15 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
     for (int i = 0; i < p.workers && e->ws; i++) p.busy0[i] = e->ws[i].busy_ns;
     pthread_mutex_unlock(&e->lock);
     p.tty = isatty(STDERR_FILENO);
-    c.tick = tick;
-    c.ctx = &p;
-    c.next_tick = p.start + p.interval;
+    hooks.tick = tick;
+    hooks.ctx = &p;
   }
-  r = mproc__stream_collect(s, out, item_codes, &c);
-  size_t batches = mproc__stream_batches(s);
-  mproc_stream_destroy(s);
+  mproc_map_opts mo = {.chunk_size = o->batch_size, .task_timeout = o->timeout, .on_error = o->on_error,
+                       .max_failures = o->max_failures, .item_codes = item_codes, .seed = o->seed};
+  int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
   mproc__free(p.busy0);
   mproc__free(p.busy);
-  if (report) {
-    *report = (mproc_map_report){.ok = c.ok, .failed = c.failed, .cancelled = c.cancelled,
-                                 .batches = batches, .first_failed_index = c.first_failed};
-    report->first_failure = (mproc_outcome){.kind = c.first_code == 0 ? MPROC_OUTCOME_PENDING
-                                                    : c.first_code == MPROC_ECRASHED ? MPROC_OUTCOME_CRASHED
-                                                    : c.first_code == MPROC_ETASKTIMEOUT ? MPROC_OUTCOME_TIMEDOUT
-                                                                                         : MPROC_OUTCOME_FAILED,
-                                            .code = c.first_code, .exit_code = -1, .worker = -1};
-    snprintf(report->message, sizeof report->message, "%s", c.first_msg);
-    report->first_failure.message = report->message;
-  }
-  if (r < 0) return r;
-  if (c.failed) return c.first_code;
-  return 0;
+  return r;
 }
 
 int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,

@@ -279,9 +279,13 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
 }
 
 /* The serial backend's map: every item in order, in this thread. */
-static void map_serial(mproc__engine *e, mproc__map *m) {
+static void map_serial(mproc__engine *e, mproc__map *m, const mproc__map_hooks *h, double *next_tick) {
   mproc__task_priv priv = {0};
   for (size_t i = 0; i < m->n && !m->stopped; i++) {
+    if (h && h->tick && mproc__plat_now() >= *next_tick) {
+      h->tick(h->ctx, m, false);
+      *next_tick = mproc__plat_now() + h->interval;
+    }
     mproc_task t;
     void *rec = m->out_size ? m->out + i * m->out_size : NULL;
     mproc__task_begin(&t, &priv, rec, m->out_size, 0, (int64_t)i);
@@ -309,15 +313,100 @@ static void map_serial(mproc__engine *e, mproc__map *m) {
   }
 }
 
-int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
-                   size_t out_size, const mproc_map_opts *opts, mproc_map_report *report) {
+/* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
+ * about `target` items, never more than a fair share of what is left (so the last batches are small and
+ * no worker idles at the end).  Returns the number made (0 with *err on no memory; nothing is queued). */
+static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t end, size_t chunk, size_t target,
+                           double timeout, int retries, mproc__job ***out, int *err) {
+  size_t cap = 16, nb = 0;
+  mproc__job **jobs = mproc__malloc(cap * sizeof *jobs);
+  if (!jobs) goto oom;
+  for (size_t at = first; at < end;) {
+    size_t count = chunk;
+    if (target) {
+      size_t share = (end - at + 2 * (size_t)e->nworkers - 1) / (2 * (size_t)e->nworkers);
+      count = target < share ? target : share;
+      if (count < 1) count = 1;
+    }
+    if (count > end - at) count = end - at;
+    if (count > UINT32_MAX) count = UINT32_MAX;
+    if (nb == cap) {
+      mproc__job **more = mproc__realloc(jobs, 2 * cap * sizeof *jobs);
+      if (!more) goto oom;
+      jobs = more;
+      cap *= 2;
+    }
+    mproc__job *j = mproc__calloc(1, sizeof *j);
+    if (!j) goto oom;
+    j->kind = JOB_BATCH;
+    j->fn = m->fn;
+    j->map = m;
+    j->first = (int64_t)at;
+    j->count = (uint32_t)count;
+    j->arg = m->in_size ? m->in + at * m->in_size : NULL;
+    j->arg_len = count * m->in_size;
+    j->timeout = timeout;
+    j->retries_left = retries;
+    jobs[nb++] = j;
+    at += count;
+  }
+  *out = jobs;
+  return nb;
+oom:
+  for (size_t k = 0; k < nb; k++) mproc__free(jobs[k]);
+  mproc__free(jobs);
+  *err = MPROC_ENOMEM;
+  return 0;
+}
+
+/* Queues batches (lock held); the map counts them as sent. */
+static void queue_batches(mproc__engine *e, mproc__map *m, mproc__job **jobs, size_t nb) {
+  m->batches_sent += nb;
+  for (size_t b = 0; b < nb; b++) {
+    jobs[b]->id = ++e->next_id;
+    e->outstanding++;
+    mproc__engine_enqueue(e, jobs[b], false);
+  }
+  mproc__free(jobs);
+  mproc__engine_dispatch(e);
+  mproc__engine_wake_manager(e);
+}
+
+struct probe_wait {
+  mproc__map *m;
+  size_t want;
+};
+static bool probe_done(void *arg) {
+  struct probe_wait *p = arg;
+  return p->m->n - p->m->remaining >= p->want || p->m->stopped;
+}
+
+/* Waits until pred, ticking progress every interval; MPROC_EINTERRUPTED, -ETIMEDOUT at deadline, or 0. */
+static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (*pred)(void *), void *arg,
+                        const mproc__map_hooks *h, double *next_tick) {
+  for (;;) {
+    double until = h && h->tick && *next_tick < deadline ? *next_tick : deadline;
+    int r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, until, pred, arg);
+    if (r == MPROC_ETIMEDOUT && until < deadline) {
+      pthread_mutex_unlock(&e->lock);
+      h->tick(h->ctx, m, false);
+      pthread_mutex_lock(&e->lock);
+      *next_tick = mproc__plat_now() + h->interval;
+      continue;
+    }
+    return r;
+  }
+}
+
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                       size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+                       const mproc__map_hooks *hooks) {
   static const mproc_map_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
-      !(opts->timeout >= 0) ||
-      out_size > UINT32_MAX)
+      !(opts->timeout >= 0) || out_size > UINT32_MAX)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
   if (e->backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP;
@@ -325,13 +414,14 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
   m.first_outcome.exit_code = -1;
+  m.first_outcome.worker = -1;
   m.seed = opts->seed;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&m.cv, &ca);
   pthread_condattr_destroy(&ca);
-  m.first_outcome.worker = -1;
+  double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
   if (e->backend == MPROC_BACKEND_SERIAL) {
     pthread_mutex_lock(&e->lock);
     bool closed = e->closed;
@@ -340,37 +430,21 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       pthread_cond_destroy(&m.cv);
       return MPROC_ECLOSED;
     }
-    map_serial(e, &m);
+    map_serial(e, &m, hooks, &next_tick);
   } else {
-    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_size, out_size);
-    if (chunk > UINT32_MAX) chunk = UINT32_MAX;
     double timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
     int retries = resolve_retries(e, opts->max_retries);
-    /* build every batch first, so an allocation failure leaves nothing queued */
-    size_t nb = n ? (n + chunk - 1) / chunk : 0;
-    mproc__job **jobs = mproc__calloc(nb ? nb : 1, sizeof *jobs);
-    if (!jobs) {
+    bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
+    /* a probe: two one-item batches per worker, whose measured durations size the rest */
+    size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
+    if (nprobe > n) nprobe = n;
+    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_size, out_size);
+    int err = 0;
+    mproc__job **jobs = NULL;
+    size_t nb = make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, 0, timeout, retries, &jobs, &err);
+    if (err) {
       pthread_cond_destroy(&m.cv);
-      return MPROC_ENOMEM;
-    }
-    for (size_t b = 0; b < nb; b++) {
-      jobs[b] = mproc__calloc(1, sizeof **jobs);
-      if (!jobs[b]) {
-        for (size_t k = 0; k < b; k++) mproc__free(jobs[k]);
-        mproc__free(jobs);
-        pthread_cond_destroy(&m.cv);
-        return MPROC_ENOMEM;
-      }
-      mproc__job *j = jobs[b];
-      j->kind = JOB_BATCH;
-      j->fn = fn;
-      j->map = &m;
-      j->first = (int64_t)(b * chunk);
-      j->count = (uint32_t)(b + 1 == nb ? n - b * chunk : chunk);
-      j->arg = in_size ? (const unsigned char *)in + b * chunk * in_size : NULL;
-      j->arg_len = (size_t)j->count * in_size;
-      j->timeout = timeout;
-      j->retries_left = retries;
+      return err;
     }
     pthread_mutex_lock(&e->lock);
     if (e->closed) {
@@ -382,17 +456,34 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
       return code;
     }
     m.token = ++e->next_token;
-    m.batches_sent = nb;
-    for (size_t b = 0; b < nb; b++) {
-      jobs[b]->id = ++e->next_id;
-      e->outstanding++;
-      mproc__engine_enqueue(e, jobs[b], false);
-    }
-    mproc__free(jobs);
-    mproc__engine_dispatch(e);
-    mproc__engine_wake_manager(e);
+    queue_batches(e, &m, jobs, nb);
     double deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
-    int wr = mproc__cond_wait_intr(&m.cv, &e->lock, NULL, deadline, map_done, &m);
+    int wr = 0;
+    if (probe && nprobe < n) {
+      m.notify_each = true;
+      struct probe_wait pw = {&m, nprobe};
+      wr = wait_ticking(e, &m, deadline, probe_done, &pw, hooks, &next_tick);
+      m.notify_each = false;
+      if (wr == 0 && !m.stopped) {
+        /* about 2 ms of work per batch, and at most what streams through a quarter of a ring */
+        double per_item = m.timed_items ? (double)m.busy_ns / (double)m.timed_items : 0;
+        size_t cap = auto_chunk(e, SIZE_MAX / 2, in_size, out_size);
+        size_t target = per_item > 0 ? (size_t)(2e6 / per_item) : cap;
+        if (target < 1) target = 1;
+        if (target > cap) target = cap;
+        pthread_mutex_unlock(&e->lock);
+        nb = make_batches(e, &m, nprobe, n, 0, target, timeout, retries, &jobs, &err);
+        pthread_mutex_lock(&e->lock);
+        if (!err) queue_batches(e, &m, jobs, nb);
+      }
+      if (wr < 0 || m.stopped || err) {
+        /* the rest was never queued: it is cancelled */
+        mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+        mproc__engine_fail_items(e, &m, (int64_t)nprobe, n - nprobe, &c, NULL);
+        if (err && !wr) wr = err;
+      }
+    }
+    if (wr == 0) wr = wait_ticking(e, &m, deadline, map_done, &m, hooks, &next_tick);
     if (wr < 0) {
       /* the caller gives up: nothing of this map may run or write into out once we return */
       mproc__engine_abort_map(e, &m);
@@ -402,12 +493,18 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
     mproc__engine_run_callbacks(e);
     pthread_mutex_unlock(&e->lock);
   }
+  if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
   pthread_cond_destroy(&m.cv);
   fill_report(&m, report);
   if (abort_code) return abort_code;
   if (m.failed) return m.first_outcome.code;
   if (m.cancelled) return MPROC_ECANCELED;
   return 0;
+}
+
+int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                   size_t out_size, const mproc_map_opts *opts, mproc_map_report *report) {
+  return mproc__pool_map_ex(pool, fn, in, n, in_size, out, out_size, opts, report, NULL);
 }
 
 /* ---- concurrent.futures names ---- */
