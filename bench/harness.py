@@ -9,7 +9,6 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,21 +49,31 @@ def build():
 
 
 def run_once(case, timeout):
-    """Runs one case; returns (seconds, checksum, peak RSS kB of the system's main process) or None."""
-    proc = subprocess.Popen(case.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise RuntimeError(f"{case.system} timed out after {timeout} s")
+    """Runs one case; returns (seconds, checksum, peak RSS in kB of the system's own process) or None."""
+    import tempfile
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        proc = subprocess.Popen(case.argv, stdout=fout, stderr=ferr, text=True)
+        deadline = time.monotonic() + timeout
+        while True:  # reap it ourselves: wait4 gives this process's own peak RSS
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"{case.system} timed out after {timeout} s")
+            time.sleep(0.002)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read(), ferr.read()
     if proc.returncode == 3:
         return None
     if proc.returncode != 0:
         raise RuntimeError(f"{case.system} failed ({proc.returncode}): {err.strip()[-400:]}")
     line = [l for l in out.splitlines() if l.startswith("{")][-1]
     res = json.loads(line)
-    return res["seconds"], res["checksum"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return res["seconds"], res["checksum"], usage.ru_maxrss
 
 
 def load_workloads():

@@ -1196,3 +1196,30 @@ MTEST(template_death_loses_tasks_not_the_caller) {
   mproc_pool_destroy(p);
   unmap_shared();
 }
+
+static void count_finalizer(void) {
+  __atomic_fetch_add(&sh->npids, 1, __ATOMIC_SEQ_CST);
+}
+
+MTEST(finalizer_runs_when_workers_end_normally) {
+  map_shared();
+  /* at destroy */
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.finalizer = count_finalizer});
+  int out[8];
+  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
+  mproc_pool_destroy(p);
+  CHECK_INT_EQ(sh->npids, 2);
+  /* when a worker retires (max_tasks_per_child), and again at destroy for the replacements */
+  sh->npids = 0;
+  p = make_pool(MPROC_BACKEND_PROCESS, 1, &(mproc_pool_opts){.finalizer = count_finalizer, .max_tasks_per_child = 2});
+  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 7, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  mproc_pool_destroy(p);
+  CHECK_INT_EQ(sh->npids, 4); /* three retired after two tasks each; the fourth ran task 6 and is stopped */
+  /* the thread backend too */
+  sh->npids = 0;
+  p = make_pool(MPROC_BACKEND_THREAD, 2, &(mproc_pool_opts){.finalizer = count_finalizer});
+  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
+  mproc_pool_destroy(p);
+  CHECK_INT_EQ(sh->npids, 2);
+  unmap_shared();
+}

@@ -225,6 +225,14 @@ int main(int argc, char **argv) {
   } else if (strcmp(sys, "openmp-dynamic") == 0) {
 #pragma omp parallel for schedule(dynamic) num_threads(workers)
     for (size_t i = 0; i < n; i++) out[i] = work(i, us, dur, array, chunk, array_n, &fout[i]);
+  } else if (strcmp(sys, "openmp-tasks") == 0) {
+    /* one OpenMP task per item, created by one thread: the tasking runtime's per-task cost */
+#pragma omp parallel num_threads(workers)
+#pragma omp single
+    for (size_t i = 0; i < n; i++) {
+#pragma omp task firstprivate(i)
+      out[i] = work(i, us, dur, array, chunk, array_n, &fout[i]);
+    }
 #endif
   } else {
     return 3;

@@ -11,7 +11,7 @@ def cases(quick):
     out += [Case(s, c_mproc("compute", s, n=n, us=US, workers=W), n, W, sum_range(n))
             for s in ("mproc-pool", "mproc-parallel")]
     out += [Case(s, c_anchor("compute", s, n=n, us=US, workers=W), n, W, sum_range(n))
-            for s in ("openmp-dynamic", "fork-pipe")]
+            for s in ("openmp-dynamic", "openmp-tasks", "fork-pipe")]
     out += [Case(s, py_anchor("compute", s, n=n, us=US, workers=W), n, W, sum_range(n))
             for s in ("py-pool", "py-ppe:submit", "py-joblib")]
     return out

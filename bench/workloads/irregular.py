@@ -12,7 +12,7 @@ def cases(quick):
     out += [Case(s, c_mproc("irregular", s, workers=W, **kw), n, W, sum_range(n))
             for s in ("mproc-pool", "mproc-parallel")]
     out += [Case(s, c_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n))
-            for s in ("openmp-static", "openmp-dynamic", "fork-pipe")]
+            for s in ("openmp-static", "openmp-dynamic", "openmp-tasks", "fork-pipe")]
     out += [Case(s, py_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n)) for s in ("py-pool", "py-joblib")]
     return out
 

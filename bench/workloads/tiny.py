@@ -12,6 +12,6 @@ def cases(quick):
     out = [Case(s, c_mproc("tiny", s, n=n, workers=W), n, W, sum_squares(n))
            for s in ("mproc-pool", "mproc-executor", "mproc-parallel", "mproc-thread")]
     out += [Case(s, c_anchor("tiny", s, n=n, workers=W), n, W if s != "serial" else 1, sum_squares(n))
-            for s in ("serial", "openmp-static", "openmp-dynamic", "fork-pipe")]
+            for s in ("serial", "openmp-static", "openmp-dynamic", "openmp-tasks", "fork-pipe")]
     out += [Case(s, py_anchor("tiny", s, n=k, workers=W), k, W, sum_squares(k)) for s, k in py.items()]
     return out

@@ -526,10 +526,29 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   w->jobs_sent = 0;
   w->rx_stage = 0;
   w->stopping = false;
+  if (init_failed && !had_jobs && e->pend_head && !e->draining && !e->quitting) {
+    /* it died before it was handed anything: the first queued job takes the failure, so that every failed
+     * start consumes one job and nothing waits forever for a worker that can never start */
+    mproc__job *q = e->pend_head;
+    e->pend_head = q->next;
+    if (!e->pend_head) e->pend_tail = NULL;
+    q->next = NULL;
+    q->attempts++;
+    if (q->kind == JOB_TASK) {
+      if (q->fut) q->fut->job = NULL;
+      mproc__engine_complete_task(e, q, &o, msg, NULL, 0);
+    } else {
+      o.attempts = q->attempts;
+      mproc__engine_fail_items(e, q->map, q->first, q->count, &o, msg);
+      e->outstanding--;
+      mproc__job_free(q);
+    }
+    had_jobs = true;
+  }
   mproc__engine_notify(e);
   if (init_failed && !requeue_head && !had_jobs) {
     w->dormant = true; /* no busy loop of failing initializers: wait for work */
-  } else if (!e->quitting) {
+  } else if (!e->quitting && !e->draining) {
     spawn_worker(e, i);
   }
 }
@@ -544,6 +563,7 @@ static void handle_template(mproc__engine *e) {
     mproc__wstate *w = &e->ws[m.slot];
     if (m.op == TPL_SPAWNED) {
       w->spawning = false;
+      w->ever_spawned = true;
       w->pid = m.pid;
       e->started++;
     } else if (m.op == TPL_SPAWN_FAILED) {
@@ -780,7 +800,8 @@ static void *manager_main(void *arg) {
     handle_template(e);
     if (!e->ready) {
       bool all = true;
-      for (int i = 0; i < e->nworkers; i++) all = all && e->ws[i].pid != 0;
+      /* started once each: a worker whose initializer fails may already be gone again */
+      for (int i = 0; i < e->nworkers; i++) all = all && e->ws[i].ever_spawned;
       if (all || e->start_error) {
         e->ready = true;
         pthread_cond_broadcast(&e->done_cv);
@@ -991,6 +1012,36 @@ void mproc__engine_stop(mproc__engine *e) {
       e->waiters++;
       pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
       e->waiters--;
+    }
+    /* idle workers are told to stop, so they run their finalizer and exit; what still runs or does not
+     * answer within half a second is killed with the template */
+    if (e->backend == MPROC_BACKEND_PROCESS && e->ready && !e->start_error && !e->broken) {
+      e->draining = true;
+      wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
+      double until = mproc__deadline(0.5);
+      for (;;) {
+        /* a worker being started (a replacement) is told as soon as it exists */
+        bool any = false;
+        for (int i = 0; i < e->nworkers; i++) {
+          mproc__wstate *w = &e->ws[i];
+          if (w->pid && !w->stopping && !w->head && !w->tx_job &&
+              mproc__ring_free(e->sh->slots[i].in) >= sizeof stop) {
+            mproc__ring_put_some(e->sh->slots[i].in, &stop, sizeof stop);
+            w->stopping = true;
+          }
+          any |= w->pid != 0 || w->spawning;
+        }
+        if (!any || mproc__remaining(until) == 0) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double left = mproc__remaining(until);
+        ts.tv_sec += (time_t)left;
+        ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        e->waiters++;
+        pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
+        e->waiters--;
+      }
     }
     e->quitting = true;
     mproc__engine_run_callbacks(e);

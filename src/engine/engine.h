@@ -132,6 +132,7 @@ typedef struct mproc__wstate {
   int pid;                    /* 0 while none runs in the slot */
   bool spawning, stopping;
   bool dormant;               /* its initializer failed: respawned only when there is work for it */
+  bool ever_spawned;          /* a worker started in this slot at least once (the pool is ready) */
   int jobs_sent;              /* toward max_tasks_per_child */
   mproc__job *head, *tail;    /* in flight, oldest first */
   int ninflight;
@@ -214,6 +215,7 @@ typedef struct mproc__engine {
   int nworkers;
   mproc_backend backend;
   bool closed, quitting;
+  bool draining;              /* destroy: workers are told to stop; none is replaced */
   bool broken;                /* the template died: every task fails with MPROC_ELOST */
   uint64_t next_id;
   size_t outstanding;         /* jobs submitted and not completed */
