@@ -9,5 +9,6 @@
 #include <mproc/common.h>
 #include <mproc/error.h>
 #include <mproc/process.h>
+#include <mproc/queue.h>
 
 #endif
