@@ -183,7 +183,7 @@ static int recv_common(mproc_pipe *p, void *buf, size_t cap, void **out, size_t 
       }
     }
     p->body_got = got;
-    return r == MPROC_EEMPTY && got ? -ETIMEDOUT : (int)r;
+    return (int)r;
   }
   if (out) {
     *out = dst;
