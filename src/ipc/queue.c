@@ -183,12 +183,14 @@ void mproc_queue_destroy(mproc_queue *q) {
 /* ---- ring copies (wrap-aware) ---- */
 
 static void ring_write(struct mproc_queue *q, uint64_t pos, const void *src, size_t n) {
+  if (n == 0) return; /* src may be NULL */
   size_t off = (size_t)(pos % q->cap), first = q->cap - off < n ? q->cap - off : n;
   memcpy(q->ring + off, src, first);
   if (n > first) memcpy(q->ring, (const char *)src + first, n - first);
 }
 
 static void ring_read(struct mproc_queue *q, uint64_t pos, void *dst, size_t n) {
+  if (n == 0) return;
   size_t off = (size_t)(pos % q->cap), first = q->cap - off < n ? q->cap - off : n;
   memcpy(dst, q->ring + off, first);
   if (n > first) memcpy((char *)dst + first, q->ring, n - first);
