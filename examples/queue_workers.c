@@ -48,7 +48,8 @@ int main(void) {
   }
   mproc_process *procs[PRODUCERS + CONSUMERS];
   for (int i = 0; i < CONSUMERS; i++) mproc_process_start(&procs[i], consumer, NULL, 0, NULL);
-  for (int i = 0; i < PRODUCERS; i++) mproc_process_start(&procs[CONSUMERS + i], producer, &i, sizeof i, NULL);
+  for (int i = 0; i < PRODUCERS; i++)
+    mproc_process_start(&procs[CONSUMERS + i], producer, &i, sizeof i, NULL);
 
   /* Take the results while the work goes on (the results queue is bounded by its buffer). */
   int64_t sum = 0;
@@ -71,7 +72,8 @@ int main(void) {
     mproc_process_destroy(procs[i]);
   }
   int64_t n = PRODUCERS * JOBS_EACH, want = n * (n + 1) * (2 * n + 1) / 6;
-  printf("sum of squares 1..%lld = %lld (%s)\n", (long long)n, (long long)sum, sum == want ? "right" : "WRONG");
+  printf("sum of squares 1..%lld = %lld (%s)\n", (long long)n, (long long)sum,
+         sum == want ? "right" : "WRONG");
   mproc_queue_destroy(jobs);
   mproc_queue_destroy(results);
   return failures || sum != want ? 1 : 0;

@@ -97,7 +97,8 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_queue_create(NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_queue_create(&q, &(mproc_queue_opts){.buffer_bytes = 10}), MPROC_EINVAL);
   CHECK_ERR(mproc_queue_create(&q, &(mproc_queue_opts){.buffer_bytes = (size_t)1 << 41}), MPROC_EINVAL);
-  CHECK_ERR(mproc_queue_create(&q, &(mproc_queue_opts){.max_message_bytes = ((size_t)1 << 40) + 1}), MPROC_EINVAL);
+  CHECK_ERR(mproc_queue_create(&q, &(mproc_queue_opts){.max_message_bytes = ((size_t)1 << 40) + 1}),
+            MPROC_EINVAL);
   CHECK(q == NULL);
   CHECK_INT_EQ(mproc_queue_size(10), 0);
   CHECK_INT_CMP(mproc_queue_size(0), >, MPROC_QUEUE_DEFAULT_BUFFER);
@@ -129,7 +130,8 @@ MTEST(bad_input) {
   void *mem = mmap(NULL, sz + 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(mem != MAP_FAILED);
   CHECK_ERR(mproc_queue_init(&q, mem, sz - 1, &(mproc_queue_opts){.buffer_bytes = 512}), MPROC_EINVAL);
-  CHECK_ERR(mproc_queue_init(&q, (char *)mem + 8, sz, &(mproc_queue_opts){.buffer_bytes = 512}), MPROC_EINVAL);
+  CHECK_ERR(mproc_queue_init(&q, (char *)mem + 8, sz, &(mproc_queue_opts){.buffer_bytes = 512}),
+            MPROC_EINVAL);
   CHECK_ERR(mproc_queue_init(NULL, mem, sz, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_queue_init(&q, NULL, sz, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_queue_init(&q, mem, sz, NULL), MPROC_EINVAL); /* default buffer needs more */
@@ -306,14 +308,16 @@ MTEST_TIMEOUT(stress_producers_consumers_exactly_once, 60) {
         }
         msg_hdr h;
         memcpy(&h, m, sizeof h);
-        if (len < sizeof h || h.prod >= NPROD || h.seq >= PER) bad |= 1;
+        if (len < sizeof h || h.prod >= NPROD || h.seq >= PER)
+          bad |= 1;
         else {
           if ((int)h.seq <= last[h.prod]) bad |= 2; /* per-producer order */
           last[h.prod] = (int)h.seq;
           if (len != msg_len(seed, (int)h.prod, (int)h.seq)) bad |= 4;
           size_t n = len - sizeof h;
           fill(expect, n, seed + h.prod * 1000003u + h.seq);
-          if (fnv((unsigned char *)m + sizeof h, n) != h.hash || memcmp(expect, (char *)m + sizeof h, n)) bad |= 8;
+          if (fnv((unsigned char *)m + sizeof h, n) != h.hash || memcmp(expect, (char *)m + sizeof h, n))
+            bad |= 8;
           __atomic_fetch_add(&seen[h.prod * PER + h.seq], 1, __ATOMIC_RELAXED);
         }
         mproc_free(m);
@@ -344,7 +348,8 @@ MTEST_TIMEOUT(stress_producers_consumers_exactly_once, 60) {
   for (int p = 0; p < NPROD; p++) reap(pids[NCONS + p], 0);
   CHECK_OK(mproc_queue_join(q, 30)); /* every message taken and marked done */
   for (int i = 0; i < NPROD * PER; i++) {
-    if (seen[i] != 1) mtest_fail(__FILE__, __LINE__, "message %d/%d seen %u times", i / PER, i % PER, seen[i]);
+    if (seen[i] != 1)
+      mtest_fail(__FILE__, __LINE__, "message %d/%d seen %u times", i / PER, i % PER, seen[i]);
   }
   for (int c = 0; c < NCONS; c++) CHECK_OK(mproc_queue_put(q, NULL, 0, -1));
   for (int c = 0; c < NCONS; c++) reap(pids[c], 0);
@@ -443,8 +448,17 @@ MTEST(producer_killed_mid_stream_next_producer_recovers) {
   /* And a big message goes through whole afterwards. */
   pid = fork();
   CHECK(pid >= 0);
-  if (pid == 0) _exit(mproc_queue_put(q, bigmsg, sizeof bigmsg, 10) == 0 ? 0 : 1);
+  if (pid == 0)
+    _exit(mproc_queue_put(q, bigmsg, sizeof bigmsg, 10) == 0 &&
+                  mproc_queue_put(q, bigmsg, sizeof bigmsg, 10) == 0
+              ? 0
+              : 1);
   check_get(q, bigmsg, sizeof bigmsg, 10);
+  static unsigned char into[sizeof bigmsg];
+  size_t l = 0;
+  CHECK_OK(mproc_queue_get(q, into, sizeof into, &l, 10)); /* multi-part into the caller's buffer */
+  CHECK_INT_EQ(l, sizeof bigmsg);
+  CHECK(memcmp(into, bigmsg, l) == 0);
   reap(pid, 0);
   mproc_queue_destroy(q);
 }

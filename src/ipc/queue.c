@@ -329,7 +329,9 @@ int mproc_queue_put(mproc_queue *q, const void *data, size_t len, double timeout
   return r;
 }
 
-int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t len) { return mproc_queue_put(q, data, len, 0); }
+int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t len) {
+  return mproc_queue_put(q, data, len, 0);
+}
 
 /* ---- consumer ---- */
 
@@ -518,7 +520,8 @@ int mproc_queue_join(mproc_queue *q, double timeout) {
     if (left == 0) return -ETIMEDOUT;
     ADD(&q->join_waiters, 1);
     int r = 0;
-    if ((int64_t)(LDSC(&q->done_count) - LDSC(&q->put_count)) < 0) r = mproc__futex_wait(&q->done_seq, seq, left);
+    if ((int64_t)(LDSC(&q->done_count) - LDSC(&q->put_count)) < 0)
+      r = mproc__futex_wait(&q->done_seq, seq, left);
     atomic_fetch_sub((_Atomic uint32_t *)&q->join_waiters, 1);
     if (r && r != -ETIMEDOUT && r != -EINTR) return r;
   }
