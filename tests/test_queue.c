@@ -503,3 +503,121 @@ MTEST(consumer_killed_mid_get) {
   CHECK_INT_EQ(mproc_queue_qsize(q), 0);
   mproc_queue_destroy(q);
 }
+
+/* ---- random SIGKILLs of producers and consumers during traffic ---- */
+
+enum { KRING = 16384, KPROD = 3, KCONS = 2, KILLS = 30, MAXID = 64 };
+
+typedef struct kstate {
+  uint32_t bad;
+  uint32_t got[MAXID];
+} kstate;
+
+static size_t kmsg_len(uint64_t seed, uint32_t id, uint32_t seq) {
+  uint64_t x = (seed ^ ((uint64_t)id << 32) ^ seq) * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  if (x % 40 == 0) return sizeof(msg_hdr) + (size_t)(x >> 8) % (3 * KRING);
+  return sizeof(msg_hdr) + (size_t)(x >> 8) % 200;
+}
+
+/* Checks one message; returns 0 when whole and in order for its producer (last[] per consumer). */
+static int kcheck(uint64_t seed, const unsigned char *m, size_t len, int64_t *last) {
+  msg_hdr h;
+  if (len < sizeof h) return 1;
+  memcpy(&h, m, sizeof h);
+  if (h.prod >= MAXID || len != kmsg_len(seed, h.prod, h.seq)) return 2;
+  if ((int64_t)h.seq <= last[h.prod]) return 3;
+  last[h.prod] = h.seq;
+  if (fnv(m + sizeof h, len - sizeof h) != h.hash) return 4;
+  return 0;
+}
+
+static pid_t kproducer(mproc_queue *q, uint64_t seed, uint32_t id) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  unsigned char *m = malloc(4 * KRING);
+  for (uint32_t s = 0;; s++) {
+    size_t len = kmsg_len(seed, id, s);
+    msg_hdr h = {.prod = id, .seq = s};
+    fill(m + sizeof h, len - sizeof h, seed + id * 7919u + s);
+    h.hash = fnv(m + sizeof h, len - sizeof h);
+    memcpy(m, &h, sizeof h);
+    if (mproc_queue_put(q, m, len, 20) != 0) _exit(20);
+  }
+}
+
+static pid_t kconsumer(mproc_queue *q, uint64_t seed, kstate *st) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int64_t last[MAXID];
+  for (int i = 0; i < MAXID; i++) last[i] = -1;
+  for (;;) {
+    void *m;
+    size_t len;
+    if (mproc_queue_get_alloc(q, &m, &len, 20) != 0) _exit(10);
+    if (len == 0) _exit(0);
+    int r = kcheck(seed, m, len, last);
+    if (r)
+      __atomic_fetch_or(&st->bad, 1u << r, __ATOMIC_RELAXED);
+    else
+      __atomic_fetch_add(&st->got[((msg_hdr *)m)->prod], 1, __ATOMIC_RELAXED);
+    mproc_free(m);
+  }
+}
+
+MTEST_TIMEOUT(random_kills_never_tear_or_wedge, 60) {
+  uint64_t seed = mtest_seed();
+  srand((unsigned)seed);
+  mproc_queue *q;
+  CHECK_OK(mproc_queue_create(&q, &(mproc_queue_opts){.buffer_bytes = KRING}));
+  kstate *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(st != MAP_FAILED);
+  pid_t prod[KPROD], cons[KCONS];
+  uint32_t next_id = 0;
+  for (int i = 0; i < KPROD; i++) prod[i] = kproducer(q, seed, next_id++);
+  for (int i = 0; i < KCONS; i++) cons[i] = kconsumer(q, seed, st);
+  int64_t last[MAXID];
+  for (int i = 0; i < MAXID; i++) last[i] = -1;
+  int taken = 0;
+  /* The parent consumes too; every few hundred messages it kills one process at a random point of its
+   * work and starts a replacement. */
+  for (int k = 0; k < KILLS; k++) {
+    int n = 100 + rand() % 400;
+    for (int i = 0; i < n; i++) {
+      void *m;
+      size_t len;
+      CHECK_OK(mproc_queue_get_alloc(q, &m, &len, 20));
+      int r = kcheck(seed, m, len, last);
+      if (r) mtest_fail(__FILE__, __LINE__, "bad message (%d), seed %llu", r, (unsigned long long)seed);
+      mproc_free(m);
+      taken++;
+    }
+    int victim = rand() % (KPROD + KCONS);
+    pid_t *slot = victim < KPROD ? &prod[victim] : &cons[victim - KPROD];
+    kill_reap(*slot);
+    *slot = victim < KPROD ? kproducer(q, seed, next_id++) : kconsumer(q, seed, st);
+    CHECK(*slot > 0);
+  }
+  for (int i = 0; i < KPROD; i++) kill_reap(prod[i]);
+  for (int i = 0; i < KCONS; i++) CHECK_OK(mproc_queue_put(q, NULL, 0, 20));
+  for (int i = 0; i < KCONS; i++) reap(cons[i], 0);
+  CHECK_INT_EQ(st->bad, 0);
+  uint32_t child_got = 0;
+  for (int i = 0; i < MAXID; i++) child_got += st->got[i];
+  CHECK_INT_CMP(child_got, >, 0);
+  /* What is left drains whole; then the queue works as new. */
+  void *m;
+  size_t len;
+  int r;
+  while ((r = mproc_queue_get_alloc(q, &m, &len, 0.1)) == 0) {
+    CHECK_INT_EQ(kcheck(seed, m, len, last), 0);
+    mproc_free(m);
+  }
+  CHECK_ERR(r, MPROC_ETIMEDOUT);
+  CHECK_OK(mproc_queue_put(q, "end", 3, 1)); /* also repairs the count if the last kill hit a put */
+  check_get(q, "end", 3, 1);
+  CHECK_INT_EQ(mproc_queue_qsize(q), 0);
+  CHECK_INT_CMP(taken, >=, KILLS * 100);
+  munmap(st, sizeof *st);
+  mproc_queue_destroy(q);
+}
