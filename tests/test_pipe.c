@@ -203,3 +203,29 @@ MTEST(sender_killed_mid_message_gives_eof_not_a_torn_message) {
   CHECK(m == NULL);
   mproc_pipe_destroy(r);
 }
+
+static void *failing_calloc(size_t n, size_t s) { return NULL; }
+static void *failing_malloc(size_t n) { return NULL; }
+
+MTEST(out_of_memory) {
+  mproc_pipe *a = NULL, *b = NULL;
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, failing_calloc, free));
+  int r = mproc_pipe_create(&a, &b, 1);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK(a == NULL && b == NULL);
+  CHECK_OK(mproc_pipe_create(&a, &b, 1));
+  CHECK_OK(mproc_pipe_send(a, "kept", 4, 0));
+  void *m = NULL;
+  size_t len = 0;
+  CHECK_OK(mproc_replace_allocator(failing_malloc, realloc, calloc, free));
+  r = mproc_pipe_recv_alloc(b, &m, &len, 1);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK_OK(mproc_pipe_recv_alloc(b, &m, &len, 1)); /* the message waited */
+  CHECK_INT_EQ(len, 4);
+  CHECK(memcmp(m, "kept", 4) == 0);
+  mproc_free(m);
+  mproc_pipe_destroy(a);
+  mproc_pipe_destroy(b);
+}

@@ -621,3 +621,29 @@ MTEST_TIMEOUT(random_kills_never_tear_or_wedge, 60) {
   munmap(st, sizeof *st);
   mproc_queue_destroy(q);
 }
+
+static void *failing_malloc(size_t n) { return NULL; }
+static void *failing_mmap(void *a, size_t l, int p, int f, int fd, off_t o) {
+  errno = ENOMEM;
+  return MAP_FAILED;
+}
+
+MTEST(out_of_memory_leaves_the_message) {
+  mproc_queue *q = NULL;
+  mproc__sys.mmap = failing_mmap;
+  CHECK_ERR(mproc_queue_create(&q, NULL), MPROC_ENOMEM);
+  mproc__syscalls_reset();
+  CHECK(q == NULL);
+  CHECK_OK(mproc_queue_create(&q, NULL));
+  CHECK_OK(mproc_queue_put(q, "kept", 4, 0));
+  void *m = NULL;
+  size_t len = 7;
+  CHECK_OK(mproc_replace_allocator(failing_malloc, realloc, calloc, free));
+  int r = mproc_queue_get_alloc(q, &m, &len, 0);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK(m == NULL);
+  CHECK_INT_EQ(len, 7);
+  check_get(q, "kept", 4, 0);
+  mproc_queue_destroy(q);
+}
