@@ -12,5 +12,6 @@
 #include <mproc/task.h>
 #include <mproc/pool.h>
 #include <mproc/parallel.h>
+#include <mproc/queue.h>
 
 #endif

@@ -1,0 +1,218 @@
+/* pipe.c: Pipe, a connection carrying whole byte messages between two processes.
+ *
+ * A Unix stream socketpair (one-way pipes shut down the unused direction) carries each message as an 8-byte
+ * length then the bytes.  A receiver keeps the bytes of a message that has not fully arrived in its handle,
+ * so a timeout never loses or tears a message; end of file before the last byte of a message (the sender
+ * closed or died mid-send) discards the partial message and reports MPROC_EEOF.  A sender that has begun a
+ * message finishes it (its timeout bounds only the wait for the first byte), so a timeout never leaves
+ * half a message in the stream. */
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct mproc_pipe {
+  int fd;
+  int can_send, can_recv;
+  int eof;
+  unsigned char hdr[8];
+  size_t hdr_got;
+  unsigned char *body; /* the part of the current message received so far, when it came in pieces */
+  size_t body_got;
+};
+
+static mproc_pipe *new_end(int fd, int can_send, int can_recv) {
+  mproc_pipe *p = mproc__calloc(1, sizeof *p);
+  if (p) {
+    p->fd = fd;
+    p->can_send = can_send;
+    p->can_recv = can_recv;
+  }
+  return p;
+}
+
+int mproc_pipe_create(mproc_pipe **a, mproc_pipe **b, int duplex) {
+  if (!a || !b) return -EINVAL;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  if (!duplex) {
+    shutdown(sv[0], SHUT_WR);
+    shutdown(sv[1], SHUT_RD);
+  }
+  mproc_pipe *pa = new_end(sv[0], duplex != 0, 1), *pb = new_end(sv[1], 1, duplex != 0);
+  if (!pa || !pb) {
+    mproc__free(pa);
+    mproc__free(pb);
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
+    return -ENOMEM;
+  }
+  *a = pa;
+  *b = pb;
+  return 0;
+}
+
+void mproc_pipe_destroy(mproc_pipe *p) {
+  if (!p) return;
+  mproc__plat_close(p->fd);
+  mproc__free(p->body);
+  mproc__free(p);
+}
+
+/* Waits for events on the socket until deadline: 1 ready, 0 timed out, <0 error. */
+static int wait_fd(int fd, short events, double deadline) {
+  return mproc__plat_poll_fd(fd, events, mproc__remaining(deadline));
+}
+
+int mproc_pipe_send(mproc_pipe *p, const void *data, size_t len, double timeout) {
+  if (!p || (!data && len) || !mproc__timeout_valid(timeout)) return -EINVAL;
+  if (!p->can_send || p->fd < 0) return -EBADF;
+  if (len > MPROC_PIPE_MAX_MESSAGE) return -EMSGSIZE;
+  uint64_t n = len;
+  unsigned char hdr[8];
+  memcpy(hdr, &n, 8);
+  size_t total = 8 + len, sent = 0;
+  double deadline = mproc__deadline(timeout);
+  while (sent < total) {
+    struct iovec iov[2];
+    int cnt = 0;
+    if (sent < 8) iov[cnt++] = (struct iovec){hdr + sent, 8 - sent};
+    size_t doff = sent < 8 ? 0 : sent - 8;
+    if (len > doff) iov[cnt++] = (struct iovec){(char *)data + doff, len - doff};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+    ssize_t r = sendmsg(p->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      sent += (size_t)r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EPIPE || errno == ECONNRESET)) return MPROC_EEOF;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    /* Full: wait.  Before the first byte the timeout applies; after it the message must go whole. */
+    if (sent == 0 && timeout == 0) return MPROC_EFULL;
+    int w = mproc__plat_poll_fd(p->fd, POLLOUT, sent == 0 ? mproc__remaining(deadline) : -1.0);
+    if (w < 0) return w;
+    if (w == 0) return -ETIMEDOUT;
+  }
+  return 0;
+}
+
+/* Reads what is available, up to n bytes into dst, waiting until deadline for something (forever when
+ * deadline is infinite).  Returns bytes read (> 0), 0 at end of file, or a negative code. */
+static ssize_t read_some(mproc_pipe *p, void *dst, size_t n, double deadline, double timeout) {
+  for (;;) {
+    ssize_t r = recv(p->fd, dst, n, MSG_DONTWAIT);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET) return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (timeout == 0) return MPROC_EEMPTY;
+    int w = wait_fd(p->fd, POLLIN, deadline);
+    if (w < 0) return w;
+    if (w == 0) return -ETIMEDOUT;
+  }
+}
+
+static void reset_msg(mproc_pipe *p) {
+  p->hdr_got = 0;
+  mproc__free(p->body);
+  p->body = NULL;
+  p->body_got = 0;
+}
+
+/* Receives into buf (cap bytes), or into a new allocation stored in *out when out is not NULL. */
+static int recv_common(mproc_pipe *p, void *buf, size_t cap, void **out, size_t *len, double timeout) {
+  if (!p || !len || (!out && !buf && cap) || !mproc__timeout_valid(timeout)) return -EINVAL;
+  if (!p->can_recv || p->fd < 0) return -EBADF;
+  if (p->eof) return MPROC_EEOF;
+  double deadline = mproc__deadline(timeout);
+  while (p->hdr_got < 8) {
+    ssize_t r = read_some(p, p->hdr + p->hdr_got, 8 - p->hdr_got, deadline, timeout);
+    if (r == 0) {
+      p->eof = 1;
+      reset_msg(p);
+      return MPROC_EEOF;
+    }
+    if (r < 0) return (int)r;
+    p->hdr_got += (size_t)r;
+  }
+  uint64_t n;
+  memcpy(&n, p->hdr, 8);
+  if (n > MPROC_PIPE_MAX_MESSAGE) {
+    p->eof = 1;
+    return MPROC_ECORRUPT;
+  }
+  if (!out && n > cap) {
+    *len = (size_t)n;
+    return -EMSGSIZE;
+  }
+  /* The destination: the handle's partial buffer if one exists, else the caller's buffer (or a new
+   * allocation), moved into the handle if a timeout strikes mid-message. */
+  unsigned char *dst = p->body;
+  int own = dst != NULL;
+  if (!dst) {
+    dst = out ? mproc__malloc(n ? n : 1) : buf;
+    if (!dst) return -ENOMEM;
+  }
+  size_t got = p->body_got;
+  while (got < n) {
+    ssize_t r = read_some(p, dst + got, n - got, deadline, timeout);
+    if (r > 0) {
+      got += (size_t)r;
+      continue;
+    }
+    if (r == 0) { /* end of file inside a message: it is discarded, never delivered torn */
+      if (!own && out) mproc__free(dst);
+      p->eof = 1;
+      reset_msg(p);
+      return MPROC_EEOF;
+    }
+    /* Timed out (or failed) mid-message: keep what arrived in the handle. */
+    if (!own) {
+      if (out) {
+        p->body = dst;
+      } else if (got) {
+        p->body = mproc__malloc(n);
+        if (!p->body) { /* cannot keep it: the stream is lost */
+          p->eof = 1;
+          return -ENOMEM;
+        }
+        memcpy(p->body, dst, got);
+      }
+    }
+    p->body_got = got;
+    return (int)r;
+  }
+  if (out) {
+    *out = dst;
+    if (own) p->body = NULL;
+  } else if (own) {
+    memcpy(buf, dst, n);
+  }
+  *len = (size_t)n;
+  p->hdr_got = 0;
+  p->body_got = 0;
+  if (p->body) {
+    mproc__free(p->body);
+    p->body = NULL;
+  }
+  return 0;
+}
+
+int mproc_pipe_recv(mproc_pipe *p, void *buf, size_t cap, size_t *len, double timeout) {
+  return recv_common(p, buf, cap, NULL, len, timeout);
+}
+
+int mproc_pipe_recv_alloc(mproc_pipe *p, void **out, size_t *len, double timeout) {
+  if (!out) return -EINVAL;
+  return recv_common(p, NULL, 0, out, len, timeout);
+}
+
+int mproc_pipe_poll(mproc_pipe *p, double timeout) {
+  if (!p || !mproc__timeout_valid(timeout)) return -EINVAL;
+  if (!p->can_recv || p->fd < 0) return -EBADF;
+  if (p->eof) return 1;
+  return mproc__plat_poll_fd(p->fd, POLLIN, timeout);
+}
