@@ -21,8 +21,9 @@ PY = "/usr/bin/python3"
 
 
 class Case:
-    def __init__(self, system, argv, n, workers, expected, per_task=None, extra=None):
+    def __init__(self, system, argv, n, workers, expected, per_task=None, extra=None, group=""):
         self.system, self.argv, self.n, self.workers = system, argv, n, workers
+        self.group = group  # rows are compared with the mproc row of the same group
         self.expected, self.per_task = expected, per_task if per_task is not None else n
         self.extra = extra or {}
         self.times, self.rss = [], 0
@@ -132,8 +133,10 @@ def main():
                 if r > 0:
                     c.times.append(sec)
                 c.rss = max(c.rss, rss)
-        ref = next((c for c in cases if c.system.startswith("mproc") and c.times), None)
-        ref_cost = statistics.median(ref.times) / ref.per_task if ref else None
+        refs = {}
+        for c in cases:
+            if c.system.startswith("mproc") and c.times and c.group not in refs:
+                refs[c.group] = statistics.median(c.times) / c.per_task
         print(f"{'system':32} {'n':>9} {'w':>2} {'median':>13} {'min-max':>23} {'per task':>12} {'vs mproc':>9}")
         for c in cases:
             if not c.times:
@@ -142,6 +145,7 @@ def main():
                 continue
             med = statistics.median(c.times)
             per_us = med / c.per_task * 1e6
+            ref_cost = refs.get(c.group)
             ratio = (med / c.per_task) / ref_cost if ref_cost else float("nan")
             row = {"workload": w.NAME, "system": c.system, "n": c.n, "workers": c.workers, "median_s": med,
                    "min_s": min(c.times), "max_s": max(c.times), "per_task_us": per_us, "peak_rss_kb": c.rss,

@@ -45,6 +45,78 @@ static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
 
 static int usage(void) { return 3; }
 
+/* ---- queue and pipe (the lock-queue workload) ---- */
+static mproc_queue *g_queue;
+static mproc_pipe *g_pipe_child;
+static size_t g_msgs, g_bytes;
+
+static int consume(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  char *buf = malloc(g_bytes + 1);
+  size_t got;
+  for (size_t i = 0; i < g_msgs; i++)
+    if (mproc_queue_get(g_queue, buf, g_bytes + 1, &got, MPROC_FOREVER) != 0 || got != g_bytes) return 1;
+  return 0;
+}
+
+static int echo(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  char *buf = malloc(g_bytes + 1);
+  size_t got;
+  for (size_t i = 0; i < g_msgs; i++) {
+    if (mproc_pipe_recv(g_pipe_child, buf, g_bytes + 1, &got, MPROC_FOREVER) != 0) return 1;
+    if (mproc_pipe_send(g_pipe_child, buf, got, MPROC_FOREVER) != 0) return 1;
+  }
+  return 0;
+}
+
+static int queue_workload(const char *sys, size_t n, size_t bytes) {
+  g_msgs = n;
+  g_bytes = bytes;
+  char *msg = calloc(1, bytes + 1);
+  mproc_process *child;
+  uint64_t total = 0;
+  double t0, dt;
+  if (strcmp(sys, "mproc-queue") == 0) {
+    /* one producer (this process) and one consumer process, as the Python anchor does */
+    if (mproc_queue_create(&g_queue, &(mproc_queue_opts){.buffer_bytes = 1 << 20})) return 1;
+    if (mproc_process_start(&child, consume, NULL, 0, NULL)) return 1;
+    t0 = bench_now();
+    for (size_t i = 0; i < n; i++)
+      if (mproc_queue_put(g_queue, msg, bytes, MPROC_FOREVER)) return 1;
+    mproc_process_join(child, MPROC_FOREVER);
+    dt = bench_now() - t0;
+    int code = -1;
+    mproc_process_exitcode(child, &code);
+    if (code != 0) return 1;
+    total = (uint64_t)n * bytes;
+    mproc_process_destroy(child);
+    mproc_queue_destroy(g_queue);
+  } else if (strcmp(sys, "mproc-pipe") == 0) {
+    mproc_pipe *a, *b;
+    if (mproc_pipe_create(&a, &b, 1)) return 1;
+    g_pipe_child = b;
+    if (mproc_process_start(&child, echo, NULL, 0, NULL)) return 1;
+    char *buf = malloc(bytes + 1);
+    size_t got;
+    t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+      if (mproc_pipe_send(a, msg, bytes, MPROC_FOREVER) || mproc_pipe_recv(a, buf, bytes + 1, &got, MPROC_FOREVER))
+        return 1;
+      total += got;
+    }
+    dt = bench_now() - t0;
+    mproc_process_join(child, MPROC_FOREVER);
+    mproc_process_destroy(child);
+    mproc_pipe_destroy(a);
+    mproc_pipe_destroy(b);
+  } else {
+    return usage();
+  }
+  bench_report(dt, total, NULL);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return usage();
   const char *wl = argv[1], *sys = argv[2];
@@ -53,9 +125,16 @@ int main(int argc, char **argv) {
   mproc_backend backend = MPROC_BACKEND_PROCESS;
   if (strcmp(sys, "mproc-thread") == 0) backend = MPROC_BACKEND_THREAD;
   else if (strncmp(sys, "mproc-", 6) != 0) return usage();
+  const char *colon = strchr(sys, ':'); /* "mproc-queue:8B" and the like: the suffix is a label */
+  static char base[64];
+  if (colon && strncmp(sys, "mproc-pool:", 11) != 0) {
+    snprintf(base, sizeof base, "%.*s", (int)(colon - sys), sys);
+    sys = base;
+  }
   if (strcmp(sys, "mproc-pool:forkserver") == 0) mproc_init(&argc, &argv);
   mproc_pool_opts po = {.workers = workers, .backend = backend};
 
+  if (strcmp(wl, "queue") == 0) return queue_workload(sys, n, (size_t)bench_arg(argc, argv, "bytes", 8));
   if (strcmp(wl, "startup") == 0) {
     if (strcmp(sys, "mproc-pool") != 0 && strcmp(sys, "mproc-pool:forkserver") != 0) return usage();
     /* a caller of some size, as in real programs: `mib` MiB touched before the pool */
