@@ -63,6 +63,47 @@ void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
   mproc__engine_notify(e);
 }
 
+/* Ends job j with outcome o (lock held): a task's future completes, a batch's items fail; j is freed. */
+static void finish_job(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg) {
+  if (j->kind == JOB_TASK) {
+    mproc__engine_complete_task(e, j, o, msg, NULL, 0);
+    return;
+  }
+  mproc_outcome bo = *o;
+  bo.attempts = j->attempts;
+  mproc__engine_fail_items(e, j->map, j->first, j->count, &bo, msg);
+  e->outstanding--;
+  mproc__job_free(j);
+}
+
+/* The same for every job of a list linked through next. */
+static void finish_jobs(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg) {
+  while (j) {
+    mproc__job *next = j->next;
+    finish_job(e, j, o, msg);
+    j = next;
+  }
+}
+
+static const mproc_outcome cancelled_outcome = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED,
+                                                .exit_code = -1, .worker = -1};
+
+/* Takes map m's batches out of the queue and cancels their items (lock held). */
+static void cancel_queued_batches(mproc__engine *e, mproc__map *m) {
+  mproc__job **pp = &e->pend_head, *last = NULL;
+  while (*pp) {
+    mproc__job *j = *pp;
+    if (j->map == m) {
+      *pp = j->next;
+      finish_job(e, j, &cancelled_outcome, NULL);
+    } else {
+      last = j;
+      pp = &j->next;
+    }
+  }
+  e->pend_tail = last;
+}
+
 /* Records the failure of items [first, first+count) of a map. */
 /* A stream's item completed: mark its slot and, unordered, queue it for the consumer. */
 static void stream_item_done(mproc__map *m, int64_t idx, int code, const char *msg) {
@@ -99,24 +140,7 @@ void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, si
                 (m->opts.on_error == MPROC_ON_ERROR_STOP_AFTER && m->failed >= (size_t)m->max_failures);
     if (stop) {
       m->stopped = true;
-      /* cancel this map's batches that have not been handed out */
-      mproc__job **pp = &e->pend_head;
-      mproc__job *last = NULL;
-      while (*pp) {
-        mproc__job *j = *pp;
-        if (j->map == m) {
-          *pp = j->next;
-          mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1,
-                             .worker = -1};
-          mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
-          e->outstanding--;
-          mproc__job_free(j);
-        } else {
-          last = j;
-          pp = &j->next;
-        }
-      }
-      e->pend_tail = last;
+      cancel_queued_batches(e, m); /* what has not been handed out */
     }
   }
   if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
@@ -279,10 +303,7 @@ static void finish_result(mproc__engine *e, int i) {
     const wire_fail *f = (const wire_fail *)w->rx_buf;
     if (h->code != 0) {
       /* skipped by the worker: its map was aborted */
-      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = i};
-      mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
-      e->outstanding--;
-      mproc__job_free(j);
+      finish_job(e, j, &cancelled_outcome, NULL);
       return;
     }
     complete_batch_ok(e, j, f, h->nfail);
@@ -429,19 +450,10 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
     j->next = NULL;
     bool was_running = running != 0 && j->id == running;
     if (j->kind == JOB_BATCH && j->map->aborting) {
-      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = i};
-      mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
-      e->outstanding--;
-      mproc__job_free(j);
+      finish_job(e, j, &cancelled_outcome, NULL);
     } else if (!was_running && terminating) {
       /* terminate(): what waited behind the killed task is cancelled too, not run again */
-      if (j->kind == JOB_TASK) {
-        mproc__engine_complete_task(e, j, &o, NULL, NULL, 0);
-      } else {
-        mproc__engine_fail_items(e, j->map, j->first, j->count, &o, NULL);
-        e->outstanding--;
-        mproc__job_free(j);
-      }
+      finish_job(e, j, &o, NULL);
     } else if (!was_running) {
       j->attempts--; /* never ran */
       if (j->fut) j->fut->state = FUT_PENDING;
@@ -534,15 +546,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
     if (!e->pend_head) e->pend_tail = NULL;
     q->next = NULL;
     q->attempts++;
-    if (q->kind == JOB_TASK) {
-      if (q->fut) q->fut->job = NULL;
-      mproc__engine_complete_task(e, q, &o, msg, NULL, 0);
-    } else {
-      o.attempts = q->attempts;
-      mproc__engine_fail_items(e, q->map, q->first, q->count, &o, msg);
-      e->outstanding--;
-      mproc__job_free(q);
-    }
+    finish_job(e, q, &o, msg);
     had_jobs = true;
   }
   mproc__engine_notify(e);
@@ -643,31 +647,11 @@ static void template_lost(mproc__engine *e) {
     }
     w->pid = 0;
     w->dormant = false;
-    while (j) {
-      mproc__job *next = j->next;
-      if (j->kind == JOB_TASK) {
-        mproc__engine_complete_task(e, j, &lost, "the pool's template process died", NULL, 0);
-      } else {
-        mproc__engine_fail_items(e, j->map, j->first, j->count, &lost, "the pool's template process died");
-        e->outstanding--;
-        mproc__job_free(j);
-      }
-      j = next;
-    }
+    finish_jobs(e, j, &lost, "the pool's template process died");
   }
-  mproc__job *j = e->pend_head;
+  mproc__job *queued = e->pend_head;
   e->pend_head = e->pend_tail = NULL;
-  while (j) {
-    mproc__job *next = j->next;
-    if (j->kind == JOB_TASK) {
-      mproc__engine_complete_task(e, j, &lost, "the pool's template process died", NULL, 0);
-    } else {
-      mproc__engine_fail_items(e, j->map, j->first, j->count, &lost, "the pool's template process died");
-      e->outstanding--;
-      mproc__job_free(j);
-    }
-    j = next;
-  }
+  finish_jobs(e, queued, &lost, "the pool's template process died");
   mproc__engine_notify(e);
 }
 
@@ -945,22 +929,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
 void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
   m->aborting = true;
   m->stopped = true;
-  /* queued batches: cancelled now */
-  mproc__job **pp = &e->pend_head, *last = NULL;
-  mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-  while (*pp) {
-    mproc__job *j = *pp;
-    if (j->map == m) {
-      *pp = j->next;
-      mproc__engine_fail_items(e, m, j->first, j->count, &c, NULL);
-      e->outstanding--;
-      mproc__job_free(j);
-    } else {
-      last = j;
-      pp = &j->next;
-    }
-  }
-  e->pend_tail = last;
+  cancel_queued_batches(e, m); /* queued batches: cancelled now */
   if (!mproc__engine_has_workers(e)) return;
   /* batches in workers' rings are skipped; a worker running one is killed */
   uint32_t k = __atomic_fetch_add(&e->sh->aborted_next, 1, __ATOMIC_SEQ_CST) % 16;
@@ -981,18 +950,7 @@ void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
 void mproc__engine_cancel_pending(mproc__engine *e) {
   mproc__job *j = e->pend_head;
   e->pend_head = e->pend_tail = NULL;
-  mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-  while (j) {
-    mproc__job *next = j->next;
-    if (j->kind == JOB_TASK) {
-      mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
-    } else {
-      mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
-      e->outstanding--;
-      mproc__job_free(j);
-    }
-    j = next;
-  }
+  finish_jobs(e, j, &cancelled_outcome, NULL);
 }
 
 void mproc__engine_stop(mproc__engine *e) {
@@ -1053,22 +1011,11 @@ void mproc__engine_stop(mproc__engine *e) {
     if (e->backend == MPROC_BACKEND_THREAD && e->threads) mproc__threads_stop(e);
     /* whatever was still in flight was killed with its worker */
     pthread_mutex_lock(&e->lock);
-    mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
     for (int i = 0; i < e->nworkers; i++) {
       mproc__wstate *w = &e->ws[i];
       mproc__job *j = w->head;
       w->head = w->tail = NULL;
-      while (j) {
-        mproc__job *next = j->next;
-        if (j->kind == JOB_TASK) {
-          mproc__engine_complete_task(e, j, &c, "the pool was destroyed", NULL, 0);
-        } else {
-          mproc__engine_fail_items(e, j->map, j->first, j->count, &c, NULL);
-          e->outstanding--;
-          mproc__job_free(j);
-        }
-        j = next;
-      }
+      finish_jobs(e, j, &cancelled_outcome, "the pool was destroyed");
       mproc__free(w->rx_buf);
     }
     mproc__engine_cancel_pending(e);
