@@ -33,4 +33,13 @@ static inline double mproc__remaining(double deadline) {
 
 #define MPROC_UNUSED(x) ((void)(x))
 
+/* A pause for spin-waiting loops: lets the other hyperthread run and saves power. */
+static inline void mproc__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -14,12 +14,6 @@
 #define INFLIGHT_PER_WORKER 2
 #define MANAGER_SPIN_ROUNDS 50
 
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
   if (j->kind == JOB_BATCH && j->map) j->map->batches_done++;
@@ -802,7 +796,7 @@ static void *manager_main(void *arg) {
     }
     if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0) {
       pthread_mutex_unlock(&e->lock);
-      for (int k = 0; k < 20; k++) cpu_relax();
+      for (int k = 0; k < 20; k++) mproc__cpu_relax();
       pthread_mutex_lock(&e->lock);
       continue;
     }

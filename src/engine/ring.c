@@ -7,14 +7,6 @@
 
 #define SPIN_ROUNDS 300 /* about 10 us of polling (pause is ~30-40 ns) before a futex sleep */
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 size_t mproc__ring_bytes(size_t data_size) { return sizeof(mproc__ring) + data_size; }
 
 void mproc__ring_init(mproc__ring *r, size_t data_size) {
@@ -96,7 +88,7 @@ static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_
                       double timeout) {
   for (int i = 0; i < SPIN_ROUNDS; i++) {
     if (ready(r)) return 1;
-    cpu_relax();
+    mproc__cpu_relax();
   }
   double deadline = mproc__deadline(timeout);
   for (;;) {

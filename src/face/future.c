@@ -148,11 +148,7 @@ static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, doub
     mproc__engine_poll(e);
     if (pred(arg) || mproc__plat_now() >= until) break;
     pthread_mutex_unlock(&e->lock);
-    for (int k = 0; k < 8; k++) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
+    for (int k = 0; k < 8; k++) mproc__cpu_relax();
     pthread_mutex_lock(&e->lock);
   }
   mproc__engine_poll_end(e);

@@ -84,14 +84,6 @@ struct mproc_queue {
 #define STSC(p, v) atomic_store((_Atomic __typeof__(*(p)) *)(p), (v))
 #define ADD(p, v) atomic_fetch_add((_Atomic __typeof__(*(p)) *)(p), (v))
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 static uint64_t rec_size(uint64_t len) { return REC_HDR + ((len + 7) & ~(uint64_t)7); }
 
@@ -250,7 +242,7 @@ static int wait_room(struct mproc_queue *q, uint64_t need, int count_bound, doub
     if (room_ok(q, need, count_bound)) return 0;
     if (timeout == 0) return MPROC_EFULL;
     if (spins < 64) {
-      cpu_relax();
+      mproc__cpu_relax();
       continue;
     }
     double left = mproc__remaining(deadline);
@@ -353,7 +345,7 @@ static int wait_data(struct mproc_queue *q, double deadline, double timeout, uin
       return MPROC_EEMPTY;
     }
     if (spins < 64) {
-      cpu_relax();
+      mproc__cpu_relax();
       continue;
     }
     double left = mid_seq != NONE ? SLICE : mproc__remaining(deadline);
