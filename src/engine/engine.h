@@ -156,7 +156,7 @@ struct mproc_future {
   struct mproc__engine *eng;
   int state;                  /* FUT_PENDING, FUT_RUNNING, FUT_DONE */
   mproc_outcome out;
-  char msg[MPROC_TASK_MSG_MAX];
+  char *msg;                  /* the failure message, allocated only when there is one (NULL: "") */
   void *result;
   size_t result_len;
   struct cb_node *cbs;

@@ -35,6 +35,7 @@ static void future_free(mproc_future *f) {
     c = n;
   }
   mproc__free(f->result);
+  mproc__free(f->msg);
   mproc__free(f);
 }
 
@@ -54,8 +55,9 @@ void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char 
   mproc__engine *e = f->eng;
   f->state = FUT_DONE;
   f->out = *o;
-  snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
-  f->out.message = f->msg;
+  /* most futures succeed: the message costs memory only when there is one (a future is ~200 bytes) */
+  f->msg = msg && *msg ? mproc__strdup(msg) : NULL;
+  f->out.message = f->msg ? f->msg : "";
   f->result = result;
   f->result_len = len;
   if (f->iter) iter_push(f->iter, f);
@@ -186,7 +188,7 @@ int mproc_future_outcome(mproc_future *f, mproc_outcome *o) {
   if (!f || !o) return MPROC_EINVAL;
   pthread_mutex_lock(&f->eng->lock);
   *o = f->out;
-  o->message = f->msg;
+  o->message = f->msg ? f->msg : "";
   if (f->state != FUT_DONE) o->kind = MPROC_OUTCOME_PENDING;
   pthread_mutex_unlock(&f->eng->lock);
   return 0;
