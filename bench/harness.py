@@ -9,6 +9,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,15 @@ def c_mproc(workload, system, **kw):
 
 def c_anchor(workload, system, **kw):
     return [os.path.join(BUILD, "bench", "bench_anchors"), workload, system] + [f"{k}={v}" for k, v in kw.items()]
+
+
+def mpi_anchor(workload, workers, **kw):
+    """mpirun with one master and `workers` worker ranks; None when MPI was not built."""
+    binary = os.path.join(BUILD, "bench", "bench_mpi_raw")
+    if not os.path.exists(binary) or not shutil.which("mpirun"):
+        return None
+    return (["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(workers + 1), binary, workload, "mpi-raw"]
+            + [f"{k}={v}" for k, v in kw.items()])
 
 
 def py_anchor(workload, system, **kw):
@@ -114,6 +124,8 @@ def main():
         print(f"\n== {w.NAME}: {w.ABOUT}")
         for r in range(reps + 1):  # the first round warms up and is not counted
             for c in cases:
+                if c.argv is None:
+                    c.skipped = "not built (MPI not found)"
                 if c.skipped:
                     continue
                 try:

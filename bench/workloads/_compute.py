@@ -1,5 +1,5 @@
 """_compute.py: the compute-bound workloads (compute-1ms, compute-50us) differ only in duration and size."""
-from _common import Case, c_anchor, c_mproc, py_anchor, sum_range, WORKERS as W
+from _common import Case, c_anchor, c_mproc, mpi_anchor, py_anchor, sum_range, WORKERS as W
 
 
 def make_cases(us, quick_per_worker, full_per_worker):
@@ -10,6 +10,7 @@ def make_cases(us, quick_per_worker, full_per_worker):
                 for s in ("mproc-pool", "mproc-parallel")]
         out += [Case(s, c_anchor("compute", s, n=n, us=us, workers=W), n, W, sum_range(n))
                 for s in ("openmp-dynamic", "openmp-tasks", "fork-pipe")]
+        out += [Case("mpi-raw", mpi_anchor("compute", W, n=n, us=us), n, W, sum_range(n))]
         out += [Case(s, py_anchor("compute", s, n=n, us=us, workers=W), n, W, sum_range(n))
                 for s in ("py-pool", "py-ppe:submit", "py-joblib")]
         return out

@@ -1,4 +1,4 @@
-from _common import Case, c_anchor, c_mproc, py_anchor, sum_range, efficiency, WORKERS as W
+from _common import Case, c_anchor, c_mproc, mpi_anchor, py_anchor, sum_range, efficiency, WORKERS as W
 
 NAME = "irregular"
 ABOUT = "heavy-tailed task durations (Pareto 1.5, mean 100 us, fixed seed): load balance"
@@ -13,6 +13,7 @@ def cases(quick):
             for s in ("mproc-pool", "mproc-parallel")]
     out += [Case(s, c_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n))
             for s in ("openmp-static", "openmp-dynamic", "openmp-tasks", "fork-pipe")]
+    out += [Case("mpi-raw", mpi_anchor("irregular", W, **kw), n, W, sum_range(n))]
     out += [Case(s, py_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n)) for s in ("py-pool", "py-joblib")]
     return out
 
