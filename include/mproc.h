@@ -10,5 +10,6 @@
 #include <mproc/error.h>
 #include <mproc/process.h>
 #include <mproc/task.h>
+#include <mproc/cache.h>
 
 #endif
