@@ -576,3 +576,50 @@ MTEST(computing_process_killed) {
   mproc_cache_close(c);
   cleanup();
 }
+
+/* Verbose mode says hit or miss on stderr. */
+MTEST(verbose_lines) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.verbose = 1}));
+  char log[160];
+  snprintf(log, sizeof log, "%s/log", g_base);
+  int fd = open(log, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600), saved = dup(2);
+  CHECK(fd >= 0 && saved >= 0);
+  CHECK_INT_EQ(dup2(fd, 2), 2);
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 4, &y, &hit));
+  CHECK_OK(call_int(c, twice, 4, &y, &hit));
+  CHECK_INT_EQ(dup2(saved, 2), 2);
+  close(saved);
+  char buf[1024] = {0};
+  CHECK_INT_CMP(pread(fd, buf, sizeof buf - 1, 0), >, 0);
+  close(fd);
+  char *miss = strstr(buf, "miss "), *hitl = strstr(buf, "hit ");
+  CHECK(miss != NULL && hitl != NULL && miss < hitl);
+  CHECK(strstr(buf, "twice") != NULL); /* the function is named */
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* An entry replaced by a symbolic link is not followed: the call recomputes and the target is untouched. */
+MTEST(entry_symlink_not_followed) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 8;
+  CHECK_OK(call_int(c, twice, 8, &y, &hit));
+  char path[1024], target[160];
+  only_entry(path, sizeof path);
+  snprintf(target, sizeof target, "%s/target", g_base);
+  CHECK_INT_EQ(rename(path, target), 0); /* a valid entry, reachable only through the link */
+  CHECK_INT_EQ(symlink(target, path), 0);
+  CHECK(mproc_cache_contains(c, twice, &x, sizeof x) <= 0);
+  CHECK_OK(call_int(c, twice, 8, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  CHECK_INT_EQ(y, 16);
+  struct stat st;
+  CHECK_INT_EQ(lstat(path, &st), 0);
+  CHECK(S_ISREG(st.st_mode)); /* the link was replaced by a new entry, not written through */
+  CHECK_INT_EQ(g_calls, 2);
+  mproc_cache_close(c);
+  cleanup();
+}
