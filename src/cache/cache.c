@@ -1,14 +1,15 @@
 /* cache.c: the on-disk result cache (joblib.Memory).
  *
  * Layout: <dir>/<fn_key 16 hex>/ holds one function's entries (every code version), an "info" file naming
- * the function for humans, and per entry <key 32 hex>.e (header + data) and <key>.lock (an empty file
- * whose flock() serialises concurrent misses of that entry).  key = XXH3-128 of the argument bytes seeded
+ * the function for humans, an empty "lock" file, and per entry <key 32 hex>.e (header + data).  Concurrent
+ * misses of one entry are serialised by an OFD byte lock on "lock" at an offset taken from the entry's key
+ * (one shared file: creating a lock file per entry costs ~150 us on ext4 here).  key = XXH3-128 of the argument bytes seeded
  * with a hash of (code hash, version string), so a code edit or a version bump makes new keys.
  *
  * Invariants and crashes: an entry appears only by rename() of a complete temporary file, so readers see
  * all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the stored bytes
  * and treats any mismatch as corrupt (removed, recomputed).  A process killed while computing holds only a
- * flock, which the kernel releases: the next waiter computes.  A killed writer leaves at most a ".tmp."
+ * byte lock, which the kernel releases: the next waiter computes.  A killed writer leaves at most a ".tmp."
  * file, removed by clear.  LRU order is the entry file's mtime, set to "now" on every hit.
  * Counters are per handle (atomics: a handle may be used by several threads). */
 #include "internal.h"
@@ -147,7 +148,7 @@ typedef struct keyinfo {
   mproc__fnid id;
   char fndir[17];
   char name[40];  /* <32 hex>.e */
-  char lock[40];  /* <32 hex>.lock */
+  uint64_t lock_off; /* its byte in the function's lock file */
 } keyinfo;
 
 static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len, keyinfo *k) {
@@ -158,7 +159,7 @@ static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t le
   XXH128_hash_t h = XXH3_128bits_withSeed(len ? arg : "", len, seed);
   snprintf(k->fndir, sizeof k->fndir, "%016" PRIx64, k->id.fn_key);
   snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", h.high64, h.low64);
-  snprintf(k->lock, sizeof k->lock, "%016" PRIx64 "%016" PRIx64 ".lock", h.high64, h.low64);
+  k->lock_off = h.low64;
   return 0;
 }
 
@@ -377,12 +378,16 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
       say(c, "corrupt entry, recomputing", &k);
     }
     if (attempt == 1 || !c->wait) break;
-    lockfd = openat(fnfd, k.lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    lockfd = openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (lockfd < 0) break; /* no lock (read-only cache?): compute without waiting */
-    if (mproc__file_trylock(lockfd) != 0) {
+    if (mproc__file_lock_byte(lockfd, k.lock_off, 0) != 0) {
       atomic_fetch_add(&c->waits, 1);
       say(c, "wait", &k);
-      if (mproc__file_lock(lockfd) != 0) break;
+      if (mproc__file_lock_byte(lockfd, k.lock_off, 1) != 0) {
+        close(lockfd);
+        lockfd = -1;
+        break;
+      }
     } else {
       break; /* we hold the lock and nobody computed it in between our load and now?  check once more */
     }

@@ -1,4 +1,4 @@
-/* platform_fnid.c: function identity from the dynamic linker and ELF symbol tables; flock for the cache.
+/* platform_fnid.c: function identity from the dynamic linker and ELF symbol tables; byte locks for the cache.
  *
  * Exported functions are found by dladdr1(RTLD_DL_SYMENT), which gives st_size.  Static functions are not
  * in the dynamic symbol table, so the object's file (dli_fname, or /proc/self/exe for the main program) is
@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,13 +91,12 @@ int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out) {
   return 0;
 }
 
-int mproc__file_lock(int fd) {
-  while (flock(fd, LOCK_EX) != 0)
-    if (errno != EINTR) return -errno;
-  return 0;
-}
-
-int mproc__file_trylock(int fd) {
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
-  return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+int mproc__file_lock_byte(int fd, uint64_t off, int wait) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(off & INT64_MAX / 2),
+                     .l_len = 1};
+  for (;;) {
+    if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0) return 0;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EACCES ? -EWOULDBLOCK : -errno;
+  }
 }

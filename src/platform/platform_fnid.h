@@ -19,9 +19,10 @@ typedef struct mproc__fnsym {
  * its file (static functions).  Returns 0, or -ENOENT when addr is in no loaded object. */
 int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out);
 
-/* Blocks until an exclusive flock() on fd is held (released by the kernel if the process dies). */
-int mproc__file_lock(int fd);
-/* Tries it without blocking: 0, or -EWOULDBLOCK. */
-int mproc__file_trylock(int fd);
+/* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
+ * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops
+ * it when the descriptor is closed or its process dies.  wait: block until held, else return -EWOULDBLOCK
+ * when another holds it.  Returns 0 or a negative errno. */
+int mproc__file_lock_byte(int fd, uint64_t off, int wait);
 
 #endif
