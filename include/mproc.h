@@ -13,5 +13,6 @@
 #include <mproc/pool.h>
 #include <mproc/parallel.h>
 #include <mproc/queue.h>
+#include <mproc/cache.h>
 
 #endif

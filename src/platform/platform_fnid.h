@@ -1,0 +1,28 @@
+/* platform_fnid.h: the Linux/glibc calls behind function identity (dladdr1 + ELF symbol sizes) and the
+ * result cache's per-entry file locks. */
+#ifndef MPROC_PLATFORM_FNID_H
+#define MPROC_PLATFORM_FNID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the dynamic linker knows about a code address. */
+typedef struct mproc__fnsym {
+  char object[256];      /* basename of the loaded object's file ("" for the main program's own name) */
+  char name[128];        /* symbol name, "" if none */
+  uintptr_t offset;      /* address minus the object's load base */
+  const void *start;     /* start of the symbol's code (== the address when found) */
+  size_t size;           /* its ELF st_size, 0 when unknown */
+} mproc__fnsym;
+
+/* Fills *out for addr: dladdr1(RTLD_DL_SYMENT) for exported symbols, else the object's .symtab read from
+ * its file (static functions).  Returns 0, or -ENOENT when addr is in no loaded object. */
+int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out);
+
+/* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
+ * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops
+ * it when the descriptor is closed or its process dies.  wait: block until held, else return -EWOULDBLOCK
+ * when another holds it.  Returns 0 or a negative errno. */
+int mproc__file_lock_byte(int fd, uint64_t off, int wait);
+
+#endif
