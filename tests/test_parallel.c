@@ -278,3 +278,71 @@ MTEST(bad_input) {
             MPROC_EINVAL);
   mproc_parallel_destroy(par);
 }
+
+/* ---- Parallel + the result cache: a rerun computes only what an interrupted run did not ---- */
+#include <sys/mman.h>
+
+static char cache_dir[64];
+static mproc_cache *worker_cache;
+static uint32_t *computations; /* shared with the workers */
+static int cut_at;
+
+static int expensive(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  __atomic_fetch_add(computations, 1, __ATOMIC_SEQ_CST);
+  int64_t v = *(const int64_t *)arg * 3;
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+static int through_cache(const void *arg, size_t len, mproc_task *t) {
+  if (*(const int64_t *)arg == cut_at) return mproc_task_fail(t, MPROC_EINTR, "cut short");
+  mproc_cache_result *r;
+  int rc = mproc_cache_call(worker_cache, expensive, arg, len, &r);
+  if (rc == 0) rc = mproc_task_return(t, mproc_cache_result_data(r), mproc_cache_result_len(r));
+  mproc_cache_result_release(r);
+  return rc;
+}
+
+static int open_worker_cache(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  return mproc_cache_open(&worker_cache, cache_dir, NULL);
+}
+
+MTEST(rerun_computes_only_what_is_not_cached) {
+  snprintf(cache_dir, sizeof cache_dir, "/tmp/mproc-resume-XXXXXX");
+  CHECK(mkdtemp(cache_dir) != NULL);
+  computations = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(computations != MAP_FAILED);
+  enum { N = 60 };
+  int64_t in[N], out[N];
+  int codes[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  mproc_parallel_opts o = {.n_jobs = 2, .batch_size = 1, .initializer = open_worker_cache};
+  /* the first run is cut short at item 37 */
+  cut_at = 37;
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &o));
+  mproc_map_report rep;
+  CHECK_ERR(mproc_parallel_run(par, through_cache, in, N, sizeof *in, out, sizeof *out, codes, &rep), MPROC_EINTR);
+  mproc_parallel_destroy(par);
+  uint32_t first = *computations;
+  CHECK_INT_EQ(first, rep.ok);
+  CHECK_INT_CMP(first, <, N);
+  /* the rerun computes exactly the others, and every answer is right */
+  cut_at = -1;
+  CHECK_OK(mproc_parallel_create(&par, &o));
+  CHECK_OK(mproc_parallel_run(par, through_cache, in, N, sizeof *in, out, sizeof *out, codes, &rep));
+  mproc_parallel_destroy(par);
+  CHECK_INT_EQ(*computations - first, N - first);
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], i * 3);
+  /* and a third run computes nothing */
+  uint32_t second = *computations;
+  CHECK_OK(mproc_parallel_create(&par, &o));
+  CHECK_OK(mproc_parallel_run(par, through_cache, in, N, sizeof *in, out, sizeof *out, codes, NULL));
+  mproc_parallel_destroy(par);
+  CHECK_INT_EQ(*computations, second);
+  munmap(computations, 4096);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache_dir);
+  CHECK_INT_EQ(system(cmd), 0);
+}

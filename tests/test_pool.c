@@ -1223,3 +1223,30 @@ MTEST(finalizer_runs_when_workers_end_normally) {
   CHECK_INT_EQ(sh->npids, 2);
   unmap_shared();
 }
+
+MTEST(buffered_output_is_not_repeated_by_workers) {
+  /* stdout to a pipe is fully buffered: text printed before the pool must come out once, not once more
+   * from every forked worker when it exits */
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  fflush(stdout);
+  int saved = dup(1);
+  CHECK(dup2(fds[1], 1) == 1);
+  close(fds[1]);
+  setvbuf(stdout, NULL, _IOFBF, 4096);
+  printf("once");
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8];
+  CHECK_OK(mproc_pool_map(p, square, in, 8, sizeof *in, out, sizeof *out, NULL, NULL));
+  mproc_pool_destroy(p);
+  fflush(stdout);
+  CHECK(dup2(saved, 1) == 1);
+  close(saved);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  char buf[64] = "";
+  ssize_t got = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  CHECK(got > 0);
+  buf[got] = '\0';
+  CHECK_STR_EQ(buf, "once");
+}

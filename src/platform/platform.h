@@ -31,7 +31,8 @@ double mproc__plat_now(void);
 
 /* ---- processes ---- */
 
-/* Forks a child that runs child_fn(ctx) and must never return from it (it ends with _exit).  Signals are
+/* Forks a child that runs child_fn(ctx) and must never return from it (it ends with _exit).  The caller's
+ * stdio buffers are flushed first, so the child cannot write the caller's pending output again.  Signals are
  * blocked across the fork; in the child, caught signals are reset to their default, the caller's signal mask
  * is restored, and the child is set to receive SIGKILL when its parent dies (with a check against the race
  * of a parent that died before that took effect).  On success *pid is the child's pid and *pidfd a

@@ -61,6 +61,9 @@ static int pidfd_open_compat(pid_t pid) {
 /* Everything the child does before running its function: only async-signal-safe calls until it restores
  * the signal mask, because the parent may have had other threads at the fork. */
 int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx) {
+  /* Output the caller has buffered would otherwise be copied into the child and written again by it (and
+   * by every worker forked from it) when it flushes: write it out once, now. */
+  fflush(NULL);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
