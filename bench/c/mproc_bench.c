@@ -70,6 +70,46 @@ static int echo(const void *arg, size_t len) {
   return 0;
 }
 
+/* ---- the result cache (the cache workload) ---- */
+static size_t g_result_bytes;
+
+static int cached_result(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int64_t i = *(const int64_t *)arg;
+  double *v = mproc_task_return_buffer(t, g_result_bytes);
+  if (!v) return MPROC_ENOMEM;
+  for (size_t k = 0; k < g_result_bytes / sizeof *v; k++) v[k] = (double)i;
+  return 0;
+}
+
+static int cache_workload(const char *wl, size_t n, size_t bytes) {
+  g_result_bytes = bytes;
+  char dir[] = "/tmp/mproc-bench-cache-XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  mproc_cache *c;
+  if (mproc_cache_open(&c, dir, NULL)) return 1;
+  mproc_cache_result *r;
+  if (strcmp(wl, "cache-hit") == 0) /* fill it first, untimed */
+    for (int64_t i = 0; i < (int64_t)n; i++) {
+      if (mproc_cache_call(c, cached_result, &i, sizeof i, &r)) return 1;
+      mproc_cache_result_release(r);
+    }
+  uint64_t sum = 0;
+  double t0 = bench_now();
+  for (int64_t i = 0; i < (int64_t)n; i++) {
+    if (mproc_cache_call(c, cached_result, &i, sizeof i, &r)) return 1;
+    sum += (uint64_t)((const double *)mproc_cache_result_data(r))[0];
+    mproc_cache_result_release(r);
+  }
+  double dt = bench_now() - t0;
+  mproc_cache_close(c);
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) return 1;
+  bench_report(dt, sum, NULL);
+  return 0;
+}
+
 static int queue_workload(const char *sys, size_t n, size_t bytes) {
   g_msgs = n;
   g_bytes = bytes;
@@ -135,6 +175,9 @@ int main(int argc, char **argv) {
   mproc_pool_opts po = {.workers = workers, .backend = backend};
 
   if (strcmp(wl, "queue") == 0) return queue_workload(sys, n, (size_t)bench_arg(argc, argv, "bytes", 8));
+  if (strcmp(wl, "cache-hit") == 0 || strcmp(wl, "cache-miss") == 0)
+    return strcmp(sys, "mproc-cache") == 0 ? cache_workload(wl, n, (size_t)bench_arg(argc, argv, "bytes", 8000))
+                                           : usage();
   if (strcmp(wl, "startup") == 0) {
     if (strcmp(sys, "mproc-pool") != 0 && strcmp(sys, "mproc-pool:forkserver") != 0) return usage();
     /* a caller of some size, as in real programs: `mib` MiB touched before the pool */
