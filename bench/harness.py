@@ -109,10 +109,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes: every workload within about a minute")
     ap.add_argument("--json", metavar="FILE", help="write one object per row to FILE")
     ap.add_argument("--only", metavar="NAME", action="append", help="run only this workload (repeatable)")
-    ap.add_argument("--reps", type=int, default=None, help="measured repetitions (default 3 quick, 5 full)")
+    ap.add_argument("--reps", type=int, default=None, help="measured repetitions (default 2 quick, 5 full)")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
-    reps = a.reps or (3 if a.quick else 5)
+    reps = a.reps or (2 if a.quick else 5)
     if not a.no_build:
         build()
     rows, failures = [], []
