@@ -14,5 +14,6 @@
 #include <mproc/parallel.h>
 #include <mproc/queue.h>
 #include <mproc/cache.h>
+#include <mproc/sync.h>
 
 #endif

@@ -86,6 +86,7 @@ typedef struct mproc__mutex {
   _Alignas(8) unsigned char opaque[48];
 } mproc__mutex;
 int mproc__mutex_init(mproc__mutex *m);     /* 0 or negative errno */
+int mproc__mutex_init_recursive(mproc__mutex *m); /* the same, but its holder may lock it again */
 void mproc__mutex_destroy(mproc__mutex *m);
 /* 0, -EOWNERDEAD (locked; previous holder died), -ETIMEDOUT, -ENOTRECOVERABLE, -EDEADLK (already held by
  * this thread). */

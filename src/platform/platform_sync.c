@@ -52,18 +52,21 @@ int mproc__futex_wake(uint32_t *addr, int n) {
   return r < 0 ? -errno : (int)r;
 }
 
-int mproc__mutex_init(mproc__mutex *m) {
+static int mutex_init(mproc__mutex *m, int type) {
   pthread_mutexattr_t a;
   int r = pthread_mutexattr_init(&a);
   if (r) return -r;
   pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
   pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutexattr_settype(&a, type);
   memset(m, 0, sizeof *m);
   r = pthread_mutex_init((pthread_mutex_t *)(void *)m->opaque, &a);
   pthread_mutexattr_destroy(&a);
   return -r;
 }
+
+int mproc__mutex_init(mproc__mutex *m) { return mutex_init(m, PTHREAD_MUTEX_ERRORCHECK); }
+int mproc__mutex_init_recursive(mproc__mutex *m) { return mutex_init(m, PTHREAD_MUTEX_RECURSIVE); }
 
 void mproc__mutex_destroy(mproc__mutex *m) { pthread_mutex_destroy((pthread_mutex_t *)(void *)m->opaque); }
 
