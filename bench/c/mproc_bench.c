@@ -6,6 +6,19 @@
 
 #include "bench_common.h"
 
+#include <sys/mman.h>
+
+/* A page shared with processes forked afterwards. */
+static void *mproc__bench_shared_page(int *err) {
+  void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    *err = 1;
+    return NULL;
+  }
+  memset(p, 0, 4096);
+  return p;
+}
+
 static double g_rate;        /* busy-loop rounds per microsecond */
 static double g_us;          /* compute: each task's duration */
 static double *g_durations;  /* irregular: per item */
@@ -67,6 +80,52 @@ static int echo(const void *arg, size_t len) {
     if (mproc_pipe_recv(g_pipe_child, buf, g_bytes + 1, &got, MPROC_FOREVER) != 0) return 1;
     if (mproc_pipe_send(g_pipe_child, buf, got, MPROC_FOREVER) != 0) return 1;
   }
+  return 0;
+}
+
+/* ---- locks (the lock-queue workload) ---- */
+static mproc_lock *g_lock;
+static int64_t *g_counter;
+
+static int locked_adds(const void *arg, size_t len) {
+  (void)len;
+  size_t k = *(const size_t *)arg;
+  for (size_t i = 0; i < k; i++) {
+    if (mproc_lock_acquire(g_lock, MPROC_FOREVER) != 0) return 1;
+    (*g_counter)++;
+    mproc_lock_release(g_lock);
+  }
+  return 0;
+}
+
+static int lock_workload(const char *variant, size_t n, int workers) {
+  if (mproc_lock_create(&g_lock, 0)) return 1;
+  int err = 0;
+  g_counter = mproc__bench_shared_page(&err);
+  if (!g_counter) return 1;
+  double t0, dt;
+  if (strcmp(variant, "uncontended") == 0) {
+    t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+      mproc_lock_acquire(g_lock, MPROC_FOREVER);
+      (*g_counter)++;
+      mproc_lock_release(g_lock);
+    }
+    dt = bench_now() - t0;
+  } else {
+    mproc_process *ps[64];
+    size_t k = n / (size_t)workers;
+    t0 = bench_now();
+    for (int w = 0; w < workers; w++)
+      if (mproc_process_start(&ps[w], locked_adds, &k, sizeof k, NULL)) return 1;
+    for (int w = 0; w < workers; w++) {
+      mproc_process_join(ps[w], MPROC_FOREVER);
+      mproc_process_destroy(ps[w]);
+    }
+    dt = bench_now() - t0;
+  }
+  bench_report(dt, (uint64_t)*g_counter, NULL);
+  mproc_lock_destroy(g_lock);
   return 0;
 }
 
@@ -175,6 +234,10 @@ int main(int argc, char **argv) {
   mproc_pool_opts po = {.workers = workers, .backend = backend};
 
   if (strcmp(wl, "queue") == 0) return queue_workload(sys, n, (size_t)bench_arg(argc, argv, "bytes", 8));
+  if (strcmp(wl, "lock") == 0) {
+    if (strcmp(sys, "mproc-lock") != 0 || !colon) return usage();
+    return lock_workload(colon + 1, n, workers);
+  }
   if (strcmp(wl, "cache-hit") == 0 || strcmp(wl, "cache-miss") == 0)
     return strcmp(sys, "mproc-cache") == 0 ? cache_workload(wl, n, (size_t)bench_arg(argc, argv, "bytes", 8000))
                                            : usage();

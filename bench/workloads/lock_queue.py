@@ -1,8 +1,7 @@
 from _common import Case, c_mproc, py_anchor
 
 NAME = "lock-queue"
-ABOUT = "queue throughput (8 B, 64 KiB; 1 producer, 1 consumer process), pipe round trips, lock pairs"
-NOTES = ["mproc's locks are not built yet: the lock rows are Python's alone"]
+ABOUT = "queue throughput (8 B, 64 KiB; 1 producer, 1 consumer process), pipe round trips, lock pairs (uncontended; 2 processes)"
 
 
 def cases(quick):
@@ -17,5 +16,8 @@ def cases(quick):
                  group="q64k"),
             Case("mproc-pipe:8B:roundtrip", c_mproc("queue", "mproc-pipe:8B", n=q, bytes=8), q, 2, q * 8, group="rt"),
             Case("py-pipe:8B:roundtrip", py_anchor("queue", "py-pipe", n=q, bytes=8), q, 2, q * 8, group="rt"),
-            Case("py-lock:uncontended", py_anchor("lock", "py-lock:uncontended", n=n), n, 1, n, group="lock"),
-            Case("py-lock:contended", py_anchor("lock", "py-lock:contended", n=n, workers=2), n, 2, n, group="lock")]
+            Case("mproc-lock:uncontended", c_mproc("lock", "mproc-lock:uncontended", n=n), n, 1, n, group="lock1"),
+            Case("py-lock:uncontended", py_anchor("lock", "py-lock:uncontended", n=n), n, 1, n, group="lock1"),
+            Case("mproc-lock:contended", c_mproc("lock", "mproc-lock:contended", n=n, workers=2), n, 2, n,
+                 group="lock2"),
+            Case("py-lock:contended", py_anchor("lock", "py-lock:contended", n=n, workers=2), n, 2, n, group="lock2")]
