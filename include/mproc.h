@@ -15,5 +15,6 @@
 #include <mproc/queue.h>
 #include <mproc/cache.h>
 #include <mproc/sync.h>
+#include <mproc/shm.h>
 
 #endif
