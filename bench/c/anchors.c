@@ -126,6 +126,45 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  if (strcmp(wl, "queue") == 0 && strcmp(sys, "fork-pipe") == 0) {
+    /* the plain-pipe floor for messages: length-prefixed writes to a child; mode=roundtrip echoes back */
+    size_t bytes = (size_t)bench_arg(argc, argv, "bytes", 8);
+    int roundtrip = bench_arg(argc, argv, "roundtrip", 0) != 0;
+    int to[2], back[2];
+    if (pipe(to) || pipe(back)) return 1;
+    char *buf = calloc(1, bytes + 8);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(to[1]);
+      close(back[0]);
+      for (size_t i = 0; i < n; i++) {
+        uint64_t len;
+        if (full_io(to[0], &len, sizeof len, 0) < 0 || full_io(to[0], buf, len, 0) < 0) _exit(1);
+        if (roundtrip && (full_io(back[1], &len, sizeof len, 1) < 0 || full_io(back[1], buf, len, 1) < 0)) _exit(1);
+      }
+      _exit(0);
+    }
+    close(to[0]);
+    close(back[1]);
+    uint64_t total = 0;
+    t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+      uint64_t len = bytes;
+      full_io(to[1], &len, sizeof len, 1);
+      full_io(to[1], buf, bytes, 1);
+      if (roundtrip) {
+        full_io(back[0], &len, sizeof len, 0);
+        full_io(back[0], buf, len, 0);
+      }
+      total += bytes;
+    }
+    close(to[1]);
+    waitpid(pid, NULL, 0);
+    dt = bench_now() - t0;
+    bench_report(dt, total, NULL);
+    return 0;
+  }
+
   if (strcmp(sys, "fork-pipe") == 0) {
     /* a plain pool: W forked workers, a pipe each way; the parent hands out chunks [lo, hi) to whichever
      * worker is free and gets the chunk's results back.  Start-up is timed for the startup workload. */
