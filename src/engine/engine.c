@@ -954,17 +954,8 @@ void mproc__engine_stop(mproc__engine *e) {
     mproc__engine_cancel_pending(e);
     /* a grace period for what runs, then the workers are killed with the template */
     double deadline = mproc__deadline(1.0);
-    while (e->outstanding > 0 && mproc__remaining(deadline) > 0 && e->ready && !e->start_error) {
-      struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      double left = mproc__remaining(deadline);
-      ts.tv_sec += (time_t)left;
-      ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-      e->waiters++;
-      pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
-      e->waiters--;
-    }
+    while (e->outstanding > 0 && mproc__remaining(deadline) > 0 && e->ready && !e->start_error)
+      mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, deadline);
     /* idle workers are told to stop, so they run their finalizer and exit; what still runs or does not
      * answer within half a second is killed with the template */
     if (e->backend == MPROC_BACKEND_PROCESS && e->ready && !e->start_error && !e->broken) {
@@ -983,16 +974,7 @@ void mproc__engine_stop(mproc__engine *e) {
           }
           any |= w->pid != 0 || w->spawning;
         }
-        if (!any || mproc__remaining(until) == 0) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double left = mproc__remaining(until);
-        ts.tv_sec += (time_t)left;
-        ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        e->waiters++;
-        pthread_cond_timedwait(&e->done_cv, &e->lock, &ts);
-        e->waiters--;
+        if (!any || mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, until) == MPROC_ETIMEDOUT) break;
       }
     }
     e->quitting = true;

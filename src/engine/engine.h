@@ -296,6 +296,9 @@ bool mproc__sigint_seen(uint32_t since);
 bool mproc__sigint_active(void);
 void mproc__sigint_end(void);
 
+/* future.c: one wait on cv (lock held) until woken or the absolute monotonic deadline (INFINITY: none),
+ * counted in *waiters (may be NULL) while it sleeps.  0, or -ETIMEDOUT when the deadline had passed. */
+int mproc__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline);
 /* future.c: waits on cv (with lock held) until pred(arg) or the deadline; counts itself in *waiters
  * (may be NULL) while it sleeps.  0 or -ETIMEDOUT. */
 int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,

@@ -84,27 +84,31 @@ void mproc__run_cb_list(struct cb_node *list) {
   }
 }
 
+int mproc__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline) {
+  if (waiters) (*waiters)++;
+  if (isinf(deadline)) {
+    pthread_cond_wait(cv, lock);
+  } else {
+    double left = mproc__remaining(deadline);
+    if (left <= 0) {
+      if (waiters) (*waiters)--;
+      return MPROC_ETIMEDOUT;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)left;
+    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(cv, lock, &ts);
+  }
+  if (waiters) (*waiters)--;
+  return 0;
+}
+
 int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                            bool (*pred)(void *), void *arg) {
-  while (!pred(arg)) {
-    if (waiters) (*waiters)++;
-    if (isinf(deadline)) {
-      pthread_cond_wait(cv, lock);
-    } else {
-      double left = mproc__remaining(deadline);
-      if (left <= 0) {
-        if (waiters) (*waiters)--;
-        return MPROC_ETIMEDOUT;
-      }
-      struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      ts.tv_sec += (time_t)left;
-      ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-      pthread_cond_timedwait(cv, lock, &ts);
-    }
-    if (waiters) (*waiters)--;
-  }
+  while (!pred(arg))
+    if (mproc__cond_timedwait(cv, lock, waiters, deadline) == MPROC_ETIMEDOUT) return MPROC_ETIMEDOUT;
   return 0;
 }
 
