@@ -166,50 +166,6 @@ size_t mproc__page_size(void) {
   return p > 0 ? (size_t)p : 4096;
 }
 
-int mproc__send_fd(int sock, int fd, const void *data, size_t len) {
-  char dummy = 0;
-  struct iovec iov = {.iov_base = len ? (void *)data : &dummy, .iov_len = len ? len : 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  for (;;) {
-    ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (r >= 0) return 0;
-    if (errno != EINTR) return -errno;
-  }
-}
-
-int mproc__recv_fd(int sock, int *fd, void *data, size_t len) {
-  char dummy;
-  struct iovec iov = {.iov_base = len ? data : &dummy, .iov_len = len ? len : 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-  ssize_t r;
-  do {
-    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) return -errno;
-  if (r == 0) return -ECONNRESET;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      memcpy(fd, CMSG_DATA(c), sizeof *fd);
-      return 0;
-    }
-  }
-  return -EBADMSG;
-}
-
 int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t len) {
   if (nfds < 0 || nfds > 4) return -EINVAL;
   char dummy = 0;
@@ -283,4 +239,13 @@ void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err) {
 int mproc__pidfd_open(pid_t pid) {
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);
   return fd >= 0 ? fd : -errno;
+}
+
+int mproc__send_fd(int sock, int fd, const void *data, size_t len) { return mproc__send_fds(sock, &fd, 1, data, len); }
+
+int mproc__recv_fd(int sock, int *fd, void *data, size_t len) {
+  int n = 1;
+  int r = mproc__recv_fds(sock, fd, &n, data, len);
+  if (r < 0) return r;
+  return n == 1 ? 0 : -EBADMSG; /* a message that carried no descriptor */
 }
