@@ -21,6 +21,21 @@ void mproc__job_free(mproc__job *j) {
   mproc__free(j);
 }
 
+mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double timeout, int retries) {
+  mproc__job *j = mproc__calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->kind = JOB_BATCH;
+  j->fn = m->fn;
+  j->map = m;
+  j->first = (int64_t)first;
+  j->count = (uint32_t)count;
+  j->arg = m->in_size ? m->in + first * m->in_size : NULL;
+  j->arg_len = count * m->in_size;
+  j->timeout = timeout;
+  j->retries_left = retries;
+  return j;
+}
+
 void mproc__engine_wake_manager(mproc__engine *e) {
   if (!e->sh) return;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);

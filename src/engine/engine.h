@@ -276,6 +276,8 @@ void mproc__engine_abort_map(mproc__engine *e, mproc__map *m);
 /* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */
 void mproc__engine_kill_worker(mproc__engine *e, int i, int reason);
 void mproc__job_free(mproc__job *j);
+/* A new batch job for items [first, first+count) of map m (not yet queued: no id), or NULL without memory. */
+mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double timeout, int retries);
 /* Wakes the threads waiting on done_cv, if any (lock held). */
 static inline void mproc__engine_notify(mproc__engine *e) {
   if (e->waiters > 0) pthread_cond_broadcast(&e->done_cv);

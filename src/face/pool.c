@@ -336,17 +336,8 @@ static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t
       jobs = more;
       cap *= 2;
     }
-    mproc__job *j = mproc__calloc(1, sizeof *j);
+    mproc__job *j = mproc__batch_new(m, at, count, timeout, retries);
     if (!j) goto oom;
-    j->kind = JOB_BATCH;
-    j->fn = m->fn;
-    j->map = m;
-    j->first = (int64_t)at;
-    j->count = (uint32_t)count;
-    j->arg = m->in_size ? m->in + at * m->in_size : NULL;
-    j->arg_len = count * m->in_size;
-    j->timeout = timeout;
-    j->retries_left = retries;
     jobs[nb++] = j;
     at += count;
   }

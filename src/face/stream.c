@@ -75,17 +75,8 @@ static int refill(mproc_stream *s) {
     /* a batch never wraps around the end of the window */
     if (count > m->window - first % m->window) count = m->window - first % m->window;
     if (first + count > s->low + m->window) break; /* window full */
-    mproc__job *j = mproc__calloc(1, sizeof *j);
+    mproc__job *j = mproc__batch_new(m, first, count, s->timeout, s->retries);
     if (!j) return MPROC_ENOMEM;
-    j->kind = JOB_BATCH;
-    j->fn = m->fn;
-    j->map = m;
-    j->first = (int64_t)first;
-    j->count = (uint32_t)count;
-    j->arg = m->in_size ? m->in + first * m->in_size : NULL;
-    j->arg_len = count * m->in_size;
-    j->timeout = s->timeout;
-    j->retries_left = s->retries;
     j->id = ++e->next_id;
     for (size_t k = 0; k < count; k++) {
       size_t slot = (first + k) % m->window;
