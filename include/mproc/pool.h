@@ -60,6 +60,11 @@ typedef struct mproc_pool_opts {
    * VECLIB_MAXIMUM_THREADS set to max(1, CPUs / workers) unless already set (joblib's guard against
    * oversubscription).  Nonzero leaves the environment alone. */
   int keep_thread_env;
+  /* joblib's max_nbytes: a submitted task's argument of at least this many bytes is copied once into the
+   * shared arena (see mproc_shared_alloc() in mproc/shm.h), where its worker reads it in place, instead of
+   * being streamed through the worker's ring into a second copy.  0: 1 MiB; SIZE_MAX: never.  Process
+   * backend only.  (Map and parallel inputs in the arena are always read in place.) */
+  size_t max_nbytes;
 } mproc_pool_opts;
 
 /* Optional; call it first thing in main, while the program is small and has one thread: starts mproc's

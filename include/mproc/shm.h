@@ -49,6 +49,31 @@ MPROC_API size_t mproc_array_length(const mproc_array *a);
 MPROC_API mproc_lock *mproc_array_lock(const mproc_array *a); /* NULL without a lock */
 MPROC_API void mproc_array_destroy(mproc_array *a);
 
+/* ---- shared allocations: memory every worker sees, whenever it was made (joblib's memmapped arrays) ----
+ * mproc_shared_alloc() returns zero-filled memory from the process's shared arena: one memory file mapped at
+ * the same address in this process and in every process forked while the arena exists, which includes the
+ * workers of every process-backend pool (also pools created before the allocation, and replacement workers)
+ * and the fork server.  A pointer into it means the same bytes in the caller and in every worker, so:
+ *   - a task may receive such pointers inside its argument bytes and read or write the memory in place;
+ *   - mproc_pool_map(), mproc_parallel_run() and the streams read `in` in place, with no copy through the
+ *     workers' rings, when it lies in the arena, and a map or parallel run writes `out` in place when it
+ *     does (each worker stores its results straight into the caller's array).
+ * Blocks are page-aligned (2 MiB-aligned from 2 MiB: meant for arrays, not small objects).  The arena
+ * reserves address space only: MPROC_SHARED_BYTES sets its size (a byte count with an optional k, m, g or t
+ * suffix; default the machine's memory, at least 1 GiB), pages are allocated when first touched, and a freed
+ * block's pages are returned to the system at once, in every process.  Only the process that made the arena
+ * allocates from it (in a worker, mproc_shared_alloc() makes a separate arena of its own).  The arena is
+ * unmapped when its last block is freed and no pool or fork server uses it.  Thread-safe. */
+
+/* A zero-filled shared block of size bytes, or NULL with errno ENOMEM (the arena is full or the system is
+ * out of memory) or EINVAL (size 0). */
+MPROC_API void *mproc_shared_alloc(size_t size);
+/* Frees a block from mproc_shared_alloc(): 0 (also for NULL), or -EINVAL when p is not such a block (no
+ * effect).  Workers must be done with it: its pages read as zeros afterwards everywhere. */
+MPROC_API int mproc_shared_free(void *p);
+/* 1 when [p, p+len) lies in this process's shared arena (what workers see in place), else 0. */
+MPROC_API int mproc_shared_contains(const void *p, size_t len);
+
 /* ---- atomics on shared words (8-byte aligned), for counters without a lock ---- */
 static inline int64_t mproc_atomic_add_i64(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
 static inline int64_t mproc_atomic_load_i64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "ipc/arena.h"
 
 #define MAX_TEMPLATES 256
 
@@ -137,17 +138,26 @@ int mproc_init(int *argc, char ***argv) {
     return MPROC_EALREADY;
   }
   srv.sock = -1; /* a server inherited through fork is not ours */
+  /* the shared arena exists before the server, so the server's templates and workers have it; the server
+   * holds a reference until mproc_shutdown() */
+  int r = mproc__arena_ref();
+  if (r < 0) {
+    pthread_mutex_unlock(&srv.lock);
+    return r;
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     int err = -errno;
+    mproc__arena_unref();
     pthread_mutex_unlock(&srv.lock);
     return err;
   }
   struct sctx c = {sv[1], sv[0]};
-  int r = mproc__plat_spawn(&srv.pid, &srv.pidfd, server_entry, &c);
+  r = mproc__plat_spawn(&srv.pid, &srv.pidfd, server_entry, &c);
   close(sv[1]);
   if (r < 0) {
     close(sv[0]);
+    mproc__arena_unref();
     pthread_mutex_unlock(&srv.lock);
     return r;
   }
@@ -196,6 +206,7 @@ void mproc_shutdown(void) {
     int st;
     mproc__plat_wait(srv.pid, srv.pidfd, -1, &st);
     mproc__plat_close(srv.pidfd);
+    mproc__arena_unref();
   }
   srv.sock = -1;
   srv.pidfd = -1;

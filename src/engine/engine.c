@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "ipc/arena.h"
 
 #define INFLIGHT_PER_WORKER 2
 #define MANAGER_SPIN_ROUNDS 50
@@ -17,7 +18,8 @@
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
   if (j->kind == JOB_BATCH && j->map) j->map->batches_done++;
-  mproc__free(j->arg_owned);
+  if (j->arg_shared) mproc__arena_free(j->arg_owned);
+  else mproc__free(j->arg_owned);
   mproc__free(j);
 }
 
@@ -34,6 +36,13 @@ mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double t
   j->timeout = timeout;
   j->retries_left = retries;
   return j;
+}
+
+void mproc__map_share(const mproc__engine *e, mproc__map *m) {
+  bool threads = e->backend == MPROC_BACKEND_THREAD;
+  size_t in_len = m->n * m->in_size, out_len = m->n * m->out_size;
+  m->in_shared = m->in && in_len && (threads || mproc__arena_has(m->in, in_len));
+  m->out_shared = m->out && out_len && !m->window && (threads || mproc__arena_has(m->out, out_len));
 }
 
 void mproc__engine_wake_manager(mproc__engine *e) {
@@ -250,11 +259,14 @@ void mproc__engine_dispatch(mproc__engine *e) {
       j->fut->out.worker = i;
     }
     if (j->timeout > 0) e->timeouts_active = true;
+    bool in_place = j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared;
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC, .kind = (uint32_t)j->kind, .id = j->id,
                            .fn = (uint64_t)(uintptr_t)j->fn, .first = j->kind == JOB_BATCH ? j->first : -1,
                            .count = j->count, .attempt = (uint32_t)j->attempts, .timed = j->timeout > 0,
-                           .payload_len = j->arg_len};
+                           .payload_len = in_place ? 0 : j->arg_len, .in_len = j->arg_len,
+                           .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
     if (j->kind == JOB_BATCH) {
+      if (j->map->out_shared) w->tx_hdr.out_addr = (uint64_t)(uintptr_t)mproc__map_out(j->map, j->first);
       w->tx_hdr.token = j->map->token;
       w->tx_hdr.seed = j->map->seed;
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
@@ -364,7 +376,7 @@ static bool rx_progress(mproc__engine *e, int i) {
     if (w->rx_stage == 2) {
       mproc__job *j = w->head;
       size_t total = w->rx_hdr.payload_len;
-      size_t nout = j->kind == JOB_BATCH ? (size_t)j->count * j->map->out_size : 0;
+      size_t nout = j->kind == JOB_BATCH && !j->map->out_shared ? (size_t)j->count * j->map->out_size : 0;
       if (j->kind == JOB_TASK && !rx_grow(w, total ? total : 1)) return progressed; /* retried later */
       if (j->kind == JOB_BATCH && total > nout && !rx_grow(w, total - nout)) return progressed;
       while (w->rx_done < total) {

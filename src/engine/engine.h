@@ -50,6 +50,10 @@ typedef struct wire_job {
   uint64_t token;       /* batch: its map's token; the worker skips batches of aborted maps */
   uint64_t seed;        /* the run seed behind mproc_task_seed() */
   uint64_t payload_len;
+  /* Arguments in the shared arena (see ipc/arena.h) are read in place: in_addr is then their address and
+   * no payload follows; in_len is the argument bytes of a task either way.  out_addr: a batch's records go
+   * straight there (its map's output array is in the arena) instead of back through the ring. */
+  uint64_t in_addr, in_len, out_addr;
 } wire_job;
 
 /* A result on the wire (worker -> caller), followed by msg_len bytes of message, then payload_len bytes:
@@ -118,6 +122,7 @@ typedef struct mproc__job {
   const void *arg;
   size_t arg_len;
   void *arg_owned;            /* the copy a submitted task owns */
+  bool arg_shared;            /* arg_owned is a block of the shared arena: workers read it in place */
   struct mproc__map *map;     /* batch */
   int64_t first;
   uint32_t count;
@@ -186,6 +191,7 @@ typedef struct mproc__map {
    * has window 0 and writes item i at out[i] */
   size_t window;
   bool unordered;
+  bool in_shared, out_shared; /* workers read in / write out in place (mproc__map_share) */
   unsigned char *slot_done;   /* per slot: 1 when its item completed */
   int *slot_code;
   char **slot_msg;            /* failure messages, allocated only for failures */
@@ -242,6 +248,7 @@ typedef struct mproc__engine {
   bool ready;
   struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
   bool timeouts_active;
+  bool arena_ref;             /* holds a reference on the shared arena (process backend) */
 } mproc__engine;
 
 struct mproc_pool {
@@ -278,6 +285,10 @@ void mproc__engine_kill_worker(mproc__engine *e, int i, int reason);
 void mproc__job_free(mproc__job *j);
 /* A new batch job for items [first, first+count) of map m (not yet queued: no id), or NULL without memory. */
 mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double timeout, int retries);
+/* Decides whether the workers of e read m's input and write its output in place: when they lie in the
+ * shared arena, or for any memory with the thread backend (output only for a plain map: streams keep
+ * results in their own window). */
+void mproc__map_share(const mproc__engine *e, mproc__map *m);
 /* Wakes the threads waiting on done_cv, if any (lock held). */
 static inline void mproc__engine_notify(mproc__engine *e) {
   if (e->waiters > 0) pthread_cond_broadcast(&e->done_cv);

@@ -76,6 +76,8 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       break;
     }
     if (j.payload_len) mproc__ring_get_all(slot->in, arg, j.payload_len);
+    /* the arguments: in place in the shared arena, or the payload just read */
+    const unsigned char *in = j.in_addr ? (const unsigned char *)(uintptr_t)j.in_addr : arg;
     mproc_task_fn fn = (mproc_task_fn)(uintptr_t)j.fn;
     wire_result r = {.kind = j.kind, .id = j.id};
     mproc_task t;
@@ -87,18 +89,21 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       mproc__task_begin(&t, &priv, NULL, 0, index, -1);
       t.attempt = (int)j.attempt;
       priv.seed = j.seed;
-      r.code = mproc__task_finish_code(&t, fn(j.payload_len ? arg : NULL, j.payload_len, &t));
+      r.code = mproc__task_finish_code(&t, fn(j.in_len ? in : NULL, j.in_len, &t));
       r.busy_ns = mproc__now_ns() - t0;
       send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
     } else if (batch_aborted(sh, j.token)) {
       r.code = MPROC_ECANCELED;
       send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
-      size_t nout = (size_t)j.count * j.out_size;
+      /* the records: straight into the caller's array when it is shared, else sent back after the batch */
+      unsigned char *out = (unsigned char *)(uintptr_t)j.out_addr;
+      size_t nout = out ? 0 : (size_t)j.count * j.out_size;
       if (!grow(&outbuf, &out_cap, nout)) {
         code = 121;
         break;
       }
+      if (!out) out = outbuf;
       size_t nfail = 0;
       uint64_t t0 = mproc__now_ns();
       __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
@@ -108,12 +113,12 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
         /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
         if (j.timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
         __atomic_store_n(&slot->running_item, index_i, __ATOMIC_RELEASE);
-        unsigned char *rec = outbuf + (size_t)i * j.out_size;
+        unsigned char *rec = out + (size_t)i * j.out_size;
         mproc__task_begin(&t, &priv, j.out_size ? rec : NULL, j.out_size, index, index_i);
         priv.fixed = 1;
         priv.seed = j.seed;
         t.attempt = (int)j.attempt;
-        const void *a = j.in_size ? arg + (size_t)i * j.in_size : NULL;
+        const void *a = j.in_size ? in + (size_t)i * j.in_size : NULL;
         int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
         mproc__task_pad_record(&t, rec, j.out_size);
         if (item_code != 0) {

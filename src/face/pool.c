@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "engine/engine.h"
+#include "ipc/arena.h"
 
 int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
 
@@ -64,8 +65,15 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
   p->eng.use_forkserver = forkserver;
-  int r = mproc__engine_start(&p->eng, opts);
+  int r = 0;
+  if (backend == MPROC_BACKEND_PROCESS) {
+    /* the arena exists before the template is made, so every worker has it (see ipc/arena.h) */
+    r = mproc__arena_ref();
+    p->eng.arena_ref = r == 0;
+  }
+  if (r == 0) r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
+    if (p->eng.arena_ref) mproc__arena_unref();
     mproc__free(p);
     return r;
   }
@@ -113,10 +121,19 @@ int mproc_pool_terminate(mproc_pool *pool) {
 void mproc_pool_destroy(mproc_pool *pool) {
   if (!pool) return;
   mproc__engine_stop(&pool->eng);
+  if (pool->eng.arena_ref) mproc__arena_unref();
   mproc__free(pool);
 }
 
 /* ---- submit ---- */
+
+/* Task arguments of at least this many bytes go through the shared arena (process backend only: threads
+ * read the job's copy anyway, and the serial backend passes it directly). */
+static size_t share_threshold(const mproc__engine *e) {
+  if (e->backend != MPROC_BACKEND_PROCESS) return SIZE_MAX;
+  size_t t = e->opts.max_nbytes;
+  return t ? t : (size_t)1 << 20;
+}
 
 static int resolve_retries(const mproc__engine *e, int r) { return r < 0 ? 0 : (r > 0 ? r : e->opts.max_retries); }
 
@@ -129,8 +146,14 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   if (e->backend == MPROC_BACKEND_THREAD && opts->timeout > 0) return MPROC_ENOTSUP;
   mproc__job *j = mproc__calloc(1, sizeof *j);
   if (!j) return MPROC_ENOMEM;
+  if (arg_len >= share_threshold(e)) {
+    /* one copy that the worker reads in place, instead of one streamed through its ring into another */
+    int err = 0;
+    j->arg_owned = mproc__arena_alloc(arg_len, &err);
+    j->arg_shared = j->arg_owned != NULL;
+  }
+  if (arg_len && !j->arg_owned) j->arg_owned = mproc__malloc(arg_len);
   if (arg_len) {
-    j->arg_owned = mproc__malloc(arg_len);
     if (!j->arg_owned) {
       mproc__free(j);
       return MPROC_ENOMEM;
@@ -425,11 +448,14 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   } else {
     double timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
     int retries = resolve_retries(e, opts->max_retries);
+    mproc__map_share(e, &m);
+    /* what travels through the rings per item: nothing for arrays the workers use in place */
+    size_t in_wire = m.in_shared ? 0 : in_size, out_wire = m.out_shared ? 0 : out_size;
     bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
     /* a probe: two one-item batches per worker, whose measured durations size the rest */
     size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
     if (nprobe > n) nprobe = n;
-    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_size, out_size);
+    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_wire, out_wire);
     int err = 0;
     mproc__job **jobs = NULL;
     size_t nb = make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, 0, timeout, retries, &jobs, &err);
@@ -458,7 +484,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
       if (wr == 0 && !m.stopped) {
         /* about 2 ms of work per batch, and at most what streams through a quarter of a ring */
         double per_item = m.timed_items ? (double)m.busy_ns / (double)m.timed_items : 0;
-        size_t cap = auto_chunk(e, SIZE_MAX / 2, in_size, out_size);
+        size_t cap = auto_chunk(e, SIZE_MAX / 2, in_wire, out_wire);
         size_t target = per_item > 0 ? (size_t)(2e6 / per_item) : cap;
         if (target < 1) target = 1;
         if (target > cap) target = cap;

@@ -157,6 +157,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
     return MPROC_ECLOSED;
   }
   m->token = ++e->next_token;
+  mproc__map_share(e, m);
   int r = e->backend == MPROC_BACKEND_SERIAL ? 0 : refill(s);
   pthread_mutex_unlock(&e->lock);
   if (r < 0) {

@@ -108,6 +108,11 @@ void *mproc__shm_map(int fd, size_t size, int *err);
 /* Maps size bytes of anonymous shared memory (inherited by forked children; no descriptor). */
 void *mproc__shm_map_anon(size_t size, int *err);
 int mproc__shm_unmap(void *addr, size_t size);
+/* Frees the pages of [off, off+len) of a memory file in every process that maps it (they read as zeros
+ * again); the file keeps its size.  0 or negative errno. */
+int mproc__shm_discard(int fd, size_t off, size_t len);
+/* Bytes of physical memory (0 when unknown). */
+size_t mproc__phys_memory(void);
 /* Size of the file behind fd, or negative errno. */
 long long mproc__fd_size(int fd);
 size_t mproc__page_size(void);

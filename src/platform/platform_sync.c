@@ -155,6 +155,16 @@ void *mproc__shm_map_anon(size_t size, int *err) {
 
 int mproc__shm_unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : -errno; }
 
+int mproc__shm_discard(int fd, size_t off, size_t len) {
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) != 0) return -errno;
+  return 0;
+}
+
+size_t mproc__phys_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
 long long mproc__fd_size(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
