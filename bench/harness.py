@@ -28,6 +28,7 @@ class Case:
         self.expected, self.per_task = expected, per_task if per_task is not None else n
         self.extra = extra or {}
         self.times, self.rss = [], 0
+        self.tree_kb = 0  # peak memory of the whole process tree, when the workload samples it
         self.skipped = None
 
 
@@ -59,9 +60,56 @@ def build():
     subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2)], check=True, stdout=subprocess.DEVNULL)
 
 
-def run_once(case, timeout):
-    """Runs one case; returns (seconds, checksum, peak RSS in kB of the system's own process) or None."""
+def _meminfo_kb(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _descendants(root):
+    """root and every process under it (from /proc/*/stat's parent field)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+                parent[int(d)] = int(st[st.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass
+    tree, grew = {root}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree and p not in tree}
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def tree_memory_kb(root, shmem_base):
+    """Memory the process tree holds: the private anonymous memory of each process (Pss_Anon) plus the
+    shared memory made since the run began (/proc/meminfo's Shmem: memfds, /dev/shm files such as joblib's
+    memory maps, shared anonymous mappings), each page counted once however many processes map it."""
+    anon = 0
+    for pid in _descendants(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss_Anon:"):
+                        anon += int(line.split()[1])
+        except OSError:
+            pass
+    return anon + max(0, _meminfo_kb("Shmem") - shmem_base)
+
+
+def run_once(case, timeout, sample_tree=False):
+    """Runs one case; returns (seconds, checksum, peak RSS in kB of the system's own process, peak memory
+    of its whole process tree in kB or 0 when not sampled) or None.  Sampling reads /proc every 20 ms."""
     import tempfile
+    tree_kb = 0
+    shmem_base = _meminfo_kb("Shmem") if sample_tree else 0
+    next_sample = 0.0
     with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
         proc = subprocess.Popen(case.argv, stdout=fout, stderr=ferr, text=True)
         deadline = time.monotonic() + timeout
@@ -69,10 +117,14 @@ def run_once(case, timeout):
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 proc.kill()
                 os.wait4(proc.pid, 0)
                 raise RuntimeError(f"{case.system} timed out after {timeout} s")
+            if sample_tree and now >= next_sample:
+                tree_kb = max(tree_kb, tree_memory_kb(proc.pid, shmem_base))
+                next_sample = now + 0.02
             time.sleep(0.002)
         proc.returncode = os.waitstatus_to_exitcode(status)
         fout.seek(0)
@@ -84,7 +136,7 @@ def run_once(case, timeout):
         raise RuntimeError(f"{case.system} failed ({proc.returncode}): {err.strip()[-400:]}")
     line = [l for l in out.splitlines() if l.startswith("{")][-1]
     res = json.loads(line)
-    return res["seconds"], res["checksum"], usage.ru_maxrss
+    return res["seconds"], res["checksum"], usage.ru_maxrss, tree_kb
 
 
 def load_workloads():
@@ -129,7 +181,7 @@ def main():
                 if c.skipped:
                     continue
                 try:
-                    res = run_once(c, timeout=300)
+                    res = run_once(c, timeout=300, sample_tree=getattr(w, "TREE_MEMORY", False))
                 except RuntimeError as e:
                     failures.append(str(e))
                     c.skipped = "failed"
@@ -137,7 +189,7 @@ def main():
                 if res is None:
                     c.skipped = "not available"
                     continue
-                sec, chk, rss = res
+                sec, chk, rss, tree_kb = res
                 if c.expected is not None and chk != c.expected:
                     failures.append(f"{w.NAME}/{c.system}: wrong answer {chk}, expected {c.expected}")
                     c.skipped = "WRONG ANSWER"
@@ -145,6 +197,7 @@ def main():
                 if r > 0:
                     c.times.append(sec)
                 c.rss = max(c.rss, rss)
+                c.tree_kb = max(c.tree_kb, tree_kb)
         refs = {}
         for c in cases:
             if c.system.startswith("mproc") and c.times and c.group not in refs:
@@ -162,9 +215,13 @@ def main():
             row = {"workload": w.NAME, "system": c.system, "n": c.n, "workers": c.workers, "median_s": med,
                    "min_s": min(c.times), "max_s": max(c.times), "per_task_us": per_us, "peak_rss_kb": c.rss,
                    "ratio_to_mproc": ratio, "reps": len(c.times)}
+            if c.tree_kb:
+                row["tree_peak_mib"] = c.tree_kb / 1024
             row.update(w.extra_fields(c, cases) if hasattr(w, "extra_fields") else {})
             rows.append(row)
             extra = "".join(f"  {k}={v:.3f}" for k, v in row.items() if k in ("efficiency",))
+            if c.tree_kb:
+                extra += f"  tree peak {c.tree_kb / 1024:.0f} MiB"
             print(f"{c.system:32} {c.n:>9} {c.workers:>2} {fmt_s(med)} {fmt_s(min(c.times))}-{fmt_s(max(c.times)).strip():>10}"
                   f" {per_us:9.3f} us {ratio:8.2f}x{extra}")
         for note in getattr(w, "NOTES", []):

@@ -289,6 +289,101 @@ static void wait_and_as_completed(mproc_backend b) {
 MTEST(wait_and_as_completed_process) { wait_and_as_completed(MPROC_BACKEND_PROCESS); }
 MTEST(wait_and_as_completed_serial) { wait_and_as_completed(MPROC_BACKEND_SERIAL); }
 
+/* Live blocks allocated through mproc's allocator (counted by replacing it). */
+static long live_blocks, peak_blocks;
+static void count_block(long d) {
+  long now = __atomic_add_fetch(&live_blocks, d, __ATOMIC_RELAXED);
+  long peak = __atomic_load_n(&peak_blocks, __ATOMIC_RELAXED);
+  while (now > peak && !__atomic_compare_exchange_n(&peak_blocks, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+static void *counting_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p) count_block(1);
+  return p;
+}
+static void *counting_calloc(size_t c, size_t n) {
+  void *p = calloc(c, n);
+  if (p) count_block(1);
+  return p;
+}
+static void *counting_realloc(void *q, size_t n) {
+  void *p = realloc(q, n);
+  if (p && !q) count_block(1);
+  return p;
+}
+static void counting_free(void *p) {
+  if (p) count_block(-1);
+  free(p);
+}
+
+static void as_completed_fed(mproc_backend b) {
+  /* 200,000 tasks through one iterator, at most 64 in flight: what mproc holds stays bounded by the 64 */
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = b}));
+  mproc_as_completed *it;
+  CHECK_OK(mproc_as_completed_create(&it, NULL, 0));
+  mproc_future *f = NULL;
+  CHECK_ERR(mproc_as_completed_add(NULL, f), MPROC_EINVAL);
+  CHECK_ERR(mproc_as_completed_next(it, 0, &f), MPROC_EEOF); /* empty */
+  CHECK_OK(mproc_replace_allocator(counting_malloc, counting_realloc, counting_calloc, counting_free));
+  const int64_t N = 200000, K = 64;
+  int64_t submitted = 0, seen = 0, sum = 0;
+  long base = -1;
+  while (seen < N) {
+    while (submitted < N && submitted - seen < K) {
+      int v = (int)(submitted % 40000);
+      CHECK_OK(mproc_pool_submit(p, square, &v, sizeof v, NULL, &f));
+      CHECK_OK(mproc_as_completed_add(it, f));
+      submitted++;
+    }
+    if (base < 0) {
+      base = __atomic_load_n(&live_blocks, __ATOMIC_RELAXED);
+      __atomic_store_n(&peak_blocks, base, __ATOMIC_RELAXED);
+    }
+    CHECK_OK(mproc_as_completed_next(it, 10.0, &f));
+    const int *r;
+    CHECK_OK(mproc_future_result(f, 0, (const void **)&r, NULL));
+    sum += *r;
+    mproc_future_release(f);
+    seen++;
+  }
+  long peak = __atomic_load_n(&peak_blocks, __ATOMIC_RELAXED);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(mproc_as_completed_next(it, 0, &f), MPROC_EEOF);
+  int64_t want = 0;
+  for (int64_t i = 0; i < N; i++) want += (i % 40000) * (i % 40000);
+  CHECK_INT_EQ(sum, want);
+  /* a future with its job and result is a few blocks: 200,000 of them would be ~10^6 */
+  CHECK_INT_CMP(peak - base, <, 40 * K);
+  /* a future of another iterator or pool is refused */
+  mproc_pool *q;
+  CHECK_OK(mproc_pool_create(&q, &(mproc_pool_opts){.workers = 1, .backend = b}));
+  mproc_future *g;
+  int two = 2;
+  CHECK_OK(mproc_pool_submit(q, square, &two, sizeof two, NULL, &g));
+  CHECK_OK(mproc_pool_submit(p, square, &two, sizeof two, NULL, &f));
+  CHECK_OK(mproc_as_completed_add(it, f));
+  CHECK_ERR(mproc_as_completed_add(it, g), MPROC_EINVAL);
+  mproc_as_completed *it2;
+  CHECK_OK(mproc_as_completed_create(&it2, NULL, 0));
+  CHECK_ERR(mproc_as_completed_add(it2, f), MPROC_EBUSY);
+  CHECK_OK(mproc_as_completed_add(it, f)); /* twice: yielded once */
+  mproc_future *y;
+  CHECK_OK(mproc_as_completed_next(it, 10.0, &y));
+  CHECK(y == f);
+  CHECK_ERR(mproc_as_completed_next(it, 0, &y), MPROC_EEOF);
+  mproc_as_completed_destroy(it2);
+  mproc_as_completed_destroy(it);
+  mproc_future_release(f);
+  mproc_future_release(g);
+  mproc_pool_destroy(q);
+  mproc_pool_destroy(p);
+}
+MTEST_TIMEOUT(as_completed_fed_in_bounded_memory_process, 120) { as_completed_fed(MPROC_BACKEND_PROCESS); }
+MTEST_TIMEOUT(as_completed_fed_in_bounded_memory_thread, 120) { as_completed_fed(MPROC_BACKEND_THREAD); }
+MTEST(as_completed_fed_in_bounded_memory_serial) { as_completed_fed(MPROC_BACKEND_SERIAL); }
+
 static void closed_pool(mproc_backend b) {
   mproc_pool *p = make_pool(b, 2, NULL);
   int n = 3;

@@ -6,6 +6,7 @@
 
 #include "bench_common.h"
 
+#include <stdbool.h>
 #include <sys/mman.h>
 
 /* A page shared with processes forked afterwards. */
@@ -57,6 +58,71 @@ static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
 }
 
 static int usage(void) { return 3; }
+
+/* ---- large-array with the array made after the pool ---- */
+
+typedef struct span {
+  const double *p;
+  size_t count;
+} span;
+
+static int span_sum(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  const span *sp = arg;
+  double s = 0;
+  for (size_t i = 0; i < sp->count; i++) s += sp->p[i];
+  return mproc_task_return(t, &s, sizeof s);
+}
+
+static int record_sum(const void *arg, size_t len, mproc_task *t) {
+  const double *p = arg;
+  double s = 0;
+  for (size_t i = 0; i < len / sizeof *p; i++) s += p[i];
+  return mproc_task_return(t, &s, sizeof s);
+}
+
+/* mproc-shared: a pool map whose tasks get spans of an array in the shared arena, made after the pool.
+ * mproc-parallel-shared: a Parallel run over the array itself as n records, read in place.
+ * mproc-parallel-private: the same over a malloc'd array made after the pool: the records stream through
+ * the workers' rings (copied piecewise, never duplicated as a whole). */
+static int large_array_after(const char *sys, size_t n, size_t mib, int workers) {
+  mproc_parallel *par = NULL;
+  mproc_pool *pool = NULL;
+  bool parallel = strncmp(sys, "mproc-parallel", 14) == 0, shared = strstr(sys, "private") == NULL;
+  if (parallel ? mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers})
+               : mproc_pool_create(&pool, &(mproc_pool_opts){.workers = workers}))
+    return 1;
+  size_t count = mib * (1 << 20) / sizeof(double), chunk = count / n;
+  if (chunk * n != count) return usage();
+  double *a = shared ? mproc_shared_alloc(count * sizeof *a) : malloc(count * sizeof *a);
+  double *out = shared ? mproc_shared_alloc(n * sizeof *out) : malloc(n * sizeof *out);
+  span *spans = malloc(n * sizeof *spans);
+  if (!a || !out || !spans) return 1;
+  for (size_t i = 0; i < count; i++) a[i] = (double)(i % 1000);
+  for (size_t c = 0; c < n; c++) spans[c] = (span){a + c * chunk, chunk};
+  double t0 = bench_now();
+  int rc = parallel ? mproc_parallel_run(par, record_sum, a, n, chunk * sizeof *a, out, sizeof *out, NULL, NULL)
+                    : mproc_pool_map(pool, span_sum, spans, n, sizeof *spans, out, sizeof *out, NULL, NULL);
+  double dt = bench_now() - t0;
+  if (rc) {
+    fprintf(stderr, "map: %s\n", mproc_strerror(rc));
+    return 1;
+  }
+  double s = 0;
+  for (size_t c = 0; c < n; c++) s += out[c];
+  if (shared) {
+    mproc_shared_free(a);
+    mproc_shared_free(out);
+  } else {
+    free(a);
+    free(out);
+  }
+  free(spans);
+  mproc_parallel_destroy(par);
+  mproc_pool_destroy(pool);
+  bench_report(dt, (uint64_t)llround(s), NULL);
+  return 0;
+}
 
 /* ---- queue and pipe (the lock-queue workload) ---- */
 static mproc_queue *g_queue;
@@ -258,6 +324,9 @@ int main(int argc, char **argv) {
     bench_report(dt, (uint64_t)r, NULL);
     return 0;
   }
+
+  if (strcmp(wl, "large-array") == 0 && (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))
+    return large_array_after(sys, n, (size_t)bench_arg(argc, argv, "mib", 64), workers);
 
   g_rate = bench_calibrate();
   g_us = bench_arg(argc, argv, "us", 1000);

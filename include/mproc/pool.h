@@ -211,8 +211,15 @@ MPROC_API int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeo
 typedef struct mproc_as_completed mproc_as_completed;
 /* 0, -EINVAL, -ENOMEM, -EBUSY (a future already belongs to another iterator). */
 MPROC_API int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs, size_t n);
+/* Adds one more future (of the same pool) to the iterator, which may have been created empty (fs NULL, n
+ * 0).  Feeding it while draining it keeps memory bounded by the futures in flight, not by the total: submit
+ * and add until K are in flight, then take one with mproc_as_completed_next(), release it, submit the next
+ * (docs/pool.md shows the loop; a test runs 200,000 tasks that way in bounded memory).  0, -EINVAL
+ * (NULL, a future of another pool), -EBUSY (it belongs to another iterator), -ENOMEM. */
+MPROC_API int mproc_as_completed_add(mproc_as_completed *it, mproc_future *f);
 /* Stores the next completed future in *f (the iterator keeps no reference: the caller's stays valid) and
- * returns 0; MPROC_EEOF when every future has been yielded; -ETIMEDOUT when none completed in time. */
+ * returns 0; MPROC_EEOF when every future added so far has been yielded (or released); -ETIMEDOUT when none
+ * completed in time. */
 MPROC_API int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f);
 MPROC_API void mproc_as_completed_destroy(mproc_as_completed *it);
 

@@ -11,11 +11,16 @@ struct cb_node {
   struct cb_node *next;
 };
 
+/* Members sit in slots (fs[iter_index]); a slot is freed when its future is yielded or released and reused
+ * by the next mproc_as_completed_add(), so an iterator fed as it drains stays as small as its peak number of
+ * members, whatever the total. */
 struct mproc_as_completed {
   mproc__engine *eng;
   mproc_future **fs;
-  size_t n, yielded;
-  mproc_future *q_head, *q_tail; /* completed, not yet yielded */
+  size_t cap, used;               /* slots allocated; slots ever handed out (fs[used..cap) never were) */
+  size_t *free_slots, nfree;      /* freed slots, to reuse (capacity cap) */
+  size_t n, yielded;              /* members added (duplicates included), and yielded or released */
+  mproc_future *q_head, *q_tail;  /* completed, not yet yielded */
 };
 
 mproc_future *mproc__future_new(mproc__engine *e) {
@@ -48,6 +53,14 @@ static void iter_push(struct mproc_as_completed *it, mproc_future *f) {
   if (it->q_tail) it->q_tail->iter_next = f;
   else it->q_head = f;
   it->q_tail = f;
+}
+
+/* f leaves its iterator, yielded or released (lock held); its slot is free again. */
+static void iter_leave(struct mproc_as_completed *it, mproc_future *f) {
+  it->fs[f->iter_index] = NULL;
+  it->free_slots[it->nfree++] = f->iter_index;
+  it->yielded++;
+  f->iter = NULL;
 }
 
 void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
@@ -279,9 +292,7 @@ void mproc_future_release(mproc_future *f) {
       *pp = f->iter_next;
       if (it->q_tail == f) it->q_tail = last;
     }
-    it->fs[f->iter_index] = NULL;
-    it->yielded++; /* a released future will never be yielded */
-    f->iter = NULL;
+    iter_leave(it, f);
   }
   mproc__future_unref_locked(f);
   pthread_mutex_unlock(&e->lock);
@@ -331,18 +342,52 @@ int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_
   return r;
 }
 
+/* Makes room for one more member (lock held, if the iterator has futures): false without memory. */
+static bool iter_reserve(struct mproc_as_completed *it) {
+  if (it->nfree > 0 || it->used < it->cap) return true;
+  size_t cap = it->cap ? 2 * it->cap : 16;
+  mproc_future **fs = mproc__realloc(it->fs, cap * sizeof *fs);
+  if (!fs) return false;
+  it->fs = fs;
+  size_t *fr = mproc__realloc(it->free_slots, cap * sizeof *fr);
+  if (!fr) return false; /* fs grew, which is harmless */
+  it->free_slots = fr;
+  it->cap = cap;
+  return true;
+}
+
+/* Adds f (lock held; room reserved).  A future already in this iterator counts once more but is yielded
+ * once; one in another iterator is refused. */
+static int iter_add(struct mproc_as_completed *it, mproc_future *f) {
+  it->n++;
+  if (f->iter == it) {
+    it->yielded++; /* the same future twice is yielded once */
+    return 0;
+  }
+  if (f->iter) {
+    it->n--;
+    return MPROC_EBUSY;
+  }
+  size_t slot = it->nfree > 0 ? it->free_slots[--it->nfree] : it->used++;
+  it->fs[slot] = f;
+  f->iter = it;
+  f->iter_index = slot;
+  if (f->state == FUT_DONE) iter_push(it, f);
+  return 0;
+}
+
+static void iter_free(struct mproc_as_completed *it) {
+  mproc__free(it->fs);
+  mproc__free(it->free_slots);
+  mproc__free(it);
+}
+
 int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs, size_t n) {
   if (!out || (!fs && n > 0)) return MPROC_EINVAL;
   for (size_t i = 0; i < n; i++)
     if (!fs[i] || fs[i]->eng != fs[0]->eng) return MPROC_EINVAL;
   mproc_as_completed *it = mproc__calloc(1, sizeof *it);
   if (!it) return MPROC_ENOMEM;
-  it->fs = mproc__calloc(n ? n : 1, sizeof *it->fs);
-  if (!it->fs) {
-    mproc__free(it);
-    return MPROC_ENOMEM;
-  }
-  it->n = n;
   if (n == 0) {
     *out = it;
     return 0;
@@ -350,28 +395,29 @@ int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs,
   it->eng = fs[0]->eng;
   pthread_mutex_lock(&it->eng->lock);
   for (size_t i = 0; i < n; i++) {
-    if (fs[i]->iter) {
-      for (size_t k = 0; k < i; k++) fs[k]->iter = NULL;
+    int r = iter_reserve(it) ? iter_add(it, fs[i]) : MPROC_ENOMEM;
+    if (r < 0) {
+      for (size_t k = 0; k < it->used; k++)
+        if (it->fs[k]) it->fs[k]->iter = NULL;
       pthread_mutex_unlock(&it->eng->lock);
-      mproc__free(it->fs);
-      mproc__free(it);
-      return MPROC_EBUSY;
+      iter_free(it);
+      return r;
     }
-    for (size_t k = 0; k < i; k++)
-      if (fs[k] == fs[i]) goto dup; /* the same future twice is yielded once */
-    fs[i]->iter = it;
-    fs[i]->iter_index = i;
-    it->fs[i] = fs[i];
-    if (fs[i]->state == FUT_DONE) iter_push(it, fs[i]);
-  dup:;
   }
-  size_t distinct = 0;
-  for (size_t i = 0; i < n; i++) distinct += it->fs[i] != NULL;
-  it->n = n;
-  it->yielded = n - distinct; /* duplicates count as yielded */
   pthread_mutex_unlock(&it->eng->lock);
   *out = it;
   return 0;
+}
+
+int mproc_as_completed_add(mproc_as_completed *it, mproc_future *f) {
+  if (!it || !f || (it->eng && it->eng != f->eng)) return MPROC_EINVAL;
+  mproc__engine *e = f->eng;
+  pthread_mutex_lock(&e->lock);
+  int r = iter_reserve(it) ? 0 : MPROC_ENOMEM;
+  if (r == 0) r = iter_add(it, f);
+  if (r == 0) it->eng = e;
+  pthread_mutex_unlock(&e->lock);
+  return r;
 }
 
 static bool iter_ready(void *arg) { return ((struct mproc_as_completed *)arg)->q_head != NULL; }
@@ -386,9 +432,7 @@ int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future
     mproc_future *g = it->q_head;
     it->q_head = g->iter_next;
     if (!it->q_head) it->q_tail = NULL;
-    g->iter = NULL;
-    it->fs[g->iter_index] = NULL;
-    it->yielded++;
+    iter_leave(it, g);
     *f = g;
   }
   pthread_mutex_unlock(&it->eng->lock);
@@ -399,10 +443,9 @@ void mproc_as_completed_destroy(mproc_as_completed *it) {
   if (!it) return;
   if (it->eng) {
     pthread_mutex_lock(&it->eng->lock);
-    for (size_t i = 0; i < it->n; i++)
+    for (size_t i = 0; i < it->used; i++)
       if (it->fs[i] && it->fs[i]->iter == it) it->fs[i]->iter = NULL;
     pthread_mutex_unlock(&it->eng->lock);
   }
-  mproc__free(it->fs);
-  mproc__free(it);
+  iter_free(it);
 }
