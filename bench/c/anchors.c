@@ -95,8 +95,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < array_n; i++) array[i] = (double)(i % 1000);
     chunk = (array_n + n - 1) / n;
   }
-  int64_t *out = malloc((n ? n : 1) * sizeof *out);
-  double *fout = malloc((n ? n : 1) * sizeof *fout);
+  /* output arrays are touched before timing, in every system: first-touch page faults are malloc's cost,
+   * not the parallel runtime's */
+  int64_t *out = calloc(1, (n ? n : 1) * sizeof *out);
+  double *fout = calloc(1, (n ? n : 1) * sizeof *fout);
+  memset(out, 0, (n ? n : 1) * sizeof *out);
+  memset(fout, 0, (n ? n : 1) * sizeof *fout);
   uint64_t checksum = 0;
   double t0, dt;
 

@@ -2,6 +2,8 @@ from _common import Case, c_anchor, c_mproc, py_anchor, sum_squares, WORKERS as 
 
 NAME = "tiny"
 ABOUT = "n*n over N items (per-task overhead); Python systems at smaller N, compared per task"
+NOTES = ["mproc-shared: the same map with its input and output arrays in the shared arena "
+         "(mproc_shared_alloc): workers read and write them in place, nothing passes through the rings"]
 
 
 def cases(quick):
@@ -10,7 +12,7 @@ def cases(quick):
     if quick:
         py = {k: v // 5 for k, v in py.items()}
     out = [Case(s, c_mproc("tiny", s, n=n, workers=W), n, W, sum_squares(n))
-           for s in ("mproc-pool", "mproc-executor", "mproc-parallel", "mproc-thread")]
+           for s in ("mproc-pool", "mproc-executor", "mproc-parallel", "mproc-thread", "mproc-shared")]
     out += [Case(s, c_anchor("tiny", s, n=n, workers=W), n, W if s != "serial" else 1, sum_squares(n))
             for s in ("serial", "openmp-static", "openmp-dynamic", "openmp-tasks", "fork-pipe")]
     out += [Case(s, py_anchor("tiny", s, n=k, workers=W), k, W, sum_squares(k)) for s, k in py.items()]

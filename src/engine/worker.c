@@ -108,16 +108,24 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       uint64_t t0 = mproc__now_ns();
       __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
+      /* the context is set up once per batch; per item only what changes (this loop is a tiny map's cost) */
+      mproc__task_begin(&t, &priv, j.out_size ? out : NULL, j.out_size, index, j.first);
+      priv.fixed = 1;
+      priv.seed = j.seed;
+      t.attempt = (int)j.attempt;
       for (uint32_t i = 0; i < j.count; i++) {
         int64_t index_i = j.first + i;
         /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
         if (j.timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
         __atomic_store_n(&slot->running_item, index_i, __ATOMIC_RELEASE);
         unsigned char *rec = out + (size_t)i * j.out_size;
-        mproc__task_begin(&t, &priv, j.out_size ? rec : NULL, j.out_size, index, index_i);
-        priv.fixed = 1;
-        priv.seed = j.seed;
-        t.attempt = (int)j.attempt;
+        if (j.out_size) t.out = rec;
+        t.out_len = 0;
+        t.index = index_i;
+        if (__builtin_expect(priv.fail_code != 0, 0)) { /* left over from an earlier item */
+          priv.fail_code = 0;
+          priv.msg[0] = '\0';
+        }
         const void *a = j.in_size ? in + (size_t)i * j.in_size : NULL;
         int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
         mproc__task_pad_record(&t, rec, j.out_size);
