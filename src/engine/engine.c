@@ -45,6 +45,13 @@ void mproc__map_share(const mproc__engine *e, mproc__map *m) {
   m->out_shared = m->out && out_len && !m->window && (threads || mproc__arena_has(m->out, out_len));
 }
 
+bool mproc__engine_needs_manager(const mproc__engine *e) {
+  if (e->pend_head || e->timeouts_active || !e->ready) return true;
+  for (int i = 0; i < e->nworkers; i++)
+    if (e->ws[i].tx_job) return true;
+  return false;
+}
+
 void mproc__engine_wake_manager(mproc__engine *e) {
   if (!e->sh) return;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -225,6 +232,10 @@ static bool tx_progress(mproc__engine *e, int i) {
     w->tx_done += n;
   }
   if (w->tx_done == total) w->tx_job = NULL;
+  /* waiting for space or not; the manager checks the ring again after this store before it sleeps */
+  uint32_t *waiting = &e->sh->slots[i].tx_waiting;
+  if ((w->tx_job != NULL) != (__atomic_load_n(waiting, __ATOMIC_RELAXED) != 0))
+    __atomic_store_n(waiting, w->tx_job != NULL, __ATOMIC_SEQ_CST);
   return w->tx_done != before;
 }
 
@@ -466,6 +477,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   w->head = w->tail = NULL;
   w->ninflight = 0;
   w->tx_job = NULL;
+  __atomic_store_n(&e->sh->slots[i].tx_waiting, 0, __ATOMIC_RELAXED);
   while (j) {
     mproc__job *next = j->next;
     j->next = NULL;
@@ -837,10 +849,10 @@ static void *manager_main(void *arg) {
       continue;
     }
     e->manager_asleep = true;
-    /* with work outstanding, look at the template at least twice a second: if it died, nothing else
-     * would ever ring the doorbell */
+    /* look at the template at least twice a second: if it died, nothing else would ever ring the
+     * doorbell (also when idle: a submission does not always wake us, see mproc__engine_needs_manager) */
     double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
-    if (e->outstanding > 0 && (wait < 0 || wait > 0.5)) wait = 0.5;
+    if (wait < 0 || wait > 0.5) wait = 0.5;
     pthread_mutex_unlock(&e->lock);
     int fr = mproc__futex_wait(&e->sh->doorbell, seq, wait);
     pthread_mutex_lock(&e->lock);
@@ -916,7 +928,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     mproc__ring_init(s->out, e->ring_size);
     /* the manager's side of both rings sleeps on the doorbell */
     mproc__ring_set_consumer_wake(s->out, &e->sh->manager_sleeping, &e->sh->doorbell);
-    mproc__ring_set_producer_wake(s->in, &e->sh->manager_sleeping, &e->sh->doorbell);
+    mproc__ring_set_producer_wake(s->in, &s->tx_waiting, &e->sh->doorbell);
   }
   e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
   if (!e->ws) {

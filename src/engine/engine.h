@@ -84,6 +84,9 @@ typedef struct tpl_msg {
 typedef struct mproc__slot {
   /* read all the time by both sides, written once */
   _Alignas(MPROC_CACHELINE) mproc__ring *in, *out;
+  /* 1 while the manager has a job record only partly written into `in` and waits for space: the worker
+   * rings the doorbell for freed space only then (not for every job it reads) */
+  uint32_t tx_waiting;
   /* written by the worker per item, read by the manager only after a death or for timeouts: a line of its
    * own, or each store would take the line back from a manager reading the ring pointers (this false
    * sharing cost a third of a tiny map's time) */
@@ -266,6 +269,9 @@ void mproc__engine_stop(mproc__engine *e);
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front);
 void mproc__engine_dispatch(mproc__engine *e);
 void mproc__engine_wake_manager(mproc__engine *e);
+/* Whether the manager has work now (lock held): jobs waiting for a worker, a record only partly written
+ * into a ring, or deadlines to watch. */
+bool mproc__engine_needs_manager(const mproc__engine *e);
 /* Does the manager's work once from any thread holding the lock: reads results, hands out jobs.  A thread
  * about to wait calls it for a few microseconds first, which saves two sleeping hand-offs per round trip.
  * Returns true when anything moved. */

@@ -48,7 +48,7 @@ static void wake_if_sleeping(uint32_t *sleeping, uint32_t *seq) {
   }
 }
 
-size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
+static size_t put_quiet(mproc__ring *r, const void *src, size_t len) {
   uint64_t tail = r->tail; /* only we write it */
   uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
   size_t space = (size_t)(r->size - (tail - head));
@@ -59,8 +59,17 @@ size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
   memcpy(r->data + at, src, first);
   if (len > first) memcpy(r->data, (const unsigned char *)src + first, len - first);
   __atomic_store_n(&r->tail, tail + len, __ATOMIC_RELEASE);
-  wake_if_sleeping(r->c_sleeping, r->c_seq);
   return len;
+}
+
+size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
+  len = put_quiet(r, src, len);
+  if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
+  return len;
+}
+
+void mproc__ring_wake_if_unread(mproc__ring *r) {
+  if (mproc__ring_used(r) > 0) wake_if_sleeping(r->c_sleeping, r->c_seq);
 }
 
 size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len) {
@@ -124,6 +133,19 @@ void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
     p += n;
     len -= n;
     if (len) wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
+  }
+}
+
+void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
+  const unsigned char *p = src;
+  while (len > 0) {
+    size_t n = put_quiet(r, p, len);
+    p += n;
+    len -= n;
+    if (len) {
+      wake_if_sleeping(r->c_sleeping, r->c_seq); /* the consumer must make room */
+      wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
+    }
   }
 }
 

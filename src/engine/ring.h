@@ -55,6 +55,10 @@ size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len);
 /* Blocking forms for the worker side: spin, then sleep on the futex until everything is moved. */
 void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len);
 void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len);
+/* put_all that leaves the consumer asleep (unless it must make room): the producer wakes it later with
+ * mproc__ring_wake_if_unread() only if it has not read the bytes by then. */
+void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len);
+void mproc__ring_wake_if_unread(mproc__ring *r);
 
 /* Waits until the ring has data (consumer side), spinning spin_ns then sleeping at most timeout seconds
  * (< 0 forever).  Returns 1 when data is there, 0 on timeout. */

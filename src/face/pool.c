@@ -198,7 +198,10 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     f->job = j;
     mproc__engine_enqueue(e, j, false);
     mproc__engine_dispatch(e);
-    mproc__engine_wake_manager(e);
+    /* a job already written whole into a worker's ring needs nothing from the manager until its result
+     * comes, and a result wakes a sleeping manager itself: waking it now would cost a system call and a
+     * thread competing for the CPU and the lock (most of a round trip) */
+    if (mproc__engine_needs_manager(e)) mproc__engine_wake_manager(e);
   }
   mproc__engine_run_callbacks(e);
   pthread_mutex_unlock(&e->lock);
