@@ -37,19 +37,27 @@ static void notify(mproc__shared *sh, int sock, tpl_msg m) {
   mproc__futex_wake(&sh->doorbell, 1);
 }
 
-/* Sets OMP_NUM_THREADS & co to max(1, cpus / workers) where the user has not set them. */
-static void limit_thread_env(int workers) {
-  static const char *const vars[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
+static const char *const thread_vars[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                          "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
+
+int mproc__thread_env_value(int workers) {
+  bool all_set = true;
+  for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) all_set = all_set && getenv(thread_vars[i]);
+  if (all_set) return 0;
   int n = mproc_cpu_count() / (workers > 0 ? workers : 1);
+  return n > 0 ? n : 1;
+}
+
+/* Sets OMP_NUM_THREADS & co to n where the user has not set them. */
+static void limit_thread_env(int n) {
   char buf[16];
-  snprintf(buf, sizeof buf, "%d", n > 0 ? n : 1);
-  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) setenv(vars[i], buf, 0);
+  snprintf(buf, sizeof buf, "%d", n);
+  for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) setenv(thread_vars[i], buf, 0);
 }
 
 void mproc__template_main(mproc__shared *sh, int sock) {
   signal(SIGINT, SIG_IGN);
-  if (!sh->conf.keep_thread_env) limit_thread_env(sh->conf.nworkers);
+  if (sh->conf.thread_env_n > 0) limit_thread_env(sh->conf.thread_env_n);
   int n = sh->conf.nworkers;
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);

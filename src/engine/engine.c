@@ -816,10 +816,12 @@ static void *manager_main(void *arg) {
     bool progressed = false;
     handle_template(e);
     if (!e->ready) {
-      bool all = true;
-      /* started once each: a worker whose initializer fails may already be gone again */
-      for (int i = 0; i < e->nworkers; i++) all = all && e->ws[i].ever_spawned;
-      if (all || e->start_error) {
+      /* the pool is usable once one worker has started (the others follow within a fork's time and
+       * take work as they come): creation to first result then costs one worker's start, not all of
+       * them.  "Started" is once: a worker whose initializer fails may already be gone again. */
+      bool any = false;
+      for (int i = 0; i < e->nworkers; i++) any = any || e->ws[i].ever_spawned;
+      if (any || e->start_error) {
         e->ready = true;
         pthread_cond_broadcast(&e->done_cv);
       }
@@ -833,7 +835,9 @@ static void *manager_main(void *arg) {
       spins = 0;
       continue;
     }
-    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0) {
+    /* spin only while results are due: an idle manager (also while workers start) would take the CPU
+     * from the processes it waits for */
+    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0) {
       pthread_mutex_unlock(&e->lock);
       for (int k = 0; k < 20; k++) mproc__cpu_relax();
       pthread_mutex_lock(&e->lock);
@@ -916,7 +920,13 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   unsigned char *init_copy = (unsigned char *)e->sh + rings_end;
   if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
   e->sh->conf = (mproc__wconf){.nworkers = e->nworkers, .max_tasks_per_child = opts->max_tasks_per_child,
-                               .keep_thread_env = opts->keep_thread_env, .initializer = opts->initializer,
+                               .keep_thread_env = opts->keep_thread_env,
+                               /* worked out here rather than in the template, where it would delay the
+                                * first worker by reading the cgroup files in a cold process */
+                               .thread_env_n = opts->keep_thread_env || e->backend != MPROC_BACKEND_PROCESS
+                                                   ? 0
+                                                   : mproc__thread_env_value(e->nworkers),
+                               .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};
   for (int i = 0; i < e->nworkers; i++) {

@@ -102,6 +102,7 @@ typedef struct mproc__wconf {
   int nworkers;
   int max_tasks_per_child;
   int keep_thread_env;
+  int thread_env_n;      /* the value for OMP_NUM_THREADS & co, worked out by the caller (0: leave alone) */
   mproc_task_fn initializer;
   void (*finalizer)(void);
   const void *init_arg;  /* a copy inside the mapping */
@@ -363,6 +364,8 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
 
 /* backend_process.c */
 int mproc__template_start(mproc__engine *e);
+/* max(1, CPUs / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
+int mproc__thread_env_value(int workers);
 void mproc__template_main(mproc__shared *sh, int sock) __attribute__((noreturn));
 
 /* future.c */

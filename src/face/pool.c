@@ -461,7 +461,10 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
     size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_wire, out_wire);
     int err = 0;
     mproc__job **jobs = NULL;
-    size_t nb = make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, 0, timeout, retries, &jobs, &err);
+    /* an automatic chunk size is a target: batches shrink toward the end (guided), so no worker idles
+     * while another finishes a long last batch */
+    size_t guided = probe || opts->chunk_size ? 0 : chunk;
+    size_t nb = make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, timeout, retries, &jobs, &err);
     if (err) {
       pthread_cond_destroy(&m.cv);
       return err;
@@ -481,7 +484,9 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
     int wr = 0;
     if (probe && nprobe < n) {
       m.notify_each = true;
-      struct probe_wait pw = {&m, nprobe};
+      /* measured once each worker's first probe item is back: its second keeps it busy meanwhile */
+      size_t want = (size_t)e->nworkers < nprobe ? (size_t)e->nworkers : nprobe;
+      struct probe_wait pw = {&m, want};
       wr = wait_ticking(e, &m, deadline, probe_done, &pw, hooks, &next_tick);
       m.notify_each = false;
       if (wr == 0 && !m.stopped) {
