@@ -122,3 +122,77 @@ void mproc__template_main(mproc__shared *sh, int sock) {
   }
   _exit(0);
 }
+
+/* ---- the manager's side ---- */
+
+static void send_tpl(mproc__engine *e, tpl_msg m) {
+  while (send(e->tpl_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+void mproc__template_spawn(mproc__engine *e, int i) { send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0}); }
+
+void mproc__template_kill(mproc__engine *e, int i) { send_tpl(e, (tpl_msg){TPL_KILL, i, e->ws[i].pid, SIGKILL}); }
+
+bool mproc__template_gone(mproc__engine *e) {
+  if (e->tpl_sock < 0) return false;
+  char c;
+  return recv(e->tpl_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Closing the socket tells the template to kill and reap every worker and exit; then it is waited for. */
+void mproc__template_stop(mproc__engine *e) {
+  if (e->tpl_sock >= 0) {
+    shutdown(e->tpl_sock, SHUT_RDWR);
+    mproc__plat_close(e->tpl_sock);
+    e->tpl_sock = -1;
+  }
+  if (e->tpl_foreign) {
+    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
+    if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, -1);
+    mproc__plat_close(e->tpl_pidfd);
+    e->tpl_pidfd = -1;
+    e->tpl_pid = 0;
+  } else if (e->tpl_pid > 0) {
+    int st;
+    mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
+    mproc__plat_close(e->tpl_pidfd);
+    e->tpl_pidfd = -1;
+    e->tpl_pid = 0;
+  }
+}
+
+struct start_ctx {
+  mproc__engine *e;
+  int sock, other;
+};
+
+static void template_entry(void *vctx) {
+  struct start_ctx *c = vctx;
+  close(c->other);
+  mproc__template_main(c->e->sh, c->sock);
+}
+
+int mproc__template_start(mproc__engine *e) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  struct start_ctx c = {e, sv[1], sv[0]};
+  int r = mproc__plat_spawn(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
+  mproc__plat_close(sv[1]);
+  if (r < 0) {
+    mproc__plat_close(sv[0]);
+    return r;
+  }
+  e->tpl_sock = sv[0];
+  return 0;
+}
+
+/* MPROC_START_FORK: the template is forked from the manager thread, a copy of the caller. */
+const mproc__backend_ops mproc__backend_fork = {
+    .name = "process (fork)",
+    .start = mproc__template_start,
+    .spawn = mproc__template_spawn,
+    .kill = mproc__template_kill,
+    .gone = mproc__template_gone,
+    .stop_in_manager = mproc__template_stop,
+};

@@ -34,7 +34,7 @@ static void *thread_main(void *varg) {
   return NULL;
 }
 
-int mproc__threads_start(mproc__engine *e) {
+static int threads_start(mproc__engine *e) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
   e->threads = mproc__calloc((size_t)e->nworkers, sizeof *e->threads);
@@ -49,7 +49,7 @@ int mproc__threads_start(mproc__engine *e) {
 }
 
 /* Called by the manager (lock held) where it would ask the template for a worker. */
-void mproc__threads_spawn(mproc__engine *e, int slot) {
+static void threads_spawn(mproc__engine *e, int slot) {
   mproc__slot *s = &e->sh->slots[slot];
   mproc__ring_reset(s->in);
   mproc__ring_reset(s->out);
@@ -68,7 +68,8 @@ void mproc__threads_spawn(mproc__engine *e, int slot) {
 
 /* After the manager has stopped: tell every live worker thread to stop and join it.  Running tasks are
  * waited for: a thread cannot be killed. */
-void mproc__threads_stop(mproc__engine *e) {
+static void threads_stop(mproc__engine *e) {
+  if (!e->threads) return;
   for (int i = 0; i < e->nworkers; i++) {
     if (!e->ws[i].pid) continue;
     wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
@@ -85,3 +86,15 @@ void mproc__threads_stop(mproc__engine *e) {
   mproc__free(e->threads);
   e->threads = NULL;
 }
+
+/* Called by the manager when a thread's end was reported: it has just ended. */
+static void threads_reaped(mproc__engine *e, int slot) { pthread_join(e->threads[slot], NULL); }
+
+const mproc__backend_ops mproc__backend_thread = {
+    .name = "thread",
+    .shares_memory = true,
+    .start = threads_start,
+    .spawn = threads_spawn,
+    .reaped = threads_reaped,
+    .stop_after_manager = threads_stop,
+};

@@ -39,7 +39,7 @@ mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double t
 }
 
 void mproc__map_share(const mproc__engine *e, mproc__map *m) {
-  bool threads = e->backend == MPROC_BACKEND_THREAD;
+  bool threads = e->ops && e->ops->shares_memory;
   size_t in_len = m->n * m->in_size, out_len = m->n * m->out_size;
   m->in_shared = m->in && in_len && (threads || mproc__arena_has(m->in, in_len));
   m->out_shared = m->out && out_len && !m->window && (threads || mproc__arena_has(m->out, out_len));
@@ -289,8 +289,6 @@ void mproc__engine_dispatch(mproc__engine *e) {
   }
 }
 
-static void send_tpl(mproc__engine *e, tpl_msg m);
-
 /* ---- results ---- */
 
 static void pop_inflight(mproc__wstate *w, mproc__job *j) {
@@ -411,26 +409,15 @@ static bool rx_progress(mproc__engine *e, int i) {
 
 /* ---- deaths ---- */
 
-static void send_tpl(mproc__engine *e, tpl_msg m) {
-  while (send(e->tpl_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
-}
-
 void mproc__engine_kill_worker(mproc__engine *e, int i, int reason) {
-  mproc__wstate *w = &e->ws[i];
-  if (e->backend == MPROC_BACKEND_THREAD) return; /* a thread cannot be killed: its task runs to the end */
-  w->kill_reason = reason;
-  send_tpl(e, (tpl_msg){TPL_KILL, i, w->pid, SIGKILL});
+  if (!e->ops->kill) return; /* a thread cannot be killed: its task runs to the end */
+  e->ws[i].kill_reason = reason;
+  e->ops->kill(e, i);
 }
 
 static void spawn_worker(mproc__engine *e, int i) {
-  mproc__wstate *w = &e->ws[i];
-  w->spawning = true;
-  if (e->backend == MPROC_BACKEND_THREAD) {
-    mproc__threads_spawn(e, i);
-  } else {
-    send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
-  }
+  e->ws[i].spawning = true;
+  e->ops->spawn(e, i);
 }
 
 static bool rx_progress(mproc__engine *e, int i);
@@ -607,7 +594,7 @@ static void handle_template(mproc__engine *e) {
       w->spawning = false;
       if (!e->ready && !e->start_error) e->start_error = -m.value;
     } else if (m.op == TPL_DIED) {
-      if (e->backend == MPROC_BACKEND_THREAD) pthread_join(e->threads[m.slot], NULL); /* it has just ended */
+      if (e->ops->reaped) e->ops->reaped(e, m.slot);
       worker_died(e, m.slot, m.value);
     }
   }
@@ -689,13 +676,6 @@ static void template_lost(mproc__engine *e) {
 }
 
 /* True when the template's end of the socket is closed (it died). */
-static bool template_gone(mproc__engine *e) {
-  if (e->backend != MPROC_BACKEND_PROCESS || e->tpl_sock < 0) return false;
-  char c;
-  ssize_t r = recv(e->tpl_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return r == 0;
-}
-
 static bool anything_ready(mproc__engine *e);
 
 void mproc__engine_poll_begin(mproc__engine *e) {
@@ -736,71 +716,10 @@ void mproc__engine_run_callbacks(mproc__engine *e) {
   }
 }
 
-static void stop_template(mproc__engine *e) {
-  if (e->tpl_sock >= 0) {
-    shutdown(e->tpl_sock, SHUT_RDWR);
-    mproc__plat_close(e->tpl_sock);
-    e->tpl_sock = -1;
-  }
-  if (e->tpl_foreign) {
-    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
-    if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, -1);
-    mproc__plat_close(e->tpl_pidfd);
-    e->tpl_pidfd = -1;
-    e->tpl_pid = 0;
-  } else if (e->tpl_pid > 0) {
-    int st;
-    mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
-    mproc__plat_close(e->tpl_pidfd);
-    e->tpl_pidfd = -1;
-    e->tpl_pid = 0;
-  }
-}
-
-/* Gets the template from the fork server (lock held).  MPROC_EEXIST when it could not map the pool at our
- * address: the caller then forks its own. */
-static int forkserver_template(mproc__engine *e) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
-  pid_t pid = 0;
-  int r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
-  mproc__plat_close(sv[1]);
-  if (r == 0) {
-    /* its first word: mapped and ready, or not */
-    tpl_msg m = {0, 0, 0, 0};
-    r = mproc__plat_poll_fd(sv[0], POLLIN, 10.0);
-    ssize_t got = r > 0 ? recv(sv[0], &m, sizeof m, 0) : -1;
-    if (got == (ssize_t)sizeof m && m.op == TPL_READY) {
-      r = 0;
-    } else if (got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED) {
-      r = -m.value;
-    } else {
-      r = MPROC_ECONNRESET;
-    }
-  }
-  if (r < 0) {
-    mproc__plat_close(sv[0]);
-    return r;
-  }
-  e->tpl_sock = sv[0];
-  e->tpl_pid = pid;
-  e->tpl_pidfd = mproc__pidfd_open(pid);
-  e->tpl_foreign = true;
-  return 0;
-}
-
 static void *manager_main(void *arg) {
   mproc__engine *e = arg;
   pthread_mutex_lock(&e->lock);
-  int r;
-  if (e->backend == MPROC_BACKEND_THREAD) {
-    r = mproc__threads_start(e);
-  } else if (e->use_forkserver) {
-    r = forkserver_template(e);
-    if (r == MPROC_EEXIST) r = mproc__template_start(e); /* our address is taken in the server */
-  } else {
-    r = mproc__template_start(e);
-  }
+  int r = e->ops->start(e);
   mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
   e->sh_fd = -1;
   if (r < 0) {
@@ -862,13 +781,12 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
-    if (fr == MPROC_ETIMEDOUT && !e->broken && template_gone(e)) template_lost(e);
+    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) template_lost(e);
   }
   pthread_mutex_unlock(&e->lock);
-  /* The template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
-   * would be killed before reaping the workers.  Closing the socket tells it to kill and reap every worker
-   * and exit. */
-  if (e->backend == MPROC_BACKEND_PROCESS) stop_template(e);
+  /* A template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
+   * would be killed before reaping the workers. */
+  if (e->ops->stop_in_manager) e->ops->stop_in_manager(e);
   return NULL;
 }
 
@@ -901,8 +819,8 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
   e->sh_bytes = rings_end + opts->init_arg_len;
   int err = 0;
-  if (e->use_forkserver) {
-    /* the server's template must map the same memory: a memfd it receives */
+  if (e->ops->needs_memfd) {
+    /* another process (the fork server's template) must map the same memory: a memfd it receives */
     e->sh_fd = mproc__shm_create_fd("mproc-pool", e->sh_bytes);
     if (e->sh_fd < 0) return e->sh_fd;
     e->sh = mproc__shm_map(e->sh_fd, e->sh_bytes, &err);
@@ -923,7 +841,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
                                .keep_thread_env = opts->keep_thread_env,
                                /* worked out here rather than in the template, where it would delay the
                                 * first worker by reading the cgroup files in a cold process */
-                               .thread_env_n = opts->keep_thread_env || e->backend != MPROC_BACKEND_PROCESS
+                               .thread_env_n = opts->keep_thread_env || !e->ops->kill
                                                    ? 0
                                                    : mproc__thread_env_value(e->nworkers),
                                .initializer = opts->initializer,
@@ -1007,7 +925,7 @@ void mproc__engine_stop(mproc__engine *e) {
       mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, deadline);
     /* idle workers are told to stop, so they run their finalizer and exit; what still runs or does not
      * answer within half a second is killed with the template */
-    if (e->backend == MPROC_BACKEND_PROCESS && e->ready && !e->start_error && !e->broken) {
+    if (e->ops->kill && e->ready && !e->start_error && !e->broken) {
       e->draining = true;
       wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
       double until = mproc__deadline(0.5);
@@ -1033,7 +951,7 @@ void mproc__engine_stop(mproc__engine *e) {
     mproc__futex_wake(&e->sh->doorbell, 1);
     pthread_join(e->manager, NULL); /* it has stopped the template, workers and all */
     e->manager_started = false;
-    if (e->backend == MPROC_BACKEND_THREAD && e->threads) mproc__threads_stop(e);
+    if (e->ops->stop_after_manager) e->ops->stop_after_manager(e);
     /* whatever was still in flight was killed with its worker */
     pthread_mutex_lock(&e->lock);
     for (int i = 0; i < e->nworkers; i++) {
@@ -1055,31 +973,3 @@ void mproc__engine_stop(mproc__engine *e) {
   pthread_mutex_destroy(&e->lock);
 }
 
-/* Forks the template from the manager thread (lock held). */
-int mproc__template_start(mproc__engine *e) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
-  struct tctx {
-    mproc__engine *e;
-    int sock, other;
-  } c = {e, sv[1], sv[0]};
-  extern void mproc__template_entry(void *);
-  int r = mproc__plat_spawn(&e->tpl_pid, &e->tpl_pidfd, mproc__template_entry, &c);
-  mproc__plat_close(sv[1]);
-  if (r < 0) {
-    mproc__plat_close(sv[0]);
-    return r;
-  }
-  e->tpl_sock = sv[0];
-  return 0;
-}
-
-void mproc__template_entry(void *vctx);
-void mproc__template_entry(void *vctx) {
-  struct {
-    mproc__engine *e;
-    int sock, other;
-  } *c = vctx;
-  close(c->other);
-  mproc__template_main(c->e->sh, c->sock);
-}

@@ -22,7 +22,11 @@
  * Faults.  When a worker dies, the job it was running completes as CRASHED (or TIMEDOUT when the manager
  * had it killed for its timeout), or is retried; the jobs queued behind it go back to the front of the
  * queue; a batch is split so that only the item that was running fails; rings are reset; a new worker is
- * forked.  Lock order: engine.lock, then nothing (callbacks run unlocked). */
+ * forked.  Lock order: engine.lock, then nothing (callbacks run unlocked).
+ *
+ * Backends.  What differs between backends is one table of functions (mproc__backend_ops, below): start
+ * what makes workers, spawn, kill, notice that it died, stop.  The fork, forkserver and thread backends
+ * are three tables; the engine has no other knowledge of them. */
 #ifndef MPROC_ENGINE_H
 #define MPROC_ENGINE_H
 
@@ -218,6 +222,38 @@ typedef struct mproc__map {
   char first_msg[MPROC_TASK_MSG_MAX];
 } mproc__map;
 
+struct mproc__engine;
+
+/* A backend: how workers are made, killed and stopped.  The engine talks to workers only through their
+ * rings and hears of them only through events on its event socket (tpl_sock: SPAWNED, SPAWN_FAILED, DIED,
+ * with template_events bumped and the doorbell rung), whatever the backend; the table below is the rest.
+ * Process-like backends (fork, forkserver, and later exec and MPI) share the template's protocol and
+ * differ in how the template comes to be; threads answer the same protocol themselves.  The serial backend
+ * has no workers and no table (the faces run its tasks in the caller). */
+typedef struct mproc__backend_ops {
+  const char *name;
+  bool shares_memory;   /* workers see all of the caller's memory (threads): maps use it in place */
+  bool needs_memfd;     /* the shared mapping must be a memory file another process can map */
+  /* In the manager thread, lock held: makes what makes workers.  0 or negative errno. */
+  int (*start)(struct mproc__engine *e);
+  /* Lock held: asks for a worker in slot i; the answer comes as an event. */
+  void (*spawn)(struct mproc__engine *e, int i);
+  /* Lock held: has worker i SIGKILLed; its death comes as an event.  NULL: workers cannot be killed (task
+   * timeouts are refused, terminate and destroy wait for running tasks). */
+  void (*kill)(struct mproc__engine *e, int i);
+  /* Lock held, after worker i's death event: backend bookkeeping (join a thread).  May be NULL. */
+  void (*reaped)(struct mproc__engine *e, int i);
+  /* Whether what makes workers has died (polled twice a second).  May be NULL. */
+  bool (*gone)(struct mproc__engine *e);
+  /* At the end of the manager thread, lock not held: stop what start made and every worker with it. */
+  void (*stop_in_manager)(struct mproc__engine *e);
+  /* After the manager thread has ended, lock not held: stop workers that outlive it (threads). */
+  void (*stop_after_manager)(struct mproc__engine *e);
+} mproc__backend_ops;
+
+/* backend_process.c, forkserver.c, backend_thread.c */
+extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_thread;
+
 typedef struct mproc__engine {
   pthread_mutex_t lock;
   pthread_cond_t done_cv;     /* broadcast when a task completes while someone waits (waiters > 0) */
@@ -228,6 +264,7 @@ typedef struct mproc__engine {
   mproc_pool_opts opts;
   int nworkers;
   mproc_backend backend;
+  const mproc__backend_ops *ops; /* NULL for the serial backend */
   bool closed, quitting;
   bool draining;              /* destroy: workers are told to stop; none is replaced */
   bool broken;                /* the template died: every task fails with MPROC_ELOST */
@@ -248,7 +285,6 @@ typedef struct mproc__engine {
   pid_t tpl_pid;
   int tpl_pidfd;
   bool tpl_foreign;           /* the template is the fork server's child, not ours */
-  bool use_forkserver;
   int sh_fd;                  /* forkserver: the memfd behind sh, until the template has mapped it */
   uint32_t tpl_seen;
   int start_error;
@@ -350,11 +386,9 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
 int mproc__worker_loop(mproc__shared *sh, int slot);
 void mproc__worker_main(mproc__shared *sh, int slot) __attribute__((noreturn));
 
-/* backend_thread.c: the thread backend's side of the template protocol. */
-int mproc__threads_start(mproc__engine *e);
-void mproc__threads_spawn(mproc__engine *e, int slot);
-void mproc__threads_stop(mproc__engine *e);
-static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->backend != MPROC_BACKEND_SERIAL; }
+static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->ops != NULL; }
+/* Workers that cannot be killed (threads): task timeouts are refused. */
+static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e->ops && !e->ops->kill; }
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);
@@ -362,8 +396,13 @@ bool mproc__forkserver_running(void);
  * its pid.  0 or negative errno. */
 int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);
 
-/* backend_process.c */
-int mproc__template_start(mproc__engine *e);
+/* backend_process.c: the template's loop, and the manager's side of it shared by the process-like
+ * backends */
+int mproc__template_start(mproc__engine *e); /* forks a template from the manager thread */
+void mproc__template_spawn(mproc__engine *e, int i);
+void mproc__template_kill(mproc__engine *e, int i);
+bool mproc__template_gone(mproc__engine *e);
+void mproc__template_stop(mproc__engine *e);
 /* max(1, CPUs / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
 int mproc__thread_env_value(int workers);
 void mproc__template_main(mproc__shared *sh, int sock) __attribute__((noreturn));

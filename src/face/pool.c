@@ -64,7 +64,10 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   if (!p) return MPROC_ENOMEM;
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
-  p->eng.use_forkserver = forkserver;
+  p->eng.ops = backend == MPROC_BACKEND_THREAD    ? &mproc__backend_thread
+               : backend == MPROC_BACKEND_SERIAL  ? NULL
+               : forkserver                       ? &mproc__backend_forkserver
+                                                  : &mproc__backend_fork;
   int r = 0;
   if (backend == MPROC_BACKEND_PROCESS) {
     /* the arena exists before the template is made, so every worker has it (see ipc/arena.h) */
@@ -130,7 +133,7 @@ void mproc_pool_destroy(mproc_pool *pool) {
 /* Task arguments of at least this many bytes go through the shared arena (process backend only: threads
  * read the job's copy anyway, and the serial backend passes it directly). */
 static size_t share_threshold(const mproc__engine *e) {
-  if (e->backend != MPROC_BACKEND_PROCESS) return SIZE_MAX;
+  if (!e->ops || e->ops->shares_memory) return SIZE_MAX;
   size_t t = e->opts.max_nbytes;
   return t ? t : (size_t)1 << 20;
 }
@@ -143,7 +146,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   if (!opts) opts = &defaults;
   if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0)) return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
-  if (e->backend == MPROC_BACKEND_THREAD && opts->timeout > 0) return MPROC_ENOTSUP;
+  if (mproc__engine_cannot_kill(e) && opts->timeout > 0) return MPROC_ENOTSUP;
   mproc__job *j = mproc__calloc(1, sizeof *j);
   if (!j) return MPROC_ENOMEM;
   if (arg_len >= share_threshold(e)) {
@@ -183,7 +186,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   }
   j->id = ++e->next_id;
   e->outstanding++;
-  if (e->backend == MPROC_BACKEND_SERIAL) {
+  if (!mproc__engine_has_workers(e)) {
     /* run it here and now */
     j->attempts = 1;
     f->state = FUT_RUNNING;
@@ -426,7 +429,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
       !(opts->timeout >= 0) || out_size > UINT32_MAX)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
-  if (e->backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP;
+  if (mproc__engine_cannot_kill(e) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   int abort_code = 0;
   mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
                   .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
@@ -439,7 +442,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   pthread_cond_init(&m.cv, &ca);
   pthread_condattr_destroy(&ca);
   double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
-  if (e->backend == MPROC_BACKEND_SERIAL) {
+  if (!mproc__engine_has_workers(e)) {
     pthread_mutex_lock(&e->lock);
     bool closed = e->closed;
     pthread_mutex_unlock(&e->lock);

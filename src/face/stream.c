@@ -102,7 +102,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
       out_size > UINT32_MAX || opts->max_retries < -1)
     return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
-  if (e->backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP;
+  if (mproc__engine_cannot_kill(e) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   mproc_stream *s = mproc__calloc(1, sizeof *s);
   if (!s) return MPROC_ENOMEM;
   s->eng = e;
@@ -158,7 +158,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   }
   m->token = ++e->next_token;
   mproc__map_share(e, m);
-  int r = e->backend == MPROC_BACKEND_SERIAL ? 0 : refill(s);
+  int r = !mproc__engine_has_workers(e) ? 0 : refill(s);
   pthread_mutex_unlock(&e->lock);
   if (r < 0) {
     mproc_stream_destroy(s);
@@ -230,7 +230,7 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
     return MPROC_EEOF;
   }
   int r = 0;
-  if (e->backend == MPROC_BACKEND_SERIAL) {
+  if (!mproc__engine_has_workers(e)) {
     if (!item_ready(s)) run_serial_item(s);
   } else {
     r = refill(s);
