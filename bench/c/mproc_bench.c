@@ -59,6 +59,54 @@ static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
 
 static int usage(void) { return 3; }
 
+static int index_square(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t i = mproc_task_index(t), r = i * i;
+  return mproc_task_return(t, &r, sizeof r);
+}
+
+/* ---- many: n submitted tasks collected in completion order, in bounded memory ---- */
+
+/* mproc-as-completed: submit and feed an as_completed iterator, at most 256 in flight, release each
+ * future as it is taken.  mproc-imap-unordered: the same over an index range as a stream. */
+static int many_tasks(const char *sys, size_t n, int workers) {
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = workers})) return 1;
+  uint64_t sum = 0;
+  double t0 = bench_now();
+  if (strcmp(sys, "mproc-as-completed") == 0) {
+    mproc_as_completed *it;
+    if (mproc_as_completed_create(&it, NULL, 0)) return 1;
+    size_t next = 0;
+    for (size_t done = 0; done < n; done++) {
+      for (; next < n && next - done < 256; next++) {
+        mproc_future *f;
+        int64_t x = (int64_t)next;
+        if (mproc_pool_submit(p, tiny, &x, sizeof x, NULL, &f) || mproc_as_completed_add(it, f)) return 1;
+      }
+      mproc_future *f;
+      const void *d;
+      if (mproc_as_completed_next(it, MPROC_FOREVER, &f) || mproc_future_result(f, 0, &d, NULL)) return 1;
+      sum += (uint64_t)*(const int64_t *)d;
+      mproc_future_release(f);
+    }
+    mproc_as_completed_destroy(it);
+  } else if (strcmp(sys, "mproc-imap-unordered") == 0) {
+    mproc_stream *s;
+    if (mproc_pool_imap_unordered(p, index_square, NULL, n, 0, sizeof(int64_t), NULL, &s)) return 1;
+    int64_t index;
+    const void *d;
+    while (mproc_stream_next(s, MPROC_FOREVER, &index, &d, NULL) == 0) sum += (uint64_t)*(const int64_t *)d;
+    mproc_stream_destroy(s);
+  } else {
+    return usage();
+  }
+  double dt = bench_now() - t0;
+  mproc_pool_destroy(p);
+  bench_report(dt, sum, NULL);
+  return 0;
+}
+
 /* ---- large-array with the array made after the pool ---- */
 
 typedef struct span {
@@ -324,6 +372,8 @@ int main(int argc, char **argv) {
     bench_report(dt, (uint64_t)r, NULL);
     return 0;
   }
+
+  if (strcmp(wl, "many") == 0) return many_tasks(sys, n, workers);
 
   if (strcmp(wl, "large-array") == 0 && (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))
     return large_array_after(sys, n, (size_t)bench_arg(argc, argv, "mib", 64), workers);

@@ -13,6 +13,8 @@
 #include "ipc/arena.h"
 
 #define INFLIGHT_PER_WORKER 2
+#define INFLIGHT_SHORT_JOBS 16
+#define SHORT_JOB_NS 20000.0
 #define MANAGER_SPIN_ROUNDS 50
 
 void mproc__job_free(mproc__job *j) {
@@ -200,13 +202,20 @@ static void spawn_worker(mproc__engine *e, int i);
 
 /* ---- dispatch: hand queued jobs to workers with room ---- */
 
+/* Jobs a worker may hold (running and queued in its ring).  Two keep it busy while a result travels back
+ * and bound the imbalance to one queued job; jobs that take microseconds need a deeper queue, or the
+ * worker waits for the manager between every two of them. */
+static int inflight_limit(const mproc__engine *e) {
+  return e->job_ns_avg > 0 && e->job_ns_avg < SHORT_JOB_NS ? INFLIGHT_SHORT_JOBS : INFLIGHT_PER_WORKER;
+}
+
 static int pick_worker(mproc__engine *e) {
   int best = -1;
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid == 0 || w->stopping || w->kill_reason) continue;
     if (w->tx_job) continue; /* still writing a record */
-    if (w->ninflight >= INFLIGHT_PER_WORKER) continue;
+    if (w->ninflight >= inflight_limit(e)) continue;
     if (e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child) continue;
     if (best < 0 || w->ninflight < e->ws[best].ninflight) best = i;
   }
@@ -314,6 +323,8 @@ static void finish_result(mproc__engine *e, int i) {
   pop_inflight(w, j);
   wire_result *h = &w->rx_hdr;
   w->busy_ns += h->busy_ns;
+  /* how long jobs take, smoothed: sizes the workers' queues (inflight_limit) */
+  e->job_ns_avg = e->job_ns_avg > 0 ? 0.9 * e->job_ns_avg + 0.1 * (double)h->busy_ns : (double)h->busy_ns;
   if (j->kind == JOB_BATCH && h->code == 0) {
     j->map->busy_ns += h->busy_ns;
     j->map->timed_items += j->count;

@@ -293,6 +293,7 @@ typedef struct mproc__engine {
   struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
   bool timeouts_active;
   bool arena_ref;             /* holds a reference on the shared arena (process backend) */
+  double job_ns_avg;          /* moving average of a job's run time in a worker (0: none yet) */
 } mproc__engine;
 
 struct mproc_pool {

@@ -62,6 +62,7 @@ static int refill(mproc_stream *s) {
   mproc__engine *e = s->eng;
   mproc__map *m = &s->m;
   size_t workers = (size_t)e->nworkers;
+  bool added = false;
   while (s->next_dispatch < m->n && !m->stopped) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
@@ -88,9 +89,14 @@ static int refill(mproc_stream *s) {
     e->outstanding++;
     mproc__engine_enqueue(e, j, false);
     s->next_dispatch += count;
+    added = true;
   }
-  mproc__engine_dispatch(e);
-  mproc__engine_wake_manager(e);
+  /* called for every item taken: only new batches need handing out, and the manager only when it has
+   * something to do with them (waking it for nothing cost a system call per item) */
+  if (added) {
+    mproc__engine_dispatch(e);
+    if (mproc__engine_needs_manager(e)) mproc__engine_wake_manager(e);
+  }
   return 0;
 }
 
