@@ -176,7 +176,8 @@ MPROC_API int mproc_future_outcome(mproc_future *f, mproc_outcome *o);
 
 /* Cancels the task if it has not been handed to a worker yet: returns 1 when cancelled (or already
  * cancelled), 0 when it is running or done, -EINVAL for NULL.  As in concurrent.futures, a task counts as
- * running as soon as it is handed to a worker (at most two per worker are). */
+ * running as soon as it is handed to a worker (at most two per worker are, or sixteen while the pool's
+ * tasks take under 20 us each, so that very short tasks do not wait for the manager between each other). */
 MPROC_API int mproc_future_cancel(mproc_future *f);
 MPROC_API int mproc_future_cancelled(mproc_future *f); /* 1 or 0 (or -EINVAL) */
 MPROC_API int mproc_future_running(mproc_future *f);
