@@ -13,6 +13,8 @@
 
 #include "internal.h"
 
+#define PIPE_SPIN_SECONDS 20e-6
+
 struct mproc_pipe {
   int fd;
   int can_send, can_recv;
@@ -102,6 +104,9 @@ int mproc_pipe_send(mproc_pipe *p, const void *data, size_t len, double timeout)
 /* Reads what is available, up to n bytes into dst, waiting until deadline for something (forever when
  * deadline is infinite).  Returns bytes read (> 0), 0 at end of file, or a negative code. */
 static ssize_t read_some(mproc_pipe *p, void *dst, size_t n, double deadline, double timeout) {
+  /* an answer often comes within microseconds (request and reply): ask again for a short while before
+   * sleeping in poll(), whose sleep and wake-up cost more than the wait */
+  double spin_until = timeout == 0 ? 0 : mproc__plat_now() + PIPE_SPIN_SECONDS;
   for (;;) {
     ssize_t r = recv(p->fd, dst, n, MSG_DONTWAIT);
     if (r >= 0) return r;
@@ -109,6 +114,10 @@ static ssize_t read_some(mproc_pipe *p, void *dst, size_t n, double deadline, do
     if (errno == ECONNRESET) return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
     if (timeout == 0) return MPROC_EEMPTY;
+    if (mproc__plat_now() < spin_until && mproc__plat_now() < deadline) {
+      for (int k = 0; k < 16; k++) mproc__cpu_relax();
+      continue;
+    }
     int w = wait_fd(p->fd, POLLIN, deadline);
     if (w < 0) return w;
     if (w == 0) return -ETIMEDOUT;
