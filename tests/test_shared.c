@@ -300,3 +300,36 @@ MTEST(forkserver_pools_see_it) {
   mproc_pool_destroy(pool);
   mproc_shutdown();
 }
+
+static int no_memfd(const char *name, unsigned flags) {
+  (void)name, (void)flags;
+  errno = ENOSYS;
+  return -1;
+}
+
+MTEST(pools_work_without_an_arena) {
+  /* where memory files cannot be made, shared allocations fail clearly and pools still work, streaming
+   * everything through their rings */
+  mproc__sys.memfd_create = no_memfd;
+  errno = 0;
+  CHECK(mproc_shared_alloc(4096) == NULL);
+  CHECK_INT_EQ(errno, ENOSYS);
+  mproc_pool *pool;
+  CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2, .max_nbytes = 1024}));
+  size_t n = 1000;
+  rec *in = calloc(n, sizeof *in);
+  int64_t *out = calloc(n, sizeof *out);
+  CHECK(in && out);
+  for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
+  CHECK_OK(mproc_pool_map(pool, square_copied, in, n, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
+  unsigned char big[4096] = {1};
+  uint64_t res[2];
+  CHECK_OK(mproc_pool_apply(pool, arg_where, big, sizeof big, res, sizeof res, NULL));
+  CHECK_INT_EQ(res[0], 1);
+  CHECK_INT_EQ(res[1], 0); /* above max_nbytes, but there is no arena: streamed */
+  free(in);
+  free(out);
+  mproc_pool_destroy(pool);
+  mproc__syscalls_reset();
+}

@@ -42,9 +42,11 @@ mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double t
 
 void mproc__map_share(const mproc__engine *e, mproc__map *m) {
   bool threads = e->ops && e->ops->shares_memory;
+  /* only a pool holding the arena knows its workers have it: the arena cannot change under a reference */
+  bool arena = e->arena_ref;
   size_t in_len = m->n * m->in_size, out_len = m->n * m->out_size;
-  m->in_shared = m->in && in_len && (threads || mproc__arena_has(m->in, in_len));
-  m->out_shared = m->out && out_len && !m->window && (threads || mproc__arena_has(m->out, out_len));
+  m->in_shared = m->in && in_len && (threads || (arena && mproc__arena_has(m->in, in_len)));
+  m->out_shared = m->out && out_len && !m->window && (threads || (arena && mproc__arena_has(m->out, out_len)));
 }
 
 bool mproc__engine_needs_manager(const mproc__engine *e) {

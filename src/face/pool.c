@@ -68,13 +68,10 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
                : backend == MPROC_BACKEND_SERIAL  ? NULL
                : forkserver                       ? &mproc__backend_forkserver
                                                   : &mproc__backend_fork;
-  int r = 0;
-  if (backend == MPROC_BACKEND_PROCESS) {
-    /* the arena exists before the template is made, so every worker has it (see ipc/arena.h) */
-    r = mproc__arena_ref();
-    p->eng.arena_ref = r == 0;
-  }
-  if (r == 0) r = mproc__engine_start(&p->eng, opts);
+  /* the arena exists before the template is made, so every worker has it (see ipc/arena.h); without one
+   * (no memory files here) the pool still works, with nothing read in place */
+  if (backend == MPROC_BACKEND_PROCESS) p->eng.arena_ref = mproc__arena_ref() == 0;
+  int r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
     if (p->eng.arena_ref) mproc__arena_unref();
     mproc__free(p);
@@ -133,7 +130,7 @@ void mproc_pool_destroy(mproc_pool *pool) {
 /* Task arguments of at least this many bytes go through the shared arena (process backend only: threads
  * read the job's copy anyway, and the serial backend passes it directly). */
 static size_t share_threshold(const mproc__engine *e) {
-  if (!e->ops || e->ops->shares_memory) return SIZE_MAX;
+  if (!e->ops || e->ops->shares_memory || !e->arena_ref) return SIZE_MAX;
   size_t t = e->opts.max_nbytes;
   return t ? t : (size_t)1 << 20;
 }
