@@ -110,7 +110,6 @@ def main():
     if wl == "many":
         # concurrent.futures' as_completed needs every future first: memory grows with n
         if system == "py-ppe:as_completed":
-            from concurrent.futures import as_completed
             with ProcessPoolExecutor(workers) as ex:
                 ex.submit(tiny, 1).result()
                 t0 = time.perf_counter()
@@ -221,7 +220,14 @@ def main():
         fn, items = compute, [(i, d, rate) for i, d in enumerate(pareto(n, us, int(args.get("seed", 42))))]
     else:
         sys.exit(3)
-    if kind == "py-pool":
+    if kind == "py-serial":
+        # the same Python tasks in this one process: the baseline of the Python rows' efficiency
+        if wl == "tiny":
+            sys.exit(3)
+        t0 = time.perf_counter()
+        s = sum(map(fn, items))
+        dt = time.perf_counter() - t0
+    elif kind == "py-pool":
         with mp.Pool(workers) as pool:
             pool.map(tiny, range(workers * 4))  # warm
             t0 = time.perf_counter()

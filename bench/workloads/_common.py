@@ -18,10 +18,13 @@ def sum_range(n):
 
 
 def efficiency(case, cases):
-    """serial time / (workers x time), against the C serial run of the same workload."""
+    """serial time / (workers x time), against the serial run in the same language: C's serial for the C
+    systems, py-serial (the same Python tasks in one process) for the Python ones, whose busy loop is
+    calibrated by Python itself."""
     import statistics
-    serial = next((c for c in cases if c.system == "serial" and c.times), None)
-    if not serial or not case.times or case.system == "serial":
+    base = "py-serial" if case.system.startswith("py-") else "serial"
+    serial = next((c for c in cases if c.system == base and c.times), None)
+    if not serial or not case.times or case.system in ("serial", "py-serial"):
         return {}
     s = statistics.median(serial.times) / serial.n
     t = statistics.median(case.times) / case.n

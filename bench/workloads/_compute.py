@@ -11,6 +11,7 @@ def make_cases(us, quick_per_worker, full_per_worker):
         out += [Case(s, c_anchor("compute", s, n=n, us=us, workers=W), n, W, sum_range(n))
                 for s in ("openmp-dynamic", "openmp-tasks", "fork-pipe")]
         out += [Case("mpi-raw", mpi_anchor("compute", W, n=n, us=us), n, W, sum_range(n))]
+        out += [Case("py-serial", py_anchor("compute", "py-serial", n=n, us=us, workers=1), n, 1, sum_range(n))]
         out += [Case(s, py_anchor("compute", s, n=n, us=us, workers=W), n, W, sum_range(n))
                 for s in ("py-pool", "py-ppe:submit", "py-joblib")]
         return out

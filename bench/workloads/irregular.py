@@ -14,6 +14,7 @@ def cases(quick):
     out += [Case(s, c_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n))
             for s in ("openmp-static", "openmp-dynamic", "openmp-tasks", "fork-pipe")]
     out += [Case("mpi-raw", mpi_anchor("irregular", W, **kw), n, W, sum_range(n))]
+    out += [Case("py-serial", py_anchor("irregular", "py-serial", workers=1, **kw), n, 1, sum_range(n))]
     out += [Case(s, py_anchor("irregular", s, workers=W, **kw), n, W, sum_range(n)) for s in ("py-pool", "py-joblib")]
     return out
 
