@@ -12,7 +12,7 @@ TREE_MEMORY = True
 
 def cases(quick):
     ns = (100_000, 1_000_000) if quick else (1_000_000, 10_000_000)
-    pn = (10_000, 50_000) if quick else (20_000, 200_000)
+    pn = (5_000, 20_000) if quick else (10_000, 50_000)
     out = []
     for n in ns:
         out += [Case(f"{s}:n={n}", c_mproc("many", s, n=n, workers=W), n, W, sum_squares(n), group=str(n))
