@@ -48,9 +48,14 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     return MPROC_EINVAL;
   }
   if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP; /* threads cannot be killed */
-  if ((unsigned)opts->start_method > MPROC_START_FORKSERVER) return MPROC_EINVAL;
+  if ((unsigned)opts->start_method > MPROC_START_EXEC) return MPROC_EINVAL;
+  /* exec asks for processes: an explicit thread or serial backend contradicts it (MPROC_BACKEND does not) */
+  if (opts->start_method == MPROC_START_EXEC && opts->backend != MPROC_BACKEND_DEFAULT &&
+      opts->backend != MPROC_BACKEND_PROCESS)
+    return MPROC_EINVAL;
+  bool exec = backend == MPROC_BACKEND_PROCESS && opts->start_method == MPROC_START_EXEC;
   bool forkserver = backend == MPROC_BACKEND_PROCESS && mproc__forkserver_running() &&
-                    opts->start_method != MPROC_START_FORK;
+                    opts->start_method != MPROC_START_FORK && !exec;
   if (backend == MPROC_BACKEND_PROCESS && opts->start_method == MPROC_START_FORKSERVER && !forkserver)
     return MPROC_ESTATE;
   int workers = opts->workers;
@@ -64,6 +69,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
   p->eng.use_forkserver = forkserver;
+  p->eng.use_exec = exec;
   int r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
     mproc__free(p);
