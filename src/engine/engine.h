@@ -17,7 +17,10 @@
  * creation (so PR_SET_PDEATHSIG ties it to a thread that lives as long as the pool).  The template is
  * single-threaded: every fork from it is clean.  It holds a pidfd per worker, reaps them, reports each
  * death with its exact status over a SOCK_SEQPACKET socket, and kills on request (by pidfd: no pid reuse
- * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).
+ * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).  The template may instead
+ * come from the fork server (forkserver.c) or be a fresh image of the program (backend_exec.c); both map the
+ * shared memory from a memfd at the caller's address.  A fresh image has its objects elsewhere, so its
+ * functions travel as (object, offset) (fnref.c) instead of pointers.
  *
  * Faults.  When a worker dies, the job it was running completes as CRASHED (or TIMEDOUT when the manager
  * had it killed for its timeout), or is retried; the jobs queued behind it go back to the front of the
