@@ -1,5 +1,6 @@
 /* test_exec.c: pools whose workers are fresh images of the program (MPROC_START_EXEC), and the (object,
  * offset) function identity they need. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -265,4 +266,72 @@ MTEST(exec_code_locate_and_base_agree) {
   CHECK_ERR(mproc__code_locate((const void *)(uintptr_t)getpid, obj, 2, &off), -ENAMETOOLONG);
   CHECK_ERR(mproc__code_base("/nonexistent/libnothing.so", &base, err, sizeof err), -ENOENT);
   CHECK(err[0] != '\0');
+}
+
+/* Copies the file at from to to (mode 0755). */
+static void copy_file(const char *from, const char *to) {
+  int in = open(from, O_RDONLY | O_CLOEXEC);
+  CHECK(in >= 0);
+  int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  CHECK(out >= 0);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof buf)) > 0) CHECK_INT_EQ(write(out, buf, (size_t)n), n);
+  close(in);
+  close(out);
+}
+
+MTEST(exec_function_from_a_library_opened_after_start) {
+  mproc_pool *p = exec_pool(2, NULL);
+  void *h = dlopen(EXECFN_PATH, RTLD_NOW | RTLD_LOCAL);
+  if (!h) fprintf(stderr, "# dlopen: %s\n", dlerror());
+  CHECK(h != NULL);
+  mproc_task_fn cube = (mproc_task_fn)(uintptr_t)dlsym(h, "execfn_cube");
+  CHECK(cube != NULL);
+  int n = 4, c = 0;
+  CHECK_OK(mproc_pool_apply(p, cube, &n, sizeof n, &c, sizeof c, NULL));
+  CHECK_INT_EQ(c, 64);
+  enum { N = 500 };
+  int in[N], out[N];
+  for (int i = 0; i < N; i++) in[i] = i % 100;
+  CHECK_OK(mproc_pool_map(p, cube, in, N, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], in[i] * in[i] * in[i]);
+  /* the main program's functions still resolve beside it */
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &c, sizeof c, NULL));
+  CHECK_INT_EQ(c, 16);
+  CHECK_INT_EQ(p->eng.sh->objs->count, 2);
+  CHECK_STR_EQ(p->eng.sh->objs->path[0], EXECFN_PATH); /* in order of first use */
+  CHECK_STR_EQ(p->eng.sh->objs->path[1], "");
+  mproc_pool_destroy(p);
+
+  /* a library the workers cannot load (its file is gone): the task fails with the loader's message and the
+   * worker goes on */
+  char copy[] = "/tmp/mproc-execfn-XXXXXX";
+  int fd = mkstemp(copy);
+  CHECK(fd >= 0);
+  close(fd);
+  copy_file(EXECFN_PATH, copy);
+  void *h2 = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+  CHECK(h2 != NULL);
+  mproc_task_fn cube2 = (mproc_task_fn)(uintptr_t)dlsym(h2, "execfn_cube");
+  CHECK(cube2 != NULL);
+  unlink(copy);
+  p = exec_pool(1, NULL);
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, cube2, &n, sizeof n, NULL, &f));
+  CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ENOTSUP);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK(strstr(o.message, "cannot load") != NULL);
+  mproc_future_release(f);
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, cube2, in, 10, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE}, &rep), MPROC_ENOTSUP);
+  CHECK_INT_EQ(rep.failed, 10);
+  CHECK(strstr(rep.message, "cannot load") != NULL);
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &c, sizeof c, NULL));
+  CHECK_INT_EQ(c, 16);
+  mproc_pool_destroy(p);
+  dlclose(h2);
+  dlclose(h);
 }
