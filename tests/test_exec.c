@@ -6,7 +6,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -334,4 +337,58 @@ MTEST(exec_function_from_a_library_opened_after_start) {
   mproc_pool_destroy(p);
   dlclose(h2);
   dlclose(h);
+}
+
+static int report_pid(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int pid = getpid();
+  return mproc_task_return(t, &pid, sizeof pid);
+}
+
+MTEST_HELPER(exec_pool_then_wait) {
+  (void)argc;
+  int fd = atoi(argv[1]);
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}) != 0) return 3;
+  int pids[8];
+  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
+    return 4;
+  int all[9];
+  all[0] = p->eng.tpl_pid;
+  memcpy(all + 1, pids, sizeof pids);
+  if (write(fd, all, sizeof all) != sizeof all) return 5;
+  for (;;) pause();
+}
+
+MTEST(exec_template_and_workers_die_with_the_caller) {
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  char a[16];
+  snprintf(a, sizeof a, "%d", fds[1]);
+  pid_t caller = fork();
+  CHECK(caller >= 0);
+  if (caller == 0) {
+    close(fds[0]);
+    execv(mtest_self(), mtest_helper_argv("exec_pool_then_wait", a, NULL, NULL));
+    _exit(127);
+  }
+  close(fds[1]);
+  int all[9];
+  CHECK_INT_EQ(read(fds[0], all, sizeof all), (long)sizeof all);
+  close(fds[0]);
+  int pidfds[9];
+  for (int i = 0; i < 9; i++) pidfds[i] = (int)syscall(SYS_pidfd_open, all[i], 0);
+  CHECK(pidfds[0] >= 0);
+  CHECK(kill(caller, SIGKILL) == 0);
+  int st;
+  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
+  for (int i = 0; i < 9; i++) {
+    if (pidfds[i] < 0) continue; /* a worker pid seen twice, already gone */
+    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
+    CHECK_INT_EQ(poll(&pfd, 1, 2000), 1);
+    close(pidfds[i]);
+  }
+  /* template and workers were orphaned to us: reap them */
+  while (waitpid(-1, &st, 0) > 0) {
+  }
 }
