@@ -333,3 +333,29 @@ MTEST(pools_work_without_an_arena) {
   mproc_pool_destroy(pool);
   mproc__syscalls_reset();
 }
+
+MTEST(exec_pools_see_it) {
+  /* a template started by exec is a fresh image: it is handed the arena's memory file with the pool's */
+  mproc_pool *pool;
+  CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}));
+  int64_t *data = mproc_shared_alloc(1 << 20);
+  CHECK(data != NULL);
+  data[0] = 40;
+  data[1] = 2;
+  view v = {data, 2};
+  int64_t got = 0;
+  CHECK_OK(mproc_pool_apply(pool, sum_view, &v, sizeof v, &got, sizeof got, NULL));
+  CHECK_INT_EQ(got, 42);
+  CHECK_INT_EQ(data[0], -1);
+  size_t n = 5000;
+  rec *in = mproc_shared_alloc(n * sizeof *in);
+  int64_t *out = mproc_shared_alloc(n * sizeof *out);
+  CHECK(in && out);
+  for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
+  CHECK_OK(mproc_pool_map(pool, square_in_place, in, n, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
+  CHECK_OK(mproc_shared_free(in));
+  CHECK_OK(mproc_shared_free(out));
+  CHECK_OK(mproc_shared_free(data));
+  mproc_pool_destroy(pool);
+}

@@ -53,8 +53,13 @@ typedef struct mproc_pool_opts {
    * is created; workers see the caller's memory as it was then, and creating the pool costs a fork of the
    * whole caller (more with a large caller).  MPROC_START_FORKSERVER: the template is forked by the server
    * that mproc_init() started at the top of main; workers see the program as it was at that call, and
-   * start-up does not grow with the caller's memory.  Default: forkserver when mproc_init() ran, else fork.
-   * Forkserver without mproc_init(): MPROC_ESTATE. */
+   * start-up does not grow with the caller's memory.  MPROC_START_EXEC (process backend only; -EINVAL with
+   * an explicit thread or serial backend): the template is a fresh image of the program (an exec of
+   * /proc/self/exe that becomes the template before main), so workers see none of the caller's memory,
+   * only the bytes of their arguments and init_arg; functions are sent as (loaded object, offset), and one
+   * in no loaded object (JIT code) fails its tasks with MPROC_ENOTSUP (as initializer or finalizer: the
+   * pool is not created, MPROC_ENOTSUP).  See docs/pool.md.  Default: forkserver when mproc_init() ran,
+   * else fork.  Forkserver without mproc_init(): MPROC_ESTATE. */
   mproc_start_method start_method;
   /* By default workers get OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS and
    * VECLIB_MAXIMUM_THREADS set to max(1, CPUs / workers) unless already set (joblib's guard against
@@ -79,7 +84,8 @@ MPROC_API void mproc_shutdown(void);
 /* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
  * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
  * backend or start method, MPROC_WORKERS not a positive number), MPROC_ESTATE (forkserver without
- * mproc_init()), MPROC_ENOBACKEND, -ENOMEM, -EAGAIN (no process or
+ * mproc_init()), MPROC_ENOTSUP and MPROC_EEXIST (exec: see start_method), MPROC_ENOBACKEND, -ENOMEM,
+ * -EAGAIN (no process or
  * thread could be made); *out is then untouched and nothing is left behind. */
 MPROC_API int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
 

@@ -15,13 +15,16 @@ typedef struct mproc_process mproc_process;
  * 256, as exit() does).  Standard streams are flushed when it returns. */
 typedef int (*mproc_process_fn)(const void *arg, size_t arg_len);
 
-/* How the child is made.  Fork is the only method of this release: the child is a copy of the caller at the
- * moment of the call, so the function pointer and any data the caller had are valid in it.  A process may
- * be started from a program with threads: only the calling thread exists in the child. */
+/* How the child is made.  A process (mproc_process_start) is always forked: the child is a copy of the
+ * caller at the moment of the call, so the function pointer and any data the caller had are valid in it.  A
+ * process may be started from a program with threads: only the calling thread exists in the child.  Pools
+ * have two more methods (see mproc/pool.h and docs/pool.md); mproc_process_start() refuses them with
+ * -EINVAL. */
 typedef enum mproc_start_method {
   MPROC_START_DEFAULT = 0,    /* processes: fork; pools: forkserver after mproc_init(), else fork */
   MPROC_START_FORK = 1,       /* a copy of the caller (pools: of the caller at pool creation) */
   MPROC_START_FORKSERVER = 2, /* pools only: from the server mproc_init() started (see mproc/pool.h) */
+  MPROC_START_EXEC = 3,       /* pools only: workers run a fresh image of the program (exec of itself) */
 } mproc_start_method;
 
 /* Options of mproc_process_start(); all zero means the defaults. */

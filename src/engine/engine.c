@@ -268,6 +268,15 @@ void mproc__engine_dispatch(mproc__engine *e) {
     e->pend_head = j->next;
     if (!e->pend_head) e->pend_tail = NULL;
     j->next = NULL;
+    uint64_t fn = (uint64_t)(uintptr_t)j->fn;
+    if (e->sh->objs) { /* an exec pool: the function as (object, offset) */
+      char msg[MPROC_TASK_MSG_MAX];
+      int r = mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)j->fn, &fn, msg, sizeof msg);
+      if (r < 0) {
+        finish_job(e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = r, .exit_code = -1, .worker = -1}, msg);
+        continue;
+      }
+    }
     mproc__wstate *w = &e->ws[i];
     if (w->tail) w->tail->next = j;
     else w->head = j;
@@ -283,7 +292,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
     if (j->timeout > 0) e->timeouts_active = true;
     bool in_place = j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared;
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC, .kind = (uint32_t)j->kind, .id = j->id,
-                           .fn = (uint64_t)(uintptr_t)j->fn, .first = j->kind == JOB_BATCH ? j->first : -1,
+                           .fn = fn, .first = j->kind == JOB_BATCH ? j->first : -1,
                            .count = j->count, .attempt = (uint32_t)j->attempts, .timed = j->timeout > 0,
                            .payload_len = in_place ? 0 : j->arg_len, .in_len = j->arg_len,
                            .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
@@ -344,9 +353,14 @@ static void finish_result(mproc__engine *e, int i) {
   } else {
     mproc__map *m = j->map;
     const wire_fail *f = (const wire_fail *)w->rx_buf;
-    if (h->code != 0) {
+    if (h->code == MPROC_ECANCELED) {
       /* skipped by the worker: its map was aborted */
       finish_job(e, j, &cancelled_outcome, NULL);
+      return;
+    }
+    if (h->code != 0) { /* not run: the worker could not find its function */
+      finish_job(e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = h->code, .exit_code = -1, .worker = i},
+                 w->rx_msg);
       return;
     }
     complete_batch_ok(e, j, f, h->nfail);
@@ -830,7 +844,8 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
   head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
-  e->sh_bytes = rings_end + opts->init_arg_len;
+  size_t objs_at = (rings_end + opts->init_arg_len + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
+  e->sh_bytes = e->use_exec ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
   int err = 0;
   if (e->ops->needs_memfd) {
     /* another process (the fork server's template) must map the same memory: a memfd it receives */
@@ -860,6 +875,24 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
                                .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};
+  if (e->use_exec) {
+    /* a fresh image: its functions are found by (object, offset), the template sets the pointers */
+    e->sh->objs = (mproc__objtab *)((unsigned char *)e->sh + objs_at);
+    char msg[MPROC_TASK_MSG_MAX];
+    mproc__wconf *c = &e->sh->conf;
+    c->initializer = NULL;
+    c->finalizer = NULL;
+    if ((opts->initializer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->initializer,
+                                                  &c->initializer_ref, msg, sizeof msg) < 0) ||
+        (opts->finalizer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->finalizer,
+                                                &c->finalizer_ref, msg, sizeof msg) < 0)) {
+      mproc__plat_close(e->sh_fd);
+      e->sh_fd = -1;
+      mproc__shm_unmap(e->sh, e->sh_bytes);
+      e->sh = NULL;
+      return MPROC_ENOTSUP;
+    }
+  }
   for (int i = 0; i < e->nworkers; i++) {
     unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * 2 * ring_bytes;
     mproc__slot *s = &e->sh->slots[i];

@@ -17,7 +17,10 @@
  * creation (so PR_SET_PDEATHSIG ties it to a thread that lives as long as the pool).  The template is
  * single-threaded: every fork from it is clean.  It holds a pidfd per worker, reaps them, reports each
  * death with its exact status over a SOCK_SEQPACKET socket, and kills on request (by pidfd: no pid reuse
- * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).
+ * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).  The template may instead
+ * come from the fork server (forkserver.c) or be a fresh image of the program (backend_exec.c); both map the
+ * shared memory from a memfd at the caller's address.  A fresh image has its objects elsewhere, so its
+ * functions travel as (object, offset) (fnref.c) instead of pointers.
  *
  * Faults.  When a worker dies, the job it was running completes as CRASHED (or TIMEDOUT when the manager
  * had it killed for its timeout), or is retried; the jobs queued behind it go back to the front of the
@@ -44,7 +47,7 @@ enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3 };
 typedef struct wire_job {
   uint32_t magic, kind;
   uint64_t id;
-  uint64_t fn;          /* the task function's address: valid as is in forked workers */
+  uint64_t fn;          /* the task function: its address in forked workers, an mproc__fnref in exec ones */
   int64_t first;        /* batch: index of its first item; task: -1 */
   uint32_t count;       /* batch: items */
   uint32_t in_size, out_size;
@@ -111,7 +114,25 @@ typedef struct mproc__wconf {
   void (*finalizer)(void);
   const void *init_arg;  /* a copy inside the mapping */
   size_t init_arg_len;
+  /* exec pools: the two functions as mproc__fnref (0: none); the template sets the pointers above from them */
+  uint64_t initializer_ref, finalizer_ref;
 } mproc__wconf;
+
+/* Function identity (fnref.c).  In a pool whose workers are exec'd images, a function travels as an
+ * mproc__fnref: (object + 1) << 48 | offset, where object indexes the pool's table of loaded objects (by
+ * path, "" for the main program) in the shared mapping, and offset is from that object's load bias. */
+#define MPROC_FN_OBJECTS 32
+#define MPROC_FN_PATH 4096
+typedef struct mproc__objtab {
+  uint32_t count;                          /* entries published (release); only the caller appends */
+  char path[MPROC_FN_OBJECTS][MPROC_FN_PATH];
+} mproc__objtab;
+/* The caller's cache of recent translations: a map of one function translates once. */
+typedef struct mproc__fncache {
+  uintptr_t fn[8];
+  uint64_t ref[8];
+  unsigned next;
+} mproc__fncache;
 
 typedef struct mproc__shared {
   _Alignas(MPROC_CACHELINE) uint32_t doorbell;  /* futex word the manager sleeps on */
@@ -121,6 +142,7 @@ typedef struct mproc__shared {
   /* tokens of recently aborted maps: a worker answers their batches as cancelled without running them */
   uint64_t aborted[16];
   uint32_t aborted_next;
+  mproc__objtab *objs;                          /* exec pools: see mproc__fnref; NULL otherwise */
   mproc__wconf conf;
   mproc__slot slots[];
 } mproc__shared;
@@ -251,8 +273,9 @@ typedef struct mproc__backend_ops {
   void (*stop_after_manager)(struct mproc__engine *e);
 } mproc__backend_ops;
 
-/* backend_process.c, forkserver.c, backend_thread.c */
-extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_thread;
+/* backend_process.c, forkserver.c, backend_exec.c, backend_thread.c */
+extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_exec,
+    mproc__backend_thread;
 
 typedef struct mproc__engine {
   pthread_mutex_t lock;
@@ -285,7 +308,9 @@ typedef struct mproc__engine {
   pid_t tpl_pid;
   int tpl_pidfd;
   bool tpl_foreign;           /* the template is the fork server's child, not ours */
-  int sh_fd;                  /* forkserver: the memfd behind sh, until the template has mapped it */
+  int sh_fd;                  /* forkserver, exec: the memfd behind sh, until the template has mapped it */
+  bool use_exec;              /* MPROC_START_EXEC: the template is a fresh image (backend_exec.c) */
+  mproc__fncache fncache;     /* exec: under lock */
   uint32_t tpl_seen;
   int start_error;
   int started;                /* workers spawned at least once */
@@ -396,6 +421,21 @@ bool mproc__forkserver_running(void);
 /* Asks the fork server for a template that maps memfd (size bytes) at addr and talks on tsock; *pid is
  * its pid.  0 or negative errno. */
 int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);
+
+/* fnref.c.  Caller side (lock held, or before the manager starts): fn as an mproc__fnref in *ref, cached;
+ * 0, or MPROC_ENOTSUP with a message when fn is in no loaded object another image could load. */
+int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg, size_t cap);
+/* Worker / template side: ref's address in this image (the object is loaded if need be), cached per
+ * object; 0 with a message when it cannot be found. */
+uintptr_t mproc__fnref_resolve(const mproc__shared *sh, uint64_t ref, char *msg, size_t cap);
+/* A job's function in this worker: as is in a forked worker, resolved in an exec'd one. */
+static inline uintptr_t mproc__fnref_decode(const mproc__shared *sh, uint64_t ref, char *msg, size_t cap) {
+  return sh->objs ? mproc__fnref_resolve(sh, ref, msg, cap) : (uintptr_t)ref;
+}
+
+/* backend_exec.c: starts the pool's template as a fresh image of the program (lock held).  0 or negative
+ * errno; MPROC_EEXIST when the pool's address stayed taken in three fresh images. */
+int mproc__exec_template_start(mproc__engine *e);
 
 /* backend_process.c: the template's loop, and the manager's side of it shared by the process-like
  * backends */

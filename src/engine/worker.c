@@ -90,9 +90,16 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       break;
     }
     if (j.payload_len) mproc__ring_get_all(slot->in, arg, j.payload_len);
+    char fn_err[MPROC_TASK_MSG_MAX];
+    mproc_task_fn fn = (mproc_task_fn)mproc__fnref_decode(sh, j.fn, fn_err, sizeof fn_err);
+    if (!fn) { /* an exec pool's function not found in this image: the job fails, the worker goes on */
+      wire_result fr = {.kind = j.kind, .id = j.id, .code = MPROC_ENOTSUP};
+      send_result(slot->out, &fr, fn_err, NULL, 0, NULL, 0);
+      wake_late(slot);
+      continue;
+    }
     /* the arguments: in place in the shared arena, or the payload just read */
     const unsigned char *in = j.in_addr ? (const unsigned char *)(uintptr_t)j.in_addr : arg;
-    mproc_task_fn fn = (mproc_task_fn)(uintptr_t)j.fn;
     wire_result r = {.kind = j.kind, .id = j.id};
     mproc_task t;
     if (j.kind == JOB_TASK) {

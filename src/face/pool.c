@@ -49,9 +49,14 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     return MPROC_EINVAL;
   }
   if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP; /* threads cannot be killed */
-  if ((unsigned)opts->start_method > MPROC_START_FORKSERVER) return MPROC_EINVAL;
+  if ((unsigned)opts->start_method > MPROC_START_EXEC) return MPROC_EINVAL;
+  /* exec asks for processes: an explicit thread or serial backend contradicts it (MPROC_BACKEND does not) */
+  if (opts->start_method == MPROC_START_EXEC && opts->backend != MPROC_BACKEND_DEFAULT &&
+      opts->backend != MPROC_BACKEND_PROCESS)
+    return MPROC_EINVAL;
+  bool exec = backend == MPROC_BACKEND_PROCESS && opts->start_method == MPROC_START_EXEC;
   bool forkserver = backend == MPROC_BACKEND_PROCESS && mproc__forkserver_running() &&
-                    opts->start_method != MPROC_START_FORK;
+                    opts->start_method != MPROC_START_FORK && !exec;
   if (backend == MPROC_BACKEND_PROCESS && opts->start_method == MPROC_START_FORKSERVER && !forkserver)
     return MPROC_ESTATE;
   int workers = opts->workers;
@@ -66,11 +71,13 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   p->eng.backend = backend;
   p->eng.ops = backend == MPROC_BACKEND_THREAD    ? &mproc__backend_thread
                : backend == MPROC_BACKEND_SERIAL  ? NULL
+               : exec                             ? &mproc__backend_exec
                : forkserver                       ? &mproc__backend_forkserver
                                                   : &mproc__backend_fork;
   /* the arena exists before the template is made, so every worker has it (see ipc/arena.h); without one
    * (no memory files here) the pool still works, with nothing read in place */
   if (backend == MPROC_BACKEND_PROCESS) p->eng.arena_ref = mproc__arena_ref() == 0;
+  p->eng.use_exec = exec;
   int r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
     if (p->eng.arena_ref) mproc__arena_unref();

@@ -39,6 +39,14 @@ double mproc__plat_now(void);
  * close-on-exec pidfd for it, or -1 where the kernel has none.  Returns 0 or a negative errno. */
 int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
 
+/* As mproc__plat_spawn, but the child executes the running program afresh (/proc/self/exe, argv[0] kept, no
+ * other argument) with env_entry ("NAME=value", replacing any NAME in the environment) added: a new image,
+ * laid out anew by ASLR.  Only descriptors 0-2 and the nkeep ones in keep[] pass into it (everything else
+ * is made close-on-exec in the child, between fork and exec, where only async-signal-safe calls are made).
+ * PR_SET_PDEATHSIG survives the exec.  Returns once the exec has happened: 0, or a negative errno (the
+ * fork's, or the exec's, the child then being reaped). */
+int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, const int *keep, int nkeep);
+
 /* Waits for child pid to end, at most timeout seconds (< 0 forever, 0 poll).  On return 0, *wstatus holds
  * the waitpid status and the child is reaped.  -ETIMEDOUT when it is still running; -ECHILD when it is not
  * our child (or was reaped by someone else); -EINTR never (retried). */

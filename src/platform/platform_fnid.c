@@ -3,7 +3,12 @@
  * Exported functions are found by dladdr1(RTLD_DL_SYMENT), which gives st_size.  Static functions are not
  * in the dynamic symbol table, so the object's file (dli_fname, or /proc/self/exe for the main program) is
  * read and its .symtab searched for the FUNC symbol covering the address.  Nothing is cached; callers
- * (the result cache) remember the answer per function pointer. */
+ * (the result cache) remember the answer per function pointer.
+ *
+ * Code addresses as (object, offset) for exec-started workers: dladdr1(RTLD_DL_LINKMAP) gives the object and
+ * its load bias; the main program is the first object dl_iterate_phdr reports (its link_map name is empty, as
+ * is the vDSO's on some systems, so the bias is compared too).  The other side finds the object by its path
+ * among its own loaded objects, else through dlopen. */
 #include "platform/platform_fnid.h"
 
 #include <dlfcn.h>
@@ -88,6 +93,71 @@ int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out) {
     out->size = 0;
     out->start = addr;
   }
+  return 0;
+}
+
+/* dl_iterate_phdr callbacks: the first object (the main program), and one by path. */
+static int first_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  *(uintptr_t *)arg = (uintptr_t)info->dlpi_addr;
+  return 1;
+}
+
+struct find_object {
+  const char *path;
+  uintptr_t base;
+  int found;
+};
+
+static int find_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct find_object *f = arg;
+  if (!info->dlpi_name || strcmp(info->dlpi_name, f->path) != 0) return 0;
+  f->base = (uintptr_t)info->dlpi_addr;
+  f->found = 1;
+  return 1;
+}
+
+int mproc__code_locate(const void *addr, char *object, size_t cap, uintptr_t *offset) {
+  Dl_info info;
+  struct link_map *lm = NULL;
+  if (!dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm) return -ENOENT;
+  uintptr_t main_base = 0;
+  dl_iterate_phdr(first_object_cb, &main_base);
+  *offset = (uintptr_t)addr - (uintptr_t)lm->l_addr;
+  int nameless = !lm->l_name || !lm->l_name[0];
+  int main_prog = nameless && (uintptr_t)lm->l_addr == main_base;
+  if (nameless && !main_prog) return -ENOENT; /* nothing another process could load by name */
+  const char *name = main_prog ? "" : lm->l_name;
+  size_t n = strlen(name);
+  if (n >= cap) return -ENAMETOOLONG;
+  memcpy(object, name, n + 1);
+  return 0;
+}
+
+int mproc__code_base(const char *object, uintptr_t *base, char *err, size_t errcap) {
+  if (!object[0]) {
+    uintptr_t b = 0;
+    dl_iterate_phdr(first_object_cb, &b);
+    *base = b;
+    return 0;
+  }
+  struct find_object f = {object, 0, 0};
+  dl_iterate_phdr(find_object_cb, &f);
+  if (f.found) {
+    *base = f.base;
+    return 0;
+  }
+  /* not under that name among ours: loaded under another (RTLD_NOLOAD finds it by file), or not yet */
+  void *h = dlopen(object, RTLD_NOLOAD | RTLD_LAZY);
+  if (!h) h = dlopen(object, RTLD_LAZY);
+  struct link_map *lm = NULL;
+  if (!h || dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || !lm) {
+    const char *why = dlerror();
+    copy_str(err, errcap, why ? why : "dlopen failed");
+    return -ENOENT;
+  }
+  *base = (uintptr_t)lm->l_addr; /* h is kept open: the code must stay where it is */
   return 0;
 }
 

@@ -19,6 +19,18 @@ typedef struct mproc__fnsym {
  * its file (static functions).  Returns 0, or -ENOENT when addr is in no loaded object. */
 int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out);
 
+/* Code addresses between processes that run the same program but not the same image (a process started by
+ * exec has every object at new addresses under ASLR): an address travels as (loaded object, offset).
+ *
+ * mproc__code_locate names the object holding addr: "" for the main program (the first object the dynamic
+ * linker lists), else its path as the dynamic linker holds it (what was opened: another process loads the same
+ * file by it); *offset is addr minus the object's load bias.  Returns 0, -ENOENT when addr is in no loaded
+ * object (JIT or other anonymous code), -ENAMETOOLONG when the path does not fit in cap bytes. */
+int mproc__code_locate(const void *addr, char *object, size_t cap, uintptr_t *offset);
+/* The load bias of object (named as by mproc__code_locate) in this process, loading it with dlopen when it is
+ * not loaded yet (it then stays loaded).  Returns 0, or -ENOENT with the loader's message in err. */
+int mproc__code_base(const char *object, uintptr_t *base, char *err, size_t errcap);
+
 /* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
  * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops
  * it when the descriptor is closed or its process dies.  wait: block until held, else return -EWOULDBLOCK

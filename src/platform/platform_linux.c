@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -297,4 +298,86 @@ int mproc__cpu_count_combine(int affinity, double limit) {
     if (c < n) n = (int)c;
   }
   return n;
+}
+
+/* ---- a fresh image of the running program ---- */
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+struct exec_ctx {
+  char *const *argv, *const *envp;
+  const int *keep;
+  int nkeep;
+  int errfd; /* close-on-exec: the exec's errno is written to it if the exec fails */
+};
+
+/* In the child of a possibly multi-threaded parent: async-signal-safe calls only. */
+static void exec_self_child(void *vctx) {
+  const struct exec_ctx *c = vctx;
+  /* nothing of the caller's passes but what is named: mark every descriptor from 3 up close-on-exec */
+  long r = -1;
+#ifdef SYS_close_range
+  r = syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+#endif
+  if (r != 0) {
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
+    if (max > 65536) max = 65536;
+    for (int fd = 3; fd < max; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  for (int i = 0; i < c->nkeep; i++) fcntl(c->keep[i], F_SETFD, 0);
+  execve("/proc/self/exe", c->argv, c->envp);
+  int err = errno;
+  while (write(c->errfd, &err, sizeof err) < 0 && errno == EINTR) {
+  }
+  _exit(127);
+}
+
+int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, const int *keep, int nkeep) {
+  /* the environment and argv are built before the fork: the child may not allocate */
+  extern char **environ;
+  const char *eq = strchr(env_entry, '=');
+  size_t name_len = eq ? (size_t)(eq - env_entry) + 1 : strlen(env_entry);
+  size_t n = 0;
+  for (char **e = environ; e && *e; e++) n++;
+  char **envp = malloc((n + 2) * sizeof *envp);
+  if (!envp) return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], env_entry, name_len) != 0) envp[k++] = environ[i];
+  envp[k++] = (char *)env_entry;
+  envp[k] = NULL;
+  char *argv[2] = {program_invocation_name && *program_invocation_name ? program_invocation_name : "mproc", NULL};
+  int ep[2];
+  if (mproc__sys.pipe2(ep, O_CLOEXEC) != 0) {
+    int err = -errno;
+    free(envp);
+    return err;
+  }
+  struct exec_ctx c = {argv, envp, keep, nkeep, ep[1]};
+  int r = mproc__plat_spawn(pid, pidfd, exec_self_child, &c);
+  close(ep[1]);
+  free(envp);
+  if (r < 0) {
+    close(ep[0]);
+    return r;
+  }
+  /* end of file: the exec happened (the pipe closed with it); else its errno */
+  int err = 0;
+  ssize_t got;
+  do {
+    got = read(ep[0], &err, sizeof err);
+  } while (got < 0 && errno == EINTR);
+  close(ep[0]);
+  if (got == (ssize_t)sizeof err) {
+    int st;
+    mproc__plat_wait(*pid, *pidfd, -1, &st);
+    mproc__plat_close(*pidfd);
+    *pidfd = -1;
+    *pid = 0;
+    return err > 0 ? -err : -ECHILD;
+  }
+  return 0;
 }

@@ -112,7 +112,7 @@ int mproc_process_start(mproc_process **out, mproc_process_fn fn, const void *ar
   static const mproc_process_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!out || !fn || (!arg && arg_len > 0)) return MPROC_EINVAL;
-  if (opts->start_method != MPROC_START_DEFAULT && opts->start_method != MPROC_START_FORK) return MPROC_EINVAL; /* forkserver: pools only */
+  if (opts->start_method != MPROC_START_DEFAULT && opts->start_method != MPROC_START_FORK) return MPROC_EINVAL; /* forkserver, exec: pools only */
   if (opts->name && strlen(opts->name) > NAME_MAX_BYTES) return MPROC_EINVAL;
 
   mproc_process *p = mproc__calloc(1, sizeof *p);
