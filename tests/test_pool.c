@@ -1279,6 +1279,17 @@ MTEST(template_death_loses_tasks_not_the_caller) {
   mproc_future *f;
   CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &f));
   await_started(1);
+  /* the pool is ready once one worker runs: wait until the template has reported both, so that the
+   * workers it leaves behind are known to the pool (and reaped by it, this process being a subreaper) */
+  for (bool all = false; !all;) {
+    pthread_mutex_lock(&p->eng.lock);
+    all = p->eng.ws[0].pid > 0 && p->eng.ws[1].pid > 0;
+    pthread_mutex_unlock(&p->eng.lock);
+    if (!all) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL); /* polls a state the test cannot be told about otherwise */
+    }
+  }
   CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0); /* as the OOM killer might */
   CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
   mproc_outcome o;
