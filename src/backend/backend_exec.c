@@ -75,22 +75,14 @@ static int start_once(mproc__engine *e) {
     mproc__plat_close(sv[0]);
     return r;
   }
-  /* its first word: mapped and ready, or why not */
-  tpl_msg m = {0, 0, 0, 0};
-  ssize_t got = -1;
-  if (mproc__plat_poll_fd(sv[0], POLLIN, READY_TIMEOUT) > 0) {
-    do {
-      got = recv(sv[0], &m, sizeof m, 0);
-    } while (got < 0 && errno == EINTR);
-  }
-  if (got == (ssize_t)sizeof m && m.op == TPL_READY) {
+  r = mproc__template_await_ready(sv[0], READY_TIMEOUT);
+  if (r == 0) {
     e->tpl_sock = sv[0];
     e->tpl_pid = pid;
     e->tpl_pidfd = pidfd;
     e->tpl_foreign = false;
     return 0;
   }
-  r = got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED && m.value > 0 ? -m.value : MPROC_ECONNRESET;
   mproc__plat_close(sv[0]);
   mproc__plat_signal(pid, pidfd, SIGKILL);
   int st;
@@ -189,8 +181,5 @@ const mproc__backend_ops mproc__backend_exec = {
     .name = "process (exec)",
     .needs_memfd = true,
     .start = mproc__exec_template_start,
-    .spawn = mproc__template_spawn,
-    .kill = mproc__template_kill,
-    .gone = mproc__template_gone,
-    .stop_in_manager = mproc__template_stop,
+    MPROC__TEMPLATE_PROTOCOL,
 };

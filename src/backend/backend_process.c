@@ -162,6 +162,19 @@ void mproc__template_stop(mproc__engine *e) {
   }
 }
 
+int mproc__template_await_ready(int sock, double timeout) {
+  tpl_msg m = {0, 0, 0, 0};
+  ssize_t got = -1;
+  if (mproc__plat_poll_fd(sock, POLLIN, timeout) > 0) {
+    do {
+      got = recv(sock, &m, sizeof m, 0);
+    } while (got < 0 && errno == EINTR);
+  }
+  if (got == (ssize_t)sizeof m && m.op == TPL_READY) return 0;
+  if (got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED && m.value > 0) return -m.value;
+  return MPROC_ECONNRESET;
+}
+
 struct start_ctx {
   mproc__engine *e;
   int sock, other;
@@ -191,8 +204,5 @@ int mproc__template_start(mproc__engine *e) {
 const mproc__backend_ops mproc__backend_fork = {
     .name = "process (fork)",
     .start = mproc__template_start,
-    .spawn = mproc__template_spawn,
-    .kill = mproc__template_kill,
-    .gone = mproc__template_gone,
-    .stop_in_manager = mproc__template_stop,
+    MPROC__TEMPLATE_PROTOCOL,
 };

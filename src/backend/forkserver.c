@@ -224,19 +224,7 @@ static int forkserver_start(mproc__engine *e) {
   pid_t pid = 0;
   int r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
   mproc__plat_close(sv[1]);
-  if (r == 0) {
-    /* its first word: mapped and ready, or not */
-    tpl_msg m = {0, 0, 0, 0};
-    r = mproc__plat_poll_fd(sv[0], POLLIN, 10.0);
-    ssize_t got = r > 0 ? recv(sv[0], &m, sizeof m, 0) : -1;
-    if (got == (ssize_t)sizeof m && m.op == TPL_READY) {
-      r = 0;
-    } else if (got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED) {
-      r = -m.value;
-    } else {
-      r = MPROC_ECONNRESET;
-    }
-  }
+  if (r == 0) r = mproc__template_await_ready(sv[0], 10.0);
   if (r < 0) {
     mproc__plat_close(sv[0]);
     return r == MPROC_EEXIST ? mproc__template_start(e) : r; /* our address is taken in the server */
@@ -253,8 +241,5 @@ const mproc__backend_ops mproc__backend_forkserver = {
     .name = "process (forkserver)",
     .needs_memfd = true,
     .start = forkserver_start,
-    .spawn = mproc__template_spawn,
-    .kill = mproc__template_kill,
-    .gone = mproc__template_gone,
-    .stop_in_manager = mproc__template_stop,
+    MPROC__TEMPLATE_PROTOCOL,
 };

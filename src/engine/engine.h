@@ -444,6 +444,13 @@ void mproc__template_spawn(mproc__engine *e, int i);
 void mproc__template_kill(mproc__engine *e, int i);
 bool mproc__template_gone(mproc__engine *e);
 void mproc__template_stop(mproc__engine *e);
+/* A template made elsewhere (fork server, exec) says first whether it mapped the pool: waits for that word
+ * on sock at most timeout seconds.  0 ready, the negative errno it reported, or MPROC_ECONNRESET. */
+int mproc__template_await_ready(int sock, double timeout);
+/* The members of a backend table that every process-like backend shares: the template protocol. */
+#define MPROC__TEMPLATE_PROTOCOL                                                                          \
+  .spawn = mproc__template_spawn, .kill = mproc__template_kill, .gone = mproc__template_gone,            \
+  .stop_in_manager = mproc__template_stop
 /* max(1, CPUs / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
 int mproc__thread_env_value(int workers);
 void mproc__template_main(mproc__shared *sh, int sock) __attribute__((noreturn));
