@@ -83,7 +83,7 @@ static mproc_pool *exec_pool(int workers, const mproc_pool_opts *extra) {
   o.start_method = MPROC_START_EXEC;
   mproc_pool *p = NULL;
   CHECK_OK(mproc_pool_create(&p, &o));
-  CHECK(p->eng.use_exec && !p->eng.tpl_foreign);
+  CHECK(mproc__engine_fresh_image(&p->eng) && !p->eng.tpl_foreign);
   return p;
 }
 
@@ -112,7 +112,7 @@ MTEST(exec_start_method_rules) {
   unsetenv("MPROC_BACKEND");
   /* fork and forkserver pools send plain pointers */
   CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1, .start_method = MPROC_START_FORK}));
-  CHECK(!p->eng.use_exec && p->eng.sh->objs == NULL);
+  CHECK(!mproc__engine_fresh_image(&p->eng) && p->eng.sh->objs == NULL);
   mproc_pool_destroy(p);
 }
 

@@ -180,6 +180,7 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
 const mproc__backend_ops mproc__backend_exec = {
     .name = "process (exec)",
     .needs_memfd = true,
+    .fresh_image = true,
     .start = mproc__exec_template_start,
     MPROC__TEMPLATE_PROTOCOL,
 };

@@ -845,7 +845,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
   size_t objs_at = (rings_end + opts->init_arg_len + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  e->sh_bytes = e->use_exec ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
+  e->sh_bytes = mproc__engine_fresh_image(e) ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
   int err = 0;
   if (e->ops->needs_memfd) {
     /* another process (the fork server's template) must map the same memory: a memfd it receives */
@@ -875,7 +875,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
                                .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};
-  if (e->use_exec) {
+  if (mproc__engine_fresh_image(e)) {
     /* a fresh image: its functions are found by (object, offset), the template sets the pointers */
     e->sh->objs = (mproc__objtab *)((unsigned char *)e->sh + objs_at);
     char msg[MPROC_TASK_MSG_MAX];

@@ -256,6 +256,7 @@ typedef struct mproc__backend_ops {
   const char *name;
   bool shares_memory;   /* workers see all of the caller's memory (threads): maps use it in place */
   bool needs_memfd;     /* the shared mapping must be a memory file another process can map */
+  bool fresh_image;     /* workers are a new image of the program: functions travel as (object, offset) */
   /* In the manager thread, lock held: makes what makes workers.  0 or negative errno. */
   int (*start)(struct mproc__engine *e);
   /* Lock held: asks for a worker in slot i; the answer comes as an event. */
@@ -309,7 +310,6 @@ typedef struct mproc__engine {
   int tpl_pidfd;
   bool tpl_foreign;           /* the template is the fork server's child, not ours */
   int sh_fd;                  /* forkserver, exec: the memfd behind sh, until the template has mapped it */
-  bool use_exec;              /* MPROC_START_EXEC: the template is a fresh image (backend_exec.c) */
   mproc__fncache fncache;     /* exec: under lock */
   uint32_t tpl_seen;
   int start_error;
@@ -413,6 +413,8 @@ int mproc__worker_loop(mproc__shared *sh, int slot);
 void mproc__worker_main(mproc__shared *sh, int slot) __attribute__((noreturn));
 
 static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->ops != NULL; }
+/* Workers run a fresh image of the program (exec): code addresses must be translated (fnref.c). */
+static inline bool mproc__engine_fresh_image(const mproc__engine *e) { return e->ops && e->ops->fresh_image; }
 /* Workers that cannot be killed (threads): task timeouts are refused. */
 static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e->ops && !e->ops->kill; }
 

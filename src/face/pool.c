@@ -77,7 +77,6 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   /* the arena exists before the template is made, so every worker has it (see ipc/arena.h); without one
    * (no memory files here) the pool still works, with nothing read in place */
   if (backend == MPROC_BACKEND_PROCESS) p->eng.arena_ref = mproc__arena_ref() == 0;
-  p->eng.use_exec = exec;
   int r = mproc__engine_start(&p->eng, opts);
   if (r < 0) {
     if (p->eng.arena_ref) mproc__arena_unref();
