@@ -99,8 +99,8 @@ int main(int argc, char **argv) {
    * not the parallel runtime's */
   int64_t *out = calloc(1, (n ? n : 1) * sizeof *out);
   double *fout = calloc(1, (n ? n : 1) * sizeof *fout);
-  memset(out, 0, (n ? n : 1) * sizeof *out);
-  memset(fout, 0, (n ? n : 1) * sizeof *fout);
+  bench_touch(out, (n ? n : 1) * sizeof *out);
+  bench_touch(fout, (n ? n : 1) * sizeof *fout);
   uint64_t checksum = 0;
   double t0, dt;
 

@@ -387,7 +387,7 @@ int main(int argc, char **argv) {
     in = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *in) : malloc((n ? n : 1) * sizeof *in);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
   }
-  memset(out, 0, (n ? n : 1) * sizeof *out); /* touched before timing, as in every system (anchors.c) */
+  bench_touch(out, (n ? n : 1) * sizeof *out); /* touched before timing, as in every system (anchors.c) */
   if (strcmp(wl, "irregular") == 0)
     g_durations = bench_pareto(n, bench_arg(argc, argv, "us", 100), (uint64_t)bench_arg(argc, argv, "seed", 42));
   if (strcmp(wl, "large-array") == 0) {

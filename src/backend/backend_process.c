@@ -40,11 +40,11 @@ static void notify(mproc__shared *sh, int sock, tpl_msg m) {
 static const char *const thread_vars[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                           "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
 
-int mproc__thread_env_value(int workers) {
+int mproc__thread_env_value(int cpus, int workers) {
   bool all_set = true;
   for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) all_set = all_set && getenv(thread_vars[i]);
   if (all_set) return 0;
-  int n = mproc_cpu_count() / (workers > 0 ? workers : 1);
+  int n = cpus / (workers > 0 ? workers : 1);
   return n > 0 ? n : 1;
 }
 

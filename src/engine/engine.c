@@ -211,6 +211,13 @@ static int inflight_limit(const mproc__engine *e) {
   return e->job_ns_avg > 0 && e->job_ns_avg < SHORT_JOB_NS ? INFLIGHT_SHORT_JOBS : INFLIGHT_PER_WORKER;
 }
 
+/* Workers with a job in hand: each keeps a core busy. */
+static int busy_workers(const mproc__engine *e) {
+  int n = 0;
+  for (int i = 0; i < e->nworkers; i++) n += e->ws[i].ninflight > 0;
+  return n;
+}
+
 static int pick_worker(mproc__engine *e) {
   int best = -1;
   for (int i = 0; i < e->nworkers; i++) {
@@ -781,9 +788,10 @@ static void *manager_main(void *arg) {
       spins = 0;
       continue;
     }
-    /* spin only while results are due: an idle manager (also while workers start) would take the CPU
-     * from the processes it waits for */
-    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0) {
+    /* spin only while results are due and a core is free for it: an idle manager (also while workers
+     * start), or one beside as many busy workers as there are cores, would take the CPU from the
+     * processes it waits for (on 2 cores and 1 ms tasks, 5 points of efficiency) */
+    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0 && busy_workers(e) < e->ncpus) {
       pthread_mutex_unlock(&e->lock);
       for (int k = 0; k < 20; k++) mproc__cpu_relax();
       pthread_mutex_lock(&e->lock);
@@ -838,6 +846,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   e->tpl_pidfd = -1;
   e->sh_fd = -1;
   if (!mproc__engine_has_workers(e)) return 0;
+  e->ncpus = mproc_cpu_count(); /* reads the cgroup files: tens of microseconds, so once */
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
   size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
@@ -871,7 +880,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
                                 * first worker by reading the cgroup files in a cold process */
                                .thread_env_n = opts->keep_thread_env || !e->ops->kill
                                                    ? 0
-                                                   : mproc__thread_env_value(e->nworkers),
+                                                   : mproc__thread_env_value(e->ncpus, e->nworkers),
                                .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};

@@ -287,6 +287,7 @@ typedef struct mproc__engine {
   uint64_t next_token;
   mproc_pool_opts opts;
   int nworkers;
+  int ncpus;                  /* mproc_cpu_count() at start: whether the manager may spin (a core is free) */
   mproc_backend backend;
   const mproc__backend_ops *ops; /* NULL for the serial backend */
   bool closed, quitting;
@@ -453,8 +454,8 @@ int mproc__template_await_ready(int sock, double timeout);
 #define MPROC__TEMPLATE_PROTOCOL                                                                          \
   .spawn = mproc__template_spawn, .kill = mproc__template_kill, .gone = mproc__template_gone,            \
   .stop_in_manager = mproc__template_stop
-/* max(1, CPUs / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
-int mproc__thread_env_value(int workers);
+/* max(1, cpus / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
+int mproc__thread_env_value(int cpus, int workers);
 void mproc__template_main(mproc__shared *sh, int sock) __attribute__((noreturn));
 
 /* future.c */

@@ -13,6 +13,7 @@
 #define MPROC_RING_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define MPROC_CACHELINE 64
@@ -34,6 +35,10 @@ typedef struct mproc__ring {
 } mproc__ring;
 
 size_t mproc__ring_bytes(size_t data_size);      /* sizeof the whole ring for data_size */
+/* Whether the consumer has said it sleeps (it reads nothing until woken). */
+static inline bool mproc__ring_consumer_asleep(const mproc__ring *r) {
+  return __atomic_load_n(r->c_sleeping, __ATOMIC_ACQUIRE) != 0;
+}
 void mproc__ring_init(mproc__ring *r, size_t data_size);
 /* Points the consumer's (or producer's) sleep flag and wake word elsewhere. */
 void mproc__ring_set_consumer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq);

@@ -34,10 +34,11 @@ static void send_result(mproc__ring *out, wire_result *h, const char *msg, const
 /* After a result: a caller waiting for it usually polls the ring and takes it within a microsecond or two,
  * so the sleeping manager is woken (a system call, and a thread that competes for the CPU and the engine
  * lock) only if the result is still unread after a short spin, or at once when the next job is already
- * there.  This halves a round trip. */
+ * there.  This halves a round trip.  No spin when the manager is asleep and nobody polls: then nobody
+ * would read it. */
 #define LATE_WAKE_SPINS 100
 static void wake_late(mproc__slot *slot) {
-  for (int k = 0; k < LATE_WAKE_SPINS; k++) {
+  for (int k = 0; k < LATE_WAKE_SPINS && !mproc__ring_consumer_asleep(slot->out); k++) {
     if (mproc__ring_used(slot->out) == 0 || mproc__ring_used(slot->in) > 0) break;
     mproc__cpu_relax();
   }
