@@ -944,6 +944,76 @@ MTEST(fork_failure_leaves_nothing) {
   CHECK(p == NULL);
 }
 
+/* The template is forked by the thread that creates the pool; it must end with the caller's process, not
+ * with that thread (Linux ties the parent-death signal to the forking thread). */
+static pid_t creator_tid;
+static void *create_pool_thread(void *arg) {
+  creator_tid = (pid_t)syscall(SYS_gettid);
+  CHECK_OK(mproc_pool_create((mproc_pool **)arg, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
+  return NULL;
+}
+
+MTEST(pool_outlives_the_thread_that_created_it) {
+  mproc_pool *p = NULL;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, create_pool_thread, &p) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  /* pthread_join returns before the kernel has finished the thread's exit, where a parent-death signal
+   * would be sent: wait until the thread is gone from /proc (nothing tells of it otherwise) */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d", (int)creator_tid);
+  while (access(path, F_OK) == 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  siginfo_t si = {0};
+  CHECK(waitid(P_PID, (id_t)p->eng.tpl_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0);
+  CHECK_INT_EQ(si.si_pid, 0); /* the template has not ended */
+  int in[64], out[64];
+  for (int i = 0; i < 64; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, square, in, 64, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < 64; i++) CHECK_INT_EQ(out[i], i * i);
+  mproc_pool_destroy(p);
+}
+
+/* The first fork (the template's, in this process) succeeds; every later one, in the template, fails once
+ * the test has let it (a byte on the gate pipe each), so that a task is queued before the pool is lost. */
+static pid_t (*real_fork)(void);
+static int forks_seen, fork_gate[2];
+static pid_t fork_once(void) {
+  if (forks_seen++ == 0) return real_fork();
+  char c;
+  while (read(fork_gate[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
+MTEST(no_worker_can_start_fails_tasks_not_the_caller) {
+  real_fork = mproc__sys.fork;
+  forks_seen = 0;
+  CHECK(pipe(fork_gate) == 0);
+  mproc__sys.fork = fork_once;
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  mproc__syscalls_reset();
+  int n = 3;
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
+  CHECK(write(fork_gate[1], "xx", 2) == 2); /* now both workers' forks fail */
+  CHECK_ERR(mproc_future_error(f, 10.0), MPROC_EAGAIN);
+  mproc_outcome o;
+  CHECK_OK(mproc_future_outcome(f, &o));
+  CHECK_INT_EQ(o.kind, MPROC_OUTCOME_LOST);
+  CHECK(strstr(o.message, "no worker could be started") != NULL);
+  mproc_future_release(f);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f), MPROC_EAGAIN);
+  int out;
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EAGAIN);
+  mproc_pool_destroy(p);
+  close(fork_gate[0]);
+  close(fork_gate[1]);
+}
+
 static uint32_t async_ok, async_err;
 static int async_sum;
 static void on_result(const void *data, size_t len, void *user) {

@@ -1,7 +1,7 @@
 /* backend_exec.c: MPROC_START_EXEC, a pool's template started as a fresh image of the running program.
  *
- * The manager thread forks a child that executes /proc/self/exe (mproc__plat_spawn_exec_self) with the
- * template's socket and the shared mappings' memfds as its only inherited descriptors, and their
+ * The thread creating the pool forks a child that executes /proc/self/exe (mproc__plat_spawn_exec_self)
+ * with the template's socket and the shared mappings' memfds as its only inherited descriptors, and their
  * description in MPROC_EXEC_TEMPLATE.  In the new image, the constructor below runs before main (and before
  * the program's unprioritised constructors), takes the variable out of the environment, checks that its
  * parent is still the caller (PR_SET_PDEATHSIG survives the exec; a parent that died before the exec is seen

@@ -1,7 +1,8 @@
 /* backend_process.c: the template process that forks, reaps and kills the workers of a pool.
  *
- * The template is forked by the pool's manager thread and stays single-threaded.  It waits in poll() on
- * its socket to the manager and on one pidfd per worker.  Commands: SPAWN a worker in a slot, KILL the
+ * The template is forked by the thread that creates the pool and stays single-threaded.  It waits in poll()
+ * on its socket to the manager, on one pidfd per worker, and on a pidfd of its parent (it ends with the
+ * caller's process, not with the thread that forked it).  Commands: SPAWN a worker in a slot, KILL the
  * worker of a slot with a signal.  Events back: SPAWNED (pid), SPAWN_FAILED (errno), DIED (wait status).
  * After each event it bumps the shared template_events word and rings the manager's doorbell.  When the
  * socket closes (the pool is being destroyed or the caller died) it kills every worker, reaps them and
@@ -23,10 +24,17 @@ struct worker_ctx {
   int sock;
 };
 
+static void limit_thread_env(int n);
+
 static void worker_entry(void *vctx) {
   struct worker_ctx *c = vctx;
   close(c->sock);
-  mproc__worker_main(c->sh, c->slot);
+  /* the caller works out OMP_NUM_THREADS & co while the first workers are forked (reading the cgroup files
+   * takes a tenth of a millisecond); they wait for it here, before any user code */
+  mproc__shared *sh = c->sh;
+  while (__atomic_load_n(&sh->conf_ready, __ATOMIC_ACQUIRE) == 0) mproc__futex_wait(&sh->conf_ready, 0, -1);
+  if (sh->conf.thread_env_n > 0) limit_thread_env(sh->conf.thread_env_n);
+  mproc__worker_main(sh, c->slot);
 }
 
 static void notify(mproc__shared *sh, int sock, tpl_msg m) {
@@ -55,22 +63,50 @@ static void limit_thread_env(int n) {
   for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) setenv(thread_vars[i], buf, 0);
 }
 
+typedef int (*spawn_fn)(pid_t *, int *, void (*)(void *), void *);
+
+/* Forks the worker of a slot (empty rings) and tells the manager how it went. */
+static void spawn_slot(mproc__shared *sh, int sock, int slot, spawn_fn spawn, pid_t *pids, int *pidfds) {
+  mproc__ring_reset(sh->slots[slot].in);
+  mproc__ring_reset(sh->slots[slot].out);
+  sh->slots[slot].running_job = 0;
+  sh->slots[slot].in_init = 0;
+  struct worker_ctx c = {sh, slot, sock};
+  pid_t pid;
+  int pidfd;
+  int r = spawn(&pid, &pidfd, worker_entry, &c);
+  if (r < 0) {
+    notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
+  } else {
+    pids[slot] = pid;
+    pidfds[slot] = pidfd;
+    notify(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
+  }
+}
+
 void mproc__template_main(mproc__shared *sh, int sock) {
   signal(SIGINT, SIG_IGN);
-  if (sh->conf.thread_env_n > 0) limit_thread_env(sh->conf.thread_env_n);
+  /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
+   * have had handlers installed by constructors */
+  spawn_fn spawn = sh->objs ? mproc__plat_spawn : mproc__plat_spawn_clean;
   int n = sh->conf.nworkers;
+  int owner = mproc__plat_watch_parent();
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);
-  struct pollfd *pfd = calloc((size_t)n + 1, sizeof *pfd);
+  struct pollfd *pfd = calloc((size_t)n + 2, sizeof *pfd);
   if (!pids || !pidfds || !pfd) _exit(125);
   for (int i = 0; i < n; i++) pidfds[i] = -1;
+  /* every worker at once, unasked: the manager may not even be running yet */
+  for (int i = 0; i < n; i++) spawn_slot(sh, sock, i, spawn, pids, pidfds);
   for (;;) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
-    if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
+    pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN};
+    if (poll(pfd, (nfds_t)n + 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (pfd[n + 1].revents) break; /* the caller's process ended */
     for (int i = 0; i < n; i++) {
       if (pidfds[i] < 0 || !(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st = 0;
@@ -91,22 +127,7 @@ void mproc__template_main(mproc__shared *sh, int sock) {
     if (got != (ssize_t)sizeof m) continue;
     if (m.slot < 0 || m.slot >= n) continue;
     if (m.op == TPL_SPAWN && pids[m.slot] == 0) {
-      /* the worker starts with empty rings */
-      mproc__ring_reset(sh->slots[m.slot].in);
-      mproc__ring_reset(sh->slots[m.slot].out);
-      sh->slots[m.slot].running_job = 0;
-      sh->slots[m.slot].in_init = 0;
-      struct worker_ctx c = {sh, m.slot, sock};
-      pid_t pid;
-      int pidfd;
-      int r = mproc__plat_spawn(&pid, &pidfd, worker_entry, &c);
-      if (r < 0) {
-        notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, m.slot, 0, -r});
-      } else {
-        pids[m.slot] = pid;
-        pidfds[m.slot] = pidfd;
-        notify(sh, sock, (tpl_msg){TPL_SPAWNED, m.slot, pid, 0});
-      }
+      spawn_slot(sh, sock, m.slot, spawn, pids, pidfds);
     } else if (m.op == TPL_KILL && pids[m.slot] == m.pid && pids[m.slot] != 0) {
       mproc__plat_signal(pids[m.slot], pidfds[m.slot], m.value);
     }
@@ -200,7 +221,7 @@ int mproc__template_start(mproc__engine *e) {
   return 0;
 }
 
-/* MPROC_START_FORK: the template is forked from the manager thread, a copy of the caller. */
+/* MPROC_START_FORK: the template is forked by the thread creating the pool, a copy of the caller. */
 const mproc__backend_ops mproc__backend_fork = {
     .name = "process (fork)",
     .start = mproc__template_start,

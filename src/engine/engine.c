@@ -611,6 +611,8 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   }
 }
 
+static void pool_lost(mproc__engine *e, int code, const char *msg);
+
 static void handle_template(mproc__engine *e) {
   uint32_t ev = __atomic_load_n(&e->sh->template_events, __ATOMIC_ACQUIRE);
   if (ev == e->tpl_seen) return;
@@ -625,8 +627,15 @@ static void handle_template(mproc__engine *e) {
       w->pid = m.pid;
       e->started++;
     } else if (m.op == TPL_SPAWN_FAILED) {
+      /* the slot stays empty; when no worker is left or on its way, nothing could ever run */
       w->spawning = false;
-      if (!e->ready && !e->start_error) e->start_error = -m.value;
+      bool any = false;
+      for (int k = 0; k < e->nworkers; k++) any = any || e->ws[k].pid || e->ws[k].spawning;
+      if (!any && !e->broken) {
+        char msg[MPROC_TASK_MSG_MAX];
+        snprintf(msg, sizeof msg, "no worker could be started: %s", mproc_strerror(-m.value));
+        pool_lost(e, -m.value, msg);
+      }
     } else if (m.op == TPL_DIED) {
       if (e->ops->reaped) e->ops->reaped(e, m.slot);
       worker_died(e, m.slot, m.value);
@@ -672,7 +681,7 @@ static double check_timeouts(mproc__engine *e) {
 }
 
 bool mproc__engine_poll(mproc__engine *e) {
-  if (!mproc__engine_has_workers(e) || !e->ready || e->quitting) return false;
+  if (!mproc__engine_has_workers(e) || e->quitting) return false;
   bool progressed = false;
   handle_template(e);
   for (int i = 0; i < e->nworkers; i++)
@@ -683,10 +692,13 @@ bool mproc__engine_poll(mproc__engine *e) {
 
 /* The template died (it never does on its own): its workers died with it.  Everything in flight or queued
  * is lost, and the pool says so from now on (lock held). */
-static void template_lost(mproc__engine *e) {
-  e->broken = true;
+/* Nothing can run any more: the template died (it never does on its own; its workers died with it), or
+ * no worker could be started (code is then the fork's error).  Everything in flight or queued fails with
+ * code, and so does every later submission (lock held). */
+static void pool_lost(mproc__engine *e, int code, const char *msg) {
+  e->broken = code;
   e->closed = true;
-  mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = -1};
+  mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = code, .exit_code = -1, .worker = -1};
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     mproc__job *j = w->head;
@@ -701,11 +713,11 @@ static void template_lost(mproc__engine *e) {
     }
     w->pid = 0;
     w->dormant = false;
-    finish_jobs(e, j, &lost, "the pool's template process died");
+    finish_jobs(e, j, &lost, msg);
   }
   mproc__job *queued = e->pend_head;
   e->pend_head = e->pend_tail = NULL;
-  finish_jobs(e, queued, &lost, "the pool's template process died");
+  finish_jobs(e, queued, &lost, msg);
   mproc__engine_notify(e);
 }
 
@@ -753,31 +765,16 @@ void mproc__engine_run_callbacks(mproc__engine *e) {
 static void *manager_main(void *arg) {
   mproc__engine *e = arg;
   pthread_mutex_lock(&e->lock);
-  int r = e->ops->start(e);
-  mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
-  e->sh_fd = -1;
-  if (r < 0) {
-    e->start_error = r;
-    e->ready = true;
-    pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->lock);
-    return NULL;
-  }
-  for (int i = 0; i < e->nworkers; i++) spawn_worker(e, i);
+  if (!e->ops->starts_workers)
+    for (int i = 0; i < e->nworkers; i++) spawn_worker(e, i);
   int spins = 0;
   while (!e->quitting) {
     bool progressed = false;
     handle_template(e);
     if (!e->ready) {
-      /* the pool is usable once one worker has started (the others follow within a fork's time and
-       * take work as they come): creation to first result then costs one worker's start, not all of
-       * them.  "Started" is once: a worker whose initializer fails may already be gone again. */
-      bool any = false;
-      for (int i = 0; i < e->nworkers; i++) any = any || e->ws[i].ever_spawned;
-      if (any || e->start_error) {
-        e->ready = true;
-        pthread_cond_broadcast(&e->done_cv);
-      }
+      /* "ready": one worker has started ("started" is once: a worker whose initializer fails may already
+       * be gone again) */
+      for (int i = 0; i < e->nworkers; i++) e->ready = e->ready || e->ws[i].ever_spawned;
     }
     for (int i = 0; i < e->nworkers; i++)
       if (e->ws[i].pid) progressed |= rx_progress(e, i);
@@ -816,7 +813,7 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
-    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) template_lost(e);
+    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) pool_lost(e, MPROC_ELOST, "the pool's template process died");
   }
   pthread_mutex_unlock(&e->lock);
   /* A template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
@@ -846,7 +843,6 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   e->tpl_pidfd = -1;
   e->sh_fd = -1;
   if (!mproc__engine_has_workers(e)) return 0;
-  e->ncpus = mproc_cpu_count(); /* reads the cgroup files: tens of microseconds, so once */
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
   size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
@@ -876,11 +872,6 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
   e->sh->conf = (mproc__wconf){.nworkers = e->nworkers, .max_tasks_per_child = opts->max_tasks_per_child,
                                .keep_thread_env = opts->keep_thread_env,
-                               /* worked out here rather than in the template, where it would delay the
-                                * first worker by reading the cgroup files in a cold process */
-                               .thread_env_n = opts->keep_thread_env || !e->ops->kill
-                                                   ? 0
-                                                   : mproc__thread_env_value(e->ncpus, e->nworkers),
                                .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};
@@ -914,31 +905,37 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     mproc__ring_set_producer_wake(s->in, &s->tx_waiting, &e->sh->doorbell);
   }
   e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
-  if (!e->ws) {
-    mproc__plat_close(e->sh_fd);
-    e->sh_fd = -1;
-    mproc__shm_unmap(e->sh, e->sh_bytes);
-    e->sh = NULL;
-    return MPROC_ENOMEM;
+  /* The template is made here, in the caller's thread: its errors are this call's, and start-up does not
+   * wait for a new thread to be scheduled first (on a 2-core VM that wait alone measured 0.1-1.4 ms). */
+  int r = e->ws ? e->ops->start(e) : MPROC_ENOMEM;
+  mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
+  e->sh_fd = -1;
+  if (r == 0) {
+    /* worked out while the template forks the first workers, which wait for it (reading the cgroup files
+     * takes a tenth of a millisecond: not before the template, nor in each worker) */
+    e->ncpus = mproc_cpu_count();
+    if (!opts->keep_thread_env && e->ops->kill) e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
+    __atomic_store_n(&e->sh->conf_ready, 1, __ATOMIC_RELEASE);
+    mproc__futex_wake(&e->sh->conf_ready, INT32_MAX);
+    /* on their way already (before any thread could take their news) */
+    for (int i = 0; e->ops->starts_workers && i < e->nworkers; i++) e->ws[i].spawning = true;
+    r = -pthread_create(&e->manager, NULL, manager_main, e);
+    if (r < 0) {
+      if (e->ops->stop_in_manager) e->ops->stop_in_manager(e);
+      if (e->ops->stop_after_manager) e->ops->stop_after_manager(e);
+    }
   }
-  int r = pthread_create(&e->manager, NULL, manager_main, e);
-  if (r) {
-    mproc__plat_close(e->sh_fd);
-    e->sh_fd = -1;
-    mproc__free(e->ws);
-    mproc__shm_unmap(e->sh, e->sh_bytes);
-    e->sh = NULL;
-    return -r;
-  }
-  e->manager_started = true;
-  pthread_mutex_lock(&e->lock);
-  while (!e->ready) pthread_cond_wait(&e->done_cv, &e->lock);
-  r = e->start_error;
-  pthread_mutex_unlock(&e->lock);
   if (r < 0) {
-    mproc__engine_stop(e);
+    mproc__free(e->ws);
+    e->ws = NULL;
+    mproc__shm_unmap(e->sh, e->sh_bytes);
+    e->sh = NULL;
     return r;
   }
+  /* No wait for the workers: tasks queue until one has started, and a caller waiting for a result takes
+   * the template's news itself (mproc__engine_poll), so the first result costs the template's fork and a
+   * worker's, nothing more. */
+  e->manager_started = true;
   return 0;
 }
 
@@ -976,11 +973,11 @@ void mproc__engine_stop(mproc__engine *e) {
     mproc__engine_cancel_pending(e);
     /* a grace period for what runs, then the workers are killed with the template */
     double deadline = mproc__deadline(1.0);
-    while (e->outstanding > 0 && mproc__remaining(deadline) > 0 && e->ready && !e->start_error)
+    while (e->outstanding > 0 && mproc__remaining(deadline) > 0 && !e->broken)
       mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, deadline);
     /* idle workers are told to stop, so they run their finalizer and exit; what still runs or does not
      * answer within half a second is killed with the template */
-    if (e->ops->kill && e->ready && !e->start_error && !e->broken) {
+    if (e->ops->kill && !e->broken) {
       e->draining = true;
       wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
       double until = mproc__deadline(0.5);

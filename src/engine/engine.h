@@ -13,11 +13,12 @@
  * manager sleeps on one futex word, the doorbell, which every event rings only while it sleeps: a result,
  * freed ring space, a submission, a message from the template.
  *
- * Processes.  Workers are forked by a template process, itself forked by the manager thread at pool
- * creation (so PR_SET_PDEATHSIG ties it to a thread that lives as long as the pool).  The template is
- * single-threaded: every fork from it is clean.  It holds a pidfd per worker, reaps them, reports each
- * death with its exact status over a SOCK_SEQPACKET socket, and kills on request (by pidfd: no pid reuse
- * race).  Caller dies -> template dies -> workers die (PDEATHSIG at each step).  The template may instead
+ * Processes.  Workers are forked by a template process, itself forked by the thread creating the pool
+ * (which then returns at once: the template forks every worker unasked).  The template is single-threaded:
+ * every fork from it is clean.  It holds a pidfd per worker, reaps them, reports each death with its exact
+ * status over a SOCK_SEQPACKET socket, and kills on request (by pidfd: no pid reuse race).  Caller dies ->
+ * template dies (it polls a pidfd of the caller's process; PR_SET_PDEATHSIG would tie it to the forking
+ * thread) -> workers die (PDEATHSIG).  The template may instead
  * come from the fork server (forkserver.c) or be a fresh image of the program (backend_exec.c); both map the
  * shared memory from a memfd at the caller's address.  A fresh image has its objects elsewhere, so its
  * functions travel as (object, offset) (fnref.c) instead of pointers.
@@ -109,7 +110,8 @@ typedef struct mproc__wconf {
   int nworkers;
   int max_tasks_per_child;
   int keep_thread_env;
-  int thread_env_n;      /* the value for OMP_NUM_THREADS & co, worked out by the caller (0: leave alone) */
+  int thread_env_n;      /* the value for OMP_NUM_THREADS & co (0: leave alone), set by the caller while the
+                          * template starts; workers of a template wait for conf_ready before reading it */
   mproc_task_fn initializer;
   void (*finalizer)(void);
   const void *init_arg;  /* a copy inside the mapping */
@@ -139,6 +141,7 @@ typedef struct mproc__shared {
   uint32_t manager_sleeping;
   uint32_t template_events;                     /* bumped by the template after each message */
   uint32_t nworkers;
+  uint32_t conf_ready;                          /* futex word: 1 once conf.thread_env_n is set */
   /* tokens of recently aborted maps: a worker answers their batches as cancelled without running them */
   uint64_t aborted[16];
   uint32_t aborted_next;
@@ -257,7 +260,9 @@ typedef struct mproc__backend_ops {
   bool shares_memory;   /* workers see all of the caller's memory (threads): maps use it in place */
   bool needs_memfd;     /* the shared mapping must be a memory file another process can map */
   bool fresh_image;     /* workers are a new image of the program: functions travel as (object, offset) */
-  /* In the manager thread, lock held: makes what makes workers.  0 or negative errno. */
+  bool starts_workers;  /* start() also starts every worker (their SPAWNED events follow): no spawn asked */
+  /* In the thread creating the pool, before the manager exists: makes what makes workers.  0 or negative
+   * errno. */
   int (*start)(struct mproc__engine *e);
   /* Lock held: asks for a worker in slot i; the answer comes as an event. */
   void (*spawn)(struct mproc__engine *e, int i);
@@ -292,7 +297,7 @@ typedef struct mproc__engine {
   const mproc__backend_ops *ops; /* NULL for the serial backend */
   bool closed, quitting;
   bool draining;              /* destroy: workers are told to stop; none is replaced */
-  bool broken;                /* the template died: every task fails with MPROC_ELOST */
+  int broken;                 /* nothing can run (see pool_lost): every task fails with this code */
   uint64_t next_id;
   size_t outstanding;         /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;
@@ -313,7 +318,6 @@ typedef struct mproc__engine {
   int sh_fd;                  /* forkserver, exec: the memfd behind sh, until the template has mapped it */
   mproc__fncache fncache;     /* exec: under lock */
   uint32_t tpl_seen;
-  int start_error;
   int started;                /* workers spawned at least once */
   bool ready;
   struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
@@ -442,7 +446,7 @@ int mproc__exec_template_start(mproc__engine *e);
 
 /* backend_process.c: the template's loop, and the manager's side of it shared by the process-like
  * backends */
-int mproc__template_start(mproc__engine *e); /* forks a template from the manager thread */
+int mproc__template_start(mproc__engine *e); /* forks a template from the calling thread */
 void mproc__template_spawn(mproc__engine *e, int i);
 void mproc__template_kill(mproc__engine *e, int i);
 bool mproc__template_gone(mproc__engine *e);
@@ -452,7 +456,7 @@ void mproc__template_stop(mproc__engine *e);
 int mproc__template_await_ready(int sock, double timeout);
 /* The members of a backend table that every process-like backend shares: the template protocol. */
 #define MPROC__TEMPLATE_PROTOCOL                                                                          \
-  .spawn = mproc__template_spawn, .kill = mproc__template_kill, .gone = mproc__template_gone,            \
+  .starts_workers = true, .spawn = mproc__template_spawn, .kill = mproc__template_kill, .gone = mproc__template_gone,            \
   .stop_in_manager = mproc__template_stop
 /* max(1, cpus / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
 int mproc__thread_env_value(int cpus, int workers);

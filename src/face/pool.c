@@ -181,7 +181,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   j->fut = f;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
-    int code = e->broken ? MPROC_ELOST : MPROC_ECLOSED;
+    int code = e->broken ? e->broken : MPROC_ECLOSED;
     pthread_mutex_unlock(&e->lock);
     mproc__free(f);
     mproc__job_free(j);
@@ -477,7 +477,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
     }
     pthread_mutex_lock(&e->lock);
     if (e->closed) {
-      int code = e->broken ? MPROC_ELOST : MPROC_ECLOSED;
+      int code = e->broken ? e->broken : MPROC_ECLOSED;
       pthread_mutex_unlock(&e->lock);
       for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
       mproc__free(jobs);

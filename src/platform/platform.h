@@ -38,6 +38,9 @@ double mproc__plat_now(void);
  * of a parent that died before that took effect).  On success *pid is the child's pid and *pidfd a
  * close-on-exec pidfd for it, or -1 where the kernel has none.  Returns 0 or a negative errno. */
 int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
+/* The same for a parent whose caught signals are already all at their default (a pool's template): the
+ * child skips resetting them, a system call per signal. */
+int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
 
 /* As mproc__plat_spawn, but the child executes the running program afresh (/proc/self/exe, argv[0] kept, no
  * other argument) with env_entry ("NAME=value", replacing any NAME in the environment) added: a new image,
@@ -136,3 +139,8 @@ int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
 void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err);
 /* A pidfd for any process (not only a child), or negative errno. */
 int mproc__pidfd_open(pid_t pid);
+/* For a child made by mproc__plat_spawn: a descriptor that becomes readable when its parent process ends,
+ * after which the parent-death signal (which Linux ties to the thread that forked the child, not to its
+ * process) is turned off, so the child outlives that thread but not the process.  -1 where the kernel has
+ * no pidfds: the signal then stays.  The child exits at once if its parent is already gone. */
+int mproc__plat_watch_parent(void);

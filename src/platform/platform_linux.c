@@ -61,7 +61,7 @@ static int pidfd_open_compat(pid_t pid) {
 
 /* Everything the child does before running its function: only async-signal-safe calls until it restores
  * the signal mask, because the parent may have had other threads at the fork. */
-int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx) {
+static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx, bool reset_signals) {
   /* Output the caller has buffered would otherwise be copied into the child and written again by it (and
    * by every worker forked from it) when it flushes: write it out once, now. */
   fflush(NULL);
@@ -79,7 +79,7 @@ int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* the parent died before PDEATHSIG took effect: end as if it had fired */
     if (getppid() != parent) raise(SIGKILL);
-    for (int sig = 1; sig < NSIG; sig++) {
+    for (int sig = 1; reset_signals && sig < NSIG; sig++) {
       struct sigaction sa;
       if (sig == SIGKILL || sig == SIGSTOP) continue;
       if (sigaction(sig, NULL, &sa) != 0) continue;
@@ -98,6 +98,24 @@ int mproc__plat_spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx
   *pid_out = pid;
   *pidfd_out = pidfd_open_compat(pid);
   return 0;
+}
+
+int mproc__plat_watch_parent(void) {
+  pid_t parent = getppid();
+  int fd = pidfd_open_compat(parent);
+  if (fd < 0) return -1;
+  /* the pidfd is the parent's only if it was still our parent after it was opened */
+  if (getppid() != parent) _exit(0);
+  prctl(PR_SET_PDEATHSIG, 0);
+  return fd;
+}
+
+int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
+  return spawn(pid, pidfd, child_fn, ctx, true);
+}
+
+int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
+  return spawn(pid, pidfd, child_fn, ctx, false);
 }
 
 int mproc__plat_poll_fd(int fd, short events, double timeout) {
