@@ -690,8 +690,6 @@ bool mproc__engine_poll(mproc__engine *e) {
   return progressed;
 }
 
-/* The template died (it never does on its own): its workers died with it.  Everything in flight or queued
- * is lost, and the pool says so from now on (lock held). */
 /* Nothing can run any more: the template died (it never does on its own; its workers died with it), or
  * no worker could be started (code is then the fork's error).  Everything in flight or queued fails with
  * code, and so does every later submission (lock held). */
@@ -787,8 +785,9 @@ static void *manager_main(void *arg) {
     }
     /* spin only while results are due and a core is free for it: an idle manager (also while workers
      * start), or one beside as many busy workers as there are cores, would take the CPU from the
-     * processes it waits for (on 2 cores and 1 ms tasks, 5 points of efficiency) */
-    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0 && busy_workers(e) < e->ncpus) {
+     * processes it waits for */
+    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0 &&
+        busy_workers(e) < e->ncpus) {
       pthread_mutex_unlock(&e->lock);
       for (int k = 0; k < 20; k++) mproc__cpu_relax();
       pthread_mutex_lock(&e->lock);
@@ -813,11 +812,11 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
-    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) pool_lost(e, MPROC_ELOST, "the pool's template process died");
+    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e))
+      pool_lost(e, MPROC_ELOST, "the pool's template process died");
   }
   pthread_mutex_unlock(&e->lock);
-  /* A template's PR_SET_PDEATHSIG is tied to this thread: it must end before this thread does, or it
-   * would be killed before reaping the workers. */
+  /* the template reaps its workers and ends before the manager does: nothing outlives the pool */
   if (e->ops->stop_in_manager) e->ops->stop_in_manager(e);
   return NULL;
 }
@@ -914,7 +913,8 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     /* worked out while the template forks the first workers, which wait for it (reading the cgroup files
      * takes a tenth of a millisecond: not before the template, nor in each worker) */
     e->ncpus = mproc_cpu_count();
-    if (!opts->keep_thread_env && e->ops->kill) e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
+    if (!opts->keep_thread_env && e->ops->kill)
+      e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
     __atomic_store_n(&e->sh->conf_ready, 1, __ATOMIC_RELEASE);
     mproc__futex_wake(&e->sh->conf_ready, INT32_MAX);
     /* on their way already (before any thread could take their news) */
