@@ -623,9 +623,8 @@ static void handle_template(mproc__engine *e) {
     mproc__wstate *w = &e->ws[m.slot];
     if (m.op == TPL_SPAWNED) {
       w->spawning = false;
-      w->ever_spawned = true;
       w->pid = m.pid;
-      e->started++;
+      e->ready = true;
     } else if (m.op == TPL_SPAWN_FAILED) {
       /* the slot stays empty; when no worker is left or on its way, nothing could ever run */
       w->spawning = false;
@@ -769,11 +768,6 @@ static void *manager_main(void *arg) {
   while (!e->quitting) {
     bool progressed = false;
     handle_template(e);
-    if (!e->ready) {
-      /* "ready": one worker has started ("started" is once: a worker whose initializer fails may already
-       * be gone again) */
-      for (int i = 0; i < e->nworkers; i++) e->ready = e->ready || e->ws[i].ever_spawned;
-    }
     for (int i = 0; i < e->nworkers; i++)
       if (e->ws[i].pid) progressed |= rx_progress(e, i);
     mproc__engine_dispatch(e);

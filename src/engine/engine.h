@@ -174,7 +174,6 @@ typedef struct mproc__wstate {
   int pid;                    /* 0 while none runs in the slot */
   bool spawning, stopping;
   bool dormant;               /* its initializer failed: respawned only when there is work for it */
-  bool ever_spawned;          /* a worker started in this slot at least once (the pool is ready) */
   int jobs_sent;              /* toward max_tasks_per_child */
   mproc__job *head, *tail;    /* in flight, oldest first */
   int ninflight;
@@ -318,8 +317,7 @@ typedef struct mproc__engine {
   int sh_fd;                  /* forkserver, exec: the memfd behind sh, until the template has mapped it */
   mproc__fncache fncache;     /* exec: under lock */
   uint32_t tpl_seen;
-  int started;                /* workers spawned at least once */
-  bool ready;
+  bool ready;                 /* a worker has started, once (it may be gone again: a failing initializer) */
   struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
   bool timeouts_active;
   bool arena_ref;             /* holds a reference on the shared arena (process backend) */
