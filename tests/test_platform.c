@@ -1,5 +1,6 @@
 /* test_platform.c: the platform layer's futex waits, robust mutex and shared memory. */
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +91,43 @@ MTEST(memfd_segment_and_fd_passing) {
   CHECK_OK(mproc__shm_unmap(p, 8192));
   close(got);
   close(fd);
+}
+
+/* How many of the n pages at p are in memory. */
+static int resident(void *p, size_t n) {
+  unsigned char vec[64];
+  if (n > sizeof vec || mincore(p, n * mproc__page_size(), vec) != 0) return -1;
+  int k = 0;
+  for (size_t i = 0; i < n; i++) k += vec[i] & 1;
+  return k;
+}
+
+MTEST(prefault_maps_pages_in) {
+  size_t page = mproc__page_size();
+  int err = 0;
+  unsigned char *p = mproc__shm_map_anon(16 * page, &err);
+  CHECK(p != NULL);
+  CHECK_INT_EQ(resident(p, 16), 0); /* a fresh shared mapping: nothing until touched */
+  int r = mproc__plat_prefault(p + page / 2, 8 * page, 1);
+  if (r == MPROC_EINVAL) {
+    fprintf(stderr, "  (no MADV_POPULATE_* in this kernel: nothing more to check)\n");
+  } else {
+    CHECK_OK(r);
+    CHECK_INT_EQ(resident(p, 9), 9); /* from the page holding the start to the one holding the end */
+    CHECK_INT_EQ(resident(p + 9 * page, 7), 0);
+    CHECK_OK(mproc__plat_prefault(p + 9 * page, 7 * page, 0));
+    CHECK_INT_EQ(resident(p, 16), 16);
+    CHECK_INT_EQ(p[3 * page], 0); /* contents untouched */
+    CHECK_OK(mproc__plat_prefault(p, 0, 1));
+    /* ranges it cannot populate: an error the caller may ignore, nothing else happens */
+    CHECK(mprotect(p, page, PROT_READ) == 0);
+    CHECK_INT_CMP(mproc__plat_prefault(p, page, 1), <, 0);
+    CHECK_OK(mproc__plat_prefault(p, page, 0));
+    CHECK_OK(mproc__shm_unmap(p + 8 * page, page));
+    CHECK_INT_CMP(mproc__plat_prefault(p + 4 * page, 8 * page, 1), <, 0);
+  }
+  CHECK_OK(mproc__shm_unmap(p, 8 * page));
+  CHECK_OK(mproc__shm_unmap(p + 9 * page, 7 * page));
 }
 
 MTEST(named_segment) {

@@ -8,6 +8,7 @@
 
 #include "mtest.h"
 #include "internal.h"
+#include "engine/engine.h"
 
 /* Whether p lies in a mapping of the arena's memory file in this process (read from /proc/self/maps): how
  * a worker tells that it reads or writes the caller's shared memory and not a copy. */
@@ -219,6 +220,37 @@ static void map_in_place(mproc_backend backend, bool shared) {
 MTEST(map_reads_and_writes_shared_arrays_in_place) { map_in_place(MPROC_BACKEND_PROCESS, true); }
 MTEST(map_streams_private_arrays) { map_in_place(MPROC_BACKEND_PROCESS, false); }
 MTEST(map_in_place_thread_backend) { map_in_place(MPROC_BACKEND_THREAD, false); }
+
+/* Batches of at least MPROC__PREFAULT_MIN bytes have their pages mapped in at once, in the workers (arena
+ * arrays) and in the caller (a private output array, copy-on-write since the template's fork). */
+static void big_batches(bool shared) {
+  size_t n = 40000;
+  int64_t *pre = shared ? NULL : malloc(n * sizeof *pre); /* touched before the pool: shared with its template */
+  if (pre) memset(pre, 0xff, n * sizeof *pre);
+  mproc_pool *pool;
+  CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2}));
+  rec *in = shared ? mproc_shared_alloc(n * sizeof *in) : calloc(n, sizeof *in);
+  int64_t *out = shared ? mproc_shared_alloc(n * sizeof *out) : pre;
+  CHECK(in && out);
+  for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
+  mproc_map_opts mo = {.chunk_size = 10000}; /* 240 KB of arguments, 80 KB of results per batch */
+  CHECK_INT_CMP(mo.chunk_size * sizeof *out, >=, MPROC__PREFAULT_MIN);
+  mproc_map_report rep;
+  CHECK_OK(mproc_pool_map(pool, shared ? square_in_place : square_copied, in, n, sizeof *in, out, sizeof *out, &mo,
+                          &rep));
+  CHECK_INT_EQ(rep.batches, 4);
+  for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
+  if (shared) {
+    CHECK_OK(mproc_shared_free(in));
+    CHECK_OK(mproc_shared_free(out));
+  } else {
+    free(in);
+    free(out);
+  }
+  mproc_pool_destroy(pool);
+}
+MTEST(big_batches_shared_arrays) { big_batches(true); }
+MTEST(big_batches_private_output_after_fork) { big_batches(false); }
 
 MTEST(parallel_run_in_place) {
   mproc_parallel *par;

@@ -422,6 +422,9 @@ static bool rx_progress(mproc__engine *e, int i) {
       size_t nout = j->kind == JOB_BATCH && !j->map->out_shared ? (size_t)j->count * j->map->out_size : 0;
       if (j->kind == JOB_TASK && !rx_grow(w, total ? total : 1)) return progressed; /* retried later */
       if (j->kind == JOB_BATCH && total > nout && !rx_grow(w, total - nout)) return progressed;
+      /* the caller's array is copy-on-write since the template's fork: see MPROC__PREFAULT_MIN */
+      if (nout >= MPROC__PREFAULT_MIN && w->rx_done == 0)
+        (void)mproc__plat_prefault(mproc__map_out(j->map, j->first), nout, 1);
       while (w->rx_done < total) {
         size_t n;
         if (j->kind == JOB_BATCH && w->rx_done < nout) {
@@ -865,6 +868,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
   e->sh->conf = (mproc__wconf){.nworkers = e->nworkers, .max_tasks_per_child = opts->max_tasks_per_child,
                                .keep_thread_env = opts->keep_thread_env,
+                               .own_mappings = !e->ops->shares_memory,
                                .initializer = opts->initializer,
                                .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};

@@ -122,6 +122,11 @@ int mproc__shm_unmap(void *addr, size_t size);
 /* Frees the pages of [off, off+len) of a memory file in every process that maps it (they read as zeros
  * again); the file keeps its size.  0 or negative errno. */
 int mproc__shm_discard(int fd, size_t off, size_t len);
+/* Maps in the pages of [addr, addr+len) of a mapping now, for reading or (write) for writing, so the code
+ * that then walks the range takes no page fault per page (MADV_POPULATE_*, Linux 5.14).  A hint: 0, or
+ * negative errno (-EINVAL where the kernel lacks it, -EFAULT/-ENOMEM for a range not mapped so), which
+ * callers may ignore; the range is then faulted in as it is used. */
+int mproc__plat_prefault(void *addr, size_t len, int write);
 /* Bytes of physical memory (0 when unknown). */
 size_t mproc__phys_memory(void);
 /* Size of the file behind fd, or negative errno. */

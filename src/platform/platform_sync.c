@@ -160,6 +160,19 @@ int mproc__shm_discard(int fd, size_t off, size_t len) {
   return 0;
 }
 
+int mproc__plat_prefault(void *addr, size_t len, int write) {
+  if (len == 0) return 0;
+#if defined(MADV_POPULATE_READ) && defined(MADV_POPULATE_WRITE)
+  uintptr_t page = (uintptr_t)mproc__page_size(), lo = (uintptr_t)addr & ~(page - 1);
+  return madvise((void *)lo, (uintptr_t)addr + len - lo, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0
+             ? 0
+             : -errno;
+#else
+  (void)addr, (void)write;
+  return -EINVAL;
+#endif
+}
+
 size_t mproc__phys_memory(void) {
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
   return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
