@@ -1,5 +1,6 @@
 /* test_pool.c: the pool and executor faces on every backend, and the engine's fault handling. */
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -127,6 +128,53 @@ static void map_ordering(mproc_backend b) {
   mproc_pool_destroy(p);
 }
 MTEST(map_ordering_process) { map_ordering(MPROC_BACKEND_PROCESS); }
+
+/* A map of long items is handed out a batch or two per worker at a time, whatever ran before it: after
+ * tiny tasks, every batch of a map was once queued to the workers at its start (a static split).  Item 0
+ * waits until all but itself and one batch queued behind it are done, which only a dynamic schedule
+ * reaches; every other item takes 100 us. */
+enum { SCHED_N = 40 };
+static uint32_t *g_sched_done; /* shared with the workers */
+
+static int long_or_gated(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  if (mproc_task_index(t) == 0) {
+    double deadline = mproc__plat_now() + 10;
+    uint32_t done;
+    while ((done = __atomic_load_n(g_sched_done, __ATOMIC_ACQUIRE)) < SCHED_N - 2)
+      if (mproc__plat_now() > deadline) return mproc_task_fail(t, MPROC_ETIMEDOUT, "only %u items done", done);
+      else sched_yield();
+  } else {
+    double until = mproc__plat_now() + 100e-6;
+    while (mproc__plat_now() < until) {
+    }
+    __atomic_fetch_add(g_sched_done, 1, __ATOMIC_RELEASE);
+  }
+  int64_t i = mproc_task_index(t);
+  return mproc_task_return(t, &i, sizeof i);
+}
+
+static void map_after_tiny_tasks(mproc_backend b) {
+  int err = 0;
+  g_sched_done = mproc__shm_map_anon(4096, &err);
+  CHECK(g_sched_done != NULL);
+  mproc_pool *p = make_pool(b, 2, NULL);
+  for (int k = 0; k < 8; k++) { /* the pool's jobs so far took well under a microsecond */
+    int x = k, r = 0;
+    CHECK_OK(mproc_pool_apply(p, square, &x, sizeof x, &r, sizeof r, NULL));
+  }
+  static int64_t out[SCHED_N];
+  mproc_map_report rep;
+  int r = mproc_pool_map(p, long_or_gated, NULL, SCHED_N, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
+                         &rep);
+  if (r) fprintf(stderr, "  item %lld: %s\n", (long long)rep.first_failed_index, rep.message);
+  CHECK_OK(r);
+  for (int i = 0; i < SCHED_N; i++) CHECK_INT_EQ(out[i], i);
+  mproc_pool_destroy(p);
+  CHECK_OK(mproc__shm_unmap(g_sched_done, 4096));
+}
+MTEST(map_after_tiny_tasks_is_scheduled_dynamically_process) { map_after_tiny_tasks(MPROC_BACKEND_PROCESS); }
+MTEST(map_after_tiny_tasks_is_scheduled_dynamically_thread) { map_after_tiny_tasks(MPROC_BACKEND_THREAD); }
 MTEST(map_ordering_serial) { map_ordering(MPROC_BACKEND_SERIAL); }
 
 static void map_errors(mproc_backend b) {

@@ -204,11 +204,18 @@ static void spawn_worker(mproc__engine *e, int i);
 
 /* ---- dispatch: hand queued jobs to workers with room ---- */
 
-/* Jobs a worker may hold (running and queued in its ring).  Two keep it busy while a result travels back
- * and bound the imbalance to one queued job; jobs that take microseconds need a deeper queue, or the
- * worker waits for the manager between every two of them. */
-static int inflight_limit(const mproc__engine *e) {
-  return e->job_ns_avg > 0 && e->job_ns_avg < SHORT_JOB_NS ? INFLIGHT_SHORT_JOBS : INFLIGHT_PER_WORKER;
+/* Jobs a worker may hold (running and queued in its ring) when j is handed out.  Two keep it busy while a
+ * result travels back and bound the imbalance to one queued job; jobs that take microseconds need a
+ * deeper queue, or the worker waits for the manager between every two of them.  How long j will take: a
+ * batch is judged by its own map's items once one of its batches came back (before that, two: the
+ * pool's average came from other work, and a few tiny tasks before a map of long ones once handed every
+ * batch out at the start, a static schedule that left a worker idle at the end), a task by the average
+ * of the pool's jobs. */
+static int inflight_limit(const mproc__engine *e, const mproc__job *j) {
+  double ns = e->job_ns_avg;
+  if (j->kind == JOB_BATCH)
+    ns = j->map->timed_items ? (double)j->map->busy_ns / (double)j->map->timed_items * (double)j->count : 0;
+  return ns > 0 && ns < SHORT_JOB_NS ? INFLIGHT_SHORT_JOBS : INFLIGHT_PER_WORKER;
 }
 
 /* Workers with a job in hand: each keeps a core busy. */
@@ -218,13 +225,14 @@ static int busy_workers(const mproc__engine *e) {
   return n;
 }
 
-static int pick_worker(mproc__engine *e) {
+static int pick_worker(mproc__engine *e, const mproc__job *j) {
   int best = -1;
+  int limit = inflight_limit(e, j);
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid == 0 || w->stopping || w->kill_reason) continue;
     if (w->tx_job) continue; /* still writing a record */
-    if (w->ninflight >= inflight_limit(e)) continue;
+    if (w->ninflight >= limit) continue;
     if (e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child) continue;
     if (best < 0 || w->ninflight < e->ws[best].ninflight) best = i;
   }
@@ -269,7 +277,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
   }
   for (int i = 0; i < e->nworkers; i++) tx_progress(e, i);
   while (e->pend_head) {
-    int i = pick_worker(e);
+    int i = pick_worker(e, e->pend_head);
     if (i < 0) break;
     mproc__job *j = e->pend_head;
     e->pend_head = j->next;
