@@ -1,6 +1,7 @@
 /* test_parallel.c: joblib's Parallel face: n_jobs, results, automatic batching, progress, seeds, errors,
  * timeouts, the reusable pool, every backend. */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -238,11 +239,33 @@ MTEST(errors_and_timeouts) {
   mproc_parallel_destroy(par);
 }
 
+/* my_pid once both workers have shown up (a shared pair of pids): otherwise one worker may do a whole call
+ * while the other starts, and "the second call ran on the first call's workers" would not follow */
+static int64_t *g_seen;
+
+static int my_pid_both_there(const void *arg, size_t len, mproc_task *t) {
+  int64_t pid = getpid(), none = 0;
+  if (!__atomic_compare_exchange_n(&g_seen[0], &none, pid, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) &&
+      none != pid) {
+    none = 0;
+    __atomic_compare_exchange_n(&g_seen[1], &none, pid, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  }
+  double deadline = mproc__plat_now() + 10;
+  while (__atomic_load_n(&g_seen[1], __ATOMIC_SEQ_CST) == 0)
+    if (mproc__plat_now() > deadline) return mproc_task_fail(t, MPROC_ETIMEDOUT, "the other worker never came");
+    else sched_yield();
+  return my_pid(arg, len, t);
+}
+
 MTEST(one_call_form_reuses_its_pool) {
   int64_t pids1[64], pids2[64], pids3[64];
+  int err = 0;
+  g_seen = mproc__shm_map_anon(4096, &err);
+  CHECK(g_seen != NULL);
   mproc_parallel_opts o = {.n_jobs = 2, .batch_size = 1};
-  CHECK_OK(mproc_parallel_call(my_pid, NULL, 64, 0, pids1, sizeof *pids1, &o, NULL));
-  CHECK_OK(mproc_parallel_call(my_pid, NULL, 64, 0, pids2, sizeof *pids2, &o, NULL));
+  CHECK_OK(mproc_parallel_call(my_pid_both_there, NULL, 64, 0, pids1, sizeof *pids1, &o, NULL));
+  g_seen[0] = g_seen[1] = 0;
+  CHECK_OK(mproc_parallel_call(my_pid_both_there, NULL, 64, 0, pids2, sizeof *pids2, &o, NULL));
   /* the second call ran on the same workers */
   for (int i = 0; i < 64; i++) {
     int found = 0;
@@ -256,6 +279,7 @@ MTEST(one_call_form_reuses_its_pool) {
     for (int k = 0; k < 64; k++) CHECK(pids3[i] != pids1[k]);
   mproc_parallel_shutdown();
   mproc_parallel_shutdown(); /* twice is harmless */
+  CHECK_OK(mproc__shm_unmap(g_seen, 4096));
 }
 
 MTEST(bad_input) {
