@@ -175,6 +175,17 @@ static int square_copied(const void *arg, size_t len, mproc_task *t) {
   return mproc_task_return(t, &y, sizeof y);
 }
 
+/* Frees a test's input and output arrays, made with mproc_shared_alloc() or malloc(). */
+static void free_arrays(bool shared, void *in, void *out) {
+  if (shared) {
+    CHECK_OK(mproc_shared_free(in));
+    CHECK_OK(mproc_shared_free(out));
+  } else {
+    free(in);
+    free(out);
+  }
+}
+
 static void map_in_place(mproc_backend backend, bool shared) {
   mproc_pool *pool;
   mproc_pool_opts po = {.workers = 2, .backend = backend, .ring_bytes = 4096};
@@ -208,13 +219,7 @@ static void map_in_place(mproc_backend backend, bool shared) {
   CHECK_ERR(sr, MPROC_EEOF);
   CHECK_INT_EQ(seen, n);
   mproc_stream_destroy(st);
-  if (shared) {
-    CHECK_OK(mproc_shared_free(in));
-    CHECK_OK(mproc_shared_free(out));
-  } else {
-    free(in);
-    free(out);
-  }
+  free_arrays(shared, in, out);
   mproc_pool_destroy(pool);
 }
 MTEST(map_reads_and_writes_shared_arrays_in_place) { map_in_place(MPROC_BACKEND_PROCESS, true); }
@@ -240,13 +245,7 @@ static void big_batches(bool shared) {
                           &rep));
   CHECK_INT_EQ(rep.batches, 4);
   for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
-  if (shared) {
-    CHECK_OK(mproc_shared_free(in));
-    CHECK_OK(mproc_shared_free(out));
-  } else {
-    free(in);
-    free(out);
-  }
+  free_arrays(shared, in, out);
   mproc_pool_destroy(pool);
 }
 MTEST(big_batches_shared_arrays) { big_batches(true); }
