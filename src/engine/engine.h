@@ -121,7 +121,7 @@ typedef struct mproc__wconf {
   int nworkers;
   int max_tasks_per_child;
   int keep_thread_env;
-  int own_mappings;      /* workers are processes, each with its own page tables: see PREFAULT_MIN */
+  int own_mappings;      /* workers are processes, each with its own page tables: see MPROC__PREFAULT_MIN */
   int thread_env_n;      /* the value for OMP_NUM_THREADS & co (0: leave alone), set by the caller while the
                           * template starts; workers of a template wait for conf_ready before reading it */
   mproc_task_fn initializer;
