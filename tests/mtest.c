@@ -59,6 +59,45 @@ char **mtest_helper_argv(const char *name, const char *a1, const char *a2, const
   return argv;
 }
 
+void mtest_check_die_with_caller(const char *name, int n, int timeout_ms) {
+  CHECK(n > 0 && n <= 16);
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  char a[16];
+  snprintf(a, sizeof a, "%d", fds[1]);
+  pid_t caller = fork();
+  CHECK(caller >= 0);
+  if (caller == 0) {
+    close(fds[0]);
+    execv(mtest_self(), mtest_helper_argv(name, a, NULL, NULL));
+    _exit(127);
+  }
+  close(fds[1]);
+  int pids[16];
+  CHECK_INT_EQ(read(fds[0], pids, (size_t)n * sizeof *pids), (long)((size_t)n * sizeof *pids));
+  close(fds[0]);
+  int pidfds[16], m = 0;
+  for (int i = 0; i < n; i++) {
+    int dup = 0;
+    for (int k = 0; k < i; k++) dup |= pids[k] == pids[i];
+    if (dup) continue;
+    pidfds[m] = (int)syscall(SYS_pidfd_open, pids[i], 0);
+    CHECK(pidfds[m] >= 0);
+    m++;
+  }
+  CHECK(kill(caller, SIGKILL) == 0);
+  int st;
+  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
+  for (int i = 0; i < m; i++) {
+    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
+    CHECK_INT_EQ(poll(&pfd, 1, timeout_ms), 1);
+    close(pidfds[i]);
+  }
+  /* the processes were orphaned to this one (a child subreaper): reap them */
+  while (waitpid(-1, &st, 0) > 0) {
+  }
+}
+
 uint64_t mtest_seed(void) {
   if (!seed_used) {
     const char *env = getenv("MTEST_SEED");

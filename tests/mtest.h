@@ -28,6 +28,12 @@ void mtest_fail(const char *file, int line, const char *fmt, ...) __attribute__(
 const char *mtest_self(void);
 char **mtest_helper_argv(const char *name, const char *a1, const char *a2, const char *a3);
 
+/* For the tests that a pool's processes die with its caller: runs helper `name` in a child process (its one
+ * argument: the write end of a pipe), reads the n pids (at most 16) the helper writes there before it
+ * waits, kills that child with SIGKILL, and checks that every process listed (a pid listed twice counts
+ * once) was alive before and has ended within timeout_ms; then reaps what was orphaned to the test. */
+void mtest_check_die_with_caller(const char *name, int n, int timeout_ms);
+
 /* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
  * the test fails. */
 uint64_t mtest_seed(void);

@@ -361,34 +361,5 @@ MTEST_HELPER(exec_pool_then_wait) {
 }
 
 MTEST(exec_template_and_workers_die_with_the_caller) {
-  int fds[2];
-  CHECK(pipe(fds) == 0);
-  char a[16];
-  snprintf(a, sizeof a, "%d", fds[1]);
-  pid_t caller = fork();
-  CHECK(caller >= 0);
-  if (caller == 0) {
-    close(fds[0]);
-    execv(mtest_self(), mtest_helper_argv("exec_pool_then_wait", a, NULL, NULL));
-    _exit(127);
-  }
-  close(fds[1]);
-  int all[9];
-  CHECK_INT_EQ(read(fds[0], all, sizeof all), (long)sizeof all);
-  close(fds[0]);
-  int pidfds[9];
-  for (int i = 0; i < 9; i++) pidfds[i] = (int)syscall(SYS_pidfd_open, all[i], 0);
-  CHECK(pidfds[0] >= 0);
-  CHECK(kill(caller, SIGKILL) == 0);
-  int st;
-  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
-  for (int i = 0; i < 9; i++) {
-    if (pidfds[i] < 0) continue; /* a worker pid seen twice, already gone */
-    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
-    CHECK_INT_EQ(poll(&pfd, 1, 2000), 1);
-    close(pidfds[i]);
-  }
-  /* template and workers were orphaned to us: reap them */
-  while (waitpid(-1, &st, 0) > 0) {
-  }
+  mtest_check_die_with_caller("exec_pool_then_wait", 9, 2000); /* the template and 8 workers' pids */
 }

@@ -126,7 +126,7 @@ MTEST_HELPER(init_pool_then_wait) {
   int pids[8];
   if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
     return 4;
-  int all[10];
+  int all[9];
   all[0] = p->eng.tpl_pid;
   memcpy(all + 1, pids, sizeof pids);
   if (write(fd, all, sizeof all) != sizeof all) return 5;
@@ -134,33 +134,5 @@ MTEST_HELPER(init_pool_then_wait) {
 }
 
 MTEST(everything_dies_with_the_caller) {
-  int fds[2];
-  CHECK(pipe(fds) == 0);
-  char a[16];
-  snprintf(a, sizeof a, "%d", fds[1]);
-  pid_t caller = fork();
-  CHECK(caller >= 0);
-  if (caller == 0) {
-    close(fds[0]);
-    execv(mtest_self(), mtest_helper_argv("init_pool_then_wait", a, NULL, NULL));
-    _exit(127);
-  }
-  close(fds[1]);
-  int all[10];
-  CHECK_INT_EQ(read(fds[0], all, sizeof all), (long)sizeof all);
-  close(fds[0]);
-  int pidfds[10];
-  for (int i = 0; i < 10; i++) pidfds[i] = (int)syscall(SYS_pidfd_open, all[i], 0);
-  CHECK(kill(caller, SIGKILL) == 0);
-  int st;
-  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
-  for (int i = 0; i < 10; i++) {
-    if (pidfds[i] < 0) continue; /* a worker pid seen twice, already gone */
-    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
-    CHECK_INT_EQ(poll(&pfd, 1, 1000), 1);
-    close(pidfds[i]);
-  }
-  /* server, template and workers were orphaned to us: reap them */
-  while (waitpid(-1, &st, 0) > 0) {
-  }
+  mtest_check_die_with_caller("init_pool_then_wait", 9, 1000); /* the template and 8 workers' pids */
 }

@@ -866,44 +866,7 @@ MTEST_HELPER(pool_then_wait) {
 }
 
 MTEST(workers_die_with_the_caller) {
-  int fds[2];
-  CHECK(pipe(fds) == 0);
-  char a[16];
-  snprintf(a, sizeof a, "%d", fds[1]);
-  pid_t caller = fork();
-  CHECK(caller >= 0);
-  if (caller == 0) {
-    close(fds[0]);
-    execv(mtest_self(), mtest_helper_argv("pool_then_wait", a, NULL, NULL));
-    _exit(127);
-  }
-  close(fds[1]);
-  int pids[8];
-  CHECK_INT_EQ(read(fds[0], pids, sizeof pids), (long)sizeof pids);
-  close(fds[0]);
-  int pidfds[8], n = 0;
-  for (int i = 0; i < 8; i++) {
-    int dup = 0;
-    for (int k = 0; k < i; k++) dup |= pids[k] == pids[i];
-    if (!dup) pidfds[n++] = (int)syscall(SYS_pidfd_open, pids[i], 0);
-  }
-  CHECK_INT_CMP(n, >=, 1);
-  CHECK(kill(caller, SIGKILL) == 0);
-  int st;
-  CHECK_INT_EQ(waitpid(caller, &st, 0), caller);
-  for (int i = 0; i < n; i++) {
-    CHECK(pidfds[i] >= 0);
-    struct pollfd pfd = {.fd = pidfds[i], .events = POLLIN};
-    CHECK_INT_EQ(poll(&pfd, 1, 1000), 1);
-    close(pidfds[i]);
-  }
-  /* the template and workers were orphaned to us: reap them */
-  while (waitpid(-1, &st, WNOHANG) > 0) {
-  }
-  for (;;) {
-    pid_t r = waitpid(-1, &st, 0);
-    if (r < 0) break;
-  }
+  mtest_check_die_with_caller("pool_then_wait", 8, 1000); /* 8 workers' pids (2 workers) */
 }
 
 MTEST(bad_input) {
