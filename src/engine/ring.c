@@ -126,16 +126,6 @@ int mproc__ring_wait_data(mproc__ring *r, double timeout) {
   return wait_until(r, has_data, r->c_sleeping, r->c_seq, timeout);
 }
 
-void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
-  const unsigned char *p = src;
-  while (len > 0) {
-    size_t n = mproc__ring_put_some(r, p, len);
-    p += n;
-    len -= n;
-    if (len) wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
-  }
-}
-
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
   const unsigned char *p = src;
   while (len > 0) {
@@ -147,6 +137,12 @@ void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
       wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
     }
   }
+}
+
+/* The quiet form wakes the consumer whenever it must wait for room; what remains is the last wake. */
+void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
+  mproc__ring_put_all_quiet(r, src, len);
+  if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
 }
 
 void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len) {
