@@ -171,16 +171,13 @@ void mproc__template_stop(mproc__engine *e) {
   if (e->tpl_foreign) {
     /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
     if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, -1);
-    mproc__plat_close(e->tpl_pidfd);
-    e->tpl_pidfd = -1;
-    e->tpl_pid = 0;
   } else if (e->tpl_pid > 0) {
     int st;
     mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
-    mproc__plat_close(e->tpl_pidfd);
-    e->tpl_pidfd = -1;
-    e->tpl_pid = 0;
   }
+  mproc__plat_close(e->tpl_pidfd);
+  e->tpl_pidfd = -1;
+  e->tpl_pid = 0;
 }
 
 int mproc__template_await_ready(int sock, double timeout) {

@@ -729,7 +729,7 @@ static void pool_lost(mproc__engine *e, int code, const char *msg) {
   mproc__engine_notify(e);
 }
 
-/* True when the template's end of the socket is closed (it died). */
+/* True when the template has news, a worker a result, or a ring room for a record being written. */
 static bool anything_ready(mproc__engine *e);
 
 void mproc__engine_poll_begin(mproc__engine *e) {
