@@ -254,6 +254,23 @@ static void submit_results(mproc_backend b) {
   CHECK_INT_EQ(o.kind, MPROC_OUTCOME_FAILED);
   CHECK_STR_EQ(o.message, "bad length 1");
   mproc_future_release(f);
+  /* arguments and results around the size kept inside the job and the future (32 bytes), and empty ones:
+   * the bytes come back whole, aligned for any type; an empty result is NULL */
+  static const size_t sizes[] = {0, 1, 15, 31, 32, 33, 48, 100};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    unsigned char msg[100];
+    for (size_t x = 0; x < sizes[k]; x++) msg[x] = (unsigned char)(k * 17 + x);
+    CHECK_OK(mproc_pool_submit(p, echo, sizes[k] ? msg : NULL, sizes[k], NULL, &f));
+    memset(msg, 0xee, sizeof msg); /* the submission kept its own copy */
+    const void *d;
+    size_t l;
+    CHECK_OK(mproc_future_result(f, MPROC_FOREVER, &d, &l));
+    CHECK_INT_EQ(l, sizes[k]);
+    if (sizes[k] == 0) CHECK(d == NULL);
+    else CHECK_INT_EQ((uintptr_t)d % 16, 0);
+    for (size_t x = 0; x < l; x++) CHECK_INT_EQ(((const unsigned char *)d)[x], (unsigned char)(k * 17 + x));
+    mproc_future_release(f);
+  }
   /* results and arguments far larger than a ring, both ways */
   size_t big = 3u << 20;
   unsigned char *buf = malloc(big);

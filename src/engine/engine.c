@@ -249,14 +249,15 @@ static bool tx_progress(mproc__engine *e, int i) {
   while (w->tx_done < total) {
     size_t n;
     if (w->tx_done < sizeof w->tx_hdr) {
-      n = mproc__ring_put_some(in, (unsigned char *)&w->tx_hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
+      n = mproc__ring_put_some_quiet(in, (unsigned char *)&w->tx_hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
     } else {
       size_t off = w->tx_done - sizeof w->tx_hdr;
-      n = mproc__ring_put_some(in, (const unsigned char *)j->arg + off, w->tx_hdr.payload_len - off);
+      n = mproc__ring_put_some_quiet(in, (const unsigned char *)j->arg + off, w->tx_hdr.payload_len - off);
     }
     if (n == 0) break;
     w->tx_done += n;
   }
+  if (w->tx_done != before) mproc__ring_wake_if_unread(in); /* one wake for header and payload */
   if (w->tx_done == total) w->tx_job = NULL;
   /* waiting for space or not; the manager checks the ring again after this store before it sleeps */
   uint32_t *waiting = &e->sh->slots[i].tx_waiting;
@@ -359,7 +360,11 @@ static void finish_result(mproc__engine *e, int i) {
     mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = h->code,
                        .exit_code = -1, .worker = i};
     void *res = NULL;
-    if (h->code == 0 && h->payload_len) {
+    if (h->code != 0 || h->payload_len == 0) {
+      /* no result */
+    } else if (h->payload_len <= sizeof j->fut->result_inline) {
+      res = memcpy(j->fut->result_inline, w->rx_buf, h->payload_len);
+    } else {
       res = w->rx_buf; /* hand the buffer over to the future */
       w->rx_buf = NULL;
       w->rx_buf_cap = 0;
@@ -390,15 +395,15 @@ static void finish_result(mproc__engine *e, int i) {
   }
 }
 
-/* Reads what worker i has sent.  Returns true when it progressed. */
-static bool rx_progress(mproc__engine *e, int i) {
+/* Reads what worker i has sent, without waking it (rx_progress does, once).  True when it progressed. */
+static bool rx_read(mproc__engine *e, int i) {
   mproc__wstate *w = &e->ws[i];
   mproc__ring *out = e->sh->slots[i].out;
   bool progressed = false;
   for (;;) {
     if (w->rx_stage == 0) {
       if (mproc__ring_used(out) < sizeof w->rx_hdr) return progressed;
-      mproc__ring_get_some(out, &w->rx_hdr, sizeof w->rx_hdr);
+      mproc__ring_get_some_quiet(out, &w->rx_hdr, sizeof w->rx_hdr);
       progressed = true;
       if (w->rx_hdr.magic != WIRE_MAGIC || !w->head || w->head->id != w->rx_hdr.id) {
         /* cannot happen with a sane worker: treat it as a crash of that worker */
@@ -413,7 +418,8 @@ static bool rx_progress(mproc__engine *e, int i) {
       size_t want = w->rx_hdr.msg_len;
       while (w->rx_done < want) {
         char tmp[MPROC_TASK_MSG_MAX];
-        size_t n = mproc__ring_get_some(out, tmp, want - w->rx_done < sizeof tmp ? want - w->rx_done : sizeof tmp);
+        size_t left = want - w->rx_done;
+        size_t n = mproc__ring_get_some_quiet(out, tmp, left < sizeof tmp ? left : sizeof tmp);
         if (n == 0) return progressed;
         size_t keep = w->rx_done < sizeof w->rx_msg - 1 ? sizeof w->rx_msg - 1 - w->rx_done : 0;
         memcpy(w->rx_msg + w->rx_done, tmp, n < keep ? n : keep);
@@ -437,10 +443,10 @@ static bool rx_progress(mproc__engine *e, int i) {
         size_t n;
         if (j->kind == JOB_BATCH && w->rx_done < nout) {
           unsigned char *dst = mproc__map_out(j->map, j->first) + w->rx_done;
-          n = mproc__ring_get_some(out, dst, nout - w->rx_done);
+          n = mproc__ring_get_some_quiet(out, dst, nout - w->rx_done);
         } else {
           size_t off = w->rx_done - nout;
-          n = mproc__ring_get_some(out, w->rx_buf + off, total - w->rx_done);
+          n = mproc__ring_get_some_quiet(out, w->rx_buf + off, total - w->rx_done);
         }
         if (n == 0) return progressed;
         w->rx_done += n;
@@ -450,6 +456,14 @@ static bool rx_progress(mproc__engine *e, int i) {
       finish_result(e, i);
     }
   }
+}
+
+/* Reads what worker i has sent; a worker waiting for room in its ring is woken once, after the reads.
+ * Returns true when it progressed. */
+static bool rx_progress(mproc__engine *e, int i) {
+  if (!rx_read(e, i)) return false;
+  mproc__ring_wake_producer(e->sh->slots[i].out);
+  return true;
 }
 
 /* ---- deaths ---- */
@@ -747,6 +761,15 @@ void mproc__engine_poll_end(mproc__engine *e) {
       __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
       mproc__futex_wake(&e->sh->doorbell, 1);
     }
+  }
+}
+
+void mproc__engine_await_results(mproc__engine *e, int max_spins) {
+  if (!e->sh) return;
+  for (int k = 0; k < max_spins; k++) {
+    for (int i = 0; i < e->nworkers; i++)
+      if (mproc__ring_used(e->sh->slots[i].out) > 0) return;
+    mproc__cpu_relax();
   }
 }
 

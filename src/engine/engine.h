@@ -164,13 +164,17 @@ typedef struct mproc__shared {
 
 struct mproc__map;
 
+/* Task arguments and results up to this size live inside the job and the future (the tutorial's tasks
+ * take and return a number or two): a round trip then allocates nothing for them. */
+#define MPROC__INLINE_BYTES 32
+
 typedef struct mproc__job {
   uint64_t id;
   int kind;
   mproc_task_fn fn;
   const void *arg;
   size_t arg_len;
-  void *arg_owned;            /* the copy a submitted task owns */
+  void *arg_owned;            /* the copy a submitted task owns, unless it fits arg_inline */
   bool arg_shared;            /* arg_owned is a block of the shared arena: workers read it in place */
   struct mproc__map *map;     /* batch */
   int64_t first;
@@ -179,6 +183,8 @@ typedef struct mproc__job {
   double timeout;
   int retries_left, attempts;
   struct mproc__job *next;
+  /* a small task argument's copy: one allocation less per submission */
+  _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];
 } mproc__job;
 
 /* The manager's private view of one worker. */
@@ -217,6 +223,9 @@ struct mproc_future {
   mproc_future *iter_next;
   size_t iter_index;
   mproc__job *job;            /* while queued (for cancel) */
+  /* a small result, copied here from the worker's ring instead of into an allocated block (result then
+   * points here) */
+  _Alignas(16) unsigned char result_inline[MPROC__INLINE_BYTES];
 };
 enum { FUT_PENDING = 0, FUT_RUNNING = 1, FUT_DONE = 2 };
 /* A kill reason beside the outcome kinds: a map was aborted; what waited behind its batch runs again. */
@@ -359,6 +368,12 @@ bool mproc__engine_poll(mproc__engine *e);
  * anything arrived meanwhile. */
 void mproc__engine_poll_begin(mproc__engine *e);
 void mproc__engine_poll_end(mproc__engine *e);
+/* Spins without the lock until some worker's result ring holds bytes, at most about max_spins pauses.
+ * A poller calls it between two polls, so that it takes the lock and polls only when there is something
+ * to read.  Only the rings are read (their places never change while the engine lives); a record being
+ * written into a full ring or news from the template are seen by the next poll, which comes after
+ * max_spins at the latest. */
+void mproc__engine_await_results(mproc__engine *e, int max_spins);
 /* Completes a job's items or task with an outcome (lock held). */
 void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);

@@ -62,6 +62,8 @@ static size_t put_quiet(mproc__ring *r, const void *src, size_t len) {
   return len;
 }
 
+size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len) { return put_quiet(r, src, len); }
+
 size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
   len = put_quiet(r, src, len);
   if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
@@ -84,13 +86,19 @@ size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len) {
   return len;
 }
 
-size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len) {
+size_t mproc__ring_get_some_quiet(mproc__ring *r, void *dst, size_t len) {
   len = mproc__ring_peek(r, dst, len);
-  if (len == 0) return 0;
-  __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
-  wake_if_sleeping(r->p_sleeping, r->p_seq);
+  if (len) __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
   return len;
 }
+
+size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len) {
+  len = mproc__ring_get_some_quiet(r, dst, len);
+  if (len) wake_if_sleeping(r->p_sleeping, r->p_seq);
+  return len;
+}
+
+void mproc__ring_wake_producer(mproc__ring *r) { wake_if_sleeping(r->p_sleeping, r->p_seq); }
 
 /* Spins, then sleeps until ready(r) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */
 static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_t *sleeping, uint32_t *seq,
@@ -145,12 +153,20 @@ void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
   if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
 }
 
-void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len) {
+void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len) {
   unsigned char *p = dst;
   while (len > 0) {
-    size_t n = mproc__ring_get_some(r, p, len);
+    size_t n = mproc__ring_get_some_quiet(r, p, len);
     p += n;
     len -= n;
-    if (len) wait_until(r, has_data, r->c_sleeping, r->c_seq, -1);
+    if (len) {
+      wake_if_sleeping(r->p_sleeping, r->p_seq); /* the producer may wait for the room just freed */
+      wait_until(r, has_data, r->c_sleeping, r->c_seq, -1);
+    }
   }
+}
+
+void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len) {
+  mproc__ring_get_all_quiet(r, dst, len);
+  if (len) wake_if_sleeping(r->p_sleeping, r->p_seq);
 }

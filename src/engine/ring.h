@@ -54,6 +54,12 @@ size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len);
 /* Copies up to len bytes out without waiting and frees their space; returns how many.  Wakes a sleeping
  * producer when it freed anything. */
 size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len);
+/* The same without the wake, for a side that moves several pieces and then wakes the other once with
+ * mproc__ring_wake_if_unread() (consumer) or mproc__ring_wake_producer(). */
+size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len);
+size_t mproc__ring_get_some_quiet(mproc__ring *r, void *dst, size_t len);
+/* Wakes the producer if it sleeps (waiting for room). */
+void mproc__ring_wake_producer(mproc__ring *r);
 /* Looks at up to len bytes without consuming them. */
 size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len);
 
@@ -64,6 +70,8 @@ void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len);
  * mproc__ring_wake_if_unread() only if it has not read the bytes by then. */
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len);
 void mproc__ring_wake_if_unread(mproc__ring *r);
+/* get_all that does not wake the producer at the end (it does whenever it must wait for more bytes). */
+void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len);
 
 /* Waits until the ring has data (consumer side), spinning spin_ns then sleeping at most timeout seconds
  * (< 0 forever).  Returns 1 when data is there, 0 on timeout. */

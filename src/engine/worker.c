@@ -80,7 +80,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
   int done = 0;
   for (;;) {
     wire_job j;
-    mproc__ring_get_all(slot->in, &j, sizeof j);
+    mproc__ring_get_all_quiet(slot->in, &j, sizeof j);
     if (j.magic != WIRE_MAGIC) {
       code = 122;
       break;
@@ -90,7 +90,8 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       code = 121; /* out of memory: reported as a crash of the job it had */
       break;
     }
-    if (j.payload_len) mproc__ring_get_all(slot->in, arg, j.payload_len);
+    if (j.payload_len) mproc__ring_get_all_quiet(slot->in, arg, j.payload_len);
+    mproc__ring_wake_producer(slot->in); /* once for header and payload */
     char fn_err[MPROC_TASK_MSG_MAX];
     mproc_task_fn fn = (mproc_task_fn)mproc__fnref_decode(sh, j.fn, fn_err, sizeof fn_err);
     if (!fn) { /* an exec pool's function not found in this image: the job fails, the worker goes on */
@@ -104,10 +105,10 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
     wire_result r = {.kind = j.kind, .id = j.id};
     mproc_task t;
     if (j.kind == JOB_TASK) {
-      __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
       uint64_t t0 = mproc__now_ns();
+      __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
       mproc__task_begin(&t, &priv, NULL, 0, index, -1);
       t.attempt = (int)j.attempt;
       priv.seed = j.seed;

@@ -158,17 +158,17 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     j->arg_owned = mproc__arena_alloc(arg_len, &err);
     j->arg_shared = j->arg_owned != NULL;
   }
-  if (arg_len && !j->arg_owned) j->arg_owned = mproc__malloc(arg_len);
-  if (arg_len) {
-    if (!j->arg_owned) {
-      mproc__free(j);
-      return MPROC_ENOMEM;
-    }
-    memcpy(j->arg_owned, arg, arg_len);
+  unsigned char *copy = j->arg_owned;
+  if (!copy && arg_len <= sizeof j->arg_inline) copy = j->arg_inline;
+  else if (!copy) copy = j->arg_owned = mproc__malloc(arg_len);
+  if (!copy) {
+    mproc__free(j);
+    return MPROC_ENOMEM;
   }
+  if (arg_len) memcpy(copy, arg, arg_len);
   j->kind = JOB_TASK;
   j->fn = fn;
-  j->arg = j->arg_owned;
+  j->arg = copy;
   j->arg_len = arg_len;
   j->timeout = opts->timeout > 0 ? opts->timeout : e->opts.task_timeout;
   j->retries_left = resolve_retries(e, opts->max_retries);
