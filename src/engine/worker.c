@@ -131,7 +131,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       if (o->own_mappings && j.in_addr && (size_t)j.count * j.in_size >= MPROC__PREFAULT_MIN)
         (void)mproc__plat_prefault((void *)(uintptr_t)j.in_addr, (size_t)j.count * j.in_size, 0);
       if (o->own_mappings && j.out_addr && (size_t)j.count * j.out_size >= MPROC__PREFAULT_MIN)
-        (void)mproc__plat_prefault(out, (size_t)j.count * j.out_size, 1);
+        (void)mproc__plat_prefault(out, (size_t)j.count * j.out_size, 0); /* read: see MPROC__PREFAULT_MIN */
       size_t nfail = 0;
       uint64_t t0 = mproc__now_ns();
       __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
