@@ -1307,6 +1307,20 @@ MTEST(stream_faults_and_timeouts) {
 MTEST(map_ordering_thread) { map_ordering(MPROC_BACKEND_THREAD); }
 MTEST(map_errors_thread) { map_errors(MPROC_BACKEND_THREAD); }
 MTEST(submit_results_thread) { submit_results(MPROC_BACKEND_THREAD); }
+
+/* A thread pool destroyed right after a submission: its worker thread may not have run yet, and the
+ * manager may not have heard of it (the task is then cancelled).  Destroy still stops and joins it, so it
+ * never runs on a freed pool (the sanitizers saw that once in ten runs before the fix). */
+MTEST(thread_pool_destroyed_at_once) {
+  for (int k = 0; k < 40; k++) {
+    mproc_pool *p = make_pool(MPROC_BACKEND_THREAD, 1 + k % 2, NULL);
+    int two = 2;
+    mproc_future *f;
+    CHECK_OK(mproc_pool_submit(p, square, &two, sizeof two, NULL, &f));
+    mproc_future_release(f);
+    mproc_pool_destroy(p);
+  }
+}
 MTEST(wait_and_as_completed_thread) { wait_and_as_completed(MPROC_BACKEND_THREAD); }
 MTEST(closed_pool_thread) { closed_pool(MPROC_BACKEND_THREAD); }
 MTEST(apply_async_thread) { apply_async(MPROC_BACKEND_THREAD); }

@@ -38,7 +38,12 @@ static int threads_start(mproc__engine *e) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
   e->threads = mproc__calloc((size_t)e->nworkers, sizeof *e->threads);
-  if (!e->threads) {
+  e->thread_joinable = mproc__calloc((size_t)e->nworkers, sizeof *e->thread_joinable);
+  if (!e->threads || !e->thread_joinable) {
+    mproc__free(e->threads);
+    mproc__free(e->thread_joinable);
+    e->threads = NULL;
+    e->thread_joinable = NULL;
     close(sv[0]);
     close(sv[1]);
     return MPROC_ENOMEM;
@@ -62,33 +67,43 @@ static void threads_spawn(mproc__engine *e, int slot) {
     *a = (struct thread_arg){e, slot, id};
     r = pthread_create(&e->threads[slot], NULL, thread_main, a);
     if (r) mproc__free(a);
+    else e->thread_joinable[slot] = true;
   }
   report(e, r ? (tpl_msg){TPL_SPAWN_FAILED, slot, 0, r} : (tpl_msg){TPL_SPAWNED, slot, id, 0});
 }
 
-/* After the manager has stopped: tell every live worker thread to stop and join it.  Running tasks are
- * waited for: a thread cannot be killed. */
+/* After the manager has stopped: tell every worker thread to stop and join it.  Running tasks are waited
+ * for: a thread cannot be killed.  Every thread created and not yet joined, also one whose start the
+ * manager never heard of (a pool destroyed at once): it may not even have run yet, and must not run
+ * after the pool is freed. */
 static void threads_stop(mproc__engine *e) {
   if (!e->threads) return;
   for (int i = 0; i < e->nworkers; i++) {
-    if (!e->ws[i].pid) continue;
+    if (!e->thread_joinable[i]) continue;
     wire_job stop = {.magic = WIRE_MAGIC, .kind = JOB_STOP};
     mproc__ring_put_all(e->sh->slots[i].in, &stop, sizeof stop);
   }
   for (int i = 0; i < e->nworkers; i++) {
-    if (!e->ws[i].pid) continue;
+    if (!e->thread_joinable[i]) continue;
     pthread_join(e->threads[i], NULL);
+    e->thread_joinable[i] = false;
     e->ws[i].pid = 0;
   }
   mproc__plat_close(e->tpl_sock);
   mproc__plat_close(e->thr_sock);
   e->tpl_sock = e->thr_sock = -1;
   mproc__free(e->threads);
+  mproc__free(e->thread_joinable);
   e->threads = NULL;
+  e->thread_joinable = NULL;
 }
 
 /* Called by the manager when a thread's end was reported: it has just ended. */
-static void threads_reaped(mproc__engine *e, int slot) { pthread_join(e->threads[slot], NULL); }
+static void threads_reaped(mproc__engine *e, int slot) {
+  if (!e->thread_joinable[slot]) return;
+  pthread_join(e->threads[slot], NULL);
+  e->thread_joinable[slot] = false;
+}
 
 const mproc__backend_ops mproc__backend_thread = {
     .name = "thread",

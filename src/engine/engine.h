@@ -337,6 +337,7 @@ typedef struct mproc__engine {
   int tpl_sock;               /* manager's end */
   int thr_sock;               /* thread backend: the end worker threads report on */
   pthread_t *threads;
+  bool *thread_joinable;      /* threads[i] was created and not joined yet */
   int thread_seq;
   pid_t tpl_pid;
   int tpl_pidfd;
