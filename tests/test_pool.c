@@ -469,6 +469,32 @@ MTEST(closed_pool_serial) { closed_pool(MPROC_BACKEND_SERIAL); }
 
 /* ---- process backend: order of events, cancellation, workers ---- */
 
+static double thread_cpu_seconds(void) {
+  struct timespec ts;
+  CHECK_OK(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts));
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A caller waiting for a result polls only briefly (a few ms on a new pool's first wait, microseconds
+ * later), then sleeps: 0.3 s waits for a task held by the gate cost it far less than 0.3 s of CPU. */
+MTEST(waiting_caller_does_not_spin) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  int n = 1;
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &f));
+  for (int k = 0; k < 3; k++) {
+    double cpu = thread_cpu_seconds();
+    CHECK_ERR(mproc_future_wait(f, 0.3), MPROC_ETIMEDOUT);
+    CHECK_INT_CMP((thread_cpu_seconds() - cpu) * 1e6, <, 50000); /* us */
+  }
+  open_gate();
+  CHECK_OK(mproc_future_result(f, MPROC_FOREVER, NULL, NULL));
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+
 MTEST(cancel_before_start_and_callbacks) {
   map_shared();
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);

@@ -350,6 +350,7 @@ typedef struct mproc__engine {
   bool timeouts_active;
   bool arena_ref;             /* holds a reference on the shared arena (process backend) */
   double job_ns_avg;          /* moving average of a job's run time in a worker (0: none yet) */
+  bool first_wait_done;       /* a caller has polled for a result (see poll_briefly in future.c) */
 } mproc__engine;
 
 struct mproc_pool {

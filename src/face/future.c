@@ -1,5 +1,6 @@
 /* future.c: futures (concurrent.futures.Future, AsyncResult), wait() and as_completed(). */
 #include <stdio.h>
+#include <sched.h>
 #include <time.h>
 
 #include "engine/engine.h"
@@ -163,7 +164,13 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
  * is taken within a pause of its arrival, not after a fixed wait. */
 #define POLL_SPINS 32 /* most pauses (25-40 ns each) between two polls */
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
-  double until = mproc__plat_now() + 20e-6;
+  /* The first wait on a new pool polls for up to 3 ms, yielding the CPU between looks: the first result
+   * follows the start of two processes (the template, then a worker), and a caller asleep by then was
+   * woken through the manager thread, itself often not yet scheduled (traces: the result waited 0.2 ms
+   * for it).  Once per pool, so a caller that keeps waiting with short timeouts does not spin. */
+  bool starting = !e->first_wait_done && e->job_ns_avg == 0;
+  e->first_wait_done = true;
+  double until = mproc__plat_now() + (starting ? 3e-3 : 20e-6);
   if (until > deadline) until = deadline;
   mproc__engine_poll_begin(e);
   while (!pred(arg)) {
@@ -171,6 +178,7 @@ static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, doub
     if (pred(arg) || mproc__plat_now() >= until) break;
     pthread_mutex_unlock(&e->lock);
     mproc__engine_await_results(e, POLL_SPINS);
+    if (starting) sched_yield();
     pthread_mutex_lock(&e->lock);
   }
   mproc__engine_poll_end(e);
