@@ -79,6 +79,10 @@ static int report_pid(const void *arg, size_t len, mproc_task *t) {
 }
 
 static int echo(const void *arg, size_t len, mproc_task *t) { return mproc_task_return(t, arg, len); }
+static int arg_is_null(const void *arg, size_t len, mproc_task *t) {
+  unsigned char r = arg == NULL && len == 0;
+  return mproc_task_return(t, &r, 1);
+}
 
 static mproc_pool *make_pool(mproc_backend b, int workers, const mproc_pool_opts *extra) {
   mproc_pool_opts o = extra ? *extra : (mproc_pool_opts){0};
@@ -271,6 +275,14 @@ static void submit_results(mproc_backend b) {
     for (size_t x = 0; x < l; x++) CHECK_INT_EQ(((const unsigned char *)d)[x], (unsigned char)(k * 17 + x));
     mproc_future_release(f);
   }
+  /* an empty argument reaches the task as NULL, even when the submitter passed a pointer */
+  unsigned char some[4] = {0};
+  unsigned char got = 0;
+  CHECK_OK(mproc_pool_apply(p, arg_is_null, NULL, 0, &got, 1, NULL));
+  CHECK_INT_EQ(got, 1);
+  got = 0;
+  CHECK_OK(mproc_pool_apply(p, arg_is_null, some, 0, &got, 1, NULL));
+  CHECK_INT_EQ(got, 1);
   /* results and arguments far larger than a ring, both ways */
   size_t big = 3u << 20;
   unsigned char *buf = malloc(big);

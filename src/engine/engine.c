@@ -249,7 +249,8 @@ static bool tx_progress(mproc__engine *e, int i) {
   while (w->tx_done < total) {
     size_t n;
     if (w->tx_done < sizeof w->tx_hdr) {
-      n = mproc__ring_put_some_quiet(in, (unsigned char *)&w->tx_hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
+      const unsigned char *hdr = (const unsigned char *)&w->tx_hdr;
+      n = mproc__ring_put_some_quiet(in, hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
     } else {
       size_t off = w->tx_done - sizeof w->tx_hdr;
       n = mproc__ring_put_some_quiet(in, (const unsigned char *)j->arg + off, w->tx_hdr.payload_len - off);

@@ -62,7 +62,9 @@ static size_t put_quiet(mproc__ring *r, const void *src, size_t len) {
   return len;
 }
 
-size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len) { return put_quiet(r, src, len); }
+size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len) {
+  return put_quiet(r, src, len);
+}
 
 size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
   len = put_quiet(r, src, len);
@@ -89,12 +91,6 @@ size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len) {
 size_t mproc__ring_get_some_quiet(mproc__ring *r, void *dst, size_t len) {
   len = mproc__ring_peek(r, dst, len);
   if (len) __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
-  return len;
-}
-
-size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len) {
-  len = mproc__ring_get_some_quiet(r, dst, len);
-  if (len) wake_if_sleeping(r->p_sleeping, r->p_seq);
   return len;
 }
 
@@ -164,9 +160,4 @@ void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len) {
       wait_until(r, has_data, r->c_sleeping, r->c_seq, -1);
     }
   }
-}
-
-void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len) {
-  mproc__ring_get_all_quiet(r, dst, len);
-  if (len) wake_if_sleeping(r->p_sleeping, r->p_seq);
 }

@@ -51,12 +51,12 @@ size_t mproc__ring_free(const mproc__ring *r);
 /* Copies up to len bytes in without waiting and publishes them; returns how many went in.  Wakes a
  * sleeping consumer when it published anything. */
 size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len);
-/* Copies up to len bytes out without waiting and frees their space; returns how many.  Wakes a sleeping
- * producer when it freed anything. */
-size_t mproc__ring_get_some(mproc__ring *r, void *dst, size_t len);
-/* The same without the wake, for a side that moves several pieces and then wakes the other once with
- * mproc__ring_wake_if_unread() (consumer) or mproc__ring_wake_producer(). */
+/* put_some without the wake, for a producer that writes a record in pieces and then wakes the consumer
+ * once with mproc__ring_wake_if_unread(). */
 size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len);
+/* Copies up to len bytes out without waiting and frees their space; returns how many.  Wakes nobody: the
+ * consumer reads a record's pieces, then wakes a producer waiting for room once with
+ * mproc__ring_wake_producer(). */
 size_t mproc__ring_get_some_quiet(mproc__ring *r, void *dst, size_t len);
 /* Wakes the producer if it sleeps (waiting for room). */
 void mproc__ring_wake_producer(mproc__ring *r);
@@ -65,12 +65,12 @@ size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len);
 
 /* Blocking forms for the worker side: spin, then sleep on the futex until everything is moved. */
 void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len);
-void mproc__ring_get_all(mproc__ring *r, void *dst, size_t len);
 /* put_all that leaves the consumer asleep (unless it must make room): the producer wakes it later with
  * mproc__ring_wake_if_unread() only if it has not read the bytes by then. */
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len);
 void mproc__ring_wake_if_unread(mproc__ring *r);
-/* get_all that does not wake the producer at the end (it does whenever it must wait for more bytes). */
+/* Reads len bytes, waiting for them; wakes the producer whenever it must wait for more bytes, not at the
+ * end (see mproc__ring_get_some_quiet). */
 void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len);
 
 /* Waits until the ring has data (consumer side), spinning spin_ns then sleeping at most timeout seconds

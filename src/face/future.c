@@ -162,7 +162,7 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
  * about to arrive is then collected without waking the manager and then this thread (lock held).  Between
  * two polls it watches the result rings without the lock and polls again as soon as bytes show: a result
  * is taken within a pause of its arrival, not after a fixed wait. */
-#define POLL_SPINS 32 /* most pauses (25-40 ns each) between two polls */
+#define POLL_SPINS 32 /* at most this many pauses (25-40 ns each) between two polls */
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
   /* The first wait on a new pool polls for up to 3 ms, yielding the CPU between looks: the first result
    * follows the start of two processes (the template, then a worker), and a caller asleep by then was
