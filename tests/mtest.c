@@ -1,6 +1,8 @@
 /* mtest.c: the runner behind mtest.h: one forked process per test, a timeout, and the leak check. */
 #include "mtest.h"
 
+#include "engine/engine.h" /* mproc_pool, for its template's pid */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +98,21 @@ void mtest_check_die_with_caller(const char *name, int n, int timeout_ms) {
   /* the processes were orphaned to this one (a child subreaper): reap them */
   while (waitpid(-1, &st, 0) > 0) {
   }
+}
+
+int mtest_report_pid(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int pid = getpid();
+  return mproc_task_return(t, &pid, sizeof pid);
+}
+
+int mtest_report_pool_pids(mproc_pool *p, int fd) {
+  int all[9];
+  all[0] = p->eng.tpl_pid;
+  mproc_map_opts one_each = {.chunk_size = 1};
+  if (mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, all + 1, sizeof *all, &one_each, NULL) != 0) return 4;
+  if (write(fd, all, sizeof all) != sizeof all) return 5;
+  for (;;) pause();
 }
 
 uint64_t mtest_seed(void) {

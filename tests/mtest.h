@@ -33,6 +33,12 @@ char **mtest_helper_argv(const char *name, const char *a1, const char *a2, const
  * waits, kills that child with SIGKILL, and checks that every process listed (a pid listed twice counts
  * once) was alive before and has ended within timeout_ms; then reaps what was orphaned to the test. */
 void mtest_check_die_with_caller(const char *name, int n, int timeout_ms);
+/* The other side, in such a helper: maps 8 one-item batches of mtest_report_pid over pool p, writes the
+ * pool's template pid and the 8 workers' pids to fd (9 ints), then waits for its death.  Returns only on
+ * failure: 4 (the map), 5 (the write). */
+int mtest_report_pool_pids(mproc_pool *p, int fd);
+/* A task that returns the pid (an int) of the process running it. */
+int mtest_report_pid(const void *arg, size_t len, mproc_task *t);
 
 /* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
  * the test fails. */

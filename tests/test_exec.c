@@ -339,25 +339,12 @@ MTEST(exec_function_from_a_library_opened_after_start) {
   dlclose(h);
 }
 
-static int report_pid(const void *arg, size_t len, mproc_task *t) {
-  (void)arg, (void)len;
-  int pid = getpid();
-  return mproc_task_return(t, &pid, sizeof pid);
-}
-
 MTEST_HELPER(exec_pool_then_wait) {
   (void)argc;
   int fd = atoi(argv[1]);
   mproc_pool *p;
   if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}) != 0) return 3;
-  int pids[8];
-  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
-    return 4;
-  int all[9];
-  all[0] = p->eng.tpl_pid;
-  memcpy(all + 1, pids, sizeof pids);
-  if (write(fd, all, sizeof all) != sizeof all) return 5;
-  for (;;) pause();
+  return mtest_report_pool_pids(p, fd);
 }
 
 MTEST(exec_template_and_workers_die_with_the_caller) {

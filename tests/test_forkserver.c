@@ -27,12 +27,6 @@ static int square(const void *arg, size_t len, mproc_task *t) {
   return mproc_task_return(t, &sq, sizeof sq);
 }
 
-static int report_pid(const void *arg, size_t len, mproc_task *t) {
-  (void)arg, (void)len;
-  int pid = getpid();
-  return mproc_task_return(t, &pid, sizeof pid);
-}
-
 static int report_pid_process(const void *arg, size_t len) {
   (void)arg, (void)len;
   return 0;
@@ -123,14 +117,7 @@ MTEST_HELPER(init_pool_then_wait) {
   if (mproc_init(NULL, NULL) != 0) return 2;
   mproc_pool *p;
   if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}) != 0) return 3;
-  int pids[8];
-  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
-    return 4;
-  int all[9];
-  all[0] = p->eng.tpl_pid;
-  memcpy(all + 1, pids, sizeof pids);
-  if (write(fd, all, sizeof all) != sizeof all) return 5;
-  for (;;) pause();
+  return mtest_report_pool_pids(p, fd);
 }
 
 MTEST(everything_dies_with_the_caller) {

@@ -72,11 +72,6 @@ static int gated(const void *arg, size_t len, mproc_task *t) {
   return square(arg, len, t);
 }
 
-static int report_pid(const void *arg, size_t len, mproc_task *t) {
-  (void)arg, (void)len;
-  int pid = getpid();
-  return mproc_task_return(t, &pid, sizeof pid);
-}
 
 static int echo(const void *arg, size_t len, mproc_task *t) { return mproc_task_return(t, arg, len); }
 static int arg_is_null(const void *arg, size_t len, mproc_task *t) {
@@ -626,7 +621,7 @@ MTEST(failing_initializer_is_a_crash) {
 
 static int count_and_report_pid(const void *arg, size_t len, mproc_task *t) {
   __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
-  return report_pid(arg, len, t);
+  return mtest_report_pid(arg, len, t);
 }
 
 MTEST(max_tasks_per_child) {
@@ -913,15 +908,11 @@ MTEST_HELPER(pool_then_wait) {
   int fd = atoi(argv[1]);
   mproc_pool *p;
   if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}) != 0) return 3;
-  int pids[8];
-  if (mproc_pool_map(p, report_pid, NULL, 8, 0, pids, sizeof *pids, &(mproc_map_opts){.chunk_size = 1}, NULL) != 0)
-    return 4;
-  if (write(fd, pids, sizeof pids) != sizeof pids) return 5;
-  for (;;) pause();
+  return mtest_report_pool_pids(p, fd);
 }
 
 MTEST(workers_die_with_the_caller) {
-  mtest_check_die_with_caller("pool_then_wait", 8, 1000); /* 8 workers' pids (2 workers) */
+  mtest_check_die_with_caller("pool_then_wait", 9, 1000); /* the template and 8 workers' pids */
 }
 
 MTEST(bad_input) {
@@ -1462,19 +1453,20 @@ MTEST(finalizer_runs_when_workers_end_normally) {
   /* at destroy */
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.finalizer = count_finalizer});
   int out[8];
-  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
+  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
   mproc_pool_destroy(p);
   CHECK_INT_EQ(sh->npids, 2);
   /* when a worker retires (max_tasks_per_child), and again at destroy for the replacements */
   sh->npids = 0;
   p = make_pool(MPROC_BACKEND_PROCESS, 1, &(mproc_pool_opts){.finalizer = count_finalizer, .max_tasks_per_child = 2});
-  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 7, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 7, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
+                          NULL));
   mproc_pool_destroy(p);
   CHECK_INT_EQ(sh->npids, 4); /* three retired after two tasks each; the fourth ran task 6 and is stopped */
   /* the thread backend too */
   sh->npids = 0;
   p = make_pool(MPROC_BACKEND_THREAD, 2, &(mproc_pool_opts){.finalizer = count_finalizer});
-  CHECK_OK(mproc_pool_map(p, report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
+  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
   mproc_pool_destroy(p);
   CHECK_INT_EQ(sh->npids, 2);
   unmap_shared();
