@@ -37,7 +37,7 @@ static void worker_entry(void *vctx) {
   mproc__worker_main(sh, c->slot);
 }
 
-static void notify(mproc__shared *sh, int sock, tpl_msg m) {
+void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m) {
   while (send(sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
   __atomic_fetch_add(&sh->template_events, 1, __ATOMIC_SEQ_CST);
@@ -76,11 +76,11 @@ static void spawn_slot(mproc__shared *sh, int sock, int slot, spawn_fn spawn, pi
   int pidfd;
   int r = spawn(&pid, &pidfd, worker_entry, &c);
   if (r < 0) {
-    notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
+    mproc__template_notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
   } else {
     pids[slot] = pid;
     pidfds[slot] = pidfd;
-    notify(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
+    mproc__template_notify(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
   }
 }
 
@@ -116,7 +116,7 @@ void mproc__template_main(mproc__shared *sh, int sock) {
       } while (r < 0 && errno == EINTR);
       close(pidfds[i]);
       pidfds[i] = -1;
-      notify(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
+      mproc__template_notify(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
       pids[i] = 0;
     }
     if (pfd[0].revents & (POLLHUP | POLLERR)) break;

@@ -16,13 +16,7 @@ struct thread_arg {
   int slot, id;
 };
 
-static void report(mproc__engine *e, tpl_msg m) {
-  while (send(e->thr_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
-  __atomic_fetch_add(&e->sh->template_events, 1, __ATOMIC_SEQ_CST);
-  __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&e->sh->doorbell, 1);
-}
+static void report(mproc__engine *e, tpl_msg m) { mproc__template_notify(e->sh, e->thr_sock, m); }
 
 static void *thread_main(void *varg) {
   struct thread_arg *a = varg;
