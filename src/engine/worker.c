@@ -51,6 +51,43 @@ static bool batch_aborted(mproc__shared *sh, uint64_t token) {
   return false;
 }
 
+/* A batch's items, one after the other: a tiny map's cost is this loop.  The job's fields are copied into
+ * locals first: the task function could write anything reachable, so the compiler would read them again
+ * from the job after every call.  0, or 121 when the failure list could not grow. */
+static int run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
+                     const wire_job *j, const unsigned char *in, unsigned char *out, wire_fail **fails,
+                     size_t *fail_cap, size_t *nfail) {
+  const size_t in_size = j->in_size, out_size = j->out_size;
+  const int64_t first = j->first, end = j->first + j->count;
+  const bool timed = j->timed;
+  const unsigned char *a = in_size ? in : NULL;
+  unsigned char *rec = out;
+  for (int64_t index = first; index < end; index++, rec += out_size) {
+    /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
+    if (timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->running_item, index, __ATOMIC_RELEASE);
+    if (out_size) t->out = rec;
+    t->out_len = 0;
+    t->index = index;
+    if (__builtin_expect(priv->fail_code != 0, 0)) { /* left over from an earlier item */
+      priv->fail_code = 0;
+      priv->msg[0] = '\0';
+    }
+    int item_code = mproc__task_finish_code(t, fn(a, in_size, t));
+    if (a) a += in_size;
+    mproc__task_pad_record(t, rec, out_size);
+    if (__builtin_expect(item_code != 0, 0)) {
+      if (!grow(fails, fail_cap, (*nfail + 1) * sizeof(wire_fail))) return 121;
+      wire_fail *f = &(*fails)[(*nfail)++];
+      memset(f, 0, sizeof *f);
+      f->index = index;
+      f->code = item_code;
+      snprintf(f->msg, sizeof f->msg, "%.123s", priv->msg);
+    }
+  }
+  return 0;
+}
+
 void mproc__worker_main(mproc__shared *sh, int index) {
   signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
   int code = mproc__worker_loop(sh, index);
@@ -141,34 +178,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       priv.fixed = 1;
       priv.seed = j.seed;
       t.attempt = (int)j.attempt;
-      for (uint32_t i = 0; i < j.count; i++) {
-        int64_t index_i = j.first + i;
-        /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
-        if (j.timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
-        __atomic_store_n(&slot->running_item, index_i, __ATOMIC_RELEASE);
-        unsigned char *rec = out + (size_t)i * j.out_size;
-        if (j.out_size) t.out = rec;
-        t.out_len = 0;
-        t.index = index_i;
-        if (__builtin_expect(priv.fail_code != 0, 0)) { /* left over from an earlier item */
-          priv.fail_code = 0;
-          priv.msg[0] = '\0';
-        }
-        const void *a = j.in_size ? in + (size_t)i * j.in_size : NULL;
-        int item_code = mproc__task_finish_code(&t, fn(a, j.in_size, &t));
-        mproc__task_pad_record(&t, rec, j.out_size);
-        if (item_code != 0) {
-          if (!grow(&fails, &fail_cap, (nfail + 1) * sizeof(wire_fail))) {
-            code = 121;
-            break;
-          }
-          wire_fail *f = &fails[nfail++];
-          memset(f, 0, sizeof *f);
-          f->index = index_i;
-          f->code = item_code;
-          snprintf(f->msg, sizeof f->msg, "%.123s", priv.msg);
-        }
-      }
+      code = run_items(slot, fn, &t, &priv, &j, in, out, &fails, &fail_cap, &nfail);
       if (code) break;
       r.busy_ns = mproc__now_ns() - t0;
       r.nfail = (uint32_t)nfail;
