@@ -322,6 +322,12 @@ void mproc__engine_dispatch(mproc__engine *e) {
     }
     w->tx_job = j;
     w->tx_done = 0;
+    mproc__ring *in = e->sh->slots[i].in;
+    size_t gap = mproc__ring_pad_gap(in, MPROC__REWIND_FROM, sizeof(wire_job));
+    if (gap) {
+      wire_job pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+      mproc__ring_put_pad(in, &pad, sizeof pad, gap);
+    }
     tx_progress(e, i);
   }
 }
@@ -406,6 +412,10 @@ static bool rx_read(mproc__engine *e, int i) {
       if (mproc__ring_used(out) < sizeof w->rx_hdr) return progressed;
       mproc__ring_get_some_quiet(out, &w->rx_hdr, sizeof w->rx_hdr);
       progressed = true;
+      if (w->rx_hdr.magic == WIRE_MAGIC && w->rx_hdr.kind == JOB_PAD) { /* published whole with its header */
+        mproc__ring_skip(out, w->rx_hdr.payload_len);
+        continue;
+      }
       if (w->rx_hdr.magic != WIRE_MAGIC || !w->head || w->head->id != w->rx_hdr.id) {
         /* cannot happen with a sane worker: treat it as a crash of that worker */
         mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);

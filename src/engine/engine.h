@@ -41,7 +41,11 @@
 #include "engine/task_local.h"
 #include "internal.h"
 
-enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3 };
+/* JOB_PAD: a record of either ring that only rewinds it (mproc__ring_pad_gap): payload_len bytes of
+ * nothing follow its header, to the end of the ring's data. */
+enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3, JOB_PAD = 4 };
+/* Rings are rewound once their next record would start this far in (and they are empty). */
+#define MPROC__REWIND_FROM 4096
 #define WIRE_MAGIC 0x6d70726fu
 
 /* A job on the wire (caller -> worker), followed by payload_len bytes. */

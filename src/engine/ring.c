@@ -94,6 +94,22 @@ size_t mproc__ring_get_some_quiet(mproc__ring *r, void *dst, size_t len) {
   return len;
 }
 
+size_t mproc__ring_pad_gap(const mproc__ring *r, size_t from, size_t min_len) {
+  uint64_t tail = r->tail; /* the producer's own */
+  if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != tail) return 0;
+  size_t at = (size_t)tail & ((size_t)r->size - 1), gap = (size_t)r->size - at;
+  return at >= from && gap >= min_len ? gap : 0;
+}
+
+void mproc__ring_put_pad(mproc__ring *r, const void *hdr, size_t hdr_len, size_t gap) {
+  memcpy(r->data + ((size_t)r->tail & ((size_t)r->size - 1)), hdr, hdr_len);
+  __atomic_store_n(&r->tail, r->tail + gap, __ATOMIC_RELEASE);
+}
+
+void mproc__ring_skip(mproc__ring *r, size_t len) {
+  __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
+}
+
 void mproc__ring_wake_producer(mproc__ring *r) { wake_if_sleeping(r->p_sleeping, r->p_seq); }
 
 /* Spins, then sleeps until ready(r) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */

@@ -22,6 +22,11 @@ static bool grow(void *pp, size_t *cap, size_t need) {
 /* Writes a result without waking a sleeping manager: see wake_late(). */
 static void send_result(mproc__ring *out, wire_result *h, const char *msg, const void *payload, size_t len,
                         const void *tail, size_t tail_len) {
+  size_t gap = mproc__ring_pad_gap(out, MPROC__REWIND_FROM, sizeof(wire_result));
+  if (gap) {
+    wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+    mproc__ring_put_pad(out, &pad, sizeof pad, gap);
+  }
   h->magic = WIRE_MAGIC;
   h->msg_len = msg ? (uint32_t)strlen(msg) : 0;
   h->payload_len = len + tail_len;
@@ -123,6 +128,10 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       break;
     }
     if (j.kind == JOB_STOP) break;
+    if (j.kind == JOB_PAD) { /* published whole with its header */
+      mproc__ring_skip(slot->in, j.payload_len);
+      continue;
+    }
     if (!grow(&arg, &arg_cap, j.payload_len)) {
       code = 121; /* out of memory: reported as a crash of the job it had */
       break;
