@@ -1,4 +1,5 @@
 /* worker.c: what a worker process runs: read a job from its ring, run it, write the result back. */
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ static void wake_late(mproc__slot *slot) {
   for (int k = 0; k < LATE_WAKE_SPINS && !mproc__ring_consumer_asleep(slot->out); k++) {
     if (mproc__ring_used(slot->out) == 0 || mproc__ring_used(slot->in) > 0) break;
     mproc__cpu_relax();
+    if (k % 32 == 31) sched_yield(); /* a reader on this CPU reads now: see YIELD_AFTER in ring.c */
   }
   mproc__ring_wake_if_unread(slot->out);
 }

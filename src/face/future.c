@@ -163,6 +163,7 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
  * two polls it watches the result rings without the lock and polls again as soon as bytes show: a result
  * is taken within a pause of its arrival, not after a fixed wait. */
 #define POLL_SPINS 32 /* at most this many pauses (25-40 ns each) between two polls */
+#define POLL_ROUNDS_BEFORE_YIELD 3 /* then it yields the CPU between polls: see YIELD_AFTER in ring.c */
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
   /* The first wait on a new pool polls for up to 3 ms, yielding the CPU between looks: the first result
    * follows the start of two processes (the template, then a worker), and a caller asleep by then was
@@ -173,12 +174,12 @@ static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, doub
   double until = mproc__plat_now() + (starting ? 3e-3 : 20e-6);
   if (until > deadline) until = deadline;
   mproc__engine_poll_begin(e);
-  while (!pred(arg)) {
+  for (int round = 0; !pred(arg); round++) {
     mproc__engine_poll(e);
     if (pred(arg) || mproc__plat_now() >= until) break;
     pthread_mutex_unlock(&e->lock);
     mproc__engine_await_results(e, POLL_SPINS);
-    if (starting) sched_yield();
+    if (starting || round >= POLL_ROUNDS_BEFORE_YIELD) sched_yield();
     pthread_mutex_lock(&e->lock);
   }
   mproc__engine_poll_end(e);
