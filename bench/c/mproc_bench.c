@@ -396,14 +396,17 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < g_array_n; i++) g_array[i] = (double)(i % 1000);
     g_chunk = (g_array_n + n - 1) / n; /* n chunks */
   }
-  mproc_pool *p;
-  if (mproc_pool_create(&p, &po)) return 1;
+  /* mproc-parallel maps through a Parallel's own pool, the others through p */
+  mproc_pool *p = NULL;
   mproc_parallel *par = NULL;
-  if (strcmp(sys, "mproc-parallel") == 0 && mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers}))
+  if (strcmp(sys, "mproc-parallel") == 0 ? mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers})
+                                         : mproc_pool_create(&p, &po))
     return 1;
   /* warm the workers up (pages, caches), not timed */
   int64_t x = 1, r;
-  mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL);
+  if (par ? mproc_parallel_run(par, tiny, &x, 1, sizeof x, &r, sizeof r, NULL, NULL)
+          : mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL))
+    return 1;
 
   mproc_task_fn fn = strcmp(wl, "tiny") == 0 ? tiny
                      : strcmp(wl, "compute") == 0 ? compute
