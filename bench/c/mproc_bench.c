@@ -373,6 +373,39 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  if (strcmp(wl, "respawn") == 0) {
+    /* replacement workers: each worker retires after one task, so every task waits for a new worker; n tasks
+     * submitted at once, collected in order (the time per task is what a replacement costs, two at a time) */
+    if (strcmp(sys, "mproc-pool") != 0 && strcmp(sys, "mproc-pool:forkserver") != 0) return usage();
+    size_t mib = (size_t)bench_arg(argc, argv, "mib", 0);
+    char *ballast = mib ? malloc(mib << 20) : NULL;
+    if (ballast) memset(ballast, 1, mib << 20);
+    po.max_tasks_per_child = 1;
+    mproc_pool *p;
+    if (mproc_pool_create(&p, &po)) return 1;
+    int64_t x = 1, r;
+    if (mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL)) return 1;
+    mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
+    uint64_t checksum = 0;
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+      int64_t v = (int64_t)i;
+      if (mproc_pool_submit(p, tiny, &v, sizeof v, NULL, &fs[i])) return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const void *d;
+      if (mproc_future_result(fs[i], MPROC_FOREVER, &d, NULL)) return 1;
+      checksum += (uint64_t)*(const int64_t *)d;
+      mproc_future_release(fs[i]);
+    }
+    double dt = bench_now() - t0;
+    mproc_pool_destroy(p);
+    free(fs);
+    free(ballast);
+    bench_report(dt, checksum, NULL);
+    return 0;
+  }
+
   if (strcmp(wl, "many") == 0) return many_tasks(sys, n, workers);
 
   if (strcmp(wl, "large-array") == 0 && (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))

@@ -90,6 +90,25 @@ def main():
             sys.exit(3)
         return report(dt, r)
 
+    if wl == "respawn":
+        # a new worker for every task: n tasks at once, collected in order
+        if kind == "py-pool":
+            with mp.Pool(workers, maxtasksperchild=1) as pool:
+                pool.apply(tiny, (1,))
+                t0 = time.perf_counter()
+                s = sum(r.get() for r in [pool.apply_async(tiny, (i,)) for i in range(n)])
+                dt = time.perf_counter() - t0
+        elif kind == "py-ppe":
+            # max_tasks_per_child needs Python 3.11; it makes the executor spawn its workers
+            with ProcessPoolExecutor(workers, max_tasks_per_child=1) as ex:
+                ex.submit(tiny, 1).result()
+                t0 = time.perf_counter()
+                s = sum(f.result() for f in [ex.submit(tiny, i) for i in range(n)])
+                dt = time.perf_counter() - t0
+        else:
+            sys.exit(3)
+        return report(dt, s)
+
     if wl == "roundtrip":
         if kind == "py-pool":
             with mp.Pool(workers) as pool:
