@@ -66,12 +66,11 @@ size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len);
 /* Rewinding an idle ring.  A ring used one small record at a time (a round trip) would otherwise walk
  * through all its pages, faulting each one in on both sides the first time round (6-10 us for the round
  * trip that crosses into a new page, once in 25-35 trips here) and touching new cache lines with every
- * record.  When the ring is empty and its next
- * byte would go at least `from` bytes into data[], mproc__ring_pad_gap() says how many bytes remain to the
- * end of data[] (0: no rewind now, or fewer than min_len remain); mproc__ring_put_pad() then copies a
- * record header of hdr_len bytes there and publishes the whole gap at once, so that the next record starts
- * at data[0].  The record layer marks that header as padding; its consumer skips the gap with
- * mproc__ring_skip(). */
+ * record.  When the ring is empty and its next byte would go at least `from` bytes into data[],
+ * mproc__ring_pad_gap() says how many bytes remain to the end of data[] (0: no rewind now, or fewer than
+ * min_len remain); mproc__ring_put_pad() then copies a record header of hdr_len bytes there and publishes
+ * the whole gap at once, so that the next record starts at data[0].  The record layer marks that header as
+ * padding; its consumer skips the gap with mproc__ring_skip(). */
 size_t mproc__ring_pad_gap(const mproc__ring *r, size_t from, size_t min_len);
 void mproc__ring_put_pad(mproc__ring *r, const void *hdr, size_t hdr_len, size_t gap);
 void mproc__ring_skip(mproc__ring *r, size_t len); /* frees len bytes the consumer has (len <= used) */
