@@ -182,6 +182,22 @@ def run_once(case, timeout, sample_tree=False):
     return res["seconds"], res["checksum"], usage.ru_maxrss, tree_kb
 
 
+def machine_probe():
+    """Prints and returns what this machine charges for a page's first touch and for a fork (bench_anchors'
+    `machine probe`): figures of runs on machines of different kinds compare only through these."""
+    try:
+        out = subprocess.run(c_anchor("machine", "probe"), capture_output=True, text=True, timeout=60, check=True)
+        p = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
+        print(f"machine: probe failed ({e})")
+        return None
+    print(f"machine: {os.cpu_count()} CPUs; a page's first touch {p['first_touch_us_per_page']:.2f} us, a touch of a "
+          f"mapped page {p['touch_us_per_page']:.3f} us, a forked child's first read of one {p['child_read_us_per_page']:.2f} us; "
+          f"a fork: {p['fork_child_runs_us']:.0f} us until the child runs, "
+          f"{p['fork_exit_wait_us']:.0f} us until it has exited and been waited for (medians of 7)")
+    return p
+
+
 def load_workloads():
     mods = []
     wdir = os.path.join(HERE, "workloads")
@@ -213,6 +229,9 @@ def main():
         build()
     rows, failures = [], []
     started = time.time()
+    probe = machine_probe()
+    if probe:
+        rows.append(dict(workload="machine", **probe))
     for w in load_workloads():
         if a.only and w.NAME not in a.only:
             continue

@@ -75,9 +75,75 @@ static void hand_over(uint32_t *w, uint32_t v, uint32_t *other_sleeping) {
   if (__atomic_load_n(other_sleeping, __ATOMIC_SEQ_CST)) futex(w, FUTEX_WAKE, 1);
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* `machine probe`: what this machine charges for the things a process pool does more than a loop does:
+ * the first touch of a page (a page fault; on some virtual machines the host's work dominates it), the
+ * touch of a page already mapped, a forked child's first read of a page its parent had mapped, and a fork:
+ * until the child runs, and until it has exited and been waited for.  Medians of a few
+ * rounds, printed once at the top of a run (bench/harness.py): figures from machines of different kinds
+ * compare only through them. */
+static int machine_probe(void) {
+  enum { ROUNDS = 7, MIB = 16 };
+  const size_t len = (size_t)MIB << 20, pages = len / 4096;
+  double first[ROUNDS], again[ROUNDS], runs[ROUNDS], waits[ROUNDS], reads[ROUNDS];
+  double *child_t = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (child_t == MAP_FAILED) return 1;
+  for (int r = 0; r < ROUNDS; r++) { /* a page's first touch, and a second one */
+    volatile char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 1;
+    double t0 = bench_now();
+    for (size_t i = 0; i < len; i += 4096) p[i] = 1;
+    double t1 = bench_now();
+    for (size_t i = 0; i < len; i += 4096) p[i] = 2;
+    double t2 = bench_now();
+    munmap((void *)p, len);
+    first[r] = (t1 - t0) / (double)pages * 1e6;
+    again[r] = (t2 - t1) / (double)pages * 1e6;
+  }
+  volatile char *seen = NULL;
+  for (int r = 0; r < 2 * ROUNDS; r++) { /* a small process forks; then one that has 16 MiB mapped */
+    if (r == ROUNDS) {
+      seen = malloc(len);
+      if (!seen) return 1;
+      for (size_t i = 0; i < len; i += 4096) seen[i] = 1;
+    }
+    double t0 = bench_now();
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+      child_t[0] = bench_now();
+      char sum = 1;
+      for (size_t i = 0; seen && i < len; i += 4096) sum += seen[i];
+      child_t[1] = (bench_now() - child_t[0]) / (double)pages * 1e6;
+      _exit(sum == 0);
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (r < ROUNDS) {
+      waits[r] = (bench_now() - t0) * 1e6;
+      runs[r] = (child_t[0] - t0) * 1e6;
+    } else {
+      reads[r - ROUNDS] = child_t[1];
+    }
+  }
+  munmap(child_t, 4096);
+  free((void *)seen);
+  double *all[] = {first, again, runs, waits, reads};
+  for (size_t k = 0; k < sizeof all / sizeof *all; k++) qsort(all[k], ROUNDS, sizeof(double), cmp_double);
+  printf("{\"first_touch_us_per_page\": %.3f, \"touch_us_per_page\": %.4f, \"child_read_us_per_page\": %.3f, "
+         "\"fork_child_runs_us\": %.1f, \"fork_exit_wait_us\": %.1f}\n",
+         first[ROUNDS / 2], again[ROUNDS / 2], reads[ROUNDS / 2], runs[ROUNDS / 2], waits[ROUNDS / 2]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return 3;
   const char *wl = argv[1], *sys = argv[2];
+  if (strcmp(wl, "machine") == 0) return machine_probe();
   size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
   int workers = (int)bench_arg(argc, argv, "workers", 2);
   double us = bench_arg(argc, argv, "us", 1000);
