@@ -48,6 +48,16 @@ static int irregular(const void *arg, size_t len, mproc_task *t) {
   return mproc_task_return(t, &i, sizeof i);
 }
 
+/* compute and irregular as submitted tasks: the index travels as the argument */
+static int busy_submitted(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  int64_t i = *(const int64_t *)arg;
+  double us = g_durations ? g_durations[i] : g_us;
+  volatile uint64_t sink = bench_spin((uint64_t)(us * g_rate), (uint64_t)i);
+  (void)sink;
+  return mproc_task_return(t, &i, sizeof i);
+}
+
 static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
   size_t c = (size_t)mproc_task_index(t), lo = c * g_chunk, hi = lo + g_chunk;
@@ -465,6 +475,24 @@ int main(int argc, char **argv) {
       return usage();
     }
     dt = bench_now() - t0;
+  } else if (strcmp(sys, "mproc-executor:submit") == 0) {
+    /* concurrent.futures' idiom, as py-ppe:submit: one submit per task, then every result */
+    if (strcmp(wl, "compute") != 0 && strcmp(wl, "irregular") != 0) return usage();
+    mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
+    if (!fs) return 1;
+    for (size_t i = 0; i < n; i++) {
+      int64_t v = (int64_t)i;
+      if (mproc_pool_submit(p, busy_submitted, &v, sizeof v, NULL, &fs[i])) return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const void *d;
+      if (mproc_future_result(fs[i], MPROC_FOREVER, &d, NULL)) return 1;
+      out[i] = *(const int64_t *)d;
+      mproc_future_release(fs[i]);
+    }
+    free(fs);
+    dt = bench_now() - t0;
+    for (size_t i = 0; i < n; i++) checksum += (uint64_t)out[i];
   } else {
     if (par) {
       rc = mproc_parallel_run(par, fn, arg, n, in_size, out, sizeof *out, NULL, NULL);

@@ -1,5 +1,5 @@
 from _common import efficiency
-from _compute import make_cases
+from _compute import make_cases, NOTES  # noqa: F401 (the harness prints NOTES)
 
 NAME = "compute-50us"
 ABOUT = "compute-bound tasks of 50 us (a calibrated busy loop): efficiency = serial / (workers x time)"
