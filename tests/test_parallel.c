@@ -135,6 +135,29 @@ MTEST(auto_batching_converges) {
   mproc_parallel_destroy(par);
 }
 
+/* A tiny task whose first call in each worker process is slow, as a cold worker's first item is (its page
+ * faults, its caches; under some hypervisors tens of microseconds) */
+static int cold_first_item(const void *arg, size_t len, mproc_task *t) {
+  static bool warm;
+  if (!warm) burn(2);
+  warm = true;
+  return index_square(arg, len, t);
+}
+
+MTEST(auto_batching_sees_past_a_cold_first_item) {
+  /* sized from the probe alone (each worker's first item, 2 ms) the batches would hold one or two items */
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
+  enum { N = 200000 };
+  static int64_t out[N];
+  mproc_map_report rep;
+  CHECK_OK(mproc_parallel_run(par, cold_first_item, NULL, N, 0, out, sizeof *out, NULL, &rep));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
+  CHECK_INT_EQ(rep.ok, N);
+  CHECK_INT_CMP(rep.batches, <, N / 50);
+  mproc_parallel_destroy(par);
+}
+
 static uint32_t progress_calls;
 static mproc_progress last_progress;
 static double last_busy_sum;

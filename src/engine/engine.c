@@ -360,8 +360,13 @@ static void finish_result(mproc__engine *e, int i) {
   /* how long jobs take, smoothed: sizes the workers' queues (inflight_limit) */
   e->job_ns_avg = e->job_ns_avg > 0 ? 0.9 * e->job_ns_avg + 0.1 * (double)h->busy_ns : (double)h->busy_ns;
   if (j->kind == JOB_BATCH && h->code == 0) {
-    j->map->busy_ns += h->busy_ns;
-    j->map->timed_items += j->count;
+    mproc__map *m = j->map;
+    m->busy_ns += h->busy_ns;
+    m->timed_items += j->count;
+    if (m->wave_from > 0 && j->first >= m->wave_from && j->count > 0) {
+      double per_item = (double)h->busy_ns / (double)j->count;
+      if (m->wave_batches++ == 0 || per_item < m->wave_best_ns) m->wave_best_ns = per_item;
+    }
   }
   if (j->kind == JOB_TASK) {
     mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = h->code,

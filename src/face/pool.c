@@ -404,6 +404,24 @@ static bool probe_done(void *arg) {
   return p->m->n - p->m->remaining >= p->want || p->m->stopped;
 }
 
+/* A map's automatic batch size for items of per_item ns each (0: not known): about 2 ms of work per
+ * batch, and at most cap (what streams through a quarter of a ring: auto_chunk()). */
+static size_t batch_target(double per_item, size_t cap) {
+  size_t target = per_item > 0 ? (size_t)(2e6 / per_item) : cap;
+  if (target < 1) target = 1;
+  return target > cap ? cap : target;
+}
+
+struct wave_wait {
+  mproc__map *m;
+  size_t want;   /* wave batches to have timed */
+  size_t queued; /* items queued so far: once all have ended (failed ones are not timed), wait no more */
+};
+static bool wave_measured(void *arg) {
+  struct wave_wait *w = arg;
+  return w->m->wave_batches >= w->want || w->m->stopped || w->m->n - w->m->remaining >= w->queued;
+}
+
 /* Waits until pred, ticking progress every interval; MPROC_EINTERRUPTED, -ETIMEDOUT at deadline, or 0. */
 static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (*pred)(void *), void *arg,
                         const mproc__map_hooks *h, double *next_tick) {
@@ -494,23 +512,40 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
       size_t want = (size_t)e->nworkers < nprobe ? (size_t)e->nworkers : nprobe;
       struct probe_wait pw = {&m, want};
       wr = wait_ticking(e, &m, deadline, probe_done, &pw, hooks, &next_tick);
-      m.notify_each = false;
-      if (wr == 0 && !m.stopped) {
-        /* about 2 ms of work per batch, and at most what streams through a quarter of a ring */
-        double per_item = m.timed_items ? (double)m.busy_ns / (double)m.timed_items : 0;
-        size_t cap = auto_chunk(e, SIZE_MAX / 2, in_wire, out_wire);
-        size_t target = per_item > 0 ? (size_t)(2e6 / per_item) : cap;
-        if (target < 1) target = 1;
-        if (target > cap) target = cap;
+      /* Two sizings: from the probe, for a first wave of two batches per worker, then from that wave for
+       * the rest.  A worker's first item is its coldest (the page faults of a new process, cold caches,
+       * lazy binding: tens of microseconds under some hypervisors, more under the sanitizers), so a size
+       * worked out from it alone can be far too small for tiny tasks.  The wave is judged by its fastest
+       * batch per item once one batch per worker has ended: a late worker's cold first item may be in
+       * one of the wave's batches, not in all. */
+      size_t queued = nprobe, cap = auto_chunk(e, SIZE_MAX / 2, in_wire, out_wire);
+      for (int pass = 0; pass < 2 && wr == 0 && !m.stopped && !err && queued < n; pass++) {
+        double per_item = pass == 0 ? (m.timed_items ? (double)m.busy_ns / (double)m.timed_items : 0)
+                                    : (m.wave_batches ? m.wave_best_ns : 0);
+        size_t target = batch_target(per_item, cap);
+        /* a wave only when its size could still grow, and it is at most half of what is left */
+        bool wave = pass == 0 && target < cap && target <= (n - queued) / (4 * (size_t)e->nworkers);
+        size_t end = wave ? queued + 2 * (size_t)e->nworkers * target : n;
         pthread_mutex_unlock(&e->lock);
-        nb = make_batches(e, &m, nprobe, n, 0, target, timeout, retries, &jobs, &err);
+        /* the wave's batches all of the target size; the rest guided (shrinking toward the end) */
+        nb = make_batches(e, &m, queued, end, wave ? target : 0, wave ? 0 : target, timeout, retries, &jobs,
+                          &err);
         pthread_mutex_lock(&e->lock);
-        if (!err) queue_batches(e, &m, jobs, nb);
+        if (err) break;
+        if (wave) m.wave_from = (int64_t)queued;
+        queue_batches(e, &m, jobs, nb);
+        queued = end;
+        if (queued == n) break;
+        /* the rest of the wave keeps the workers busy while it is measured */
+        struct wave_wait ww = {&m, (size_t)e->nworkers, queued};
+        wr = wait_ticking(e, &m, deadline, wave_measured, &ww, hooks, &next_tick);
       }
-      if (wr < 0 || m.stopped || err) {
+      m.notify_each = false;
+      if (queued < n) {
         /* the rest was never queued: it is cancelled */
-        mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-        mproc__engine_fail_items(e, &m, (int64_t)nprobe, n - nprobe, &c, NULL);
+        mproc_outcome c = {
+            .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+        mproc__engine_fail_items(e, &m, (int64_t)queued, n - queued, &c, NULL);
         if (err && !wr) wr = err;
       }
     }
