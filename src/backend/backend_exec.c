@@ -150,7 +150,7 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
     fprintf(stderr, "mproc: malformed %s=\"%s\"\n", EXEC_ENV, buf);
     _exit(126);
   }
-  if (getppid() != ppid) _exit(1); /* the caller died before the exec: PR_SET_PDEATHSIG fired into the void */
+  if (getppid() != ppid) _exit(1); /* the caller died before the exec */
   fcntl(sock, F_SETFD, FD_CLOEXEC);
   mproc__shared *sh = NULL;
   int err = 0;
@@ -173,7 +173,7 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   sh->conf.finalizer = (void (*)(void))fin;
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
   send(sock, &m, sizeof m, MSG_NOSIGNAL);
-  mproc__template_main(sh, sock);
+  mproc__template_main(sh, sock, ppid);
 }
 
 /* MPROC_START_EXEC: the template is a fresh image of the program; the rest is the template protocol. */

@@ -84,13 +84,13 @@ static void spawn_slot(mproc__shared *sh, int sock, int slot, spawn_fn spawn, pi
   }
 }
 
-void mproc__template_main(mproc__shared *sh, int sock) {
+void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   signal(SIGINT, SIG_IGN);
   /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
    * have had handlers installed by constructors */
   spawn_fn spawn = sh->objs ? mproc__plat_spawn : mproc__plat_spawn_clean;
   int n = sh->conf.nworkers;
-  int owner = mproc__plat_watch_parent();
+  int owner = mproc__plat_watch_parent(parent);
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);
   struct pollfd *pfd = calloc((size_t)n + 2, sizeof *pfd);
@@ -196,19 +196,21 @@ int mproc__template_await_ready(int sock, double timeout) {
 struct start_ctx {
   mproc__engine *e;
   int sock, other;
+  pid_t caller;
 };
 
 static void template_entry(void *vctx) {
   struct start_ctx *c = vctx;
   close(c->other);
-  mproc__template_main(c->e->sh, c->sock);
+  mproc__template_main(c->e->sh, c->sock, c->caller);
 }
 
 int mproc__template_start(mproc__engine *e) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
-  struct start_ctx c = {e, sv[1], sv[0]};
-  int r = mproc__plat_spawn(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
+  struct start_ctx c = {e, sv[1], sv[0], getpid()};
+  /* not tied to the creating thread: the pool outlives it (the template watches the caller's process) */
+  int r = mproc__plat_spawn_unbound(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
   mproc__plat_close(sv[1]);
   if (r < 0) {
     mproc__plat_close(sv[0]);

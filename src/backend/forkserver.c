@@ -55,7 +55,7 @@ static void template_entry(void *vctx) {
   }
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
   send(c->tsock, &m, sizeof m, MSG_NOSIGNAL);
-  mproc__template_main(p, c->tsock);
+  mproc__template_main(p, c->tsock, getppid()); /* the server: single-threaded, so its death signal holds */
 }
 
 static void server_main(int sock) {

@@ -21,6 +21,7 @@ struct mproc__syscalls {
   int (*fsync)(int fd);
   int (*memfd_create)(const char *name, unsigned flags);
   int (*ftruncate)(int fd, off_t len);
+  int (*pidfd_open)(pid_t pid, unsigned flags); /* -1 and ENOSYS where the kernel has none */
 };
 extern struct mproc__syscalls mproc__sys;
 /* Puts every entry of mproc__sys back to the real call. */
@@ -41,12 +42,18 @@ int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void 
 /* The same for a parent whose caught signals are already all at their default (a pool's template): the
  * child skips resetting them, a system call per signal. */
 int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
+/* As mproc__plat_spawn, but with no parent-death signal: Linux ties that signal to the thread that forked
+ * the child, so a child that must outlive that thread (a pool's template, made by whichever thread creates
+ * the pool) would be killed if the thread ended before the child could turn the signal off.  The child
+ * must call mproc__plat_watch_parent() before anything that must not outlive its parent process. */
+int mproc__plat_spawn_unbound(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
 
 /* As mproc__plat_spawn, but the child executes the running program afresh (/proc/self/exe, argv[0] kept, no
  * other argument) with env_entry ("NAME=value", replacing any NAME in the environment) added: a new image,
  * laid out anew by ASLR.  Only descriptors 0-2 and the nkeep ones in keep[] pass into it (everything else
  * is made close-on-exec in the child, between fork and exec, where only async-signal-safe calls are made).
- * PR_SET_PDEATHSIG survives the exec.  Returns once the exec has happened: 0, or a negative errno (the
+ * No parent-death signal is set (see mproc__plat_spawn_unbound): the new image checks its parent and watches
+ * it itself.  Returns once the exec has happened: 0, or a negative errno (the
  * fork's, or the exec's, the child then being reaped). */
 int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, const int *keep, int nkeep);
 
@@ -144,8 +151,9 @@ int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
 void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err);
 /* A pidfd for any process (not only a child), or negative errno. */
 int mproc__pidfd_open(pid_t pid);
-/* For a child made by mproc__plat_spawn: a descriptor that becomes readable when its parent process ends,
- * after which the parent-death signal (which Linux ties to the thread that forked the child, not to its
- * process) is turned off, so the child outlives that thread but not the process.  -1 where the kernel has
- * no pidfds: the signal then stays.  The child exits at once if its parent is already gone. */
-int mproc__plat_watch_parent(void);
+/* For a child of process `parent` (its pid before the fork): a descriptor that becomes readable when that
+ * process ends.  A parent-death signal (which Linux ties to the thread that forked the child, not to its
+ * process) is turned off, so the child outlives that thread but not the process.  The child exits at once
+ * if its parent is already gone.  Where the kernel has no pidfds: -1, and the parent-death signal is set
+ * (tied to the forking thread: the best there is). */
+int mproc__plat_watch_parent(pid_t parent);

@@ -22,16 +22,25 @@
 
 static int real_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 static int real_memfd_create(const char *name, unsigned flags) { return memfd_create(name, flags); }
+static int real_pidfd_open(pid_t pid, unsigned flags) {
+#ifdef SYS_pidfd_open
+  return (int)syscall(SYS_pidfd_open, pid, flags);
+#else
+  (void)pid, (void)flags;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
 
 struct mproc__syscalls mproc__sys = {
     .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
-    .memfd_create = real_memfd_create, .ftruncate = ftruncate,
+    .memfd_create = real_memfd_create, .ftruncate = ftruncate, .pidfd_open = real_pidfd_open,
 };
 
 void mproc__syscalls_reset(void) {
   mproc__sys = (struct mproc__syscalls){
       .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
-      .memfd_create = real_memfd_create, .ftruncate = ftruncate,
+      .memfd_create = real_memfd_create, .ftruncate = ftruncate, .pidfd_open = real_pidfd_open,
   };
 }
 
@@ -48,20 +57,16 @@ void mproc__plat_close(int fd) {
   errno = saved;
 }
 
+/* pidfds are close-on-exec from birth; -1 where the kernel has none */
 static int pidfd_open_compat(pid_t pid) {
-#ifdef SYS_pidfd_open
-  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (fd >= 0) {
-    /* pidfds are close-on-exec from birth; nothing to do. */
-    return fd;
-  }
-#endif
-  return -1;
+  int fd = mproc__sys.pidfd_open(pid, 0);
+  return fd >= 0 ? fd : -1;
 }
 
 /* Everything the child does before running its function: only async-signal-safe calls until it restores
  * the signal mask, because the parent may have had other threads at the fork. */
-static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx, bool reset_signals) {
+static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx, bool reset_signals,
+                 bool deathsig) {
   /* Output the caller has buffered would otherwise be copied into the child and written again by it (and
    * by every worker forked from it) when it flushes: write it out once, now. */
   fflush(NULL);
@@ -76,7 +81,7 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
     return -err;
   }
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (deathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* the parent died before PDEATHSIG took effect: end as if it had fired */
     if (getppid() != parent) raise(SIGKILL);
     for (int sig = 1; reset_signals && sig < NSIG; sig++) {
@@ -100,10 +105,13 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
   return 0;
 }
 
-int mproc__plat_watch_parent(void) {
-  pid_t parent = getppid();
+int mproc__plat_watch_parent(pid_t parent) {
   int fd = pidfd_open_compat(parent);
-  if (fd < 0) return -1;
+  if (fd < 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    return -1;
+  }
   /* the pidfd is the parent's only if it was still our parent after it was opened */
   if (getppid() != parent) _exit(0);
   prctl(PR_SET_PDEATHSIG, 0);
@@ -111,11 +119,15 @@ int mproc__plat_watch_parent(void) {
 }
 
 int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
-  return spawn(pid, pidfd, child_fn, ctx, true);
+  return spawn(pid, pidfd, child_fn, ctx, true, true);
 }
 
 int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
-  return spawn(pid, pidfd, child_fn, ctx, false);
+  return spawn(pid, pidfd, child_fn, ctx, false, true);
+}
+
+int mproc__plat_spawn_unbound(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
+  return spawn(pid, pidfd, child_fn, ctx, true, false);
 }
 
 int mproc__plat_poll_fd(int fd, short events, double timeout) {
@@ -375,7 +387,7 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
     return err;
   }
   struct exec_ctx c = {argv, envp, keep, nkeep, ep[1]};
-  int r = mproc__plat_spawn(pid, pidfd, exec_self_child, &c);
+  int r = spawn(pid, pidfd, exec_self_child, &c, true, false);
   close(ep[1]);
   free(envp);
   if (r < 0) {
