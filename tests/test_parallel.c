@@ -113,16 +113,25 @@ MTEST(results_process) { results(MPROC_BACKEND_PROCESS); }
 MTEST(results_thread) { results(MPROC_BACKEND_THREAD); }
 MTEST(results_serial) { results(MPROC_BACKEND_SERIAL); }
 
-MTEST(auto_batching_converges) {
+/* 200,000 very short tasks on a new Parallel of 2: batches grow far beyond one item (fewer than N / 50
+ * batches).  Leaves the Parallel and its output array for more checks. */
+enum { TINY_N = 200000 };
+static int64_t tiny_out[TINY_N];
+static mproc_parallel *tiny_map_in_few_batches(mproc_task_fn fn) {
   mproc_parallel *par;
   CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
-  /* very short tasks: batches grow far beyond one item */
-  enum { N = 200000 };
-  static int64_t out[N];
   mproc_map_report rep;
-  CHECK_OK(mproc_parallel_run(par, index_square, NULL, N, 0, out, sizeof *out, NULL, &rep));
-  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
-  CHECK_INT_CMP(rep.batches, <, N / 50);
+  CHECK_OK(mproc_parallel_run(par, fn, NULL, TINY_N, 0, tiny_out, sizeof *tiny_out, NULL, &rep));
+  for (int i = 0; i < TINY_N; i++) CHECK_INT_EQ(tiny_out[i], (int64_t)i * i);
+  CHECK_INT_EQ(rep.ok, TINY_N);
+  CHECK_INT_CMP(rep.batches, <, TINY_N / 50);
+  return par;
+}
+
+MTEST(auto_batching_converges) {
+  mproc_parallel *par = tiny_map_in_few_batches(index_square);
+  int64_t *out = tiny_out;
+  mproc_map_report rep;
   /* tasks longer than the target batch duration: one item per batch, so the load stays balanced */
   CHECK_OK(mproc_parallel_run(par, slow_item, NULL, 20, 0, out, sizeof *out, NULL, &rep));
   for (int i = 0; i < 20; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
@@ -146,16 +155,7 @@ static int cold_first_item(const void *arg, size_t len, mproc_task *t) {
 
 MTEST(auto_batching_sees_past_a_cold_first_item) {
   /* sized from the probe alone (each worker's first item, 2 ms) the batches would hold one or two items */
-  mproc_parallel *par;
-  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
-  enum { N = 200000 };
-  static int64_t out[N];
-  mproc_map_report rep;
-  CHECK_OK(mproc_parallel_run(par, cold_first_item, NULL, N, 0, out, sizeof *out, NULL, &rep));
-  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], (int64_t)i * i);
-  CHECK_INT_EQ(rep.ok, N);
-  CHECK_INT_CMP(rep.batches, <, N / 50);
-  mproc_parallel_destroy(par);
+  mproc_parallel_destroy(tiny_map_in_few_batches(cold_first_item));
 }
 
 static uint32_t progress_calls;

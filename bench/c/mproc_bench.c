@@ -69,6 +69,25 @@ static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
 
 static int usage(void) { return 3; }
 
+/* concurrent.futures' idiom: fn(i) submitted as its own task for every i in [0, n), its index as its
+ * argument, then every result waited for in order into out[i].  0, or 1 on an error (the run fails). */
+static int submit_then_collect(mproc_pool *p, mproc_task_fn fn, size_t n, int64_t *out) {
+  mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
+  if (!fs) return 1;
+  for (size_t i = 0; i < n; i++) {
+    int64_t v = (int64_t)i;
+    if (mproc_pool_submit(p, fn, &v, sizeof v, NULL, &fs[i])) return 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const void *d;
+    if (mproc_future_result(fs[i], MPROC_FOREVER, &d, NULL)) return 1;
+    out[i] = *(const int64_t *)d;
+    mproc_future_release(fs[i]);
+  }
+  free(fs);
+  return 0;
+}
+
 static int index_square(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
   int64_t i = mproc_task_index(t), r = i * i;
@@ -395,22 +414,15 @@ int main(int argc, char **argv) {
     if (mproc_pool_create(&p, &po)) return 1;
     int64_t x = 1, r;
     if (mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL)) return 1;
-    mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
-    uint64_t checksum = 0;
+    int64_t *res = malloc((n ? n : 1) * sizeof *res);
+    if (!res) return 1;
     double t0 = bench_now();
-    for (size_t i = 0; i < n; i++) {
-      int64_t v = (int64_t)i;
-      if (mproc_pool_submit(p, tiny, &v, sizeof v, NULL, &fs[i])) return 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-      const void *d;
-      if (mproc_future_result(fs[i], MPROC_FOREVER, &d, NULL)) return 1;
-      checksum += (uint64_t)*(const int64_t *)d;
-      mproc_future_release(fs[i]);
-    }
+    if (submit_then_collect(p, tiny, n, res)) return 1;
     double dt = bench_now() - t0;
+    uint64_t checksum = 0;
+    for (size_t i = 0; i < n; i++) checksum += (uint64_t)res[i];
     mproc_pool_destroy(p);
-    free(fs);
+    free(res);
     free(ballast);
     bench_report(dt, checksum, NULL);
     return 0;
@@ -478,19 +490,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(sys, "mproc-executor:submit") == 0) {
     /* concurrent.futures' idiom, as py-ppe:submit: one submit per task, then every result */
     if (strcmp(wl, "compute") != 0 && strcmp(wl, "irregular") != 0) return usage();
-    mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
-    if (!fs) return 1;
-    for (size_t i = 0; i < n; i++) {
-      int64_t v = (int64_t)i;
-      if (mproc_pool_submit(p, busy_submitted, &v, sizeof v, NULL, &fs[i])) return 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-      const void *d;
-      if (mproc_future_result(fs[i], MPROC_FOREVER, &d, NULL)) return 1;
-      out[i] = *(const int64_t *)d;
-      mproc_future_release(fs[i]);
-    }
-    free(fs);
+    if (submit_then_collect(p, busy_submitted, n, out)) return 1;
     dt = bench_now() - t0;
     for (size_t i = 0; i < n; i++) checksum += (uint64_t)out[i];
   } else {
