@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
@@ -98,6 +99,58 @@ void mtest_check_die_with_caller(const char *name, int n, int timeout_ms) {
   /* the processes were orphaned to this one (a child subreaper): reap them */
   while (waitpid(-1, &st, 0) > 0) {
   }
+}
+
+/* ---- processes that outlive the thread that forked them ---- */
+
+static struct {
+  pid_t test_pid, tid;
+  int here[2]; /* a held child writes a byte here once it is held */
+  void (*fn)(void *);
+  void *arg;
+} hold;
+
+/* Waits until the thread is gone from /proc: pthread_join returns before the kernel has finished the
+ * thread's exit, where a parent-death signal would be sent, and nothing tells of that otherwise. */
+static void wait_thread_gone(void) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d", (int)hold.test_pid, (int)hold.tid);
+  while (access(path, F_OK) == 0) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static int held_pidfd_open(pid_t pid, unsigned flags) {
+  if (getpid() != hold.test_pid) { /* in a child */
+    CHECK(write(hold.here[1], "x", 1) == 1);
+    wait_thread_gone();
+  }
+  return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+static void *hold_thread(void *unused) {
+  (void)unused;
+  hold.tid = (pid_t)syscall(SYS_gettid);
+  hold.fn(hold.arg);
+  char c; /* the child forked by fn is held: end now, before it can have watched anything */
+  CHECK(read(hold.here[0], &c, 1) == 1);
+  return NULL;
+}
+
+void mtest_in_thread_that_ends(void (*fn)(void *), void *arg) {
+  hold.test_pid = getpid();
+  hold.fn = fn;
+  hold.arg = arg;
+  CHECK(pipe(hold.here) == 0);
+  mproc__sys.pidfd_open = held_pidfd_open;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, hold_thread, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  mproc__syscalls_reset();
+  wait_thread_gone();
+  close(hold.here[0]);
+  close(hold.here[1]);
 }
 
 int mtest_report_pid(const void *arg, size_t len, mproc_task *t) {

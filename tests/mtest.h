@@ -40,6 +40,13 @@ int mtest_report_pool_pids(mproc_pool *p, int fd);
 /* A task that returns the pid (an int) of the process running it. */
 int mtest_report_pid(const void *arg, size_t len, mproc_task *t);
 
+/* For the tests that a process the library forks (a pool's template, the fork server) outlives the thread
+ * that forked it: runs fn(arg) in a new thread that ends as soon as fn returns, with every process the
+ * test forks meanwhile held at its first pidfd_open() (where a child starts to watch its parent's
+ * process) until that thread is gone from /proc.  A child that still had a parent-death signal, which
+ * Linux ties to the forking thread, dies there.  Returns when the thread is gone. */
+void mtest_in_thread_that_ends(void (*fn)(void *), void *arg);
+
 /* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
  * the test fails. */
 uint64_t mtest_seed(void);

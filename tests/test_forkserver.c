@@ -111,6 +111,24 @@ MTEST(forkserver_pool_semantics) {
   mproc_shutdown();
 }
 
+/* The fork server is forked by the thread that calls mproc_init(); it lasts as long as the program's
+ * process, not that thread (held until the thread has ended: see mtest_in_thread_that_ends). */
+static void init_server(void *unused) {
+  (void)unused;
+  CHECK_OK(mproc_init(NULL, NULL));
+}
+
+MTEST(server_outlives_the_thread_that_started_it) {
+  mtest_in_thread_that_ends(init_server, NULL);
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORKSERVER}));
+  int x = 7, r = 0;
+  CHECK_OK(mproc_pool_apply(p, square, &x, sizeof x, &r, sizeof r, NULL));
+  CHECK_INT_EQ(r, 49);
+  mproc_pool_destroy(p);
+  mproc_shutdown();
+}
+
 MTEST_HELPER(init_pool_then_wait) {
   (void)argc;
   int fd = atoi(argv[1]);

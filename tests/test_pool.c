@@ -1064,49 +1064,15 @@ MTEST(fork_failure_leaves_nothing) {
 }
 
 /* The template is forked by the thread that creates the pool; it must end with the caller's process, not
- * with that thread (Linux ties the parent-death signal to the forking thread).  The template is held at
- * its first pidfd_open (where it starts to watch the caller's process): it tells the creating thread it
- * is there, and waits until that thread has ended.  A template that still had a parent-death signal to
- * turn off at that point would die (that version fails here 10 runs out of 10). */
-static pid_t creator_tid, test_pid;
-static int template_here[2];
-static void *create_pool_thread(void *arg) {
-  creator_tid = (pid_t)syscall(SYS_gettid);
-  CHECK_OK(mproc_pool_create((mproc_pool **)arg, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
-  char c;
-  CHECK(read(template_here[0], &c, 1) == 1);
-  return NULL;
-}
-
-/* Waits until the creating thread is gone from /proc: pthread_join returns before the kernel has finished
- * the thread's exit, where a parent-death signal would be sent, and nothing tells of that otherwise. */
-static void wait_creator_gone(void) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task/%d", (int)test_pid, (int)creator_tid);
-  while (access(path, F_OK) == 0) {
-    struct timespec ts = {0, 1000000};
-    nanosleep(&ts, NULL);
-  }
-}
-
-static int pidfd_open_after_creator(pid_t pid, unsigned flags) {
-  if (getpid() != test_pid) { /* in the template */
-    CHECK(write(template_here[1], "x", 1) == 1);
-    wait_creator_gone();
-  }
-  return (int)syscall(SYS_pidfd_open, pid, flags);
+ * with that thread (Linux ties the parent-death signal to the forking thread).  A template that still had
+ * that signal when the thread ended would die (that version fails here 10 runs out of 10). */
+static void create_process_pool(void *out) {
+  CHECK_OK(mproc_pool_create((mproc_pool **)out, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
 }
 
 MTEST(pool_outlives_the_thread_that_created_it) {
   mproc_pool *p = NULL;
-  pthread_t t;
-  test_pid = getpid();
-  CHECK(pipe(template_here) == 0);
-  mproc__sys.pidfd_open = pidfd_open_after_creator;
-  CHECK(pthread_create(&t, NULL, create_pool_thread, &p) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-  mproc__syscalls_reset();
-  wait_creator_gone();
+  mtest_in_thread_that_ends(create_process_pool, &p);
   int in[64], out[64];
   for (int i = 0; i < 64; i++) in[i] = i;
   CHECK_OK(mproc_pool_map(p, square, in, 64, sizeof *in, out, sizeof *out, NULL, NULL));
@@ -1115,8 +1081,6 @@ MTEST(pool_outlives_the_thread_that_created_it) {
   CHECK(waitid(P_PID, (id_t)p->eng.tpl_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0);
   CHECK_INT_EQ(si.si_pid, 0); /* the template has not ended */
   mproc_pool_destroy(p);
-  close(template_here[0]);
-  close(template_here[1]);
 }
 
 /* The first fork (the template's, in this process) succeeds; every later one, in the template, fails once

@@ -75,8 +75,8 @@ typedef struct mproc_pool_opts {
 /* Optional; call it first thing in main, while the program is small and has one thread: starts mproc's
  * fork server, from which pools created later get their workers (MPROC_START_FORKSERVER).  argc and argv
  * may be NULL; they are reserved for the MPI backend.  Returns 0, -EALREADY when the server already runs,
- * or the fork's error.  The server is tied to the calling thread (it dies with it) and stopped by
- * mproc_shutdown() or at exit. */
+ * or the fork's error.  The server lasts as long as the program's process, whichever thread called this,
+ * and is stopped by mproc_shutdown() or at exit. */
 MPROC_API int mproc_init(int *argc, char ***argv);
 /* Stops the fork server.  Pools made from it must be destroyed first.  Safe to call when none runs. */
 MPROC_API void mproc_shutdown(void);

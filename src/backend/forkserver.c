@@ -58,19 +58,22 @@ static void template_entry(void *vctx) {
   mproc__template_main(p, c->tsock, getppid()); /* the server: single-threaded, so its death signal holds */
 }
 
-static void server_main(int sock) {
+/* owner: a pidfd of the program's process (-1 where the kernel has none: the parent-death signal then) */
+static void server_main(int sock, int owner) {
   signal(SIGINT, SIG_IGN);
   static pid_t pids[MAX_TEMPLATES];
   static int pidfds[MAX_TEMPLATES];
-  static struct pollfd pfd[MAX_TEMPLATES + 1];
+  static struct pollfd pfd[MAX_TEMPLATES + 2];
   int n = 0;
   for (;;) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
-    if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
+    pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN}; /* ignored when -1 */
+    if (poll(pfd, (nfds_t)n + 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (pfd[n + 1].revents) break; /* the program's process ended (a fork of it may hold the socket) */
     for (int i = n - 1; i >= 0; i--) {
       if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st;
@@ -122,12 +125,13 @@ static void server_main(int sock) {
 
 struct sctx {
   int sock, other;
+  pid_t program;
 };
 
 static void server_entry(void *vctx) {
   struct sctx *c = vctx;
   close(c->other);
-  server_main(c->sock);
+  server_main(c->sock, mproc__plat_watch_parent(c->program));
 }
 
 int mproc_init(int *argc, char ***argv) {
@@ -152,8 +156,9 @@ int mproc_init(int *argc, char ***argv) {
     pthread_mutex_unlock(&srv.lock);
     return err;
   }
-  struct sctx c = {sv[1], sv[0]};
-  r = mproc__plat_spawn(&srv.pid, &srv.pidfd, server_entry, &c);
+  struct sctx c = {sv[1], sv[0], getpid()};
+  /* not tied to the calling thread: the server lasts as long as the program (it watches its process) */
+  r = mproc__plat_spawn_unbound(&srv.pid, &srv.pidfd, server_entry, &c);
   close(sv[1]);
   if (r < 0) {
     close(sv[0]);
