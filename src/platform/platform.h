@@ -149,7 +149,7 @@ int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t
 int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
 /* Maps size bytes of fd shared at exactly addr, failing with -EEXIST rather than replacing anything. */
 void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err);
-/* A pidfd for any process (not only a child), or negative errno. */
+/* A pidfd for any process (not only a child), or negative errno; through mproc__sys.pidfd_open. */
 int mproc__pidfd_open(pid_t pid);
 /* For a child of process `parent` (its pid before the fork): a descriptor that becomes readable when that
  * process ends.  A parent-death signal (which Linux ties to the thread that forked the child, not to its

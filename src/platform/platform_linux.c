@@ -59,7 +59,7 @@ void mproc__plat_close(int fd) {
 
 /* pidfds are close-on-exec from birth; -1 where the kernel has none */
 static int pidfd_open_compat(pid_t pid) {
-  int fd = mproc__sys.pidfd_open(pid, 0);
+  int fd = mproc__pidfd_open(pid);
   return fd >= 0 ? fd : -1;
 }
 

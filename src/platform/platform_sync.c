@@ -260,7 +260,7 @@ void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err) {
 }
 
 int mproc__pidfd_open(pid_t pid) {
-  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  int fd = mproc__sys.pidfd_open(pid, 0);
   return fd >= 0 ? fd : -errno;
 }
 
