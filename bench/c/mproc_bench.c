@@ -32,30 +32,29 @@ static int tiny(const void *arg, size_t len, mproc_task *t) {
   return mproc_task_return(t, &r, sizeof r);
 }
 
-static int compute(const void *arg, size_t len, mproc_task *t) {
-  (void)arg, (void)len;
-  int64_t i = mproc_task_index(t);
-  volatile uint64_t sink = bench_spin((uint64_t)(g_us * g_rate), (uint64_t)i);
+/* Item i of compute or irregular: a busy loop of `us` microseconds, returning i. */
+static int busy(int64_t i, double us, mproc_task *t) {
+  volatile uint64_t sink = bench_spin((uint64_t)(us * g_rate), (uint64_t)i);
   (void)sink;
   return mproc_task_return(t, &i, sizeof i);
+}
+
+static int compute(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  return busy(mproc_task_index(t), g_us, t);
 }
 
 static int irregular(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
   int64_t i = mproc_task_index(t);
-  volatile uint64_t sink = bench_spin((uint64_t)(g_durations[i] * g_rate), (uint64_t)i);
-  (void)sink;
-  return mproc_task_return(t, &i, sizeof i);
+  return busy(i, g_durations[i], t);
 }
 
 /* compute and irregular as submitted tasks: the index travels as the argument */
 static int busy_submitted(const void *arg, size_t len, mproc_task *t) {
   (void)len;
   int64_t i = *(const int64_t *)arg;
-  double us = g_durations ? g_durations[i] : g_us;
-  volatile uint64_t sink = bench_spin((uint64_t)(us * g_rate), (uint64_t)i);
-  (void)sink;
-  return mproc_task_return(t, &i, sizeof i);
+  return busy(i, g_durations ? g_durations[i] : g_us, t);
 }
 
 static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
