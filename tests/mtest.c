@@ -168,6 +168,58 @@ int mtest_report_pool_pids(mproc_pool *p, int fd) {
   for (;;) pause();
 }
 
+/* ---- a template killed in a fork ---- */
+
+struct doom {
+  pid_t victim; /* the process whose forks end it */
+  bool early;   /* before the fork, else after the kernel has made the child */
+};
+static struct doom *doom;
+static pid_t (*real_fork)(void);
+
+static pid_t fork_then_die(void) {
+  bool doomed = getpid() == __atomic_load_n(&doom->victim, __ATOMIC_ACQUIRE);
+  if (doomed && doom->early) raise(SIGKILL);
+  pid_t pid = real_fork();
+  if (doomed && pid > 0) raise(SIGKILL);
+  return pid;
+}
+
+static int crash(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  raise(SIGSEGV);
+  return 0;
+}
+
+void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early) {
+  int err = 0;
+  doom = mproc__shm_map_anon(sizeof *doom, &err); /* before the processes that must see it */
+  CHECK(doom != NULL);
+  *doom = (struct doom){0, early};
+  real_fork = mproc__sys.fork;
+  mproc__sys.fork = fork_then_die;
+  mproc_pool *p = make();
+  mproc__syscalls_reset();
+  int pid = 0;
+  /* the template's first fork is over */
+  CHECK_OK(mproc_pool_apply(p, mtest_report_pid, NULL, 0, &pid, sizeof pid, NULL));
+  CHECK(pid > 0);
+  __atomic_store_n(&doom->victim, p->eng.tpl_pid, __ATOMIC_RELEASE);
+  CHECK_ERR(mproc_pool_apply(p, crash, NULL, 0, NULL, 0, NULL), MPROC_ECRASHED);
+  /* no worker is left to run it: it waits for the pool to find its template dead */
+  mproc_future *f;
+  int r = mproc_pool_submit(p, mtest_report_pid, NULL, 0, NULL, &f);
+  if (r == 0) {
+    CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
+    mproc_future_release(f);
+  } else {
+    CHECK_ERR(r, MPROC_ELOST);
+  }
+  mproc_pool_destroy(p);
+  CHECK_OK(mproc__shm_unmap(doom, sizeof *doom));
+  doom = NULL;
+}
+
 uint64_t mtest_seed(void) {
   if (!seed_used) {
     const char *env = getenv("MTEST_SEED");
@@ -272,7 +324,15 @@ static int report_leaks(const struct snapshot *before) {
       if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
       fclose(f);
     }
-    fprintf(stderr, "#   leak: child process %d (%s) left behind\n", (int)kids[i], comm);
+    char state = '?';
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
+    f = fopen(path, "re");
+    if (f) {
+      if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1) state = '?';
+      fclose(f);
+    }
+    fprintf(stderr, "#   leak: child process %d (%s, state %c%s) left behind\n", (int)kids[i], comm, state,
+            state == 'Z' ? ": ended, not reaped" : "");
     leaks++;
   }
   take_snapshot(&now);

@@ -11,6 +11,7 @@
 #define MPROC_MTEST_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,14 @@ int mtest_report_pid(const void *arg, size_t len, mproc_task *t);
  * process) until that thread is gone from /proc.  A child that still had a parent-death signal, which
  * Linux ties to the forking thread, dies there.  Returns when the thread is gone. */
 void mtest_in_thread_that_ends(void (*fn)(void *), void *arg);
+
+/* For the tests that a pool reaps what its template leaves behind: creates a pool with make() (its
+ * template must fork its workers itself, one worker is best) and has the template SIGKILLed inside the fork
+ * of the replacement of a crashed worker: before the kernel makes the child (early) or after, on its way
+ * back from fork(), so that nobody learns the pid of a child that exists.  The test process, a child
+ * subreaper, inherits that orphan: the leak check after the test finds it unless the pool reaped it.
+ * Checks the crash and that the pool is then lost; destroys the pool. */
+void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early);
 
 /* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
  * the test fails. */

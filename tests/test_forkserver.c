@@ -111,6 +111,21 @@ MTEST(forkserver_pool_semantics) {
   mproc_shutdown();
 }
 
+/* A template from the server dies in the fork of a worker: its orphans come to the caller, a subreaper,
+ * past the server, which is not one.  The server itself is forked before the test's doom is set. */
+static mproc_pool *init_then_one_worker_pool(void) {
+  CHECK_OK(mproc_init(NULL, NULL));
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
+  CHECK(p->eng.tpl_foreign);
+  return p;
+}
+
+MTEST(template_killed_in_a_fork_leaves_no_orphan) {
+  mtest_template_dies_in_a_fork(init_then_one_worker_pool, false);
+  mproc_shutdown();
+}
+
 /* The fork server is forked by the thread that calls mproc_init(); it lasts as long as the program's
  * process, not that thread (held until the thread has ended: see mtest_in_thread_that_ends). */
 static void init_server(void *unused) {

@@ -1121,6 +1121,11 @@ MTEST(no_worker_can_start_fails_tasks_not_the_caller) {
   close(fork_gate[1]);
 }
 
+static mproc_pool *one_worker_pool(void) { return make_pool(MPROC_BACKEND_PROCESS, 1, NULL); }
+
+MTEST(template_killed_in_a_fork_that_made_a_child) { mtest_template_dies_in_a_fork(one_worker_pool, false); }
+MTEST(template_killed_in_a_fork_that_made_none) { mtest_template_dies_in_a_fork(one_worker_pool, true); }
+
 static uint32_t async_ok, async_err;
 static int async_sum;
 static void on_result(const void *data, size_t len, void *user) {
@@ -1471,17 +1476,8 @@ MTEST(template_death_loses_tasks_not_the_caller) {
   mproc_future *f;
   CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &f));
   await_started(1);
-  /* the pool is ready once one worker runs: wait until the template has reported both, so that the
-   * workers it leaves behind are known to the pool (and reaped by it, this process being a subreaper) */
-  for (bool all = false; !all;) {
-    pthread_mutex_lock(&p->eng.lock);
-    all = p->eng.ws[0].pid > 0 && p->eng.ws[1].pid > 0;
-    pthread_mutex_unlock(&p->eng.lock);
-    if (!all) {
-      struct timespec ts = {0, 1000000};
-      nanosleep(&ts, NULL); /* polls a state the test cannot be told about otherwise */
-    }
-  }
+  /* the second worker may be running, being forked or not yet asked for: the pool reaps what the
+   * template leaves behind in each case, this process being a subreaper */
   CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0); /* as the OOM killer might */
   CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
   mproc_outcome o;
@@ -1493,6 +1489,16 @@ MTEST(template_death_loses_tasks_not_the_caller) {
   CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_ELOST);
   mproc_pool_destroy(p);
   unmap_shared();
+}
+
+/* An idle pool destroyed as soon as its template is killed, before the manager can have noticed: what the
+ * template leaves behind is reaped all the same (this process being a subreaper). */
+MTEST(pool_destroyed_just_after_its_template_died) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int out[8];
+  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
+  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0);
+  mproc_pool_destroy(p);
 }
 
 static void count_finalizer(void) {

@@ -63,18 +63,20 @@ static void limit_thread_env(int n) {
   for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) setenv(thread_vars[i], buf, 0);
 }
 
-typedef int (*spawn_fn)(pid_t *, int *, void (*)(void *), void *);
-
-/* Forks the worker of a slot (empty rings) and tells the manager how it went. */
-static void spawn_slot(mproc__shared *sh, int sock, int slot, spawn_fn spawn, pid_t *pids, int *pidfds) {
-  mproc__ring_reset(sh->slots[slot].in);
-  mproc__ring_reset(sh->slots[slot].out);
-  sh->slots[slot].running_job = 0;
-  sh->slots[slot].in_init = 0;
+/* Forks the worker of a slot (empty rings) and tells the manager how it went.  Should this process be
+ * killed during the fork, the slot still says that a fork began, and the child, if there is one, puts its
+ * pid there itself. */
+static void spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals, pid_t *pids, int *pidfds) {
+  mproc__slot *s = &sh->slots[slot];
+  mproc__ring_reset(s->in);
+  mproc__ring_reset(s->out);
+  s->running_job = 0;
+  s->in_init = 0;
+  __atomic_store_n(&s->child_pid, MPROC__FORKING, __ATOMIC_RELEASE);
   struct worker_ctx c = {sh, slot, sock};
   pid_t pid;
   int pidfd;
-  int r = spawn(&pid, &pidfd, worker_entry, &c);
+  int r = mproc__plat_spawn_announced(&pid, &pidfd, worker_entry, &c, reset_signals, &s->child_pid);
   if (r < 0) {
     mproc__template_notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
   } else {
@@ -88,7 +90,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   signal(SIGINT, SIG_IGN);
   /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
    * have had handlers installed by constructors */
-  spawn_fn spawn = sh->objs ? mproc__plat_spawn : mproc__plat_spawn_clean;
+  bool reset_signals = sh->objs != NULL;
   int n = sh->conf.nworkers;
   int owner = mproc__plat_watch_parent(parent);
   pid_t *pids = calloc((size_t)n, sizeof *pids);
@@ -97,7 +99,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   if (!pids || !pidfds || !pfd) _exit(125);
   for (int i = 0; i < n; i++) pidfds[i] = -1;
   /* every worker at once, unasked: the manager may not even be running yet */
-  for (int i = 0; i < n; i++) spawn_slot(sh, sock, i, spawn, pids, pidfds);
+  for (int i = 0; i < n; i++) spawn_slot(sh, sock, i, reset_signals, pids, pidfds);
   for (;;) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
@@ -127,7 +129,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     if (got != (ssize_t)sizeof m) continue;
     if (m.slot < 0 || m.slot >= n) continue;
     if (m.op == TPL_SPAWN && pids[m.slot] == 0) {
-      spawn_slot(sh, sock, m.slot, spawn, pids, pidfds);
+      spawn_slot(sh, sock, m.slot, reset_signals, pids, pidfds);
     } else if (m.op == TPL_KILL && pids[m.slot] == m.pid && pids[m.slot] != 0) {
       mproc__plat_signal(pids[m.slot], pidfds[m.slot], m.value);
     }
@@ -151,7 +153,10 @@ static void send_tpl(mproc__engine *e, tpl_msg m) {
   }
 }
 
-void mproc__template_spawn(mproc__engine *e, int i) { send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0}); }
+void mproc__template_spawn(mproc__engine *e, int i) {
+  __atomic_store_n(&e->sh->slots[i].child_pid, 0, __ATOMIC_RELAXED); /* its last worker has been reaped */
+  send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
+}
 
 void mproc__template_kill(mproc__engine *e, int i) { send_tpl(e, (tpl_msg){TPL_KILL, i, e->ws[i].pid, SIGKILL}); }
 
@@ -161,8 +166,53 @@ bool mproc__template_gone(mproc__engine *e) {
   return recv(e->tpl_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* Closing the socket tells the template to kill and reap every worker and exit; then it is waited for. */
+/* How long the manager waits for the processes a dead template leaves behind: for the template to end, and
+ * then for each worker.  They end at once (their parent-death signal, or the check after their fork), so
+ * only an overloaded machine could take this long. */
+#define ORPHANS_WAIT 2.0
+/* How long a fork the template's death cut short may take to show whether it made a child.  Paid only by a
+ * child subreaper, and only when the template died during a fork that made none. */
+#define FORK_CUT_WAIT 0.5
+
+/* The pid the worker of slot i put in its slot, 0 if it has none (the template has ended). */
+static pid_t announced_pid(mproc__engine *e, int i) {
+  uint32_t *word = &e->sh->slots[i].child_pid;
+  double deadline = mproc__plat_now() + FORK_CUT_WAIT;
+  uint32_t v;
+  while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == MPROC__FORKING) {
+    double left = deadline - mproc__plat_now();
+    if (left <= 0) return 0;
+    mproc__futex_wait(word, MPROC__FORKING, left);
+  }
+  return (pid_t)v;
+}
+
+/* The workers of a template that died without killing them (SIGKILL, the OOM killer) end by themselves, as
+ * orphans: adopted by init, or by this process when it is a child subreaper, which must then reap them.
+ * The template reported every worker but one it was forking when it died: fork() had not returned to it.
+ * That child, if the fork made one, told its pid through its slot. */
+void mproc__template_reap_orphans(mproc__engine *e) {
+  if (!mproc__plat_is_subreaper()) return; /* they go to a reaper above us, or to init */
+  double deadline = mproc__plat_now() + ORPHANS_WAIT;
+  /* until the template has ended they are its children, not ours */
+  if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, ORPHANS_WAIT);
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    pid_t pid = w->pid ? w->pid : w->spawning ? announced_pid(e, i) : 0;
+    w->pid = 0;
+    w->spawning = false;
+    if (pid <= 0) continue;
+    double left = deadline - mproc__plat_now();
+    int fd = mproc__pidfd_open(pid), st;
+    mproc__plat_wait(pid, fd, left > 0 ? left : 0, &st); /* ECHILD at once if it was not ours */
+    mproc__plat_close(fd);
+  }
+}
+
+/* Closing the socket tells the template to kill and reap every worker and exit; then it is waited for.  A
+ * template that had died by itself may leave orphans to reap. */
 void mproc__template_stop(mproc__engine *e) {
+  bool died = mproc__template_gone(e);
   if (e->tpl_sock >= 0) {
     shutdown(e->tpl_sock, SHUT_RDWR);
     mproc__plat_close(e->tpl_sock);
@@ -175,6 +225,7 @@ void mproc__template_stop(mproc__engine *e) {
     int st;
     mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
   }
+  if (died) mproc__template_reap_orphans(e);
   mproc__plat_close(e->tpl_pidfd);
   e->tpl_pidfd = -1;
   e->tpl_pid = 0;

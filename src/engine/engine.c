@@ -730,9 +730,10 @@ bool mproc__engine_poll(mproc__engine *e) {
   return progressed;
 }
 
-/* Nothing can run any more: the template died (it never does on its own; its workers died with it), or
- * no worker could be started (code is then the fork's error).  Everything in flight or queued fails with
- * code, and so does every later submission (lock held). */
+/* Nothing can run any more: the template died (it never does on its own; its workers end with it, and
+ * ops->reap_orphans has reaped those that came to us), or no worker could be started (code is then the
+ * fork's error).  Everything in flight or queued fails with code, and so does every later submission (lock
+ * held). */
 static void pool_lost(mproc__engine *e, int code, const char *msg) {
   e->broken = code;
   e->closed = true;
@@ -743,12 +744,6 @@ static void pool_lost(mproc__engine *e, int code, const char *msg) {
     w->head = w->tail = NULL;
     w->ninflight = 0;
     w->tx_job = NULL;
-    if (w->pid > 0) {
-      /* the workers die with their template (PR_SET_PDEATHSIG); when this process is a child subreaper
-       * they are orphaned to it, and reaped here (ECHILD at once otherwise) */
-      int st;
-      mproc__plat_wait(w->pid, -1, 1.0, &st);
-    }
     w->pid = 0;
     w->dormant = false;
     finish_jobs(e, j, &lost, msg);
@@ -856,8 +851,10 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
-    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e))
+    if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) {
+      if (e->ops->reap_orphans) e->ops->reap_orphans(e);
       pool_lost(e, MPROC_ELOST, "the pool's template process died");
+    }
   }
   pthread_mutex_unlock(&e->lock);
   /* the template reaps its workers and ends before the manager does: nothing outlives the pool */

@@ -106,7 +106,11 @@ typedef struct mproc__slot {
   int64_t running_item;                           /* index of the map item it runs */
   uint64_t started_ns;                            /* when that job/item started (monotonic) */
   uint32_t in_init;                               /* 1 while the initializer runs */
+  /* the worker's pid as the worker itself tells it (see mproc__template_reap_orphans): 0 until the
+   * template begins its fork (cleared by the manager when it asks for one), MPROC__FORKING during it */
+  uint32_t child_pid;
 } mproc__slot;
+#define MPROC__FORKING UINT32_MAX
 
 /* Batches whose records are read or written in place over at least this many bytes have their pages
  * mapped in with one system call first (mproc__plat_prefault), not faulted in a page at a time:
@@ -308,6 +312,9 @@ typedef struct mproc__backend_ops {
   void (*reaped)(struct mproc__engine *e, int i);
   /* Whether what makes workers has died (polled twice a second).  May be NULL. */
   bool (*gone)(struct mproc__engine *e);
+  /* Once gone() has said so (lock held), or from stop_in_manager when it finds that true: reaps the
+   * workers left behind that come to this process, and forgets them all.  May be NULL. */
+  void (*reap_orphans)(struct mproc__engine *e);
   /* At the end of the manager thread, lock not held: stop what start made and every worker with it. */
   void (*stop_in_manager)(struct mproc__engine *e);
   /* After the manager thread has ended, lock not held: stop workers that outlive it (threads). */
@@ -492,13 +499,15 @@ int mproc__template_start(mproc__engine *e); /* forks a template from the callin
 void mproc__template_spawn(mproc__engine *e, int i);
 void mproc__template_kill(mproc__engine *e, int i);
 bool mproc__template_gone(mproc__engine *e);
+void mproc__template_reap_orphans(mproc__engine *e);
 void mproc__template_stop(mproc__engine *e);
 /* A template made elsewhere (fork server, exec) says first whether it mapped the pool: waits for that word
  * on sock at most timeout seconds.  0 ready, the negative errno it reported, or MPROC_ECONNRESET. */
 int mproc__template_await_ready(int sock, double timeout);
 /* The members of a backend table that every process-like backend shares: the template protocol. */
-#define MPROC__TEMPLATE_PROTOCOL                                                                          \
-  .starts_workers = true, .spawn = mproc__template_spawn, .kill = mproc__template_kill, .gone = mproc__template_gone,            \
+#define MPROC__TEMPLATE_PROTOCOL                                                        \
+  .starts_workers = true, .spawn = mproc__template_spawn, .kill = mproc__template_kill, \
+  .gone = mproc__template_gone, .reap_orphans = mproc__template_reap_orphans,           \
   .stop_in_manager = mproc__template_stop
 /* max(1, cpus / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
 int mproc__thread_env_value(int cpus, int workers);

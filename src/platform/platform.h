@@ -5,6 +5,7 @@
 #ifndef MPROC_PLATFORM_H
 #define MPROC_PLATFORM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,9 +40,17 @@ double mproc__plat_now(void);
  * of a parent that died before that took effect).  On success *pid is the child's pid and *pidfd a
  * close-on-exec pidfd for it, or -1 where the kernel has none.  Returns 0 or a negative errno. */
 int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
-/* The same for a parent whose caught signals are already all at their default (a pool's template): the
- * child skips resetting them, a system call per signal. */
-int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx);
+/* As mproc__plat_spawn, for a parent that forks the workers of a pool: the child's first act, before
+ * anything that could end it, stores its pid at *announce (a word in shared memory) and wakes the futex
+ * waiters on it.  A parent killed in the middle of fork() dies before fork returns to it, so it can tell no
+ * one of a child that did come to be; the announcement tells whoever inherits that orphan which process to
+ * reap.  reset_signals false: the parent's caught signals are already all at their default (a pool's
+ * template), so the child skips resetting them, a system call per signal. */
+int mproc__plat_spawn_announced(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx,
+                                bool reset_signals, uint32_t *announce);
+/* Whether this process is a child subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants then become its
+ * children, and it must reap them or they stay zombies. */
+bool mproc__plat_is_subreaper(void);
 /* As mproc__plat_spawn, but with no parent-death signal: Linux ties that signal to the thread that forked
  * the child, so a child that must outlive that thread (a pool's template, made by whichever thread creates
  * the pool) would be killed if the thread ended before the child could turn the signal off.  The child

@@ -66,7 +66,7 @@ static int pidfd_open_compat(pid_t pid) {
 /* Everything the child does before running its function: only async-signal-safe calls until it restores
  * the signal mask, because the parent may have had other threads at the fork. */
 static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx, bool reset_signals,
-                 bool deathsig) {
+                 bool deathsig, uint32_t *announce) {
   /* Output the caller has buffered would otherwise be copied into the child and written again by it (and
    * by every worker forked from it) when it flushes: write it out once, now. */
   fflush(NULL);
@@ -81,6 +81,10 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
     return -err;
   }
   if (pid == 0) {
+    if (announce) {
+      __atomic_store_n(announce, (uint32_t)getpid(), __ATOMIC_RELEASE);
+      mproc__futex_wake(announce, INT32_MAX);
+    }
     if (deathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* the parent died before PDEATHSIG took effect: end as if it had fired */
     if (getppid() != parent) raise(SIGKILL);
@@ -119,15 +123,21 @@ int mproc__plat_watch_parent(pid_t parent) {
 }
 
 int mproc__plat_spawn(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
-  return spawn(pid, pidfd, child_fn, ctx, true, true);
+  return spawn(pid, pidfd, child_fn, ctx, true, true, NULL);
 }
 
-int mproc__plat_spawn_clean(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
-  return spawn(pid, pidfd, child_fn, ctx, false, true);
+int mproc__plat_spawn_announced(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx,
+                                bool reset_signals, uint32_t *announce) {
+  return spawn(pid, pidfd, child_fn, ctx, reset_signals, true, announce);
 }
 
 int mproc__plat_spawn_unbound(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx), void *ctx) {
-  return spawn(pid, pidfd, child_fn, ctx, true, false);
+  return spawn(pid, pidfd, child_fn, ctx, true, false, NULL);
+}
+
+bool mproc__plat_is_subreaper(void) {
+  int on = 0;
+  return prctl(PR_GET_CHILD_SUBREAPER, &on) == 0 && on;
 }
 
 int mproc__plat_poll_fd(int fd, short events, double timeout) {
@@ -387,7 +397,7 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
     return err;
   }
   struct exec_ctx c = {argv, envp, keep, nkeep, ep[1]};
-  int r = spawn(pid, pidfd, exec_self_child, &c, true, false);
+  int r = spawn(pid, pidfd, exec_self_child, &c, true, false, NULL);
   close(ep[1]);
   free(envp);
   if (r < 0) {
