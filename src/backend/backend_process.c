@@ -210,9 +210,10 @@ void mproc__template_reap_orphans(mproc__engine *e) {
 }
 
 /* Closing the socket tells the template to kill and reap every worker and exit; then it is waited for.  A
- * template that had died by itself may leave orphans to reap. */
+ * template that had died by itself may leave orphans to reap: its end of the socket is closed (POLLHUP,
+ * even with its last news still unread in ours). */
 void mproc__template_stop(mproc__engine *e) {
-  bool died = mproc__template_gone(e);
+  bool died = e->tpl_sock >= 0 && mproc__plat_poll_fd(e->tpl_sock, 0, 0) > 0;
   if (e->tpl_sock >= 0) {
     shutdown(e->tpl_sock, SHUT_RDWR);
     mproc__plat_close(e->tpl_sock);
