@@ -48,8 +48,8 @@ int mtest_report_pid(const void *arg, size_t len, mproc_task *t);
  * Linux ties to the forking thread, dies there.  Returns when the thread is gone. */
 void mtest_in_thread_that_ends(void (*fn)(void *), void *arg);
 
-/* For the tests that a pool reaps what its template leaves behind: creates a pool with make() (its
- * template must fork its workers itself, one worker is best) and has the template SIGKILLed inside the fork
+/* For the tests that a pool reaps what its template leaves behind: creates a pool with make() (one worker,
+ * forked by its template; no other is left after the crash) and has the template SIGKILLed inside the fork
  * of the replacement of a crashed worker: before the kernel makes the child (early) or after, on its way
  * back from fork(), so that nobody learns the pid of a child that exists.  The test process, a child
  * subreaper, inherits that orphan: the leak check after the test finds it unless the pool reaped it.
