@@ -317,19 +317,19 @@ static int report_leaks(const struct snapshot *before) {
   pid_t kids[MAX_ITEMS];
   int nkids = list_children(kids, MAX_ITEMS);
   for (int i = 0; i < nkids; i++) {
-    char path[64], comm[64] = "?";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
+    /* "pid (comm) state ...": the name may itself hold parentheses, the state follows the last one */
+    char path[64], line[256] = "", *comm = "?", state = '?';
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
     FILE *f = fopen(path, "re");
     if (f) {
-      if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+      if (!fgets(line, sizeof line, f)) line[0] = '\0';
       fclose(f);
     }
-    char state = '?';
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
-    f = fopen(path, "re");
-    if (f) {
-      if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1) state = '?';
-      fclose(f);
+    char *lp = strchr(line, '('), *rp = strrchr(line, ')');
+    if (lp && rp > lp) {
+      *rp = '\0';
+      comm = lp + 1;
+      if (rp[1] == ' ' && rp[2]) state = rp[2];
     }
     fprintf(stderr, "#   leak: child process %d (%s, state %c%s) left behind\n", (int)kids[i], comm, state,
             state == 'Z' ? ": ended, not reaped" : "");
