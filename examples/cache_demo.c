@@ -58,8 +58,8 @@ int main(int argc, char **argv) {
   if (run(c, 10) < 0) return 1;
   mproc_cache_stats s;
   mproc_cache_get_stats(c, &s);
-  printf("hits %llu, misses %llu, computed %d\n", (unsigned long long)s.hits,
-         (unsigned long long)s.misses, computed);
+  printf("hits %llu, misses %llu, computed %d\n", (unsigned long long)s.hits, (unsigned long long)s.misses,
+         computed);
   int ok = argc > 1 || (s.hits == 5 && computed == 10);
   if (argc <= 1) {
     mproc_cache_clear(c);

@@ -44,15 +44,17 @@ int main(void) {
   printf("pool of %d workers\n", mproc_pool_workers(pool));
 
   int in[5] = {1, 2, 3, 4, 5}, out[5];
-  if ((r = mproc_pool_map(pool, square, in, 5, sizeof *in, out, sizeof *out, NULL, NULL))) return fail("map", r);
+  if ((r = mproc_pool_map(pool, square, in, 5, sizeof *in, out, sizeof *out, NULL, NULL)))
+    return fail("map", r);
   printf("1. map(square, 1..5) = [%d, %d, %d, %d, %d]\n", out[0], out[1], out[2], out[3], out[4]);
 
   int items[8] = {1, 2, -1, 4, -2, 6, 7, 8}, res[8], codes[8];
   mproc_map_report rep;
   mproc_pool_map(pool, fragile, items, 8, sizeof *items, res, sizeof *res,
-                 &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 1}, &rep);
-  printf("2. 8 tasks, one segfaults and one hangs: %zu ok, %zu failed; the first failure, item %lld: %s\n", rep.ok,
-         rep.failed, (long long)rep.first_failed_index, rep.first_failure.message);
+                 &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 1},
+                 &rep);
+  printf("2. 8 tasks, one segfaults and one hangs: %zu ok, %zu failed; the first failure, item %lld: %s\n",
+         rep.ok, rep.failed, (long long)rep.first_failed_index, rep.first_failure.message);
   for (int i = 0; i < 8; i++) {
     if (codes[i] == 0) {
       printf("   item %d: %d\n", i, res[i]);

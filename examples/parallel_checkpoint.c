@@ -56,7 +56,8 @@ static int run(const char *title) {
   for (int i = 0; i < 40; i++) items[i] = i;
   mproc_parallel *par;
   /* a new pool for each run: its workers see fail_at as it is now */
-  int r = mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .initializer = open_cache, .batch_size = 1});
+  int r = mproc_parallel_create(
+      &par, &(mproc_parallel_opts){.n_jobs = 2, .initializer = open_cache, .batch_size = 1});
   if (r != 0) return r;
   mproc_map_report rep;
   r = mproc_parallel_run(par, cached_simulate, items, 40, sizeof *items, out, sizeof *out, codes, &rep);

@@ -45,7 +45,8 @@ int main(void) {
   for (size_t i = 0; i < (size_t)CHUNKS * PER_CHUNK; i++) want += data[i] = (double)(i % 100);
 
   /* each record of `data` (one chunk) is a task's argument, read in place; results land in `sums` */
-  r = mproc_parallel_run(par, chunk_sum, data, CHUNKS, PER_CHUNK * sizeof *data, sums, sizeof *sums, NULL, NULL);
+  r = mproc_parallel_run(par, chunk_sum, data, CHUNKS, PER_CHUNK * sizeof *data, sums, sizeof *sums, NULL,
+                         NULL);
   double total = 0;
   for (int c = 0; c < CHUNKS; c++) total += sums[c];
   printf("sum: %.0f\n", total);

@@ -14,7 +14,8 @@ static int task(const void *arg, size_t len, mproc_task *t) {
 int main(void) {
   int in[10], out[10];
   for (int i = 0; i < 10; i++) in[i] = i + 1;
-  int r = mproc_parallel_call(task, in, 10, sizeof *in, out, sizeof *out, &(mproc_parallel_opts){.n_jobs = 4}, NULL);
+  int r = mproc_parallel_call(task, in, 10, sizeof *in, out, sizeof *out, &(mproc_parallel_opts){.n_jobs = 4},
+                              NULL);
   if (r != 0) {
     fprintf(stderr, "parallel: %s\n", mproc_strerror(r));
     return 1;

@@ -143,11 +143,11 @@ void mtest_in_thread_that_ends(void (*fn)(void *), void *arg) {
   hold.fn = fn;
   hold.arg = arg;
   CHECK(pipe(hold.here) == 0);
-  mproc__sys.pidfd_open = held_pidfd_open;
+  mproc__plat_sys.pidfd_open = held_pidfd_open;
   pthread_t t;
   CHECK(pthread_create(&t, NULL, hold_thread, NULL) == 0);
   CHECK(pthread_join(t, NULL) == 0);
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
   wait_thread_gone();
   close(hold.here[0]);
   close(hold.here[1]);
@@ -193,13 +193,13 @@ static int crash(const void *arg, size_t len, mproc_task *t) {
 
 void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early) {
   int err = 0;
-  doom = mproc__shm_map_anon(sizeof *doom, &err); /* before the processes that must see it */
+  doom = mproc__plat_shm_map_anon(sizeof *doom, &err); /* before the processes that must see it */
   CHECK(doom != NULL);
   *doom = (struct doom){0, early};
-  real_fork = mproc__sys.fork;
-  mproc__sys.fork = fork_then_die;
+  real_fork = mproc__plat_sys.fork;
+  mproc__plat_sys.fork = fork_then_die;
   mproc_pool *p = make();
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
   int pid = 0;
   /* the template's first fork is over */
   CHECK_OK(mproc_pool_apply(p, mtest_report_pid, NULL, 0, &pid, sizeof pid, NULL));
@@ -216,7 +216,7 @@ void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early) {
     CHECK_ERR(r, MPROC_ELOST);
   }
   mproc_pool_destroy(p);
-  CHECK_OK(mproc__shm_unmap(doom, sizeof *doom));
+  CHECK_OK(mproc__plat_shm_unmap(doom, sizeof *doom));
   doom = NULL;
 }
 
@@ -444,7 +444,8 @@ static int run_test(int index, const struct test *t, double scale) {
   } else if (timed_out) {
     printf("not ok %d - %s: timed out after %.1f s\n", index, t->name, limit);
   } else if (WIFSIGNALED(st)) {
-    printf("not ok %d - %s: killed by signal %d (%s)\n", index, t->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+    printf("not ok %d - %s: killed by signal %d (%s)\n", index, t->name, WTERMSIG(st),
+           strsignal(WTERMSIG(st)));
   } else if (orphans) {
     printf("not ok %d - %s: %d process(es) left behind after the test ended\n", index, t->name, orphans);
   } else {
@@ -489,8 +490,10 @@ int main(int argc, char **argv) {
     int wanted = nonly == 0;
     for (int j = 0; j < nonly && !wanted; j++) wanted = strcmp(only[j], tests[i].name) == 0;
     if (!wanted) continue;
-    if (run_test(++index, &tests[i], scale)) passed++;
-    else failed++;
+    if (run_test(++index, &tests[i], scale))
+      passed++;
+    else
+      failed++;
   }
   if (nonly > 0 && index == 0) {
     fprintf(stderr, "no test matched\n");

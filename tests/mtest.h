@@ -22,7 +22,8 @@ typedef int (*mtest_helper_fn)(int argc, char **argv);
 
 void mtest_register(const char *name, mtest_fn fn, double timeout);
 void mtest_register_helper(const char *name, mtest_helper_fn fn);
-void mtest_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+void mtest_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
 
 /* The path of the test binary and an argv for running helper `name` with up to 6 more arguments (NULL-
  * terminated, static storage: use before the next call). */
@@ -64,55 +65,51 @@ uint64_t mtest_seed(void);
  * themselves, such as the harness's own self-test). */
 void mtest_skip_leak_check(void);
 
-#define MTEST_TIMEOUT(name, seconds)                                                        \
-  static void name(void);                                                                   \
-  __attribute__((constructor)) static void mtest_reg_##name(void) {                         \
-    mtest_register(#name, name, seconds);                                                   \
-  }                                                                                         \
+#define MTEST_TIMEOUT(name, seconds)                                                                        \
+  static void name(void);                                                                                   \
+  __attribute__((constructor)) static void mtest_reg_##name(void) { mtest_register(#name, name, seconds); } \
   static void name(void)
 #define MTEST(name) MTEST_TIMEOUT(name, 30.0)
 
-#define MTEST_HELPER(name)                                                                  \
-  static int name(int argc, char **argv);                                                   \
-  __attribute__((constructor)) static void mtest_regh_##name(void) {                        \
-    mtest_register_helper(#name, name);                                                     \
-  }                                                                                         \
+#define MTEST_HELPER(name)                                                                                 \
+  static int name(int argc, char **argv);                                                                  \
+  __attribute__((constructor)) static void mtest_regh_##name(void) { mtest_register_helper(#name, name); } \
   static int name(int argc, char **argv)
 
-#define CHECK(cond)                                                                         \
-  do {                                                                                      \
-    if (!(cond)) mtest_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                 \
+#define CHECK(cond)                                                         \
+  do {                                                                      \
+    if (!(cond)) mtest_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); \
   } while (0)
 
-#define CHECK_INT_EQ(a, b)                                                                  \
-  do {                                                                                      \
-    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                               \
-    if (mt_a_ != mt_b_)                                                                     \
+#define CHECK_INT_EQ(a, b)                                                                   \
+  do {                                                                                       \
+    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                                \
+    if (mt_a_ != mt_b_)                                                                      \
       mtest_fail(__FILE__, __LINE__, "%s == %s failed: %lld != %lld", #a, #b, mt_a_, mt_b_); \
   } while (0)
 
-#define CHECK_INT_CMP(a, op, b)                                                             \
-  do {                                                                                      \
-    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                               \
-    if (!(mt_a_ op mt_b_))                                                                  \
+#define CHECK_INT_CMP(a, op, b)                                                                   \
+  do {                                                                                            \
+    long long mt_a_ = (long long)(a), mt_b_ = (long long)(b);                                     \
+    if (!(mt_a_ op mt_b_))                                                                        \
       mtest_fail(__FILE__, __LINE__, "%s %s %s failed: %lld vs %lld", #a, #op, #b, mt_a_, mt_b_); \
   } while (0)
 
-#define CHECK_STR_EQ(a, b)                                                                  \
-  do {                                                                                      \
-    const char *mt_a_ = (a), *mt_b_ = (b);                                                  \
-    if (!mt_a_ || !mt_b_ || strcmp(mt_a_, mt_b_) != 0)                                      \
-      mtest_fail(__FILE__, __LINE__, "%s == %s failed: \"%s\" != \"%s\"", #a, #b,           \
-                 mt_a_ ? mt_a_ : "(null)", mt_b_ ? mt_b_ : "(null)");                       \
+#define CHECK_STR_EQ(a, b)                                                                                  \
+  do {                                                                                                      \
+    const char *mt_a_ = (a), *mt_b_ = (b);                                                                  \
+    if (!mt_a_ || !mt_b_ || strcmp(mt_a_, mt_b_) != 0)                                                      \
+      mtest_fail(__FILE__, __LINE__, "%s == %s failed: \"%s\" != \"%s\"", #a, #b, mt_a_ ? mt_a_ : "(null)", \
+                 mt_b_ ? mt_b_ : "(null)");                                                                 \
   } while (0)
 
 /* An mproc call that must succeed (return >= 0). */
-#define CHECK_OK(expr)                                                                      \
-  do {                                                                                      \
-    int mt_r_ = (expr);                                                                     \
-    if (mt_r_ < 0)                                                                          \
-      mtest_fail(__FILE__, __LINE__, "%s failed: %s (%s)", #expr, mproc_err_name(mt_r_),    \
-                 mproc_strerror(mt_r_));                                                    \
+#define CHECK_OK(expr)                                                                   \
+  do {                                                                                   \
+    int mt_r_ = (expr);                                                                  \
+    if (mt_r_ < 0)                                                                       \
+      mtest_fail(__FILE__, __LINE__, "%s failed: %s (%s)", #expr, mproc_err_name(mt_r_), \
+                 mproc_strerror(mt_r_));                                                 \
   } while (0)
 
 /* An mproc call that must fail with exactly `code`. */

@@ -179,8 +179,8 @@ static void check_big(mproc_cache *c, size_t n, int want_hit) {
 MTEST(compression_and_mmap) {
   for (int level = -1; level <= 19; level += 10) {
     mproc_cache *c;
-    CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = level,
-                                                                  .mmap_threshold = 4096}));
+    CHECK_OK(mproc_cache_open(&c, tmpcache(),
+                              &(mproc_cache_opts){.compress_level = level, .mmap_threshold = 4096}));
     size_t sizes[] = {0, 1, 5000, 3 << 20};
     for (int i = 0; i < 4; i++) {
       check_big(c, sizes[i], 0);
@@ -329,16 +329,16 @@ MTEST(store_failure_keeps_result) {
   for (int which = 0; which < 2; which++) {
     g_fail_errno = which ? EACCES : ENOSPC;
     if (which)
-      mproc__sys.rename = failing_rename;
+      mproc__plat_sys.rename = failing_rename;
     else
-      mproc__sys.write = failing_write;
+      mproc__plat_sys.write = failing_write;
     int x = 7 + which;
     mproc_cache_result *r;
     CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
     CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 2 * x);
     CHECK_INT_EQ(mproc_cache_result_store_error(r), -g_fail_errno);
     mproc_cache_result_release(r);
-    mproc__syscalls_reset();
+    mproc__plat_syscalls_reset();
     CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
   }
   /* no temporary file is left behind */
@@ -431,7 +431,7 @@ MTEST(reduce_clear) {
   time_t now = time(NULL);
   for (int i = 0; i < 6; i++) CHECK_OK(call_int(c, twice, i, &y, &hit));
   for (int i = 0; i < 6; i++) set_age(i, now - 1000 + i * 100); /* 0 oldest ... 5 newest */
-  CHECK_OK(call_int(c, twice, 0, &y, &hit)); /* a hit makes 0 the most recently used */
+  CHECK_OK(call_int(c, twice, 0, &y, &hit));                    /* a hit makes 0 the most recently used */
   CHECK_INT_EQ(hit, 1);
   int64_t entry = 64 + sizeof(int);
   CHECK_OK(mproc_cache_reduce(c, 4 * entry, -1)); /* removes 1 and 2 */

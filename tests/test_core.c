@@ -48,7 +48,10 @@ MTEST(version) {
 }
 
 static int counted;
-static void *counting_malloc(size_t n) { counted++; return malloc(n); }
+static void *counting_malloc(size_t n) {
+  counted++;
+  return malloc(n);
+}
 
 MTEST(replace_allocator) {
   CHECK_ERR(mproc_replace_allocator(NULL, realloc, calloc, free), MPROC_EINVAL);
@@ -166,10 +169,10 @@ MTEST(cgroup_missing_files) {
 }
 
 MTEST(cpu_count_combine) {
-  CHECK_INT_EQ(mproc__cpu_count_combine(8, 0), 8);
-  CHECK_INT_EQ(mproc__cpu_count_combine(8, 1.5), 2);
-  CHECK_INT_EQ(mproc__cpu_count_combine(8, 2.0), 2);
-  CHECK_INT_EQ(mproc__cpu_count_combine(8, 0.2), 1);
-  CHECK_INT_EQ(mproc__cpu_count_combine(2, 16), 2);
-  CHECK_INT_EQ(mproc__cpu_count_combine(0, 0), 1);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(8, 0), 8);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(8, 1.5), 2);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(8, 2.0), 2);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(8, 0.2), 1);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(2, 16), 2);
+  CHECK_INT_EQ(mproc__plat_cpu_count_combine(0, 0), 1);
 }

@@ -17,8 +17,8 @@
 #include "engine/engine.h"
 #include "platform/platform_fnid.h"
 
-static int global_value = 7;   /* the caller changes it: an exec'd worker still sees 7 */
-static char init_text[64];     /* set by the initializer in each worker */
+static int global_value = 7; /* the caller changes it: an exec'd worker still sees 7 */
+static char init_text[64];   /* set by the initializer in each worker */
 static char fin_path[256];
 
 static int square(const void *arg, size_t len, mproc_task *t) {
@@ -31,10 +31,10 @@ static int square(const void *arg, size_t len, mproc_task *t) {
 
 typedef struct image_facts {
   int global_value;
-  int env_seen;           /* MPROC_EXEC_TEMPLATE still in the environment */
-  int leaked_fd_open;     /* the caller's inheritable descriptor is open here */
-  uintptr_t square_addr;  /* where square is in this image */
-  uintptr_t square_off;   /* and its offset in its object */
+  int env_seen;          /* MPROC_EXEC_TEMPLATE still in the environment */
+  int leaked_fd_open;    /* the caller's inheritable descriptor is open here */
+  uintptr_t square_addr; /* where square is in this image */
+  uintptr_t square_off;  /* and its offset in its object */
   char object[64];
 } image_facts;
 
@@ -46,7 +46,7 @@ static int facts(const void *arg, size_t len, mproc_task *t) {
   f.env_seen = getenv("MPROC_EXEC_TEMPLATE") != NULL;
   f.leaked_fd_open = fcntl(fd, F_GETFD) >= 0;
   f.square_addr = (uintptr_t)square;
-  if (mproc__code_locate((const void *)(uintptr_t)square, f.object, sizeof f.object, &f.square_off) != 0)
+  if (mproc__plat_code_locate((const void *)(uintptr_t)square, f.object, sizeof f.object, &f.square_off) != 0)
     return mproc_task_fail(t, -EIO, "square not located");
   return mproc_task_return(t, &f, sizeof f);
 }
@@ -95,12 +95,15 @@ static int nothing_process(const void *arg, size_t len) {
 MTEST(exec_start_method_rules) {
   mproc_pool *p;
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = 4}), MPROC_EINVAL);
-  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = MPROC_BACKEND_THREAD, .start_method = MPROC_START_EXEC}),
+  CHECK_ERR(mproc_pool_create(
+                &p, &(mproc_pool_opts){.backend = MPROC_BACKEND_THREAD, .start_method = MPROC_START_EXEC}),
             MPROC_EINVAL);
-  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = MPROC_BACKEND_SERIAL, .start_method = MPROC_START_EXEC}),
+  CHECK_ERR(mproc_pool_create(
+                &p, &(mproc_pool_opts){.backend = MPROC_BACKEND_SERIAL, .start_method = MPROC_START_EXEC}),
             MPROC_EINVAL);
   mproc_process *proc;
-  CHECK_ERR(mproc_process_start(&proc, nothing_process, NULL, 0, &(mproc_process_opts){.start_method = MPROC_START_EXEC}),
+  CHECK_ERR(mproc_process_start(&proc, nothing_process, NULL, 0,
+                                &(mproc_process_opts){.start_method = MPROC_START_EXEC}),
             MPROC_EINVAL);
   /* MPROC_BACKEND=serial switches a program to the serial backend: its exec pools follow */
   setenv("MPROC_BACKEND", "serial", 1);
@@ -154,13 +157,14 @@ MTEST(exec_workers_are_fresh_images) {
   CHECK_INT_EQ(f.leaked_fd_open, 0);
   char obj[64];
   uintptr_t off = 0;
-  CHECK_OK(mproc__code_locate((const void *)(uintptr_t)square, obj, sizeof obj, &off));
+  CHECK_OK(mproc__plat_code_locate((const void *)(uintptr_t)square, obj, sizeof obj, &off));
   CHECK_STR_EQ(f.object, obj);
   CHECK_STR_EQ(obj, ""); /* the test program itself */
   CHECK_INT_EQ(f.square_off, off);
   /* with ASLR on, a PIE program is elsewhere in the new image; not asserted, as ASLR may be off */
-  if (f.square_addr != (uintptr_t)square) printf("# exec'd image: square at %#lx, here at %#lx\n",
-                                                 (unsigned long)f.square_addr, (unsigned long)(uintptr_t)square);
+  if (f.square_addr != (uintptr_t)square)
+    printf("# exec'd image: square at %#lx, here at %#lx\n", (unsigned long)f.square_addr,
+           (unsigned long)(uintptr_t)square);
   mproc_pool_destroy(p);
   close(fds[0]);
   close(fds[1]);
@@ -183,10 +187,14 @@ MTEST(exec_initializer_and_finalizer) {
   close(fd);
   char arg[128];
   int len = snprintf(arg, sizeof arg, "hello|%s", path);
-  mproc_pool *p = exec_pool(2, &(mproc_pool_opts){.initializer = init_copy, .init_arg = arg, .init_arg_len = (size_t)len,
-                                                  .finalizer = append_finalizer, .max_tasks_per_child = 3});
+  mproc_pool *p = exec_pool(2, &(mproc_pool_opts){.initializer = init_copy,
+                                                  .init_arg = arg,
+                                                  .init_arg_len = (size_t)len,
+                                                  .finalizer = append_finalizer,
+                                                  .max_tasks_per_child = 3});
   char out[6][64];
-  CHECK_OK(mproc_pool_map(p, read_init, NULL, 6, 0, out, sizeof out[0], &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_OK(
+      mproc_pool_map(p, read_init, NULL, 6, 0, out, sizeof out[0], &(mproc_map_opts){.chunk_size = 1}, NULL));
   for (int i = 0; i < 6; i++) CHECK_STR_EQ(out[i], "hello");
   mproc_pool_destroy(p);
   struct stat st;
@@ -247,7 +255,8 @@ MTEST(exec_function_in_no_object_fails_clearly) {
   mproc_pool_destroy(p);
   /* an initializer no image holds: the pool is not made */
   mproc_pool *q = NULL;
-  CHECK_ERR(mproc_pool_create(&q, &(mproc_pool_opts){.workers = 1, .start_method = MPROC_START_EXEC, .initializer = jit}),
+  CHECK_ERR(mproc_pool_create(
+                &q, &(mproc_pool_opts){.workers = 1, .start_method = MPROC_START_EXEC, .initializer = jit}),
             MPROC_ENOTSUP);
   CHECK(q == NULL);
   munmap(code, pg);
@@ -257,17 +266,17 @@ MTEST(exec_code_locate_and_base_agree) {
   char obj[256];
   uintptr_t off = 0, base = 0;
   char err[128];
-  CHECK_OK(mproc__code_locate((const void *)(uintptr_t)square, obj, sizeof obj, &off));
+  CHECK_OK(mproc__plat_code_locate((const void *)(uintptr_t)square, obj, sizeof obj, &off));
   CHECK_STR_EQ(obj, "");
-  CHECK_OK(mproc__code_base(obj, &base, err, sizeof err));
+  CHECK_OK(mproc__plat_code_base(obj, &base, err, sizeof err));
   CHECK_INT_EQ(base + off, (uintptr_t)square);
   /* a function of libc: a named object */
-  CHECK_OK(mproc__code_locate((const void *)(uintptr_t)getpid, obj, sizeof obj, &off));
+  CHECK_OK(mproc__plat_code_locate((const void *)(uintptr_t)getpid, obj, sizeof obj, &off));
   CHECK(obj[0] != '\0');
-  CHECK_OK(mproc__code_base(obj, &base, err, sizeof err));
+  CHECK_OK(mproc__plat_code_base(obj, &base, err, sizeof err));
   CHECK_INT_EQ(base + off, (uintptr_t)getpid);
-  CHECK_ERR(mproc__code_locate((const void *)(uintptr_t)getpid, obj, 2, &off), -ENAMETOOLONG);
-  CHECK_ERR(mproc__code_base("/nonexistent/libnothing.so", &base, err, sizeof err), -ENOENT);
+  CHECK_ERR(mproc__plat_code_locate((const void *)(uintptr_t)getpid, obj, 2, &off), -ENAMETOOLONG);
+  CHECK_ERR(mproc__plat_code_base("/nonexistent/libnothing.so", &base, err, sizeof err), -ENOENT);
   CHECK(err[0] != '\0');
 }
 
@@ -329,7 +338,8 @@ MTEST(exec_function_from_a_library_opened_after_start) {
   mproc_future_release(f);
   mproc_map_report rep;
   CHECK_ERR(mproc_pool_map(p, cube2, in, 10, sizeof *in, out, sizeof *out,
-                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE}, &rep), MPROC_ENOTSUP);
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE}, &rep),
+            MPROC_ENOTSUP);
   CHECK_INT_EQ(rep.failed, 10);
   CHECK(strstr(rep.message, "cannot load") != NULL);
   CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &c, sizeof c, NULL));
@@ -343,7 +353,8 @@ MTEST_HELPER(exec_pool_then_wait) {
   (void)argc;
   int fd = atoi(argv[1]);
   mproc_pool *p;
-  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}) != 0) return 3;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}) != 0)
+    return 3;
   return mtest_report_pool_pids(p, fd);
 }
 

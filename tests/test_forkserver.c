@@ -37,7 +37,8 @@ MTEST(start_method_rules) {
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = MPROC_START_FORKSERVER}), MPROC_ESTATE);
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.start_method = 9}), MPROC_EINVAL);
   mproc_process *proc;
-  CHECK_ERR(mproc_process_start(&proc, report_pid_process, NULL, 0, &(mproc_process_opts){.start_method = MPROC_START_FORKSERVER}),
+  CHECK_ERR(mproc_process_start(&proc, report_pid_process, NULL, 0,
+                                &(mproc_process_opts){.start_method = MPROC_START_FORKSERVER}),
             MPROC_EINVAL); /* processes are forked directly */
   CHECK_OK(mproc_init(NULL, NULL));
   CHECK_ERR(mproc_init(NULL, NULL), MPROC_EALREADY);

@@ -35,7 +35,8 @@ static int slow_item(const void *arg, size_t len, mproc_task *t) {
 }
 
 static int fail_on_13(const void *arg, size_t len, mproc_task *t) {
-  if (mproc_task_index(t) % 13 == 12) return mproc_task_fail(t, MPROC_ERANGE, "item %lld", (long long)mproc_task_index(t));
+  if (mproc_task_index(t) % 13 == 12)
+    return mproc_task_fail(t, MPROC_ERANGE, "item %lld", (long long)mproc_task_index(t));
   return index_square(arg, len, t);
 }
 
@@ -171,9 +172,12 @@ static void on_progress(const mproc_progress *p, void *user) {
 
 MTEST(progress_lines_and_callback) {
   mproc_parallel *par;
-  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress = on_progress,
-                                                               .progress_user = &progress_calls,
-                                                               .progress_interval = 0.005, .on_error = MPROC_ON_ERROR_CONTINUE}));
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2,
+                                                              .verbose = 1,
+                                                              .progress = on_progress,
+                                                              .progress_user = &progress_calls,
+                                                              .progress_interval = 0.005,
+                                                              .on_error = MPROC_ON_ERROR_CONTINUE}));
   /* capture stderr (a file: not a terminal, so lines rather than a bar) */
   char path[] = "/tmp/mproc-progress-XXXXXX";
   int fd = mkstemp(path);
@@ -250,9 +254,10 @@ MTEST(errors_and_timeouts) {
   for (int i = 0; i < 12; i++) CHECK_INT_EQ(codes[i], 0);
   mproc_parallel_destroy(par);
   /* a per-item timeout, running the rest */
-  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .timeout = 0.2,
-                                                               .on_error = MPROC_ON_ERROR_CONTINUE}));
-  CHECK_ERR(mproc_parallel_run(par, hang_on_5, NULL, 40, 0, out, sizeof *out, codes, &rep), MPROC_ETASKTIMEOUT);
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){.n_jobs = 2, .timeout = 0.2, .on_error = MPROC_ON_ERROR_CONTINUE}));
+  CHECK_ERR(mproc_parallel_run(par, hang_on_5, NULL, 40, 0, out, sizeof *out, codes, &rep),
+            MPROC_ETASKTIMEOUT);
   CHECK_INT_EQ(rep.failed, 1);
   CHECK_INT_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
   for (int i = 0; i < 40; i++) {
@@ -275,15 +280,17 @@ static int my_pid_both_there(const void *arg, size_t len, mproc_task *t) {
   }
   double deadline = mproc__plat_now() + 10;
   while (__atomic_load_n(&g_seen[1], __ATOMIC_SEQ_CST) == 0)
-    if (mproc__plat_now() > deadline) return mproc_task_fail(t, MPROC_ETIMEDOUT, "the other worker never came");
-    else sched_yield();
+    if (mproc__plat_now() > deadline)
+      return mproc_task_fail(t, MPROC_ETIMEDOUT, "the other worker never came");
+    else
+      sched_yield();
   return my_pid(arg, len, t);
 }
 
 MTEST(one_call_form_reuses_its_pool) {
   int64_t pids1[64], pids2[64], pids3[64];
   int err = 0;
-  g_seen = mproc__shm_map_anon(4096, &err);
+  g_seen = mproc__plat_shm_map_anon(4096, &err);
   CHECK(g_seen != NULL);
   mproc_parallel_opts o = {.n_jobs = 2, .batch_size = 1};
   CHECK_OK(mproc_parallel_call(my_pid_both_there, NULL, 64, 0, pids1, sizeof *pids1, &o, NULL));
@@ -302,7 +309,7 @@ MTEST(one_call_form_reuses_its_pool) {
     for (int k = 0; k < 64; k++) CHECK(pids3[i] != pids1[k]);
   mproc_parallel_shutdown();
   mproc_parallel_shutdown(); /* twice is harmless */
-  CHECK_OK(mproc__shm_unmap(g_seen, 4096));
+  CHECK_OK(mproc__plat_shm_unmap(g_seen, 4096));
 }
 
 MTEST(bad_input) {
@@ -310,7 +317,8 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_parallel_create(NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.timeout = -1}), MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.verbose = -1}), MPROC_EINVAL);
-  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}),
+            MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.init_arg_len = 2}), MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_n_jobs(NULL), MPROC_EINVAL);
   mproc_parallel_destroy(NULL);
@@ -370,7 +378,8 @@ MTEST(rerun_computes_only_what_is_not_cached) {
   mproc_parallel *par;
   CHECK_OK(mproc_parallel_create(&par, &o));
   mproc_map_report rep;
-  CHECK_ERR(mproc_parallel_run(par, through_cache, in, N, sizeof *in, out, sizeof *out, codes, &rep), MPROC_EINTR);
+  CHECK_ERR(mproc_parallel_run(par, through_cache, in, N, sizeof *in, out, sizeof *out, codes, &rep),
+            MPROC_EINTR);
   mproc_parallel_destroy(par);
   uint32_t first = *computations;
   CHECK_INT_EQ(first, rep.ok);

@@ -1,5 +1,5 @@
-/* test_pipe.c: Pipe: duplex and one-way messages, poll, timeouts, end of file, a sender killed mid-message.
- */
+/* test_pipe.c: Pipe: duplex and one-way messages, poll, timeouts, end of file, a sender killed
+ * mid-message. */
 #include <math.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -24,24 +24,24 @@ static struct shared *sh;
 
 static void map_shared(void) {
   int err = 0;
-  sh = mproc__shm_map_anon(4096, &err);
+  sh = mproc__plat_shm_map_anon(4096, &err);
   CHECK(sh != NULL);
   memset(sh, 0, sizeof *sh);
 }
 static void unmap_shared(void) {
-  CHECK_OK(mproc__shm_unmap(sh, 4096));
+  CHECK_OK(mproc__plat_shm_unmap(sh, 4096));
   sh = NULL;
 }
 static void open_gate(void) {
   __atomic_store_n(&sh->gate, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&sh->gate, INT32_MAX);
+  mproc__plat_futex_wake(&sh->gate, INT32_MAX);
 }
 /* Waits until `count` tasks have announced that they started. */
 static void await_started(uint32_t count) {
   for (;;) {
     uint32_t s = __atomic_load_n(&sh->started, __ATOMIC_ACQUIRE);
     if (s >= count) return;
-    mproc__futex_wait(&sh->started, s, 5);
+    mproc__plat_futex_wait(&sh->started, s, 5);
   }
 }
 
@@ -67,11 +67,10 @@ static int fail_on_multiples_of_7(const void *arg, size_t len, mproc_task *t) {
 /* Blocks until the gate opens, after announcing its start. */
 static int gated(const void *arg, size_t len, mproc_task *t) {
   __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&sh->started, INT32_MAX);
-  while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE)) mproc__futex_wait(&sh->gate, 0, -1);
+  mproc__plat_futex_wake(&sh->started, INT32_MAX);
+  while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE)) mproc__plat_futex_wait(&sh->gate, 0, -1);
   return square(arg, len, t);
 }
-
 
 static int echo(const void *arg, size_t len, mproc_task *t) { return mproc_task_return(t, arg, len); }
 static int arg_is_null(const void *arg, size_t len, mproc_task *t) {
@@ -141,8 +140,10 @@ static int long_or_gated(const void *arg, size_t len, mproc_task *t) {
     double deadline = mproc__plat_now() + 10;
     uint32_t done;
     while ((done = __atomic_load_n(g_sched_done, __ATOMIC_ACQUIRE)) < SCHED_N - 2)
-      if (mproc__plat_now() > deadline) return mproc_task_fail(t, MPROC_ETIMEDOUT, "only %u items done", done);
-      else sched_yield();
+      if (mproc__plat_now() > deadline)
+        return mproc_task_fail(t, MPROC_ETIMEDOUT, "only %u items done", done);
+      else
+        sched_yield();
   } else {
     double until = mproc__plat_now() + 100e-6;
     while (mproc__plat_now() < until) {
@@ -155,7 +156,7 @@ static int long_or_gated(const void *arg, size_t len, mproc_task *t) {
 
 static void map_after_tiny_tasks(mproc_backend b) {
   int err = 0;
-  g_sched_done = mproc__shm_map_anon(4096, &err);
+  g_sched_done = mproc__plat_shm_map_anon(4096, &err);
   CHECK(g_sched_done != NULL);
   mproc_pool *p = make_pool(b, 2, NULL);
   for (int k = 0; k < 8; k++) { /* the pool's jobs so far took well under a microsecond */
@@ -164,13 +165,13 @@ static void map_after_tiny_tasks(mproc_backend b) {
   }
   static int64_t out[SCHED_N];
   mproc_map_report rep;
-  int r = mproc_pool_map(p, long_or_gated, NULL, SCHED_N, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
-                         &rep);
+  int r = mproc_pool_map(p, long_or_gated, NULL, SCHED_N, 0, out, sizeof *out,
+                         &(mproc_map_opts){.chunk_size = 1}, &rep);
   if (r) fprintf(stderr, "  item %lld: %s\n", (long long)rep.first_failed_index, rep.message);
   CHECK_OK(r);
   for (int i = 0; i < SCHED_N; i++) CHECK_INT_EQ(out[i], i);
   mproc_pool_destroy(p);
-  CHECK_OK(mproc__shm_unmap(g_sched_done, 4096));
+  CHECK_OK(mproc__plat_shm_unmap(g_sched_done, 4096));
 }
 MTEST(map_after_tiny_tasks_is_scheduled_dynamically_process) { map_after_tiny_tasks(MPROC_BACKEND_PROCESS); }
 MTEST(map_after_tiny_tasks_is_scheduled_dynamically_thread) { map_after_tiny_tasks(MPROC_BACKEND_THREAD); }
@@ -183,10 +184,11 @@ static void map_errors(mproc_backend b) {
   for (int i = 0; i < N; i++) in[i] = i + 1; /* 7, 14, ..., 98 fail: 14 items */
   mproc_map_report rep;
   /* run everything, failures per item */
-  CHECK_ERR(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
-                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 3},
-                           &rep),
-            MPROC_ERANGE);
+  CHECK_ERR(
+      mproc_pool_map(
+          p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 3}, &rep),
+      MPROC_ERANGE);
   CHECK_INT_EQ(rep.failed, 14);
   CHECK_INT_EQ(rep.ok, N - 14);
   CHECK_INT_EQ(rep.cancelled, 0);
@@ -207,11 +209,11 @@ static void map_errors(mproc_backend b) {
   CHECK_INT_CMP(rep.cancelled, >, 0);
   for (int i = 0; i < N; i++) CHECK(codes[i] == 0 || codes[i] == MPROC_ERANGE || codes[i] == MPROC_ECANCELED);
   /* stop after three failures */
-  CHECK_ERR(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
-                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER, .max_failures = 3,
-                                             .chunk_size = 1},
-                           &rep),
-            MPROC_ERANGE);
+  CHECK_ERR(
+      mproc_pool_map(
+          p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER, .max_failures = 3, .chunk_size = 1}, &rep),
+      MPROC_ERANGE);
   CHECK_INT_CMP(rep.failed, >=, 3);
   CHECK_INT_EQ(rep.ok + rep.failed + rep.cancelled, N);
   /* a result larger than its record fails that item */
@@ -265,8 +267,10 @@ static void submit_results(mproc_backend b) {
     size_t l;
     CHECK_OK(mproc_future_result(f, MPROC_FOREVER, &d, &l));
     CHECK_INT_EQ(l, sizes[k]);
-    if (sizes[k] == 0) CHECK(d == NULL);
-    else CHECK_INT_EQ((uintptr_t)d % 16, 0);
+    if (sizes[k] == 0)
+      CHECK(d == NULL);
+    else
+      CHECK_INT_EQ((uintptr_t)d % 16, 0);
     for (size_t x = 0; x < l; x++) CHECK_INT_EQ(((const unsigned char *)d)[x], (unsigned char)(k * 17 + x));
     mproc_future_release(f);
   }
@@ -349,7 +353,7 @@ MTEST(ring_pad_gap) {
   CHECK_INT_EQ(mproc__ring_put_some_quiet(r, rec, sizeof rec), sizeof rec);
   CHECK_INT_EQ(mproc__ring_pad_gap(r, 256, 16), 0); /* not empty */
   CHECK_INT_EQ(mproc__ring_get_some_quiet(r, got, sizeof got), sizeof got);
-  CHECK_INT_EQ(mproc__ring_pad_gap(r, 301, 16), 0); /* before from */
+  CHECK_INT_EQ(mproc__ring_pad_gap(r, 301, 16), 0);  /* before from */
   CHECK_INT_EQ(mproc__ring_pad_gap(r, 300, 725), 0); /* 724 bytes left: fewer than min_len */
   CHECK_INT_EQ(mproc__ring_pad_gap(r, 300, 724), 724);
   uint64_t hdr = 0x1122334455667788ull, h = 0;
@@ -373,14 +377,14 @@ static void on_done(mproc_future *f, void *user) {
   (void)f;
   cb_order[__atomic_load_n(&cb_count, __ATOMIC_SEQ_CST)] = (int)(intptr_t)user;
   __atomic_fetch_add(&cb_count, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&cb_count, INT32_MAX);
+  mproc__plat_futex_wake(&cb_count, INT32_MAX);
 }
 /* Waiters may see a future done before its callbacks ran (as in concurrent.futures): wait for them. */
 static void await_callbacks(uint32_t count) {
   for (;;) {
     uint32_t c = __atomic_load_n(&cb_count, __ATOMIC_SEQ_CST);
     if (c >= count) return;
-    mproc__futex_wait(&cb_count, c, 5);
+    mproc__plat_futex_wait(&cb_count, c, 5);
   }
 }
 
@@ -428,7 +432,8 @@ static long live_blocks, peak_blocks;
 static void count_block(long d) {
   long now = __atomic_add_fetch(&live_blocks, d, __ATOMIC_RELAXED);
   long peak = __atomic_load_n(&peak_blocks, __ATOMIC_RELAXED);
-  while (now > peak && !__atomic_compare_exchange_n(&peak_blocks, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  while (now > peak &&
+         !__atomic_compare_exchange_n(&peak_blocks, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
   }
 }
 static void *counting_malloc(size_t n) {
@@ -572,7 +577,7 @@ MTEST(cancel_before_start_and_callbacks) {
   CHECK_OK(mproc_pool_submit(p, gated, &n, sizeof n, NULL, &running));
   await_started(1);
   CHECK_INT_EQ(mproc_future_running(running), 1);
-  CHECK_INT_EQ(mproc_future_cancel(running), 0); /* running: cannot be cancelled */
+  CHECK_INT_EQ(mproc_future_cancel(running), 0);                        /* running: cannot be cancelled */
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued1)); /* handed to the worker: running */
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued2)); /* waits in the queue */
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &queued3));
@@ -651,18 +656,21 @@ static int read_init(const void *arg, size_t len, mproc_task *t) {
 }
 
 MTEST(initializer_and_worker_ids) {
-  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2,
-                            &(mproc_pool_opts){.initializer = initializer, .init_arg = "init", .init_arg_len = 4});
+  mproc_pool *p =
+      make_pool(MPROC_BACKEND_PROCESS, 2,
+                &(mproc_pool_opts){.initializer = initializer, .init_arg = "init", .init_arg_len = 4});
   int out[64];
-  CHECK_OK(mproc_pool_map(p, read_init, NULL, 64, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_OK(
+      mproc_pool_map(p, read_init, NULL, 64, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
   for (int i = 0; i < 64; i++) CHECK(out[i] == 1000 || out[i] == 1001);
   CHECK_INT_EQ(init_calls, 0); /* the caller's memory is untouched */
   mproc_pool_destroy(p);
 }
 
 MTEST(failing_initializer_is_a_crash) {
-  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1,
-                            &(mproc_pool_opts){.initializer = initializer, .init_arg = "nope", .init_arg_len = 4});
+  mproc_pool *p =
+      make_pool(MPROC_BACKEND_PROCESS, 1,
+                &(mproc_pool_opts){.initializer = initializer, .init_arg = "nope", .init_arg_len = 4});
   mproc_future *f;
   int n = 1;
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
@@ -756,20 +764,25 @@ static int misbehave(const void *arg, size_t len, mproc_task *t) {
   (void)len;
   int n = *(const int *)arg;
   switch (n) {
-    case -1: raise(SIGSEGV); break;
-    case -2: abort();
-    case -3: _exit(42);
+    case -1:
+      raise(SIGSEGV);
+      break;
+    case -2:
+      abort();
+    case -3:
+      _exit(42);
     case -4: {
       /* announce our pid, then wait to be killed from outside */
       int pid = getpid();
       __atomic_store_n(&sh->pids[0], pid, __ATOMIC_SEQ_CST);
       __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
-      mproc__futex_wake(&sh->started, INT32_MAX);
+      mproc__plat_futex_wake(&sh->started, INT32_MAX);
       for (;;) pause();
     }
     case -5:
       for (;;) pause(); /* hangs: only its timeout ends it */
-    default: break;
+    default:
+      break;
   }
   int sq = n * n;
   return mproc_task_return(t, &sq, sizeof sq);
@@ -842,11 +855,13 @@ MTEST_TIMEOUT(hung_task_times_out, 60) {
   /* a pool-wide timeout on a map item */
   int in[10] = {0, 1, 2, 3, -5, 5, 6, 7, 8, 9}, out[10], codes[10];
   mproc_map_report rep;
-  CHECK_ERR(mproc_pool_map(p, misbehave, in, 10, sizeof *in, out, sizeof *out,
-                           &(mproc_map_opts){.task_timeout = 0.2, .on_error = MPROC_ON_ERROR_CONTINUE,
-                                             .item_codes = codes, .chunk_size = 5},
-                           &rep),
-            MPROC_ETASKTIMEOUT);
+  CHECK_ERR(
+      mproc_pool_map(
+          p, misbehave, in, 10, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){
+              .task_timeout = 0.2, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 5},
+          &rep),
+      MPROC_ETASKTIMEOUT);
   CHECK_INT_EQ(rep.failed, 1);
   CHECK_INT_EQ(rep.first_failed_index, 4);
   CHECK_INT_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
@@ -864,8 +879,8 @@ MTEST(crash_inside_a_batch_fails_one_item) {
   in[777] = -2; /* abort */
   mproc_map_report rep;
   CHECK_ERR(mproc_pool_map(p, misbehave, in, N, sizeof *in, out, sizeof *out,
-                           &(mproc_map_opts){.chunk_size = 100, .on_error = MPROC_ON_ERROR_CONTINUE,
-                                             .item_codes = codes},
+                           &(mproc_map_opts){
+                               .chunk_size = 100, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes},
                            &rep),
             MPROC_ECRASHED);
   CHECK_INT_EQ(rep.failed, 2);
@@ -901,7 +916,8 @@ MTEST(retries_make_a_flaky_task_succeed) {
   CHECK_INT_EQ(o.attempts, 2);
   mproc_future_release(f);
   /* without retries it is reported */
-  CHECK_OK(mproc_pool_submit(p, crash_first_attempt, &n, sizeof n, &(mproc_submit_opts){.max_retries = -1}, &f));
+  CHECK_OK(
+      mproc_pool_submit(p, crash_first_attempt, &n, sizeof n, &(mproc_submit_opts){.max_retries = -1}, &f));
   CHECK_ERR(mproc_future_result(f, MPROC_FOREVER, NULL, NULL), MPROC_ECRASHED);
   mproc_future_release(f);
   /* in a map too */
@@ -969,7 +985,8 @@ MTEST_HELPER(pool_then_wait) {
   (void)argc;
   int fd = atoi(argv[1]);
   mproc_pool *p;
-  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}) != 0) return 3;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}) != 0)
+    return 3;
   return mtest_report_pool_pids(p, fd);
 }
 
@@ -1000,18 +1017,22 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_pool_submit(p, NULL, &n, sizeof n, NULL, &f), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_submit(p, square, NULL, 4, NULL, &f), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, NULL), MPROC_EINVAL);
-  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = -1}, &f), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = -1}, &f),
+            MPROC_EINVAL);
   CHECK(f == NULL);
   CHECK_ERR(mproc_pool_map(NULL, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_map(p, NULL, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_map(p, square, NULL, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, NULL, sizeof out, NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out,
-                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}, NULL), MPROC_EINVAL);
-  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, &(mproc_map_opts){.on_error = 9}, NULL),
+                           &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}, NULL),
             MPROC_EINVAL);
-  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, &(mproc_map_opts){.task_timeout = NAN},
-                           NULL), MPROC_EINVAL);
+  CHECK_ERR(
+      mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, &(mproc_map_opts){.on_error = 9}, NULL),
+      MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out,
+                           &(mproc_map_opts){.task_timeout = NAN}, NULL),
+            MPROC_EINVAL);
   CHECK_ERR(mproc_pool_apply(p, square, &n, sizeof n, NULL, 4, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_future_wait(NULL, 0), MPROC_EINVAL);
   CHECK_ERR(mproc_future_result(NULL, 0, NULL, NULL), MPROC_EINVAL);
@@ -1056,10 +1077,11 @@ static int fail_fork(void) {
 }
 
 MTEST(fork_failure_leaves_nothing) {
-  mproc__sys.fork = (pid_t(*)(void))fail_fork;
+  mproc__plat_sys.fork = (pid_t(*)(void))fail_fork;
   mproc_pool *p = NULL;
-  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}), MPROC_EAGAIN);
-  mproc__syscalls_reset();
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}),
+            MPROC_EAGAIN);
+  mproc__plat_syscalls_reset();
   CHECK(p == NULL);
 }
 
@@ -1067,7 +1089,8 @@ MTEST(fork_failure_leaves_nothing) {
  * with that thread (Linux ties the parent-death signal to the forking thread).  A template that still had
  * that signal when the thread ended would die (that version fails here 10 runs out of 10). */
 static void create_process_pool(void *out) {
-  CHECK_OK(mproc_pool_create((mproc_pool **)out, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
+  CHECK_OK(mproc_pool_create((mproc_pool **)out,
+                             &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
 }
 
 MTEST(pool_outlives_the_thread_that_created_it) {
@@ -1097,12 +1120,12 @@ static pid_t fork_once(void) {
 }
 
 MTEST(no_worker_can_start_fails_tasks_not_the_caller) {
-  real_fork = mproc__sys.fork;
+  real_fork = mproc__plat_sys.fork;
   forks_seen = 0;
   CHECK(pipe(fork_gate) == 0);
-  mproc__sys.fork = fork_once;
+  mproc__plat_sys.fork = fork_once;
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
   int n = 3;
   mproc_future *f;
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, NULL, &f));
@@ -1132,19 +1155,20 @@ static void on_result(const void *data, size_t len, void *user) {
   (void)user;
   if (len == sizeof(int)) __atomic_fetch_add(&async_sum, *(const int *)data, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&async_ok, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&async_ok, INT32_MAX);
+  mproc__plat_futex_wake(&async_ok, INT32_MAX);
 }
 static void on_error(int code, const char *msg, void *user) {
   if (code == MPROC_EINVAL && strcmp(msg, "bad length 1") == 0 && user == (void *)&async_err)
     __atomic_fetch_add(&async_err, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&async_ok, INT32_MAX);
+  mproc__plat_futex_wake(&async_ok, INT32_MAX);
 }
 
 static void apply_async(mproc_backend b) {
   async_ok = async_err = 0;
   async_sum = 0;
   mproc_pool *p = make_pool(b, 2, NULL);
-  for (int i = 1; i <= 10; i++) CHECK_OK(mproc_pool_apply_async(p, square, &i, sizeof i, on_result, on_error, NULL, NULL));
+  for (int i = 1; i <= 10; i++)
+    CHECK_OK(mproc_pool_apply_async(p, square, &i, sizeof i, on_result, on_error, NULL, NULL));
   mproc_future *f;
   CHECK_OK(mproc_pool_apply_async(p, square, "x", 1, on_result, on_error, &async_err, &f));
   CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_EINVAL); /* AsyncResult.successful() is false */
@@ -1154,7 +1178,7 @@ static void apply_async(mproc_backend b) {
   for (;;) {
     uint32_t n = __atomic_load_n(&async_ok, __ATOMIC_SEQ_CST);
     if (n >= 10 && __atomic_load_n(&async_err, __ATOMIC_SEQ_CST) == 1) break;
-    mproc__futex_wait(&async_ok, n, 1);
+    mproc__plat_futex_wait(&async_ok, n, 1);
   }
   CHECK_INT_EQ(async_sum, 385);
   CHECK_ERR(mproc_pool_apply_async(p, NULL, NULL, 0, NULL, NULL, NULL, NULL), MPROC_EINVAL);
@@ -1175,7 +1199,7 @@ static pid_t start_signaller(void) {
   if (pid == 0) {
     while (!__atomic_load_n(&sh->ack, __ATOMIC_SEQ_CST)) {
       kill(caller_pid, SIGINT);
-      mproc__futex_wait(&sh->ack, 0, 0.01);
+      mproc__plat_futex_wait(&sh->ack, 0, 0.01);
     }
     _exit(0);
   }
@@ -1184,7 +1208,7 @@ static pid_t start_signaller(void) {
 
 static void stop_signaller(pid_t pid) {
   __atomic_store_n(&sh->ack, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&sh->ack, INT32_MAX);
+  mproc__plat_futex_wake(&sh->ack, INT32_MAX);
   int st;
   CHECK_INT_EQ(waitpid(pid, &st, 0), pid); /* after this no SIGINT is on its way */
 }
@@ -1206,8 +1230,9 @@ MTEST(map_timeout_cancels_the_rest) {
   open_gate();
   CHECK_OK(mproc_pool_map(p, square, in, 40, sizeof *in, out, sizeof *out, NULL, NULL));
   for (int i = 0; i < 40; i++) CHECK_INT_EQ(out[i], i * i);
-  CHECK_ERR(mproc_pool_map(p, square, in, 40, sizeof *in, out, sizeof *out, &(mproc_map_opts){.timeout = -1}, NULL),
-            MPROC_EINVAL);
+  CHECK_ERR(
+      mproc_pool_map(p, square, in, 40, sizeof *in, out, sizeof *out, &(mproc_map_opts){.timeout = -1}, NULL),
+      MPROC_EINVAL);
   mproc_pool_destroy(p);
   unmap_shared();
 }
@@ -1223,7 +1248,8 @@ MTEST(ctrl_c_ends_a_map_and_a_wait) {
   for (int i = 0; i < 20; i++) in[i] = i;
   mproc_map_report rep;
   pid_t sig = start_signaller();
-  CHECK_ERR(mproc_pool_map(p, gated, in, 20, sizeof *in, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, &rep),
+  CHECK_ERR(mproc_pool_map(p, gated, in, 20, sizeof *in, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
+                           &rep),
             MPROC_EINTERRUPTED);
   stop_signaller(sig);
   CHECK_INT_EQ(rep.ok, 0);
@@ -1294,7 +1320,8 @@ static void streams(mproc_backend b) {
   CHECK_ERR(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
   mproc_stream_destroy(s);
   /* destroyed half-way: nothing left running or queued */
-  CHECK_OK(mproc_pool_imap(p, square, in, N, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 4}, &s));
+  CHECK_OK(
+      mproc_pool_imap(p, square, in, N, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 4}, &s));
   for (int k = 0; k < 10; k++) CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
   mproc_stream_destroy(s);
   CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
@@ -1351,7 +1378,8 @@ MTEST(stream_faults_and_timeouts) {
   for (int i = 0; i < 30; i++) in[i] = i;
   in[12] = -1; /* segfaults */
   mproc_stream *s;
-  CHECK_OK(mproc_pool_imap(p, misbehave, in, 30, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 5}, &s));
+  CHECK_OK(mproc_pool_imap(p, misbehave, in, 30, sizeof *in, sizeof(int),
+                           &(mproc_stream_opts){.chunk_size = 5}, &s));
   int64_t idx;
   const void *res;
   mproc_outcome o;
@@ -1368,7 +1396,8 @@ MTEST(stream_faults_and_timeouts) {
   }
   mproc_stream_destroy(s);
   /* next() with a timeout on a blocked item; destroy kills what runs */
-  CHECK_OK(mproc_pool_imap(p, gated, in, 4, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 1}, &s));
+  CHECK_OK(
+      mproc_pool_imap(p, gated, in, 4, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 1}, &s));
   CHECK_ERR(mproc_stream_next(s, 0.05, &idx, &res, NULL), MPROC_ETIMEDOUT);
   mproc_stream_destroy(s);
   CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
@@ -1427,12 +1456,15 @@ MTEST(thread_backend_specifics) {
   p = make_pool(MPROC_BACKEND_THREAD, 2, &(mproc_pool_opts){.max_tasks_per_child = 3});
   int n = 2;
   mproc_future *f;
-  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = 1}, &f), MPROC_ENOTSUP);
+  CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = 1}, &f),
+            MPROC_ENOTSUP);
   int out[50];
-  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, out, sizeof *out, &(mproc_map_opts){.task_timeout = 1}, NULL),
+  CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, out, sizeof *out, &(mproc_map_opts){.task_timeout = 1},
+                           NULL),
             MPROC_ENOTSUP);
   /* threads that reach their quota end and are replaced */
-  CHECK_OK(mproc_pool_map(p, note_thread, NULL, 50, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1}, NULL));
+  CHECK_OK(mproc_pool_map(p, note_thread, NULL, 50, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
+                          NULL));
   CHECK_INT_EQ(thread_ids_seen, 50); /* the tasks ran in this process */
   for (int i = 0; i < 50; i++) CHECK(out[i] == 0 || out[i] == 1);
   mproc_pool_destroy(p);
@@ -1501,9 +1533,7 @@ MTEST(pool_destroyed_just_after_its_template_died) {
   mproc_pool_destroy(p);
 }
 
-static void count_finalizer(void) {
-  __atomic_fetch_add(&sh->npids, 1, __ATOMIC_SEQ_CST);
-}
+static void count_finalizer(void) { __atomic_fetch_add(&sh->npids, 1, __ATOMIC_SEQ_CST); }
 
 MTEST(finalizer_runs_when_workers_end_normally) {
   map_shared();
@@ -1515,9 +1545,10 @@ MTEST(finalizer_runs_when_workers_end_normally) {
   CHECK_INT_EQ(sh->npids, 2);
   /* when a worker retires (max_tasks_per_child), and again at destroy for the replacements */
   sh->npids = 0;
-  p = make_pool(MPROC_BACKEND_PROCESS, 1, &(mproc_pool_opts){.finalizer = count_finalizer, .max_tasks_per_child = 2});
-  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 7, 0, out, sizeof *out, &(mproc_map_opts){.chunk_size = 1},
-                          NULL));
+  p = make_pool(MPROC_BACKEND_PROCESS, 1,
+                &(mproc_pool_opts){.finalizer = count_finalizer, .max_tasks_per_child = 2});
+  CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 7, 0, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, NULL));
   mproc_pool_destroy(p);
   CHECK_INT_EQ(sh->npids, 4); /* three retired after two tasks each; the fourth ran task 6 and is stopped */
   /* the thread backend too */

@@ -373,10 +373,10 @@ static int fail_fork(void) {
 }
 
 MTEST(fork_failure_is_reported) {
-  mproc__sys.fork = (pid_t(*)(void))fail_fork;
+  mproc__plat_sys.fork = (pid_t(*)(void))fail_fork;
   mproc_process *p = NULL;
   CHECK_ERR(mproc_process_start(&p, return_arg_byte, NULL, 0, NULL), MPROC_EAGAIN);
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
   CHECK(p == NULL);
 }
 

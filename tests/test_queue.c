@@ -630,9 +630,9 @@ static void *failing_mmap(void *a, size_t l, int p, int f, int fd, off_t o) {
 
 MTEST(out_of_memory_leaves_the_message) {
   mproc_queue *q = NULL;
-  mproc__sys.mmap = failing_mmap;
+  mproc__plat_sys.mmap = failing_mmap;
   CHECK_ERR(mproc_queue_create(&q, NULL), MPROC_ENOMEM);
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
   CHECK(q == NULL);
   CHECK_OK(mproc_queue_create(&q, NULL));
   CHECK_OK(mproc_queue_put(q, "kept", 4, 0));

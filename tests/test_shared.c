@@ -20,7 +20,8 @@ static bool in_arena_mapping(const void *p) {
   uintptr_t a = (uintptr_t)p;
   while (!found && fgets(line, sizeof line, f)) {
     unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) found = strstr(line, "mproc-shared") != NULL;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi)
+      found = strstr(line, "mproc-shared") != NULL;
   }
   fclose(f);
   return found;
@@ -203,9 +204,9 @@ static void map_in_place(mproc_backend backend, bool shared) {
   for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
   /* the streams read in place too (their results stay in the stream's own window) */
   mproc_stream *st;
-  CHECK_OK(mproc_pool_imap_unordered(pool, shared || backend == MPROC_BACKEND_THREAD ? square_read_in_place
-                                                                                      : square_copied,
-                                     in, n, sizeof *in, sizeof *out, NULL, &st));
+  CHECK_OK(mproc_pool_imap_unordered(
+      pool, shared || backend == MPROC_BACKEND_THREAD ? square_read_in_place : square_copied, in, n,
+      sizeof *in, sizeof *out, NULL, &st));
   size_t seen = 0;
   int64_t index;
   const void *res;
@@ -230,7 +231,8 @@ MTEST(map_in_place_thread_backend) { map_in_place(MPROC_BACKEND_THREAD, false); 
  * arrays) and in the caller (a private output array, copy-on-write since the template's fork). */
 static void big_batches(bool shared) {
   size_t n = 40000;
-  int64_t *pre = shared ? NULL : malloc(n * sizeof *pre); /* touched before the pool: shared with its template */
+  int64_t *pre =
+      shared ? NULL : malloc(n * sizeof *pre); /* touched before the pool: shared with its template */
   if (pre) memset(pre, 0xff, n * sizeof *pre);
   mproc_pool *pool;
   CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2}));
@@ -241,8 +243,8 @@ static void big_batches(bool shared) {
   mproc_map_opts mo = {.chunk_size = 10000}; /* 240 KB of arguments, 80 KB of results per batch */
   CHECK_INT_CMP(mo.chunk_size * sizeof *out, >=, MPROC__PREFAULT_MIN);
   mproc_map_report rep;
-  CHECK_OK(mproc_pool_map(pool, shared ? square_in_place : square_copied, in, n, sizeof *in, out, sizeof *out, &mo,
-                          &rep));
+  CHECK_OK(mproc_pool_map(pool, shared ? square_in_place : square_copied, in, n, sizeof *in, out, sizeof *out,
+                          &mo, &rep));
   CHECK_INT_EQ(rep.batches, 4);
   for (size_t i = 0; i < n; i++) CHECK_INT_EQ(out[i], (int64_t)(i * i));
   free_arrays(shared, in, out);
@@ -346,7 +348,7 @@ static int no_memfd(const char *name, unsigned flags) {
 MTEST(pools_work_without_an_arena) {
   /* where memory files cannot be made, shared allocations fail clearly and pools still work, streaming
    * everything through their rings */
-  mproc__sys.memfd_create = no_memfd;
+  mproc__plat_sys.memfd_create = no_memfd;
   errno = 0;
   CHECK(mproc_shared_alloc(4096) == NULL);
   CHECK_INT_EQ(errno, ENOSYS);
@@ -367,7 +369,7 @@ MTEST(pools_work_without_an_arena) {
   free(in);
   free(out);
   mproc_pool_destroy(pool);
-  mproc__syscalls_reset();
+  mproc__plat_syscalls_reset();
 }
 
 MTEST(exec_pools_see_it) {

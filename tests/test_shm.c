@@ -74,10 +74,10 @@ MTEST(named_segment_by_name) {
   CHECK_OK(mproc_shm_open(&b, name));
   CHECK_INT_EQ(mproc_shm_size(b), 8192);
   CHECK_STR_EQ(mproc_shm_addr(b), "by name");
-  mproc_shm_destroy(b);            /* an opener does not unlink */
+  mproc_shm_destroy(b); /* an opener does not unlink */
   CHECK_OK(mproc_shm_open(&b, name));
   mproc_shm_destroy(b);
-  mproc_shm_destroy(a);            /* the creator does: the leak check verifies /dev/shm is clean */
+  mproc_shm_destroy(a); /* the creator does: the leak check verifies /dev/shm is clean */
   CHECK_ERR(mproc_shm_open(&b, name), MPROC_ENOENT);
   CHECK_ERR(mproc_shm_create(&c, 0, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_shm_create(&c, 10, &(mproc_shm_opts){.name = "a/b"}), MPROC_EINVAL);

@@ -63,12 +63,12 @@ static int hold_and_wait(int k) {
   (void)k;
   if (mproc_lock_acquire(lock, MPROC_FOREVER) != 0) return 1;
   __atomic_store_n(&pg->flags[0], 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&pg->flags[0], 1);
+  mproc__plat_futex_wake(&pg->flags[0], 1);
   for (;;) pause();
 }
 
 static void wait_flag(uint32_t *f) {
-  while (!__atomic_load_n(f, __ATOMIC_SEQ_CST)) mproc__futex_wait(f, 0, 1);
+  while (!__atomic_load_n(f, __ATOMIC_SEQ_CST)) mproc__plat_futex_wait(f, 0, 1);
 }
 
 MTEST(lock_holder_killed) {
@@ -187,7 +187,7 @@ static mproc_event *ev;
 static int wait_event(int k) {
   (void)k;
   __atomic_fetch_add(&pg->flags[1], 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&pg->flags[1], 1);
+  mproc__plat_futex_wake(&pg->flags[1], 1);
   return mproc_event_wait(ev, MPROC_FOREVER) == 0 && mproc_event_is_set(ev) == 1 ? 0 : 1;
 }
 
@@ -199,7 +199,8 @@ MTEST(events) {
   CHECK_ERR(mproc_event_wait(ev, 0.02), MPROC_ETIMEDOUT);
   pid_t pids[3];
   for (int k = 0; k < 3; k++) pids[k] = spawn(wait_event, k);
-  while (__atomic_load_n(&pg->flags[1], __ATOMIC_SEQ_CST) < 3) mproc__futex_wait(&pg->flags[1], pg->flags[1], 1);
+  while (__atomic_load_n(&pg->flags[1], __ATOMIC_SEQ_CST) < 3)
+    mproc__plat_futex_wait(&pg->flags[1], pg->flags[1], 1);
   CHECK_OK(mproc_event_set(ev));
   for (int k = 0; k < 3; k++) join_ok(pids[k]);
   CHECK_OK(mproc_event_wait(ev, 0));
@@ -240,7 +241,7 @@ MTEST(conditions) {
     uint32_t in = pg->flags[2];
     CHECK_OK(mproc_lock_release(l));
     if (in == 2) break;
-    mproc__futex_wait(&pg->flags[2], in, 0.01);
+    mproc__plat_futex_wait(&pg->flags[2], in, 0.01);
   }
   for (int i = 0; i < 5; i++) {
     CHECK_OK(mproc_lock_acquire(l, MPROC_FOREVER));
@@ -314,10 +315,13 @@ MTEST_TIMEOUT(barrier_four_processes_many_rounds, 120) {
 static int barrier_once(int k) {
   (void)k;
   __atomic_fetch_add(&pg->flags[5], 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&pg->flags[5], 1);
+  mproc__plat_futex_wake(&pg->flags[5], 1);
   return mproc_barrier_wait(bar, MPROC_FOREVER) == MPROC_EBROKEN ? 0 : 1;
 }
-static int failing_action(void *arg) { (void)arg; return -1; }
+static int failing_action(void *arg) {
+  (void)arg;
+  return -1;
+}
 
 MTEST(barrier_broken_states) {
   pg = page_new();
@@ -330,7 +334,7 @@ MTEST(barrier_broken_states) {
   CHECK_INT_EQ(mproc_barrier_broken(bar), 0);
   /* abort wakes a waiter in another process with EBROKEN */
   pid_t pid = spawn(barrier_once, 0);
-  while (mproc_barrier_n_waiting(bar) < 1) mproc__futex_wait(&pg->flags[5], 0, 0.01);
+  while (mproc_barrier_n_waiting(bar) < 1) mproc__plat_futex_wait(&pg->flags[5], 0, 0.01);
   CHECK_OK(mproc_barrier_abort(bar));
   join_ok(pid);
   CHECK_INT_EQ(mproc_barrier_broken(bar), 1);
@@ -338,7 +342,7 @@ MTEST(barrier_broken_states) {
   CHECK_OK(mproc_barrier_reset(bar));
   pg->flags[5] = 0;
   pid = spawn(barrier_once, 0);
-  while (mproc_barrier_n_waiting(bar) < 1) mproc__futex_wait(&pg->flags[5], 0, 0.01);
+  while (mproc_barrier_n_waiting(bar) < 1) mproc__plat_futex_wait(&pg->flags[5], 0, 0.01);
   CHECK_OK(mproc_barrier_reset(bar));
   join_ok(pid);
   CHECK_INT_EQ(mproc_barrier_broken(bar), 0);

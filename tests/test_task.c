@@ -16,7 +16,10 @@ static int big(const void *arg, size_t len, mproc_task *t) {
   return 0;
 }
 
-static int positive(const void *arg, size_t len, mproc_task *t) { (void)arg, (void)len, (void)t; return 3; }
+static int positive(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  return 3;
+}
 static int bare_negative(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
   mproc_task_fail(t, MPROC_EIO, "first message");

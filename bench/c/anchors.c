@@ -23,7 +23,8 @@ static int g_kind;
 static int64_t work(size_t i, double us, const double *dur, const double *array, size_t chunk, size_t array_n,
                     double *fout) {
   switch (g_kind) {
-    case W_TINY: return (int64_t)i * (int64_t)i;
+    case W_TINY:
+      return (int64_t)i * (int64_t)i;
     case W_COMPUTE:
     case W_IRREGULAR: {
       double d = g_kind == W_COMPUTE ? us : dur[i];
@@ -44,7 +45,8 @@ static int64_t work(size_t i, double us, const double *dur, const double *array,
 static ssize_t full_io(int fd, void *buf, size_t len, int writing) {
   size_t done = 0;
   while (done < len) {
-    ssize_t r = writing ? write(fd, (char *)buf + done, len - done) : read(fd, (char *)buf + done, len - done);
+    ssize_t r =
+        writing ? write(fd, (char *)buf + done, len - done) : read(fd, (char *)buf + done, len - done);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return -1;
     done += (size_t)r;
@@ -134,9 +136,10 @@ static int machine_probe(void) {
   free((void *)seen);
   double *all[] = {first, again, runs, waits, reads};
   for (size_t k = 0; k < sizeof all / sizeof *all; k++) qsort(all[k], ROUNDS, sizeof(double), cmp_double);
-  printf("{\"first_touch_us_per_page\": %.3f, \"touch_us_per_page\": %.4f, \"child_read_us_per_page\": %.3f, "
-         "\"fork_child_runs_us\": %.1f, \"fork_exit_wait_us\": %.1f}\n",
-         first[ROUNDS / 2], again[ROUNDS / 2], reads[ROUNDS / 2], runs[ROUNDS / 2], waits[ROUNDS / 2]);
+  printf(
+      "{\"first_touch_us_per_page\": %.3f, \"touch_us_per_page\": %.4f, \"child_read_us_per_page\": %.3f, "
+      "\"fork_child_runs_us\": %.1f, \"fork_exit_wait_us\": %.1f}\n",
+      first[ROUNDS / 2], again[ROUNDS / 2], reads[ROUNDS / 2], runs[ROUNDS / 2], waits[ROUNDS / 2]);
   return 0;
 }
 
@@ -148,11 +151,12 @@ int main(int argc, char **argv) {
   int workers = (int)bench_arg(argc, argv, "workers", 2);
   double us = bench_arg(argc, argv, "us", 1000);
   g_rate = bench_calibrate();
-  g_kind = strcmp(wl, "compute") == 0 ? W_COMPUTE
-           : strcmp(wl, "irregular") == 0 ? W_IRREGULAR
+  g_kind = strcmp(wl, "compute") == 0       ? W_COMPUTE
+           : strcmp(wl, "irregular") == 0   ? W_IRREGULAR
            : strcmp(wl, "large-array") == 0 ? W_LARGE
                                             : W_TINY; /* tiny, roundtrip, startup */
-  double *dur = strcmp(wl, "irregular") == 0 ? bench_pareto(n, us, (uint64_t)bench_arg(argc, argv, "seed", 42)) : NULL;
+  double *dur =
+      strcmp(wl, "irregular") == 0 ? bench_pareto(n, us, (uint64_t)bench_arg(argc, argv, "seed", 42)) : NULL;
   double *array = NULL;
   size_t array_n = 0, chunk = 1;
   if (strcmp(wl, "large-array") == 0) {
@@ -210,7 +214,8 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < n; i++) {
         uint64_t len;
         if (full_io(to[0], &len, sizeof len, 0) < 0 || full_io(to[0], buf, len, 0) < 0) _exit(1);
-        if (roundtrip && (full_io(back[1], &len, sizeof len, 1) < 0 || full_io(back[1], buf, len, 1) < 0)) _exit(1);
+        if (roundtrip && (full_io(back[1], &len, sizeof len, 1) < 0 || full_io(back[1], buf, len, 1) < 0))
+          _exit(1);
       }
       _exit(0);
     }
@@ -253,7 +258,8 @@ int main(int argc, char **argv) {
           size_t cnt = (size_t)(range[1] - range[0]);
           int64_t *res = malloc(cnt * sizeof *res + 1);
           double *fres = malloc(cnt * sizeof *fres + 1);
-          for (size_t k = 0; k < cnt; k++) res[k] = work((size_t)range[0] + k, us, dur, array, chunk, array_n, &fres[k]);
+          for (size_t k = 0; k < cnt; k++)
+            res[k] = work((size_t)range[0] + k, us, dur, array, chunk, array_n, &fres[k]);
           if (strcmp(wl, "large-array") == 0) memcpy(res, fres, cnt * sizeof *res);
           full_io(fromw[w][1], res, cnt * sizeof *res, 1);
           free(res);

@@ -75,8 +75,8 @@ static inline double *bench_pareto(size_t n, double mean_us, uint64_t seed) {
 }
 
 static inline void bench_report(double seconds, uint64_t checksum, const char *extra) {
-  printf("{\"seconds\": %.9f, \"checksum\": %llu%s%s}\n", seconds, (unsigned long long)checksum, extra ? ", " : "",
-         extra ? extra : "");
+  printf("{\"seconds\": %.9f, \"checksum\": %llu%s%s}\n", seconds, (unsigned long long)checksum,
+         extra ? ", " : "", extra ? extra : "");
   fflush(stdout);
 }
 

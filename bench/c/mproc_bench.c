@@ -20,10 +20,10 @@ static void *mproc__bench_shared_page(int *err) {
   return p;
 }
 
-static double g_rate;        /* busy-loop rounds per microsecond */
-static double g_us;          /* compute: each task's duration */
-static double *g_durations;  /* irregular: per item */
-static double *g_array;      /* large-array: made before the pool, so workers read it with no copy */
+static double g_rate;       /* busy-loop rounds per microsecond */
+static double g_us;         /* compute: each task's duration */
+static double *g_durations; /* irregular: per item */
+static double *g_array;     /* large-array: made before the pool, so workers read it with no copy */
 static size_t g_array_n, g_chunk;
 
 static int tiny(const void *arg, size_t len, mproc_task *t) {
@@ -115,7 +115,7 @@ static int many_tasks(const char *sys, size_t n, int workers) {
       mproc_future *f;
       const void *d;
       if (mproc_as_completed_next(it, MPROC_FOREVER, &f) || mproc_future_result(f, 0, &d, NULL)) return 1;
-      sum += (uint64_t)*(const int64_t *)d;
+      sum += (uint64_t) * (const int64_t *)d;
       mproc_future_release(f);
     }
     mproc_as_completed_destroy(it);
@@ -124,7 +124,7 @@ static int many_tasks(const char *sys, size_t n, int workers) {
     if (mproc_pool_imap_unordered(p, index_square, NULL, n, 0, sizeof(int64_t), NULL, &s)) return 1;
     int64_t index;
     const void *d;
-    while (mproc_stream_next(s, MPROC_FOREVER, &index, &d, NULL) == 0) sum += (uint64_t)*(const int64_t *)d;
+    while (mproc_stream_next(s, MPROC_FOREVER, &index, &d, NULL) == 0) sum += (uint64_t) * (const int64_t *)d;
     mproc_stream_destroy(s);
   } else {
     return usage();
@@ -177,8 +177,9 @@ static int large_array_after(const char *sys, size_t n, size_t mib, int workers)
   for (size_t i = 0; i < count; i++) a[i] = (double)(i % 1000);
   for (size_t c = 0; c < n; c++) spans[c] = (span){a + c * chunk, chunk};
   double t0 = bench_now();
-  int rc = parallel ? mproc_parallel_run(par, record_sum, a, n, chunk * sizeof *a, out, sizeof *out, NULL, NULL)
-                    : mproc_pool_map(pool, span_sum, spans, n, sizeof *spans, out, sizeof *out, NULL, NULL);
+  int rc = parallel
+               ? mproc_parallel_run(par, record_sum, a, n, chunk * sizeof *a, out, sizeof *out, NULL, NULL)
+               : mproc_pool_map(pool, span_sum, spans, n, sizeof *spans, out, sizeof *out, NULL, NULL);
   double dt = bench_now() - t0;
   if (rc) {
     fprintf(stderr, "map: %s\n", mproc_strerror(rc));
@@ -342,7 +343,8 @@ static int queue_workload(const char *sys, size_t n, size_t bytes) {
     size_t got;
     t0 = bench_now();
     for (size_t i = 0; i < n; i++) {
-      if (mproc_pipe_send(a, msg, bytes, MPROC_FOREVER) || mproc_pipe_recv(a, buf, bytes + 1, &got, MPROC_FOREVER))
+      if (mproc_pipe_send(a, msg, bytes, MPROC_FOREVER) ||
+          mproc_pipe_recv(a, buf, bytes + 1, &got, MPROC_FOREVER))
         return 1;
       total += got;
     }
@@ -364,8 +366,10 @@ int main(int argc, char **argv) {
   size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
   int workers = (int)bench_arg(argc, argv, "workers", 2);
   mproc_backend backend = MPROC_BACKEND_PROCESS;
-  if (strcmp(sys, "mproc-thread") == 0) backend = MPROC_BACKEND_THREAD;
-  else if (strncmp(sys, "mproc-", 6) != 0) return usage();
+  if (strcmp(sys, "mproc-thread") == 0)
+    backend = MPROC_BACKEND_THREAD;
+  else if (strncmp(sys, "mproc-", 6) != 0)
+    return usage();
   const char *colon = strchr(sys, ':'); /* "mproc-queue:8B" and the like: the suffix is a label */
   static char base[64];
   if (colon && strncmp(sys, "mproc-pool:", 11) != 0) {
@@ -381,8 +385,9 @@ int main(int argc, char **argv) {
     return lock_workload(colon + 1, n, workers);
   }
   if (strcmp(wl, "cache-hit") == 0 || strcmp(wl, "cache-miss") == 0)
-    return strcmp(sys, "mproc-cache") == 0 ? cache_workload(wl, n, (size_t)bench_arg(argc, argv, "bytes", 8000))
-                                           : usage();
+    return strcmp(sys, "mproc-cache") == 0
+               ? cache_workload(wl, n, (size_t)bench_arg(argc, argv, "bytes", 8000))
+               : usage();
   if (strcmp(wl, "startup") == 0) {
     if (strcmp(sys, "mproc-pool") != 0 && strcmp(sys, "mproc-pool:forkserver") != 0) return usage();
     /* a caller of some size, as in real programs: `mib` MiB touched before the pool */
@@ -429,21 +434,24 @@ int main(int argc, char **argv) {
 
   if (strcmp(wl, "many") == 0) return many_tasks(sys, n, workers);
 
-  if (strcmp(wl, "large-array") == 0 && (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))
+  if (strcmp(wl, "large-array") == 0 &&
+      (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))
     return large_array_after(sys, n, (size_t)bench_arg(argc, argv, "mib", 64), workers);
 
   g_rate = bench_calibrate();
   g_us = bench_arg(argc, argv, "us", 1000);
   /* mproc-shared (tiny): input and output in the shared arena, which workers use in place */
   bool arena = strcmp(sys, "mproc-shared") == 0;
-  int64_t *in = NULL, *out = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *out) : malloc((n ? n : 1) * sizeof *out);
+  int64_t *in = NULL,
+          *out = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *out) : malloc((n ? n : 1) * sizeof *out);
   if (strcmp(wl, "tiny") == 0 || strcmp(wl, "roundtrip") == 0) {
     in = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *in) : malloc((n ? n : 1) * sizeof *in);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
   }
   bench_touch(out, (n ? n : 1) * sizeof *out); /* touched before timing, as in every system (anchors.c) */
   if (strcmp(wl, "irregular") == 0)
-    g_durations = bench_pareto(n, bench_arg(argc, argv, "us", 100), (uint64_t)bench_arg(argc, argv, "seed", 42));
+    g_durations =
+        bench_pareto(n, bench_arg(argc, argv, "us", 100), (uint64_t)bench_arg(argc, argv, "seed", 42));
   if (strcmp(wl, "large-array") == 0) {
     g_array_n = (size_t)bench_arg(argc, argv, "mib", 64) * (1 << 20) / sizeof(double);
     g_array = malloc(g_array_n * sizeof *g_array);
@@ -453,8 +461,9 @@ int main(int argc, char **argv) {
   /* mproc-parallel maps through a Parallel's own pool, the others through p */
   mproc_pool *p = NULL;
   mproc_parallel *par = NULL;
-  if (strcmp(sys, "mproc-parallel") == 0 ? mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers})
-                                         : mproc_pool_create(&p, &po))
+  if (strcmp(sys, "mproc-parallel") == 0
+          ? mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = workers})
+          : mproc_pool_create(&p, &po))
     return 1;
   /* warm the workers up (pages, caches), not timed */
   int64_t x = 1, r;
@@ -462,9 +471,9 @@ int main(int argc, char **argv) {
           : mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL))
     return 1;
 
-  mproc_task_fn fn = strcmp(wl, "tiny") == 0 ? tiny
-                     : strcmp(wl, "compute") == 0 ? compute
-                     : strcmp(wl, "irregular") == 0 ? irregular
+  mproc_task_fn fn = strcmp(wl, "tiny") == 0          ? tiny
+                     : strcmp(wl, "compute") == 0     ? compute
+                     : strcmp(wl, "irregular") == 0   ? irregular
                      : strcmp(wl, "large-array") == 0 ? chunk_sum
                                                       : tiny;
   const void *arg = strcmp(wl, "tiny") == 0 ? in : NULL;
@@ -473,13 +482,14 @@ int main(int argc, char **argv) {
   double t0 = bench_now(), dt;
   int rc = 0;
   if (strcmp(wl, "roundtrip") == 0) {
-    if (strcmp(sys, "mproc-executor") == 0 || strcmp(sys, "mproc-pool") == 0 || strcmp(sys, "mproc-thread") == 0) {
+    if (strcmp(sys, "mproc-executor") == 0 || strcmp(sys, "mproc-pool") == 0 ||
+        strcmp(sys, "mproc-thread") == 0) {
       for (size_t i = 0; i < n; i++) {
         mproc_future *f;
         const void *d;
         if (mproc_pool_submit(p, tiny, &in[i], sizeof in[i], NULL, &f)) return 1;
         if (mproc_future_result(f, MPROC_FOREVER, &d, NULL)) return 1;
-        checksum += (uint64_t)*(const int64_t *)d;
+        checksum += (uint64_t) * (const int64_t *)d;
         mproc_future_release(f);
       }
     } else {

@@ -15,12 +15,12 @@ typedef struct mproc_cache_result mproc_cache_result;
 
 /* Options; the zero value means the defaults. */
 typedef struct mproc_cache_opts {
-  int compress_level;       /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
-  int ignore_code_hash;     /* 1: editing the function does not invalidate its entries */
-  const char *version;      /* a string the user bumps to invalidate (NULL = none); copied */
-  size_t mmap_threshold;    /* uncompressed results at least this big are mmapped on load (0 = 1 MiB) */
+  int compress_level;         /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
+  int ignore_code_hash;       /* 1: editing the function does not invalidate its entries */
+  const char *version;        /* a string the user bumps to invalidate (NULL = none); copied */
+  size_t mmap_threshold;      /* uncompressed results at least this big are mmapped on load (0 = 1 MiB) */
   int no_wait_for_concurrent; /* 1: a miss computes even when another process computes the same entry */
-  int verbose;              /* 1: one line on stderr per call saying hit or miss (also MPROC_VERBOSE=1) */
+  int verbose;                /* 1: one line on stderr per call saying hit or miss (also MPROC_VERBOSE=1) */
 } mproc_cache_opts;
 
 /* Counters of this handle (this process only). */

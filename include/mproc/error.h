@@ -13,29 +13,31 @@
 MPROC_EXTERN_C_BEGIN
 
 /* The errno codes that mproc's functions return, named once. */
+/* clang-format off */
 #define MPROC_ERRNO_CODES(X)                                                                              \
   X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(E2BIG) X(EBADF) X(ECHILD) X(EAGAIN) X(ENOMEM) X(EACCES)   \
   X(EFAULT) X(EBUSY) X(EEXIST) X(ENOTDIR) X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(EFBIG) X(ENOSPC)      \
   X(ESPIPE) X(EROFS) X(EPIPE) X(ERANGE) X(EDEADLK) X(ENAMETOOLONG) X(ENOSYS) X(ELOOP) X(EOVERFLOW)        \
   X(EMSGSIZE) X(ENOTSUP) X(ECONNRESET) X(ENOTCONN) X(ETIMEDOUT) X(EALREADY) X(ECANCELED) X(EOWNERDEAD)    \
   X(ENOTRECOVERABLE) X(EDQUOT) X(EBADMSG) X(ENOTSOCK)
+/* clang-format on */
 
 /* mproc's own codes: name, value offset below MPROC_ERR_BASE, description. */
 #define MPROC_ERR_BASE (-30000)
-#define MPROC_OWN_CODES(X)                                                                                \
-  X(ECRASHED, 1, "the worker process running the task crashed (killed by a signal or exited)")          \
-  X(ETASKTIMEOUT, 2, "the task ran past its timeout; its worker was killed")                           \
-  X(ETASKFAILED, 3, "the task failed with its own error")                                              \
-  X(ELOST, 4, "the task was lost by its backend")                                                      \
-  X(EBROKEN, 5, "the barrier is broken (aborted, reset, or a wait timed out)")                         \
-  X(EEOF, 6, "end of file: the other end is closed or its process died")                              \
-  X(EEMPTY, 7, "the queue is empty")                                                                   \
-  X(EFULL, 8, "the queue is full")                                                                     \
-  X(ECLOSED, 9, "the object is closed")                                                                \
-  X(EBOUND, 10, "released more times than acquired (bounded semaphore)")                               \
-  X(ECORRUPT, 11, "corrupt data (checksum or size mismatch)")                                          \
-  X(ENOBACKEND, 12, "the requested backend is not available in this build")                            \
-  X(ESTATE, 13, "the object is in the wrong state for this call")                                      \
+#define MPROC_OWN_CODES(X)                                                                     \
+  X(ECRASHED, 1, "the worker process running the task crashed (killed by a signal or exited)") \
+  X(ETASKTIMEOUT, 2, "the task ran past its timeout; its worker was killed")                   \
+  X(ETASKFAILED, 3, "the task failed with its own error")                                      \
+  X(ELOST, 4, "the task was lost by its backend")                                              \
+  X(EBROKEN, 5, "the barrier is broken (aborted, reset, or a wait timed out)")                 \
+  X(EEOF, 6, "end of file: the other end is closed or its process died")                       \
+  X(EEMPTY, 7, "the queue is empty")                                                           \
+  X(EFULL, 8, "the queue is full")                                                             \
+  X(ECLOSED, 9, "the object is closed")                                                        \
+  X(EBOUND, 10, "released more times than acquired (bounded semaphore)")                       \
+  X(ECORRUPT, 11, "corrupt data (checksum or size mismatch)")                                  \
+  X(ENOBACKEND, 12, "the requested backend is not available in this build")                    \
+  X(ESTATE, 13, "the object is in the wrong state for this call")                              \
   X(EINTERRUPTED, 14, "interrupted by SIGINT (Ctrl-C)")
 
 enum mproc_error_code {
@@ -43,7 +45,7 @@ enum mproc_error_code {
   MPROC_ERRNO_CODES(MPROC__ERRNO_ENUM)
 #undef MPROC__ERRNO_ENUM
 #define MPROC__OWN_ENUM(name, off, msg) MPROC_##name = MPROC_ERR_BASE - (off),
-  MPROC_OWN_CODES(MPROC__OWN_ENUM)
+      MPROC_OWN_CODES(MPROC__OWN_ENUM)
 #undef MPROC__OWN_ENUM
 };
 

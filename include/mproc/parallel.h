@@ -25,7 +25,7 @@ typedef struct mproc_progress {
   double rate;                /* items per second so far */
   double eta;                 /* seconds left at that rate; -1 while unknown */
   int workers;
-  const double *busy;         /* per worker: seconds spent running tasks during this call */
+  const double *busy; /* per worker: seconds spent running tasks during this call */
 } mproc_progress;
 typedef void (*mproc_progress_cb)(const mproc_progress *p, void *user);
 
@@ -40,7 +40,8 @@ typedef struct mproc_parallel_opts {
   /* Items handed out and not yet collected (joblib's pre_dispatch); 0: as many as 64 MiB of results hold,
    * at most 262144, at least 4096. */
   size_t pre_dispatch;
-  /* Per-item time limit in seconds (joblib's timeout); 0: none.  A late item fails with MPROC_ETASKTIMEOUT. */
+  /* Per-item time limit in seconds (joblib's timeout); 0: none.  A late item fails with
+   * MPROC_ETASKTIMEOUT. */
   double timeout;
   /* 0 silent.  >= 1: progress on stderr: a one-line bar updated in place when stderr is a terminal, else
    * joblib-style lines "[Parallel(n_jobs=2)]: Done 40 out of 100 | elapsed: 1.0s remaining: 1.5s", at
@@ -71,12 +72,14 @@ MPROC_API int mproc_parallel_n_jobs(const mproc_parallel *par);
  * their index), writing each result into out (out_size bytes per record), in order.  item_codes (may be
  * NULL) receives each item's code.  Returns 0, or the first failure's code by index (details in *report),
  * -ETIMEDOUT never (per-item timeouts are item failures), MPROC_EINTERRUPTED on Ctrl-C, -EINVAL. */
-MPROC_API int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
-                                 void *out, size_t out_size, int *item_codes, mproc_map_report *report);
+MPROC_API int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n,
+                                 size_t in_size, void *out, size_t out_size, int *item_codes,
+                                 mproc_map_report *report);
 
 /* The generator forms: a stream of results (see mproc_stream_next()), ordered or in completion order. */
 MPROC_API int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n,
-                                    size_t in_size, size_t out_size, mproc_return_as order, mproc_stream **out);
+                                    size_t in_size, size_t out_size, mproc_return_as order,
+                                    mproc_stream **out);
 
 MPROC_API void mproc_parallel_destroy(mproc_parallel *par);
 
@@ -87,8 +90,8 @@ MPROC_API void mproc_parallel_destroy(mproc_parallel *par);
  * (it is also released at exit; call it only while no one-call run is in progress).  Thread-safe:
  * concurrent calls with the same settings share the pool; a call with other settings made while the
  * shared pool is busy runs on a pool of its own. */
-MPROC_API int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out, size_t out_size,
-                                  const mproc_parallel_opts *opts, mproc_map_report *report);
+MPROC_API int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                                  size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report);
 MPROC_API void mproc_parallel_shutdown(void);
 
 MPROC_EXTERN_C_END

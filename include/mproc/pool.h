@@ -127,8 +127,8 @@ MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *
 /* Submits and waits: Python's Pool.apply().  The result is copied into out[0..out_cap) and its length stored
  * in *out_len (when out_len is not NULL); -EMSGSIZE when it does not fit (the length is still stored).
  * Returns 0 or the task's failure code (see mproc_future_result()). */
-MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
-                               void *out, size_t out_cap, size_t *out_len);
+MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len, void *out,
+                               size_t out_cap, size_t *out_len);
 
 /* Python's apply_async(fn, args, callback, error_callback): submits, and when the task completes calls
  * callback(result, len, user) on success or error_callback(code, message, user) on failure (either may be
@@ -144,22 +144,22 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const v
 
 /* How a task ended. */
 typedef enum mproc_outcome_kind {
-  MPROC_OUTCOME_PENDING = 0,  /* not finished */
+  MPROC_OUTCOME_PENDING = 0, /* not finished */
   MPROC_OUTCOME_OK = 1,
   MPROC_OUTCOME_FAILED = 2,   /* the task returned a failure code */
   MPROC_OUTCOME_CRASHED = 3,  /* its worker died: signal or exit_code tells how */
   MPROC_OUTCOME_TIMEDOUT = 4, /* it ran past its timeout; its worker was killed */
   MPROC_OUTCOME_CANCELLED = 5,
-  MPROC_OUTCOME_LOST = 6,     /* the backend failed (no worker could be started) */
+  MPROC_OUTCOME_LOST = 6, /* the backend failed (no worker could be started) */
 } mproc_outcome_kind;
 
 typedef struct mproc_outcome {
   mproc_outcome_kind kind;
-  int code;        /* 0 for OK; the task's code; MPROC_ECRASHED, MPROC_ETASKTIMEOUT, -ECANCELED, MPROC_ELOST */
-  int signal;      /* CRASHED by a signal: its number, else 0 */
-  int exit_code;   /* CRASHED by exiting: its exit status, else -1 */
-  int attempts;    /* how many times it ran (1 + retries) */
-  int worker;      /* the worker that ran it last, or -1 */
+  int code;      /* 0 for OK; the task's code; MPROC_ECRASHED, MPROC_ETASKTIMEOUT, -ECANCELED, MPROC_ELOST */
+  int signal;    /* CRASHED by a signal: its number, else 0 */
+  int exit_code; /* CRASHED by exiting: its exit status, else -1 */
+  int attempts;  /* how many times it ran (1 + retries) */
+  int worker;    /* the worker that ran it last, or -1 */
   const char *message; /* the task's failure message, or a description of the crash; "" if none.  Valid
                           until the future is released. */
 } mproc_outcome;
@@ -187,7 +187,7 @@ MPROC_API int mproc_future_outcome(mproc_future *f, mproc_outcome *o);
 MPROC_API int mproc_future_cancel(mproc_future *f);
 MPROC_API int mproc_future_cancelled(mproc_future *f); /* 1 or 0 (or -EINVAL) */
 MPROC_API int mproc_future_running(mproc_future *f);
-MPROC_API int mproc_future_done(mproc_future *f);      /* finished, failed, crashed or cancelled */
+MPROC_API int mproc_future_done(mproc_future *f); /* finished, failed, crashed or cancelled */
 
 /* Calls cb(f, user) once the future is done: at once in the calling thread if it already is, otherwise
  * in the pool's manager thread right after completion (keep callbacks short; they may call any mproc_future
@@ -233,31 +233,31 @@ MPROC_API void mproc_as_completed_destroy(mproc_as_completed *it);
 /* ---- map over fixed-size records (Pool.map, Executor.map) ---- */
 
 typedef enum mproc_error_policy {
-  MPROC_ON_ERROR_STOP = 0,     /* at the first failure, cancel what has not started (default) */
-  MPROC_ON_ERROR_CONTINUE = 1, /* run every item, report failures per item */
+  MPROC_ON_ERROR_STOP = 0,       /* at the first failure, cancel what has not started (default) */
+  MPROC_ON_ERROR_CONTINUE = 1,   /* run every item, report failures per item */
   MPROC_ON_ERROR_STOP_AFTER = 2, /* stop after max_failures failures (GNU parallel's --halt) */
 } mproc_error_policy;
 
 typedef struct mproc_map_opts {
-  size_t chunk_size;         /* items per batch; 0: automatic */
-  double task_timeout;       /* per item, seconds; 0: the pool's */
-  int max_retries;           /* -1 none, 0 the pool's, > 0 that many */
+  size_t chunk_size;   /* items per batch; 0: automatic */
+  double task_timeout; /* per item, seconds; 0: the pool's */
+  int max_retries;     /* -1 none, 0 the pool's, > 0 that many */
   mproc_error_policy on_error;
-  int max_failures;          /* with MPROC_ON_ERROR_STOP_AFTER; at least 1 */
+  int max_failures; /* with MPROC_ON_ERROR_STOP_AFTER; at least 1 */
   /* Optional: n codes, one per item: 0, its failure code, or -ECANCELED for items not run. */
   int *item_codes;
   /* The whole map's time limit in seconds (Executor.map's timeout); 0: none.  When it passes, items not
    * done are cancelled (workers running them are killed and replaced) and the map returns -ETIMEDOUT. */
   double timeout;
-  uint64_t seed;             /* run seed for mproc_task_seed() */
+  uint64_t seed; /* run seed for mproc_task_seed() */
 } mproc_map_opts;
 
 /* What a map did. */
 typedef struct mproc_map_report {
-  size_t ok, failed, cancelled;   /* items; failed counts crashes and timeouts too */
-  size_t batches;                 /* batches handed to workers (automatic batching shows here) */
-  int64_t first_failed_index;     /* the lowest index that failed, or -1 */
-  mproc_outcome first_failure;    /* its outcome; message points into the report's buffer below */
+  size_t ok, failed, cancelled; /* items; failed counts crashes and timeouts too */
+  size_t batches;               /* batches handed to workers (automatic batching shows here) */
+  int64_t first_failed_index;   /* the lowest index that failed, or -1 */
+  mproc_outcome first_failure;  /* its outcome; message points into the report's buffer below */
   char message[256];
 } mproc_map_report;
 
@@ -270,7 +270,8 @@ typedef struct mproc_map_report {
  * -ETIMEDOUT when opts->timeout passed; MPROC_EINTERRUPTED on Ctrl-C (see docs/pool.md).  In the last two
  * cases the items not done are cancelled and no worker writes into out any more when the call returns. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
-                             void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report);
+                             void *out, size_t out_size, const mproc_map_opts *opts,
+                             mproc_map_report *report);
 
 /* ---- streams: imap and imap_unordered ---- */
 
@@ -283,11 +284,11 @@ typedef struct mproc_stream_opts {
    * sized from the workers' measured compute time toward about 2 ms each, and shrink near the end so that
    * no worker idles while another finishes a large batch. */
   size_t chunk_size;
-  size_t max_in_flight;  /* items handed out and not yet consumed; 0: as many as 64 MiB of results hold,
-                            at most 262144, at least 4096 */
-  double task_timeout;   /* per item, seconds; 0: the pool's */
-  int max_retries;       /* -1 none, 0 the pool's, > 0 that many */
-  uint64_t seed;         /* run seed for mproc_task_seed() */
+  size_t max_in_flight; /* items handed out and not yet consumed; 0: as many as 64 MiB of results hold,
+                           at most 262144, at least 4096 */
+  double task_timeout;  /* per item, seconds; 0: the pool's */
+  int max_retries;      /* -1 none, 0 the pool's, > 0 that many */
+  uint64_t seed;        /* run seed for mproc_task_seed() */
 } mproc_stream_opts;
 
 /* Starts fn over the n records of in (as mproc_pool_map(), results of out_size bytes each); in must stay

@@ -31,8 +31,8 @@ MPROC_API int mproc_shm_open(mproc_shm **out, const char *name);
  * errno (-ECONNRESET when the peer closed). */
 MPROC_API int mproc_shm_send(mproc_shm *seg, int unix_socket);
 MPROC_API int mproc_shm_recv(mproc_shm **out, int unix_socket);
-MPROC_API void *mproc_shm_addr(const mproc_shm *seg); /* NULL for NULL */
-MPROC_API size_t mproc_shm_size(const mproc_shm *seg); /* 0 for NULL */
+MPROC_API void *mproc_shm_addr(const mproc_shm *seg);       /* NULL for NULL */
+MPROC_API size_t mproc_shm_size(const mproc_shm *seg);      /* 0 for NULL */
 MPROC_API const char *mproc_shm_name(const mproc_shm *seg); /* NULL when anonymous */
 /* Unmaps the segment and releases the handle; the creator of a named segment also unlinks the name. */
 MPROC_API void mproc_shm_destroy(mproc_shm *seg);
@@ -75,7 +75,9 @@ MPROC_API int mproc_shared_free(void *p);
 MPROC_API int mproc_shared_contains(const void *p, size_t len);
 
 /* ---- atomics on shared words (8-byte aligned), for counters without a lock ---- */
-static inline int64_t mproc_atomic_add_i64(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+static inline int64_t mproc_atomic_add_i64(int64_t *p, int64_t v) {
+  return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST);
+}
 static inline int64_t mproc_atomic_load_i64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void mproc_atomic_store_i64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 /* Stores desired if *p equals *expected (returns 1); else loads *p into *expected (returns 0). */

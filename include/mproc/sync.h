@@ -56,7 +56,7 @@ typedef struct mproc_event mproc_event;
 MPROC_API size_t mproc_event_size(void);
 MPROC_API int mproc_event_init(mproc_event **out, void *mem);
 MPROC_API int mproc_event_create(mproc_event **out);
-MPROC_API int mproc_event_set(mproc_event *e);   /* wakes every waiter */
+MPROC_API int mproc_event_set(mproc_event *e); /* wakes every waiter */
 MPROC_API int mproc_event_clear(mproc_event *e);
 MPROC_API int mproc_event_is_set(mproc_event *e); /* 1 or 0 (or -EINVAL) */
 /* 0 once the flag is set (at once if it is), -ETIMEDOUT. */
@@ -80,7 +80,8 @@ MPROC_API mproc_lock *mproc_condition_lock(mproc_condition *c);
 MPROC_API int mproc_condition_wait(mproc_condition *c, double timeout);
 /* Waits until pred(user) is true (checked first, then after each wake-up): 0 when it is, -ETIMEDOUT when
  * the timeout passed first (the predicate is false then). */
-MPROC_API int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *user, double timeout);
+MPROC_API int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *user,
+                                       double timeout);
 MPROC_API int mproc_condition_notify(mproc_condition *c, unsigned n); /* wakes at most n waiters */
 MPROC_API int mproc_condition_notify_all(mproc_condition *c);
 MPROC_API void mproc_condition_destroy(mproc_condition *c);
@@ -96,7 +97,8 @@ typedef struct mproc_barrier mproc_barrier;
 MPROC_API size_t mproc_barrier_size(void);
 MPROC_API int mproc_barrier_init(mproc_barrier **out, void *mem, unsigned parties, int (*action)(void *),
                                  void *action_arg);
-MPROC_API int mproc_barrier_create(mproc_barrier **out, unsigned parties, int (*action)(void *), void *action_arg);
+MPROC_API int mproc_barrier_create(mproc_barrier **out, unsigned parties, int (*action)(void *),
+                                   void *action_arg);
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, double timeout);
 MPROC_API int mproc_barrier_abort(mproc_barrier *b);
 MPROC_API int mproc_barrier_reset(mproc_barrier *b);

@@ -12,13 +12,13 @@ MPROC_EXTERN_C_BEGIN
  * that mproc_task_return() can be inlined for small results; tasks read the fields through the accessors
  * and never write them. */
 typedef struct mproc_task {
-  void *out;        /* result buffer: the caller's output record in a map, else a worker-owned buffer */
-  size_t out_cap;   /* its capacity in bytes */
-  size_t out_len;   /* bytes of result set so far */
-  int worker_id;    /* 0 .. workers-1 inside a pool; -1 when run by the caller itself */
-  int attempt;      /* 1 for the first run, 2.. when the engine retries a crashed or timed-out task */
-  int64_t index;    /* the item's index in its map or batch, or -1 for a submitted task */
-  void *priv_;      /* the engine's */
+  void *out;      /* result buffer: the caller's output record in a map, else a worker-owned buffer */
+  size_t out_cap; /* its capacity in bytes */
+  size_t out_len; /* bytes of result set so far */
+  int worker_id;  /* 0 .. workers-1 inside a pool; -1 when run by the caller itself */
+  int attempt;    /* 1 for the first run, 2.. when the engine retries a crashed or timed-out task */
+  int64_t index;  /* the item's index in its map or batch, or -1 for a submitted task */
+  void *priv_;    /* the engine's */
 } mproc_task;
 
 /* A task: reads arg_len bytes at arg (NULL when arg_len is 0; valid only during the call), may set its

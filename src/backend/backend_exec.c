@@ -155,7 +155,7 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   mproc__shared *sh = NULL;
   int err = 0;
   for (int i = 0; i < n; i++) {
-    void *p = mproc__shm_map_at(h[i].addr, h[i].fd, h[i].size, &err);
+    void *p = mproc__plat_shm_map_at(h[i].addr, h[i].fd, h[i].size, &err);
     close(h[i].fd);
     if (!p) {
       for (int k = i + 1; k < n; k++) close(h[k].fd);
@@ -166,7 +166,8 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   }
   if (!sh) fail(sock, EINVAL);
   uintptr_t init = 0, fin = 0;
-  if (!resolve_conf_fn(sh, sh->conf.initializer_ref, &init) || !resolve_conf_fn(sh, sh->conf.finalizer_ref, &fin))
+  if (!resolve_conf_fn(sh, sh->conf.initializer_ref, &init) ||
+      !resolve_conf_fn(sh, sh->conf.finalizer_ref, &fin))
     fail(sock, ENOENT);
   /* the workers are forked from this image: these addresses are theirs */
   sh->conf.initializer = (mproc_task_fn)init;

@@ -32,7 +32,8 @@ static void worker_entry(void *vctx) {
   /* the caller works out OMP_NUM_THREADS & co while the first workers are forked (reading the cgroup files
    * takes a tenth of a millisecond); they wait for it here, before any user code */
   mproc__shared *sh = c->sh;
-  while (__atomic_load_n(&sh->conf_ready, __ATOMIC_ACQUIRE) == 0) mproc__futex_wait(&sh->conf_ready, 0, -1);
+  while (__atomic_load_n(&sh->conf_ready, __ATOMIC_ACQUIRE) == 0)
+    mproc__plat_futex_wait(&sh->conf_ready, 0, -1);
   if (sh->conf.thread_env_n > 0) limit_thread_env(sh->conf.thread_env_n);
   mproc__worker_main(sh, c->slot);
 }
@@ -42,15 +43,17 @@ void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m) {
   }
   __atomic_fetch_add(&sh->template_events, 1, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&sh->doorbell, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&sh->doorbell, 1);
+  mproc__plat_futex_wake(&sh->doorbell, 1);
 }
 
-static const char *const thread_vars[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                          "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
+static const char *const thread_vars[] = {"OMP_NUM_THREADS",        "OPENBLAS_NUM_THREADS",
+                                          "MKL_NUM_THREADS",        "BLIS_NUM_THREADS",
+                                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
 
 int mproc__thread_env_value(int cpus, int workers) {
   bool all_set = true;
-  for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++) all_set = all_set && getenv(thread_vars[i]);
+  for (size_t i = 0; i < sizeof thread_vars / sizeof *thread_vars; i++)
+    all_set = all_set && getenv(thread_vars[i]);
   if (all_set) return 0;
   int n = cpus / (workers > 0 ? workers : 1);
   return n > 0 ? n : 1;
@@ -158,7 +161,9 @@ void mproc__template_spawn(mproc__engine *e, int i) {
   send_tpl(e, (tpl_msg){TPL_SPAWN, i, 0, 0});
 }
 
-void mproc__template_kill(mproc__engine *e, int i) { send_tpl(e, (tpl_msg){TPL_KILL, i, e->ws[i].pid, SIGKILL}); }
+void mproc__template_kill(mproc__engine *e, int i) {
+  send_tpl(e, (tpl_msg){TPL_KILL, i, e->ws[i].pid, SIGKILL});
+}
 
 bool mproc__template_gone(mproc__engine *e) {
   if (e->tpl_sock < 0) return false;
@@ -182,7 +187,7 @@ static pid_t announced_pid(mproc__engine *e, int i) {
   while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == MPROC__FORKING) {
     double left = deadline - mproc__plat_now();
     if (left <= 0) return 0;
-    mproc__futex_wait(word, MPROC__FORKING, left);
+    mproc__plat_futex_wait(word, MPROC__FORKING, left);
   }
   return (pid_t)v;
 }
@@ -203,7 +208,7 @@ void mproc__template_reap_orphans(mproc__engine *e) {
     w->spawning = false;
     if (pid <= 0) continue;
     double left = deadline - mproc__plat_now();
-    int fd = mproc__pidfd_open(pid), st;
+    int fd = mproc__plat_pidfd_open(pid), st;
     mproc__plat_wait(pid, fd, left > 0 ? left : 0, &st); /* ECHILD at once if it was not ours */
     mproc__plat_close(fd);
   }

@@ -60,8 +60,10 @@ static void threads_spawn(mproc__engine *e, int slot) {
   if (a) {
     *a = (struct thread_arg){e, slot, id};
     r = pthread_create(&e->threads[slot], NULL, thread_main, a);
-    if (r) mproc__free(a);
-    else e->thread_joinable[slot] = true;
+    if (r)
+      mproc__free(a);
+    else
+      e->thread_joinable[slot] = true;
   }
   report(e, r ? (tpl_msg){TPL_SPAWN_FAILED, slot, 0, r} : (tpl_msg){TPL_SPAWNED, slot, id, 0});
 }

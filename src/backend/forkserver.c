@@ -46,7 +46,7 @@ static void template_entry(void *vctx) {
   struct tctx *c = vctx;
   close(c->server_sock);
   int err = 0;
-  void *p = mproc__shm_map_at(c->addr, c->memfd, c->size, &err);
+  void *p = mproc__plat_shm_map_at(c->addr, c->memfd, c->size, &err);
   close(c->memfd);
   if (!p) {
     tpl_msg m = {TPL_SPAWN_FAILED, -1, 0, -err};
@@ -90,7 +90,7 @@ static void server_main(int sock, int owner) {
     }
     request req;
     int fds[2], nfds = 2;
-    int r = mproc__recv_fds(sock, fds, &nfds, &req, sizeof req);
+    int r = mproc__plat_recv_fds(sock, fds, &nfds, &req, sizeof req);
     if (r == -ECONNRESET) break;
     if (r < 0) continue;
     reply rep = {0, 0};
@@ -188,7 +188,7 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
   }
   request req = {1, 0, (uint64_t)(uintptr_t)addr, size};
   int fds[2] = {memfd, tsock};
-  int r = mproc__send_fds(srv.sock, fds, 2, &req, sizeof req);
+  int r = mproc__plat_send_fds(srv.sock, fds, 2, &req, sizeof req);
   reply rep = {MPROC_ECONNRESET, 0};
   if (r == 0) {
     ssize_t got;
@@ -236,7 +236,7 @@ static int forkserver_start(mproc__engine *e) {
   }
   e->tpl_sock = sv[0];
   e->tpl_pid = pid;
-  e->tpl_pidfd = mproc__pidfd_open(pid);
+  e->tpl_pidfd = mproc__plat_pidfd_open(pid);
   e->tpl_foreign = true;
   return 0;
 }

@@ -3,8 +3,9 @@
  * Layout: <dir>/<fn_key 16 hex>/ holds one function's entries (every code version), an "info" file naming
  * the function for humans, an empty "lock" file, and per entry <key 32 hex>.e (header + data).  Concurrent
  * misses of one entry are serialised by an OFD byte lock on "lock" at an offset taken from the entry's key
- * (one shared file: creating a lock file per entry costs ~150 us on ext4 here).  key = XXH3-128 of the argument bytes seeded
- * with a hash of (code hash, version string), so a code edit or a version bump makes new keys.
+ * (one shared file: creating a lock file per entry costs ~150 us on ext4 here).  key = XXH3-128 of the
+ * argument bytes seeded with a hash of (code hash, version string), so a code edit or a version bump makes
+ * new keys.
  *
  * Invariants and crashes: an entry appears only by rename() of a complete temporary file, so readers see
  * all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the stored bytes
@@ -44,9 +45,9 @@ typedef struct entry_header {
   uint16_t flags;
   uint64_t raw_size;
   uint64_t stored_size;
-  uint64_t checksum;    /* XXH3-64 of the stored bytes */
-  int64_t created_ns;   /* CLOCK_REALTIME at store */
-  uint64_t code_hash;   /* for inspection */
+  uint64_t checksum;  /* XXH3-64 of the stored bytes */
+  int64_t created_ns; /* CLOCK_REALTIME at store */
+  uint64_t code_hash; /* for inspection */
   uint64_t reserved;
   uint64_t header_check; /* XXH3-64 of the bytes above */
 } entry_header;
@@ -55,12 +56,15 @@ _Static_assert(sizeof(entry_header) == 64, "entry header is 64 bytes");
 struct mproc_cache {
   char *dir;
   int dirfd;
-  int level;            /* -1 none, else zstd level */
+  int level; /* -1 none, else zstd level */
   int ignore_code_hash, wait, verbose;
   size_t mmap_threshold;
   uint64_t version_hash;
   pthread_mutex_t lock; /* guards fnids */
-  struct { mproc_task_fn fn; mproc__fnid id; } fnids[FNID_SLOTS];
+  struct {
+    mproc_task_fn fn;
+    mproc__fnid id;
+  } fnids[FNID_SLOTS];
   int nfnids;
   _Atomic uint64_t hits, misses, stores, store_failures, evictions, corrupt, waits, nocode;
 };
@@ -68,7 +72,7 @@ struct mproc_cache {
 struct mproc_cache_result {
   void *data;
   size_t len;
-  void *map;            /* non-NULL: data lies in this mapping of map_len bytes */
+  void *map; /* non-NULL: data lies in this mapping of map_len bytes */
   size_t map_len;
   int hit, store_error;
   char msg[MPROC_TASK_MSG_MAX];
@@ -147,7 +151,7 @@ static int get_fnid(mproc_cache *c, mproc_task_fn fn, mproc__fnid *id) {
 typedef struct keyinfo {
   mproc__fnid id;
   char fndir[17];
-  char name[40];  /* <32 hex>.e */
+  char name[40];     /* <32 hex>.e */
   uint64_t lock_off; /* its byte in the function's lock file */
 } keyinfo;
 
@@ -174,7 +178,7 @@ static int open_fndir(mproc_cache *c, const keyinfo *k, int create) {
           char buf[512];
           int n = snprintf(buf, sizeof buf, "function %s\ncode_hash %016" PRIx64 "%s\n", k->id.label,
                            k->id.code_hash, k->id.code_known ? "" : " (unknown extent)");
-          if (n > 0 && mproc__sys.write(f, buf, (size_t)n) < 0) { /* informative only */
+          if (n > 0 && mproc__plat_sys.write(f, buf, (size_t)n) < 0) { /* informative only */
           }
           close(f);
         }
@@ -234,7 +238,7 @@ static int load_entry(mproc_cache *c, int fnfd, const char *name, mproc_cache_re
   size_t slen = (size_t)h.stored_size;
   if (!(h.flags & FLAG_ZSTD) && slen >= c->mmap_threshold && r) {
     map_len = slen + sizeof h;
-    map = mproc__sys.mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    map = mproc__plat_sys.mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) map = NULL; /* fall back to read() */
   }
   const void *sdata;
@@ -293,7 +297,7 @@ out:
 static int write_full(int fd, const void *buf, size_t len) {
   const char *p = buf;
   while (len) {
-    ssize_t n = mproc__sys.write(fd, p, len);
+    ssize_t n = mproc__plat_sys.write(fd, p, len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
     if (n == 0) return MPROC_EIO;
@@ -306,8 +310,11 @@ static int write_full(int fd, const void *buf, size_t len) {
 /* Stores data as the entry: temporary file, then rename.  Returns 0 or a negative code. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
   static _Atomic unsigned counter;
-  entry_header h = {.magic = ENTRY_MAGIC, .format = ENTRY_FORMAT, .raw_size = len,
-                    .created_ns = now_ns(), .code_hash = k->id.code_hash};
+  entry_header h = {.magic = ENTRY_MAGIC,
+                    .format = ENTRY_FORMAT,
+                    .raw_size = len,
+                    .created_ns = now_ns(),
+                    .code_hash = k->id.code_hash};
   void *cbuf = NULL;
   const void *sdata = data;
   size_t slen = len;
@@ -338,7 +345,7 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   if (rc == 0) {
     snprintf(from, sizeof from, "%s/%s/%s", c->dir, k->fndir, tmp);
     snprintf(to, sizeof to, "%s/%s/%s", c->dir, k->fndir, k->name);
-    if (mproc__sys.rename(from, to) != 0) rc = -errno;
+    if (mproc__plat_sys.rename(from, to) != 0) rc = -errno;
   }
   if (rc < 0) unlinkat(fnfd, tmp, 0);
 out:
@@ -380,10 +387,10 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     if (attempt == 1 || !c->wait) break;
     lockfd = openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (lockfd < 0) break; /* no lock (read-only cache?): compute without waiting */
-    if (mproc__file_lock_byte(lockfd, k.lock_off, 0) != 0) {
+    if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 0) != 0) {
       atomic_fetch_add(&c->waits, 1);
       say(c, "wait", &k);
-      if (mproc__file_lock_byte(lockfd, k.lock_off, 1) != 0) {
+      if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 1) != 0) {
         close(lockfd);
         lockfd = -1;
         break;

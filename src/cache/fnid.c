@@ -14,10 +14,10 @@
 #include "platform/platform_fnid.h"
 
 int mproc__fnid_get(mproc_task_fn fn, mproc__fnid *out) {
-  mproc__fnsym s;
+  mproc__plat_fnsym s;
   const void *addr;
   memcpy(&addr, &fn, sizeof addr);
-  int rc = mproc__fnsym_lookup(addr, &s);
+  int rc = mproc__plat_fnsym_lookup(addr, &s);
   if (rc < 0) return rc;
   char ident[sizeof s.object + sizeof s.name + 32];
   int n;

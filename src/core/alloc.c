@@ -20,7 +20,9 @@ int mproc_replace_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void
 }
 
 void *mproc__malloc(size_t n) { return allocator.malloc_fn(n ? n : 1); }
-void *mproc__calloc(size_t count, size_t size) { return allocator.calloc_fn(count ? count : 1, size ? size : 1); }
+void *mproc__calloc(size_t count, size_t size) {
+  return allocator.calloc_fn(count ? count : 1, size ? size : 1);
+}
 void *mproc__realloc(void *p, size_t n) { return allocator.realloc_fn(p, n ? n : 1); }
 void mproc__free(void *p) {
   if (p) allocator.free_fn(p);

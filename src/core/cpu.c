@@ -2,6 +2,6 @@
 #include "internal.h"
 
 int mproc_cpu_count(void) {
-  return mproc__cpu_count_combine(mproc__plat_affinity_count(),
-                                  mproc__plat_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+  return mproc__plat_cpu_count_combine(mproc__plat_affinity_count(),
+                                       mproc__plat_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
 }

@@ -20,8 +20,10 @@
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
   if (j->kind == JOB_BATCH && j->map) j->map->batches_done++;
-  if (j->arg_shared) mproc__arena_free(j->arg_owned);
-  else mproc__free(j->arg_owned);
+  if (j->arg_shared)
+    mproc__arena_free(j->arg_owned);
+  else
+    mproc__free(j->arg_owned);
   mproc__free(j);
 }
 
@@ -46,7 +48,8 @@ void mproc__map_share(const mproc__engine *e, mproc__map *m) {
   bool arena = e->arena_ref;
   size_t in_len = m->n * m->in_size, out_len = m->n * m->out_size;
   m->in_shared = m->in && in_len && (threads || (arena && mproc__arena_has(m->in, in_len)));
-  m->out_shared = m->out && out_len && !m->window && (threads || (arena && mproc__arena_has(m->out, out_len)));
+  m->out_shared =
+      m->out && out_len && !m->window && (threads || (arena && mproc__arena_has(m->out, out_len)));
 }
 
 bool mproc__engine_needs_manager(const mproc__engine *e) {
@@ -61,7 +64,7 @@ void mproc__engine_wake_manager(mproc__engine *e) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   if (__atomic_load_n(&e->sh->manager_sleeping, __ATOMIC_RELAXED)) {
     __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-    mproc__futex_wake(&e->sh->doorbell, 1);
+    mproc__plat_futex_wake(&e->sh->doorbell, 1);
   }
 }
 
@@ -72,8 +75,10 @@ void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
     e->pend_head = j;
     if (!e->pend_tail) e->pend_tail = j;
   } else {
-    if (e->pend_tail) e->pend_tail->next = j;
-    else e->pend_head = j;
+    if (e->pend_tail)
+      e->pend_tail->next = j;
+    else
+      e->pend_head = j;
     e->pend_tail = j;
   }
 }
@@ -114,8 +119,8 @@ static void finish_jobs(mproc__engine *e, mproc__job *j, const mproc_outcome *o,
   }
 }
 
-static const mproc_outcome cancelled_outcome = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED,
-                                                .exit_code = -1, .worker = -1};
+static const mproc_outcome cancelled_outcome = {
+    .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
 
 /* Takes map m's batches out of the queue and cancels their items (lock held). */
 static void cancel_queued_batches(mproc__engine *e, mproc__map *m) {
@@ -290,13 +295,17 @@ void mproc__engine_dispatch(mproc__engine *e) {
       char msg[MPROC_TASK_MSG_MAX];
       int r = mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)j->fn, &fn, msg, sizeof msg);
       if (r < 0) {
-        finish_job(e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = r, .exit_code = -1, .worker = -1}, msg);
+        finish_job(e, j,
+                   &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = r, .exit_code = -1, .worker = -1},
+                   msg);
         continue;
       }
     }
     mproc__wstate *w = &e->ws[i];
-    if (w->tail) w->tail->next = j;
-    else w->head = j;
+    if (w->tail)
+      w->tail->next = j;
+    else
+      w->head = j;
     w->tail = j;
     w->ninflight++;
     w->jobs_sent++;
@@ -308,10 +317,16 @@ void mproc__engine_dispatch(mproc__engine *e) {
     }
     if (j->timeout > 0) e->timeouts_active = true;
     bool in_place = j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared;
-    w->tx_hdr = (wire_job){.magic = WIRE_MAGIC, .kind = (uint32_t)j->kind, .id = j->id,
-                           .fn = fn, .first = j->kind == JOB_BATCH ? j->first : -1,
-                           .count = j->count, .attempt = (uint32_t)j->attempts, .timed = j->timeout > 0,
-                           .payload_len = in_place ? 0 : j->arg_len, .in_len = j->arg_len,
+    w->tx_hdr = (wire_job){.magic = WIRE_MAGIC,
+                           .kind = (uint32_t)j->kind,
+                           .id = j->id,
+                           .fn = fn,
+                           .first = j->kind == JOB_BATCH ? j->first : -1,
+                           .count = j->count,
+                           .attempt = (uint32_t)j->attempts,
+                           .timed = j->timeout > 0,
+                           .payload_len = in_place ? 0 : j->arg_len,
+                           .in_len = j->arg_len,
                            .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
     if (j->kind == JOB_BATCH) {
       if (j->map->out_shared) w->tx_hdr.out_addr = (uint64_t)(uintptr_t)mproc__map_out(j->map, j->first);
@@ -369,8 +384,10 @@ static void finish_result(mproc__engine *e, int i) {
     }
   }
   if (j->kind == JOB_TASK) {
-    mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = h->code,
-                       .exit_code = -1, .worker = i};
+    mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK,
+                       .code = h->code,
+                       .exit_code = -1,
+                       .worker = i};
     void *res = NULL;
     if (h->code != 0 || h->payload_len == 0) {
       /* no result */
@@ -391,13 +408,17 @@ static void finish_result(mproc__engine *e, int i) {
       return;
     }
     if (h->code != 0) { /* not run: the worker could not find its function */
-      finish_job(e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = h->code, .exit_code = -1, .worker = i},
-                 w->rx_msg);
+      finish_job(
+          e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = h->code, .exit_code = -1, .worker = i},
+          w->rx_msg);
       return;
     }
     complete_batch_ok(e, j, f, h->nfail);
     for (uint32_t k = 0; k < h->nfail; k++) {
-      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = f[k].code, .exit_code = -1, .worker = i,
+      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
+                         .code = f[k].code,
+                         .exit_code = -1,
+                         .worker = i,
                          .attempts = j->attempts};
       mproc__engine_fail_items(e, m, f[k].index, 1, &o, f[k].msg);
     }
@@ -573,8 +594,10 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
         if (parts[p][1] <= parts[p][0]) continue;
         mproc__job *nj = mproc__calloc(1, sizeof *nj);
         if (!nj) {
-          mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
-          mproc__engine_fail_items(e, m, parts[p][0], (size_t)(parts[p][1] - parts[p][0]), &lost, "out of memory");
+          mproc_outcome lost = {
+              .kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
+          mproc__engine_fail_items(e, m, parts[p][0], (size_t)(parts[p][1] - parts[p][0]), &lost,
+                                   "out of memory");
           continue;
         }
         *nj = *j;
@@ -770,7 +793,7 @@ void mproc__engine_poll_end(mproc__engine *e) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (anything_ready(e)) {
       __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-      mproc__futex_wake(&e->sh->doorbell, 1);
+      mproc__plat_futex_wake(&e->sh->doorbell, 1);
     }
   }
 }
@@ -847,7 +870,7 @@ static void *manager_main(void *arg) {
     double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
     if (wait < 0 || wait > 0.5) wait = 0.5;
     pthread_mutex_unlock(&e->lock);
-    int fr = mproc__futex_wait(&e->sh->doorbell, seq, wait);
+    int fr = mproc__plat_futex_wait(&e->sh->doorbell, seq, wait);
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
@@ -885,36 +908,40 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   if (!mproc__engine_has_workers(e)) return 0;
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
-  size_t ring_bytes = (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
+  size_t ring_bytes =
+      (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
   head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
   size_t objs_at = (rings_end + opts->init_arg_len + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  e->sh_bytes = mproc__engine_fresh_image(e) ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
+  e->sh_bytes =
+      mproc__engine_fresh_image(e) ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
   int err = 0;
   if (e->ops->needs_memfd) {
     /* another process (the fork server's template) must map the same memory: a memfd it receives */
-    e->sh_fd = mproc__shm_create_fd("mproc-pool", e->sh_bytes);
+    e->sh_fd = mproc__plat_shm_create_fd("mproc-pool", e->sh_bytes);
     if (e->sh_fd < 0) return e->sh_fd;
-    e->sh = mproc__shm_map(e->sh_fd, e->sh_bytes, &err);
+    e->sh = mproc__plat_shm_map(e->sh_fd, e->sh_bytes, &err);
     if (!e->sh) {
       mproc__plat_close(e->sh_fd);
       e->sh_fd = -1;
       return err;
     }
   } else {
-    e->sh = mproc__shm_map_anon(e->sh_bytes, &err);
+    e->sh = mproc__plat_shm_map_anon(e->sh_bytes, &err);
     if (!e->sh) return err;
   }
   e->sh->nworkers = (uint32_t)e->nworkers;
   /* the workers' configuration, and a copy of the initializer's argument, live in the mapping */
   unsigned char *init_copy = (unsigned char *)e->sh + rings_end;
   if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
-  e->sh->conf = (mproc__wconf){.nworkers = e->nworkers, .max_tasks_per_child = opts->max_tasks_per_child,
+  e->sh->conf = (mproc__wconf){.nworkers = e->nworkers,
+                               .max_tasks_per_child = opts->max_tasks_per_child,
                                .keep_thread_env = opts->keep_thread_env,
                                .own_mappings = !e->ops->shares_memory,
                                .initializer = opts->initializer,
-                               .finalizer = opts->finalizer, .init_arg = opts->init_arg_len ? init_copy : NULL,
+                               .finalizer = opts->finalizer,
+                               .init_arg = opts->init_arg_len ? init_copy : NULL,
                                .init_arg_len = opts->init_arg_len};
   if (mproc__engine_fresh_image(e)) {
     /* a fresh image: its functions are found by (object, offset), the template sets the pointers */
@@ -929,7 +956,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
                                                 &c->finalizer_ref, msg, sizeof msg) < 0)) {
       mproc__plat_close(e->sh_fd);
       e->sh_fd = -1;
-      mproc__shm_unmap(e->sh, e->sh_bytes);
+      mproc__plat_shm_unmap(e->sh, e->sh_bytes);
       e->sh = NULL;
       return MPROC_ENOTSUP;
     }
@@ -958,7 +985,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     if (!opts->keep_thread_env && e->ops->kill)
       e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
     __atomic_store_n(&e->sh->conf_ready, 1, __ATOMIC_RELEASE);
-    mproc__futex_wake(&e->sh->conf_ready, INT32_MAX);
+    mproc__plat_futex_wake(&e->sh->conf_ready, INT32_MAX);
     /* on their way already (before any thread could take their news) */
     for (int i = 0; e->ops->starts_workers && i < e->nworkers; i++) e->ws[i].spawning = true;
     r = -pthread_create(&e->manager, NULL, manager_main, e);
@@ -970,7 +997,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   if (r < 0) {
     mproc__free(e->ws);
     e->ws = NULL;
-    mproc__shm_unmap(e->sh, e->sh_bytes);
+    mproc__plat_shm_unmap(e->sh, e->sh_bytes);
     e->sh = NULL;
     return r;
   }
@@ -1035,14 +1062,15 @@ void mproc__engine_stop(mproc__engine *e) {
           }
           any |= w->pid != 0 || w->spawning;
         }
-        if (!any || mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, until) == MPROC_ETIMEDOUT) break;
+        if (!any || mproc__cond_timedwait(&e->done_cv, &e->lock, &e->waiters, until) == MPROC_ETIMEDOUT)
+          break;
       }
     }
     e->quitting = true;
     mproc__engine_run_callbacks(e);
     pthread_mutex_unlock(&e->lock);
     __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-    mproc__futex_wake(&e->sh->doorbell, 1);
+    mproc__plat_futex_wake(&e->sh->doorbell, 1);
     pthread_join(e->manager, NULL); /* it has stopped the template, workers and all */
     e->manager_started = false;
     if (e->ops->stop_after_manager) e->ops->stop_after_manager(e);
@@ -1061,9 +1089,8 @@ void mproc__engine_stop(mproc__engine *e) {
   }
   mproc__free(e->ws);
   e->ws = NULL;
-  if (e->sh) mproc__shm_unmap(e->sh, e->sh_bytes);
+  if (e->sh) mproc__plat_shm_unmap(e->sh, e->sh_bytes);
   e->sh = NULL;
   pthread_cond_destroy(&e->done_cv);
   pthread_mutex_destroy(&e->lock);
 }
-

@@ -52,15 +52,15 @@ enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3, JOB_PAD = 4 };
 typedef struct wire_job {
   uint32_t magic, kind;
   uint64_t id;
-  uint64_t fn;          /* the task function: its address in forked workers, an mproc__fnref in exec ones */
-  int64_t first;        /* batch: index of its first item; task: -1 */
-  uint32_t count;       /* batch: items */
+  uint64_t fn;    /* the task function: its address in forked workers, an mproc__fnref in exec ones */
+  int64_t first;  /* batch: index of its first item; task: -1 */
+  uint32_t count; /* batch: items */
   uint32_t in_size, out_size;
   uint32_t attempt;
-  uint32_t timed;       /* 1 when the job has a timeout: the worker then stamps each item's start */
+  uint32_t timed; /* 1 when the job has a timeout: the worker then stamps each item's start */
   uint32_t pad_;
-  uint64_t token;       /* batch: its map's token; the worker skips batches of aborted maps */
-  uint64_t seed;        /* the run seed behind mproc_task_seed() */
+  uint64_t token; /* batch: its map's token; the worker skips batches of aborted maps */
+  uint64_t seed;  /* the run seed behind mproc_task_seed() */
   uint64_t payload_len;
   /* Arguments in the shared arena (see ipc/arena.h) are read in place: in_addr is then their address and
    * no payload follows; in_len is the argument bytes of a task either way.  out_addr: a batch's records go
@@ -77,7 +77,7 @@ typedef struct wire_result {
   uint32_t msg_len;
   uint64_t payload_len;
   uint32_t nfail, pad_;
-  uint64_t busy_ns;     /* the worker's time computing this job */
+  uint64_t busy_ns; /* the worker's time computing this job */
 } wire_result;
 
 typedef struct wire_fail {
@@ -135,14 +135,14 @@ typedef struct mproc__wconf {
   int nworkers;
   int max_tasks_per_child;
   int keep_thread_env;
-  int own_mappings;      /* workers are processes, each with its own page tables: see MPROC__PREFAULT_MIN */
-  int thread_env_n;      /* the value for OMP_NUM_THREADS & co (0: leave alone), set by the caller while the
-                          * template starts; workers of a template wait for conf_ready before reading it */
+  int own_mappings; /* workers are processes, each with its own page tables: see MPROC__PREFAULT_MIN */
+  int thread_env_n; /* the value for OMP_NUM_THREADS & co (0: leave alone), set by the caller while the
+                     * template starts; workers of a template wait for conf_ready before reading it */
   mproc_task_fn initializer;
   void (*finalizer)(void);
-  const void *init_arg;  /* a copy inside the mapping */
+  const void *init_arg; /* a copy inside the mapping */
   size_t init_arg_len;
-  /* exec pools: the two functions as mproc__fnref (0: none); the template sets the pointers above from them */
+  /* exec pools: the two functions as mproc__fnref (0: none); the template sets the pointers above */
   uint64_t initializer_ref, finalizer_ref;
 } mproc__wconf;
 
@@ -152,7 +152,7 @@ typedef struct mproc__wconf {
 #define MPROC_FN_OBJECTS 32
 #define MPROC_FN_PATH 4096
 typedef struct mproc__objtab {
-  uint32_t count;                          /* entries published (release); only the caller appends */
+  uint32_t count; /* entries published (release); only the caller appends */
   char path[MPROC_FN_OBJECTS][MPROC_FN_PATH];
 } mproc__objtab;
 /* The caller's cache of recent translations: a map of one function translates once. */
@@ -163,15 +163,15 @@ typedef struct mproc__fncache {
 } mproc__fncache;
 
 typedef struct mproc__shared {
-  _Alignas(MPROC_CACHELINE) uint32_t doorbell;  /* futex word the manager sleeps on */
+  _Alignas(MPROC_CACHELINE) uint32_t doorbell; /* futex word the manager sleeps on */
   uint32_t manager_sleeping;
-  uint32_t template_events;                     /* bumped by the template after each message */
+  uint32_t template_events; /* bumped by the template after each message */
   uint32_t nworkers;
-  uint32_t conf_ready;                          /* futex word: 1 once conf.thread_env_n is set */
+  uint32_t conf_ready; /* futex word: 1 once conf.thread_env_n is set */
   /* tokens of recently aborted maps: a worker answers their batches as cancelled without running them */
   uint64_t aborted[16];
   uint32_t aborted_next;
-  mproc__objtab *objs;                          /* exec pools: see mproc__fnref; NULL otherwise */
+  mproc__objtab *objs; /* exec pools: see mproc__fnref; NULL otherwise */
   mproc__wconf conf;
   mproc__slot slots[];
 } mproc__shared;
@@ -188,12 +188,12 @@ typedef struct mproc__job {
   mproc_task_fn fn;
   const void *arg;
   size_t arg_len;
-  void *arg_owned;            /* the copy a submitted task owns, unless it fits arg_inline */
-  bool arg_shared;            /* arg_owned is a block of the shared arena: workers read it in place */
-  struct mproc__map *map;     /* batch */
+  void *arg_owned;        /* the copy a submitted task owns, unless it fits arg_inline */
+  bool arg_shared;        /* arg_owned is a block of the shared arena: workers read it in place */
+  struct mproc__map *map; /* batch */
   int64_t first;
   uint32_t count;
-  mproc_future *fut;          /* task */
+  mproc_future *fut; /* task */
   double timeout;
   int retries_left, attempts;
   struct mproc__job *next;
@@ -203,40 +203,40 @@ typedef struct mproc__job {
 
 /* The manager's private view of one worker. */
 typedef struct mproc__wstate {
-  int pid;                    /* 0 while none runs in the slot */
+  int pid; /* 0 while none runs in the slot */
   bool spawning, stopping;
-  bool dormant;               /* its initializer failed: respawned only when there is work for it */
-  int jobs_sent;              /* toward max_tasks_per_child */
-  mproc__job *head, *tail;    /* in flight, oldest first */
+  bool dormant;            /* its initializer failed: respawned only when there is work for it */
+  int jobs_sent;           /* toward max_tasks_per_child */
+  mproc__job *head, *tail; /* in flight, oldest first */
   int ninflight;
   /* sending: the job whose record is being written, and how far */
   mproc__job *tx_job;
   wire_job tx_hdr;
-  size_t tx_done;             /* bytes of header+payload written */
+  size_t tx_done; /* bytes of header+payload written */
   /* receiving */
-  int rx_stage;               /* 0 header, 1 message, 2 payload */
+  int rx_stage; /* 0 header, 1 message, 2 payload */
   wire_result rx_hdr;
   size_t rx_done;
   char rx_msg[MPROC_TASK_MSG_MAX];
-  unsigned char *rx_buf;      /* task result / batch failures */
+  unsigned char *rx_buf; /* task result / batch failures */
   size_t rx_buf_cap;
-  int kill_reason;            /* 0, or MPROC_OUTCOME_TIMEDOUT / MPROC_OUTCOME_CANCELLED when we killed it */
-  uint64_t busy_ns;           /* time its tasks ran, over the pool's life (progress reports) */
+  int kill_reason;  /* 0, or MPROC_OUTCOME_TIMEDOUT / MPROC_OUTCOME_CANCELLED when we killed it */
+  uint64_t busy_ns; /* time its tasks ran, over the pool's life (progress reports) */
 } mproc__wstate;
 
 struct mproc_future {
-  int refs;                   /* caller + engine; under engine lock */
+  int refs; /* caller + engine; under engine lock */
   struct mproc__engine *eng;
-  int state;                  /* FUT_PENDING, FUT_RUNNING, FUT_DONE */
+  int state; /* FUT_PENDING, FUT_RUNNING, FUT_DONE */
   mproc_outcome out;
-  char *msg;                  /* the failure message, allocated only when there is one (NULL: "") */
+  char *msg; /* the failure message, allocated only when there is one (NULL: "") */
   void *result;
   size_t result_len;
   struct cb_node *cbs;
   struct mproc_as_completed *iter;
   mproc_future *iter_next;
   size_t iter_index;
-  mproc__job *job;            /* while queued (for cancel) */
+  mproc__job *job; /* while queued (for cancel) */
   /* a small result, copied here from the worker's ring instead of into an allocated block (result then
    * points here) */
   _Alignas(16) unsigned char result_inline[MPROC__INLINE_BYTES];
@@ -252,12 +252,12 @@ typedef struct mproc__map {
   unsigned char *out;
   size_t out_size;
   size_t n;
-  size_t remaining;           /* items not yet completed */
-  pthread_cond_t cv;          /* signalled when remaining reaches 0: only the map's caller waits on it */
+  size_t remaining;  /* items not yet completed */
+  pthread_cond_t cv; /* signalled when remaining reaches 0: only the map's caller waits on it */
   mproc_map_opts opts;
   int max_failures;
   bool stopped;
-  bool aborting;              /* timed out or interrupted: every batch not done is cancelled */
+  bool aborting; /* timed out or interrupted: every batch not done is cancelled */
   /* streams (imap): results go into a window of `window` slots (item i in slot i % window); a plain map
    * has window 0 and writes item i at out[i] */
   size_t window;
@@ -265,19 +265,19 @@ typedef struct mproc__map {
   bool in_shared, out_shared; /* workers read in / write out in place (mproc__map_share) */
   unsigned char *slot_done;   /* per slot: 1 when its item completed */
   int *slot_code;
-  char **slot_msg;            /* failure messages, allocated only for failures */
-  int64_t *ready;             /* unordered: completed indices, a FIFO of window entries */
+  char **slot_msg; /* failure messages, allocated only for failures */
+  int64_t *ready;  /* unordered: completed indices, a FIFO of window entries */
   size_t ready_head, ready_count;
   size_t batches_sent, batches_done; /* for streams' bound on batches in flight */
-  size_t dispatched;          /* items handed to workers (progress reports) */
-  bool notify_each;           /* signal cv on every completion, not only the last */
-  uint64_t busy_ns;           /* worker time spent on this map's completed batches */
-  size_t timed_items;         /* items those batches held */
+  size_t dispatched;                 /* items handed to workers (progress reports) */
+  bool notify_each;                  /* signal cv on every completion, not only the last */
+  uint64_t busy_ns;                  /* worker time spent on this map's completed batches */
+  size_t timed_items;                /* items those batches held */
   /* Parallel's second sizing (pool.c): the batches from item wave_from on (0: none) are timed apart, and
    * the least time per item among them kept, so that a worker's cold first item does not count */
   int64_t wave_from;
   double wave_best_ns;
-  size_t wave_batches;        /* how many of them ended timed */
+  size_t wave_batches; /* how many of them ended timed */
   uint64_t seed;
   uint64_t token;
   size_t ok, failed, cancelled;
@@ -296,10 +296,10 @@ struct mproc__engine;
  * has no workers and no table (the faces run its tasks in the caller). */
 typedef struct mproc__backend_ops {
   const char *name;
-  bool shares_memory;   /* workers see all of the caller's memory (threads): maps use it in place */
-  bool needs_memfd;     /* the shared mapping must be a memory file another process can map */
-  bool fresh_image;     /* workers are a new image of the program: functions travel as (object, offset) */
-  bool starts_workers;  /* start() also starts every worker (their SPAWNED events follow): no spawn asked */
+  bool shares_memory;  /* workers see all of the caller's memory (threads): maps use it in place */
+  bool needs_memfd;    /* the shared mapping must be a memory file another process can map */
+  bool fresh_image;    /* workers are a new image of the program: functions travel as (object, offset) */
+  bool starts_workers; /* start() also starts every worker (their SPAWNED events follow): no spawn asked */
   /* In the thread creating the pool, before the manager exists: makes what makes workers.  0 or negative
    * errno. */
   int (*start)(struct mproc__engine *e);
@@ -327,21 +327,21 @@ extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, 
 
 typedef struct mproc__engine {
   pthread_mutex_t lock;
-  pthread_cond_t done_cv;     /* broadcast when a task completes while someone waits (waiters > 0) */
-  int waiters;                /* threads waiting on done_cv */
-  int pollers;                /* threads polling the workers themselves (mproc__engine_poll_begin) */
-  bool manager_asleep;        /* the manager sleeps on the doorbell (set and cleared under the lock) */
+  pthread_cond_t done_cv; /* broadcast when a task completes while someone waits (waiters > 0) */
+  int waiters;            /* threads waiting on done_cv */
+  int pollers;            /* threads polling the workers themselves (mproc__engine_poll_begin) */
+  bool manager_asleep;    /* the manager sleeps on the doorbell (set and cleared under the lock) */
   uint64_t next_token;
   mproc_pool_opts opts;
   int nworkers;
-  int ncpus;                  /* mproc_cpu_count() at start: whether the manager may spin (a core is free) */
+  int ncpus; /* mproc_cpu_count() at start: whether the manager may spin (a core is free) */
   mproc_backend backend;
   const mproc__backend_ops *ops; /* NULL for the serial backend */
   bool closed, quitting;
-  bool draining;              /* destroy: workers are told to stop; none is replaced */
-  int broken;                 /* nothing can run (see pool_lost): every task fails with this code */
+  bool draining; /* destroy: workers are told to stop; none is replaced */
+  int broken;    /* nothing can run (see pool_lost): every task fails with this code */
   uint64_t next_id;
-  size_t outstanding;         /* jobs submitted and not completed */
+  size_t outstanding; /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;
   /* process backend */
   mproc__shared *sh;
@@ -350,23 +350,23 @@ typedef struct mproc__engine {
   mproc__wstate *ws;
   pthread_t manager;
   bool manager_started;
-  int tpl_sock;               /* manager's end */
-  int thr_sock;               /* thread backend: the end worker threads report on */
+  int tpl_sock; /* manager's end */
+  int thr_sock; /* thread backend: the end worker threads report on */
   pthread_t *threads;
-  bool *thread_joinable;      /* threads[i] was created and not joined yet */
+  bool *thread_joinable; /* threads[i] was created and not joined yet */
   int thread_seq;
   pid_t tpl_pid;
   int tpl_pidfd;
-  bool tpl_foreign;           /* the template is the fork server's child, not ours */
-  int sh_fd;                  /* forkserver, exec: the memfd behind sh, until the template has mapped it */
-  mproc__fncache fncache;     /* exec: under lock */
+  bool tpl_foreign;       /* the template is the fork server's child, not ours */
+  int sh_fd;              /* forkserver, exec: the memfd behind sh, until the template has mapped it */
+  mproc__fncache fncache; /* exec: under lock */
   uint32_t tpl_seen;
-  bool ready;                 /* a worker has started, once (it may be gone again: a failing initializer) */
-  struct cb_node *cb_run;     /* callbacks to run once the lock is dropped */
+  bool ready;             /* a worker has started, once (it may be gone again: a failing initializer) */
+  struct cb_node *cb_run; /* callbacks to run once the lock is dropped */
   bool timeouts_active;
-  bool arena_ref;             /* holds a reference on the shared arena (process backend) */
-  double job_ns_avg;          /* moving average of a job's run time in a worker (0: none yet) */
-  bool first_wait_done;       /* a caller has polled for a result (see poll_briefly in future.c) */
+  bool arena_ref;       /* holds a reference on the shared arena (process backend) */
+  double job_ns_avg;    /* moving average of a job's run time in a worker (0: none yet) */
+  bool first_wait_done; /* a caller has polled for a result (see poll_briefly in future.c) */
 } mproc__engine;
 
 struct mproc_pool {
@@ -456,8 +456,8 @@ typedef struct mproc__map_hooks {
   void *ctx;
   double interval;
 } mproc__map_hooks;
-int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
-                       size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
                        const mproc__map_hooks *hooks);
 
 /* worker.c: the loop a worker runs until told to stop or its task quota is reached; returns its exit code
@@ -480,7 +480,8 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
 
 /* fnref.c.  Caller side (lock held, or before the manager starts): fn as an mproc__fnref in *ref, cached;
  * 0, or MPROC_ENOTSUP with a message when fn is in no loaded object another image could load. */
-int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg, size_t cap);
+int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg,
+                        size_t cap);
 /* Worker / template side: ref's address in this image (the object is loaded if need be), cached per
  * object; 0 with a message when it cannot be found. */
 uintptr_t mproc__fnref_resolve(const mproc__shared *sh, uint64_t ref, char *msg, size_t cap);

@@ -16,7 +16,8 @@
 #define REF_SHIFT 48
 #define REF_OFFSET_MASK ((UINT64_C(1) << REF_SHIFT) - 1)
 
-int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg, size_t cap) {
+int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg,
+                        size_t cap) {
   for (unsigned i = 0; i < 8; i++)
     if (c->fn[i] == fn && c->ref[i]) {
       *ref = c->ref[i];
@@ -24,7 +25,7 @@ int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint
     }
   char local[MPROC_FN_PATH];
   uintptr_t off = 0;
-  int r = mproc__code_locate((const void *)fn, local, sizeof local, &off);
+  int r = mproc__plat_code_locate((const void *)fn, local, sizeof local, &off);
   if (r < 0) {
     snprintf(msg, cap, "function %p is in no loaded object (JIT code?): an exec pool's worker cannot find it",
              (void *)fn);
@@ -73,7 +74,7 @@ uintptr_t mproc__fnref_resolve(const mproc__shared *sh, uint64_t ref, char *msg,
   uint32_t id = (uint32_t)id1 - 1;
   if (!resolved.known[id]) {
     char err[MPROC_TASK_MSG_MAX];
-    if (mproc__code_base(sh->objs->path[id], &resolved.base[id], err, sizeof err) < 0) {
+    if (mproc__plat_code_base(sh->objs->path[id], &resolved.base[id], err, sizeof err) < 0) {
       snprintf(msg, cap, "cannot load %s in the worker: %s", sh->objs->path[id], err);
       return 0;
     }

@@ -54,7 +54,7 @@ static void wake_if_sleeping(uint32_t *sleeping, uint32_t *seq) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   if (__atomic_load_n(sleeping, __ATOMIC_RELAXED)) {
     __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
-    mproc__futex_wake(seq, 1);
+    mproc__plat_futex_wake(seq, 1);
   }
 }
 
@@ -144,7 +144,7 @@ static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_
       __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
       return 0;
     }
-    mproc__futex_wait(seq, s, left);
+    mproc__plat_futex_wait(seq, s, left);
     __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
     if (ready(r)) return 1;
   }

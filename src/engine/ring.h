@@ -19,13 +19,13 @@
 #define MPROC_CACHELINE 64
 
 typedef struct mproc__ring {
-  _Alignas(MPROC_CACHELINE) uint64_t tail;  /* written by the producer */
-  uint32_t data_seq;                        /* bumped by the producer to wake a sleeping consumer */
+  _Alignas(MPROC_CACHELINE) uint64_t tail; /* written by the producer */
+  uint32_t data_seq;                       /* bumped by the producer to wake a sleeping consumer */
   uint32_t consumer_sleeping;
-  _Alignas(MPROC_CACHELINE) uint64_t head;  /* written by the consumer */
-  uint32_t space_seq;                       /* bumped by the consumer to wake a sleeping producer */
+  _Alignas(MPROC_CACHELINE) uint64_t head; /* written by the consumer */
+  uint32_t space_seq;                      /* bumped by the consumer to wake a sleeping producer */
   uint32_t producer_sleeping;
-  _Alignas(MPROC_CACHELINE) uint64_t size;  /* bytes in data[], a power of two */
+  _Alignas(MPROC_CACHELINE) uint64_t size; /* bytes in data[], a power of two */
   /* Where each side announces sleep and is woken: the ring's own words by default; the engine points the
    * manager's side at its doorbell, since the manager sleeps on one word for every ring and event.  These
    * are pointers into the same shared mapping, which sits at one address in every process of a pool (it is
@@ -34,7 +34,7 @@ typedef struct mproc__ring {
   _Alignas(MPROC_CACHELINE) unsigned char data[];
 } mproc__ring;
 
-size_t mproc__ring_bytes(size_t data_size);      /* sizeof the whole ring for data_size */
+size_t mproc__ring_bytes(size_t data_size); /* sizeof the whole ring for data_size */
 /* Whether the consumer has said it sleeps (it reads nothing until woken). */
 static inline bool mproc__ring_consumer_asleep(const mproc__ring *r) {
   return __atomic_load_n(r->c_sleeping, __ATOMIC_ACQUIRE) != 0;
@@ -43,7 +43,7 @@ void mproc__ring_init(mproc__ring *r, size_t data_size);
 /* Points the consumer's (or producer's) sleep flag and wake word elsewhere. */
 void mproc__ring_set_consumer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq);
 void mproc__ring_set_producer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq);
-void mproc__ring_reset(mproc__ring *r);          /* empty it (only when neither side is active) */
+void mproc__ring_reset(mproc__ring *r); /* empty it (only when neither side is active) */
 
 size_t mproc__ring_used(const mproc__ring *r);
 size_t mproc__ring_free(const mproc__ring *r);

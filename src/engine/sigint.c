@@ -22,7 +22,8 @@ uint32_t mproc__sigint_begin(void) {
   if (users++ == 0) {
     struct sigaction old, sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
-    installed = sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(SIGINT, &sa, NULL) == 0;
+    installed =
+        sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(SIGINT, &sa, NULL) == 0;
   }
   uint32_t c = __atomic_load_n(&count, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&lock);

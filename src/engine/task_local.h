@@ -9,19 +9,19 @@
 
 /* What the engine keeps behind mproc_task.priv_. */
 typedef struct mproc__task_priv {
-  int fixed;                       /* out is a fixed-size record: no growth */
-  void *heap;                      /* growable buffer owned by the runner (mproc__malloc), or NULL */
+  int fixed;  /* out is a fixed-size record: no growth */
+  void *heap; /* growable buffer owned by the runner (mproc__malloc), or NULL */
   size_t heap_cap;
-  int fail_code;                   /* set by mproc_task_fail */
-  uint64_t seed;                   /* the run seed of the map or batch */
-  char msg[MPROC_TASK_MSG_MAX];    /* its message, "" if none */
+  int fail_code;                /* set by mproc_task_fail */
+  uint64_t seed;                /* the run seed of the map or batch */
+  char msg[MPROC_TASK_MSG_MAX]; /* its message, "" if none */
 } mproc__task_priv;
 
 /* The outcome of a task run in the calling process. */
 typedef struct mproc__task_outcome {
-  int code;             /* 0, or the task's failure code */
+  int code; /* 0, or the task's failure code */
   char msg[MPROC_TASK_MSG_MAX];
-  void *result;         /* result bytes (mproc__malloc'd; the caller frees with mproc__free), NULL if none */
+  void *result; /* result bytes (mproc__malloc'd; the caller frees with mproc__free), NULL if none */
   size_t result_len;
 } mproc__task_outcome;
 
@@ -32,8 +32,8 @@ int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int wor
 /* Prepares a context whose result goes into the fixed record buf[cap] (a map's output slot), or into a
  * growable buffer when buf is NULL (priv->heap, starting with a small inline capacity).  Inline: a map
  * calls it once per item. */
-static inline void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap, int worker_id,
-                                     int64_t index) {
+static inline void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void *buf, size_t cap,
+                                     int worker_id, int64_t index) {
   priv->fixed = buf != NULL;
   priv->fail_code = 0;
   priv->msg[0] = '\0';

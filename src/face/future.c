@@ -18,10 +18,10 @@ struct cb_node {
 struct mproc_as_completed {
   mproc__engine *eng;
   mproc_future **fs;
-  size_t cap, used;               /* slots allocated; slots ever handed out (fs[used..cap) never were) */
-  size_t *free_slots, nfree;      /* freed slots, to reuse (capacity cap) */
-  size_t n, yielded;              /* members added (duplicates included), and yielded or released */
-  mproc_future *q_head, *q_tail;  /* completed, not yet yielded */
+  size_t cap, used;              /* slots allocated; slots ever handed out (fs[used..cap) never were) */
+  size_t *free_slots, nfree;     /* freed slots, to reuse (capacity cap) */
+  size_t n, yielded;             /* members added (duplicates included), and yielded or released */
+  mproc_future *q_head, *q_tail; /* completed, not yet yielded */
 };
 
 mproc_future *mproc__future_new(mproc__engine *e) {
@@ -51,8 +51,10 @@ void mproc__future_unref_locked(mproc_future *f) {
 
 static void iter_push(struct mproc_as_completed *it, mproc_future *f) {
   f->iter_next = NULL;
-  if (it->q_tail) it->q_tail->iter_next = f;
-  else it->q_head = f;
+  if (it->q_tail)
+    it->q_tail->iter_next = f;
+  else
+    it->q_head = f;
   it->q_tail = f;
 }
 
@@ -162,7 +164,7 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
  * about to arrive is then collected without waking the manager and then this thread (lock held).  Between
  * two polls it watches the result rings without the lock and polls again as soon as bytes show: a result
  * is taken within a pause of its arrival, not after a fixed wait. */
-#define POLL_SPINS 32 /* at most this many pauses (25-40 ns each) between two polls */
+#define POLL_SPINS 32              /* at most this many pauses (25-40 ns each) between two polls */
 #define POLL_ROUNDS_BEFORE_YIELD 3 /* then it yields the CPU between polls: see YIELD_AFTER in ring.c */
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
   /* The first wait on a new pool polls for up to 3 ms, yielding the CPU between looks: the first result
@@ -241,8 +243,8 @@ int mproc_future_cancel(mproc_future *f) {
       mproc__job *j = *pp;
       *pp = j->next;
       if (e->pend_tail == j) e->pend_tail = last;
-      mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1,
-                         .worker = -1};
+      mproc_outcome c = {
+          .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
       mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
       r = 1;
     }
@@ -257,9 +259,15 @@ static int state_is(mproc_future *f, int what) {
   pthread_mutex_lock(&f->eng->lock);
   int r;
   switch (what) {
-    case 0: r = f->state == FUT_DONE && f->out.kind == MPROC_OUTCOME_CANCELLED; break;
-    case 1: r = f->state == FUT_RUNNING; break;
-    default: r = f->state == FUT_DONE; break;
+    case 0:
+      r = f->state == FUT_DONE && f->out.kind == MPROC_OUTCOME_CANCELLED;
+      break;
+    case 1:
+      r = f->state == FUT_RUNNING;
+      break;
+    default:
+      r = f->state == FUT_DONE;
+      break;
   }
   pthread_mutex_unlock(&f->eng->lock);
   return r;
@@ -329,8 +337,8 @@ static bool wait_satisfied(void *arg) {
   return done == w->n;
 }
 
-int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_wait_mode mode,
-                       size_t *ndone, unsigned char *done_flags) {
+int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_wait_mode mode, size_t *ndone,
+                       unsigned char *done_flags) {
   if ((!fs && n > 0) || !mproc__timeout_valid(timeout) || (unsigned)mode > MPROC_FIRST_EXCEPTION)
     return MPROC_EINVAL;
   if (n == 0) {

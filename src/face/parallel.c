@@ -9,7 +9,7 @@
 struct mproc_parallel {
   mproc_parallel_opts opts;
   mproc_pool *pool;
-  bool shared;  /* the library's reusable pool: not ours to destroy */
+  bool shared; /* the library's reusable pool: not ours to destroy */
 };
 
 static int resolve_n_jobs(int n_jobs, int *out) {
@@ -38,8 +38,10 @@ static int make_pool(const mproc_parallel_opts *o, mproc_pool **pool) {
   int workers;
   int r = resolve_n_jobs(o->n_jobs, &workers);
   if (r < 0) return r;
-  return mproc_pool_create(pool, &(mproc_pool_opts){.workers = workers, .backend = o->backend,
-                                                    .initializer = o->initializer, .init_arg = o->init_arg,
+  return mproc_pool_create(pool, &(mproc_pool_opts){.workers = workers,
+                                                    .backend = o->backend,
+                                                    .initializer = o->initializer,
+                                                    .init_arg = o->init_arg,
                                                     .init_arg_len = o->init_arg_len});
 }
 
@@ -61,7 +63,9 @@ int mproc_parallel_create(mproc_parallel **out, const mproc_parallel_opts *opts)
   return 0;
 }
 
-int mproc_parallel_n_jobs(const mproc_parallel *par) { return par ? mproc_pool_workers(par->pool) : MPROC_EINVAL; }
+int mproc_parallel_n_jobs(const mproc_parallel *par) {
+  return par ? mproc_pool_workers(par->pool) : MPROC_EINVAL;
+}
 
 void mproc_parallel_destroy(mproc_parallel *par) {
   if (!par) return;
@@ -120,11 +124,11 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
       for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
       bar[width] = '\0';
       fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s ETA %s%s", bar,
-              p->total ? (int)(100.0 * (double)pr.done / (double)p->total) : 100, pr.done, p->total, pr.rate, el,
-              final ? "0s" : rem, final ? "\n" : "   ");
+              p->total ? (int)(100.0 * (double)pr.done / (double)p->total) : 100, pr.done, p->total, pr.rate,
+              el, final ? "0s" : rem, final ? "\n" : "   ");
     } else if (final) {
-      fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s finished\n", p->workers, pr.done,
-              p->total, el);
+      fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s finished\n", p->workers,
+              pr.done, p->total, el);
     } else {
       fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s remaining: %s\n", p->workers,
               pr.done, p->total, el, rem);
@@ -133,11 +137,12 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   }
 }
 
-int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
-                       size_t out_size, int *item_codes, mproc_map_report *report) {
+int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, int *item_codes, mproc_map_report *report) {
   if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
   const mproc_parallel_opts *o = &par->opts;
-  struct progress_ctx p = {.par = par, .start = mproc__plat_now(), .total = n, .workers = mproc_pool_workers(par->pool)};
+  struct progress_ctx p = {
+      .par = par, .start = mproc__plat_now(), .total = n, .workers = mproc_pool_workers(par->pool)};
   mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
   if (o->verbose > 0 || o->progress) {
     p.busy0 = mproc__calloc((size_t)p.workers, sizeof *p.busy0);
@@ -155,8 +160,12 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
     hooks.tick = tick;
     hooks.ctx = &p;
   }
-  mproc_map_opts mo = {.chunk_size = o->batch_size, .task_timeout = o->timeout, .on_error = o->on_error,
-                       .max_failures = o->max_failures, .item_codes = item_codes, .seed = o->seed};
+  mproc_map_opts mo = {.chunk_size = o->batch_size,
+                       .task_timeout = o->timeout,
+                       .on_error = o->on_error,
+                       .max_failures = o->max_failures,
+                       .item_codes = item_codes,
+                       .seed = o->seed};
   int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
   mproc__free(p.busy0);
   mproc__free(p.busy);
@@ -165,12 +174,16 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
 
 int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                           size_t out_size, mproc_return_as order, mproc_stream **out) {
-  if (!par || (order != MPROC_RETURN_GENERATOR && order != MPROC_RETURN_GENERATOR_UNORDERED)) return MPROC_EINVAL;
+  if (!par || (order != MPROC_RETURN_GENERATOR && order != MPROC_RETURN_GENERATOR_UNORDERED))
+    return MPROC_EINVAL;
   const mproc_parallel_opts *o = &par->opts;
-  mproc_stream_opts so = {.chunk_size = o->batch_size, .max_in_flight = o->pre_dispatch, .task_timeout = o->timeout,
+  mproc_stream_opts so = {.chunk_size = o->batch_size,
+                          .max_in_flight = o->pre_dispatch,
+                          .task_timeout = o->timeout,
                           .seed = o->seed};
-  return order == MPROC_RETURN_GENERATOR ? mproc_pool_imap(par->pool, fn, in, n, in_size, out_size, &so, out)
-                                         : mproc_pool_imap_unordered(par->pool, fn, in, n, in_size, out_size, &so, out);
+  return order == MPROC_RETURN_GENERATOR
+             ? mproc_pool_imap(par->pool, fn, in, n, in_size, out_size, &so, out)
+             : mproc_pool_imap_unordered(par->pool, fn, in, n, in_size, out_size, &so, out);
 }
 
 /* ---- the reusable pool of the one-call form ---- */
@@ -194,8 +207,8 @@ void mproc_parallel_shutdown(void) {
   pthread_mutex_unlock(&reusable.lock);
 }
 
-int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out, size_t out_size,
-                        const mproc_parallel_opts *opts, mproc_map_report *report) {
+int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                        size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report) {
   static const mproc_parallel_opts defaults = {0};
   if (!opts) opts = &defaults;
   int r = check_opts(opts);

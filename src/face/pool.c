@@ -48,7 +48,8 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
              backend != MPROC_BACKEND_THREAD) {
     return MPROC_EINVAL;
   }
-  if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0) return MPROC_ENOTSUP; /* threads cannot be killed */
+  if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0)
+    return MPROC_ENOTSUP; /* threads cannot be killed */
   if ((unsigned)opts->start_method > MPROC_START_EXEC) return MPROC_EINVAL;
   /* exec asks for processes: an explicit thread or serial backend contradicts it (MPROC_BACKEND does not) */
   if (opts->start_method == MPROC_START_EXEC && opts->backend != MPROC_BACKEND_DEFAULT &&
@@ -69,11 +70,11 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   if (!p) return MPROC_ENOMEM;
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
-  p->eng.ops = backend == MPROC_BACKEND_THREAD    ? &mproc__backend_thread
-               : backend == MPROC_BACKEND_SERIAL  ? NULL
-               : exec                             ? &mproc__backend_exec
-               : forkserver                       ? &mproc__backend_forkserver
-                                                  : &mproc__backend_fork;
+  p->eng.ops = backend == MPROC_BACKEND_THREAD   ? &mproc__backend_thread
+               : backend == MPROC_BACKEND_SERIAL ? NULL
+               : exec                            ? &mproc__backend_exec
+               : forkserver                      ? &mproc__backend_forkserver
+                                                 : &mproc__backend_fork;
   /* the arena exists before the template is made, so every worker has it (see ipc/arena.h); without one
    * (no memory files here) the pool still works, with nothing read in place */
   if (backend == MPROC_BACKEND_PROCESS) p->eng.arena_ref = mproc__arena_ref() == 0;
@@ -141,7 +142,9 @@ static size_t share_threshold(const mproc__engine *e) {
   return t ? t : (size_t)1 << 20;
 }
 
-static int resolve_retries(const mproc__engine *e, int r) { return r < 0 ? 0 : (r > 0 ? r : e->opts.max_retries); }
+static int resolve_retries(const mproc__engine *e, int r) {
+  return r < 0 ? 0 : (r > 0 ? r : e->opts.max_retries);
+}
 
 int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
                       const mproc_submit_opts *opts, mproc_future **out) {
@@ -159,8 +162,10 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     j->arg_shared = j->arg_owned != NULL;
   }
   unsigned char *copy = j->arg_owned;
-  if (!copy && arg_len <= sizeof j->arg_inline) copy = j->arg_inline;
-  else if (!copy) copy = j->arg_owned = mproc__malloc(arg_len);
+  if (!copy && arg_len <= sizeof j->arg_inline)
+    copy = j->arg_inline;
+  else if (!copy)
+    copy = j->arg_owned = mproc__malloc(arg_len);
   if (!copy) {
     mproc__free(j);
     return MPROC_ENOMEM;
@@ -197,8 +202,10 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     mproc__task_outcome o;
     mproc__task_run_local(fn, j->arg, arg_len, 0, -1, &o);
     pthread_mutex_lock(&e->lock);
-    mproc_outcome oc = {.kind = o.code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = o.code,
-                        .exit_code = -1, .worker = 0};
+    mproc_outcome oc = {.kind = o.code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK,
+                        .code = o.code,
+                        .exit_code = -1,
+                        .worker = 0};
     mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len);
   } else {
     f->job = j;
@@ -226,8 +233,10 @@ int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t
   r = mproc_future_result(f, MPROC_FOREVER, &data, &len);
   if (r == 0) {
     if (out_len) *out_len = len;
-    if (len > out_cap) r = MPROC_EMSGSIZE;
-    else if (len) memcpy(out, data, len);
+    if (len > out_cap)
+      r = MPROC_EMSGSIZE;
+    else if (len)
+      memcpy(out, data, len);
   }
   mproc_future_release(f);
   return r;
@@ -257,7 +266,8 @@ static void async_done(mproc_future *f, void *arg) {
 }
 
 int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
-                           mproc_result_cb callback, mproc_error_cb error_callback, void *user, mproc_future **out) {
+                           mproc_result_cb callback, mproc_error_cb error_callback, void *user,
+                           mproc_future **out) {
   struct async_cbs *c = mproc__calloc(1, sizeof *c);
   if (!c) return MPROC_ENOMEM;
   *c = (struct async_cbs){callback, error_callback, user, out == NULL};
@@ -271,8 +281,10 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, 
   if (r < 0) {
     /* cannot register: the task still runs, but no callback will; say so */
     mproc__free(c);
-    if (!out) mproc_future_release(f);
-    else *out = f;
+    if (!out)
+      mproc_future_release(f);
+    else
+      *out = f;
     return r;
   }
   if (out) *out = f;
@@ -338,7 +350,8 @@ static void map_serial(mproc__engine *e, mproc__map *m, const mproc__map_hooks *
     pthread_mutex_unlock(&e->lock);
   }
   if (m->remaining) {
-    mproc_outcome c = {.kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+    mproc_outcome c = {
+        .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
     pthread_mutex_lock(&e->lock);
     mproc__engine_fail_items(e, m, (int64_t)(m->n - m->remaining), m->remaining, &c, NULL);
     pthread_mutex_unlock(&e->lock);
@@ -348,8 +361,8 @@ static void map_serial(mproc__engine *e, mproc__map *m, const mproc__map_hooks *
 /* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
  * about `target` items, never more than a fair share of what is left (so the last batches are small and
  * no worker idles at the end).  Returns the number made (0 with *err on no memory; nothing is queued). */
-static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t end, size_t chunk, size_t target,
-                           double timeout, int retries, mproc__job ***out, int *err) {
+static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t end, size_t chunk,
+                           size_t target, double timeout, int retries, mproc__job ***out, int *err) {
   size_t cap = 16, nb = 0;
   mproc__job **jobs = mproc__malloc(cap * sizeof *jobs);
   if (!jobs) goto oom;
@@ -439,8 +452,8 @@ static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (
   }
 }
 
-int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
-                       size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
                        const mproc__map_hooks *hooks) {
   static const mproc_map_opts defaults = {0};
   if (!opts) opts = &defaults;
@@ -452,8 +465,16 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   mproc__engine *e = &pool->eng;
   if (mproc__engine_cannot_kill(e) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   int abort_code = 0;
-  mproc__map m = {.fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size, .n = n,
-                  .remaining = n, .opts = *opts, .max_failures = opts->max_failures, .first_failed = -1};
+  mproc__map m = {.fn = fn,
+                  .in = in,
+                  .in_size = in_size,
+                  .out = out,
+                  .out_size = out_size,
+                  .n = n,
+                  .remaining = n,
+                  .opts = *opts,
+                  .max_failures = opts->max_failures,
+                  .first_failed = -1};
   m.first_outcome.exit_code = -1;
   m.first_outcome.worker = -1;
   m.seed = opts->seed;
@@ -488,7 +509,8 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
     /* an automatic chunk size is a target: batches shrink toward the end (guided), so no worker idles
      * while another finishes a long last batch */
     size_t guided = probe || opts->chunk_size ? 0 : chunk;
-    size_t nb = make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, timeout, retries, &jobs, &err);
+    size_t nb =
+        make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, timeout, retries, &jobs, &err);
     if (err) {
       pthread_cond_destroy(&m.cv);
       return err;
@@ -575,7 +597,9 @@ int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
 
 /* ---- concurrent.futures names ---- */
 
-int mproc_executor_create(mproc_executor **out, const mproc_pool_opts *opts) { return mproc_pool_create(out, opts); }
+int mproc_executor_create(mproc_executor **out, const mproc_pool_opts *opts) {
+  return mproc_pool_create(out, opts);
+}
 
 int mproc_executor_submit(mproc_executor *ex, mproc_task_fn fn, const void *arg, size_t arg_len,
                           mproc_future **out) {

@@ -9,17 +9,17 @@ struct mproc_stream {
   mproc__engine *eng;
   mproc__map m;
   size_t chunk;
-  bool adaptive;          /* chunk sized from measured durations */
-  size_t ring_cap;        /* largest batch a ring carries well */
-  size_t next_dispatch;   /* first item not yet handed out */
-  size_t next_ordered;    /* imap: next index to yield */
+  bool adaptive;        /* chunk sized from measured durations */
+  size_t ring_cap;      /* largest batch a ring carries well */
+  size_t next_dispatch; /* first item not yet handed out */
+  size_t next_ordered;  /* imap: next index to yield */
   size_t yielded;
-  size_t low;             /* lowest item not yet consumed: the window starts here */
-  unsigned char *consumed;/* per slot: consumed (for the window's low mark) */
-  int64_t pending_release;/* the slot handed out by the last next(), released on the following call */
+  size_t low;              /* lowest item not yet consumed: the window starts here */
+  unsigned char *consumed; /* per slot: consumed (for the window's low mark) */
+  int64_t pending_release; /* the slot handed out by the last next(), released on the following call */
   double timeout;
   int retries;
-  mproc__task_priv priv;  /* serial backend */
+  mproc__task_priv priv; /* serial backend */
 };
 
 static void free_stream(mproc_stream *s) {
@@ -100,8 +100,8 @@ static int refill(mproc_stream *s) {
   return 0;
 }
 
-static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size, size_t out_size,
-                 const mproc_stream_opts *opts, bool unordered, mproc_stream **out) {
+static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                 size_t out_size, const mproc_stream_opts *opts, bool unordered, mproc_stream **out) {
   static const mproc_stream_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!pool || !fn || !out || (!in && in_size && n) || !(opts->task_timeout >= 0) || in_size > UINT32_MAX ||
@@ -131,8 +131,14 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   if (s->ring_cap < 1) s->ring_cap = 1;
   if (s->ring_cap > UINT32_MAX) s->ring_cap = UINT32_MAX;
   mproc__map *m = &s->m;
-  *m = (mproc__map){.fn = fn, .in = in, .in_size = in_size, .out_size = out_size, .n = n, .window = window,
-                    .unordered = unordered, .first_failed = -1};
+  *m = (mproc__map){.fn = fn,
+                    .in = in,
+                    .in_size = in_size,
+                    .out_size = out_size,
+                    .n = n,
+                    .window = window,
+                    .unordered = unordered,
+                    .first_failed = -1};
   m->opts.on_error = MPROC_ON_ERROR_CONTINUE;
   m->first_outcome.exit_code = -1;
   m->seed = opts->seed;
@@ -208,7 +214,8 @@ static void run_serial_item(mproc_stream *s) {
   size_t i = s->next_dispatch++;
   size_t slot = i % m->window;
   mproc_task t;
-  mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0, (int64_t)i);
+  mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0,
+                    (int64_t)i);
   s->priv.fixed = 1;
   s->priv.seed = m->seed;
   int code = mproc__task_finish_code(&t, m->fn(m->in_size ? m->in + i * m->in_size : NULL, m->in_size, &t));
@@ -260,12 +267,14 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
   s->yielded++;
   s->pending_release = idx;
   if (outcome) {
-    *outcome = (mproc_outcome){.kind = code == 0 ? MPROC_OUTCOME_OK
-                                      : code == MPROC_ECRASHED ? MPROC_OUTCOME_CRASHED
-                                      : code == MPROC_ETASKTIMEOUT ? MPROC_OUTCOME_TIMEDOUT
-                                      : code == MPROC_ECANCELED ? MPROC_OUTCOME_CANCELLED
-                                                                : MPROC_OUTCOME_FAILED,
-                               .code = code, .exit_code = -1, .worker = -1,
+    *outcome = (mproc_outcome){.kind = code == 0                    ? MPROC_OUTCOME_OK
+                                       : code == MPROC_ECRASHED     ? MPROC_OUTCOME_CRASHED
+                                       : code == MPROC_ETASKTIMEOUT ? MPROC_OUTCOME_TIMEDOUT
+                                       : code == MPROC_ECANCELED    ? MPROC_OUTCOME_CANCELLED
+                                                                    : MPROC_OUTCOME_FAILED,
+                               .code = code,
+                               .exit_code = -1,
+                               .worker = -1,
                                .message = m->slot_msg[slot] ? m->slot_msg[slot] : ""};
   }
   if (code == 0) *result = m->out + slot * m->out_size;

@@ -58,8 +58,10 @@ static size_t vec_lower(const vec *x, size_t off) {
   size_t lo = 0, hi = x->n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (x->v[mid].off < off) lo = mid + 1;
-    else hi = mid;
+    if (x->v[mid].off < off)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -73,16 +75,29 @@ static size_t arena_size(void) {
     unsigned long long v = strtoull(s, &end, 10);
     int shift = 0;
     switch (*end) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      case 't': case 'T': shift = 40; break;
-      default: break;
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      case 't':
+      case 'T':
+        shift = 40;
+        break;
+      default:
+        break;
     }
     if (v > 0 && (shift == 0 || end[1] == '\0') && v <= (ARENA_MAX >> shift)) size = (size_t)v << shift;
   }
-  if (!size) size = mproc__phys_memory();
-  size_t page = mproc__page_size();
+  if (!size) size = mproc__plat_phys_memory();
+  size_t page = mproc__plat_page_size();
   size = (size + BIG_ALIGN - 1) / BIG_ALIGN * BIG_ALIGN;
   if (size < ARENA_MIN && !(s && *s)) size = ARENA_MIN;
   if (size < page) size = page;
@@ -105,16 +120,16 @@ static void forget_inherited(void) {
 
 static int create_locked(void) {
   size_t size = arena_size();
-  int fd = mproc__shm_create_fd("mproc-shared", size);
+  int fd = mproc__plat_shm_create_fd("mproc-shared", size);
   if (fd < 0) return fd;
   int err = 0;
-  void *p = mproc__shm_map(fd, size, &err);
+  void *p = mproc__plat_shm_map(fd, size, &err);
   if (!p) {
     mproc__plat_close(fd);
     return err;
   }
   if (!vec_insert(&A.free_, 0, (extent){0, size})) {
-    mproc__shm_unmap(p, size);
+    mproc__plat_shm_unmap(p, size);
     mproc__plat_close(fd);
     return MPROC_ENOMEM;
   }
@@ -127,7 +142,7 @@ static int create_locked(void) {
 
 static void unref_locked(void) {
   if (--A.refs > 0) return;
-  mproc__shm_unmap(A.base, A.size);
+  mproc__plat_shm_unmap(A.base, A.size);
   mproc__plat_close(A.fd);
   mproc__free(A.free_.v);
   mproc__free(A.used.v);
@@ -171,7 +186,7 @@ void *mproc__arena_alloc(size_t size, int *err) {
     *err = size ? MPROC_ENOMEM : MPROC_EINVAL;
     return NULL;
   }
-  size_t page = mproc__page_size();
+  size_t page = mproc__plat_page_size();
   size_t align = size >= BIG_ALIGN ? BIG_ALIGN : page;
   size_t len = (size + page - 1) / page * page;
   pthread_mutex_lock(&A.lock);
@@ -229,7 +244,8 @@ int mproc__arena_free(void *p) {
     if (at < A.used.n && A.used.v[at].off == off) {
       extent b = A.used.v[at];
       /* the pages go back to the system in every process that maps them */
-      if (mproc__shm_discard(A.fd, b.off, b.len) != 0) memset(A.base + b.off, 0, b.len); /* still zeroed */
+      if (mproc__plat_shm_discard(A.fd, b.off, b.len) != 0)
+        memset(A.base + b.off, 0, b.len); /* still zeroed */
       vec_remove(&A.used, at);
       size_t i = vec_lower(&A.free_, b.off);
       bool merge_prev = i > 0 && A.free_.v[i - 1].off + A.free_.v[i - 1].len == b.off;

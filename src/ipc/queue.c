@@ -57,8 +57,8 @@ struct mproc_queue {
   uint32_t closed;
   uint64_t map_size; /* nonzero when made by mproc_queue_create(): the mapping to unmap */
   uint64_t cap, max_msgs, max_msg;
-  mproc__mutex put_lock;
-  mproc__mutex get_lock;
+  mproc__plat_mutex put_lock;
+  mproc__plat_mutex get_lock;
   /* producer side, written under put_lock */
   _Alignas(64) uint64_t tail;
   uint64_t put_count;
@@ -117,11 +117,11 @@ static int setup(struct mproc_queue *q, size_t buf, uint64_t max_msg, const mpro
   q->max_msg = max_msg;
   q->stream_seq = NONE;
   q->pend_count = NONE;
-  int r = mproc__mutex_init(&q->put_lock);
+  int r = mproc__plat_mutex_init(&q->put_lock);
   if (r) return r;
-  r = mproc__mutex_init(&q->get_lock);
+  r = mproc__plat_mutex_init(&q->get_lock);
   if (r) {
-    mproc__mutex_destroy(&q->put_lock);
+    mproc__plat_mutex_destroy(&q->put_lock);
     return r;
   }
   q->magic = QMAGIC;
@@ -147,13 +147,13 @@ int mproc_queue_create(mproc_queue **out, const mproc_queue_opts *opts) {
   if (!out) return -EINVAL;
   int r = check_opts(opts, &buf, &max_msg);
   if (r) return r;
-  size_t total = round_up(sizeof(struct mproc_queue) + buf, mproc__page_size());
+  size_t total = round_up(sizeof(struct mproc_queue) + buf, mproc__plat_page_size());
   int err = -ENOMEM;
-  struct mproc_queue *q = mproc__shm_map_anon(total, &err);
+  struct mproc_queue *q = mproc__plat_shm_map_anon(total, &err);
   if (!q) return err;
   r = setup(q, buf, max_msg, opts);
   if (r) {
-    mproc__shm_unmap(q, total);
+    mproc__plat_shm_unmap(q, total);
     return r;
   }
   q->map_size = total;
@@ -164,11 +164,11 @@ int mproc_queue_create(mproc_queue **out, const mproc_queue_opts *opts) {
 void mproc_queue_destroy(mproc_queue *q) {
   if (!q) return;
   if (q->map_size) {
-    mproc__shm_unmap(q, q->map_size);
+    mproc__plat_shm_unmap(q, q->map_size);
   } else {
     q->magic = 0;
-    mproc__mutex_destroy(&q->put_lock);
-    mproc__mutex_destroy(&q->get_lock);
+    mproc__plat_mutex_destroy(&q->put_lock);
+    mproc__plat_mutex_destroy(&q->get_lock);
   }
 }
 
@@ -195,14 +195,14 @@ static void ring_read(struct mproc_queue *q, uint64_t pos, void *dst, size_t n) 
  * before reading the flag, so a wake-up is never missed. */
 static int sleep_on(uint32_t *word, uint32_t seq, uint32_t *flag, double timeout) {
   STSC(flag, 1);
-  int r = mproc__futex_wait(word, seq, timeout);
+  int r = mproc__plat_futex_wait(word, seq, timeout);
   STSC(flag, 0);
   return r == -EINTR ? 0 : r;
 }
 
 static void wake_if(uint32_t *word, uint32_t *flag) {
   ADD(word, 1);
-  if (LDSC(flag)) mproc__futex_wake(word, INT32_MAX);
+  if (LDSC(flag)) mproc__plat_futex_wake(word, INT32_MAX);
 }
 
 /* ---- producer ---- */
@@ -218,10 +218,10 @@ static void recover_put(struct mproc_queue *q) {
 }
 
 static int lock_put(struct mproc_queue *q, double timeout) {
-  int r = mproc__mutex_lock(&q->put_lock, timeout);
+  int r = mproc__plat_mutex_lock(&q->put_lock, timeout);
   if (r == -EOWNERDEAD) {
     recover_put(q);
-    mproc__mutex_consistent(&q->put_lock);
+    mproc__plat_mutex_consistent(&q->put_lock);
     r = 0;
   }
   return r;
@@ -317,7 +317,7 @@ int mproc_queue_put(mproc_queue *q, const void *data, size_t len, double timeout
     STSC(&q->stream_seq, NONE);
     if (r && off > 0) wake_if(&q->data_seq, &q->data_waiters);
   }
-  mproc__mutex_unlock(&q->put_lock);
+  mproc__plat_mutex_unlock(&q->put_lock);
   return r;
 }
 
@@ -358,12 +358,12 @@ static int wait_data(struct mproc_queue *q, double deadline, double timeout, uin
     int r = sleep_on(&q->data_seq, seq, &q->data_waiters, left);
     if (r == -ETIMEDOUT && mid_seq != NONE) {
       /* Is the producer alive?  Its put_lock tells: busy means alive. */
-      int l = mproc__mutex_lock(&q->put_lock, 0);
+      int l = mproc__plat_mutex_lock(&q->put_lock, 0);
       if (l == -EOWNERDEAD) {
         recover_put(q);
-        mproc__mutex_consistent(&q->put_lock);
+        mproc__plat_mutex_consistent(&q->put_lock);
       }
-      if (l == 0 || l == -EOWNERDEAD) mproc__mutex_unlock(&q->put_lock);
+      if (l == 0 || l == -EOWNERDEAD) mproc__plat_mutex_unlock(&q->put_lock);
       continue;
     }
     if (r && r != -ETIMEDOUT) return r;
@@ -385,9 +385,9 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
   if (!q || q->magic != QMAGIC || !len || (!buf && cap && !out) || !mproc__timeout_valid(timeout))
     return -EINVAL;
   double deadline = mproc__deadline(timeout);
-  int r = mproc__mutex_lock(&q->get_lock, timeout);
+  int r = mproc__plat_mutex_lock(&q->get_lock, timeout);
   if (r == -EOWNERDEAD) {
-    mproc__mutex_consistent(&q->get_lock); /* nothing to repair: see the design note */
+    mproc__plat_mutex_consistent(&q->get_lock); /* nothing to repair: see the design note */
     r = 0;
   }
   if (r == -ETIMEDOUT && timeout == 0) return MPROC_EEMPTY;
@@ -444,7 +444,7 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
     r = 0;
     break;
   }
-  mproc__mutex_unlock(&q->get_lock);
+  mproc__plat_mutex_unlock(&q->get_lock);
   return r;
 }
 
@@ -486,8 +486,8 @@ int mproc_queue_close(mproc_queue *q) {
   STSC(&q->closed, 1);
   ADD(&q->data_seq, 1);
   ADD(&q->space_seq, 1);
-  mproc__futex_wake(&q->data_seq, INT32_MAX);
-  mproc__futex_wake(&q->space_seq, INT32_MAX);
+  mproc__plat_futex_wake(&q->data_seq, INT32_MAX);
+  mproc__plat_futex_wake(&q->space_seq, INT32_MAX);
   return 0;
 }
 
@@ -498,7 +498,7 @@ int mproc_queue_task_done(mproc_queue *q) {
     if (d >= LDSC(&q->got_count)) return MPROC_EBOUND;
   } while (!atomic_compare_exchange_weak((_Atomic uint64_t *)&q->done_count, &d, d + 1));
   ADD(&q->done_seq, 1);
-  if (LDSC(&q->join_waiters)) mproc__futex_wake(&q->done_seq, INT32_MAX);
+  if (LDSC(&q->join_waiters)) mproc__plat_futex_wake(&q->done_seq, INT32_MAX);
   return 0;
 }
 
@@ -513,7 +513,7 @@ int mproc_queue_join(mproc_queue *q, double timeout) {
     ADD(&q->join_waiters, 1);
     int r = 0;
     if ((int64_t)(LDSC(&q->done_count) - LDSC(&q->put_count)) < 0)
-      r = mproc__futex_wait(&q->done_seq, seq, left);
+      r = mproc__plat_futex_wait(&q->done_seq, seq, left);
     atomic_fetch_sub((_Atomic uint32_t *)&q->join_waiters, 1);
     if (r && r != -ETIMEDOUT && r != -EINTR) return r;
   }

@@ -4,9 +4,9 @@
 struct mproc_shm {
   void *addr;
   size_t size;
-  int fd;        /* kept for mproc_shm_send; -1 once unused */
-  char *name;    /* named segments */
-  int creator;   /* unlinks the name on destroy */
+  int fd;      /* kept for mproc_shm_send; -1 once unused */
+  char *name;  /* named segments */
+  int creator; /* unlinks the name on destroy */
 };
 
 static int valid_name(const char *name) {
@@ -16,14 +16,14 @@ static int valid_name(const char *name) {
 
 static int wrap(mproc_shm **out, int fd, size_t size, const char *name, int creator) {
   int err = 0;
-  void *addr = mproc__shm_map(fd, size, &err);
+  void *addr = mproc__plat_shm_map(fd, size, &err);
   if (!addr) return err;
   mproc_shm *s = mproc__calloc(1, sizeof *s);
   char *nm = name ? mproc__strdup(name) : NULL;
   if (!s || (name && !nm)) {
     mproc__free(s);
     mproc__free(nm);
-    mproc__shm_unmap(addr, size);
+    mproc__plat_shm_unmap(addr, size);
     return MPROC_ENOMEM;
   }
   *s = (mproc_shm){addr, size, fd, nm, creator};
@@ -34,12 +34,12 @@ static int wrap(mproc_shm **out, int fd, size_t size, const char *name, int crea
 int mproc_shm_create(mproc_shm **out, size_t size, const mproc_shm_opts *opts) {
   if (!out || size == 0 || (opts && opts->name && !valid_name(opts->name))) return MPROC_EINVAL;
   const char *name = opts ? opts->name : NULL;
-  int fd = name ? mproc__shm_open_named(name, 1, &size) : mproc__shm_create_fd("mproc-shm", size);
+  int fd = name ? mproc__plat_shm_open_named(name, 1, &size) : mproc__plat_shm_create_fd("mproc-shm", size);
   if (fd < 0) return fd;
   int r = wrap(out, fd, size, name, 1);
   if (r < 0) {
     mproc__plat_close(fd);
-    if (name) mproc__shm_unlink_named(name);
+    if (name) mproc__plat_shm_unlink_named(name);
   }
   return r;
 }
@@ -47,7 +47,7 @@ int mproc_shm_create(mproc_shm **out, size_t size, const mproc_shm_opts *opts) {
 int mproc_shm_open(mproc_shm **out, const char *name) {
   if (!out || !name || !valid_name(name)) return MPROC_EINVAL;
   size_t size = 0;
-  int fd = mproc__shm_open_named(name, 0, &size);
+  int fd = mproc__plat_shm_open_named(name, 0, &size);
   if (fd < 0) return fd;
   if (size == 0) {
     mproc__plat_close(fd);
@@ -61,16 +61,16 @@ int mproc_shm_open(mproc_shm **out, const char *name) {
 int mproc_shm_send(mproc_shm *seg, int sock) {
   if (!seg || sock < 0) return MPROC_EINVAL;
   uint64_t size = seg->size;
-  return mproc__send_fd(sock, seg->fd, &size, sizeof size);
+  return mproc__plat_send_fd(sock, seg->fd, &size, sizeof size);
 }
 
 int mproc_shm_recv(mproc_shm **out, int sock) {
   if (!out || sock < 0) return MPROC_EINVAL;
   int fd = -1;
   uint64_t size = 0;
-  int r = mproc__recv_fd(sock, &fd, &size, sizeof size);
+  int r = mproc__plat_recv_fd(sock, &fd, &size, sizeof size);
   if (r < 0) return r;
-  long long real = mproc__fd_size(fd);
+  long long real = mproc__plat_fd_size(fd);
   if (real < 0 || (uint64_t)real < size || size == 0) {
     mproc__plat_close(fd);
     return MPROC_EBADMSG;
@@ -86,9 +86,9 @@ const char *mproc_shm_name(const mproc_shm *seg) { return seg ? seg->name : NULL
 
 void mproc_shm_destroy(mproc_shm *seg) {
   if (!seg) return;
-  mproc__shm_unmap(seg->addr, seg->size);
+  mproc__plat_shm_unmap(seg->addr, seg->size);
   mproc__plat_close(seg->fd);
-  if (seg->name && seg->creator) mproc__shm_unlink_named(seg->name);
+  if (seg->name && seg->creator) mproc__plat_shm_unlink_named(seg->name);
   mproc__free(seg->name);
   mproc__free(seg);
 }
@@ -103,12 +103,13 @@ struct mproc_array {
 };
 
 int mproc_array_create(mproc_array **out, size_t elem_size, size_t n, int with_lock) {
-  if (!out || elem_size == 0 || n == 0 || n > (SIZE_MAX - sizeof(struct mproc_array)) / elem_size) return MPROC_EINVAL;
+  if (!out || elem_size == 0 || n == 0 || n > (SIZE_MAX - sizeof(struct mproc_array)) / elem_size)
+    return MPROC_EINVAL;
   _Static_assert(sizeof(((struct mproc_array *)0)->lock_mem) >= 64, "lock space");
   if (mproc_lock_size() > sizeof(((struct mproc_array *)0)->lock_mem)) return MPROC_ENOMEM;
   size_t bytes = sizeof(struct mproc_array) + elem_size * n;
   int err = 0;
-  mproc_array *a = mproc__shm_map_anon(bytes, &err);
+  mproc_array *a = mproc__plat_shm_map_anon(bytes, &err);
   if (!a) return err;
   a->elem_size = elem_size;
   a->n = n;
@@ -116,7 +117,7 @@ int mproc_array_create(mproc_array **out, size_t elem_size, size_t n, int with_l
   if (with_lock) {
     int r = mproc_lock_init(&a->lock, a->lock_mem, 0);
     if (r < 0) {
-      mproc__shm_unmap(a, bytes);
+      mproc__plat_shm_unmap(a, bytes);
       return r;
     }
   }
@@ -131,5 +132,5 @@ mproc_lock *mproc_array_lock(const mproc_array *a) { return a ? a->lock : NULL; 
 void mproc_array_destroy(mproc_array *a) {
   if (!a) return;
   if (a->lock) mproc_lock_destroy(a->lock);
-  mproc__shm_unmap(a, a->bytes);
+  mproc__plat_shm_unmap(a, a->bytes);
 }

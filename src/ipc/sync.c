@@ -15,7 +15,7 @@
 #include <limits.h>
 
 struct mproc_lock {
-  mproc__mutex m;
+  mproc__plat_mutex m;
   uint32_t recursive;
   uint32_t mapped; /* made by create: destroy unmaps it */
 };
@@ -36,13 +36,13 @@ struct mproc_event {
 struct mproc_condition {
   _Alignas(8) uint32_t seq;
   uint32_t sleepers;
-  mproc_lock *lock;  /* an address in shared memory, the same in every process */
+  mproc_lock *lock; /* an address in shared memory, the same in every process */
   struct mproc_lock own;
   uint32_t mapped;
 };
 
 struct mproc_barrier {
-  mproc__mutex m;
+  mproc__plat_mutex m;
   uint32_t gen;         /* futex word: moves on when a generation ends, passed or broken */
   uint32_t last_passed; /* the last generation that passed normally */
   uint32_t count, parties, broken;
@@ -52,20 +52,20 @@ struct mproc_barrier {
 };
 
 /* create = map anonymous shared memory + init; destroy unmaps what create mapped. */
-static void *map_object(size_t size, int *err) { return mproc__shm_map_anon(size, err); }
+static void *map_object(size_t size, int *err) { return mproc__plat_shm_map_anon(size, err); }
 
 static int wait_word(uint32_t *word, uint32_t expected, uint32_t *sleepers, double deadline) {
   double left = mproc__remaining(deadline);
   if (left == 0) return MPROC_ETIMEDOUT;
   __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
-  int r = mproc__futex_wait(word, expected, left);
+  int r = mproc__plat_futex_wait(word, expected, left);
   __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
   return r == MPROC_ETIMEDOUT ? r : 0;
 }
 
 static void wake_word(uint32_t *word, uint32_t *sleepers, int n) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST)) mproc__futex_wake(word, n);
+  if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST)) mproc__plat_futex_wake(word, n);
 }
 
 /* ---- Lock / RLock ---- */
@@ -76,7 +76,7 @@ int mproc_lock_init(mproc_lock **out, void *mem, int recursive) {
   if (!out || !mem || ((uintptr_t)mem & 7)) return MPROC_EINVAL;
   mproc_lock *l = mem;
   memset(l, 0, sizeof *l);
-  int r = recursive ? mproc__mutex_init_recursive(&l->m) : mproc__mutex_init(&l->m);
+  int r = recursive ? mproc__plat_mutex_init_recursive(&l->m) : mproc__plat_mutex_init(&l->m);
   if (r < 0) return r;
   l->recursive = recursive != 0;
   *out = l;
@@ -90,7 +90,7 @@ int mproc_lock_create(mproc_lock **out, int recursive) {
   if (!mem) return err;
   int r = mproc_lock_init(out, mem, recursive);
   if (r < 0) {
-    mproc__shm_unmap(mem, sizeof(struct mproc_lock));
+    mproc__plat_shm_unmap(mem, sizeof(struct mproc_lock));
     return r;
   }
   (*out)->mapped = 1;
@@ -99,24 +99,24 @@ int mproc_lock_create(mproc_lock **out, int recursive) {
 
 int mproc_lock_acquire(mproc_lock *l, double timeout) {
   if (!l || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
-  return mproc__mutex_lock(&l->m, timeout);
+  return mproc__plat_mutex_lock(&l->m, timeout);
 }
 
 int mproc_lock_release(mproc_lock *l) {
   if (!l) return MPROC_EINVAL;
-  return mproc__mutex_unlock(&l->m);
+  return mproc__plat_mutex_unlock(&l->m);
 }
 
 int mproc_lock_consistent(mproc_lock *l) {
   if (!l) return MPROC_EINVAL;
-  int r = mproc__mutex_consistent(&l->m);
+  int r = mproc__plat_mutex_consistent(&l->m);
   return r == MPROC_EINVAL || r == MPROC_EPERM ? MPROC_EINVAL : r;
 }
 
 void mproc_lock_destroy(mproc_lock *l) {
   if (!l) return;
-  mproc__mutex_destroy(&l->m);
-  if (l->mapped) mproc__shm_unmap(l, sizeof *l);
+  mproc__plat_mutex_destroy(&l->m);
+  if (l->mapped) mproc__plat_shm_unmap(l, sizeof *l);
 }
 
 /* ---- Semaphore / BoundedSemaphore ---- */
@@ -124,7 +124,8 @@ void mproc_lock_destroy(mproc_lock *l) {
 size_t mproc_semaphore_size(void) { return sizeof(struct mproc_semaphore); }
 
 int mproc_semaphore_init(mproc_semaphore **out, void *mem, unsigned value, unsigned bound) {
-  if (!out || !mem || ((uintptr_t)mem & 7) || value > INT32_MAX || bound > INT32_MAX || (bound && value > bound))
+  if (!out || !mem || ((uintptr_t)mem & 7) || value > INT32_MAX || bound > INT32_MAX ||
+      (bound && value > bound))
     return MPROC_EINVAL;
   mproc_semaphore *s = mem;
   memset(s, 0, sizeof *s);
@@ -141,7 +142,7 @@ int mproc_semaphore_create(mproc_semaphore **out, unsigned value, unsigned bound
   if (!mem) return err;
   int r = mproc_semaphore_init(out, mem, value, bound);
   if (r < 0) {
-    mproc__shm_unmap(mem, sizeof(struct mproc_semaphore));
+    mproc__plat_shm_unmap(mem, sizeof(struct mproc_semaphore));
     return r;
   }
   (*out)->mapped = 1;
@@ -151,7 +152,8 @@ int mproc_semaphore_create(mproc_semaphore **out, unsigned value, unsigned bound
 static bool sem_try(mproc_semaphore *s) {
   uint32_t v = __atomic_load_n(&s->value, __ATOMIC_ACQUIRE);
   while (v > 0)
-    if (__atomic_compare_exchange_n(&s->value, &v, v - 1, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return true;
+    if (__atomic_compare_exchange_n(&s->value, &v, v - 1, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      return true;
   return false;
 }
 
@@ -164,7 +166,8 @@ int mproc_semaphore_acquire(mproc_semaphore *s, double timeout) {
   double deadline = mproc__deadline(timeout);
   for (;;) {
     if (sem_try(s)) return 0;
-    if (wait_word(&s->value, 0, &s->sleepers, deadline) == MPROC_ETIMEDOUT) return sem_try(s) ? 0 : MPROC_ETIMEDOUT;
+    if (wait_word(&s->value, 0, &s->sleepers, deadline) == MPROC_ETIMEDOUT)
+      return sem_try(s) ? 0 : MPROC_ETIMEDOUT;
   }
 }
 
@@ -174,7 +177,8 @@ int mproc_semaphore_release(mproc_semaphore *s, unsigned n) {
   for (;;) {
     uint64_t next = (uint64_t)v + n;
     if ((s->bound && next > s->bound) || next > INT32_MAX) return MPROC_EBOUND;
-    if (__atomic_compare_exchange_n(&s->value, &v, (uint32_t)next, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) break;
+    if (__atomic_compare_exchange_n(&s->value, &v, (uint32_t)next, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      break;
   }
   wake_word(&s->value, &s->sleepers, (int)n);
   return 0;
@@ -185,7 +189,7 @@ int mproc_semaphore_value(mproc_semaphore *s) {
 }
 
 void mproc_semaphore_destroy(mproc_semaphore *s) {
-  if (s && s->mapped) mproc__shm_unmap(s, sizeof *s);
+  if (s && s->mapped) mproc__plat_shm_unmap(s, sizeof *s);
 }
 
 /* ---- Event ---- */
@@ -222,7 +226,9 @@ int mproc_event_clear(mproc_event *e) {
   return 0;
 }
 
-int mproc_event_is_set(mproc_event *e) { return e ? (int)__atomic_load_n(&e->flag, __ATOMIC_ACQUIRE) : MPROC_EINVAL; }
+int mproc_event_is_set(mproc_event *e) {
+  return e ? (int)__atomic_load_n(&e->flag, __ATOMIC_ACQUIRE) : MPROC_EINVAL;
+}
 
 int mproc_event_wait(mproc_event *e, double timeout) {
   if (!e || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
@@ -234,7 +240,7 @@ int mproc_event_wait(mproc_event *e, double timeout) {
 }
 
 void mproc_event_destroy(mproc_event *e) {
-  if (e && e->mapped) mproc__shm_unmap(e, sizeof *e);
+  if (e && e->mapped) mproc__plat_shm_unmap(e, sizeof *e);
 }
 
 /* ---- Condition ---- */
@@ -261,7 +267,7 @@ int mproc_condition_create(mproc_condition **out, mproc_lock *lock) {
   if (!mem) return err;
   int r = mproc_condition_init(out, mem, lock);
   if (r < 0) {
-    mproc__shm_unmap(mem, sizeof(struct mproc_condition));
+    mproc__plat_shm_unmap(mem, sizeof(struct mproc_condition));
     return r;
   }
   (*out)->mapped = 1;
@@ -281,8 +287,10 @@ int mproc_condition_wait(mproc_condition *c, double timeout) {
     return r; /* -EPERM: the caller did not hold it */
   }
   int w = 0;
-  if (timeout != 0) w = mproc__futex_wait(&c->seq, seq, timeout);
-  else w = MPROC_ETIMEDOUT;
+  if (timeout != 0)
+    w = mproc__plat_futex_wait(&c->seq, seq, timeout);
+  else
+    w = MPROC_ETIMEDOUT;
   __atomic_fetch_sub(&c->sleepers, 1, __ATOMIC_SEQ_CST);
   r = mproc_lock_acquire(c->lock, MPROC_FOREVER);
   if (r < 0) return r;
@@ -314,19 +322,20 @@ int mproc_condition_notify_all(mproc_condition *c) { return mproc_condition_noti
 
 void mproc_condition_destroy(mproc_condition *c) {
   if (!c) return;
-  if (c->lock == &c->own) mproc__mutex_destroy(&c->own.m);
-  if (c->mapped) mproc__shm_unmap(c, sizeof *c);
+  if (c->lock == &c->own) mproc__plat_mutex_destroy(&c->own.m);
+  if (c->mapped) mproc__plat_shm_unmap(c, sizeof *c);
 }
 
 /* ---- Barrier ---- */
 
 size_t mproc_barrier_size(void) { return sizeof(struct mproc_barrier); }
 
-int mproc_barrier_init(mproc_barrier **out, void *mem, unsigned parties, int (*action)(void *), void *action_arg) {
+int mproc_barrier_init(mproc_barrier **out, void *mem, unsigned parties, int (*action)(void *),
+                       void *action_arg) {
   if (!out || !mem || ((uintptr_t)mem & 7) || parties == 0 || parties > INT32_MAX) return MPROC_EINVAL;
   mproc_barrier *b = mem;
   memset(b, 0, sizeof *b);
-  int r = mproc__mutex_init(&b->m);
+  int r = mproc__plat_mutex_init(&b->m);
   if (r < 0) return r;
   b->parties = parties;
   b->last_passed = UINT32_MAX;
@@ -343,7 +352,7 @@ int mproc_barrier_create(mproc_barrier **out, unsigned parties, int (*action)(vo
   if (!mem) return err;
   int r = mproc_barrier_init(out, mem, parties, action, action_arg);
   if (r < 0) {
-    mproc__shm_unmap(mem, sizeof(struct mproc_barrier));
+    mproc__plat_shm_unmap(mem, sizeof(struct mproc_barrier));
     return r;
   }
   (*out)->mapped = 1;
@@ -352,9 +361,9 @@ int mproc_barrier_create(mproc_barrier **out, unsigned parties, int (*action)(vo
 
 /* Takes the barrier's own lock; a holder that died left nothing half-done that matters (lock held). */
 static int barrier_lock(mproc_barrier *b) {
-  int r = mproc__mutex_lock(&b->m, MPROC_FOREVER);
+  int r = mproc__plat_mutex_lock(&b->m, MPROC_FOREVER);
   if (r == MPROC_EOWNERDEAD) {
-    mproc__mutex_consistent(&b->m);
+    mproc__plat_mutex_consistent(&b->m);
     r = 0;
   }
   return r;
@@ -365,7 +374,7 @@ static void barrier_break(mproc_barrier *b, int keep_broken) {
   b->broken = keep_broken != 0;
   b->count = 0;
   __atomic_fetch_add(&b->gen, 1, __ATOMIC_SEQ_CST);
-  mproc__futex_wake(&b->gen, INT_MAX);
+  mproc__plat_futex_wake(&b->gen, INT_MAX);
 }
 
 int mproc_barrier_wait(mproc_barrier *b, double timeout) {
@@ -373,7 +382,7 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout) {
   int r = barrier_lock(b);
   if (r < 0) return r;
   if (b->broken) {
-    mproc__mutex_unlock(&b->m);
+    mproc__plat_mutex_unlock(&b->m);
     return MPROC_EBROKEN;
   }
   uint32_t gen = b->gen;
@@ -381,29 +390,29 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout) {
   if (b->count == b->parties) {
     if (b->action && b->action(b->action_arg) != 0) {
       barrier_break(b, 1);
-      mproc__mutex_unlock(&b->m);
+      mproc__plat_mutex_unlock(&b->m);
       return MPROC_EBROKEN;
     }
     b->count = 0;
     b->last_passed = gen;
     __atomic_fetch_add(&b->gen, 1, __ATOMIC_SEQ_CST);
-    mproc__futex_wake(&b->gen, INT_MAX);
-    mproc__mutex_unlock(&b->m);
+    mproc__plat_futex_wake(&b->gen, INT_MAX);
+    mproc__plat_mutex_unlock(&b->m);
     return index;
   }
-  mproc__mutex_unlock(&b->m);
+  mproc__plat_mutex_unlock(&b->m);
   double deadline = mproc__deadline(timeout);
   for (;;) {
     if (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) != gen) break;
     double left = mproc__remaining(deadline);
     if (left > 0 || isinf(deadline)) {
-      mproc__futex_wait(&b->gen, gen, left);
+      mproc__plat_futex_wait(&b->gen, gen, left);
       continue;
     }
     /* timed out: break the barrier for everyone, unless it moved on meanwhile */
     if ((r = barrier_lock(b)) < 0) return r;
     if (b->gen == gen) barrier_break(b, 1);
-    mproc__mutex_unlock(&b->m);
+    mproc__plat_mutex_unlock(&b->m);
     break;
   }
   return __atomic_load_n(&b->last_passed, __ATOMIC_ACQUIRE) == gen ? index : MPROC_EBROKEN;
@@ -414,7 +423,7 @@ int mproc_barrier_abort(mproc_barrier *b) {
   int r = barrier_lock(b);
   if (r < 0) return r;
   barrier_break(b, 1);
-  mproc__mutex_unlock(&b->m);
+  mproc__plat_mutex_unlock(&b->m);
   return 0;
 }
 
@@ -423,7 +432,7 @@ int mproc_barrier_reset(mproc_barrier *b) {
   int r = barrier_lock(b);
   if (r < 0) return r;
   barrier_break(b, 0); /* the waiters of this generation get EBROKEN; the barrier is whole again */
-  mproc__mutex_unlock(&b->m);
+  mproc__plat_mutex_unlock(&b->m);
   return 0;
 }
 
@@ -434,14 +443,16 @@ int mproc_barrier_n_waiting(mproc_barrier *b) {
   int r = barrier_lock(b);
   if (r < 0) return r;
   int n = (int)b->count;
-  mproc__mutex_unlock(&b->m);
+  mproc__plat_mutex_unlock(&b->m);
   return n;
 }
 
-int mproc_barrier_broken(mproc_barrier *b) { return b ? (int)__atomic_load_n(&b->broken, __ATOMIC_ACQUIRE) : MPROC_EINVAL; }
+int mproc_barrier_broken(mproc_barrier *b) {
+  return b ? (int)__atomic_load_n(&b->broken, __ATOMIC_ACQUIRE) : MPROC_EINVAL;
+}
 
 void mproc_barrier_destroy(mproc_barrier *b) {
   if (!b) return;
-  mproc__mutex_destroy(&b->m);
-  if (b->mapped) mproc__shm_unmap(b, sizeof *b);
+  mproc__plat_mutex_destroy(&b->m);
+  if (b->mapped) mproc__plat_shm_unmap(b, sizeof *b);
 }

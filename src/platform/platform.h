@@ -13,7 +13,7 @@
 /* The system calls that tests fail on purpose (SQLite's aSyscall[] idea): the library calls them through
  * this table, and a test may point an entry at a function that fails with EINTR, ENOSPC, EIO, EAGAIN...
  * and restore it afterwards.  Entries follow the libc convention: -1 and errno on failure. */
-struct mproc__syscalls {
+struct mproc__plat_syscalls {
   pid_t (*fork)(void);
   int (*pipe2)(int fds[2], int flags);
   void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -24,9 +24,9 @@ struct mproc__syscalls {
   int (*ftruncate)(int fd, off_t len);
   int (*pidfd_open)(pid_t pid, unsigned flags); /* -1 and ENOSYS where the kernel has none */
 };
-extern struct mproc__syscalls mproc__sys;
-/* Puts every entry of mproc__sys back to the real call. */
-void mproc__syscalls_reset(void);
+extern struct mproc__plat_syscalls mproc__plat_sys;
+/* Puts every entry of mproc__plat_sys back to the real call. */
+void mproc__plat_syscalls_reset(void);
 
 /* Monotonic clock in seconds. */
 double mproc__plat_now(void);
@@ -91,78 +91,79 @@ int mproc__plat_affinity_count(void);
 double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_root);
 
 /* min(affinity, ceil(limit)) but at least 1; limit <= 0 means none. */
-int mproc__cpu_count_combine(int affinity, double limit);
-
-#endif
+int mproc__plat_cpu_count_combine(int affinity, double limit);
 
 /* ---- waiting on a 32-bit word in shared memory (Linux futex) ---- */
 
 /* Sleeps while *addr == expected, at most timeout seconds (< 0 forever).  Returns 0 when woken (or when the
  * value had already changed: callers always re-check), -ETIMEDOUT, or -EINTR when a signal arrived (callers
  * that must not be interrupted loop).  Works across processes on shared mappings. */
-int mproc__futex_wait(uint32_t *addr, uint32_t expected, double timeout);
+int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout);
 /* Wakes at most n sleepers on addr (INT32_MAX for all).  Returns how many were woken, or negative errno. */
-int mproc__futex_wake(uint32_t *addr, int n);
+int mproc__plat_futex_wake(uint32_t *addr, int n);
 
 /* ---- a robust, process-shared mutex ----
- * Lives in shared memory; sizeof(mproc__mutex) bytes, 8-aligned.  Built on glibc's robust PTHREAD_PROCESS_SHARED
- * mutex, which is futex-based (no system call when uncontended) and is the only way to be on the kernel's
- * robust list, which glibc owns.  When a holder dies, the next locker gets -EOWNERDEAD and holds the lock; it
- * must call mproc__mutex_consistent() before unlocking, or the mutex becomes unusable (-ENOTRECOVERABLE). */
-typedef struct mproc__mutex {
+ * Lives in shared memory; sizeof(mproc__plat_mutex) bytes, 8-aligned.  Built on glibc's robust
+ * PTHREAD_PROCESS_SHARED mutex, which is futex-based (no system call when uncontended) and is the only way to
+ * be on the kernel's robust list, which glibc owns.  When a holder dies, the next locker gets -EOWNERDEAD and
+ * holds the lock; it must call mproc__plat_mutex_consistent() before unlocking, or the mutex becomes unusable
+ * (-ENOTRECOVERABLE). */
+typedef struct mproc__plat_mutex {
   _Alignas(8) unsigned char opaque[48];
-} mproc__mutex;
-int mproc__mutex_init(mproc__mutex *m);     /* 0 or negative errno */
-int mproc__mutex_init_recursive(mproc__mutex *m); /* the same, but its holder may lock it again */
-void mproc__mutex_destroy(mproc__mutex *m);
+} mproc__plat_mutex;
+int mproc__plat_mutex_init(mproc__plat_mutex *m);           /* 0 or negative errno */
+int mproc__plat_mutex_init_recursive(mproc__plat_mutex *m); /* the same, but its holder may lock it again */
+void mproc__plat_mutex_destroy(mproc__plat_mutex *m);
 /* 0, -EOWNERDEAD (locked; previous holder died), -ETIMEDOUT, -ENOTRECOVERABLE, -EDEADLK (already held by
  * this thread). */
-int mproc__mutex_lock(mproc__mutex *m, double timeout);
-int mproc__mutex_unlock(mproc__mutex *m);   /* 0, or -EPERM when not held by the caller */
-int mproc__mutex_consistent(mproc__mutex *m);
+int mproc__plat_mutex_lock(mproc__plat_mutex *m, double timeout);
+int mproc__plat_mutex_unlock(mproc__plat_mutex *m); /* 0, or -EPERM when not held by the caller */
+int mproc__plat_mutex_consistent(mproc__plat_mutex *m);
 
 /* ---- shared memory ---- */
 
 /* Creates an anonymous memory file of size bytes (memfd: nothing in /dev/shm, freed with the last mapping
  * and descriptor), close-on-exec.  Returns the descriptor or negative errno. */
-int mproc__shm_create_fd(const char *debug_name, size_t size);
+int mproc__plat_shm_create_fd(const char *debug_name, size_t size);
 /* Creates a named POSIX shared memory object /name (O_EXCL, mode 0600) of size bytes, or opens an existing
  * one (create == 0: *size receives its size).  Returns the descriptor or negative errno. */
-int mproc__shm_open_named(const char *name, int create, size_t *size);
-int mproc__shm_unlink_named(const char *name); /* 0 or negative errno */
+int mproc__plat_shm_open_named(const char *name, int create, size_t *size);
+int mproc__plat_shm_unlink_named(const char *name); /* 0 or negative errno */
 /* Maps size bytes of fd shared, read-write.  Returns the address, or NULL with *err set. */
-void *mproc__shm_map(int fd, size_t size, int *err);
+void *mproc__plat_shm_map(int fd, size_t size, int *err);
 /* Maps size bytes of anonymous shared memory (inherited by forked children; no descriptor). */
-void *mproc__shm_map_anon(size_t size, int *err);
-int mproc__shm_unmap(void *addr, size_t size);
+void *mproc__plat_shm_map_anon(size_t size, int *err);
+int mproc__plat_shm_unmap(void *addr, size_t size);
 /* Frees the pages of [off, off+len) of a memory file in every process that maps it (they read as zeros
  * again); the file keeps its size.  0 or negative errno. */
-int mproc__shm_discard(int fd, size_t off, size_t len);
+int mproc__plat_shm_discard(int fd, size_t off, size_t len);
 /* Maps in the pages of [addr, addr+len) of a mapping now, for reading or (write) for writing, so the code
  * that then walks the range takes no page fault per page (MADV_POPULATE_*, Linux 5.14).  A hint: 0, or
  * negative errno (-EINVAL where the kernel lacks it, -EFAULT/-ENOMEM for a range not mapped so), which
  * callers may ignore; the range is then faulted in as it is used. */
 int mproc__plat_prefault(void *addr, size_t len, int write);
 /* Bytes of physical memory (0 when unknown). */
-size_t mproc__phys_memory(void);
+size_t mproc__plat_phys_memory(void);
 /* Size of the file behind fd, or negative errno. */
-long long mproc__fd_size(int fd);
-size_t mproc__page_size(void);
+long long mproc__plat_fd_size(int fd);
+size_t mproc__plat_page_size(void);
 
 /* Sends / receives one descriptor over a Unix socket (SCM_RIGHTS), with a few bytes of payload.  0 or
  * negative errno; the received descriptor is close-on-exec. */
-int mproc__send_fd(int sock, int fd, const void *data, size_t len);
-int mproc__recv_fd(int sock, int *fd, void *data, size_t len);
+int mproc__plat_send_fd(int sock, int fd, const void *data, size_t len);
+int mproc__plat_recv_fd(int sock, int *fd, void *data, size_t len);
 /* The same with up to 4 descriptors: *nfds is in/out on receive (how many arrived). */
-int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t len);
-int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
+int mproc__plat_send_fds(int sock, const int *fds, int nfds, const void *data, size_t len);
+int mproc__plat_recv_fds(int sock, int *fds, int *nfds, void *data, size_t len);
 /* Maps size bytes of fd shared at exactly addr, failing with -EEXIST rather than replacing anything. */
-void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err);
-/* A pidfd for any process (not only a child), or negative errno; through mproc__sys.pidfd_open. */
-int mproc__pidfd_open(pid_t pid);
+void *mproc__plat_shm_map_at(void *addr, int fd, size_t size, int *err);
+/* A pidfd for any process (not only a child), or negative errno; through mproc__plat_sys.pidfd_open. */
+int mproc__plat_pidfd_open(pid_t pid);
 /* For a child of process `parent` (its pid before the fork): a descriptor that becomes readable when that
  * process ends.  A parent-death signal (which Linux ties to the thread that forked the child, not to its
  * process) is turned off, so the child outlives that thread but not the process.  The child exits at once
  * if its parent is already gone.  Where the kernel has no pidfds: -1, and the parent-death signal is set
  * (tied to the forking thread: the best there is). */
 int mproc__plat_watch_parent(pid_t parent);
+
+#endif

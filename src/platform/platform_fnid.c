@@ -29,7 +29,7 @@ static void copy_str(char *dst, size_t cap, const char *src) {
 }
 
 /* Searches the .symtab of the ELF file at path for a FUNC symbol covering file-relative offset off. */
-static void symtab_search(const char *path, uintptr_t off, mproc__fnsym *out, uintptr_t base) {
+static void symtab_search(const char *path, uintptr_t off, mproc__plat_fnsym *out, uintptr_t base) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat st;
@@ -42,8 +42,9 @@ static void symtab_search(const char *path, uintptr_t off, mproc__fnsym *out, ui
   close(fd);
   if (m == MAP_FAILED) return;
   const ElfW(Ehdr) *eh = (const void *)m;
-  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
-      eh->e_shoff == 0 || eh->e_shoff + (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) > len)
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) || eh->e_shoff == 0 ||
+      eh->e_shoff + (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) > len)
     goto out;
   const ElfW(Shdr) *sh = (const void *)(m + eh->e_shoff);
   for (unsigned i = 0; i < eh->e_shnum; i++) {
@@ -69,7 +70,7 @@ out:
   munmap((void *)m, len);
 }
 
-int mproc__fnsym_lookup(const void *addr, mproc__fnsym *out) {
+int mproc__plat_fnsym_lookup(const void *addr, mproc__plat_fnsym *out) {
   memset(out, 0, sizeof *out);
   Dl_info info;
   const ElfW(Sym) *sym = NULL;
@@ -118,7 +119,7 @@ static int find_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
-int mproc__code_locate(const void *addr, char *object, size_t cap, uintptr_t *offset) {
+int mproc__plat_code_locate(const void *addr, char *object, size_t cap, uintptr_t *offset) {
   Dl_info info;
   struct link_map *lm = NULL;
   if (!dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm) return -ENOENT;
@@ -135,7 +136,7 @@ int mproc__code_locate(const void *addr, char *object, size_t cap, uintptr_t *of
   return 0;
 }
 
-int mproc__code_base(const char *object, uintptr_t *base, char *err, size_t errcap) {
+int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t errcap) {
   if (!object[0]) {
     uintptr_t b = 0;
     dl_iterate_phdr(first_object_cb, &b);
@@ -161,9 +162,9 @@ int mproc__code_base(const char *object, uintptr_t *base, char *err, size_t errc
   return 0;
 }
 
-int mproc__file_lock_byte(int fd, uint64_t off, int wait) {
-  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(off & INT64_MAX / 2),
-                     .l_len = 1};
+int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait) {
+  struct flock fl = {
+      .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(off & INT64_MAX / 2), .l_len = 1};
   for (;;) {
     if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0) return 0;
     if (errno == EINTR) continue;

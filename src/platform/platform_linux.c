@@ -32,15 +32,29 @@ static int real_pidfd_open(pid_t pid, unsigned flags) {
 #endif
 }
 
-struct mproc__syscalls mproc__sys = {
-    .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
-    .memfd_create = real_memfd_create, .ftruncate = ftruncate, .pidfd_open = real_pidfd_open,
+struct mproc__plat_syscalls mproc__plat_sys = {
+    .fork = fork,
+    .pipe2 = real_pipe2,
+    .mmap = mmap,
+    .write = write,
+    .rename = rename,
+    .fsync = fsync,
+    .memfd_create = real_memfd_create,
+    .ftruncate = ftruncate,
+    .pidfd_open = real_pidfd_open,
 };
 
-void mproc__syscalls_reset(void) {
-  mproc__sys = (struct mproc__syscalls){
-      .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .write = write, .rename = rename, .fsync = fsync,
-      .memfd_create = real_memfd_create, .ftruncate = ftruncate, .pidfd_open = real_pidfd_open,
+void mproc__plat_syscalls_reset(void) {
+  mproc__plat_sys = (struct mproc__plat_syscalls){
+      .fork = fork,
+      .pipe2 = real_pipe2,
+      .mmap = mmap,
+      .write = write,
+      .rename = rename,
+      .fsync = fsync,
+      .memfd_create = real_memfd_create,
+      .ftruncate = ftruncate,
+      .pidfd_open = real_pidfd_open,
   };
 }
 
@@ -59,7 +73,7 @@ void mproc__plat_close(int fd) {
 
 /* pidfds are close-on-exec from birth; -1 where the kernel has none */
 static int pidfd_open_compat(pid_t pid) {
-  int fd = mproc__pidfd_open(pid);
+  int fd = mproc__plat_pidfd_open(pid);
   return fd >= 0 ? fd : -1;
 }
 
@@ -74,7 +88,7 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t parent = getpid();
-  pid_t pid = mproc__sys.fork();
+  pid_t pid = mproc__plat_sys.fork();
   if (pid < 0) {
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -83,7 +97,7 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
   if (pid == 0) {
     if (announce) {
       __atomic_store_n(announce, (uint32_t)getpid(), __ATOMIC_RELEASE);
-      mproc__futex_wake(announce, INT32_MAX);
+      mproc__plat_futex_wake(announce, INT32_MAX);
     }
     if (deathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* the parent died before PDEATHSIG took effect: end as if it had fired */
@@ -289,7 +303,6 @@ static double read_v1_limit(const char *dir) {
   return (double)quota / (double)period;
 }
 
-
 static int dir_exists(const char *path) { return access(path, F_OK) == 0; }
 
 double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_root) {
@@ -330,7 +343,7 @@ double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_
   return best;
 }
 
-int mproc__cpu_count_combine(int affinity, double limit) {
+int mproc__plat_cpu_count_combine(int affinity, double limit) {
   int n = affinity > 0 ? affinity : 1;
   if (limit > 0) {
     double c = ceil(limit - 1e-9);
@@ -389,9 +402,10 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
     if (strncmp(environ[i], env_entry, name_len) != 0) envp[k++] = environ[i];
   envp[k++] = (char *)env_entry;
   envp[k] = NULL;
-  char *argv[2] = {program_invocation_name && *program_invocation_name ? program_invocation_name : "mproc", NULL};
+  char *argv[2] = {program_invocation_name && *program_invocation_name ? program_invocation_name : "mproc",
+                   NULL};
   int ep[2];
-  if (mproc__sys.pipe2(ep, O_CLOEXEC) != 0) {
+  if (mproc__plat_sys.pipe2(ep, O_CLOEXEC) != 0) {
     int err = -errno;
     free(envp);
     return err;

@@ -16,7 +16,8 @@
 
 #include "platform/platform.h"
 
-_Static_assert(sizeof(pthread_mutex_t) <= sizeof(((mproc__mutex *)0)->opaque), "mproc__mutex too small");
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(((mproc__plat_mutex *)0)->opaque),
+               "mproc__plat_mutex too small");
 
 static struct timespec abs_deadline(double timeout) {
   struct timespec ts;
@@ -31,7 +32,7 @@ static struct timespec abs_deadline(double timeout) {
   return ts;
 }
 
-int mproc__futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
+int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
   struct timespec rel, *tsp = NULL;
   if (timeout >= 0) {
     rel.tv_sec = (time_t)timeout;
@@ -47,12 +48,12 @@ int mproc__futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
   return -errno;
 }
 
-int mproc__futex_wake(uint32_t *addr, int n) {
+int mproc__plat_futex_wake(uint32_t *addr, int n) {
   long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
   return r < 0 ? -errno : (int)r;
 }
 
-static int mutex_init(mproc__mutex *m, int type) {
+static int mutex_init(mproc__plat_mutex *m, int type) {
   pthread_mutexattr_t a;
   int r = pthread_mutexattr_init(&a);
   if (r) return -r;
@@ -65,12 +66,14 @@ static int mutex_init(mproc__mutex *m, int type) {
   return -r;
 }
 
-int mproc__mutex_init(mproc__mutex *m) { return mutex_init(m, PTHREAD_MUTEX_ERRORCHECK); }
-int mproc__mutex_init_recursive(mproc__mutex *m) { return mutex_init(m, PTHREAD_MUTEX_RECURSIVE); }
+int mproc__plat_mutex_init(mproc__plat_mutex *m) { return mutex_init(m, PTHREAD_MUTEX_ERRORCHECK); }
+int mproc__plat_mutex_init_recursive(mproc__plat_mutex *m) { return mutex_init(m, PTHREAD_MUTEX_RECURSIVE); }
 
-void mproc__mutex_destroy(mproc__mutex *m) { pthread_mutex_destroy((pthread_mutex_t *)(void *)m->opaque); }
+void mproc__plat_mutex_destroy(mproc__plat_mutex *m) {
+  pthread_mutex_destroy((pthread_mutex_t *)(void *)m->opaque);
+}
 
-int mproc__mutex_lock(mproc__mutex *m, double timeout) {
+int mproc__plat_mutex_lock(mproc__plat_mutex *m, double timeout) {
   pthread_mutex_t *pm = (pthread_mutex_t *)(void *)m->opaque;
   int r;
   if (timeout < 0) {
@@ -88,16 +91,18 @@ int mproc__mutex_lock(mproc__mutex *m, double timeout) {
   return -r;
 }
 
-int mproc__mutex_unlock(mproc__mutex *m) { return -pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque); }
+int mproc__plat_mutex_unlock(mproc__plat_mutex *m) {
+  return -pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque);
+}
 
-int mproc__mutex_consistent(mproc__mutex *m) {
+int mproc__plat_mutex_consistent(mproc__plat_mutex *m) {
   return -pthread_mutex_consistent((pthread_mutex_t *)(void *)m->opaque);
 }
 
-int mproc__shm_create_fd(const char *debug_name, size_t size) {
-  int fd = mproc__sys.memfd_create(debug_name ? debug_name : "mproc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+int mproc__plat_shm_create_fd(const char *debug_name, size_t size) {
+  int fd = mproc__plat_sys.memfd_create(debug_name ? debug_name : "mproc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return -errno;
-  if (mproc__sys.ftruncate(fd, (off_t)size) != 0) {
+  if (mproc__plat_sys.ftruncate(fd, (off_t)size) != 0) {
     int err = errno;
     close(fd);
     return -err;
@@ -105,21 +110,21 @@ int mproc__shm_create_fd(const char *debug_name, size_t size) {
   return fd;
 }
 
-int mproc__shm_open_named(const char *name, int create, size_t *size) {
+int mproc__plat_shm_open_named(const char *name, int create, size_t *size) {
   char path[256];
   if (snprintf(path, sizeof path, "/%s", name) >= (int)sizeof path) return -ENAMETOOLONG;
   int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0);
   int fd = shm_open(path, flags, 0600);
   if (fd < 0) return -errno;
   if (create) {
-    if (mproc__sys.ftruncate(fd, (off_t)*size) != 0) {
+    if (mproc__plat_sys.ftruncate(fd, (off_t)*size) != 0) {
       int err = errno;
       close(fd);
       shm_unlink(path);
       return -err;
     }
   } else {
-    long long s = mproc__fd_size(fd);
+    long long s = mproc__plat_fd_size(fd);
     if (s < 0) {
       close(fd);
       return (int)s;
@@ -129,14 +134,14 @@ int mproc__shm_open_named(const char *name, int create, size_t *size) {
   return fd;
 }
 
-int mproc__shm_unlink_named(const char *name) {
+int mproc__plat_shm_unlink_named(const char *name) {
   char path[256];
   if (snprintf(path, sizeof path, "/%s", name) >= (int)sizeof path) return -ENAMETOOLONG;
   return shm_unlink(path) == 0 ? 0 : -errno;
 }
 
-void *mproc__shm_map(int fd, size_t size, int *err) {
-  void *p = mproc__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+void *mproc__plat_shm_map(int fd, size_t size, int *err) {
+  void *p = mproc__plat_sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     *err = -errno;
     return NULL;
@@ -144,8 +149,8 @@ void *mproc__shm_map(int fd, size_t size, int *err) {
   return p;
 }
 
-void *mproc__shm_map_anon(size_t size, int *err) {
-  void *p = mproc__sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+void *mproc__plat_shm_map_anon(size_t size, int *err) {
+  void *p = mproc__plat_sys.mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     *err = -errno;
     return NULL;
@@ -153,9 +158,9 @@ void *mproc__shm_map_anon(size_t size, int *err) {
   return p;
 }
 
-int mproc__shm_unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : -errno; }
+int mproc__plat_shm_unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : -errno; }
 
-int mproc__shm_discard(int fd, size_t off, size_t len) {
+int mproc__plat_shm_discard(int fd, size_t off, size_t len) {
   if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) != 0) return -errno;
   return 0;
 }
@@ -163,8 +168,9 @@ int mproc__shm_discard(int fd, size_t off, size_t len) {
 int mproc__plat_prefault(void *addr, size_t len, int write) {
   if (len == 0) return 0;
 #if defined(MADV_POPULATE_READ) && defined(MADV_POPULATE_WRITE)
-  uintptr_t page = (uintptr_t)mproc__page_size(), lo = (uintptr_t)addr & ~(page - 1);
-  return madvise((void *)lo, (uintptr_t)addr + len - lo, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0
+  uintptr_t page = (uintptr_t)mproc__plat_page_size(), lo = (uintptr_t)addr & ~(page - 1);
+  return madvise((void *)lo, (uintptr_t)addr + len - lo, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) ==
+                 0
              ? 0
              : -errno;
 #else
@@ -173,23 +179,23 @@ int mproc__plat_prefault(void *addr, size_t len, int write) {
 #endif
 }
 
-size_t mproc__phys_memory(void) {
+size_t mproc__plat_phys_memory(void) {
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
   return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
 }
 
-long long mproc__fd_size(int fd) {
+long long mproc__plat_fd_size(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
   return (long long)st.st_size;
 }
 
-size_t mproc__page_size(void) {
+size_t mproc__plat_page_size(void) {
   long p = sysconf(_SC_PAGESIZE);
   return p > 0 ? (size_t)p : 4096;
 }
 
-int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t len) {
+int mproc__plat_send_fds(int sock, const int *fds, int nfds, const void *data, size_t len) {
   if (nfds < 0 || nfds > 4) return -EINVAL;
   char dummy = 0;
   struct iovec iov = {.iov_base = len ? (void *)data : &dummy, .iov_len = len ? len : 1};
@@ -215,14 +221,15 @@ int mproc__send_fds(int sock, const int *fds, int nfds, const void *data, size_t
   }
 }
 
-int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) {
+int mproc__plat_recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) {
   char dummy;
   struct iovec iov = {.iov_base = len ? data : &dummy, .iov_len = len ? len : 1};
   union {
     char buf[CMSG_SPACE(4 * sizeof(int))];
     struct cmsghdr align;
   } u;
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t r;
   do {
     r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -236,8 +243,10 @@ int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) {
       for (int i = 0; i < n; i++) {
         int fd;
         memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof fd);
-        if (got < *nfds) fds[got++] = fd;
-        else close(fd);
+        if (got < *nfds)
+          fds[got++] = fd;
+        else
+          close(fd);
       }
     }
   }
@@ -245,8 +254,8 @@ int mproc__recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) {
   return 0;
 }
 
-void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err) {
-  void *p = mproc__sys.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+void *mproc__plat_shm_map_at(void *addr, int fd, size_t size, int *err) {
+  void *p = mproc__plat_sys.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
   if (p == MAP_FAILED) {
     *err = -errno;
     return NULL;
@@ -259,16 +268,18 @@ void *mproc__shm_map_at(void *addr, int fd, size_t size, int *err) {
   return p;
 }
 
-int mproc__pidfd_open(pid_t pid) {
-  int fd = mproc__sys.pidfd_open(pid, 0);
+int mproc__plat_pidfd_open(pid_t pid) {
+  int fd = mproc__plat_sys.pidfd_open(pid, 0);
   return fd >= 0 ? fd : -errno;
 }
 
-int mproc__send_fd(int sock, int fd, const void *data, size_t len) { return mproc__send_fds(sock, &fd, 1, data, len); }
+int mproc__plat_send_fd(int sock, int fd, const void *data, size_t len) {
+  return mproc__plat_send_fds(sock, &fd, 1, data, len);
+}
 
-int mproc__recv_fd(int sock, int *fd, void *data, size_t len) {
+int mproc__plat_recv_fd(int sock, int *fd, void *data, size_t len) {
   int n = 1;
-  int r = mproc__recv_fds(sock, fd, &n, data, len);
+  int r = mproc__plat_recv_fds(sock, fd, &n, data, len);
   if (r < 0) return r;
   return n == 1 ? 0 : -EBADMSG; /* a message that carried no descriptor */
 }

@@ -49,7 +49,8 @@ static void record_status(mproc_process *p, int wstatus) {
   if (WIFEXITED(wstatus)) {
     p->status = (mproc_exit_status){MPROC_PROCESS_EXITED, WEXITSTATUS(wstatus), 0, 0};
   } else if (WIFSIGNALED(wstatus)) {
-    p->status = (mproc_exit_status){MPROC_PROCESS_SIGNALED, -1, WTERMSIG(wstatus), WCOREDUMP(wstatus) ? 1 : 0};
+    p->status =
+        (mproc_exit_status){MPROC_PROCESS_SIGNALED, -1, WTERMSIG(wstatus), WCOREDUMP(wstatus) ? 1 : 0};
   }
   mproc__plat_close(p->pidfd);
   p->pidfd = -1;
@@ -112,7 +113,8 @@ int mproc_process_start(mproc_process **out, mproc_process_fn fn, const void *ar
   static const mproc_process_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!out || !fn || (!arg && arg_len > 0)) return MPROC_EINVAL;
-  if (opts->start_method != MPROC_START_DEFAULT && opts->start_method != MPROC_START_FORK) return MPROC_EINVAL; /* forkserver, exec: pools only */
+  if (opts->start_method != MPROC_START_DEFAULT && opts->start_method != MPROC_START_FORK)
+    return MPROC_EINVAL; /* forkserver, exec: pools only */
   if (opts->name && strlen(opts->name) > NAME_MAX_BYTES) return MPROC_EINVAL;
 
   mproc_process *p = mproc__calloc(1, sizeof *p);
@@ -215,9 +217,14 @@ int mproc_process_exitcode(mproc_process *p, int *code) {
   int r = mproc_process_exit_status(p, &st);
   if (r < 0) return r;
   switch (st.state) {
-    case MPROC_PROCESS_EXITED: *code = st.exit_code; return 0;
-    case MPROC_PROCESS_SIGNALED: *code = -st.signal; return 0;
-    default: return MPROC_ESTATE;
+    case MPROC_PROCESS_EXITED:
+      *code = st.exit_code;
+      return 0;
+    case MPROC_PROCESS_SIGNALED:
+      *code = -st.signal;
+      return 0;
+    default:
+      return MPROC_ESTATE;
   }
 }
 
@@ -233,8 +240,10 @@ int mproc_process_destroy(mproc_process *p) {
     pthread_mutex_unlock(&p->lock);
     if (r == MPROC_ETIMEDOUT) return MPROC_EBUSY;
     pthread_mutex_lock(&registry.lock);
-    if (p->prev) p->prev->next = p->next;
-    else if (registry.head == p) registry.head = p->next;
+    if (p->prev)
+      p->prev->next = p->next;
+    else if (registry.head == p)
+      registry.head = p->next;
     if (p->next) p->next->prev = p->prev;
     pthread_mutex_unlock(&registry.lock);
   }
