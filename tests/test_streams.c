@@ -1,0 +1,146 @@
+/* test_streams.c: imap and imap_unordered on every backend: order, bounded memory, faults and timeouts. */
+#include <sys/resource.h>
+
+#include "mtest.h"
+#include "internal.h"
+#include "pool_tasks.h"
+
+static void streams(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 5000 };
+  static int in[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  /* ordered: every index in order, results right; failures come at their place and the stream goes on */
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, fail_on_multiples_of_7, in, N, sizeof *in, sizeof(int),
+                           &(mproc_stream_opts){.chunk_size = 16, .max_in_flight = 64}, &s));
+  int64_t idx;
+  const void *res;
+  mproc_outcome o;
+  for (int i = 0; i < N; i++) {
+    int r = mproc_stream_next(s, MPROC_FOREVER, &idx, &res, &o);
+    CHECK_INT_EQ(idx, i);
+    if ((i % 7) == 0) {
+      CHECK_ERR(r, MPROC_ERANGE);
+      CHECK(res == NULL);
+      CHECK_INT_EQ(o.kind, MPROC_OUTCOME_FAILED);
+      char want[64];
+      snprintf(want, sizeof want, "%d is a multiple of 7", i);
+      CHECK_STR_EQ(o.message, want);
+    } else {
+      CHECK_OK(r);
+      CHECK_INT_EQ(*(const int *)res, i);
+    }
+  }
+  CHECK_ERR(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  /* unordered: every index exactly once */
+  static unsigned char seen[N];
+  memset(seen, 0, sizeof seen);
+  CHECK_OK(mproc_pool_imap_unordered(p, square, in, N, sizeof *in, sizeof(int), NULL, &s));
+  for (int k = 0; k < N; k++) {
+    CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK(idx >= 0 && idx < N);
+    CHECK_INT_EQ(seen[idx], 0);
+    seen[idx] = 1;
+    CHECK_INT_EQ(*(const int *)res, (int)(idx * idx));
+  }
+  CHECK_ERR(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  /* destroyed half-way: nothing left running or queued */
+  CHECK_OK(
+      mproc_pool_imap(p, square, in, N, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 4}, &s));
+  for (int k = 0; k < 10; k++) CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+  mproc_stream_destroy(s);
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  /* empty */
+  CHECK_OK(mproc_pool_imap(p, square, NULL, 0, sizeof(int), sizeof(int), NULL, &s));
+  CHECK_ERR(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  mproc_pool_destroy(p);
+}
+MTEST(streams_process) { streams(MPROC_BACKEND_PROCESS); }
+MTEST(streams_serial) { streams(MPROC_BACKEND_SERIAL); }
+MTEST(streams_thread) { streams(MPROC_BACKEND_THREAD); }
+
+static int fill64(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  unsigned char *buf = mproc_task_return_buffer(t, 64);
+  if (!buf) return MPROC_ENOMEM;
+  memset(buf, (int)(mproc_task_index(t) & 0x7f), 64);
+  return 0;
+}
+
+MTEST_TIMEOUT(stream_memory_is_bounded, 120) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  long before = ru.ru_maxrss;
+  const size_t n = 2000000; /* 128 MB of results if they were all kept */
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, fill64, NULL, n, 0, 64, &(mproc_stream_opts){.max_in_flight = 8192}, &s));
+  int64_t idx;
+  const void *res;
+  for (size_t k = 0; k < n; k++) {
+    CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK_INT_EQ(idx, (int64_t)k);
+    CHECK_INT_EQ(((const unsigned char *)res)[63], (int)(k & 0x7f));
+  }
+  mproc_stream_destroy(s);
+  getrusage(RUSAGE_SELF, &ru);
+  CHECK_INT_CMP(ru.ru_maxrss - before, <, 16 * 1024); /* kB: the window (8192 x 64 B), not n (128 MB) */
+  /* the default window is bounded too: 64 MiB of results at most, so well below n's 128 MB */
+  getrusage(RUSAGE_SELF, &ru);
+  before = ru.ru_maxrss;
+  CHECK_OK(mproc_pool_imap(p, fill64, NULL, n, 0, 64, NULL, &s));
+  for (size_t k = 0; k < n; k++) CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+  mproc_stream_destroy(s);
+  getrusage(RUSAGE_SELF, &ru);
+  CHECK_INT_CMP(ru.ru_maxrss - before, <, 64 * 1024);
+  mproc_pool_destroy(p);
+}
+
+MTEST(stream_faults_and_timeouts) {
+  map_shared();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  int in[30];
+  for (int i = 0; i < 30; i++) in[i] = i;
+  in[12] = -1; /* segfaults */
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, misbehave, in, 30, sizeof *in, sizeof(int),
+                           &(mproc_stream_opts){.chunk_size = 5}, &s));
+  int64_t idx;
+  const void *res;
+  mproc_outcome o;
+  for (int i = 0; i < 30; i++) {
+    int r = mproc_stream_next(s, MPROC_FOREVER, &idx, &res, &o);
+    CHECK_INT_EQ(idx, i);
+    if (i == 12) {
+      CHECK_ERR(r, MPROC_ECRASHED);
+      CHECK_INT_EQ(o.kind, MPROC_OUTCOME_CRASHED);
+    } else {
+      CHECK_OK(r);
+      CHECK_INT_EQ(*(const int *)res, i * i);
+    }
+  }
+  mproc_stream_destroy(s);
+  /* next() with a timeout on a blocked item; destroy kills what runs */
+  CHECK_OK(
+      mproc_pool_imap(p, gated, in, 4, sizeof *in, sizeof(int), &(mproc_stream_opts){.chunk_size = 1}, &s));
+  CHECK_ERR(mproc_stream_next(s, 0.05, &idx, &res, NULL), MPROC_ETIMEDOUT);
+  mproc_stream_destroy(s);
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  /* bad input */
+  CHECK_ERR(mproc_pool_imap(NULL, square, in, 1, 4, 4, NULL, &s), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_imap(p, NULL, in, 1, 4, 4, NULL, &s), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_imap(p, square, NULL, 1, 4, 4, NULL, &s), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_imap(p, square, in, 1, 4, 4, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_pool_imap_unordered(p, square, in, 1, 4, 4, &(mproc_stream_opts){.task_timeout = NAN}, &s),
+            MPROC_EINVAL);
+  CHECK_ERR(mproc_stream_next(NULL, 0, &idx, &res, NULL), MPROC_EINVAL);
+  mproc_stream_destroy(NULL);
+  CHECK_OK(mproc_pool_close(p));
+  CHECK_ERR(mproc_pool_imap(p, square, in, 1, 4, 4, NULL, &s), MPROC_ECLOSED);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
