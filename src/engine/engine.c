@@ -237,6 +237,8 @@ static int pick_worker(mproc__engine *e, const mproc__job *j) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid == 0 || w->stopping || w->kill_reason) continue;
     if (w->tx_job) continue; /* still writing a record */
+    /* the claim word of its next job would be its oldest job's (many were taken back behind that one) */
+    if (w->head && w->claim_seq - w->head->claim >= MPROC__CLAIMS) continue;
     if (w->ninflight >= limit) continue;
     if (e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child) continue;
     if (best < 0 || w->ninflight < e->ws[best].ninflight) best = i;
@@ -272,9 +274,12 @@ static bool tx_progress(mproc__engine *e, int i) {
   return w->tx_done != before;
 }
 
+static bool hand_out(mproc__engine *e);
+static bool take_back_for_idle(mproc__engine *e);
+
 void mproc__engine_dispatch(mproc__engine *e) {
   if (!mproc__engine_has_workers(e)) return;
-  if (e->pend_head && !e->quitting) {
+  if (e->pend_head && !e->quitting && !e->terminating) {
     for (int i = 0; i < e->nworkers; i++) {
       if (e->ws[i].dormant) {
         e->ws[i].dormant = false;
@@ -283,6 +288,14 @@ void mproc__engine_dispatch(mproc__engine *e) {
     }
   }
   for (int i = 0; i < e->nworkers; i++) tx_progress(e, i);
+  do {
+    hand_out(e);
+  } while (!e->pend_head && take_back_for_idle(e));
+}
+
+/* Hands queued jobs to the workers with room, oldest first; true when it handed out any. */
+static bool hand_out(mproc__engine *e) {
+  bool any = false;
   while (e->pend_head) {
     int i = pick_worker(e, e->pend_head);
     if (i < 0) break;
@@ -316,6 +329,12 @@ void mproc__engine_dispatch(mproc__engine *e) {
       j->fut->out.worker = i;
     }
     if (j->timeout > 0) e->timeouts_active = true;
+    /* a new id for each hand-out: a claim word never sees the same id twice (a job taken back and handed to
+     * the same worker again, its old record still unread there) */
+    j->id = ++e->next_id;
+    j->claim = w->claim_seq++;
+    /* before the record: the ring's publication of it (a release) makes the word visible first */
+    __atomic_store_n(&e->sh->slots[i].claim[j->claim % MPROC__CLAIMS], j->id, __ATOMIC_RELAXED);
     bool in_place = j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared;
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC,
                            .kind = (uint32_t)j->kind,
@@ -325,6 +344,7 @@ void mproc__engine_dispatch(mproc__engine *e) {
                            .count = j->count,
                            .attempt = (uint32_t)j->attempts,
                            .timed = j->timeout > 0,
+                           .claim = j->claim % MPROC__CLAIMS,
                            .payload_len = in_place ? 0 : j->arg_len,
                            .in_len = j->arg_len,
                            .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
@@ -344,7 +364,60 @@ void mproc__engine_dispatch(mproc__engine *e) {
       mproc__ring_put_pad(in, &pad, sizeof pad, gap);
     }
     tx_progress(e, i);
+    any = true;
   }
+  return any;
+}
+
+/* A worker with nothing to do (alive, accepting jobs, none in hand). */
+static bool idle_worker(const mproc__engine *e, int i) {
+  const mproc__wstate *w = &e->ws[i];
+  return w->pid && !w->stopping && !w->kill_reason && !w->tx_job && w->ninflight == 0 &&
+         !(e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child);
+}
+
+/* No job handed to a worker waits there while another worker idles: when one idles and the queue is empty,
+ * the oldest job that waits behind another in some worker (one written whole into its ring and not started:
+ * its claim is still the manager's) is taken back and queued at the front, to go to the idle worker.  A
+ * worker's first job is never taken, so a job cannot bounce between two workers.  True when a job was taken
+ * back (lock held). */
+static bool take_back_for_idle(mproc__engine *e) {
+  if (e->quitting) return false;
+  int idle = -1;
+  for (int i = 0; i < e->nworkers && idle < 0; i++)
+    if (idle_worker(e, i)) idle = i;
+  if (idle < 0) return false;
+  /* from the worker holding the most jobs */
+  int victim = -1;
+  for (int i = 0; i < e->nworkers; i++) {
+    const mproc__wstate *w = &e->ws[i];
+    if (i == idle || !w->pid || w->ninflight < 2) continue;
+    if (victim < 0 || w->ninflight > e->ws[victim].ninflight) victim = i;
+  }
+  if (victim < 0) return false;
+  mproc__wstate *w = &e->ws[victim];
+  mproc__slot *slot = &e->sh->slots[victim];
+  /* the worker claims its jobs in order: the first claim still ours is the oldest job not started */
+  for (mproc__job *prev = w->head, *j = w->head->next; j && j != w->tx_job; prev = j, j = j->next) {
+    uint64_t want = j->id;
+    if (!__atomic_compare_exchange_n(&slot->claim[j->claim % MPROC__CLAIMS], &want, MPROC__REVOKED, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      continue;
+    prev->next = j->next;
+    if (w->tail == j) w->tail = prev;
+    j->next = NULL;
+    w->ninflight--;
+    w->jobs_sent--; /* the worker skips it without counting it */
+    j->attempts--;
+    if (j->map) j->map->dispatched -= j->count;
+    if (j->fut) {
+      j->fut->state = FUT_PENDING;
+      j->fut->out.worker = -1;
+    }
+    mproc__engine_enqueue(e, j, true);
+    return true;
+  }
+  return false;
 }
 
 /* ---- results ---- */
@@ -670,7 +743,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   mproc__engine_notify(e);
   if (init_failed && !requeue_head && !had_jobs) {
     w->dormant = true; /* no busy loop of failing initializers: wait for work */
-  } else if (!e->quitting && !e->draining) {
+  } else if (!e->quitting && !e->draining && !e->terminating) {
     spawn_worker(e, i);
   }
 }
@@ -1039,6 +1112,7 @@ void mproc__engine_stop(mproc__engine *e) {
   if (mproc__engine_has_workers(e) && e->manager_started) {
     pthread_mutex_lock(&e->lock);
     e->closed = true;
+    e->terminating = true;
     mproc__engine_cancel_pending(e);
     /* a grace period for what runs, then the workers are killed with the template */
     double deadline = mproc__deadline(1.0);

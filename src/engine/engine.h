@@ -58,7 +58,7 @@ typedef struct wire_job {
   uint32_t in_size, out_size;
   uint32_t attempt;
   uint32_t timed; /* 1 when the job has a timeout: the worker then stamps each item's start */
-  uint32_t pad_;
+  uint32_t claim; /* the job's word in its slot's claim[] (see mproc__slot) */
   uint64_t token; /* batch: its map's token; the worker skips batches of aborted maps */
   uint64_t seed;  /* the run seed behind mproc_task_seed() */
   uint64_t payload_len;
@@ -92,6 +92,10 @@ typedef struct tpl_msg {
   int32_t op, slot, pid, value; /* value: errno for SPAWN_FAILED, wait status for DIED, signal for KILL */
 } tpl_msg;
 
+/* Claim words per slot, used in turn.  A worker is handed no job whose word would be that of the oldest job
+ * it holds (so a word is reused only once the worker has read past every job that used it before). */
+#define MPROC__CLAIMS 64
+
 /* One worker's shared slot. */
 typedef struct mproc__slot {
   /* read all the time by both sides, written once */
@@ -109,8 +113,15 @@ typedef struct mproc__slot {
   /* the worker's pid as the worker itself tells it (see mproc__template_reap_orphans): 0 until the
    * template begins its fork (cleared by the manager when it asks for one), MPROC__FORKING during it */
   uint32_t child_pid;
+  /* Who runs a job handed to this worker.  The manager writes the job's id into claim[job's claim index]
+   * before the job's record; the worker swaps it for 0 before it starts the job, and the manager may swap
+   * it for MPROC__REVOKED while the job waits behind another, to hand it to a worker that has nothing to
+   * do.  Exactly one of the two swaps succeeds: a job taken back never runs here, and one that started is
+   * never taken back. */
+  _Alignas(MPROC_CACHELINE) uint64_t claim[MPROC__CLAIMS];
 } mproc__slot;
 #define MPROC__FORKING UINT32_MAX
+#define MPROC__REVOKED UINT64_MAX
 
 /* Batches whose records are read or written in place over at least this many bytes have their pages
  * mapped in with one system call first (mproc__plat_prefault), not faulted in a page at a time:
@@ -196,6 +207,7 @@ typedef struct mproc__job {
   mproc_future *fut; /* task */
   double timeout;
   int retries_left, attempts;
+  uint32_t claim; /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
   struct mproc__job *next;
   /* a small task argument's copy: one allocation less per submission */
   _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];
@@ -207,6 +219,7 @@ typedef struct mproc__wstate {
   bool spawning, stopping;
   bool dormant;            /* its initializer failed: respawned only when there is work for it */
   int jobs_sent;           /* toward max_tasks_per_child */
+  uint32_t claim_seq;      /* the claim of the next job handed out (its word: modulo MPROC__CLAIMS) */
   mproc__job *head, *tail; /* in flight, oldest first */
   int ninflight;
   /* sending: the job whose record is being written, and how far */
@@ -338,8 +351,9 @@ typedef struct mproc__engine {
   mproc_backend backend;
   const mproc__backend_ops *ops; /* NULL for the serial backend */
   bool closed, quitting;
-  bool draining; /* destroy: workers are told to stop; none is replaced */
-  int broken;    /* nothing can run (see pool_lost): every task fails with this code */
+  bool draining;    /* destroy: workers are told to stop; none is replaced */
+  bool terminating; /* terminate() or destroy began: no worker is started any more */
+  int broken;       /* nothing can run (see pool_lost): every task fails with this code */
   uint64_t next_id;
   size_t outstanding; /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;

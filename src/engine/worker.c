@@ -140,6 +140,11 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
     }
     if (j.payload_len) mproc__ring_get_all_quiet(slot->in, arg, j.payload_len);
     mproc__ring_wake_producer(slot->in); /* once for header and payload */
+    /* the manager may have taken the job back for an idle worker: then it is not ours (see claim[]) */
+    uint64_t want = j.id;
+    if (!__atomic_compare_exchange_n(&slot->claim[j.claim % MPROC__CLAIMS], &want, 0, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+      continue;
     char fn_err[MPROC_TASK_MSG_MAX];
     mproc_task_fn fn = (mproc_task_fn)mproc__fnref_decode(sh, j.fn, fn_err, sizeof fn_err);
     if (!fn) { /* an exec pool's function not found in this image: the job fails, the worker goes on */

@@ -113,6 +113,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
   mproc__engine *e = &pool->eng;
   pthread_mutex_lock(&e->lock);
   e->closed = true;
+  e->terminating = true; /* a killed worker is not replaced */
   mproc__engine_cancel_pending(e);
   if (mproc__engine_has_workers(e)) {
     for (int i = 0; i < e->nworkers; i++) {

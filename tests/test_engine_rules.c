@@ -1,0 +1,192 @@
+/* test_engine_rules.c: the engine's rules: no task handed to a worker waits while another worker is idle,
+ * and no worker starts once a terminate has begun. */
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mtest.h"
+#include "internal.h"
+#include "engine/engine.h"
+
+/* Shared with every worker (mapped before the pool exists): a gate that holds tasks until the test opens
+ * it, a count of tasks that started, a count of initializer runs, and room for a barrier. */
+struct shared {
+  uint32_t gate;
+  uint32_t started;
+  uint32_t inits;
+  _Alignas(64) unsigned char barrier[256];
+};
+static struct shared *sh;
+
+static void map_shared(void) {
+  int err = 0;
+  sh = mproc__plat_shm_map_anon(sizeof *sh, &err);
+  CHECK(sh != NULL);
+  memset(sh, 0, sizeof *sh);
+}
+static void unmap_shared(void) {
+  CHECK_OK(mproc__plat_shm_unmap(sh, sizeof *sh));
+  sh = NULL;
+}
+static void open_gate(void) {
+  __atomic_store_n(&sh->gate, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&sh->gate, INT32_MAX);
+}
+static void await_started(uint32_t count) {
+  for (;;) {
+    uint32_t s = __atomic_load_n(&sh->started, __ATOMIC_ACQUIRE);
+    if (s >= count) return;
+    mproc__plat_futex_wait(&sh->started, s, 5);
+  }
+}
+
+static int square(const void *arg, size_t len, mproc_task *t) {
+  int n = *(const int *)arg, sq = n * n;
+  (void)len;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+/* Announces itself, then waits at the gate (at most 30 s). */
+static int wait_at_gate(const void *arg, size_t len, mproc_task *t) {
+  __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&sh->started, INT32_MAX);
+  double until = mproc__plat_now() + 30;
+  while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE) && mproc__plat_now() < until)
+    mproc__plat_futex_wait(&sh->gate, 0, 1);
+  return square(arg, len, t);
+}
+
+/* ---- no worker idles while work waits ---- */
+
+/* A long task, then at once a short one, on a new pool of two: the short one must not wait behind the
+ * long one while the other worker idles (fresh pools, since the fault showed while workers were still
+ * starting). */
+static void short_task_passes_a_long_one(mproc_backend backend) {
+  map_shared();
+  for (int round = 0; round < 12; round++) {
+    __atomic_store_n(&sh->gate, 0, __ATOMIC_SEQ_CST);
+    mproc_pool *p;
+    CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = backend}));
+    int a = 3, b = 4;
+    mproc_future *slow, *fast;
+    CHECK_OK(mproc_pool_submit(p, wait_at_gate, &a, sizeof a, NULL, &slow));
+    CHECK_OK(mproc_pool_submit(p, square, &b, sizeof b, NULL, &fast));
+    const void *data;
+    int r = mproc_future_result(fast, 10.0, &data, NULL);
+    if (r != 0) mtest_fail(__FILE__, __LINE__, "round %d: the short task waited: %s", round, mproc_err_name(r));
+    CHECK_INT_EQ(*(const int *)data, 16);
+    CHECK_INT_EQ(mproc_future_done(slow), 0);
+    open_gate();
+    CHECK_OK(mproc_future_result(slow, 30.0, &data, NULL));
+    CHECK_INT_EQ(*(const int *)data, 9);
+    mproc_future_release(slow);
+    mproc_future_release(fast);
+    mproc_pool_destroy(p);
+  }
+  unmap_shared();
+}
+MTEST_TIMEOUT(short_task_passes_a_long_one_process, 120) { short_task_passes_a_long_one(MPROC_BACKEND_PROCESS); }
+MTEST_TIMEOUT(short_task_passes_a_long_one_thread, 120) { short_task_passes_a_long_one(MPROC_BACKEND_THREAD); }
+
+static int meet_at_barrier(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  mproc_barrier *b = (mproc_barrier *)sh->barrier;
+  int r = mproc_barrier_wait(b, 10.0);
+  if (r < 0) return mproc_task_fail(t, r, "barrier: %s", mproc_err_name(r));
+  return mproc_task_return(t, &r, sizeof r);
+}
+
+/* N tasks that wait for each other on N workers always run together. */
+MTEST_TIMEOUT(tasks_that_wait_for_each_other_run_together, 120) {
+  map_shared();
+  CHECK(mproc_barrier_size() <= sizeof sh->barrier);
+  for (int round = 0; round < 12; round++) {
+    mproc_barrier *b;
+    CHECK_OK(mproc_barrier_init(&b, sh->barrier, 3, NULL, NULL));
+    mproc_pool *p;
+    CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 3}));
+    mproc_future *fs[3];
+    for (int i = 0; i < 3; i++) CHECK_OK(mproc_pool_submit(p, meet_at_barrier, NULL, 0, NULL, &fs[i]));
+    for (int i = 0; i < 3; i++) {
+      int r = mproc_future_result(fs[i], 30.0, NULL, NULL);
+      if (r != 0) mtest_fail(__FILE__, __LINE__, "round %d, task %d: %s", round, i, mproc_err_name(r));
+      mproc_future_release(fs[i]);
+    }
+    mproc_pool_destroy(p);
+    mproc_barrier_destroy(b);
+  }
+  unmap_shared();
+}
+
+/* An unordered stream: one slow item does not hold back items another worker could finish. */
+static int slow_item_zero(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) == 0) return wait_at_gate(arg, len, t);
+  return square(arg, len, t);
+}
+
+MTEST_TIMEOUT(unordered_stream_passes_a_slow_item, 120) {
+  map_shared();
+  enum { N = 8 };
+  int in[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  for (int round = 0; round < 8; round++) {
+    __atomic_store_n(&sh->gate, 0, __ATOMIC_SEQ_CST);
+    mproc_pool *p;
+    CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
+    mproc_stream *s;
+    CHECK_OK(mproc_pool_imap_unordered(p, slow_item_zero, in, N, sizeof *in, sizeof(int),
+                                       &(mproc_stream_opts){.chunk_size = 1}, &s));
+    for (int k = 0; k < N - 1; k++) {
+      int64_t idx;
+      const void *res;
+      int r = mproc_stream_next(s, 10.0, &idx, &res, NULL);
+      if (r != 0) mtest_fail(__FILE__, __LINE__, "round %d, item %d: %s", round, k, mproc_err_name(r));
+      CHECK(idx != 0);
+      CHECK_INT_EQ(*(const int *)res, (int)(idx * idx));
+    }
+    open_gate();
+    int64_t idx;
+    const void *res;
+    CHECK_OK(mproc_stream_next(s, 30.0, &idx, &res, NULL));
+    CHECK_INT_EQ(idx, 0);
+    mproc_stream_destroy(s);
+    mproc_pool_destroy(p);
+  }
+  unmap_shared();
+}
+
+/* ---- no worker starts after terminate ---- */
+
+static int count_init(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  __atomic_fetch_add(&sh->inits, 1, __ATOMIC_SEQ_CST);
+  return 0;
+}
+
+MTEST_TIMEOUT(terminate_starts_no_worker, 60) {
+  map_shared();
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .initializer = count_init}));
+  int a = 2;
+  mproc_future *fs[2];
+  for (int i = 0; i < 2; i++) CHECK_OK(mproc_pool_submit(p, wait_at_gate, &a, sizeof a, NULL, &fs[i]));
+  await_started(2);
+  CHECK_OK(mproc_pool_terminate(p));
+  for (int i = 0; i < 2; i++) {
+    CHECK_ERR(mproc_future_result(fs[i], 30.0, NULL, NULL), MPROC_ECANCELED);
+    mproc_future_release(fs[i]);
+  }
+  /* both deaths have been handled (the futures completed with them): nothing was asked to start since */
+  mproc__engine *e = &p->eng;
+  pthread_mutex_lock(&e->lock);
+  for (int i = 0; i < e->nworkers; i++) {
+    CHECK_INT_EQ(e->ws[i].spawning, 0);
+    CHECK_INT_EQ(e->ws[i].pid, 0);
+  }
+  pthread_mutex_unlock(&e->lock);
+  CHECK_INT_EQ(__atomic_load_n(&sh->inits, __ATOMIC_SEQ_CST), 2);
+  CHECK_ERR(mproc_pool_submit(p, square, &a, sizeof a, NULL, &fs[0]), MPROC_ECLOSED);
+  mproc_pool_destroy(p);
+  CHECK_INT_EQ(__atomic_load_n(&sh->inits, __ATOMIC_SEQ_CST), 2);
+  unmap_shared();
+}
