@@ -1,5 +1,6 @@
-/* test_engine_rules.c: the engine's rules: no task handed to a worker waits while another worker is idle,
- * and no worker starts once a terminate has begun. */
+/* test_engine_rules.c: the engine's three rules: no task handed to a worker waits while another worker is
+ * idle, no item whose result was produced runs again (and none more than 1 + max_retries times), and no
+ * worker starts once a terminate has begun. */
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -9,11 +10,13 @@
 #include "engine/engine.h"
 
 /* Shared with every worker (mapped before the pool exists): a gate that holds tasks until the test opens
- * it, a count of tasks that started, a count of initializer runs, and room for a barrier. */
+ * it, a count of tasks that started, per-item run counters, and room for a barrier. */
+enum { MAXN = 4096 };
 struct shared {
   uint32_t gate;
   uint32_t started;
   uint32_t inits;
+  uint32_t runs[MAXN];
   _Alignas(64) unsigned char barrier[256];
 };
 static struct shared *sh;
@@ -73,7 +76,8 @@ static void short_task_passes_a_long_one(mproc_backend backend) {
     CHECK_OK(mproc_pool_submit(p, square, &b, sizeof b, NULL, &fast));
     const void *data;
     int r = mproc_future_result(fast, 10.0, &data, NULL);
-    if (r != 0) mtest_fail(__FILE__, __LINE__, "round %d: the short task waited: %s", round, mproc_err_name(r));
+    if (r != 0)
+      mtest_fail(__FILE__, __LINE__, "round %d: the short task waited: %s", round, mproc_err_name(r));
     CHECK_INT_EQ(*(const int *)data, 16);
     CHECK_INT_EQ(mproc_future_done(slow), 0);
     open_gate();
@@ -85,8 +89,12 @@ static void short_task_passes_a_long_one(mproc_backend backend) {
   }
   unmap_shared();
 }
-MTEST_TIMEOUT(short_task_passes_a_long_one_process, 120) { short_task_passes_a_long_one(MPROC_BACKEND_PROCESS); }
-MTEST_TIMEOUT(short_task_passes_a_long_one_thread, 120) { short_task_passes_a_long_one(MPROC_BACKEND_THREAD); }
+MTEST_TIMEOUT(short_task_passes_a_long_one_process, 120) {
+  short_task_passes_a_long_one(MPROC_BACKEND_PROCESS);
+}
+MTEST_TIMEOUT(short_task_passes_a_long_one_thread, 120) {
+  short_task_passes_a_long_one(MPROC_BACKEND_THREAD);
+}
 
 static int meet_at_barrier(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
@@ -152,6 +160,201 @@ MTEST_TIMEOUT(unordered_stream_passes_a_slow_item, 120) {
     mproc_stream_destroy(s);
     mproc_pool_destroy(p);
   }
+  unmap_shared();
+}
+
+/* ---- nothing runs twice ---- */
+
+static int crash_at = -1, fail_at = -1, hang_at = -1;
+
+/* Counts its runs per index; crashes, fails or hangs at the chosen indices. */
+static int counted(const void *arg, size_t len, mproc_task *t) {
+  int64_t i = mproc_task_index(t);
+  __atomic_fetch_add(&sh->runs[i], 1, __ATOMIC_SEQ_CST);
+  if (i == crash_at) raise(SIGSEGV);
+  if (i == fail_at) return mproc_task_fail(t, MPROC_EIO, "item %d failed", (int)i);
+  if (i == hang_at)
+    for (;;) pause();
+  return square(arg, len, t);
+}
+
+static void check_runs(int n, int special, uint32_t special_runs) {
+  for (int i = 0; i < n; i++) {
+    uint32_t want = i == special ? special_runs : 1;
+    if (sh->runs[i] != want)
+      mtest_fail(__FILE__, __LINE__, "item %d ran %u times, expected %u", i, sh->runs[i], want);
+  }
+}
+
+/* A map of 1000 items in batches of 100 whose item 550 segfaults: the items of its batch that had
+ * finished before it (500-549) keep their results and do not run again, with and without retries, on
+ * both process start methods the fork pool has. */
+static void crash_in_a_batch(int retries) {
+  map_shared();
+  enum { N = 1000 };
+  static int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  crash_at = 550;
+  fail_at = 520;
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .max_retries = retries}));
+  mproc_map_report rep;
+  int r = mproc_pool_map(
+      p, counted, in, N, sizeof *in, out, sizeof *out,
+      &(mproc_map_opts){.chunk_size = 100, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes}, &rep);
+  CHECK_ERR(r, MPROC_EIO); /* the first failed index is 520 */
+  CHECK_INT_EQ(rep.failed, 2);
+  CHECK_INT_EQ(rep.ok, N - 2);
+  CHECK_INT_EQ(rep.first_failed_index, 520);
+  CHECK_STR_EQ(rep.message, "item 520 failed");
+  for (int i = 0; i < N; i++) {
+    if (i == 550) {
+      CHECK_INT_EQ(codes[i], MPROC_ECRASHED);
+    } else if (i == 520) {
+      CHECK_INT_EQ(codes[i], MPROC_EIO);
+    } else {
+      CHECK_INT_EQ(codes[i], 0);
+      CHECK_INT_EQ(out[i], i * i);
+    }
+  }
+  check_runs(N, 550, 1 + (uint32_t)retries);
+  mproc_pool_destroy(p);
+  crash_at = fail_at = -1;
+  unmap_shared();
+}
+MTEST_TIMEOUT(crash_in_a_batch_runs_no_finished_item_again, 60) { crash_in_a_batch(0); }
+MTEST_TIMEOUT(crash_in_a_batch_with_retries_runs_each_item_at_most_1_plus_retries, 60) {
+  crash_in_a_batch(2);
+}
+
+/* A hung item past its timeout: the items of its batch that finished before it keep their results. */
+MTEST_TIMEOUT(timeout_in_a_batch_runs_no_finished_item_again, 60) {
+  map_shared();
+  enum { N = 200 };
+  static int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  hang_at = 170;
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, counted, in, N, sizeof *in, out, sizeof *out,
+                           &(mproc_map_opts){.chunk_size = 50,
+                                             .task_timeout = 0.3,
+                                             .on_error = MPROC_ON_ERROR_CONTINUE,
+                                             .item_codes = codes},
+                           &rep),
+            MPROC_ETASKTIMEOUT);
+  CHECK_INT_EQ(rep.failed, 1);
+  CHECK_INT_EQ(rep.first_failed_index, 170);
+  for (int i = 0; i < N; i++)
+    if (i != 170) CHECK_INT_EQ(out[i], i * i);
+  check_runs(N, 170, 1);
+  mproc_pool_destroy(p);
+  hang_at = -1;
+  unmap_shared();
+}
+
+/* Streams too: a crash inside a batch of an ordered stream. */
+MTEST_TIMEOUT(crash_in_a_stream_batch_runs_no_finished_item_again, 60) {
+  map_shared();
+  enum { N = 600 };
+  static int in[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  crash_at = 250;
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, counted, in, N, sizeof *in, sizeof(int),
+                           &(mproc_stream_opts){.chunk_size = 100}, &s));
+  for (int k = 0; k < N; k++) {
+    int64_t idx;
+    const void *res;
+    int r = mproc_stream_next(s, 30.0, &idx, &res, NULL);
+    CHECK_INT_EQ(idx, k);
+    if (k == 250) {
+      CHECK_ERR(r, MPROC_ECRASHED);
+    } else {
+      CHECK_OK(r);
+      CHECK_INT_EQ(*(const int *)res, k * k);
+    }
+  }
+  mproc_stream_destroy(s);
+  check_runs(N, 250, 1);
+  mproc_pool_destroy(p);
+  crash_at = -1;
+  unmap_shared();
+}
+
+/* A batch larger than its worker's ring: its results go in several segments (the ring fills while it runs),
+ * records wrap around the ring's end, and a crash late in it still loses no finished item. */
+MTEST_TIMEOUT(crash_after_the_ring_filled_runs_no_finished_item_again, 60) {
+  map_shared();
+  enum { N = 3000 };
+  static int in[N], out[N], codes[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  crash_at = 2500;
+  fail_at = 1234;
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1, .ring_bytes = 4096}));
+  mproc_map_report rep;
+  CHECK_ERR(
+      mproc_pool_map(
+          p, counted, in, N, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){.chunk_size = N, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes}, &rep),
+      MPROC_EIO);
+  CHECK_INT_EQ(rep.failed, 2);
+  CHECK_INT_EQ(rep.batches, 2); /* the batch, then what followed the crash */
+  for (int i = 0; i < N; i++) {
+    if (i == 2500) {
+      CHECK_INT_EQ(codes[i], MPROC_ECRASHED);
+    } else if (i == 1234) {
+      CHECK_INT_EQ(codes[i], MPROC_EIO);
+    } else {
+      CHECK_INT_EQ(codes[i], 0);
+      CHECK_INT_EQ(out[i], i * i);
+    }
+  }
+  check_runs(N, 2500, 1);
+  mproc_pool_destroy(p);
+  crash_at = fail_at = -1;
+  unmap_shared();
+}
+
+/* Records larger than a worker's ring still pass, and a crash after them loses none. */
+static int big_record(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t i = mproc_task_index(t);
+  __atomic_fetch_add(&sh->runs[i], 1, __ATOMIC_SEQ_CST);
+  if (i == crash_at) raise(SIGSEGV);
+  unsigned char *out = mproc_task_return_buffer(t, 20000);
+  if (!out) return mproc_task_fail(t, MPROC_ENOMEM, "no buffer");
+  memset(out, (int)(i & 0xff), 20000);
+  return 0;
+}
+
+MTEST_TIMEOUT(records_larger_than_the_ring, 60) {
+  map_shared();
+  enum { N = 12, REC = 20000 };
+  unsigned char *out = calloc(N, REC);
+  int codes[N];
+  crash_at = 7;
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .ring_bytes = 4096}));
+  mproc_map_report rep;
+  CHECK_ERR(
+      mproc_pool_map(
+          p, big_record, NULL, N, 0, out, REC,
+          &(mproc_map_opts){.chunk_size = 6, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes}, &rep),
+      MPROC_ECRASHED);
+  for (int i = 0; i < N; i++) {
+    if (i == 7) continue;
+    CHECK_INT_EQ(codes[i], 0);
+    for (int k = 0; k < REC; k += 997) CHECK_INT_EQ(out[(size_t)i * REC + (size_t)k], i & 0xff);
+  }
+  check_runs(N, 7, 1);
+  mproc_pool_destroy(p);
+  free(out);
+  crash_at = -1;
   unmap_shared();
 }
 

@@ -100,13 +100,14 @@ MPROC_API int mproc_pool_close(mproc_pool *pool);
 MPROC_API int mproc_pool_join(mproc_pool *pool, double timeout);
 
 /* Python's terminate(): tasks not yet started complete as cancelled (-ECANCELED), running ones are killed
- * with their workers and complete as cancelled too; the pool is closed.  Returns 0 or -EINVAL. */
+ * with their workers and complete as cancelled too; the pool is closed, and no worker is started any more
+ * (killed ones are not replaced; idle ones stay until destroy).  Returns 0 or -EINVAL. */
 MPROC_API int mproc_pool_terminate(mproc_pool *pool);
 
-/* Ends the pool and frees it.  Queued tasks are cancelled, running ones get a grace period of 1 s, then
- * their workers are killed; every worker and the template process are reaped, and all shared memory and
- * descriptors are released.  Futures the caller still holds stay valid (completed) until released.  NULL
- * is accepted. */
+/* Ends the pool and frees it.  Queued tasks are cancelled, running ones get a grace period of 1 s (a worker
+ * that dies meanwhile is not replaced), then their workers are killed; every worker and the template process
+ * are reaped, and all shared memory and descriptors are released.  Futures the caller still holds stay valid
+ * (completed) until released.  NULL is accepted. */
 MPROC_API void mproc_pool_destroy(mproc_pool *pool);
 
 /* ---- submitting tasks and futures (apply_async / submit) ---- */

@@ -105,7 +105,9 @@ static void finish_job(mproc__engine *e, mproc__job *j, const mproc_outcome *o, 
   }
   mproc_outcome bo = *o;
   bo.attempts = j->attempts;
-  mproc__engine_fail_items(e, j->map, j->first, j->count, &bo, msg);
+  /* the items its segments completed keep their outcome */
+  if (j->done < j->count)
+    mproc__engine_fail_items(e, j->map, j->first + j->done, j->count - j->done, &bo, msg);
   e->outstanding--;
   mproc__job_free(j);
 }
@@ -181,15 +183,15 @@ void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, si
   mproc__engine_notify(e);
 }
 
-static void complete_batch_ok(mproc__engine *e, mproc__job *j, const wire_fail *fails, size_t nfail) {
-  (void)e;
+/* Items [first, first + count) of job j completed in worker i, all well but the nfail failures listed (in
+ * index order); their records are in place (lock held). */
+static void complete_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
+                           const wire_fail *fails, uint32_t nfail, int i) {
   mproc__map *m = j->map;
-  size_t ok = j->count - nfail;
   if (m->window) {
-    /* the worker lists failures in index order: every other item of the batch succeeded */
-    size_t f = 0;
-    for (uint32_t k = 0; k < j->count; k++) {
-      int64_t idx = j->first + k;
+    uint32_t f = 0;
+    for (uint32_t k = 0; k < count; k++) {
+      int64_t idx = first + k;
       if (f < nfail && fails[f].index == idx) {
         f++;
         continue;
@@ -197,12 +199,20 @@ static void complete_batch_ok(mproc__engine *e, mproc__job *j, const wire_fail *
       stream_item_done(m, idx, 0, NULL);
     }
   }
-  m->ok += ok;
-  m->remaining -= ok;
-  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
-  if (m->opts.item_codes) {
-    for (uint32_t k = 0; k < j->count; k++) m->opts.item_codes[j->first + k] = 0;
+  m->ok += count - nfail;
+  m->remaining -= count - nfail;
+  if (m->opts.item_codes)
+    for (uint32_t k = 0; k < count; k++) m->opts.item_codes[first + k] = 0;
+  j->done += count;
+  for (uint32_t k = 0; k < nfail; k++) {
+    mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
+                       .code = fails[k].code,
+                       .exit_code = -1,
+                       .worker = i,
+                       .attempts = j->attempts};
+    mproc__engine_fail_items(e, m, fails[k].index, 1, &o, fails[k].msg);
   }
+  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
 }
 
 static void spawn_worker(mproc__engine *e, int i);
@@ -439,66 +449,70 @@ static void *rx_grow(mproc__wstate *w, size_t need) {
   return w->rx_buf;
 }
 
+/* How long jobs take, smoothed: sizes the workers' queues (inflight_limit). */
+static void note_job_time(mproc__engine *e, uint64_t ns) {
+  e->job_ns_avg = e->job_ns_avg > 0 ? 0.9 * e->job_ns_avg + 0.1 * (double)ns : (double)ns;
+}
+
+static void finish_task_result(mproc__engine *e, int i, mproc__job *j) {
+  mproc__wstate *w = &e->ws[i];
+  wire_result *h = &w->rx_hdr;
+  pop_inflight(w, j);
+  note_job_time(e, h->busy_ns);
+  mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK,
+                     .code = h->code,
+                     .exit_code = -1,
+                     .worker = i};
+  void *res = NULL;
+  if (h->code != 0 || h->payload_len == 0) {
+    /* no result */
+  } else if (h->payload_len <= sizeof j->fut->result_inline) {
+    res = memcpy(j->fut->result_inline, w->rx_buf, h->payload_len);
+  } else {
+    res = w->rx_buf; /* hand the buffer over to the future */
+    w->rx_buf = NULL;
+    w->rx_buf_cap = 0;
+  }
+  mproc__engine_complete_task(e, j, &o, w->rx_msg, res, h->code ? 0 : h->payload_len);
+}
+
+/* A segment of batch j's results has been read (its records are in place); the last one ends the job. */
+static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
+  mproc__wstate *w = &e->ws[i];
+  wire_result *h = &w->rx_hdr;
+  mproc__map *m = j->map;
+  if (h->code != 0) {
+    /* not run: its map was aborted (cancelled), or the worker could not find its function */
+    pop_inflight(w, j);
+    mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = h->code, .exit_code = -1, .worker = i};
+    finish_job(e, j, h->code == MPROC_ECANCELED ? &cancelled_outcome : &o,
+               h->code == MPROC_ECANCELED ? NULL : w->rx_msg);
+    return;
+  }
+  j->busy_ns += h->busy_ns;
+  complete_items(e, j, h->first, h->count, (const wire_fail *)w->rx_buf, h->nfail, i);
+  if (!h->last) return;
+  pop_inflight(w, j);
+  note_job_time(e, j->busy_ns);
+  m->busy_ns += j->busy_ns;
+  m->timed_items += j->count;
+  if (m->wave_from > 0 && j->first >= m->wave_from && j->count > 0) {
+    double per_item = (double)j->busy_ns / (double)j->count;
+    if (m->wave_batches++ == 0 || per_item < m->wave_best_ns) m->wave_best_ns = per_item;
+  }
+  e->outstanding--;
+  mproc__job_free(j);
+  mproc__engine_notify(e);
+}
+
 static void finish_result(mproc__engine *e, int i) {
   mproc__wstate *w = &e->ws[i];
   mproc__job *j = w->head;
-  pop_inflight(w, j);
-  wire_result *h = &w->rx_hdr;
-  w->busy_ns += h->busy_ns;
-  /* how long jobs take, smoothed: sizes the workers' queues (inflight_limit) */
-  e->job_ns_avg = e->job_ns_avg > 0 ? 0.9 * e->job_ns_avg + 0.1 * (double)h->busy_ns : (double)h->busy_ns;
-  if (j->kind == JOB_BATCH && h->code == 0) {
-    mproc__map *m = j->map;
-    m->busy_ns += h->busy_ns;
-    m->timed_items += j->count;
-    if (m->wave_from > 0 && j->first >= m->wave_from && j->count > 0) {
-      double per_item = (double)h->busy_ns / (double)j->count;
-      if (m->wave_batches++ == 0 || per_item < m->wave_best_ns) m->wave_best_ns = per_item;
-    }
-  }
-  if (j->kind == JOB_TASK) {
-    mproc_outcome o = {.kind = h->code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK,
-                       .code = h->code,
-                       .exit_code = -1,
-                       .worker = i};
-    void *res = NULL;
-    if (h->code != 0 || h->payload_len == 0) {
-      /* no result */
-    } else if (h->payload_len <= sizeof j->fut->result_inline) {
-      res = memcpy(j->fut->result_inline, w->rx_buf, h->payload_len);
-    } else {
-      res = w->rx_buf; /* hand the buffer over to the future */
-      w->rx_buf = NULL;
-      w->rx_buf_cap = 0;
-    }
-    mproc__engine_complete_task(e, j, &o, w->rx_msg, res, h->code ? 0 : h->payload_len);
-  } else {
-    mproc__map *m = j->map;
-    const wire_fail *f = (const wire_fail *)w->rx_buf;
-    if (h->code == MPROC_ECANCELED) {
-      /* skipped by the worker: its map was aborted */
-      finish_job(e, j, &cancelled_outcome, NULL);
-      return;
-    }
-    if (h->code != 0) { /* not run: the worker could not find its function */
-      finish_job(
-          e, j, &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = h->code, .exit_code = -1, .worker = i},
-          w->rx_msg);
-      return;
-    }
-    complete_batch_ok(e, j, f, h->nfail);
-    for (uint32_t k = 0; k < h->nfail; k++) {
-      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
-                         .code = f[k].code,
-                         .exit_code = -1,
-                         .worker = i,
-                         .attempts = j->attempts};
-      mproc__engine_fail_items(e, m, f[k].index, 1, &o, f[k].msg);
-    }
-    e->outstanding--;
-    mproc__job_free(j);
-    mproc__engine_notify(e);
-  }
+  w->busy_ns += w->rx_hdr.busy_ns;
+  if (j->kind == JOB_TASK)
+    finish_task_result(e, i, j);
+  else
+    finish_segment(e, i, j);
 }
 
 /* Reads what worker i has sent, without waking it (rx_progress does, once).  True when it progressed. */
@@ -515,7 +529,10 @@ static bool rx_read(mproc__engine *e, int i) {
         mproc__ring_skip(out, w->rx_hdr.payload_len);
         continue;
       }
-      if (w->rx_hdr.magic != WIRE_MAGIC || !w->head || w->head->id != w->rx_hdr.id) {
+      if (w->rx_hdr.magic != WIRE_MAGIC || !w->head || w->head->id != w->rx_hdr.id ||
+          (w->head->kind == JOB_BATCH && w->rx_hdr.code == 0 &&
+           (w->rx_hdr.first != w->head->first + w->head->done ||
+            w->rx_hdr.count > w->head->count - w->head->done))) {
         /* cannot happen with a sane worker: treat it as a crash of that worker */
         mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);
         return progressed;
@@ -543,16 +560,18 @@ static bool rx_read(mproc__engine *e, int i) {
     if (w->rx_stage == 2) {
       mproc__job *j = w->head;
       size_t total = w->rx_hdr.payload_len;
-      size_t nout = j->kind == JOB_BATCH && !j->map->out_shared ? (size_t)j->count * j->map->out_size : 0;
+      size_t nout = j->kind == JOB_BATCH && !j->map->out_shared && w->rx_hdr.code == 0
+                        ? (size_t)w->rx_hdr.count * j->map->out_size
+                        : 0;
       if (j->kind == JOB_TASK && !rx_grow(w, total ? total : 1)) return progressed; /* retried later */
       if (j->kind == JOB_BATCH && total > nout && !rx_grow(w, total - nout)) return progressed;
       /* the caller's array is copy-on-write since the template's fork: see MPROC__PREFAULT_MIN */
       if (nout >= MPROC__PREFAULT_MIN && w->rx_done == 0)
-        (void)mproc__plat_prefault(mproc__map_out(j->map, j->first), nout, 1);
+        (void)mproc__plat_prefault(mproc__map_out(j->map, w->rx_hdr.first), nout, 1);
       while (w->rx_done < total) {
         size_t n;
         if (j->kind == JOB_BATCH && w->rx_done < nout) {
-          unsigned char *dst = mproc__map_out(j->map, j->first) + w->rx_done;
+          unsigned char *dst = mproc__map_out(j->map, w->rx_hdr.first) + w->rx_done;
           n = mproc__ring_get_some_quiet(out, dst, nout - w->rx_done);
         } else {
           size_t off = w->rx_done - nout;
@@ -591,44 +610,150 @@ static void spawn_worker(mproc__engine *e, int i) {
 
 static bool rx_progress(mproc__engine *e, int i);
 
+/* What a dead worker's job is told (lock held): the outcome kind and code from why it ended, and a message
+ * naming the worker. */
+static void death_outcome(const mproc__engine *e, int i, int wstatus, bool init_failed, mproc_outcome *o,
+                          char *msg, size_t cap) {
+  const mproc__wstate *w = &e->ws[i];
+  *o = (mproc_outcome){.kind = MPROC_OUTCOME_CRASHED, .code = MPROC_ECRASHED, .exit_code = -1, .worker = i};
+  if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT) {
+    o->kind = MPROC_OUTCOME_TIMEDOUT;
+    o->code = MPROC_ETASKTIMEOUT;
+    snprintf(msg, cap, "timed out; worker %d (pid %d) killed", i, w->pid);
+  } else if (w->kill_reason == MPROC_OUTCOME_CANCELLED || w->kill_reason == KILL_ABORT) {
+    o->kind = MPROC_OUTCOME_CANCELLED;
+    o->code = MPROC_ECANCELED;
+    snprintf(msg, cap, "cancelled; worker %d (pid %d) killed", i, w->pid);
+  } else if (init_failed) {
+    o->exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    o->signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    snprintf(msg, cap, "worker %d (pid %d): the initializer failed", i, w->pid);
+  } else if (WIFSIGNALED(wstatus)) {
+    o->signal = WTERMSIG(wstatus);
+    snprintf(msg, cap, "worker %d (pid %d) killed by signal %d (%s)", i, w->pid, o->signal,
+             strsignal(o->signal));
+  } else {
+    o->exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    snprintf(msg, cap, "worker %d (pid %d) exited with status %d", i, w->pid, o->exit_code);
+  }
+}
+
+/* A new batch for items [first, first + count) of j's map, with j's timeout and retries (not queued; NULL
+ * without memory).  The one way a batch is split. */
+static mproc__job *batch_part(mproc__engine *e, const mproc__job *j, int64_t first, int64_t count) {
+  mproc__job *nj = mproc__batch_new(j->map, (size_t)first, (size_t)count, j->timeout, j->retries_left);
+  if (!nj) return NULL;
+  nj->id = ++e->next_id;
+  nj->attempts = j->attempts;
+  j->map->batches_sent++;
+  e->outstanding++;
+  return nj;
+}
+
+/* A list of jobs to queue again, in order. */
+typedef struct job_list {
+  mproc__job *head, *last;
+} job_list;
+static void list_add(job_list *l, mproc__job *j) {
+  j->next = NULL;
+  if (l->last)
+    l->last->next = j;
+  else
+    l->head = j;
+  l->last = j;
+}
+
+/* Items [first, first + count) of j go back to the queue as a batch of their own; they fail as lost if
+ * there is no memory for it. */
+static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, int64_t count, job_list *rq,
+                          int i, int attempts) {
+  if (count <= 0) return;
+  mproc__job *nj = batch_part(e, j, first, count);
+  if (!nj) {
+    mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
+    mproc__engine_fail_items(e, j->map, first, (size_t)count, &lost, "out of memory");
+    return;
+  }
+  nj->attempts = attempts;
+  list_add(rq, nj);
+}
+
+/* The items of running batch j that dead worker i finished and had not published: their records lie in
+ * its out ring past the tail (or in place), those of items before items_done.  Completes them and returns
+ * how many (lock held; the ring's published bytes have all been read). */
+static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool clean) {
+  mproc__slot *slot = &e->sh->slots[i];
+  mproc__map *m = j->map;
+  int64_t from = j->first + j->done, end = j->first + j->count;
+  int64_t upto = __atomic_load_n(&slot->items_done, __ATOMIC_ACQUIRE);
+  if (upto <= from || upto > end || m->aborting) return 0;
+  uint32_t n = (uint32_t)(upto - from);
+  if (!clean) {
+    /* it died streaming a record too large for its ring: those results are lost */
+    mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
+    mproc__engine_fail_items(e, m, from, n, &lost, "the worker died while sending the result");
+    j->done += n;
+    return n;
+  }
+  if (!m->out_shared && m->out_size)
+    mproc__ring_read_unpublished(slot->out, sizeof(wire_result), mproc__map_out(m, from),
+                                 (size_t)n * m->out_size);
+  complete_items(e, j, from, n, NULL, 0, i);
+  return n;
+}
+
+/* Running batch j's worker died: what it finished is kept, the item it was running fails or is retried
+ * alone, the items after it go back to the queue (lock held). */
+static void running_batch_died(mproc__engine *e, int i, mproc__job *j, bool clean, bool init_failed,
+                               mproc_outcome o, const char *msg, job_list *rq) {
+  mproc__map *m = j->map;
+  if (!init_failed) recover_finished(e, i, j, clean);
+  int64_t from = j->first + j->done, end = j->first + j->count;
+  int64_t item = __atomic_load_n(&e->sh->slots[i].running_item, __ATOMIC_ACQUIRE);
+  /* killed between two items (both words say the next one): none of them crashed */
+  bool between = !init_failed && item < from;
+  if (init_failed || item < from || item >= end) item = from;
+  if (from < end && !between) {
+    if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED && !m->stopped) {
+      mproc__job *nj = batch_part(e, j, item, 1);
+      if (nj) {
+        nj->retries_left--;
+        list_add(rq, nj);
+      }
+    } else {
+      o.attempts = j->attempts;
+      mproc__engine_fail_items(e, m, item, 1, &o, msg);
+    }
+    item++;
+  }
+  /* what never ran goes back: an attempt is counted only for what ran */
+  requeue_items(e, j, item, end - item, rq, i, j->attempts - 1);
+  j->done = j->count;
+  e->outstanding--;
+  mproc__job_free(j);
+}
+
 static void worker_died(mproc__engine *e, int i, int wstatus) {
   mproc__wstate *w = &e->ws[i];
   mproc__slot *slot = &e->sh->slots[i];
   /* Whatever the worker published before it ended is final: take those results first, or the jobs they
    * belong to would be run again.  A record it left half-written is dropped with the ring. */
   rx_progress(e, i);
+  /* the records it had not published lie right after what it published, if all of that was read */
+  bool clean = w->rx_stage == 0 && mproc__ring_used(slot->out) == 0;
   w->rx_stage = 0;
   uint64_t running = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
   bool init_failed = __atomic_load_n(&slot->in_init, __ATOMIC_ACQUIRE) != 0;
   /* A worker whose initializer failed ran nothing: fail the first job handed to it rather than respawn
    * forever (Python's Pool hangs here). */
   if (init_failed && w->head) running = w->head->id;
-  int64_t item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE);
-  mproc_outcome o = {.kind = MPROC_OUTCOME_CRASHED, .code = MPROC_ECRASHED, .exit_code = -1, .worker = i};
+  mproc_outcome o;
   char msg[MPROC_TASK_MSG_MAX];
+  death_outcome(e, i, wstatus, init_failed, &o, msg, sizeof msg);
   bool terminating = w->kill_reason == MPROC_OUTCOME_CANCELLED;
-  if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT) {
-    o.kind = MPROC_OUTCOME_TIMEDOUT;
-    o.code = MPROC_ETASKTIMEOUT;
-    snprintf(msg, sizeof msg, "timed out; worker %d (pid %d) killed", i, w->pid);
-  } else if (w->kill_reason == MPROC_OUTCOME_CANCELLED || w->kill_reason == KILL_ABORT) {
-    o.kind = MPROC_OUTCOME_CANCELLED;
-    o.code = MPROC_ECANCELED;
-    snprintf(msg, sizeof msg, "cancelled; worker %d (pid %d) killed", i, w->pid);
-  } else if (init_failed) {
-    o.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    o.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
-    snprintf(msg, sizeof msg, "worker %d (pid %d): the initializer failed", i, w->pid);
-  } else if (WIFSIGNALED(wstatus)) {
-    o.signal = WTERMSIG(wstatus);
-    snprintf(msg, sizeof msg, "worker %d (pid %d) killed by signal %d (%s)", i, w->pid, o.signal,
-             strsignal(o.signal));
-  } else {
-    o.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    snprintf(msg, sizeof msg, "worker %d (pid %d) exited with status %d", i, w->pid, o.exit_code);
-  }
   /* The job it ran (if any) fails or is retried; the ones queued behind it go back to the queue. */
-  mproc__job *j = w->head, *requeue_head = NULL, **rq = &requeue_head;
+  mproc__job *j = w->head;
+  job_list rq = {NULL, NULL};
   bool had_jobs = j != NULL;
   w->head = w->tail = NULL;
   w->ninflight = 0;
@@ -646,84 +771,26 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
     } else if (!was_running) {
       j->attempts--; /* never ran */
       if (j->fut) j->fut->state = FUT_PENDING;
-      *rq = j;
-      rq = &j->next;
+      list_add(&rq, j);
     } else if (j->kind == JOB_TASK) {
       if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED) {
         j->retries_left--;
         j->fut->state = FUT_PENDING;
-        *rq = j;
-        rq = &j->next;
+        list_add(&rq, j);
       } else {
         mproc__engine_complete_task(e, j, &o, msg, NULL, 0);
       }
     } else {
-      /* a batch: only the item that ran fails; the items around it run again */
-      int64_t end = j->first + j->count;
-      mproc__map *m = j->map;
-      if (item < j->first || item >= end) item = j->first;
-      int64_t parts[2][2] = {{j->first, item}, {item + 1, end}};
-      for (int p = 0; p < 2; p++) {
-        if (parts[p][1] <= parts[p][0]) continue;
-        mproc__job *nj = mproc__calloc(1, sizeof *nj);
-        if (!nj) {
-          mproc_outcome lost = {
-              .kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
-          mproc__engine_fail_items(e, m, parts[p][0], (size_t)(parts[p][1] - parts[p][0]), &lost,
-                                   "out of memory");
-          continue;
-        }
-        *nj = *j;
-        nj->arg_owned = NULL;
-        nj->next = NULL;
-        nj->id = ++e->next_id;
-        nj->first = parts[p][0];
-        nj->count = (uint32_t)(parts[p][1] - parts[p][0]);
-        nj->arg = m->in ? m->in + (size_t)nj->first * m->in_size : NULL;
-        nj->arg_len = (size_t)nj->count * m->in_size;
-        nj->attempts = j->attempts - 1;
-        m->batches_sent++;
-        e->outstanding++;
-        *rq = nj;
-        rq = &nj->next;
-      }
-      if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED && !m->stopped) {
-        mproc__job *nj = mproc__calloc(1, sizeof *nj);
-        if (nj) {
-          *nj = *j;
-          nj->arg_owned = NULL;
-          nj->next = NULL;
-          nj->id = ++e->next_id;
-          nj->first = item;
-          nj->count = 1;
-          nj->arg = m->in ? m->in + (size_t)item * m->in_size : NULL;
-          nj->arg_len = m->in_size;
-          nj->retries_left--;
-          m->batches_sent++;
-          e->outstanding++;
-          *rq = nj;
-          rq = &nj->next;
-        }
-      } else {
-        o.attempts = j->attempts;
-        mproc__engine_fail_items(e, m, item, 1, &o, msg);
-      }
-      e->outstanding--;
-      mproc__job_free(j);
+      running_batch_died(e, i, j, clean, init_failed, o, msg, &rq);
     }
     j = next;
   }
   /* requeued jobs go first, in their order */
-  if (requeue_head) {
-    *rq = e->pend_head;
-    e->pend_head = requeue_head;
-    if (!e->pend_tail) {
-      mproc__job *t = requeue_head;
-      while (t->next) t = t->next;
-      e->pend_tail = t;
-    }
+  if (rq.head) {
+    rq.last->next = e->pend_head;
+    if (!e->pend_head) e->pend_tail = rq.last;
+    e->pend_head = rq.head;
   }
-  /* drop queued batches of maps that stopped meanwhile */
   w->pid = 0;
   w->kill_reason = 0;
   w->jobs_sent = 0;
@@ -741,7 +808,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
     had_jobs = true;
   }
   mproc__engine_notify(e);
-  if (init_failed && !requeue_head && !had_jobs) {
+  if (init_failed && !rq.head && !had_jobs) {
     w->dormant = true; /* no busy loop of failing initializers: wait for work */
   } else if (!e->quitting && !e->draining && !e->terminating) {
     spawn_worker(e, i);

@@ -69,15 +69,22 @@ typedef struct wire_job {
 } wire_job;
 
 /* A result on the wire (worker -> caller), followed by msg_len bytes of message, then payload_len bytes:
- * a task's result, or a batch's count*out_size output bytes followed by nfail wire_fail records. */
+ * a task's result, or one segment of a batch's results: items [first, first + count), their count*out_size
+ * output bytes (none when written in place) followed by nfail wire_fail records.  A batch's segments come in
+ * item order; `last` marks the one that ends the job.  A worker ends a segment after each item that fails
+ * and when the ring has no room for the next record, so that every item it finished is published or lies
+ * in the ring where the manager finds it after a death (see worker.c). */
 typedef struct wire_result {
   uint32_t magic, kind;
   uint64_t id;
   int32_t code;
   uint32_t msg_len;
   uint64_t payload_len;
-  uint32_t nfail, pad_;
-  uint64_t busy_ns; /* the worker's time computing this job */
+  uint32_t nfail, last;
+  uint64_t busy_ns; /* the worker's time computing this job (batch: this segment) */
+  int64_t first;    /* batch: the segment's first item */
+  uint32_t count;   /* batch: the segment's items */
+  uint32_t pad_;
 } wire_result;
 
 typedef struct wire_fail {
@@ -108,8 +115,9 @@ typedef struct mproc__slot {
    * sharing cost a third of a tiny map's time) */
   _Alignas(MPROC_CACHELINE) uint64_t running_job; /* id of the job it runs, 0 between jobs */
   int64_t running_item;                           /* index of the map item it runs */
-  uint64_t started_ns;                            /* when that job/item started (monotonic) */
-  uint32_t in_init;                               /* 1 while the initializer runs */
+  int64_t items_done;  /* items of its batch before this index have their records written (see worker.c) */
+  uint64_t started_ns; /* when that job/item started (monotonic) */
+  uint32_t in_init;    /* 1 while the initializer runs */
   /* the worker's pid as the worker itself tells it (see mproc__template_reap_orphans): 0 until the
    * template begins its fork (cleared by the manager when it asks for one), MPROC__FORKING during it */
   uint32_t child_pid;
@@ -207,7 +215,9 @@ typedef struct mproc__job {
   mproc_future *fut; /* task */
   double timeout;
   int retries_left, attempts;
-  uint32_t claim; /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
+  uint32_t claim;   /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
+  uint32_t done;    /* batch: items already completed (segments received), from first on */
+  uint64_t busy_ns; /* batch: worker time of the segments received */
   struct mproc__job *next;
   /* a small task argument's copy: one allocation less per submission */
   _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];

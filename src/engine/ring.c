@@ -122,11 +122,11 @@ void mproc__ring_skip(mproc__ring *r, size_t len) {
 
 void mproc__ring_wake_producer(mproc__ring *r) { wake_if_sleeping(r->p_sleeping, r->p_seq); }
 
-/* Spins, then sleeps until ready(r) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */
-static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_t *sleeping, uint32_t *seq,
-                      double timeout) {
+/* Spins, then sleeps until ready(r, want) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */
+static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *, size_t), size_t want,
+                      uint32_t *sleeping, uint32_t *seq, double timeout) {
   for (int i = 0; i < SPIN_ROUNDS; i++) {
-    if (ready(r)) return 1;
+    if (ready(r, want)) return 1;
     mproc__cpu_relax();
     if (i >= YIELD_AFTER && i % YIELD_EVERY == 0) sched_yield();
   }
@@ -135,7 +135,7 @@ static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_
     uint32_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
     __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (ready(r)) {
+    if (ready(r, want)) {
       __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
       return 1;
     }
@@ -146,15 +146,41 @@ static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *), uint32_
     }
     mproc__plat_futex_wait(seq, s, left);
     __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
-    if (ready(r)) return 1;
+    if (ready(r, want)) return 1;
   }
 }
 
-static int has_data(const mproc__ring *r) { return mproc__ring_used(r) > 0; }
-static int has_space(const mproc__ring *r) { return mproc__ring_free(r) > 0; }
+static int has_data(const mproc__ring *r, size_t want) { return mproc__ring_used(r) >= want; }
+static int has_space(const mproc__ring *r, size_t want) { return mproc__ring_free(r) >= want; }
 
-int mproc__ring_wait_data(mproc__ring *r, double timeout) {
-  return wait_until(r, has_data, r->c_sleeping, r->c_seq, timeout);
+unsigned char *mproc__ring_reserved(mproc__ring *r, size_t off, size_t len) {
+  size_t at = (size_t)(r->tail + off) & ((size_t)r->size - 1);
+  return at + len <= (size_t)r->size ? r->data + at : NULL;
+}
+
+void mproc__ring_write_reserved(mproc__ring *r, size_t off, const void *src, size_t len) {
+  size_t mask = (size_t)r->size - 1, at = (size_t)(r->tail + off) & mask, first = (size_t)r->size - at;
+  if (first > len) first = len;
+  memcpy(r->data + at, src, first);
+  if (len > first) memcpy(r->data, (const unsigned char *)src + first, len - first);
+}
+
+void mproc__ring_publish(mproc__ring *r, size_t len) {
+  __atomic_store_n(&r->tail, r->tail + len, __ATOMIC_RELEASE);
+}
+
+void mproc__ring_wait_free(mproc__ring *r, size_t len) {
+  if (mproc__ring_free(r) >= len) return;
+  wake_if_sleeping(r->c_sleeping, r->c_seq);
+  wait_until(r, has_space, len, r->p_sleeping, r->p_seq, -1);
+}
+
+void mproc__ring_read_unpublished(const mproc__ring *r, size_t off, void *dst, size_t len) {
+  uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+  size_t mask = (size_t)r->size - 1, at = (size_t)(tail + off) & mask, first = (size_t)r->size - at;
+  if (first > len) first = len;
+  memcpy(dst, r->data + at, first);
+  if (len > first) memcpy((unsigned char *)dst + first, r->data, len - first);
 }
 
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
@@ -165,7 +191,7 @@ void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
     len -= n;
     if (len) {
       wake_if_sleeping(r->c_sleeping, r->c_seq); /* the consumer must make room */
-      wait_until(r, has_space, r->p_sleeping, r->p_seq, -1);
+      wait_until(r, has_space, 1, r->p_sleeping, r->p_seq, -1);
     }
   }
 }
@@ -184,7 +210,7 @@ void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len) {
     len -= n;
     if (len) {
       wake_if_sleeping(r->p_sleeping, r->p_seq); /* the producer may wait for the room just freed */
-      wait_until(r, has_data, r->c_sleeping, r->c_seq, -1);
+      wait_until(r, has_data, 1, r->c_sleeping, r->c_seq, -1);
     }
   }
 }

@@ -58,24 +58,25 @@ static bool batch_aborted(mproc__shared *sh, uint64_t token) {
   return false;
 }
 
-/* A batch's items, one after the other: a tiny map's cost is this loop.  The job's fields are copied into
- * locals first: the task function could write anything reachable, so the compiler would read them again
- * from the job after every call.  0, or 121 when the failure list could not grow. */
-static int run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
-                     const wire_job *j, const unsigned char *in, unsigned char *out, wire_fail **fails,
-                     size_t *fail_cap, size_t *nfail) {
+/* Items [index, index + count) of a batch, one after the other, their records from rec on (out_size apart):
+ * a tiny map's cost is this loop.  The job's fields are copied into locals first: the task function could
+ * write anything reachable, so the compiler would read them again from the job after every call.  After each
+ * item's record, items_done says so (see running_item).  Stops after an item that fails, describing it in
+ * *fail (fail->code is 0 when none failed).  Returns the number of items run. */
+static uint32_t run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
+                          const wire_job *j, int64_t index, uint32_t count, const unsigned char *a,
+                          unsigned char *rec, wire_fail *fail) {
   const size_t in_size = j->in_size, out_size = j->out_size;
-  const int64_t first = j->first, end = j->first + j->count;
+  const int64_t end = index + count;
   const bool timed = j->timed;
-  const unsigned char *a = in_size ? in : NULL;
-  unsigned char *rec = out;
-  for (int64_t index = first; index < end; index++, rec += out_size) {
+  fail->code = 0;
+  for (int64_t i = index; i < end; i++, rec += out_size) {
     /* the clock is read per item only when a timeout needs it: it costs as much as a tiny task */
     if (timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
-    __atomic_store_n(&slot->running_item, index, __ATOMIC_RELEASE);
+    __atomic_store_n(&slot->running_item, i, __ATOMIC_RELEASE);
     if (out_size) t->out = rec;
     t->out_len = 0;
-    t->index = index;
+    t->index = i;
     if (__builtin_expect(priv->fail_code != 0, 0)) { /* left over from an earlier item */
       priv->fail_code = 0;
       priv->msg[0] = '\0';
@@ -83,15 +84,151 @@ static int run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__
     int item_code = mproc__task_finish_code(t, fn(a, in_size, t));
     if (a) a += in_size;
     mproc__task_pad_record(t, rec, out_size);
+    __atomic_store_n(&slot->items_done, i + 1, __ATOMIC_RELEASE);
     if (__builtin_expect(item_code != 0, 0)) {
-      if (!grow(fails, fail_cap, (*nfail + 1) * sizeof(wire_fail))) return 121;
-      wire_fail *f = &(*fails)[(*nfail)++];
-      memset(f, 0, sizeof *f);
-      f->index = index;
-      f->code = item_code;
-      snprintf(f->msg, sizeof f->msg, "%.123s", priv->msg);
+      memset(fail, 0, sizeof *fail);
+      fail->index = i;
+      fail->code = item_code;
+      snprintf(fail->msg, sizeof fail->msg, "%.123s", priv->msg);
+      return (uint32_t)(i - index + 1);
     }
   }
+  return count;
+}
+
+/* The open segment of a batch's results (see wire_result): its header's place is the ring's tail, its
+ * records follow the header there, unpublished, until the segment ends. */
+typedef struct segment {
+  mproc__ring *ring;
+  uint64_t id;
+  size_t rec;     /* bytes per record in the ring: 0 when records are written in place */
+  int64_t first;  /* its first item */
+  uint32_t count; /* items in it so far */
+  uint64_t t0;    /* when it began */
+} segment;
+
+#define SEG_HDR sizeof(wire_result)
+
+static void segment_open(segment *g, int64_t first) {
+  size_t gap = mproc__ring_pad_gap(g->ring, MPROC__REWIND_FROM, sizeof(wire_result));
+  if (gap) {
+    wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+    mproc__ring_put_pad(g->ring, &pad, sizeof pad, gap);
+  }
+  g->first = first;
+  g->count = 0;
+  g->t0 = mproc__now_ns();
+}
+
+static wire_result segment_header(const segment *g, bool last, bool failed) {
+  return (wire_result){.magic = WIRE_MAGIC,
+                       .kind = JOB_BATCH,
+                       .id = g->id,
+                       .nfail = failed,
+                       .last = last,
+                       .busy_ns = mproc__now_ns() - g->t0,
+                       .first = g->first,
+                       .count = g->count,
+                       .payload_len = (size_t)g->count * g->rec + (failed ? sizeof(wire_fail) : 0)};
+}
+
+/* Ends the segment built in place: its failure (if any) after the records, the header before them, then
+ * all of it is published at once.  No wake: the job's end wakes the manager (wake_late), and a worker
+ * waiting for room wakes it then. */
+static void segment_close(segment *g, bool last, const wire_fail *fail) {
+  bool failed = fail && fail->code;
+  wire_result h = segment_header(g, last, failed);
+  if (failed) mproc__ring_write_reserved(g->ring, SEG_HDR + (size_t)g->count * g->rec, fail, sizeof *fail);
+  mproc__ring_write_reserved(g->ring, 0, &h, sizeof h);
+  mproc__ring_publish(g->ring, SEG_HDR + h.payload_len);
+}
+
+/* Runs items into the open segment's records in the ring: as many as fit before the ring's end and in its
+ * free room (waiting for room when none is left, after ending the segment so the manager can read it), or
+ * one through the scratch buffer when its record would wrap.  Returns the number run; 0 out of memory. */
+static uint32_t run_into_ring(segment *g, mproc__slot *slot, mproc_task_fn fn, mproc_task *t,
+                              mproc__task_priv *priv, const wire_job *j, int64_t index, uint32_t want,
+                              const unsigned char *a, unsigned char **scratch, size_t *scratch_cap,
+                              wire_fail *fail) {
+  const size_t out_size = g->rec;
+  size_t need = SEG_HDR + (size_t)(g->count + 1) * out_size + sizeof *fail; /* room for a failure too */
+  if (mproc__ring_free(g->ring) < need) {
+    if (g->count) {
+      segment_close(g, false, NULL);
+      segment_open(g, index);
+      need = SEG_HDR + out_size + sizeof *fail;
+    }
+    mproc__ring_wait_free(g->ring, need);
+  }
+  size_t off = SEG_HDR + (size_t)g->count * out_size;
+  unsigned char *rec = mproc__ring_reserved(g->ring, off, out_size);
+  if (!rec) {
+    if (!grow(scratch, scratch_cap, out_size)) return 0;
+    uint32_t ran = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, fail);
+    mproc__ring_write_reserved(g->ring, off, *scratch, out_size);
+    return ran;
+  }
+  size_t fit = (mproc__ring_free(g->ring) - SEG_HDR - sizeof *fail) / out_size - g->count;
+  size_t contiguous = (size_t)(g->ring->data + g->ring->size - rec) / out_size;
+  size_t n = want;
+  if (n > fit) n = fit;
+  if (n > contiguous) n = contiguous;
+  return run_items(slot, fn, t, priv, j, index, (uint32_t)(n ? n : 1), a, rec, fail);
+}
+
+/* Runs a batch and sends its results in segments.  Records go where the manager can find them if this
+ * process dies: in place (out != NULL: the caller's array in the arena, or the caller's own memory for
+ * threads), or into the out ring past its tail, where the open segment is built.  So an item that finished
+ * is never run again after a later one crashes: the manager takes what was published, then the records of
+ * the items before items_done from the ring.  A record too large for the ring goes through the scratch
+ * buffer and is streamed as a segment of its own (a death while it streams loses that one result).  0, or
+ * 121 out of memory. */
+static int run_batch(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
+                     const wire_job *j, const unsigned char *in, unsigned char *out, unsigned char **scratch,
+                     size_t *scratch_cap) {
+  const size_t out_size = j->out_size, in_size = j->in_size;
+  const int64_t end = j->first + j->count;
+  segment g = {.ring = slot->out, .id = j->id, .rec = out ? 0 : out_size};
+  const bool huge = !out && SEG_HDR + out_size + sizeof(wire_fail) > (size_t)g.ring->size;
+  segment_open(&g, j->first);
+  bool closed_last = false;
+  for (int64_t index = j->first; index < end;) {
+    const unsigned char *a = in_size ? in + (size_t)(index - j->first) * in_size : NULL;
+    uint32_t want = (uint32_t)(end - index), ran;
+    wire_fail fail;
+    if (out) {
+      ran =
+          run_items(slot, fn, t, priv, j, index, want, a, out + (size_t)(index - j->first) * out_size, &fail);
+    } else if (huge || out_size == 0) {
+      if (out_size == 0) {
+        ran = run_items(slot, fn, t, priv, j, index, want, a, NULL, &fail);
+      } else {
+        if (!grow(scratch, scratch_cap, out_size)) return 121;
+        ran = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, &fail);
+        g.count = 1;
+        wire_result h = segment_header(&g, index + 1 == end, fail.code != 0);
+        h.payload_len = out_size + (fail.code ? sizeof fail : 0);
+        mproc__ring_put_all_quiet(g.ring, &h, sizeof h);
+        mproc__ring_put_all_quiet(g.ring, *scratch, out_size);
+        if (fail.code) mproc__ring_put_all_quiet(g.ring, &fail, sizeof fail);
+        closed_last = h.last;
+        index++;
+        segment_open(&g, index);
+        continue;
+      }
+    } else {
+      ran = run_into_ring(&g, slot, fn, t, priv, j, index, want, a, scratch, scratch_cap, &fail);
+      if (!ran) return 121;
+    }
+    g.count += ran;
+    index += ran;
+    if (__builtin_expect(fail.code != 0, 0)) {
+      segment_close(&g, index == end, &fail);
+      closed_last = index == end;
+      if (index < end) segment_open(&g, index);
+    }
+  }
+  if (!closed_last) segment_close(&g, true, NULL);
   return 0;
 }
 
@@ -118,8 +255,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
     __atomic_store_n(&slot->in_init, 0, __ATOMIC_RELEASE);
   }
   unsigned char *arg = NULL, *outbuf = NULL;
-  wire_fail *fails = NULL;
-  size_t arg_cap = 0, out_cap = 0, fail_cap = 0;
+  size_t arg_cap = 0, out_cap = 0;
   mproc__task_priv priv = {0};
   int done = 0;
   for (;;) {
@@ -148,14 +284,15 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
     char fn_err[MPROC_TASK_MSG_MAX];
     mproc_task_fn fn = (mproc_task_fn)mproc__fnref_decode(sh, j.fn, fn_err, sizeof fn_err);
     if (!fn) { /* an exec pool's function not found in this image: the job fails, the worker goes on */
-      wire_result fr = {.kind = j.kind, .id = j.id, .code = MPROC_ENOTSUP};
+      wire_result fr = {
+          .kind = j.kind, .id = j.id, .code = MPROC_ENOTSUP, .first = j.first, .count = j.count, .last = 1};
       send_result(slot->out, &fr, fn_err, NULL, 0, NULL, 0);
       wake_late(slot);
       continue;
     }
     /* the arguments: in place in the shared arena, or the payload just read */
     const unsigned char *in = j.in_addr ? (const unsigned char *)(uintptr_t)j.in_addr : arg;
-    wire_result r = {.kind = j.kind, .id = j.id};
+    wire_result r = {.kind = j.kind, .id = j.id, .first = j.first, .count = j.count, .last = 1};
     mproc_task t;
     if (j.kind == JOB_TASK) {
       uint64_t t0 = mproc__now_ns();
@@ -172,33 +309,25 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       r.code = MPROC_ECANCELED;
       send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
-      /* the records: straight into the caller's array when it is shared, else sent back after the batch */
+      /* the records: straight into the caller's array when it is shared, else into the ring */
       unsigned char *out = (unsigned char *)(uintptr_t)j.out_addr;
-      size_t nout = out ? 0 : (size_t)j.count * j.out_size;
-      if (!grow(&outbuf, &out_cap, nout)) {
-        code = 121;
-        break;
-      }
-      if (!out) out = outbuf;
       /* records in place in the arena: see MPROC__PREFAULT_MIN */
       if (o->own_mappings && j.in_addr && (size_t)j.count * j.in_size >= MPROC__PREFAULT_MIN)
         (void)mproc__plat_prefault((void *)(uintptr_t)j.in_addr, (size_t)j.count * j.in_size, 0);
-      if (o->own_mappings && j.out_addr && (size_t)j.count * j.out_size >= MPROC__PREFAULT_MIN)
+      if (o->own_mappings && out && (size_t)j.count * j.out_size >= MPROC__PREFAULT_MIN)
         (void)mproc__plat_prefault(out, (size_t)j.count * j.out_size, 0); /* read: see MPROC__PREFAULT_MIN */
-      size_t nfail = 0;
-      uint64_t t0 = mproc__now_ns();
-      __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_item, j.first, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->items_done, j.first, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
       /* the context is set up once per batch; per item only what changes (this loop is a tiny map's cost) */
-      mproc__task_begin(&t, &priv, j.out_size ? out : NULL, j.out_size, index, j.first);
-      priv.fixed = 1;
+      mproc__task_begin(&t, &priv, NULL, j.out_size, index, j.first);
+      priv.fixed = 1; /* each item's record: t.out is set per item */
+      t.out_cap = j.out_size;
       priv.seed = j.seed;
       t.attempt = (int)j.attempt;
-      code = run_items(slot, fn, &t, &priv, &j, in, out, &fails, &fail_cap, &nfail);
+      code = run_batch(slot, fn, &t, &priv, &j, in, out, &outbuf, &out_cap);
       if (code) break;
-      r.busy_ns = mproc__now_ns() - t0;
-      r.nfail = (uint32_t)nfail;
-      send_result(slot->out, &r, NULL, outbuf, nout, fails, nfail * sizeof(wire_fail));
     }
     __atomic_store_n(&slot->running_job, 0, __ATOMIC_RELEASE);
     wake_late(slot);
@@ -208,7 +337,6 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
   if (code == 0 && o->finalizer) o->finalizer();
   mproc__free(arg);
   mproc__free(outbuf);
-  mproc__free(fails);
   mproc__free(priv.heap);
   return code;
 }
