@@ -9,7 +9,7 @@
  * its load bias; the main program is the first object dl_iterate_phdr reports (its link_map name is empty, as
  * is the vDSO's on some systems, so the bias is compared too).  The other side finds the object by its path
  * among its own loaded objects, else through dlopen. */
-#include "platform/platform_fnid.h"
+#include "platform/platform.h"
 
 #include <dlfcn.h>
 #include <elf.h>
