@@ -5,6 +5,7 @@
 #define MPROC_POOL_H
 
 #include <mproc/common.h>
+#include <mproc/process.h> /* mproc_start_method */
 #include <mproc/task.h>
 
 MPROC_EXTERN_C_BEGIN
