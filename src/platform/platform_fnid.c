@@ -89,7 +89,8 @@ int mproc__plat_fnsym_lookup(const void *addr, mproc__plat_fnsym *out) {
     copy_str(out->name, sizeof out->name, info.dli_sname);
     return 0;
   }
-  symtab_search(main_prog ? "/proc/self/exe" : fname, out->offset, out, base);
+  /* dladdr may know no file name for an object (then there is no .symtab to read) */
+  if (main_prog || fname) symtab_search(main_prog ? "/proc/self/exe" : fname, out->offset, out, base);
   if (out->start != addr) { /* addr is inside a function, not its start: do not trust the extent */
     out->size = 0;
     out->start = addr;

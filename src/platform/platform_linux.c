@@ -396,14 +396,14 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
   /* the environment and argv are built before the fork: the child may not allocate */
   extern char **environ;
   const char *eq = strchr(env_entry, '=');
-  size_t name_len = eq ? (size_t)(eq - env_entry) + 1 : strlen(env_entry);
+  size_t name_len = eq ? (size_t)(eq - env_entry) : strlen(env_entry);
   size_t n = 0;
   for (char **e = environ; e && *e; e++) n++;
   char **envp = malloc((n + 2) * sizeof *envp);
   if (!envp) return -ENOMEM;
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], env_entry, name_len) != 0) envp[k++] = environ[i];
+    if (strncmp(environ[i], env_entry, name_len) != 0 || environ[i][name_len] != '=') envp[k++] = environ[i];
   envp[k++] = (char *)env_entry;
   envp[k] = NULL;
   char *argv[2] = {program_invocation_name && *program_invocation_name ? program_invocation_name : "mproc",
