@@ -34,13 +34,15 @@ int main(void) {
     fprintf(stderr, "parallel: %s\n", mproc_strerror(r));
     return 1;
   }
-  double *data = mproc_shared_alloc((size_t)CHUNKS * PER_CHUNK * sizeof *data);
-  double *sums = mproc_shared_alloc(CHUNKS * sizeof *sums);
-  double **where = mproc_shared_alloc(CHUNKS * sizeof *where);
-  if (!data || !sums || !where) {
-    perror("mproc_shared_alloc");
+  void *data_block = NULL, *sums_block = NULL, *where_block = NULL;
+  r = mproc_shared_alloc(&data_block, (size_t)CHUNKS * PER_CHUNK * sizeof(double));
+  if (r == 0) r = mproc_shared_alloc(&sums_block, CHUNKS * sizeof(double));
+  if (r == 0) r = mproc_shared_alloc(&where_block, CHUNKS * sizeof(double *));
+  if (r != 0) {
+    fprintf(stderr, "mproc_shared_alloc: %s\n", mproc_strerror(r));
     return 1;
   }
+  double *data = data_block, *sums = sums_block, **where = where_block;
   double want = 0;
   for (size_t i = 0; i < (size_t)CHUNKS * PER_CHUNK; i++) want += data[i] = (double)(i % 100);
 

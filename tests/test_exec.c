@@ -15,7 +15,7 @@
 #include "mtest.h"
 #include "internal.h"
 #include "engine/engine.h"
-#include "platform/platform_fnid.h"
+#include "platform/platform.h"
 
 static int global_value = 7; /* the caller changes it: an exec'd worker still sees 7 */
 static char init_text[64];   /* set by the initializer in each worker */

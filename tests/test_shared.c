@@ -10,6 +10,14 @@
 #include "internal.h"
 #include "engine/engine.h"
 
+/* A block the test needs: the test fails when it cannot be had. */
+static void *shared_alloc(size_t size) {
+  void *p = NULL;
+  CHECK_OK(mproc_shared_alloc(&p, size));
+  CHECK(p != NULL);
+  return p;
+}
+
 /* Whether p lies in a mapping of the arena's memory file in this process (read from /proc/self/maps): how
  * a worker tells that it reads or writes the caller's shared memory and not a copy. */
 static bool in_arena_mapping(const void *p) {
@@ -29,11 +37,12 @@ static bool in_arena_mapping(const void *p) {
 
 MTEST(alloc_free_and_errors) {
   CHECK(!mproc_shared_contains(&errno, 1));
-  errno = 0;
-  CHECK(mproc_shared_alloc(0) == NULL);
-  CHECK_INT_EQ(errno, EINVAL);
-  unsigned char *a = mproc_shared_alloc(10);
-  unsigned char *b = mproc_shared_alloc(3 << 20);
+  void *none = &none;
+  CHECK_ERR(mproc_shared_alloc(&none, 0), MPROC_EINVAL);
+  CHECK(none == &none); /* untouched */
+  CHECK_ERR(mproc_shared_alloc(NULL, 10), MPROC_EINVAL);
+  unsigned char *a = shared_alloc(10);
+  unsigned char *b = shared_alloc(3 << 20);
   CHECK(a && b);
   CHECK_INT_EQ((uintptr_t)a % 4096, 0);
   CHECK_INT_EQ((uintptr_t)b % (2 << 20), 0); /* big blocks are 2 MiB aligned */
@@ -47,7 +56,7 @@ MTEST(alloc_free_and_errors) {
   CHECK_ERR(mproc_shared_free(b), MPROC_EINVAL); /* twice */
   CHECK_OK(mproc_shared_free(NULL));
   /* the freed range is handed out again, zeroed */
-  unsigned char *c = mproc_shared_alloc(3 << 20);
+  unsigned char *c = shared_alloc(3 << 20);
   CHECK(c == b);
   for (size_t i = 0; i < (3u << 20); i += 512) CHECK_INT_EQ(c[i], 0);
   CHECK_OK(mproc_shared_free(c));
@@ -59,29 +68,29 @@ MTEST(alloc_free_and_errors) {
 MTEST(fragmentation_and_merging) {
   enum { N = 64 };
   void *p[N];
-  for (int i = 0; i < N; i++) CHECK((p[i] = mproc_shared_alloc((size_t)(i % 5 + 1) * 4096)) != NULL);
+  for (int i = 0; i < N; i++) p[i] = shared_alloc((size_t)(i % 5 + 1) * 4096);
   for (int i = 0; i < N; i += 2) CHECK_OK(mproc_shared_free(p[i]));
   for (int i = 1; i < N; i += 2) CHECK_OK(mproc_shared_free(p[i]));
   /* everything merged back: one block as large as the first N allocations fits where the first was */
-  void *big = mproc_shared_alloc(4096 * 3 * N);
+  void *big = shared_alloc(4096 * 3 * N);
   CHECK(big == p[0]);
   CHECK_OK(mproc_shared_free(big));
 }
 
 MTEST(arena_size_from_the_environment) {
   setenv("MPROC_SHARED_BYTES", "64m", 1);
-  void *a = mproc_shared_alloc(40 << 20);
+  void *a = shared_alloc(40 << 20);
   CHECK(a != NULL);
-  errno = 0;
-  CHECK(mproc_shared_alloc(40 << 20) == NULL); /* 80 MiB do not fit in 64 */
-  CHECK_INT_EQ(errno, ENOMEM);
-  void *b = mproc_shared_alloc(20 << 20);
+  void *none = &none;
+  CHECK_ERR(mproc_shared_alloc(&none, 40 << 20), MPROC_ENOMEM); /* 80 MiB do not fit in 64 */
+  CHECK(none == &none);
+  void *b = shared_alloc(20 << 20);
   CHECK(b != NULL);
   CHECK_OK(mproc_shared_free(a));
   CHECK_OK(mproc_shared_free(b));
   /* a bad value falls back to the default (at least 1 GiB) */
   setenv("MPROC_SHARED_BYTES", "lots", 1);
-  void *c = mproc_shared_alloc((size_t)900 << 20);
+  void *c = shared_alloc((size_t)900 << 20);
   CHECK(c != NULL);
   CHECK_OK(mproc_shared_free(c));
   unsetenv("MPROC_SHARED_BYTES");
@@ -111,7 +120,7 @@ static void pool_sees_later_memory(mproc_backend backend) {
   /* made after the pool and its workers exist */
   for (int round = 0; round < 3; round++) {
     size_t n = (size_t)1 << (16 + round);
-    int64_t *data = mproc_shared_alloc(n * sizeof *data);
+    int64_t *data = shared_alloc(n * sizeof *data);
     CHECK(data != NULL);
     for (size_t i = 0; i < n; i++) data[i] = (int64_t)i;
     view v = {data, n};
@@ -130,7 +139,7 @@ MTEST(replacement_workers_see_it_too) {
   mproc_pool *pool;
   mproc_pool_opts po = {.workers = 1, .max_tasks_per_child = 1};
   CHECK_OK(mproc_pool_create(&pool, &po));
-  int64_t *data = mproc_shared_alloc(4096);
+  int64_t *data = shared_alloc(4096);
   CHECK(data != NULL);
   for (int k = 0; k < 4; k++) { /* each task on a fresh worker */
     data[0] = 5;
@@ -192,8 +201,8 @@ static void map_in_place(mproc_backend backend, bool shared) {
   mproc_pool_opts po = {.workers = 2, .backend = backend, .ring_bytes = 4096};
   CHECK_OK(mproc_pool_create(&pool, &po));
   size_t n = 20000;
-  rec *in = shared ? mproc_shared_alloc(n * sizeof *in) : calloc(n, sizeof *in);
-  int64_t *out = shared ? mproc_shared_alloc(n * sizeof *out) : calloc(n, sizeof *out);
+  rec *in = shared ? shared_alloc(n * sizeof *in) : calloc(n, sizeof *in);
+  int64_t *out = shared ? shared_alloc(n * sizeof *out) : calloc(n, sizeof *out);
   CHECK(in && out);
   for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
   mproc_task_fn fn = shared || backend == MPROC_BACKEND_THREAD ? square_in_place : square_copied;
@@ -236,8 +245,8 @@ static void big_batches(bool shared) {
   if (pre) memset(pre, 0xff, n * sizeof *pre);
   mproc_pool *pool;
   CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2}));
-  rec *in = shared ? mproc_shared_alloc(n * sizeof *in) : calloc(n, sizeof *in);
-  int64_t *out = shared ? mproc_shared_alloc(n * sizeof *out) : pre;
+  rec *in = shared ? shared_alloc(n * sizeof *in) : calloc(n, sizeof *in);
+  int64_t *out = shared ? shared_alloc(n * sizeof *out) : pre;
   CHECK(in && out);
   for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
   mproc_map_opts mo = {.chunk_size = 10000}; /* 240 KB of arguments, 80 KB of results per batch */
@@ -258,8 +267,8 @@ MTEST(parallel_run_in_place) {
   mproc_parallel_opts po = {.n_jobs = 2};
   CHECK_OK(mproc_parallel_create(&par, &po));
   size_t n = 50000;
-  rec *in = mproc_shared_alloc(n * sizeof *in);
-  int64_t *out = mproc_shared_alloc(n * sizeof *out);
+  rec *in = shared_alloc(n * sizeof *in);
+  int64_t *out = shared_alloc(n * sizeof *out);
   CHECK(in && out);
   for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
   mproc_map_report rep;
@@ -317,7 +326,7 @@ MTEST(large_arguments_travel_through_the_arena) {
 
 /* A block made now, after pool's workers started, is read and written in place by one of them. */
 static void sum_made_after(mproc_pool *pool) {
-  int64_t *data = mproc_shared_alloc(1 << 20);
+  int64_t *data = shared_alloc(1 << 20);
   CHECK(data != NULL);
   data[0] = 40;
   data[1] = 2;
@@ -349,9 +358,9 @@ MTEST(pools_work_without_an_arena) {
   /* where memory files cannot be made, shared allocations fail clearly and pools still work, streaming
    * everything through their rings */
   mproc__plat_sys.memfd_create = no_memfd;
-  errno = 0;
-  CHECK(mproc_shared_alloc(4096) == NULL);
-  CHECK_INT_EQ(errno, ENOSYS);
+  void *none = NULL;
+  CHECK_ERR(mproc_shared_alloc(&none, 4096), -ENOSYS);
+  CHECK(none == NULL);
   mproc_pool *pool;
   CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2, .max_nbytes = 1024}));
   size_t n = 1000;
@@ -378,8 +387,8 @@ MTEST(exec_pools_see_it) {
   CHECK_OK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}));
   sum_made_after(pool);
   size_t n = 5000;
-  rec *in = mproc_shared_alloc(n * sizeof *in);
-  int64_t *out = mproc_shared_alloc(n * sizeof *out);
+  rec *in = shared_alloc(n * sizeof *in);
+  int64_t *out = shared_alloc(n * sizeof *out);
   CHECK(in && out);
   for (size_t i = 0; i < n; i++) in[i] = (rec){&in[i], &out[i], (int64_t)i};
   CHECK_OK(mproc_pool_map(pool, square_in_place, in, n, sizeof *in, out, sizeof *out, NULL, NULL));

@@ -20,6 +20,12 @@ static void *mproc__bench_shared_page(int *err) {
   return p;
 }
 
+/* A block of the shared arena, or NULL when it cannot be had (the caller treats it as malloc's NULL). */
+static void *shared_or_null(size_t size) {
+  void *p = NULL;
+  return mproc_shared_alloc(&p, size) == 0 ? p : NULL;
+}
+
 static double g_rate;       /* busy-loop rounds per microsecond */
 static double g_us;         /* compute: each task's duration */
 static double *g_durations; /* irregular: per item */
@@ -170,8 +176,8 @@ static int large_array_after(const char *sys, size_t n, size_t mib, int workers)
     return 1;
   size_t count = mib * (1 << 20) / sizeof(double), chunk = count / n;
   if (chunk * n != count) return usage();
-  double *a = shared ? mproc_shared_alloc(count * sizeof *a) : malloc(count * sizeof *a);
-  double *out = shared ? mproc_shared_alloc(n * sizeof *out) : malloc(n * sizeof *out);
+  double *a = shared ? shared_or_null(count * sizeof *a) : malloc(count * sizeof *a);
+  double *out = shared ? shared_or_null(n * sizeof *out) : malloc(n * sizeof *out);
   span *spans = malloc(n * sizeof *spans);
   if (!a || !out || !spans) return 1;
   for (size_t i = 0; i < count; i++) a[i] = (double)(i % 1000);
@@ -443,9 +449,9 @@ int main(int argc, char **argv) {
   /* mproc-shared (tiny): input and output in the shared arena, which workers use in place */
   bool arena = strcmp(sys, "mproc-shared") == 0;
   int64_t *in = NULL,
-          *out = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *out) : malloc((n ? n : 1) * sizeof *out);
+          *out = arena ? shared_or_null((n ? n : 1) * sizeof *out) : malloc((n ? n : 1) * sizeof *out);
   if (strcmp(wl, "tiny") == 0 || strcmp(wl, "roundtrip") == 0) {
-    in = arena ? mproc_shared_alloc((n ? n : 1) * sizeof *in) : malloc((n ? n : 1) * sizeof *in);
+    in = arena ? shared_or_null((n ? n : 1) * sizeof *in) : malloc((n ? n : 1) * sizeof *in);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
   }
   bench_touch(out, (n ? n : 1) * sizeof *out); /* touched before timing, as in every system (anchors.c) */

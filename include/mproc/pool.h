@@ -5,6 +5,7 @@
 #define MPROC_POOL_H
 
 #include <mproc/common.h>
+#include <mproc/process.h> /* mproc_start_method */
 #include <mproc/task.h>
 
 MPROC_EXTERN_C_BEGIN
@@ -120,8 +121,8 @@ typedef struct mproc_submit_opts {
 
 /* Submits fn(arg, arg_len) to the pool.  The argument bytes are copied.  On success *out receives a new
  * future (release it with mproc_future_release()).  Errors: -EINVAL, MPROC_ECLOSED after close/shutdown,
- * MPROC_ELOST when the pool's template process died (its tasks then completed as MPROC_ELOST: destroy the
- * pool and make a new one), -ENOMEM; *out untouched. */
+ * MPROC_ELOST when the pool's template process died or could no longer be sent a command (its tasks then
+ * completed as MPROC_ELOST: destroy the pool and make a new one), -ENOMEM; *out untouched. */
 MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
                                 const mproc_submit_opts *opts, mproc_future **out);
 

@@ -65,9 +65,10 @@ MPROC_API void mproc_array_destroy(mproc_array *a);
  * allocates from it (in a worker, mproc_shared_alloc() makes a separate arena of its own).  The arena is
  * unmapped when its last block is freed and no pool or fork server uses it.  Thread-safe. */
 
-/* A zero-filled shared block of size bytes, or NULL with errno ENOMEM (the arena is full or the system is
- * out of memory) or EINVAL (size 0). */
-MPROC_API void *mproc_shared_alloc(size_t size);
+/* Stores in *out a zero-filled shared block of size bytes.  0, -EINVAL (size 0, out NULL), -ENOMEM (the
+ * arena is full or the system is out of memory), or the system's error when the arena cannot be made (as
+ * -ENOSYS without memory files); *out untouched on error. */
+MPROC_API int mproc_shared_alloc(void **out, size_t size);
 /* Frees a block from mproc_shared_alloc(): 0 (also for NULL), or -EINVAL when p is not such a block (no
  * effect).  Workers must be done with it: its pages read as zeros afterwards everywhere. */
 MPROC_API int mproc_shared_free(void *p);

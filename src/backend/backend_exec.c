@@ -15,12 +15,9 @@
  * lays each out anew) twice more before the pool fails with MPROC_EEXIST: falling back to a fork would
  * quietly give workers the caller's memory, which an exec pool promises they do not see. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -58,7 +55,8 @@ static int start_once(mproc__engine *e) {
   handoff h[MAX_HANDOFF];
   int n = collect_handoffs(e, h);
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) return r;
   char env[64 + MAX_HANDOFF * 64];
   int len = snprintf(env, sizeof env, EXEC_ENV "=1 %d %d %d", (int)getpid(), sv[1], n);
   int keep[MAX_HANDOFF + 1] = {sv[1]};
@@ -69,7 +67,7 @@ static int start_once(mproc__engine *e) {
   }
   pid_t pid = 0;
   int pidfd = -1;
-  int r = mproc__plat_spawn_exec_self(&pid, &pidfd, env, keep, n + 1);
+  r = mproc__plat_spawn_exec_self(&pid, &pidfd, env, keep, n + 1);
   mproc__plat_close(sv[1]);
   if (r < 0) {
     mproc__plat_close(sv[0]);
@@ -101,8 +99,8 @@ int mproc__exec_template_start(mproc__engine *e) {
 
 static void fail(int sock, int err) {
   tpl_msg m = {TPL_SPAWN_FAILED, -1, getpid(), err};
-  send(sock, &m, sizeof m, MSG_NOSIGNAL);
-  _exit(1);
+  (void)mproc__plat_send_msg(sock, &m, sizeof m, true); /* if the caller is gone, it waits for nothing */
+  mproc__plat_exit(1);
 }
 
 /* Parses "1 <ppid> <sock> <n> <tag>:<fd>:<hexaddr>:<size>..."; false when it is not that. */
@@ -148,17 +146,17 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   handoff h[MAX_HANDOFF];
   if (!parse(buf, &ppid, &sock, h, &n)) {
     fprintf(stderr, "mproc: malformed %s=\"%s\"\n", EXEC_ENV, buf);
-    _exit(126);
+    mproc__plat_exit(126);
   }
-  if (getppid() != ppid) _exit(1); /* the caller died before the exec */
-  fcntl(sock, F_SETFD, FD_CLOEXEC);
+  if (getppid() != ppid) mproc__plat_exit(1); /* the caller died before the exec */
+  mproc__plat_set_cloexec(sock, true);
   mproc__shared *sh = NULL;
   int err = 0;
   for (int i = 0; i < n; i++) {
     void *p = mproc__plat_shm_map_at(h[i].addr, h[i].fd, h[i].size, &err);
-    close(h[i].fd);
+    mproc__plat_close(h[i].fd);
     if (!p) {
-      for (int k = i + 1; k < n; k++) close(h[k].fd);
+      for (int k = i + 1; k < n; k++) mproc__plat_close(h[k].fd);
       fail(sock, -err);
     }
     if (h[i].tag == HANDOFF_POOL) sh = p;
@@ -173,7 +171,7 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   sh->conf.initializer = (mproc_task_fn)init;
   sh->conf.finalizer = (void (*)(void))fin;
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
-  send(sock, &m, sizeof m, MSG_NOSIGNAL);
+  if (mproc__plat_send_msg(sock, &m, sizeof m, true) < 0) mproc__plat_exit(1); /* the caller is gone */
   mproc__template_main(sh, sock, ppid);
 }
 

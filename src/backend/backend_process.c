@@ -8,13 +8,9 @@
  * socket closes (the pool is being destroyed or the caller died) it kills every worker, reaps them and
  * exits. */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "engine/engine.h"
 
@@ -28,7 +24,7 @@ static void limit_thread_env(int n);
 
 static void worker_entry(void *vctx) {
   struct worker_ctx *c = vctx;
-  close(c->sock);
+  mproc__plat_close(c->sock);
   /* the caller works out OMP_NUM_THREADS & co while the first workers are forked (reading the cgroup files
    * takes a tenth of a millisecond); they wait for it here, before any user code */
   mproc__shared *sh = c->sh;
@@ -39,8 +35,9 @@ static void worker_entry(void *vctx) {
 }
 
 void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m) {
-  while (send(sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
+  /* a failed send (the manager has closed its end: the pool is being destroyed) loses only news nobody
+   * waits for any more; the doorbell still rings */
+  (void)mproc__plat_send_msg(sock, &m, sizeof m, true);
   __atomic_fetch_add(&sh->template_events, 1, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&sh->doorbell, 1, __ATOMIC_SEQ_CST);
   mproc__plat_futex_wake(&sh->doorbell, 1);
@@ -90,7 +87,7 @@ static void spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals
 }
 
 void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
-  signal(SIGINT, SIG_IGN);
+  mproc__plat_ignore_signal(SIGINT);
   /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
    * have had handlers installed by constructors */
   bool reset_signals = sh->objs != NULL;
@@ -99,7 +96,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);
   struct pollfd *pfd = calloc((size_t)n + 2, sizeof *pfd);
-  if (!pids || !pidfds || !pfd) _exit(125);
+  if (!pids || !pidfds || !pfd) mproc__plat_exit(125);
   for (int i = 0; i < n; i++) pidfds[i] = -1;
   /* every worker at once, unasked: the manager may not even be running yet */
   for (int i = 0; i < n; i++) spawn_slot(sh, sock, i, reset_signals, pids, pidfds);
@@ -107,19 +104,13 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
     pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN};
-    if (poll(pfd, (nfds_t)n + 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
+    if (mproc__plat_poll(pfd, (size_t)n + 2, -1) < 0) break;
     if (pfd[n + 1].revents) break; /* the caller's process ended */
     for (int i = 0; i < n; i++) {
       if (pidfds[i] < 0 || !(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st = 0;
-      pid_t r;
-      do {
-        r = waitpid(pids[i], &st, 0);
-      } while (r < 0 && errno == EINTR);
-      close(pidfds[i]);
+      mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      mproc__plat_close(pidfds[i]);
       pidfds[i] = -1;
       mproc__template_notify(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
       pids[i] = 0;
@@ -127,7 +118,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     if (pfd[0].revents & (POLLHUP | POLLERR)) break;
     if (!(pfd[0].revents & POLLIN)) continue;
     tpl_msg m;
-    ssize_t got = recv(sock, &m, sizeof m, 0);
+    ssize_t got = mproc__plat_recv_msg(sock, &m, sizeof m, true);
     if (got == 0) break;
     if (got != (ssize_t)sizeof m) continue;
     if (m.slot < 0 || m.slot >= n) continue;
@@ -143,17 +134,19 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   for (int i = 0; i < n; i++) {
     if (!pids[i]) continue;
     int st;
-    while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {
-    }
+    mproc__plat_wait(pids[i], pidfds[i], -1, &st);
   }
-  _exit(0);
+  mproc__plat_exit(0);
 }
 
 /* ---- the manager's side ---- */
 
+/* A command the template did not get would leave the pool waiting for ever (a slot never refilled, a task
+ * past its timeout never killed).  When one cannot be sent (-EPIPE: the template has died; anything else:
+ * the socket is unusable) the connection is hung up: the template then kills its workers and ends, and
+ * mproc__template_gone() tells the manager, which fails the pool's work with MPROC_ELOST. */
 static void send_tpl(mproc__engine *e, tpl_msg m) {
-  while (send(e->tpl_sock, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
+  if (mproc__plat_send_msg(e->tpl_sock, &m, sizeof m, true) < 0) mproc__plat_sock_hangup(e->tpl_sock);
 }
 
 void mproc__template_spawn(mproc__engine *e, int i) {
@@ -167,8 +160,7 @@ void mproc__template_kill(mproc__engine *e, int i) {
 
 bool mproc__template_gone(mproc__engine *e) {
   if (e->tpl_sock < 0) return false;
-  char c;
-  return recv(e->tpl_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  return mproc__plat_sock_at_eof(e->tpl_sock);
 }
 
 /* How long the manager waits for the processes a dead template leaves behind: for the template to end, and
@@ -220,7 +212,7 @@ void mproc__template_reap_orphans(mproc__engine *e) {
 void mproc__template_stop(mproc__engine *e) {
   bool died = e->tpl_sock >= 0 && mproc__plat_poll_fd(e->tpl_sock, 0, 0) > 0;
   if (e->tpl_sock >= 0) {
-    shutdown(e->tpl_sock, SHUT_RDWR);
+    mproc__plat_sock_hangup(e->tpl_sock);
     mproc__plat_close(e->tpl_sock);
     e->tpl_sock = -1;
   }
@@ -240,11 +232,7 @@ void mproc__template_stop(mproc__engine *e) {
 int mproc__template_await_ready(int sock, double timeout) {
   tpl_msg m = {0, 0, 0, 0};
   ssize_t got = -1;
-  if (mproc__plat_poll_fd(sock, POLLIN, timeout) > 0) {
-    do {
-      got = recv(sock, &m, sizeof m, 0);
-    } while (got < 0 && errno == EINTR);
-  }
+  if (mproc__plat_poll_fd(sock, POLLIN, timeout) > 0) got = mproc__plat_recv_msg(sock, &m, sizeof m, true);
   if (got == (ssize_t)sizeof m && m.op == TPL_READY) return 0;
   if (got == (ssize_t)sizeof m && m.op == TPL_SPAWN_FAILED && m.value > 0) return -m.value;
   return MPROC_ECONNRESET;
@@ -258,16 +246,17 @@ struct start_ctx {
 
 static void template_entry(void *vctx) {
   struct start_ctx *c = vctx;
-  close(c->other);
+  mproc__plat_close(c->other);
   mproc__template_main(c->e->sh, c->sock, c->caller);
 }
 
 int mproc__template_start(mproc__engine *e) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) return r;
   struct start_ctx c = {e, sv[1], sv[0], getpid()};
   /* not tied to the creating thread: the pool outlives it (the template watches the caller's process) */
-  int r = mproc__plat_spawn_unbound(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
+  r = mproc__plat_spawn_unbound(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
   mproc__plat_close(sv[1]);
   if (r < 0) {
     mproc__plat_close(sv[0]);

@@ -5,9 +5,6 @@
  * What threads cannot do: be killed (so task timeouts are refused at submission, and terminate/destroy wait
  * for running tasks) and survive a crash (a task that crashes ends the whole process). */
 #include <errno.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "engine/engine.h"
 
@@ -30,7 +27,8 @@ static void *thread_main(void *varg) {
 
 static int threads_start(mproc__engine *e) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) return r;
   e->threads = mproc__calloc((size_t)e->nworkers, sizeof *e->threads);
   e->thread_joinable = mproc__calloc((size_t)e->nworkers, sizeof *e->thread_joinable);
   if (!e->threads || !e->thread_joinable) {
@@ -38,8 +36,8 @@ static int threads_start(mproc__engine *e) {
     mproc__free(e->thread_joinable);
     e->threads = NULL;
     e->thread_joinable = NULL;
-    close(sv[0]);
-    close(sv[1]);
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
     return MPROC_ENOMEM;
   }
   e->tpl_sock = sv[0];

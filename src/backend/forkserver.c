@@ -8,11 +8,8 @@
  * templates and kills them if it must end.  Deaths chain as before: caller's main thread -> server ->
  * template -> workers. */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -44,23 +41,24 @@ struct tctx {
 
 static void template_entry(void *vctx) {
   struct tctx *c = vctx;
-  close(c->server_sock);
+  mproc__plat_close(c->server_sock);
   int err = 0;
   void *p = mproc__plat_shm_map_at(c->addr, c->memfd, c->size, &err);
-  close(c->memfd);
+  mproc__plat_close(c->memfd);
+  /* a send that fails (the caller is gone) is seen there as no answer: MPROC_ECONNRESET */
   if (!p) {
     tpl_msg m = {TPL_SPAWN_FAILED, -1, 0, -err};
-    send(c->tsock, &m, sizeof m, MSG_NOSIGNAL);
-    _exit(1);
+    (void)mproc__plat_send_msg(c->tsock, &m, sizeof m, true);
+    mproc__plat_exit(1);
   }
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
-  send(c->tsock, &m, sizeof m, MSG_NOSIGNAL);
+  if (mproc__plat_send_msg(c->tsock, &m, sizeof m, true) < 0) mproc__plat_exit(1);
   mproc__template_main(p, c->tsock, getppid()); /* the server: single-threaded, so its death signal holds */
 }
 
 /* owner: a pidfd of the program's process (-1 where the kernel has none: the parent-death signal then) */
 static void server_main(int sock, int owner) {
-  signal(SIGINT, SIG_IGN);
+  mproc__plat_ignore_signal(SIGINT);
   static pid_t pids[MAX_TEMPLATES];
   static int pidfds[MAX_TEMPLATES];
   static struct pollfd pfd[MAX_TEMPLATES + 2];
@@ -69,17 +67,13 @@ static void server_main(int sock, int owner) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
     pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN}; /* ignored when -1 */
-    if (poll(pfd, (nfds_t)n + 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
+    if (mproc__plat_poll(pfd, (size_t)n + 2, -1) < 0) break;
     if (pfd[n + 1].revents) break; /* the program's process ended (a fork of it may hold the socket) */
     for (int i = n - 1; i >= 0; i--) {
       if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st;
-      while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {
-      }
-      close(pidfds[i]);
+      mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      mproc__plat_close(pidfds[i]);
       pids[i] = pids[n - 1];
       pidfds[i] = pidfds[n - 1];
       n--;
@@ -110,17 +104,17 @@ static void server_main(int sock, int owner) {
         rep.pid = pid;
       }
     }
-    for (int i = 0; i < nfds; i++) close(fds[i]);
-    send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+    for (int i = 0; i < nfds; i++) mproc__plat_close(fds[i]);
+    /* the program is gone if this fails: the next poll sees its end closed, or its pidfd */
+    (void)mproc__plat_send_msg(sock, &rep, sizeof rep, true);
   }
   /* the program is gone or shut us down: no template outlives the server */
   for (int i = 0; i < n; i++) mproc__plat_signal(pids[i], pidfds[i], SIGKILL);
   for (int i = 0; i < n; i++) {
     int st;
-    while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {
-    }
+    mproc__plat_wait(pids[i], pidfds[i], -1, &st);
   }
-  _exit(0);
+  mproc__plat_exit(0);
 }
 
 struct sctx {
@@ -130,7 +124,7 @@ struct sctx {
 
 static void server_entry(void *vctx) {
   struct sctx *c = vctx;
-  close(c->other);
+  mproc__plat_close(c->other);
   server_main(c->sock, mproc__plat_watch_parent(c->program));
 }
 
@@ -150,18 +144,18 @@ int mproc_init(int *argc, char ***argv) {
     return r;
   }
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    int err = -errno;
+  r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) {
     mproc__arena_unref();
     pthread_mutex_unlock(&srv.lock);
-    return err;
+    return r;
   }
   struct sctx c = {sv[1], sv[0], getpid()};
   /* not tied to the calling thread: the server lasts as long as the program (it watches its process) */
   r = mproc__plat_spawn_unbound(&srv.pid, &srv.pidfd, server_entry, &c);
-  close(sv[1]);
+  mproc__plat_close(sv[1]);
   if (r < 0) {
-    close(sv[0]);
+    mproc__plat_close(sv[0]);
     mproc__arena_unref();
     pthread_mutex_unlock(&srv.lock);
     return r;
@@ -191,10 +185,7 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
   int r = mproc__plat_send_fds(srv.sock, fds, 2, &req, sizeof req);
   reply rep = {MPROC_ECONNRESET, 0};
   if (r == 0) {
-    ssize_t got;
-    do {
-      got = recv(srv.sock, &rep, sizeof rep, 0);
-    } while (got < 0 && errno == EINTR);
+    ssize_t got = mproc__plat_recv_msg(srv.sock, &rep, sizeof rep, true);
     if (got != (ssize_t)sizeof rep) rep.status = MPROC_ECONNRESET;
   } else {
     rep.status = r;
@@ -207,7 +198,7 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
 void mproc_shutdown(void) {
   pthread_mutex_lock(&srv.lock);
   if (srv.sock >= 0 && srv.owner == getpid()) {
-    close(srv.sock);
+    mproc__plat_close(srv.sock);
     int st;
     mproc__plat_wait(srv.pid, srv.pidfd, -1, &st);
     mproc__plat_close(srv.pidfd);
@@ -225,9 +216,10 @@ void mproc_shutdown(void) {
  * address, forks one from the caller instead. */
 static int forkserver_start(mproc__engine *e) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) return r;
   pid_t pid = 0;
-  int r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
+  r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
   mproc__plat_close(sv[1]);
   if (r == 0) r = mproc__template_await_ready(sv[0], 10.0);
   if (r < 0) {

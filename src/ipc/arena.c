@@ -283,11 +283,13 @@ int mproc__arena_mapping(void **addr, size_t *size) {
 
 /* ---- the public face ---- */
 
-void *mproc_shared_alloc(size_t size) {
+int mproc_shared_alloc(void **out, size_t size) {
+  if (!out) return -EINVAL;
   int err = 0;
   void *p = mproc__arena_alloc(size, &err);
-  if (!p) errno = -err;
-  return p;
+  if (!p) return err < 0 ? err : -ENOMEM;
+  *out = p;
+  return 0;
 }
 
 int mproc_shared_free(void *p) {

@@ -6,10 +6,7 @@
  * closed or died mid-send) discards the partial message and reports MPROC_EEOF.  A sender that has begun a
  * message finishes it (its timeout bounds only the wait for the first byte), so a timeout never leaves
  * half a message in the stream. */
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
+#include <errno.h>
 
 #include "internal.h"
 
@@ -38,11 +35,8 @@ static mproc_pipe *new_end(int fd, int can_send, int can_recv) {
 int mproc_pipe_create(mproc_pipe **a, mproc_pipe **b, int duplex) {
   if (!a || !b) return -EINVAL;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
-  if (!duplex) {
-    shutdown(sv[0], SHUT_WR);
-    shutdown(sv[1], SHUT_RD);
-  }
+  int r = mproc__plat_socketpair(duplex ? MPROC__PLAT_SOCK_STREAM : MPROC__PLAT_SOCK_ONEWAY, sv);
+  if (r < 0) return r;
   mproc_pipe *pa = new_end(sv[0], duplex != 0, 1), *pb = new_end(sv[1], 1, duplex != 0);
   if (!pa || !pb) {
     mproc__free(pa);
@@ -78,20 +72,15 @@ int mproc_pipe_send(mproc_pipe *p, const void *data, size_t len, double timeout)
   size_t total = 8 + len, sent = 0;
   double deadline = mproc__deadline(timeout);
   while (sent < total) {
-    struct iovec iov[2];
-    int cnt = 0;
-    if (sent < 8) iov[cnt++] = (struct iovec){hdr + sent, 8 - sent};
     size_t doff = sent < 8 ? 0 : sent - 8;
-    if (len > doff) iov[cnt++] = (struct iovec){(char *)data + doff, len - doff};
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-    ssize_t r = sendmsg(p->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t r = mproc__plat_send2_nowait(p->fd, hdr + (sent < 8 ? sent : 8), sent < 8 ? 8 - sent : 0,
+                                         (const char *)data + doff, len - doff);
     if (r > 0) {
       sent += (size_t)r;
       continue;
     }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EPIPE || errno == ECONNRESET)) return MPROC_EEOF;
-    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (r == -EPIPE || r == -ECONNRESET) return MPROC_EEOF;
+    if (r < 0 && r != -EAGAIN) return (int)r;
     /* Full: wait.  Before the first byte the timeout applies; after it the message must go whole. */
     if (sent == 0 && timeout == 0) return MPROC_EFULL;
     int w = mproc__plat_poll_fd(p->fd, POLLOUT, sent == 0 ? mproc__remaining(deadline) : -1.0);
@@ -108,11 +97,10 @@ static ssize_t read_some(mproc_pipe *p, void *dst, size_t n, double deadline, do
    * sleeping in poll(), whose sleep and wake-up cost more than the wait */
   double spin_until = timeout == 0 ? 0 : mproc__plat_now() + PIPE_SPIN_SECONDS;
   for (;;) {
-    ssize_t r = recv(p->fd, dst, n, MSG_DONTWAIT);
+    ssize_t r = mproc__plat_recv_msg(p->fd, dst, n, false);
     if (r >= 0) return r;
-    if (errno == EINTR) continue;
-    if (errno == ECONNRESET) return 0;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (r == -ECONNRESET) return 0;
+    if (r != -EAGAIN) return r;
     if (timeout == 0) return MPROC_EEMPTY;
     if (mproc__plat_now() < spin_until && mproc__plat_now() < deadline) {
       for (int k = 0; k < 16; k++) mproc__cpu_relax();

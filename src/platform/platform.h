@@ -1,13 +1,15 @@
 /* platform.h: the one door to the operating system.  Every Linux-specific call of mproc (pidfd, prctl,
  * sched_getaffinity, cgroup files, futex, memfd) sits behind these functions, implemented in
- * platform_linux.c; a macOS or BSD port replaces that file and touches nothing above it.  Only POSIX headers
- * are included here. */
+ * platform_linux.c, platform_sync.c and platform_fnid.c; a macOS or BSD port replaces those files and touches
+ * nothing above them.  Only POSIX headers are included here.  scripts/check-raw-calls.sh (a ctest) fails
+ * when code outside src/platform/ makes such a call itself. */
 #ifndef MPROC_PLATFORM_H
 #define MPROC_PLATFORM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 
 /* The system calls that tests fail on purpose (SQLite's aSyscall[] idea): the library calls them through
@@ -23,6 +25,7 @@ struct mproc__plat_syscalls {
   int (*memfd_create)(const char *name, unsigned flags);
   int (*ftruncate)(int fd, off_t len);
   int (*pidfd_open)(pid_t pid, unsigned flags); /* -1 and ENOSYS where the kernel has none */
+  ssize_t (*send)(int sock, const void *buf, size_t len, int flags); /* the template protocol's messages */
 };
 extern struct mproc__plat_syscalls mproc__plat_sys;
 /* Puts every entry of mproc__plat_sys back to the real call. */
@@ -165,5 +168,77 @@ int mproc__plat_pidfd_open(pid_t pid);
  * if its parent is already gone.  Where the kernel has no pidfds: -1, and the parent-death signal is set
  * (tied to the forking thread: the best there is). */
 int mproc__plat_watch_parent(pid_t parent);
+
+/* ---- sockets between the processes of a pool ---- */
+
+enum {
+  MPROC__PLAT_SOCK_MSG = 1,    /* SOCK_SEQPACKET, both ways: each send is one message, whole or not at all */
+  MPROC__PLAT_SOCK_STREAM = 2, /* SOCK_STREAM, both ways */
+  MPROC__PLAT_SOCK_ONEWAY = 3  /* SOCK_STREAM, sv[0] only receives and sv[1] only sends */
+};
+/* A connected pair of Unix sockets of the given kind, both close-on-exec.  0 or negative errno (-EINVAL for
+ * an unknown kind). */
+int mproc__plat_socketpair(int kind, int sv[2]);
+/* Sends one message of len bytes (SOCK_MSG: it arrives whole) through mproc__plat_sys.send, retrying on
+ * EINTR, never raising SIGPIPE.  wait false: -EAGAIN when the socket's buffer is full instead of waiting.
+ * 0, or negative errno: -EPIPE/-ECONNRESET when the peer has closed its end. */
+int mproc__plat_send_msg(int sock, const void *buf, size_t len, bool wait);
+/* Receives one message (SOCK_MSG) or what is there, up to len bytes (stream), retrying on EINTR.  wait
+ * false: -EAGAIN when nothing is there.  Bytes received (a SOCK_MSG message longer than len is cut), 0 at
+ * end of file (the peer closed its end and nothing is left), or negative errno. */
+ssize_t mproc__plat_recv_msg(int sock, void *buf, size_t len, bool wait);
+/* Whether the peer has closed its end and every message it sent has been received (without waiting and
+ * without taking anything: a message still unread makes it false). */
+bool mproc__plat_sock_at_eof(int sock);
+/* Sends, without waiting, as much as the stream socket takes of the bytes of a then the bytes of b (one
+ * gather write, no SIGPIPE; EINTR retried).  Bytes sent, or negative errno (-EAGAIN when full). */
+ssize_t mproc__plat_send2_nowait(int sock, const void *a, size_t alen, const void *b, size_t blen);
+/* Ends both directions of the connection at once, for every process holding a copy of sock (close only
+ * drops this one descriptor).  0 or negative errno. */
+int mproc__plat_sock_hangup(int sock);
+
+/* Waits for events on n descriptors (poll's), at most timeout seconds (< 0 forever), retrying on EINTR.
+ * Returns how many have events, 0 when timed out, or negative errno. */
+int mproc__plat_poll(struct pollfd *fds, size_t n, double timeout);
+/* Sets or clears fd's close-on-exec flag.  0 or negative errno. */
+int mproc__plat_set_cloexec(int fd, bool on);
+/* Sets signal sig to be ignored (SIG_IGN): 0 or negative errno. */
+int mproc__plat_ignore_signal(int sig);
+/* Ends this process at once with status code, without running atexit handlers or flushing stdio: what a
+ * forked child does. */
+_Noreturn void mproc__plat_exit(int code);
+
+/* ---- function identity (dladdr1 + ELF symbol sizes) and the result cache's per-entry file locks ---- */
+
+/* What the dynamic linker knows about a code address. */
+typedef struct mproc__plat_fnsym {
+  char object[256];  /* basename of the loaded object's file ("" for the main program's own name) */
+  char name[128];    /* symbol name, "" if none */
+  uintptr_t offset;  /* address minus the object's load base */
+  const void *start; /* start of the symbol's code (== the address when found) */
+  size_t size;       /* its ELF st_size, 0 when unknown */
+} mproc__plat_fnsym;
+
+/* Fills *out for addr: dladdr1(RTLD_DL_SYMENT) for exported symbols, else the object's .symtab read from
+ * its file (static functions).  Returns 0, or -ENOENT when addr is in no loaded object. */
+int mproc__plat_fnsym_lookup(const void *addr, mproc__plat_fnsym *out);
+
+/* Code addresses between processes that run the same program but not the same image (a process started by
+ * exec has every object at new addresses under ASLR): an address travels as (loaded object, offset).
+ *
+ * mproc__plat_code_locate names the object holding addr: "" for the main program (the first object the
+ * dynamic linker lists), else its path as the dynamic linker holds it (what was opened: another process loads
+ * the same file by it); *offset is addr minus the object's load bias.  Returns 0, -ENOENT when addr is in no
+ * loaded object (JIT or other anonymous code), -ENAMETOOLONG when the path does not fit in cap bytes. */
+int mproc__plat_code_locate(const void *addr, char *object, size_t cap, uintptr_t *offset);
+/* The load bias of object (named as by mproc__plat_code_locate) in this process, loading it with dlopen when
+ * it is not loaded yet (it then stays loaded).  Returns 0, or -ENOENT with the loader's message in err. */
+int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t errcap);
+
+/* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
+ * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops
+ * it when the descriptor is closed or its process dies.  wait: block until held, else return -EWOULDBLOCK
+ * when another holds it.  Returns 0 or a negative errno. */
+int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait);
 
 #endif

@@ -9,7 +9,7 @@
  * its load bias; the main program is the first object dl_iterate_phdr reports (its link_map name is empty, as
  * is the vDSO's on some systems, so the bias is compared too).  The other side finds the object by its path
  * among its own loaded objects, else through dlopen. */
-#include "platform/platform_fnid.h"
+#include "platform/platform.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -89,7 +89,8 @@ int mproc__plat_fnsym_lookup(const void *addr, mproc__plat_fnsym *out) {
     copy_str(out->name, sizeof out->name, info.dli_sname);
     return 0;
   }
-  symtab_search(main_prog ? "/proc/self/exe" : fname, out->offset, out, base);
+  /* dladdr may know no file name for an object (then there is no .symtab to read) */
+  if (main_prog || fname) symtab_search(main_prog ? "/proc/self/exe" : fname, out->offset, out, base);
   if (out->start != addr) { /* addr is inside a function, not its start: do not trust the extent */
     out->size = 0;
     out->start = addr;

@@ -11,7 +11,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +44,7 @@ struct mproc__plat_syscalls mproc__plat_sys = {
     .memfd_create = real_memfd_create,
     .ftruncate = ftruncate,
     .pidfd_open = real_pidfd_open,
+    .send = send,
 };
 
 void mproc__plat_syscalls_reset(void) {
@@ -55,6 +58,7 @@ void mproc__plat_syscalls_reset(void) {
       .memfd_create = real_memfd_create,
       .ftruncate = ftruncate,
       .pidfd_open = real_pidfd_open,
+      .send = send,
   };
 }
 
@@ -392,14 +396,14 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
   /* the environment and argv are built before the fork: the child may not allocate */
   extern char **environ;
   const char *eq = strchr(env_entry, '=');
-  size_t name_len = eq ? (size_t)(eq - env_entry) + 1 : strlen(env_entry);
+  size_t name_len = eq ? (size_t)(eq - env_entry) : strlen(env_entry);
   size_t n = 0;
   for (char **e = environ; e && *e; e++) n++;
   char **envp = malloc((n + 2) * sizeof *envp);
   if (!envp) return -ENOMEM;
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], env_entry, name_len) != 0) envp[k++] = environ[i];
+    if (strncmp(environ[i], env_entry, name_len) != 0 || environ[i][name_len] != '=') envp[k++] = environ[i];
   envp[k++] = (char *)env_entry;
   envp[k] = NULL;
   char *argv[2] = {program_invocation_name && *program_invocation_name ? program_invocation_name : "mproc",
@@ -435,3 +439,93 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
   }
   return 0;
 }
+
+/* ---- sockets, descriptors, signals ---- */
+
+int mproc__plat_socketpair(int kind, int sv[2]) {
+  int type = kind == MPROC__PLAT_SOCK_MSG ? SOCK_SEQPACKET : SOCK_STREAM;
+  if (kind != MPROC__PLAT_SOCK_MSG && kind != MPROC__PLAT_SOCK_STREAM && kind != MPROC__PLAT_SOCK_ONEWAY)
+    return -EINVAL;
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+  if (kind == MPROC__PLAT_SOCK_ONEWAY && (shutdown(sv[0], SHUT_WR) != 0 || shutdown(sv[1], SHUT_RD) != 0)) {
+    int err = -errno;
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
+    sv[0] = sv[1] = -1;
+    return err;
+  }
+  return 0;
+}
+
+int mproc__plat_send_msg(int sock, const void *buf, size_t len, bool wait) {
+  int flags = MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT);
+  for (;;) {
+    ssize_t r = mproc__plat_sys.send(sock, buf, len, flags);
+    if (r >= 0) return (size_t)r == len ? 0 : -EMSGSIZE;
+    if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  }
+}
+
+ssize_t mproc__plat_recv_msg(int sock, void *buf, size_t len, bool wait) {
+  for (;;) {
+    ssize_t r = recv(sock, buf, len, wait ? 0 : MSG_DONTWAIT);
+    if (r >= 0) return r;
+    if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  }
+}
+
+bool mproc__plat_sock_at_eof(int sock) {
+  char c;
+  ssize_t r;
+  do {
+    r = recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return r == 0;
+}
+
+ssize_t mproc__plat_send2_nowait(int sock, const void *a, size_t alen, const void *b, size_t blen) {
+  struct iovec iov[2];
+  int cnt = 0;
+  if (alen) iov[cnt++] = (struct iovec){(void *)a, alen};
+  if (blen) iov[cnt++] = (struct iovec){(void *)b, blen};
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+  for (;;) {
+    ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r >= 0) return r;
+    if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  }
+}
+
+int mproc__plat_sock_hangup(int sock) { return shutdown(sock, SHUT_RDWR) == 0 ? 0 : -errno; }
+
+int mproc__plat_poll(struct pollfd *fds, size_t n, double timeout) {
+  double deadline = timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  for (;;) {
+    struct timespec ts, *tsp = NULL;
+    if (!isinf(deadline)) {
+      double left = deadline - mproc__plat_now();
+      if (left < 0) left = 0;
+      ts.tv_sec = (time_t)left;
+      ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+      tsp = &ts;
+    }
+    int r = ppoll(fds, (nfds_t)n, tsp, NULL);
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int mproc__plat_set_cloexec(int fd, bool on) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) return -errno;
+  flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  return fcntl(fd, F_SETFD, flags) == 0 ? 0 : -errno;
+}
+
+int mproc__plat_ignore_signal(int sig) {
+  struct sigaction sa = {.sa_handler = SIG_IGN};
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
+}
+
+_Noreturn void mproc__plat_exit(int code) { _exit(code); }

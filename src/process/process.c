@@ -105,7 +105,7 @@ static void child_main(void *vctx) {
   current_name = ctx->name;
   int code = ctx->fn(ctx->arg_len ? ctx->arg : NULL, ctx->arg_len);
   fflush(NULL);
-  _exit(code & 0xff);
+  mproc__plat_exit(code & 0xff);
 }
 
 int mproc_process_start(mproc_process **out, mproc_process_fn fn, const void *arg, size_t arg_len,
@@ -179,7 +179,7 @@ int mproc_process_is_alive(mproc_process *p) {
   if (r == MPROC_ETIMEDOUT) return 1;
   if (r == MPROC_ECHILD && p->owner != getpid()) {
     /* A copy of the handle inherited through fork: not our child, so ask the kernel. */
-    return kill(p->pid, 0) == 0 ? 1 : 0;
+    return mproc__plat_signal(p->pid, -1, 0) == 0 ? 1 : 0;
   }
   return r < 0 ? r : 0;
 }
