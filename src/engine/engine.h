@@ -433,6 +433,8 @@ void mproc__engine_run_callbacks(mproc__engine *e);
 /* sigint.c: begin returns a token; seen(token) tells whether Ctrl-C came since.  Pair begin with end. */
 uint32_t mproc__sigint_begin(void);
 bool mproc__sigint_seen(uint32_t since);
+/* Whether Ctrl-C came since *token; if so moves *token up to now (the caller reports it). */
+bool mproc__sigint_take(uint32_t *token);
 bool mproc__sigint_active(void);
 void mproc__sigint_end(void);
 
