@@ -34,9 +34,7 @@ static void check_sigint_is_default(void) {
 /* A thread that sends SIGINT to the process once the loop has taken K items, then says it has.  The signal
  * is sent with kill(), as a terminal does, from a thread that does not block it: Linux then runs the
  * handler in that thread before kill() returns, so once `sent` is set the count has moved. */
-static struct {
-  uint32_t taken, sent;
-} g;
+static struct { uint32_t taken, sent; } g;
 
 static void *signaller(void *arg) {
   (void)arg;

@@ -287,11 +287,14 @@ static int my_pid_both_there(const void *arg, size_t len, mproc_task *t) {
   return my_pid(arg, len, t);
 }
 
+/* Reuse is kept where it cannot give stale results: here the fork server's workers, which see the program
+ * as at mproc_init() whatever pool they belong to. */
 MTEST(one_call_form_reuses_its_pool) {
   int64_t pids1[64], pids2[64], pids3[64];
   int err = 0;
-  g_seen = mproc__plat_shm_map_anon(4096, &err);
+  g_seen = mproc__plat_shm_map_anon(4096, &err); /* before the server, so its workers have it */
   CHECK(g_seen != NULL);
+  CHECK_OK(mproc_init(NULL, NULL));
   mproc_parallel_opts o = {.n_jobs = 2, .batch_size = 1};
   CHECK_OK(mproc_parallel_call(my_pid_both_there, NULL, 64, 0, pids1, sizeof *pids1, &o, NULL));
   g_seen[0] = g_seen[1] = 0;
@@ -310,6 +313,141 @@ MTEST(one_call_form_reuses_its_pool) {
   mproc_parallel_shutdown();
   mproc_parallel_shutdown(); /* twice is harmless */
   CHECK_OK(mproc__plat_shm_unmap(g_seen, 4096));
+  mproc_shutdown();
+}
+
+/* ---- the one-call form never computes on stale memory ---- */
+
+static int64_t g_factor;
+static int index_times_factor(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t v[2] = {mproc_task_index(t) * g_factor, getpid()};
+  return mproc_task_return(t, v, sizeof v);
+}
+
+/* With forked workers (the default without mproc_init()), each call computes on the caller's memory as it
+ * is at that call: a global changed between two calls is seen by the second. */
+MTEST(one_call_form_sees_memory_changed_between_calls) {
+  int64_t out1[40][2], out2[40][2];
+  mproc_parallel_opts o = {.n_jobs = 2};
+  g_factor = 3;
+  CHECK_OK(mproc_parallel_call(index_times_factor, NULL, 40, 0, out1, sizeof *out1, &o, NULL));
+  g_factor = 5;
+  CHECK_OK(mproc_parallel_call(index_times_factor, NULL, 40, 0, out2, sizeof *out2, &o, NULL));
+  for (int i = 0; i < 40; i++) {
+    CHECK_INT_EQ(out1[i][0], 3 * i);
+    CHECK_INT_EQ(out2[i][0], 5 * i);
+  }
+  for (int i = 0; i < 40; i++)
+    for (int k = 0; k < 40; k++) CHECK(out2[i][1] != out1[k][1]); /* new workers */
+  mproc_parallel_shutdown();
+}
+
+/* The thread backend's workers see the live memory: its pool is kept, and still computes on new values. */
+static uint32_t g_inits;
+static _Thread_local int64_t t_init_value;
+static int remember_init_arg(const void *arg, size_t len, mproc_task *t) {
+  (void)t;
+  CHECK_INT_EQ(len, sizeof(int64_t));
+  memcpy(&t_init_value, arg, sizeof t_init_value);
+  __atomic_fetch_add(&g_inits, 1, __ATOMIC_SEQ_CST);
+  return 0;
+}
+static int init_value_and_factor(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t v[2] = {t_init_value, mproc_task_index(t) * g_factor};
+  return mproc_task_return(t, v, sizeof v);
+}
+
+MTEST(one_call_form_init_arg_bytes_must_match) {
+  int64_t out[40][2];
+  int64_t arg = 11;
+  mproc_parallel_opts o = {.n_jobs = 2,
+                           .backend = MPROC_BACKEND_THREAD,
+                           .initializer = remember_init_arg,
+                           .init_arg = &arg,
+                           .init_arg_len = sizeof arg};
+  g_inits = 0;
+  for (int call = 0; call < 3; call++) {
+    g_factor = call + 1;
+    CHECK_OK(mproc_parallel_call(init_value_and_factor, NULL, 40, 0, out, sizeof *out, &o, NULL));
+    for (int i = 0; i < 40; i++) {
+      CHECK_INT_EQ(out[i][0], 11);
+      CHECK_INT_EQ(out[i][1], (call + 1) * i);
+    }
+  }
+  /* the three calls ran on one pool: each worker ran the initializer once */
+  CHECK_INT_CMP(__atomic_load_n(&g_inits, __ATOMIC_SEQ_CST), <=, 2);
+  /* other bytes at the same address: a new pool, whose workers were given 22 */
+  arg = 22;
+  CHECK_OK(mproc_parallel_call(init_value_and_factor, NULL, 40, 0, out, sizeof *out, &o, NULL));
+  for (int i = 0; i < 40; i++) CHECK_INT_EQ(out[i][0], 22);
+  mproc_parallel_shutdown();
+}
+
+/* A one-call run inside a worker keeps no pool there: the worker leaves through _exit, and what it kept
+ * (a forked template, threads) would be left behind.  The leak check after the test finds a template that
+ * outlived its worker. */
+static int threads_here(void) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "/proc/%d/status", (int)getpid());
+  FILE *f = fopen(buf, "r");
+  if (!f) return -1;
+  char line[256];
+  int n = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &n) == 1) break;
+  fclose(f);
+  return n;
+}
+
+static int nested_call(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t sum = 0, out[8];
+  for (int round = 0; round < 2; round++) {
+    int r = mproc_parallel_call(index_square, NULL, 8, 0, out, sizeof *out,
+                                &(mproc_parallel_opts){.n_jobs = 1}, NULL);
+    if (r < 0) return mproc_task_fail(t, r, "fork call %d", round);
+    for (int i = 0; i < 8; i++) sum += out[i];
+  }
+  int before = threads_here();
+  int r = mproc_parallel_call(index_square, NULL, 8, 0, out, sizeof *out,
+                              &(mproc_parallel_opts){.n_jobs = 2, .backend = MPROC_BACKEND_THREAD}, NULL);
+  if (r < 0) return mproc_task_fail(t, r, "thread call");
+  if (threads_here() != before) return mproc_task_fail(t, MPROC_EBUSY, "threads kept: %d", threads_here());
+  for (int i = 0; i < 8; i++) sum += out[i];
+  return mproc_task_return(t, &sum, sizeof sum);
+}
+
+MTEST(one_call_form_in_a_worker_keeps_no_pool) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 1}));
+  int64_t out[4];
+  int codes[4];
+  CHECK_OK(mproc_parallel_run(par, nested_call, NULL, 4, 0, out, sizeof *out, codes, NULL));
+  for (int i = 0; i < 4; i++) CHECK_INT_EQ(out[i], 3 * 140); /* 0 + 1 + 4 + ... + 49 */
+  mproc_parallel_destroy(par);
+}
+
+/* In the thread backend a task calling the one-call form with its own pool's settings gets a pool of its
+ * own: sharing the one whose workers are all busy with the callers would never finish. */
+static int nested_same_settings(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int64_t sum = 0, out[8];
+  int r = mproc_parallel_call(index_square, NULL, 8, 0, out, sizeof *out,
+                              &(mproc_parallel_opts){.n_jobs = 2, .backend = MPROC_BACKEND_THREAD}, NULL);
+  if (r < 0) return mproc_task_fail(t, r, "nested");
+  for (int i = 0; i < 8; i++) sum += out[i];
+  return mproc_task_return(t, &sum, sizeof sum);
+}
+
+MTEST(one_call_form_nested_in_its_own_threads) {
+  int64_t out[4];
+  CHECK_OK(mproc_parallel_call(
+      nested_same_settings, NULL, 4, 0, out, sizeof *out,
+      &(mproc_parallel_opts){.n_jobs = 2, .backend = MPROC_BACKEND_THREAD, .batch_size = 1}, NULL));
+  for (int i = 0; i < 4; i++) CHECK_INT_EQ(out[i], 140);
+  mproc_parallel_shutdown();
 }
 
 MTEST(bad_input) {

@@ -83,13 +83,23 @@ MPROC_API int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const
 
 MPROC_API void mproc_parallel_destroy(mproc_parallel *par);
 
-/* The one-call form, Parallel(n_jobs=...)(delayed(f)(x) for x in items): runs on a pool kept by the library
- * between calls with the same n_jobs, backend and initializer (loky's reusable executor), so a loop of
- * small calls pays the workers' start once.  That pool is created at the first call: its workers see the
- * program's memory as it was then, and read their inputs from `in`.  mproc_parallel_shutdown() releases it
- * (it is also released at exit; call it only while no one-call run is in progress).  Thread-safe:
- * concurrent calls with the same settings share the pool; a call with other settings made while the
- * shared pool is busy runs on a pool of its own. */
+/* The one-call form, Parallel(n_jobs=...)(delayed(f)(x) for x in items).  Each call computes on the
+ * program's memory as it is at that call, as joblib does: its workers read their inputs from `in`, and
+ * what else the task reads (globals, memory reached through pointers) is what the caller has at the call.
+ * To keep a loop of small calls from paying the workers' start every time, the library keeps the call's
+ * pool for the next calls with the same n_jobs, backend, initializer and init_arg bytes (loky's reusable
+ * executor), but only when reuse cannot give other results than a new pool:
+ *  - thread and serial backends: the workers see the live memory;
+ *  - process backend after mproc_init(): the fork server's workers see the program as at mproc_init()
+ *    whatever pool they belong to (see mproc_pool_opts.start_method);
+ *  - process backend without mproc_init() (forked workers, a snapshot of the caller when the pool is
+ *    made): never kept, every call makes and ends its own pool.  For a loop of many small calls there,
+ *    call mproc_init() first, or use mproc_parallel_create(), whose workers see the program as it was
+ *    when that object was made.
+ * No pool is kept inside a worker (a task calling the one-call form gets a pool of its own for the call).
+ * mproc_parallel_shutdown() releases the kept pool (it is also released at exit; call it only while no
+ * one-call run is in progress).  Thread-safe: concurrent calls with the same settings share the kept
+ * pool; a call with other settings made while the kept pool is busy runs on a pool of its own. */
 MPROC_API int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
                                   size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report);
 MPROC_API void mproc_parallel_shutdown(void);

@@ -476,6 +476,8 @@ static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e-
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);
+/* parallel.c: called as a worker begins: the one-call form keeps no pool in a worker. */
+void mproc__parallel_worker_begins(void);
 /* Asks the fork server for a template that maps memfd (size bytes) at addr and talks on tsock; *pid is
  * its pid.  0 or negative errno. */
 int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);

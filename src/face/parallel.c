@@ -188,24 +188,52 @@ int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in,
 
 /* ---- the reusable pool of the one-call form ---- */
 
+/* Set in a worker's task-running thread: a pool kept there would outlive it (workers leave through _exit,
+ * so no atexit runs, and its template would be orphaned), and the thread backend's call would share the
+ * pool whose worker it is busy. */
+static _Thread_local bool in_worker;
+void mproc__parallel_worker_begins(void) { in_worker = true; }
+
 static struct {
   pthread_mutex_t lock;
   mproc_pool *pool;
   int n_jobs;
   mproc_backend backend;
   mproc_task_fn initializer;
+  void *init_arg; /* a copy of the bytes: they are part of what must match */
+  size_t init_arg_len;
   bool atexit_set;
   pid_t owner;
   int users; /* calls running on it: it is replaced only when none is */
-} reusable = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, false, 0, 0};
+} reusable = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, NULL, 0, false, 0, 0};
 
-void mproc_parallel_shutdown(void) {
-  pthread_mutex_lock(&reusable.lock);
+/* Forgets the kept pool (lock held), destroying it if this process made it. */
+static void drop_reusable(void) {
   if (reusable.pool && reusable.owner == getpid()) mproc_pool_destroy(reusable.pool);
   reusable.pool = NULL;
   reusable.users = 0;
+  mproc__free(reusable.init_arg);
+  reusable.init_arg = NULL;
+  reusable.init_arg_len = 0;
+}
+
+void mproc_parallel_shutdown(void) {
+  pthread_mutex_lock(&reusable.lock);
+  drop_reusable();
   pthread_mutex_unlock(&reusable.lock);
 }
+
+static bool reusable_fits(const mproc_parallel_opts *o) {
+  return reusable.pool && reusable.n_jobs == o->n_jobs && reusable.backend == o->backend &&
+         reusable.initializer == o->initializer && reusable.init_arg_len == o->init_arg_len &&
+         (o->init_arg_len == 0 || memcmp(reusable.init_arg, o->init_arg, o->init_arg_len) == 0);
+}
+
+/* Whether a pool may serve later calls without giving stale results: its workers must not hold a copy of
+ * the caller's memory taken when it was made.  Threads see the live memory, the serial backend runs in the
+ * caller, the fork server's workers see the program as at mproc_init() whatever pool they belong to, and an
+ * exec'd image sees only its arguments; a forked template is the one snapshot a new pool would refresh. */
+static bool keepable(mproc_pool *pool) { return pool->eng.ops != &mproc__backend_fork; }
 
 int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
                         size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report) {
@@ -216,41 +244,47 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   pthread_mutex_lock(&reusable.lock);
   if (reusable.pool && reusable.owner != getpid()) {
     reusable.pool = NULL; /* inherited through fork: not ours */
-    reusable.users = 0;
+    drop_reusable();
   }
-  bool fits = reusable.pool && reusable.n_jobs == opts->n_jobs && reusable.backend == opts->backend &&
-              reusable.initializer == opts->initializer;
-  if (!fits && reusable.pool && reusable.users > 0) {
-    /* another call runs on the shared pool with other settings: this one gets a pool of its own */
+  if (!in_worker && reusable_fits(opts)) {
+    reusable.users++;
+    mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
     pthread_mutex_unlock(&reusable.lock);
-    mproc_parallel *own;
-    r = mproc_parallel_create(&own, opts);
-    if (r < 0) return r;
-    r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
+    r = mproc_parallel_run(&par, fn, in, n, in_size, out, out_size, NULL, report);
+    pthread_mutex_lock(&reusable.lock);
+    reusable.users--;
+    pthread_mutex_unlock(&reusable.lock);
+    return r;
+  }
+  pthread_mutex_unlock(&reusable.lock);
+  /* a pool for this call, kept afterwards if that is safe and no call runs on the one kept now */
+  mproc_parallel *own;
+  r = mproc_parallel_create(&own, opts);
+  if (r < 0) return r;
+  r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
+  if (in_worker || !keepable(own->pool)) {
     mproc_parallel_destroy(own);
     return r;
   }
-  if (!fits) {
-    if (reusable.pool) mproc_pool_destroy(reusable.pool);
-    reusable.pool = NULL;
-    r = make_pool(opts, &reusable.pool);
-    if (r < 0) {
-      reusable.pool = NULL;
-      pthread_mutex_unlock(&reusable.lock);
-      return r;
-    }
-    reusable.n_jobs = opts->n_jobs;
-    reusable.backend = opts->backend;
-    reusable.initializer = opts->initializer;
-    reusable.owner = getpid();
-    if (!reusable.atexit_set) reusable.atexit_set = atexit(mproc_parallel_shutdown) == 0;
-  }
-  reusable.users++;
-  mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
-  pthread_mutex_unlock(&reusable.lock);
-  r = mproc_parallel_run(&par, fn, in, n, in_size, out, out_size, NULL, report);
+  void *arg = opts->init_arg_len ? mproc__malloc(opts->init_arg_len) : NULL;
   pthread_mutex_lock(&reusable.lock);
-  reusable.users--;
+  if ((opts->init_arg_len && !arg) || (reusable.pool && reusable.users > 0) || reusable_fits(opts)) {
+    pthread_mutex_unlock(&reusable.lock);
+    mproc__free(arg);
+    mproc_parallel_destroy(own);
+    return r;
+  }
+  drop_reusable();
+  if (arg) memcpy(arg, opts->init_arg, opts->init_arg_len);
+  reusable.pool = own->pool;
+  reusable.n_jobs = opts->n_jobs;
+  reusable.backend = opts->backend;
+  reusable.initializer = opts->initializer;
+  reusable.init_arg = arg;
+  reusable.init_arg_len = opts->init_arg_len;
+  reusable.owner = getpid();
+  if (!reusable.atexit_set) reusable.atexit_set = atexit(mproc_parallel_shutdown) == 0;
   pthread_mutex_unlock(&reusable.lock);
+  mproc__free(own); /* the pool is the library's now */
   return r;
 }
