@@ -1,6 +1,7 @@
 /* test_parallel.c: joblib's Parallel face: n_jobs, results, automatic batching, progress, seeds, errors,
  * timeouts, the reusable pool, every backend. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "mtest.h"
 #include "internal.h"
+#include "engine/engine.h"
 
 static int square(const void *arg, size_t len, mproc_task *t) {
   (void)len;
@@ -206,7 +208,7 @@ MTEST(progress_lines_and_callback) {
   }
   CHECK(last != NULL);
   CHECK(strstr(last, "Done 60 out of 60 | elapsed: ") != NULL);
-  CHECK(strstr(last, " finished") != NULL);
+  CHECK(strstr(last, " finished: 56 ok, 4 failed, 0 cancelled") != NULL);
   /* the callback's last call is the end of the run */
   CHECK_INT_CMP(progress_calls, >=, 1);
   CHECK_INT_EQ(last_progress.total, 60);
@@ -217,6 +219,220 @@ MTEST(progress_lines_and_callback) {
   CHECK(last_progress.rate > 0);
   CHECK(last_busy_sum >= 0);
   for (int i = 0; i < 60; i++) CHECK_INT_EQ(codes[i], i % 13 == 12 ? MPROC_ERANGE : 0);
+  mproc_parallel_destroy(par);
+}
+
+/* ---- the last progress line says how the run ended ---- */
+
+/* Runs par over n items of fn with stderr sent to a file (or to a terminal: a pseudo-terminal), and
+ * returns what was written, its last line in *last ("" if none). */
+static char captured[1 << 16];
+static int run_captured(mproc_parallel *par, mproc_task_fn fn, size_t n, mproc_map_report *rep, bool tty,
+                        char **last) {
+  int fd, reader;
+  if (tty) {
+    reader = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(reader >= 0);
+    CHECK_INT_EQ(grantpt(reader), 0);
+    CHECK_INT_EQ(unlockpt(reader), 0);
+    fd = open(ptsname(reader), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(fd >= 0);
+  } else {
+    char path[] = "/tmp/mproc-progress-XXXXXX";
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    reader = fd;
+  }
+  int saved = dup(2);
+  CHECK(dup2(fd, 2) == 2);
+  static int64_t out[1024];
+  CHECK(n <= 1024);
+  int r = mproc_parallel_run(par, fn, NULL, n, 0, out, sizeof *out, NULL, rep);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ssize_t got = 0;
+  if (tty) {
+    /* everything written is in the master's buffer (the progress interval keeps it short): read it without
+     * waiting once it is empty */
+    int fl = fcntl(reader, F_GETFL);
+    fcntl(reader, F_SETFL, fl | O_NONBLOCK);
+    ssize_t k;
+    while (got < (ssize_t)sizeof captured - 1 &&
+           (k = read(reader, captured + got, sizeof captured - 1 - (size_t)got)) > 0)
+      got += k;
+    close(fd);
+    close(reader);
+  } else {
+    got = pread(fd, captured, sizeof captured - 1, 0);
+    close(fd);
+  }
+  CHECK(got >= 0);
+  captured[got] = '\0';
+  /* the last line: after the last \r or \n that is not at the very end */
+  size_t len = (size_t)got;
+  while (len > 0 && (captured[len - 1] == '\n' || captured[len - 1] == '\r')) captured[--len] = '\0';
+  char *l = captured + len;
+  while (l > captured && l[-1] != '\n' && l[-1] != '\r') l--;
+  *last = l;
+  return r;
+}
+
+/* Checks that a "<how>: A ok, B failed, C cancelled" tail agrees with the report. */
+static void check_counts(const char *last, const char *how, const mproc_map_report *rep) {
+  const char *t = strstr(last, how);
+  CHECK(t != NULL);
+  size_t ok, failed, cancelled;
+  char fmt[128];
+  snprintf(fmt, sizeof fmt, "%s: %%zu ok, %%zu failed, %%zu cancelled", how);
+  CHECK_INT_EQ(sscanf(t, fmt, &ok, &failed, &cancelled), 3);
+  CHECK_INT_EQ(ok, rep->ok);
+  CHECK_INT_EQ(failed, rep->failed);
+  CHECK_INT_EQ(cancelled, rep->cancelled);
+}
+
+static int fail_at_12(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) >= 12 && mproc_task_index(t) % 13 == 12) {
+    burn(1);
+    return mproc_task_fail(t, MPROC_ERANGE, "item %lld", (long long)mproc_task_index(t));
+  }
+  return slow_item(arg, len, t);
+}
+
+MTEST(progress_last_line_after_success_and_failures) {
+  mproc_parallel *par;
+  mproc_map_report rep;
+  char *last;
+  /* every item succeeded: joblib's line */
+  CHECK_OK(
+      mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress_interval = 5}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, false, &last));
+  CHECK(strncmp(last, "[Parallel(n_jobs=2)]: Done 40 out of 40 | elapsed: ", 51) == 0);
+  CHECK(strcmp(last + strlen(last) - 9, " finished") == 0);
+  mproc_parallel_destroy(par);
+  /* one failure, on_error CONTINUE: everything ran, one failed */
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){
+                .n_jobs = 2, .verbose = 1, .progress_interval = 5, .on_error = MPROC_ON_ERROR_CONTINUE}));
+  CHECK_ERR(run_captured(par, fail_at_12, 20, &rep, false, &last), MPROC_ERANGE);
+  CHECK(strstr(last, "Done 20 out of 20 | elapsed: ") != NULL);
+  check_counts(last, " finished", &rep);
+  CHECK_INT_EQ(rep.failed, 1);
+  mproc_parallel_destroy(par);
+  /* stop at the first failure (the default): the rest was cancelled, not done */
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress_interval = 5, .batch_size = 1}));
+  CHECK_ERR(run_captured(par, fail_at_12, 400, &rep, false, &last), MPROC_ERANGE);
+  CHECK_INT_CMP(rep.cancelled, >, 0);
+  char want[64];
+  snprintf(want, sizeof want, "Done %zu out of 400 | elapsed: ", rep.ok + rep.failed);
+  CHECK(strstr(last, want) != NULL);
+  check_counts(last, " stopped after 1 failure", &rep);
+  mproc_parallel_destroy(par);
+  /* stop after two */
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2,
+                                                              .verbose = 1,
+                                                              .progress_interval = 5,
+                                                              .batch_size = 1,
+                                                              .on_error = MPROC_ON_ERROR_STOP_AFTER,
+                                                              .max_failures = 2}));
+  CHECK_ERR(run_captured(par, fail_at_12, 400, &rep, false, &last), MPROC_ERANGE);
+  CHECK_INT_CMP(rep.failed, >=, 2);
+  CHECK_INT_CMP(rep.cancelled, >, 0);
+  check_counts(last, " stopped after 2 failures", &rep);
+  mproc_parallel_destroy(par);
+}
+
+/* On a terminal the bar ends where the work did: 100% only when every item ran. */
+MTEST(progress_bar_on_a_terminal) {
+  mproc_parallel *par;
+  mproc_map_report rep;
+  char *last;
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress_interval = 5, .batch_size = 1}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, true, &last));
+  CHECK(strncmp(last, "[##############################] 100% 40/40 ", 44) == 0);
+  CHECK(strcmp(last + strlen(last) - 9, " finished") == 0);
+  CHECK_ERR(run_captured(par, fail_at_12, 400, &rep, true, &last), MPROC_ERANGE);
+  CHECK(last[0] == '[');
+  CHECK(strstr(last, "100%") == NULL);
+  char want[64];
+  snprintf(want, sizeof want, "%% %zu/400 ", rep.ok + rep.failed);
+  CHECK(strstr(last, want) != NULL);
+  check_counts(last, " stopped after 1 failure", &rep);
+  mproc_parallel_destroy(par);
+}
+
+/* Ctrl-C: the last line says so, with the counts; a thread sends SIGINT every 10 ms until the run
+ * returns (mproc's handler stays installed meanwhile, so an early one is counted, not fatal). */
+static uint32_t sig_stop;
+static void *sigint_until_stopped(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&sig_stop, __ATOMIC_SEQ_CST)) {
+    kill(getpid(), SIGINT);
+    mproc__plat_futex_wait(&sig_stop, 0, 0.01);
+  }
+  return NULL;
+}
+static int ten_ms(const void *arg, size_t len, mproc_task *t) {
+  nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  return index_square(arg, len, t);
+}
+
+MTEST(progress_last_line_after_ctrl_c) {
+  mproc_parallel *par;
+  mproc_map_report rep;
+  char *last;
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = 1, .progress_interval = 5, .batch_size = 1}));
+  mproc__sigint_begin();
+  sig_stop = 0;
+  pthread_t th;
+  CHECK_INT_EQ(pthread_create(&th, NULL, sigint_until_stopped, NULL), 0);
+  int r = run_captured(par, ten_ms, 400, &rep, false, &last);
+  __atomic_store_n(&sig_stop, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&sig_stop, INT32_MAX);
+  CHECK_INT_EQ(pthread_join(th, NULL), 0);
+  mproc__sigint_end();
+  CHECK_ERR(r, MPROC_EINTERRUPTED);
+  CHECK_INT_CMP(rep.cancelled, >, 0);
+  char want[64];
+  snprintf(want, sizeof want, "Done %zu out of 400 | elapsed: ", rep.ok + rep.failed);
+  CHECK(strstr(last, want) != NULL);
+  check_counts(last, " interrupted", &rep);
+  mproc_parallel_destroy(par);
+}
+
+/* MPROC_VERBOSE drives the progress output as it drives the cache's; an explicit option wins. */
+MTEST(progress_from_mproc_verbose) {
+  mproc_parallel *par;
+  mproc_map_report rep;
+  char *last;
+  setenv("MPROC_VERBOSE", "1", 1);
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .progress_interval = 5}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, false, &last));
+  CHECK(strncmp(last, "[Parallel(n_jobs=2)]: Done 40 out of 40 | elapsed: ", 51) == 0);
+  mproc_parallel_destroy(par);
+  /* explicitly silent */
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .verbose = -1}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, false, &last));
+  CHECK_STR_EQ(captured, "");
+  mproc_parallel_destroy(par);
+  /* 10 and more: lines even on a terminal */
+  setenv("MPROC_VERBOSE", "10", 1);
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .progress_interval = 5}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, true, &last));
+  CHECK(strncmp(last, "[Parallel(n_jobs=2)]: Done 40 out of 40 | elapsed: ", 51) == 0);
+  mproc_parallel_destroy(par);
+  /* unset, or 0: silent */
+  setenv("MPROC_VERBOSE", "0", 1);
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
+  CHECK_OK(run_captured(par, index_square, 40, &rep, false, &last));
+  CHECK_STR_EQ(captured, "");
+  unsetenv("MPROC_VERBOSE");
+  CHECK_OK(run_captured(par, index_square, 40, &rep, false, &last));
+  CHECK_STR_EQ(captured, "");
   mproc_parallel_destroy(par);
 }
 
@@ -454,7 +670,6 @@ MTEST(bad_input) {
   mproc_parallel *par;
   CHECK_ERR(mproc_parallel_create(NULL, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.timeout = -1}), MPROC_EINVAL);
-  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.verbose = -1}), MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}),
             MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.init_arg_len = 2}), MPROC_EINVAL);

@@ -19,13 +19,14 @@ typedef enum mproc_return_as {
 
 /* What a progress callback receives. */
 typedef struct mproc_progress {
-  size_t total, done, failed; /* items; done counts failed ones too */
+  size_t total, done, failed; /* items; done counts those that ran, failed ones too (not cancelled ones) */
   size_t in_flight;           /* items handed to workers and not yet back */
   double elapsed;             /* seconds since the call began */
   double rate;                /* items per second so far */
   double eta;                 /* seconds left at that rate; -1 while unknown */
   int workers;
   const double *busy; /* per worker: seconds spent running tasks during this call */
+  size_t cancelled;   /* items that will not run: stopped after failures, or Ctrl-C */
 } mproc_progress;
 typedef void (*mproc_progress_cb)(const mproc_progress *p, void *user);
 
@@ -43,10 +44,14 @@ typedef struct mproc_parallel_opts {
   /* Per-item time limit in seconds (joblib's timeout); 0: none.  A late item fails with
    * MPROC_ETASKTIMEOUT. */
   double timeout;
-  /* 0 silent.  >= 1: progress on stderr: a one-line bar updated in place when stderr is a terminal, else
-   * joblib-style lines "[Parallel(n_jobs=2)]: Done 40 out of 100 | elapsed: 1.0s remaining: 1.5s", at
-   * most one per `progress_interval`, plus a final "finished" line.  >= 10: a line per interval even
-   * on a terminal instead of the bar. */
+  /* Progress on stderr.  0: as the environment variable MPROC_VERBOSE says (a number; unset or 0: silent),
+   * as for the cache; an explicit value wins: negative silent, >= 1 a one-line bar updated in place when
+   * stderr is a terminal, else joblib-style lines "[Parallel(n_jobs=2)]: Done 40 out of 100 | elapsed: 1.0s
+   * remaining: 1.5s", at most one per `progress_interval`; >= 10: a line per interval even on a terminal
+   * instead of the bar.  "Done" counts items that ran (failed ones too), so the bar reaches 100% only when
+   * all did.  The last line says how the run ended: "finished" when every item succeeded, else the counts
+   * and why: "finished: 399 ok, 1 failed, 0 cancelled" (on_error CONTINUE), "stopped after 1 failure: 13 ok,
+   * 1 failed, 386 cancelled", "interrupted: 98 ok, 0 failed, 302 cancelled" (Ctrl-C). */
   int verbose;
   /* Called in the calling thread at most once per progress_interval and once at the end. */
   mproc_progress_cb progress;

@@ -27,7 +27,7 @@ static int resolve_n_jobs(int n_jobs, int *out) {
 }
 
 static int check_opts(const mproc_parallel_opts *o) {
-  if (!(o->timeout >= 0) || !(o->progress_interval >= 0) || o->verbose < 0 ||
+  if (!(o->timeout >= 0) || !(o->progress_interval >= 0) ||
       (unsigned)o->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) || (!o->init_arg && o->init_arg_len))
     return MPROC_EINVAL;
@@ -80,10 +80,23 @@ struct progress_ctx {
   double start, interval, last_line;
   size_t total;
   int workers;
+  int verbose; /* resolved: the option, else MPROC_VERBOSE */
   uint64_t *busy0;
   double *busy;
   bool tty;
+  bool stopped;       /* the map stopped itself after failures (on_error) */
+  bool ended;         /* the final tick came */
+  mproc_progress end; /* the figures of the final tick, for the last line */
 };
+
+/* The level of progress output: an explicit option wins (negative: silent); 0 defers to MPROC_VERBOSE, as
+ * the cache does. */
+static int resolve_verbose(int opt) {
+  if (opt != 0) return opt < 0 ? 0 : opt;
+  const char *ev = getenv("MPROC_VERBOSE");
+  int v = ev ? atoi(ev) : 0;
+  return v > 0 ? v : 0;
+}
 
 static void format_time(char *buf, size_t cap, double s) {
   if (s < 0) {
@@ -95,40 +108,54 @@ static void format_time(char *buf, size_t cap, double s) {
   }
 }
 
+/* The bar: done items only (failed ones ran; cancelled ones did not), so it reaches 100% only when all
+ * the work was done. */
+static void draw_bar(const struct progress_ctx *p, const mproc_progress *pr, const char *tail) {
+  int width = 30, fill = p->total ? (int)((double)pr->done * width / (double)p->total) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = '\0';
+  char el[32];
+  format_time(el, sizeof el, pr->elapsed);
+  fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s%s", bar,
+          p->total ? (int)(100.0 * (double)pr->done / (double)p->total) : 100, pr->done, p->total, pr->rate,
+          el, tail);
+}
+
 static void tick(void *ctx, const mproc__map *m, bool final) {
   struct progress_ctx *p = ctx;
   mproc__engine *e = &p->par->pool->eng;
   mproc_progress pr = {.total = p->total, .workers = p->workers, .busy = p->busy};
   pthread_mutex_lock(&e->lock);
-  pr.done = m->n - m->remaining;
+  size_t completed = m->n - m->remaining; /* cancelled items included */
+  pr.done = m->ok + m->failed;
   pr.failed = m->failed;
-  pr.in_flight = m->dispatched > pr.done ? m->dispatched - pr.done : 0;
+  pr.cancelled = m->cancelled;
+  pr.in_flight = m->dispatched > completed ? m->dispatched - completed : 0;
+  p->stopped = m->stopped;
   for (int i = 0; i < p->workers && e->ws; i++) p->busy[i] = (double)(e->ws[i].busy_ns - p->busy0[i]) * 1e-9;
   pthread_mutex_unlock(&e->lock);
   if (final) pr.in_flight = 0;
   double now = mproc__plat_now();
   pr.elapsed = now - p->start;
-  pr.rate = pr.elapsed > 0 ? (double)pr.done / pr.elapsed : 0;
-  pr.eta = pr.rate > 0 && pr.done > 0 ? (double)(pr.total - pr.done) / pr.rate : -1;
+  pr.rate = pr.elapsed > 0 ? (double)pr.done / (double)pr.elapsed : 0;
+  size_t left = pr.total - pr.done - pr.cancelled;
+  pr.eta = pr.rate > 0 && pr.done > 0 ? (double)left / pr.rate : -1;
   if (final) pr.eta = 0;
   if (p->par->opts.progress) p->par->opts.progress(&pr, p->par->opts.progress_user);
-  int verbose = p->par->opts.verbose;
-  if (verbose > 0) {
+  if (final) {
+    p->end = pr; /* the last line waits for the map's return code (finish_line) */
+    p->ended = true;
+    return;
+  }
+  if (p->verbose > 0) {
     char el[32], rem[32];
     format_time(el, sizeof el, pr.elapsed);
     format_time(rem, sizeof rem, pr.eta);
-    if (p->tty && verbose < 10) {
-      /* one line, redrawn in place */
-      int width = 30, fill = p->total ? (int)((double)pr.done * width / (double)p->total) : width;
-      char bar[64];
-      for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-      bar[width] = '\0';
-      fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s ETA %s%s", bar,
-              p->total ? (int)(100.0 * (double)pr.done / (double)p->total) : 100, pr.done, p->total, pr.rate,
-              el, final ? "0s" : rem, final ? "\n" : "   ");
-    } else if (final) {
-      fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s finished\n", p->workers,
-              pr.done, p->total, el);
+    if (p->tty && p->verbose < 10) {
+      char tail[64];
+      snprintf(tail, sizeof tail, " ETA %s   ", rem);
+      draw_bar(p, &pr, tail); /* one line, redrawn in place */
     } else {
       fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s remaining: %s\n", p->workers,
               pr.done, p->total, el, rem);
@@ -137,14 +164,50 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   }
 }
 
+/* The last line says how the run ended, as GNU parallel's and tqdm's do: joblib's "finished" when every
+ * item succeeded, else the counts and why it stopped. */
+static void finish_line(struct progress_ctx *p, int code) {
+  const mproc_progress *pr = &p->end;
+  const mproc_parallel_opts *o = &p->par->opts;
+  char how[160], el[32];
+  format_time(el, sizeof el, pr->elapsed);
+  size_t ok = pr->done - pr->failed;
+  if (code == MPROC_EINTERRUPTED) {
+    snprintf(how, sizeof how, "interrupted: %zu ok, %zu failed, %zu cancelled", ok, pr->failed,
+             pr->cancelled);
+  } else if (code == MPROC_ETIMEDOUT) {
+    snprintf(how, sizeof how, "timed out: %zu ok, %zu failed, %zu cancelled", ok, pr->failed, pr->cancelled);
+  } else if (p->stopped && pr->failed > 0) {
+    size_t limit = o->on_error == MPROC_ON_ERROR_STOP_AFTER ? (size_t)o->max_failures : 1;
+    snprintf(how, sizeof how, "stopped after %zu failure%s: %zu ok, %zu failed, %zu cancelled", limit,
+             limit == 1 ? "" : "s", ok, pr->failed, pr->cancelled);
+  } else if (pr->failed > 0 || pr->cancelled > 0) {
+    snprintf(how, sizeof how, "finished: %zu ok, %zu failed, %zu cancelled", ok, pr->failed, pr->cancelled);
+  } else {
+    snprintf(how, sizeof how, "finished");
+  }
+  if (p->tty && p->verbose < 10) {
+    char tail[192];
+    snprintf(tail, sizeof tail, " %s\n", how);
+    draw_bar(p, pr, tail);
+  } else {
+    fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s %s\n", p->workers, pr->done,
+            p->total, el, how);
+  }
+  fflush(stderr);
+}
+
 int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                        void *out, size_t out_size, int *item_codes, mproc_map_report *report) {
   if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
   const mproc_parallel_opts *o = &par->opts;
-  struct progress_ctx p = {
-      .par = par, .start = mproc__plat_now(), .total = n, .workers = mproc_pool_workers(par->pool)};
+  struct progress_ctx p = {.par = par,
+                           .start = mproc__plat_now(),
+                           .total = n,
+                           .workers = mproc_pool_workers(par->pool),
+                           .verbose = resolve_verbose(o->verbose)};
   mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
-  if (o->verbose > 0 || o->progress) {
+  if (p.verbose > 0 || o->progress) {
     p.busy0 = mproc__calloc((size_t)p.workers, sizeof *p.busy0);
     p.busy = mproc__calloc((size_t)p.workers, sizeof *p.busy);
     if (!p.busy0 || !p.busy) {
@@ -167,6 +230,8 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
                        .item_codes = item_codes,
                        .seed = o->seed};
   int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
+  /* a call refused before it ran (bad arguments, a closed pool) had no final tick and prints nothing */
+  if (p.verbose > 0 && p.ended) finish_line(&p, r);
   mproc__free(p.busy0);
   mproc__free(p.busy);
   return r;
