@@ -559,6 +559,23 @@ MTEST(one_call_form_sees_memory_changed_between_calls) {
   mproc_parallel_shutdown();
 }
 
+/* After mproc_shutdown() the fork server's kept pool is not reused: a new pool is forked from the caller
+ * as it is then. */
+MTEST(one_call_form_after_mproc_shutdown) {
+  int64_t out1[40][2], out2[40][2];
+  mproc_parallel_opts o = {.n_jobs = 2};
+  g_factor = 3;
+  CHECK_OK(mproc_init(NULL, NULL));
+  g_factor = 4; /* the server's workers see 3 */
+  CHECK_OK(mproc_parallel_call(index_times_factor, NULL, 40, 0, out1, sizeof *out1, &o, NULL));
+  for (int i = 0; i < 40; i++) CHECK_INT_EQ(out1[i][0], 3 * i);
+  mproc_shutdown();
+  g_factor = 5;
+  CHECK_OK(mproc_parallel_call(index_times_factor, NULL, 40, 0, out2, sizeof *out2, &o, NULL));
+  for (int i = 0; i < 40; i++) CHECK_INT_EQ(out2[i][0], 5 * i);
+  mproc_parallel_shutdown();
+}
+
 /* The thread backend's workers see the live memory: its pool is kept, and still computes on new values. */
 static uint32_t g_inits;
 static _Thread_local int64_t t_init_value;

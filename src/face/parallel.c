@@ -289,7 +289,10 @@ void mproc_parallel_shutdown(void) {
 }
 
 static bool reusable_fits(const mproc_parallel_opts *o) {
+  /* a fork server's pool only while the server runs: after mproc_shutdown() a new pool is forked from the
+   * caller, and sees what the kept one would not */
   return reusable.pool && reusable.n_jobs == o->n_jobs && reusable.backend == o->backend &&
+         (reusable.pool->eng.ops != &mproc__backend_forkserver || mproc__forkserver_running()) &&
          reusable.initializer == o->initializer && reusable.init_arg_len == o->init_arg_len &&
          (o->init_arg_len == 0 || memcmp(reusable.init_arg, o->init_arg, o->init_arg_len) == 0);
 }
