@@ -1,7 +1,10 @@
 /* test_interrupt.c: Ctrl-C in loops over results that keep arriving (as_completed, imap, imap_unordered),
  * in a map and in a plain wait; a program's own SIGINT handler. */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,4 +248,81 @@ MTEST(own_handler_installed_meanwhile_is_kept) {
   CHECK(now.sa_handler == own_handler);
   mproc_pool_destroy(p);
   signal(SIGINT, SIG_DFL);
+}
+
+/* While a stream exists mproc's handler is in place as the program runs its own code: a Ctrl-C during the
+ * program's own blocking system call restarts it (SA_RESTART) rather than failing it with EINTR, and the
+ * stream's next call reports it. */
+static struct {
+  pid_t tid;
+  pthread_t main;
+  int rfd, wfd;
+} blocked;
+
+/* Whether thread tid is blocked in the system call nr on descriptor fd (/proc/.../syscall: the number, then
+ * the arguments in hex). */
+static bool in_syscall(pid_t tid, long nr, int fd) {
+  char path[64], buf[64] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  /* "running" while it runs: only a number is a blocked call */
+  char *end;
+  bool yes = fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9' && strtol(buf, &end, 10) == nr &&
+             strtol(end, NULL, 16) == fd;
+  fclose(f);
+  return yes;
+}
+
+/* Whether SIGINT is pending for thread tid (not yet delivered). */
+static bool sigint_pending(pid_t tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  unsigned long long mask = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "SigPnd: %llx", &mask) == 1) break;
+  fclose(f);
+  return mask & (1ull << (SIGINT - 1));
+}
+
+static void *interrupt_the_read(void *arg) {
+  (void)arg;
+  while (!in_syscall(blocked.tid, SYS_read, blocked.rfd)) sched_yield();
+  pthread_kill(blocked.main, SIGINT);
+  /* the byte only once the signal was handled and the read is blocked again: written earlier, it could
+   * end the read before the signal is looked at */
+  while (sigint_pending(blocked.tid)) sched_yield();
+  while (!in_syscall(blocked.tid, SYS_read, blocked.rfd)) sched_yield();
+  char c = 'x';
+  CHECK_INT_EQ(write(blocked.wfd, &c, 1), 1);
+  return NULL;
+}
+
+MTEST(ctrl_c_restarts_the_programs_own_calls) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, ten_ms, NULL, 4, 0, sizeof(int64_t), NULL, &s));
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  blocked.tid = (pid_t)syscall(SYS_gettid);
+  blocked.main = pthread_self();
+  blocked.rfd = fds[0];
+  blocked.wfd = fds[1];
+  pthread_t th;
+  CHECK_INT_EQ(pthread_create(&th, NULL, interrupt_the_read, NULL), 0);
+  char c = 0;
+  ssize_t got = read(fds[0], &c, 1);
+  CHECK_INT_EQ(got, 1);
+  CHECK_INT_EQ(c, 'x');
+  CHECK_INT_EQ(pthread_join(th, NULL), 0);
+  int64_t idx;
+  const void *res;
+  CHECK_ERR(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL), MPROC_EINTERRUPTED);
+  CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+  close(fds[0]);
+  close(fds[1]);
+  mproc_stream_destroy(s);
+  mproc_pool_destroy(p);
 }

@@ -24,7 +24,9 @@ static void on_sigint(int sig) {
 uint32_t mproc__sigint_begin(void) {
   pthread_mutex_lock(&lock);
   if (users++ == 0) {
-    struct sigaction old, sa = {.sa_handler = on_sigint};
+    /* SA_RESTART: with an iterator or stream alive the handler is in place while the program runs its own
+     * code too, whose system calls must not start failing with EINTR (mproc's waits poll the count) */
+    struct sigaction old, sa = {.sa_handler = on_sigint, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     installed =
         sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(SIGINT, &sa, NULL) == 0;
