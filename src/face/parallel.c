@@ -175,8 +175,6 @@ static void finish_line(struct progress_ctx *p, int code) {
   if (code == MPROC_EINTERRUPTED) {
     snprintf(how, sizeof how, "interrupted: %zu ok, %zu failed, %zu cancelled", ok, pr->failed,
              pr->cancelled);
-  } else if (code == MPROC_ETIMEDOUT) {
-    snprintf(how, sizeof how, "timed out: %zu ok, %zu failed, %zu cancelled", ok, pr->failed, pr->cancelled);
   } else if (p->stopped && pr->failed > 0) {
     size_t limit = o->on_error == MPROC_ON_ERROR_STOP_AFTER ? (size_t)o->max_failures : 1;
     snprintf(how, sizeof how, "stopped after %zu failure%s: %zu ok, %zu failed, %zu cancelled", limit,
