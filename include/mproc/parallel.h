@@ -19,13 +19,14 @@ typedef enum mproc_return_as {
 
 /* What a progress callback receives. */
 typedef struct mproc_progress {
-  size_t total, done, failed; /* items; done counts failed ones too */
+  size_t total, done, failed; /* items; done counts those that ran, failed ones too (not cancelled ones) */
   size_t in_flight;           /* items handed to workers and not yet back */
   double elapsed;             /* seconds since the call began */
   double rate;                /* items per second so far */
   double eta;                 /* seconds left at that rate; -1 while unknown */
   int workers;
   const double *busy; /* per worker: seconds spent running tasks during this call */
+  size_t cancelled;   /* items that will not run: stopped after failures, or Ctrl-C */
 } mproc_progress;
 typedef void (*mproc_progress_cb)(const mproc_progress *p, void *user);
 
@@ -43,10 +44,14 @@ typedef struct mproc_parallel_opts {
   /* Per-item time limit in seconds (joblib's timeout); 0: none.  A late item fails with
    * MPROC_ETASKTIMEOUT. */
   double timeout;
-  /* 0 silent.  >= 1: progress on stderr: a one-line bar updated in place when stderr is a terminal, else
-   * joblib-style lines "[Parallel(n_jobs=2)]: Done 40 out of 100 | elapsed: 1.0s remaining: 1.5s", at
-   * most one per `progress_interval`, plus a final "finished" line.  >= 10: a line per interval even
-   * on a terminal instead of the bar. */
+  /* Progress on stderr.  0: as the environment variable MPROC_VERBOSE says (a number; unset or 0: silent),
+   * as for the cache; an explicit value wins: negative silent, >= 1 a one-line bar updated in place when
+   * stderr is a terminal, else joblib-style lines "[Parallel(n_jobs=2)]: Done 40 out of 100 | elapsed: 1.0s
+   * remaining: 1.5s", at most one per `progress_interval`; >= 10: a line per interval even on a terminal
+   * instead of the bar.  "Done" counts items that ran (failed ones too), so the bar reaches 100% only when
+   * all did.  The last line says how the run ended: "finished" when every item succeeded, else the counts
+   * and why: "finished: 399 ok, 1 failed, 0 cancelled" (on_error CONTINUE), "stopped after 1 failure: 13 ok,
+   * 1 failed, 386 cancelled", "interrupted: 98 ok, 0 failed, 302 cancelled" (Ctrl-C). */
   int verbose;
   /* Called in the calling thread at most once per progress_interval and once at the end. */
   mproc_progress_cb progress;
@@ -83,13 +88,23 @@ MPROC_API int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const
 
 MPROC_API void mproc_parallel_destroy(mproc_parallel *par);
 
-/* The one-call form, Parallel(n_jobs=...)(delayed(f)(x) for x in items): runs on a pool kept by the library
- * between calls with the same n_jobs, backend and initializer (loky's reusable executor), so a loop of
- * small calls pays the workers' start once.  That pool is created at the first call: its workers see the
- * program's memory as it was then, and read their inputs from `in`.  mproc_parallel_shutdown() releases it
- * (it is also released at exit; call it only while no one-call run is in progress).  Thread-safe:
- * concurrent calls with the same settings share the pool; a call with other settings made while the
- * shared pool is busy runs on a pool of its own. */
+/* The one-call form, Parallel(n_jobs=...)(delayed(f)(x) for x in items).  Each call computes on the
+ * program's memory as it is at that call, as joblib does: its workers read their inputs from `in`, and
+ * what else the task reads (globals, memory reached through pointers) is what the caller has at the call.
+ * To keep a loop of small calls from paying the workers' start every time, the library keeps the call's
+ * pool for the next calls with the same n_jobs, backend, initializer and init_arg bytes (loky's reusable
+ * executor), but only when reuse cannot give other results than a new pool:
+ *  - thread and serial backends: the workers see the live memory;
+ *  - process backend after mproc_init(): the fork server's workers see the program as at mproc_init()
+ *    whatever pool they belong to (see mproc_pool_opts.start_method);
+ *  - process backend without mproc_init() (forked workers, a snapshot of the caller when the pool is
+ *    made): never kept, every call makes and ends its own pool.  For a loop of many small calls there,
+ *    call mproc_init() first, or use mproc_parallel_create(), whose workers see the program as it was
+ *    when that object was made.
+ * No pool is kept inside a worker (a task calling the one-call form gets a pool of its own for the call).
+ * mproc_parallel_shutdown() releases the kept pool (it is also released at exit; call it only while no
+ * one-call run is in progress).  Thread-safe: concurrent calls with the same settings share the kept
+ * pool; a call with other settings made while the kept pool is busy runs on a pool of its own. */
 MPROC_API int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
                                   size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report);
 MPROC_API void mproc_parallel_shutdown(void);

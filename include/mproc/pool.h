@@ -218,7 +218,8 @@ MPROC_API int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeo
 /* concurrent.futures.as_completed(): yields each of fs[0..n) once, in the order they complete (those
  * already done first).  A future may be in one iterator at a time. */
 typedef struct mproc_as_completed mproc_as_completed;
-/* 0, -EINVAL, -ENOMEM, -EBUSY (a future already belongs to another iterator). */
+/* 0, -EINVAL, -ENOMEM, -EBUSY (a future already belongs to another iterator).  While the iterator exists,
+ * Ctrl-C is counted for it (docs/pool.md, "Ctrl-C"). */
 MPROC_API int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs, size_t n);
 /* Adds one more future (of the same pool) to the iterator, which may have been created empty (fs NULL, n
  * 0).  Feeding it while draining it keeps memory bounded by the futures in flight, not by the total: submit
@@ -228,7 +229,8 @@ MPROC_API int mproc_as_completed_create(mproc_as_completed **out, mproc_future *
 MPROC_API int mproc_as_completed_add(mproc_as_completed *it, mproc_future *f);
 /* Stores the next completed future in *f (the iterator keeps no reference: the caller's stays valid) and
  * returns 0; MPROC_EEOF when every future added so far has been yielded (or released); -ETIMEDOUT when none
- * completed in time. */
+ * completed in time; MPROC_EINTERRUPTED, whatever is ready, when Ctrl-C came since the iterator was made or
+ * since the last call that returned MPROC_EINTERRUPTED (the call after goes on). */
 MPROC_API int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f);
 MPROC_API void mproc_as_completed_destroy(mproc_as_completed *it);
 
@@ -295,8 +297,8 @@ typedef struct mproc_stream_opts {
 
 /* Starts fn over the n records of in (as mproc_pool_map(), results of out_size bytes each); in must stay
  * valid until the stream is destroyed.  imap yields results in input order, imap_unordered as they
- * complete.  On success *out is the stream (release with mproc_stream_destroy()).  Errors: -EINVAL,
- * -ENOMEM, MPROC_ECLOSED. */
+ * complete.  On success *out is the stream (release with mproc_stream_destroy()); while it exists, Ctrl-C
+ * is counted for it (docs/pool.md, "Ctrl-C").  Errors: -EINVAL, -ENOMEM, MPROC_ECLOSED. */
 MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                               size_t out_size, const mproc_stream_opts *opts, mproc_stream **out);
 MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,
@@ -307,7 +309,9 @@ MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, cons
  * until the next call on the stream), and returns 0.  A failed item is returned too, with its code as the
  * return value (as Python's imap raises at that item and can go on): *result is then NULL and *outcome,
  * when not NULL, tells how it failed (its message is valid until the next call).  MPROC_EEOF when every
- * item has been yielded; -ETIMEDOUT when none came in time; MPROC_EINTERRUPTED on Ctrl-C; -EINVAL. */
+ * item has been yielded; -ETIMEDOUT when none came in time; MPROC_EINTERRUPTED, whatever is ready, when
+ * Ctrl-C came since the stream was started or since the last call that returned MPROC_EINTERRUPTED (the
+ * call after goes on; see docs/pool.md, "Ctrl-C"); -EINVAL. */
 MPROC_API int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
                                 mproc_outcome *outcome);
 

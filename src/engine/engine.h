@@ -457,6 +457,8 @@ void mproc__engine_run_callbacks(mproc__engine *e);
 /* sigint.c: begin returns a token; seen(token) tells whether Ctrl-C came since.  Pair begin with end. */
 uint32_t mproc__sigint_begin(void);
 bool mproc__sigint_seen(uint32_t since);
+/* Whether Ctrl-C came since *token; if so moves *token up to now (the caller reports it). */
+bool mproc__sigint_take(uint32_t *token);
 bool mproc__sigint_active(void);
 void mproc__sigint_end(void);
 
@@ -498,6 +500,8 @@ static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e-
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);
+/* parallel.c: called as a worker begins: the one-call form keeps no pool in a worker. */
+void mproc__parallel_worker_begins(void);
 /* Asks the fork server for a template that maps memfd (size bytes) at addr and talks on tsock; *pid is
  * its pid.  0 or negative errno. */
 int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);

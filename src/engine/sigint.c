@@ -1,7 +1,11 @@
-/* sigint.c: Ctrl-C during a wait.  While at least one thread waits in the pool, and only if the program has
- * no SIGINT handler of its own, mproc installs one that counts the signal; waits sleep in slices of at
- * most 50 ms and return MPROC_EINTERRUPTED when the count moved.  Once no one waits, the default
- * disposition is back, so a second Ctrl-C outside a wait ends the program as usual. */
+/* sigint.c: Ctrl-C during a wait or a loop.  While at least one thread waits in the pool or an iterator or a
+ * stream exists (a user each), and only if the program's SIGINT disposition was the default when the first
+ * user came, mproc installs a handler that counts the signal.  A user keeps a token, the count it has
+ * reported up to: a wait takes one as it begins and sleeps in slices of at most 50 ms, so a signal handled
+ * by another thread is seen; an iterator or stream takes one when it is made and reports a Ctrl-C at its
+ * next call, so one that came while the caller was busy with a result is not lost.  When the last user
+ * ends, the default disposition is back (unless the program has put a handler of its own in place
+ * meanwhile, which stays), so Ctrl-C outside ends the program as usual. */
 #include <pthread.h>
 #include <signal.h>
 
@@ -20,7 +24,9 @@ static void on_sigint(int sig) {
 uint32_t mproc__sigint_begin(void) {
   pthread_mutex_lock(&lock);
   if (users++ == 0) {
-    struct sigaction old, sa = {.sa_handler = on_sigint};
+    /* SA_RESTART: with an iterator or stream alive the handler is in place while the program runs its own
+     * code too, whose system calls must not start failing with EINTR (mproc's waits poll the count) */
+    struct sigaction old, sa = {.sa_handler = on_sigint, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     installed =
         sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(SIGINT, &sa, NULL) == 0;
@@ -32,14 +38,20 @@ uint32_t mproc__sigint_begin(void) {
 
 bool mproc__sigint_seen(uint32_t since) { return __atomic_load_n(&count, __ATOMIC_SEQ_CST) != since; }
 
+bool mproc__sigint_take(uint32_t *token) {
+  uint32_t t = __atomic_load_n(token, __ATOMIC_SEQ_CST), c = __atomic_load_n(&count, __ATOMIC_SEQ_CST);
+  /* two threads calling the same iterator: one of them reports it */
+  return c != t && __atomic_compare_exchange_n(token, &t, c, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 bool mproc__sigint_active(void) { return installed; }
 
 void mproc__sigint_end(void) {
   pthread_mutex_lock(&lock);
   if (--users == 0 && installed) {
-    struct sigaction sa = {.sa_handler = SIG_DFL};
+    struct sigaction cur, sa = {.sa_handler = SIG_DFL};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == on_sigint) sigaction(SIGINT, &sa, NULL);
     installed = false;
   }
   pthread_mutex_unlock(&lock);

@@ -22,6 +22,7 @@ struct mproc_as_completed {
   size_t *free_slots, nfree;     /* freed slots, to reuse (capacity cap) */
   size_t n, yielded;             /* members added (duplicates included), and yielded or released */
   mproc_future *q_head, *q_tail; /* completed, not yet yielded */
+  uint32_t sigint;               /* Ctrl-C reported up to here (sigint.c) */
 };
 
 mproc_future *mproc__future_new(mproc__engine *e) {
@@ -144,6 +145,8 @@ int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiter
     }
     if (mproc__remaining(deadline) == 0) break;
   }
+  /* a Ctrl-C that came with what was awaited is reported all the same: the next wait would not see it */
+  if (r == 0 && mproc__sigint_seen(token)) r = MPROC_EINTERRUPTED;
   mproc__sigint_end();
   return r;
 }
@@ -408,6 +411,7 @@ int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs,
     if (!fs[i] || fs[i]->eng != fs[0]->eng) return MPROC_EINVAL;
   mproc_as_completed *it = mproc__calloc(1, sizeof *it);
   if (!it) return MPROC_ENOMEM;
+  it->sigint = mproc__sigint_begin(); /* ended by destroy */
   if (n == 0) {
     *out = it;
     return 0;
@@ -421,6 +425,7 @@ int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs,
         if (it->fs[k]) it->fs[k]->iter = NULL;
       pthread_mutex_unlock(&it->eng->lock);
       iter_free(it);
+      mproc__sigint_end();
       return r;
     }
   }
@@ -445,9 +450,11 @@ static bool iter_ready(void *arg) { return ((struct mproc_as_completed *)arg)->q
 int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f) {
   if (!it || !f || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
   *f = NULL;
+  if (mproc__sigint_take(&it->sigint)) return MPROC_EINTERRUPTED;
   if (it->yielded >= it->n) return MPROC_EEOF;
   pthread_mutex_lock(&it->eng->lock);
   int r = wait_locked(it->eng, mproc__deadline(timeout), iter_ready, it);
+  if (r == MPROC_EINTERRUPTED) mproc__sigint_take(&it->sigint); /* reported once */
   if (r == 0) {
     mproc_future *g = it->q_head;
     it->q_head = g->iter_next;
@@ -468,4 +475,5 @@ void mproc_as_completed_destroy(mproc_as_completed *it) {
     pthread_mutex_unlock(&it->eng->lock);
   }
   iter_free(it);
+  mproc__sigint_end();
 }

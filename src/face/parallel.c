@@ -27,7 +27,7 @@ static int resolve_n_jobs(int n_jobs, int *out) {
 }
 
 static int check_opts(const mproc_parallel_opts *o) {
-  if (!(o->timeout >= 0) || !(o->progress_interval >= 0) || o->verbose < 0 ||
+  if (!(o->timeout >= 0) || !(o->progress_interval >= 0) ||
       (unsigned)o->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) || (!o->init_arg && o->init_arg_len))
     return MPROC_EINVAL;
@@ -80,10 +80,23 @@ struct progress_ctx {
   double start, interval, last_line;
   size_t total;
   int workers;
+  int verbose; /* resolved: the option, else MPROC_VERBOSE */
   uint64_t *busy0;
   double *busy;
   bool tty;
+  bool stopped;       /* the map stopped itself after failures (on_error) */
+  bool ended;         /* the final tick came */
+  mproc_progress end; /* the figures of the final tick, for the last line */
 };
+
+/* The level of progress output: an explicit option wins (negative: silent); 0 defers to MPROC_VERBOSE, as
+ * the cache does. */
+static int resolve_verbose(int opt) {
+  if (opt != 0) return opt < 0 ? 0 : opt;
+  const char *ev = getenv("MPROC_VERBOSE");
+  int v = ev ? atoi(ev) : 0;
+  return v > 0 ? v : 0;
+}
 
 static void format_time(char *buf, size_t cap, double s) {
   if (s < 0) {
@@ -95,40 +108,54 @@ static void format_time(char *buf, size_t cap, double s) {
   }
 }
 
+/* The bar: done items only (failed ones ran; cancelled ones did not), so it reaches 100% only when all
+ * the work was done. */
+static void draw_bar(const struct progress_ctx *p, const mproc_progress *pr, const char *tail) {
+  int width = 30, fill = p->total ? (int)((double)pr->done * width / (double)p->total) : width;
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = '\0';
+  char el[32];
+  format_time(el, sizeof el, pr->elapsed);
+  fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s%s", bar,
+          p->total ? (int)(100.0 * (double)pr->done / (double)p->total) : 100, pr->done, p->total, pr->rate,
+          el, tail);
+}
+
 static void tick(void *ctx, const mproc__map *m, bool final) {
   struct progress_ctx *p = ctx;
   mproc__engine *e = &p->par->pool->eng;
   mproc_progress pr = {.total = p->total, .workers = p->workers, .busy = p->busy};
   pthread_mutex_lock(&e->lock);
-  pr.done = m->n - m->remaining;
+  size_t completed = m->n - m->remaining; /* cancelled items included */
+  pr.done = m->ok + m->failed;
   pr.failed = m->failed;
-  pr.in_flight = m->dispatched > pr.done ? m->dispatched - pr.done : 0;
+  pr.cancelled = m->cancelled;
+  pr.in_flight = m->dispatched > completed ? m->dispatched - completed : 0;
+  p->stopped = m->stopped;
   for (int i = 0; i < p->workers && e->ws; i++) p->busy[i] = (double)(e->ws[i].busy_ns - p->busy0[i]) * 1e-9;
   pthread_mutex_unlock(&e->lock);
   if (final) pr.in_flight = 0;
   double now = mproc__plat_now();
   pr.elapsed = now - p->start;
-  pr.rate = pr.elapsed > 0 ? (double)pr.done / pr.elapsed : 0;
-  pr.eta = pr.rate > 0 && pr.done > 0 ? (double)(pr.total - pr.done) / pr.rate : -1;
+  pr.rate = pr.elapsed > 0 ? (double)pr.done / (double)pr.elapsed : 0;
+  size_t left = pr.total - pr.done - pr.cancelled;
+  pr.eta = pr.rate > 0 && pr.done > 0 ? (double)left / pr.rate : -1;
   if (final) pr.eta = 0;
   if (p->par->opts.progress) p->par->opts.progress(&pr, p->par->opts.progress_user);
-  int verbose = p->par->opts.verbose;
-  if (verbose > 0) {
+  if (final) {
+    p->end = pr; /* the last line waits for the map's return code (finish_line) */
+    p->ended = true;
+    return;
+  }
+  if (p->verbose > 0) {
     char el[32], rem[32];
     format_time(el, sizeof el, pr.elapsed);
     format_time(rem, sizeof rem, pr.eta);
-    if (p->tty && verbose < 10) {
-      /* one line, redrawn in place */
-      int width = 30, fill = p->total ? (int)((double)pr.done * width / (double)p->total) : width;
-      char bar[64];
-      for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-      bar[width] = '\0';
-      fprintf(stderr, "\r[%s] %3d%% %zu/%zu %.0f it/s elapsed %s ETA %s%s", bar,
-              p->total ? (int)(100.0 * (double)pr.done / (double)p->total) : 100, pr.done, p->total, pr.rate,
-              el, final ? "0s" : rem, final ? "\n" : "   ");
-    } else if (final) {
-      fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s finished\n", p->workers,
-              pr.done, p->total, el);
+    if (p->tty && p->verbose < 10) {
+      char tail[64];
+      snprintf(tail, sizeof tail, " ETA %s   ", rem);
+      draw_bar(p, &pr, tail); /* one line, redrawn in place */
     } else {
       fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s remaining: %s\n", p->workers,
               pr.done, p->total, el, rem);
@@ -137,14 +164,48 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   }
 }
 
+/* The last line says how the run ended, as GNU parallel's and tqdm's do: joblib's "finished" when every
+ * item succeeded, else the counts and why it stopped. */
+static void finish_line(struct progress_ctx *p, int code) {
+  const mproc_progress *pr = &p->end;
+  const mproc_parallel_opts *o = &p->par->opts;
+  char how[160], el[32];
+  format_time(el, sizeof el, pr->elapsed);
+  size_t ok = pr->done - pr->failed;
+  if (code == MPROC_EINTERRUPTED) {
+    snprintf(how, sizeof how, "interrupted: %zu ok, %zu failed, %zu cancelled", ok, pr->failed,
+             pr->cancelled);
+  } else if (p->stopped && pr->failed > 0) {
+    size_t limit = o->on_error == MPROC_ON_ERROR_STOP_AFTER ? (size_t)o->max_failures : 1;
+    snprintf(how, sizeof how, "stopped after %zu failure%s: %zu ok, %zu failed, %zu cancelled", limit,
+             limit == 1 ? "" : "s", ok, pr->failed, pr->cancelled);
+  } else if (pr->failed > 0 || pr->cancelled > 0) {
+    snprintf(how, sizeof how, "finished: %zu ok, %zu failed, %zu cancelled", ok, pr->failed, pr->cancelled);
+  } else {
+    snprintf(how, sizeof how, "finished");
+  }
+  if (p->tty && p->verbose < 10) {
+    char tail[192];
+    snprintf(tail, sizeof tail, " %s\n", how);
+    draw_bar(p, pr, tail);
+  } else {
+    fprintf(stderr, "[Parallel(n_jobs=%d)]: Done %zu out of %zu | elapsed: %s %s\n", p->workers, pr->done,
+            p->total, el, how);
+  }
+  fflush(stderr);
+}
+
 int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                        void *out, size_t out_size, int *item_codes, mproc_map_report *report) {
   if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
   const mproc_parallel_opts *o = &par->opts;
-  struct progress_ctx p = {
-      .par = par, .start = mproc__plat_now(), .total = n, .workers = mproc_pool_workers(par->pool)};
+  struct progress_ctx p = {.par = par,
+                           .start = mproc__plat_now(),
+                           .total = n,
+                           .workers = mproc_pool_workers(par->pool),
+                           .verbose = resolve_verbose(o->verbose)};
   mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
-  if (o->verbose > 0 || o->progress) {
+  if (p.verbose > 0 || o->progress) {
     p.busy0 = mproc__calloc((size_t)p.workers, sizeof *p.busy0);
     p.busy = mproc__calloc((size_t)p.workers, sizeof *p.busy);
     if (!p.busy0 || !p.busy) {
@@ -167,6 +228,8 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
                        .item_codes = item_codes,
                        .seed = o->seed};
   int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
+  /* a call refused before it ran (bad arguments, a closed pool) had no final tick and prints nothing */
+  if (p.verbose > 0 && p.ended) finish_line(&p, r);
   mproc__free(p.busy0);
   mproc__free(p.busy);
   return r;
@@ -188,24 +251,55 @@ int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in,
 
 /* ---- the reusable pool of the one-call form ---- */
 
+/* Set in a worker's task-running thread: a pool kept there would outlive it (workers leave through _exit,
+ * so no atexit runs, and its template would be orphaned), and the thread backend's call would share the
+ * pool whose worker it is busy. */
+static _Thread_local bool in_worker;
+void mproc__parallel_worker_begins(void) { in_worker = true; }
+
 static struct {
   pthread_mutex_t lock;
   mproc_pool *pool;
   int n_jobs;
   mproc_backend backend;
   mproc_task_fn initializer;
+  void *init_arg; /* a copy of the bytes: they are part of what must match */
+  size_t init_arg_len;
   bool atexit_set;
   pid_t owner;
   int users; /* calls running on it: it is replaced only when none is */
-} reusable = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, false, 0, 0};
+} reusable = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, NULL, 0, false, 0, 0};
 
-void mproc_parallel_shutdown(void) {
-  pthread_mutex_lock(&reusable.lock);
+/* Forgets the kept pool (lock held), destroying it if this process made it. */
+static void drop_reusable(void) {
   if (reusable.pool && reusable.owner == getpid()) mproc_pool_destroy(reusable.pool);
   reusable.pool = NULL;
   reusable.users = 0;
+  mproc__free(reusable.init_arg);
+  reusable.init_arg = NULL;
+  reusable.init_arg_len = 0;
+}
+
+void mproc_parallel_shutdown(void) {
+  pthread_mutex_lock(&reusable.lock);
+  drop_reusable();
   pthread_mutex_unlock(&reusable.lock);
 }
+
+static bool reusable_fits(const mproc_parallel_opts *o) {
+  /* a fork server's pool only while the server runs: after mproc_shutdown() a new pool is forked from the
+   * caller, and sees what the kept one would not */
+  return reusable.pool && reusable.n_jobs == o->n_jobs && reusable.backend == o->backend &&
+         (reusable.pool->eng.ops != &mproc__backend_forkserver || mproc__forkserver_running()) &&
+         reusable.initializer == o->initializer && reusable.init_arg_len == o->init_arg_len &&
+         (o->init_arg_len == 0 || memcmp(reusable.init_arg, o->init_arg, o->init_arg_len) == 0);
+}
+
+/* Whether a pool may serve later calls without giving stale results: its workers must not hold a copy of
+ * the caller's memory taken when it was made.  Threads see the live memory, the serial backend runs in the
+ * caller, the fork server's workers see the program as at mproc_init() whatever pool they belong to, and an
+ * exec'd image sees only its arguments; a forked template is the one snapshot a new pool would refresh. */
+static bool keepable(mproc_pool *pool) { return pool->eng.ops != &mproc__backend_fork; }
 
 int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
                         size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report) {
@@ -216,41 +310,47 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   pthread_mutex_lock(&reusable.lock);
   if (reusable.pool && reusable.owner != getpid()) {
     reusable.pool = NULL; /* inherited through fork: not ours */
-    reusable.users = 0;
+    drop_reusable();
   }
-  bool fits = reusable.pool && reusable.n_jobs == opts->n_jobs && reusable.backend == opts->backend &&
-              reusable.initializer == opts->initializer;
-  if (!fits && reusable.pool && reusable.users > 0) {
-    /* another call runs on the shared pool with other settings: this one gets a pool of its own */
+  if (!in_worker && reusable_fits(opts)) {
+    reusable.users++;
+    mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
     pthread_mutex_unlock(&reusable.lock);
-    mproc_parallel *own;
-    r = mproc_parallel_create(&own, opts);
-    if (r < 0) return r;
-    r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
+    r = mproc_parallel_run(&par, fn, in, n, in_size, out, out_size, NULL, report);
+    pthread_mutex_lock(&reusable.lock);
+    reusable.users--;
+    pthread_mutex_unlock(&reusable.lock);
+    return r;
+  }
+  pthread_mutex_unlock(&reusable.lock);
+  /* a pool for this call, kept afterwards if that is safe and no call runs on the one kept now */
+  mproc_parallel *own;
+  r = mproc_parallel_create(&own, opts);
+  if (r < 0) return r;
+  r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
+  if (in_worker || !keepable(own->pool)) {
     mproc_parallel_destroy(own);
     return r;
   }
-  if (!fits) {
-    if (reusable.pool) mproc_pool_destroy(reusable.pool);
-    reusable.pool = NULL;
-    r = make_pool(opts, &reusable.pool);
-    if (r < 0) {
-      reusable.pool = NULL;
-      pthread_mutex_unlock(&reusable.lock);
-      return r;
-    }
-    reusable.n_jobs = opts->n_jobs;
-    reusable.backend = opts->backend;
-    reusable.initializer = opts->initializer;
-    reusable.owner = getpid();
-    if (!reusable.atexit_set) reusable.atexit_set = atexit(mproc_parallel_shutdown) == 0;
-  }
-  reusable.users++;
-  mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
-  pthread_mutex_unlock(&reusable.lock);
-  r = mproc_parallel_run(&par, fn, in, n, in_size, out, out_size, NULL, report);
+  void *arg = opts->init_arg_len ? mproc__malloc(opts->init_arg_len) : NULL;
   pthread_mutex_lock(&reusable.lock);
-  reusable.users--;
+  if ((opts->init_arg_len && !arg) || (reusable.pool && reusable.users > 0) || reusable_fits(opts)) {
+    pthread_mutex_unlock(&reusable.lock);
+    mproc__free(arg);
+    mproc_parallel_destroy(own);
+    return r;
+  }
+  drop_reusable();
+  if (arg) memcpy(arg, opts->init_arg, opts->init_arg_len);
+  reusable.pool = own->pool;
+  reusable.n_jobs = opts->n_jobs;
+  reusable.backend = opts->backend;
+  reusable.initializer = opts->initializer;
+  reusable.init_arg = arg;
+  reusable.init_arg_len = opts->init_arg_len;
+  reusable.owner = getpid();
+  if (!reusable.atexit_set) reusable.atexit_set = atexit(mproc_parallel_shutdown) == 0;
   pthread_mutex_unlock(&reusable.lock);
+  mproc__free(own); /* the pool is the library's now */
   return r;
 }

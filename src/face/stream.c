@@ -20,6 +20,7 @@ struct mproc_stream {
   double timeout;
   int retries;
   mproc__task_priv priv; /* serial backend */
+  uint32_t sigint;       /* Ctrl-C reported up to here (sigint.c) */
 };
 
 static void free_stream(mproc_stream *s) {
@@ -168,6 +169,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
     free_stream(s);
     return MPROC_ECLOSED;
   }
+  s->sigint = mproc__sigint_begin(); /* ended by destroy */
   m->token = ++e->next_token;
   mproc__map_share(e, m);
   int r = !mproc__engine_has_workers(e) ? 0 : refill(s);
@@ -238,6 +240,10 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
   mproc__map *m = &s->m;
   pthread_mutex_lock(&e->lock);
   release_previous(s);
+  if (mproc__sigint_take(&s->sigint)) {
+    pthread_mutex_unlock(&e->lock);
+    return MPROC_EINTERRUPTED;
+  }
   if (s->yielded == m->n) {
     pthread_mutex_unlock(&e->lock);
     return MPROC_EEOF;
@@ -250,6 +256,7 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
     if (r == 0) r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, mproc__deadline(timeout), item_ready, s);
   }
   if (r < 0) {
+    if (r == MPROC_EINTERRUPTED) mproc__sigint_take(&s->sigint); /* reported once */
     pthread_mutex_unlock(&e->lock);
     return r;
   }
@@ -296,4 +303,5 @@ void mproc_stream_destroy(mproc_stream *s) {
   pthread_mutex_unlock(&e->lock);
   pthread_cond_destroy(&s->m.cv);
   free_stream(s);
+  mproc__sigint_end();
 }
