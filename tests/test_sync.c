@@ -1,4 +1,6 @@
 /* test_sync.c: Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier across processes. */
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -100,6 +102,73 @@ MTEST(lock_holder_killed) {
   CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
   CHECK_OK(mproc_lock_release(lock));
   CHECK_ERR(mproc_lock_acquire(lock, 0), MPROC_ENOTRECOVERABLE);
+  mproc_lock_destroy(lock);
+  munmap(pg, 4096);
+}
+
+/* A Lock or RLock left inconsistent (MPROC_EOWNERDEAD, released without mproc_lock_consistent()) is broken
+ * for good: every form of acquire says so, again and again, and release fails without touching it. */
+static void *acquire_forever_thread(void *arg) {
+  __atomic_store_n(&pg->flags[1], 1, __ATOMIC_SEQ_CST);
+  return (void *)(intptr_t)mproc_lock_acquire(arg, MPROC_FOREVER);
+}
+
+static void make_owner_die(int recursive) {
+  pg->flags[0] = 0;
+  CHECK_OK(mproc_lock_create(&lock, recursive));
+  pid_t pid = spawn(hold_and_wait, 0);
+  wait_flag(&pg->flags[0]);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+MTEST(lock_not_made_consistent_is_broken_for_every_acquire) {
+  pg = page_new();
+  const double timeouts[] = {MPROC_FOREVER, 0, 5, 0.01, 1e300, INFINITY};
+  for (int recursive = 0; recursive < 2; recursive++) {
+    for (size_t first = 0; first < sizeof timeouts / sizeof *timeouts; first++) {
+      make_owner_die(recursive);
+      CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+      if (recursive) { /* broken by the last release only */
+        CHECK_OK(mproc_lock_acquire(lock, 0));
+        CHECK_OK(mproc_lock_release(lock));
+      }
+      CHECK_OK(mproc_lock_release(lock));
+      CHECK_ERR(mproc_lock_release(lock), MPROC_EPERM);
+      for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < sizeof timeouts / sizeof *timeouts; k++) {
+          double t = timeouts[(first + k) % (sizeof timeouts / sizeof *timeouts)];
+          CHECK_ERR(mproc_lock_acquire(lock, t), MPROC_ENOTRECOVERABLE);
+          CHECK_ERR(mproc_lock_release(lock), MPROC_EPERM);
+        }
+      }
+      CHECK_ERR(mproc_lock_consistent(lock), MPROC_EINVAL);
+      mproc_lock_destroy(lock);
+    }
+  }
+  /* a thread already waiting when the lock breaks learns it too */
+  for (int recursive = 0; recursive < 2; recursive++) {
+    make_owner_die(recursive);
+    pg->flags[1] = 0;
+    CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+    pthread_t th;
+    CHECK_INT_EQ(pthread_create(&th, NULL, acquire_forever_thread, lock), 0);
+    while (!__atomic_load_n(&pg->flags[1], __ATOMIC_SEQ_CST)) sched_yield();
+    CHECK_OK(mproc_lock_release(lock));
+    void *res;
+    CHECK_INT_EQ(pthread_join(th, &res), 0);
+    CHECK_ERR((int)(intptr_t)res, MPROC_ENOTRECOVERABLE);
+    CHECK_ERR(mproc_lock_acquire(lock, 0), MPROC_ENOTRECOVERABLE);
+    mproc_lock_destroy(lock);
+  }
+  /* a Condition on a broken lock: wait cannot take it back */
+  make_owner_die(0);
+  mproc_condition *c;
+  CHECK_OK(mproc_condition_create(&c, lock));
+  CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+  CHECK_OK(mproc_lock_release(lock));
+  CHECK_ERR(mproc_condition_wait(c, 0.01), MPROC_EPERM);
+  mproc_condition_destroy(c);
   mproc_lock_destroy(lock);
   munmap(pg, 4096);
 }
@@ -276,6 +345,37 @@ MTEST(conditions) {
   mproc_condition_destroy(cond);
   mproc_condition_destroy(NULL);
   munmap(pg, 4096);
+}
+
+static int never(void *user) {
+  (void)user;
+  return 0;
+}
+
+static int take_notify_and_die(int k) {
+  (void)k;
+  if (mproc_lock_acquire(mproc_condition_lock(cond), MPROC_FOREVER) != 0) return 1;
+  mproc_condition_notify_all(cond);
+  raise(SIGKILL); /* dies holding the lock the waiter takes back */
+  return 2;
+}
+
+/* wait_for hands the dead holder's lock back at once, so that the caller repairs and marks it, instead of
+ * looping on the predicate until its timeout and then, unaware, breaking the lock with its release. */
+MTEST(condition_wait_for_reports_a_dead_holder) {
+  CHECK_OK(mproc_condition_create(&cond, NULL));
+  mproc_lock *l = mproc_condition_lock(cond);
+  CHECK_OK(mproc_lock_acquire(l, MPROC_FOREVER));
+  pid_t pid = spawn(take_notify_and_die, 0);
+  CHECK_ERR(mproc_condition_wait_for(cond, never, NULL, 20), MPROC_EOWNERDEAD);
+  CHECK_OK(mproc_lock_consistent(l));
+  CHECK_OK(mproc_lock_release(l));
+  int st;
+  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  CHECK_OK(mproc_lock_acquire(l, 0));
+  CHECK_OK(mproc_lock_release(l));
+  mproc_condition_destroy(cond);
 }
 
 static mproc_barrier *bar;

@@ -119,6 +119,8 @@ void mproc__plat_mutex_destroy(mproc__plat_mutex *m);
 int mproc__plat_mutex_lock(mproc__plat_mutex *m, double timeout);
 int mproc__plat_mutex_unlock(mproc__plat_mutex *m); /* 0, or -EPERM when not held by the caller */
 int mproc__plat_mutex_consistent(mproc__plat_mutex *m);
+/* Whether the calling thread holds m (a lock that was not unlocked: the kernel forgets a dead holder). */
+bool mproc__plat_mutex_held(mproc__plat_mutex *m);
 
 /* ---- shared memory ---- */
 

@@ -95,6 +95,29 @@ int mproc__plat_mutex_unlock(mproc__plat_mutex *m) {
   return -pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque);
 }
 
+/* The calling thread's id, cached: gettid() is a system call, and a release asks for it.  A forked child
+ * starts from its parent's cache, which the fork handler clears. */
+static __thread pid_t tid_cache;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static void tid_forget(void) { tid_cache = 0; }
+static void tid_setup(void) { pthread_atfork(NULL, NULL, tid_forget); }
+
+static pid_t my_tid(void) {
+  if (!tid_cache) {
+    pthread_once(&tid_once, tid_setup);
+    tid_cache = gettid();
+  }
+  return tid_cache;
+}
+
+bool mproc__plat_mutex_held(mproc__plat_mutex *m) {
+  /* glibc's own test in pthread_mutex_unlock for robust mutexes: the lock word holds the owner's thread
+   * id; the kernel clears it when the owner dies */
+  const pthread_mutex_t *pm = (const pthread_mutex_t *)(const void *)m->opaque;
+  int word = __atomic_load_n(&pm->__data.__lock, __ATOMIC_RELAXED);
+  return (word & FUTEX_TID_MASK) == my_tid();
+}
+
 int mproc__plat_mutex_consistent(mproc__plat_mutex *m) {
   return -pthread_mutex_consistent((pthread_mutex_t *)(void *)m->opaque);
 }
