@@ -1,10 +1,12 @@
 /* test_pool.c: the pool and executor faces on every backend, and the engine's fault handling. */
+#include <float.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -1585,4 +1587,48 @@ MTEST(buffered_output_is_not_repeated_by_workers) {
   CHECK(got > 0);
   buf[got] = '\0';
   CHECK_STR_EQ(buf, "once");
+}
+
+static int nap_30ms(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL); /* the waits below must still be waiting */
+  return 0;
+}
+
+/* Timeouts beyond any representable deadline wait forever. */
+MTEST(huge_timeouts_wait_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
+  for (size_t k = 0; k < 3; k++) {
+    mproc_future *f;
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    CHECK_OK(mproc_future_wait(f, ts[k]));
+    CHECK_OK(mproc_future_error(f, ts[k]));
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_future_result(f, ts[k], &data, &len));
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    size_t ndone = 0;
+    CHECK_OK(mproc_futures_wait(&f, 1, ts[k], MPROC_ALL_COMPLETED, &ndone, NULL));
+    CHECK_INT_EQ(ndone, 1);
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    mproc_as_completed *it;
+    CHECK_OK(mproc_as_completed_create(&it, &f, 1));
+    mproc_future *got = NULL;
+    CHECK_OK(mproc_as_completed_next(it, ts[k], &got));
+    CHECK(got == f);
+    mproc_as_completed_destroy(it);
+    mproc_future_release(f);
+  }
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+  CHECK_OK(mproc_pool_close(p));
+  CHECK_OK(mproc_pool_join(p, 1e300));
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
 }

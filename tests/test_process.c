@@ -1,9 +1,12 @@
 /* test_process.c: mproc_process: start, join, exit codes, signals, names, daemons, parent death. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <float.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -408,5 +411,24 @@ MTEST(many_processes) {
     CHECK_OK(mproc_process_exitcode(ps[i], &code));
     CHECK_INT_EQ(code, i);
     CHECK_OK(mproc_process_destroy(ps[i]));
+  }
+}
+
+static int sleep_50ms_then_exit(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+  return 6;
+}
+
+MTEST(join_with_huge_timeouts_waits_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  for (size_t k = 0; k < 3; k++) {
+    mproc_process *p;
+    int code = -1;
+    CHECK_OK(mproc_process_start(&p, sleep_50ms_then_exit, NULL, 0, NULL));
+    CHECK_OK(mproc_process_join(p, ts[k]));
+    CHECK_OK(mproc_process_exitcode(p, &code));
+    CHECK_INT_EQ(code, 6);
+    CHECK_OK(mproc_process_destroy(p));
   }
 }

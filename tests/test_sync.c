@@ -1,7 +1,9 @@
 /* test_sync.c: Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier across processes. */
 #include <pthread.h>
 #include <sched.h>
+#include <float.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -465,5 +467,113 @@ MTEST(barrier_broken_states) {
   CHECK_ERR(mproc_barrier_n_waiting(NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_barrier_broken(NULL), MPROC_EINVAL);
   mproc_barrier_destroy(NULL);
+  munmap(pg, 4096);
+}
+
+/* ---- timeouts beyond any representable deadline wait forever ---- */
+
+static const double huge_timeouts[] = {1e300, DBL_MAX, INFINITY};
+
+/* Runs fn(arg) in a thread 30 ms from now (the delay is the thing under test: the call must still be
+ * waiting then, not have failed or timed out at once). */
+struct later {
+  pthread_t th;
+  void (*fn)(void *);
+  void *arg;
+};
+static void *later_main(void *v) {
+  struct later *l = v;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  l->fn(l->arg);
+  return NULL;
+}
+static void later_start(struct later *l, void (*fn)(void *), void *arg) {
+  l->fn = fn;
+  l->arg = arg;
+  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
+}
+static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
+
+static void release_lock(void *arg) { mproc_lock_release(arg); }
+static void release_unit(void *arg) { mproc_semaphore_release(arg, 1); }
+static void set_event(void *arg) { mproc_event_set(arg); }
+static void notify_cond(void *arg) {
+  mproc_condition *c = arg;
+  mproc_lock_acquire(mproc_condition_lock(c), MPROC_FOREVER);
+  __atomic_store_n(&pg->counter, 5, __ATOMIC_SEQ_CST);
+  mproc_condition_notify_all(c);
+  mproc_lock_release(mproc_condition_lock(c));
+}
+static void barrier_arrive(void *arg) { mproc_barrier_wait(arg, MPROC_FOREVER); }
+
+struct hold_then_release {
+  mproc_lock *l;
+  uint32_t held;
+};
+static void *hold_lock_30ms(void *v) {
+  struct hold_then_release *h = v;
+  if (mproc_lock_acquire(h->l, MPROC_FOREVER) != 0) return NULL;
+  __atomic_store_n(&h->held, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&h->held, 1);
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  release_lock(h->l);
+  return NULL;
+}
+
+MTEST(huge_timeouts_wait_forever) {
+  pg = page_new();
+  for (size_t k = 0; k < sizeof huge_timeouts / sizeof *huge_timeouts; k++) {
+    double t = huge_timeouts[k];
+    /* Lock and RLock held by another thread (a lock is released by its holder) */
+    for (int recursive = 0; recursive < 2; recursive++) {
+      struct hold_then_release h = {0};
+      CHECK_OK(mproc_lock_create(&h.l, recursive));
+      pthread_t th;
+      CHECK_INT_EQ(pthread_create(&th, NULL, hold_lock_30ms, &h), 0);
+      while (!__atomic_load_n(&h.held, __ATOMIC_SEQ_CST)) mproc__plat_futex_wait(&h.held, 0, -1);
+      CHECK_OK(mproc_lock_acquire(h.l, t));
+      CHECK_OK(mproc_lock_release(h.l));
+      CHECK_INT_EQ(pthread_join(th, NULL), 0);
+      mproc_lock_destroy(h.l);
+    }
+    struct later l;
+    mproc_semaphore *s;
+    CHECK_OK(mproc_semaphore_create(&s, 0, 0));
+    later_start(&l, release_unit, s);
+    CHECK_OK(mproc_semaphore_acquire(s, t));
+    later_join(&l);
+    mproc_semaphore_destroy(s);
+    mproc_event *e;
+    CHECK_OK(mproc_event_create(&e));
+    later_start(&l, set_event, e);
+    CHECK_OK(mproc_event_wait(e, t));
+    later_join(&l);
+    mproc_event_destroy(e);
+    mproc_condition *c;
+    CHECK_OK(mproc_condition_create(&c, NULL));
+    for (int form = 0; form < 2; form++) {
+      pg->counter = 0;
+      CHECK_OK(mproc_lock_acquire(mproc_condition_lock(c), MPROC_FOREVER));
+      later_start(&l, notify_cond, c);
+      if (form == 0) {
+        int r;
+        do /* a waiter may wake without a notify */
+          r = mproc_condition_wait(c, t);
+        while (r == 0 && __atomic_load_n(&pg->counter, __ATOMIC_SEQ_CST) != 5);
+        CHECK_OK(r);
+      } else {
+        CHECK_OK(mproc_condition_wait_for(c, counter_at_least_5, pg, t));
+      }
+      CHECK_OK(mproc_lock_release(mproc_condition_lock(c)));
+      later_join(&l);
+    }
+    mproc_condition_destroy(c);
+    mproc_barrier *b;
+    CHECK_OK(mproc_barrier_create(&b, 2, NULL, NULL));
+    later_start(&l, barrier_arrive, b);
+    CHECK_INT_CMP(mproc_barrier_wait(b, t), >=, 0);
+    later_join(&l);
+    mproc_barrier_destroy(b);
+  }
   munmap(pg, 4096);
 }
