@@ -1006,6 +1006,8 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.task_timeout = NAN}), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = 99}), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.init_arg_len = 3}), MPROC_EINVAL);
+  /* bytes for no initializer: they would be ignored */
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.init_arg = "abc", .init_arg_len = 3}), MPROC_EINVAL);
   CHECK(p == NULL);
   CHECK_ERR(mproc_pool_workers(NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_close(NULL), MPROC_EINVAL);

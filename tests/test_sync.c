@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <float.h>
+#include <limits.h>
 #include <signal.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -329,7 +330,8 @@ MTEST(conditions) {
   CHECK_ERR(mproc_condition_wait(cond, 0), MPROC_ETIMEDOUT);
   pg->counter = 0;
   CHECK_ERR(mproc_condition_wait_for(cond, counter_at_least_5, pg, 0.02), MPROC_ETIMEDOUT);
-  CHECK_OK(mproc_condition_notify(cond, 1)); /* nobody waits: fine */
+  CHECK_OK(mproc_condition_notify(cond, 1));        /* nobody waits: fine */
+  CHECK_OK(mproc_condition_notify(cond, UINT_MAX)); /* more than INT_MAX: all (it was -EINVAL) */
   CHECK_OK(mproc_lock_release(l));
   CHECK_ERR(mproc_condition_wait(cond, 0.01), MPROC_EPERM);
   /* bad input: an RLock, NULLs */

@@ -83,7 +83,8 @@ MPROC_API void mproc_shutdown(void);
 
 /* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
  * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
- * backend or start method, MPROC_WORKERS not a positive number), MPROC_ESTATE (forkserver without
+ * backend or start method, init_arg_len > 0 with init_arg or initializer NULL, a bad MPROC_WORKERS or
+ * MPROC_BACKEND), MPROC_ESTATE (forkserver without
  * mproc_init()), MPROC_ENOTSUP and MPROC_EEXIST (exec: see start_method), MPROC_ENOBACKEND, -ENOMEM,
  * -EAGAIN (no process or
  * thread could be made); *out is then untouched and nothing is left behind. */

@@ -87,7 +87,8 @@ MPROC_API int mproc_condition_wait(mproc_condition *c, double timeout);
  * -ENOTRECOVERABLE when the lock is broken, -EPERM as wait. */
 MPROC_API int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *user,
                                        double timeout);
-MPROC_API int mproc_condition_notify(mproc_condition *c, unsigned n); /* wakes at most n waiters */
+/* Wakes at most n waiters (n above INT_MAX: all).  0, or -EINVAL for NULL. */
+MPROC_API int mproc_condition_notify(mproc_condition *c, unsigned n);
 MPROC_API int mproc_condition_notify_all(mproc_condition *c);
 MPROC_API void mproc_condition_destroy(mproc_condition *c);
 

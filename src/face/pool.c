@@ -38,7 +38,8 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   static const mproc_pool_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!out || opts->workers < 0 || opts->max_tasks_per_child < 0 || opts->max_retries < 0 ||
-      !(opts->task_timeout >= 0) || (!opts->init_arg && opts->init_arg_len) || opts->workers > 4096)
+      !(opts->task_timeout >= 0) || (!opts->init_arg && opts->init_arg_len) || opts->workers > 4096 ||
+      (!opts->initializer && opts->init_arg_len))
     return MPROC_EINVAL;
   mproc_backend backend = opts->backend;
   if (backend == MPROC_BACKEND_DEFAULT) {

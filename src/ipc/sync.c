@@ -350,7 +350,8 @@ int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *
 }
 
 int mproc_condition_notify(mproc_condition *c, unsigned n) {
-  if (!c || n > INT_MAX) return MPROC_EINVAL;
+  if (!c) return MPROC_EINVAL;
+  if (n > INT_MAX) n = INT_MAX; /* more than can sleep: all of them */
   __atomic_fetch_add(&c->seq, 1, __ATOMIC_SEQ_CST);
   if (n) wake_word(&c->seq, &c->sleepers, (int)n);
   return 0;
