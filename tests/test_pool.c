@@ -1,6 +1,7 @@
 /* test_pool.c: the pool and executor faces on every backend, and the engine's fault handling. */
 #include <float.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1633,4 +1634,84 @@ MTEST(huge_timeouts_wait_forever) {
   CHECK_OK(mproc_pool_join(p, 1e300));
   mproc_future_release(f);
   mproc_pool_destroy(p);
+}
+
+/* Creates a thread-backend pool with workers from the environment: its worker count, or the error. */
+static int pool_from_env(void) {
+  mproc_pool *p = NULL;
+  int r = mproc_pool_create(&p, &(mproc_pool_opts){.backend = MPROC_BACKEND_THREAD});
+  if (r < 0) return r;
+  int n = mproc_pool_workers(p);
+  mproc_pool_destroy(p);
+  return n;
+}
+
+static void *message_in_new_thread(void *arg) {
+  (void)arg;
+  return (void *)mproc_last_error_message();
+}
+
+/* MPROC_WORKERS takes what n_jobs takes; a bad value fails with a message naming the variable and value
+ * (it was a bare -EINVAL), also on stderr with MPROC_VERBOSE. */
+MTEST(environment_variables_are_checked_and_named) {
+  int cpus = mproc_cpu_count();
+  setenv("MPROC_WORKERS", "3", 1);
+  CHECK_INT_EQ(pool_from_env(), 3);
+  setenv("MPROC_WORKERS", "-1", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus);
+  setenv("MPROC_WORKERS", "-2", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus > 1 ? cpus - 1 : 1);
+  setenv("MPROC_WORKERS", "-4", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus > 3 ? cpus - 3 : 1);
+  setenv("MPROC_WORKERS", "", 1); /* empty: unset */
+  CHECK_INT_EQ(pool_from_env(), cpus);
+  const char *bad[] = {"abc", "0", "100000", "4x", " 4", "99999999999999999999999"};
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    setenv("MPROC_WORKERS", bad[k], 1);
+    CHECK_ERR(pool_from_env(), MPROC_EINVAL);
+    char want[64];
+    snprintf(want, sizeof want, "MPROC_WORKERS=\"%s\"", bad[k]);
+    CHECK(strstr(mproc_last_error_message(), want) != NULL);
+  }
+  /* Parallel's pools read it too */
+  setenv("MPROC_WORKERS", "abc", 1);
+  mproc_parallel *par = NULL;
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.backend = MPROC_BACKEND_THREAD}),
+            MPROC_EINVAL);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_WORKERS=\"abc\"") != NULL);
+  unsetenv("MPROC_WORKERS");
+  setenv("MPROC_BACKEND", "proces", 1);
+  mproc_pool *p = NULL;
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_EINVAL);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_BACKEND=\"proces\"") != NULL);
+  setenv("MPROC_BACKEND", "mpi", 1);
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_ENOBACKEND);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_BACKEND=\"mpi\"") != NULL);
+  CHECK(p == NULL);
+  /* the message is the calling thread's */
+  pthread_t th;
+  void *other = NULL;
+  CHECK_INT_EQ(pthread_create(&th, NULL, message_in_new_thread, NULL), 0);
+  CHECK_INT_EQ(pthread_join(th, &other), 0);
+  CHECK_STR_EQ((const char *)other, "");
+  /* MPROC_VERBOSE: also on stderr */
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  fflush(stderr);
+  int saved = dup(2);
+  CHECK_INT_EQ(dup2(fds[1], 2), 2);
+  setenv("MPROC_VERBOSE", "1", 1);
+  setenv("MPROC_BACKEND", "bogus", 1);
+  int r = mproc_pool_create(&p, NULL);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  unsetenv("MPROC_VERBOSE");
+  unsetenv("MPROC_BACKEND");
+  CHECK_ERR(r, MPROC_EINVAL);
+  char buf[512] = {0};
+  CHECK_INT_CMP(read(fds[0], buf, sizeof buf - 1), >, 0);
+  close(fds[0]);
+  CHECK(strstr(buf, "mproc: MPROC_BACKEND=\"bogus\" is not a backend") != NULL);
 }
