@@ -1627,6 +1627,24 @@ MTEST(huge_timeouts_wait_forever) {
     CHECK(got == f);
     mproc_as_completed_destroy(it);
     mproc_future_release(f);
+    /* as per-task and per-map time limits: no limit */
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, &(mproc_submit_opts){.timeout = ts[k]}, &f));
+    CHECK_OK(mproc_future_error(f, MPROC_FOREVER));
+    mproc_future_release(f);
+    mproc_map_report rep;
+    CHECK_OK(mproc_pool_map(p, nap_30ms, NULL, 2, 0, NULL, 0,
+                            &(mproc_map_opts){.timeout = ts[k], .task_timeout = ts[k]}, &rep));
+    CHECK_INT_EQ(rep.ok, 2);
+    mproc_stream *s;
+    CHECK_OK(mproc_pool_imap(p, nap_30ms, NULL, 2, 0, 0, &(mproc_stream_opts){.task_timeout = ts[k]}, &s));
+    int64_t index = -1;
+    const void *res;
+    CHECK_OK(mproc_stream_next(s, ts[k], &index, &res, NULL));
+    CHECK_INT_EQ(index, 0);
+    CHECK_OK(mproc_stream_next(s, ts[k], &index, &res, NULL));
+    CHECK_INT_EQ(index, 1);
+    CHECK_ERR(mproc_stream_next(s, ts[k], &index, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
   }
   mproc_future *f;
   CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));

@@ -49,9 +49,10 @@ int mproc__env_workers(int *workers) {
   if (!v) return 0;
   long n;
   if (!parse_long(v, &n) || n == 0 || n > WORKERS_MAX || n < INT_MIN) {
-    mproc__env_error("MPROC_WORKERS=\"%s\" is not a number of workers: 1 to %d, or as joblib's n_jobs -1 for "
-                     "all CPUs, -2 for all but one, -k for CPUs + 1 - k",
-                     v, WORKERS_MAX);
+    mproc__env_error(
+        "MPROC_WORKERS=\"%s\" is not a number of workers: 1 to %d, or as joblib's n_jobs -1 for "
+        "all CPUs, -2 for all but one, -k for CPUs + 1 - k",
+        v, WORKERS_MAX);
     return MPROC_EINVAL;
   }
   if (n < 0) {
@@ -108,14 +109,16 @@ bool mproc__env_shared_bytes(size_t max, size_t *bytes) {
     default:
       break;
   }
-  bool whole = end != s && s[0] != '-' && !isspace((unsigned char)s[0]) && errno != ERANGE && (shift ? end[1] == '\0' : *end == '\0');
+  bool whole = end != s && s[0] != '-' && !isspace((unsigned char)s[0]) && errno != ERANGE &&
+               (shift ? end[1] == '\0' : *end == '\0');
   if (whole && v > 0 && v <= (max >> shift)) {
     *bytes = (size_t)v << shift;
   } else if (mproc__env_verbose() > 0) {
-    fprintf(stderr,
-            "mproc: MPROC_SHARED_BYTES=\"%s\" is not a size from 1 byte to %zu GiB (a number with an optional k, "
-            "m, g or t suffix): the default is used\n",
-            s, max >> 30);
+    fprintf(
+        stderr,
+        "mproc: MPROC_SHARED_BYTES=\"%s\" is not a size from 1 byte to %zu GiB (a number with an optional k, "
+        "m, g or t suffix): the default is used\n",
+        s, max >> 30);
   }
   return true;
 }
