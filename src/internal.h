@@ -19,9 +19,10 @@ char *mproc__strdup(const char *s);
 /* Rejects a NaN timeout; every other value is valid (see mproc/common.h). */
 static inline bool mproc__timeout_valid(double timeout) { return !isnan(timeout); }
 
-/* The absolute monotonic time at which a timeout ends: INFINITY for a negative timeout. */
+/* The absolute monotonic time at which a timeout ends: INFINITY for a negative timeout, and for one beyond
+ * any representable deadline (see MPROC__PLAT_TIMEOUT_MAX). */
 static inline double mproc__deadline(double timeout) {
-  return timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  return mproc__plat_timeout_forever(timeout) ? INFINITY : mproc__plat_now() + timeout;
 }
 
 /* Seconds left until deadline: -1 (forever) for an infinite one, never below 0 otherwise. */

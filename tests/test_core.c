@@ -1,5 +1,6 @@
 /* test_core.c: error codes and their words, version, allocator hook, CPU count. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -175,4 +176,19 @@ MTEST(cpu_count_combine) {
   CHECK_INT_EQ(mproc__plat_cpu_count_combine(8, 0.2), 1);
   CHECK_INT_EQ(mproc__plat_cpu_count_combine(2, 16), 2);
   CHECK_INT_EQ(mproc__plat_cpu_count_combine(0, 0), 1);
+}
+
+static void *last_message(void *arg) {
+  (void)arg;
+  return (void *)mproc_last_error_message();
+}
+
+/* Never NULL: "" in a thread where no call has set one (the pool tests set it). */
+MTEST(last_error_message_starts_empty) {
+  CHECK_STR_EQ(mproc_last_error_message(), "");
+  pthread_t th;
+  void *m = NULL;
+  CHECK_INT_EQ(pthread_create(&th, NULL, last_message, NULL), 0);
+  CHECK_INT_EQ(pthread_join(th, &m), 0);
+  CHECK_STR_EQ((const char *)m, "");
 }

@@ -690,6 +690,12 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER}),
             MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.init_arg_len = 2}), MPROC_EINVAL);
+  /* bytes for no initializer: they would be ignored */
+  const mproc_parallel_opts no_init = {.init_arg = "ab", .init_arg_len = 2};
+  CHECK_ERR(mproc_parallel_create(&par, &no_init), MPROC_EINVAL);
+  int64_t in1 = 1, out1 = 0;
+  CHECK_ERR(mproc_parallel_call(square, &in1, 1, sizeof in1, &out1, sizeof out1, &no_init, NULL),
+            MPROC_EINVAL);
   CHECK_ERR(mproc_parallel_n_jobs(NULL), MPROC_EINVAL);
   mproc_parallel_destroy(NULL);
   CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 1}));

@@ -1,8 +1,11 @@
 /* test_pipe.c: Pipe: duplex and one-way messages, poll, timeouts, end of file, a sender killed
  * mid-message. */
+#include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -228,4 +231,84 @@ MTEST(out_of_memory) {
   mproc_free(m);
   mproc_pipe_destroy(a);
   mproc_pipe_destroy(b);
+}
+
+/* Runs fn(arg) in a thread 30 ms from now: the call under test must still be waiting then. */
+struct later {
+  pthread_t th;
+  void (*fn)(void *);
+  void *arg;
+};
+static void *later_main(void *v) {
+  struct later *l = v;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  l->fn(l->arg);
+  return NULL;
+}
+static void later_start(struct later *l, void (*fn)(void *), void *arg) {
+  l->fn = fn;
+  l->arg = arg;
+  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
+}
+static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
+
+static void send_hi(void *w) { mproc_pipe_send(w, "hi", 2, MPROC_FOREVER); }
+static int last_sent;
+static void drain_to_last(void *r) { /* a socket has room again only once much of it is read */
+  int v = -1;
+  size_t l;
+  while (mproc_pipe_recv(r, &v, sizeof v, &l, MPROC_FOREVER) == 0 && v != last_sent) continue;
+}
+
+/* Timeouts beyond any representable deadline wait forever (they failed with -EINVAL at once). */
+MTEST(huge_timeouts_wait_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  for (size_t k = 0; k < 3; k++) {
+    mproc_pipe *r, *w;
+    CHECK_OK(mproc_pipe_create(&r, &w, 0));
+    struct later l;
+    char buf[8];
+    size_t len = 0;
+    later_start(&l, send_hi, w);
+    CHECK_INT_EQ(mproc_pipe_poll(r, ts[k]), 1);
+    CHECK_OK(mproc_pipe_recv(r, buf, sizeof buf, &len, ts[k]));
+    CHECK_INT_EQ(len, 2);
+    later_join(&l);
+    later_start(&l, send_hi, w);
+    CHECK_OK(mproc_pipe_recv(r, buf, sizeof buf, &len, ts[k]));
+    later_join(&l);
+    later_start(&l, send_hi, w);
+    void *m = NULL;
+    CHECK_OK(mproc_pipe_recv_alloc(r, &m, &len, ts[k]));
+    CHECK_INT_EQ(len, 2);
+    mproc_free(m);
+    later_join(&l);
+    /* a full pipe: send waits for a reader */
+    int sent = 0;
+    while (mproc_pipe_send(w, &sent, sizeof sent, 0) == 0) sent++;
+    last_sent = sent;
+    later_start(&l, drain_to_last, r);
+    CHECK_OK(mproc_pipe_send(w, &sent, sizeof sent, ts[k]));
+    later_join(&l);
+    mproc_pipe_destroy(r);
+    mproc_pipe_destroy(w);
+  }
+}
+
+/* The header allows buf NULL with cap 0: a zero-length message fits. */
+MTEST(zero_length_message_into_no_buffer) {
+  mproc_pipe *r, *w;
+  CHECK_OK(mproc_pipe_create(&r, &w, 0));
+  CHECK_OK(mproc_pipe_send(w, NULL, 0, 0));
+  CHECK_OK(mproc_pipe_send(w, "x", 1, 0));
+  size_t len = 99;
+  CHECK_OK(mproc_pipe_recv(r, NULL, 0, &len, 1));
+  CHECK_INT_EQ(len, 0);
+  CHECK_ERR(mproc_pipe_recv(r, NULL, 0, &len, 1), MPROC_EMSGSIZE); /* a non-empty one does not */
+  CHECK_INT_EQ(len, 1);
+  char c = 0;
+  CHECK_OK(mproc_pipe_recv(r, &c, 1, &len, 1));
+  CHECK_INT_EQ(c, 'x');
+  mproc_pipe_destroy(r);
+  mproc_pipe_destroy(w);
 }

@@ -1,7 +1,10 @@
 /* test_pool_basics.c: a pool's life on every backend: create and its options, workers' initializer and
  * finalizer, close/join/terminate/destroy and shutdown, a closed pool, bad input, environment defaults. */
+#include <float.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -184,6 +187,8 @@ MTEST(bad_input) {
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.task_timeout = NAN}), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.backend = 99}), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.init_arg_len = 3}), MPROC_EINVAL);
+  /* bytes for no initializer: they would be ignored */
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.init_arg = "abc", .init_arg_len = 3}), MPROC_EINVAL);
   CHECK(p == NULL);
   CHECK_ERR(mproc_pool_workers(NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_pool_close(NULL), MPROC_EINVAL);
@@ -276,4 +281,146 @@ MTEST(buffered_output_is_not_repeated_by_workers) {
   CHECK(got > 0);
   buf[got] = '\0';
   CHECK_STR_EQ(buf, "once");
+}
+
+static int nap_30ms(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL); /* the waits below must still be waiting */
+  return 0;
+}
+
+/* Timeouts beyond any representable deadline wait forever. */
+MTEST(huge_timeouts_wait_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
+  for (size_t k = 0; k < 3; k++) {
+    mproc_future *f;
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    CHECK_OK(mproc_future_wait(f, ts[k]));
+    CHECK_OK(mproc_future_error(f, ts[k]));
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_future_result(f, ts[k], &data, &len));
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    size_t ndone = 0;
+    CHECK_OK(mproc_futures_wait(&f, 1, ts[k], MPROC_ALL_COMPLETED, &ndone, NULL));
+    CHECK_INT_EQ(ndone, 1);
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+    mproc_as_completed *it;
+    CHECK_OK(mproc_as_completed_create(&it, &f, 1));
+    mproc_future *got = NULL;
+    CHECK_OK(mproc_as_completed_next(it, ts[k], &got));
+    CHECK(got == f);
+    mproc_as_completed_destroy(it);
+    mproc_future_release(f);
+    /* as per-task and per-map time limits: no limit */
+    CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, &(mproc_submit_opts){.timeout = ts[k]}, &f));
+    CHECK_OK(mproc_future_error(f, MPROC_FOREVER));
+    mproc_future_release(f);
+    mproc_map_report rep;
+    CHECK_OK(mproc_pool_map(p, nap_30ms, NULL, 2, 0, NULL, 0,
+                            &(mproc_map_opts){.timeout = ts[k], .task_timeout = ts[k]}, &rep));
+    CHECK_INT_EQ(rep.ok, 2);
+    mproc_stream *s;
+    CHECK_OK(mproc_pool_imap(p, nap_30ms, NULL, 2, 0, 0, &(mproc_stream_opts){.task_timeout = ts[k]}, &s));
+    int64_t index = -1;
+    const void *res;
+    CHECK_OK(mproc_stream_next(s, ts[k], &index, &res, NULL));
+    CHECK_INT_EQ(index, 0);
+    CHECK_OK(mproc_stream_next(s, ts[k], &index, &res, NULL));
+    CHECK_INT_EQ(index, 1);
+    CHECK_ERR(mproc_stream_next(s, ts[k], &index, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
+  }
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, nap_30ms, NULL, 0, NULL, &f));
+  CHECK_OK(mproc_pool_close(p));
+  CHECK_OK(mproc_pool_join(p, 1e300));
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+}
+
+/* Creates a thread-backend pool with workers from the environment: its worker count, or the error. */
+static int pool_from_env(void) {
+  mproc_pool *p = NULL;
+  int r = mproc_pool_create(&p, &(mproc_pool_opts){.backend = MPROC_BACKEND_THREAD});
+  if (r < 0) return r;
+  int n = mproc_pool_workers(p);
+  mproc_pool_destroy(p);
+  return n;
+}
+
+static void *message_in_new_thread(void *arg) {
+  (void)arg;
+  return (void *)mproc_last_error_message();
+}
+
+/* MPROC_WORKERS takes what n_jobs takes; a bad value fails with a message naming the variable and value
+ * (it was a bare -EINVAL), also on stderr with MPROC_VERBOSE. */
+MTEST(environment_variables_are_checked_and_named) {
+  int cpus = mproc_cpu_count();
+  setenv("MPROC_WORKERS", "3", 1);
+  CHECK_INT_EQ(pool_from_env(), 3);
+  setenv("MPROC_WORKERS", "-1", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus);
+  setenv("MPROC_WORKERS", "-2", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus > 1 ? cpus - 1 : 1);
+  setenv("MPROC_WORKERS", "-4", 1);
+  CHECK_INT_EQ(pool_from_env(), cpus > 3 ? cpus - 3 : 1);
+  setenv("MPROC_WORKERS", "", 1); /* empty: unset */
+  CHECK_INT_EQ(pool_from_env(), cpus);
+  const char *bad[] = {"abc", "0", "100000", "4x", " 4", "99999999999999999999999"};
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    setenv("MPROC_WORKERS", bad[k], 1);
+    CHECK_ERR(pool_from_env(), MPROC_EINVAL);
+    char want[64];
+    snprintf(want, sizeof want, "MPROC_WORKERS=\"%s\"", bad[k]);
+    CHECK(strstr(mproc_last_error_message(), want) != NULL);
+  }
+  /* Parallel's pools read it too */
+  setenv("MPROC_WORKERS", "abc", 1);
+  mproc_parallel *par = NULL;
+  CHECK_ERR(mproc_parallel_create(&par, &(mproc_parallel_opts){.backend = MPROC_BACKEND_THREAD}),
+            MPROC_EINVAL);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_WORKERS=\"abc\"") != NULL);
+  unsetenv("MPROC_WORKERS");
+  setenv("MPROC_BACKEND", "proces", 1);
+  mproc_pool *p = NULL;
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_EINVAL);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_BACKEND=\"proces\"") != NULL);
+  setenv("MPROC_BACKEND", "mpi", 1);
+  CHECK_ERR(mproc_pool_create(&p, NULL), MPROC_ENOBACKEND);
+  CHECK(strstr(mproc_last_error_message(), "MPROC_BACKEND=\"mpi\"") != NULL);
+  CHECK(p == NULL);
+  /* the message is the calling thread's */
+  pthread_t th;
+  void *other = NULL;
+  CHECK_INT_EQ(pthread_create(&th, NULL, message_in_new_thread, NULL), 0);
+  CHECK_INT_EQ(pthread_join(th, &other), 0);
+  CHECK_STR_EQ((const char *)other, "");
+  /* MPROC_VERBOSE: also on stderr */
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  fflush(stderr);
+  int saved = dup(2);
+  CHECK_INT_EQ(dup2(fds[1], 2), 2);
+  setenv("MPROC_VERBOSE", "1", 1);
+  setenv("MPROC_BACKEND", "bogus", 1);
+  int r = mproc_pool_create(&p, NULL);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  unsetenv("MPROC_VERBOSE");
+  unsetenv("MPROC_BACKEND");
+  CHECK_ERR(r, MPROC_EINVAL);
+  char buf[512] = {0};
+  CHECK_INT_CMP(read(fds[0], buf, sizeof buf - 1), >, 0);
+  close(fds[0]);
+  CHECK(strstr(buf, "mproc: MPROC_BACKEND=\"bogus\" is not a backend") != NULL);
 }

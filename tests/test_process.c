@@ -1,9 +1,12 @@
 /* test_process.c: mproc_process: start, join, exit codes, signals, names, daemons, parent death. */
+#include <dirent.h>
 #include <fcntl.h>
+#include <float.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -408,5 +411,105 @@ MTEST(many_processes) {
     CHECK_OK(mproc_process_exitcode(ps[i], &code));
     CHECK_INT_EQ(code, i);
     CHECK_OK(mproc_process_destroy(ps[i]));
+  }
+}
+
+/* ---- what a child inherits ---- */
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+static int exit_with_fd_count(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  return count_fds();
+}
+
+/* The parent holds a pidfd per child it has not joined; a later child must not inherit them. */
+MTEST(children_do_not_inherit_their_siblings_pidfds) {
+  mproc_process *p[4];
+  int first = -1;
+  for (int k = 0; k < 4; k++) CHECK_OK(mproc_process_start(&p[k], exit_with_fd_count, NULL, 0, NULL));
+  for (int k = 0; k < 4; k++) {
+    int code = -1;
+    CHECK_OK(mproc_process_join(p[k], MPROC_FOREVER));
+    CHECK_OK(mproc_process_exitcode(p[k], &code));
+    if (k == 0) first = code;
+    CHECK_INT_CMP(code, >, 0);
+    CHECK_INT_EQ(code, first); /* child k had k more: its elder siblings' pidfds */
+    CHECK_OK(mproc_process_destroy(p[k]));
+  }
+}
+
+static int atexit_fd = -1;
+static void parent_handler(void) {
+  if (atexit_fd >= 0 && write(atexit_fd, "P", 1) < 0) _exit(90);
+}
+static void child_handler(void) {
+  if (atexit_fd >= 0 && write(atexit_fd, "C", 1) < 0) _exit(91);
+}
+static int register_and_return(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  atexit(child_handler);
+  return 3;
+}
+static int register_and_exit(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  atexit(child_handler);
+  exit(4);
+}
+
+/* The documented rule (docs/processes.md): a child ends with _exit() once its function returns, so neither
+ * the handlers it inherited from its parent nor the ones it registered with atexit() run; a child that
+ * calls exit() itself runs them all, its own first. */
+MTEST(atexit_handlers_do_not_run_in_a_child_that_returns) {
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  atexit_fd = fds[1];
+  static bool registered;
+  if (!registered) registered = atexit(parent_handler) == 0;
+  CHECK(registered);
+  mproc_process *p;
+  int code = -1;
+  CHECK_OK(mproc_process_start(&p, register_and_return, NULL, 0, NULL));
+  CHECK_OK(mproc_process_join(p, MPROC_FOREVER));
+  CHECK_OK(mproc_process_exitcode(p, &code));
+  CHECK_INT_EQ(code, 3);
+  CHECK_OK(mproc_process_destroy(p));
+  CHECK_OK(mproc_process_start(&p, register_and_exit, NULL, 0, NULL));
+  CHECK_OK(mproc_process_join(p, MPROC_FOREVER));
+  CHECK_OK(mproc_process_exitcode(p, &code));
+  CHECK_INT_EQ(code, 4);
+  CHECK_OK(mproc_process_destroy(p));
+  atexit_fd = -1;
+  close(fds[1]);
+  char buf[8] = {0};
+  CHECK_INT_EQ(read(fds[0], buf, sizeof buf), 2);
+  CHECK_STR_EQ(buf, "CP");
+  close(fds[0]);
+}
+
+static int sleep_50ms_then_exit(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+  return 6;
+}
+
+MTEST(join_with_huge_timeouts_waits_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  for (size_t k = 0; k < 3; k++) {
+    mproc_process *p;
+    int code = -1;
+    CHECK_OK(mproc_process_start(&p, sleep_50ms_then_exit, NULL, 0, NULL));
+    CHECK_OK(mproc_process_join(p, ts[k]));
+    CHECK_OK(mproc_process_exitcode(p, &code));
+    CHECK_INT_EQ(code, 6);
+    CHECK_OK(mproc_process_destroy(p));
   }
 }

@@ -1,8 +1,11 @@
 /* test_queue.c: Queue / JoinableQueue: semantics, bad input, timeouts, stress, and processes killed inside
  * put and get. */
+#include <float.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -646,4 +649,61 @@ MTEST(out_of_memory_leaves_the_message) {
   CHECK_INT_EQ(len, 7);
   check_get(q, "kept", 4, 0);
   mproc_queue_destroy(q);
+}
+
+/* Runs fn(arg) in a thread 30 ms from now: the call under test must still be waiting then. */
+struct later {
+  pthread_t th;
+  void (*fn)(void *);
+  void *arg;
+};
+static void *later_main(void *v) {
+  struct later *l = v;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  l->fn(l->arg);
+  return NULL;
+}
+static void later_start(struct later *l, void (*fn)(void *), void *arg) {
+  l->fn = fn;
+  l->arg = arg;
+  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
+}
+static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
+
+static void put_hi(void *q) { mproc_queue_put(q, "hi", 2, MPROC_FOREVER); }
+static void get_and_done(void *q) {
+  char buf[8];
+  size_t len;
+  if (mproc_queue_get(q, buf, sizeof buf, &len, MPROC_FOREVER) == 0) mproc_queue_task_done(q);
+}
+
+/* Timeouts beyond any representable deadline wait forever (get failed with -EINVAL at once). */
+MTEST(huge_timeouts_wait_forever) {
+  const double ts[] = {1e300, DBL_MAX, INFINITY};
+  for (size_t k = 0; k < 3; k++) {
+    mproc_queue *q;
+    CHECK_OK(mproc_queue_create(&q, &(mproc_queue_opts){.buffer_bytes = 4096, .max_messages = 1}));
+    struct later l;
+    char buf[8];
+    size_t len = 0;
+    later_start(&l, put_hi, q);
+    CHECK_OK(mproc_queue_get(q, buf, sizeof buf, &len, ts[k]));
+    CHECK_INT_EQ(len, 2);
+    later_join(&l);
+    CHECK_OK(mproc_queue_task_done(q));
+    later_start(&l, put_hi, q);
+    void *m = NULL;
+    CHECK_OK(mproc_queue_get_alloc(q, &m, &len, ts[k]));
+    mproc_free(m);
+    later_join(&l);
+    CHECK_OK(mproc_queue_task_done(q));
+    CHECK_OK(mproc_queue_put(q, "a", 1, ts[k])); /* room */
+    later_start(&l, get_and_done, q);
+    CHECK_OK(mproc_queue_put(q, "b", 1, ts[k])); /* full (max_messages 1) until the thread takes "a" */
+    later_join(&l);
+    later_start(&l, get_and_done, q);
+    CHECK_OK(mproc_queue_join(q, ts[k]));
+    later_join(&l);
+    mproc_queue_destroy(q);
+  }
 }

@@ -88,12 +88,27 @@ MTEST(arena_size_from_the_environment) {
   CHECK(b != NULL);
   CHECK_OK(mproc_shared_free(a));
   CHECK_OK(mproc_shared_free(b));
-  /* a bad value falls back to the default (at least 1 GiB) */
+  /* a bad value falls back to the default (at least 1 GiB), and MPROC_VERBOSE says so on stderr */
   setenv("MPROC_SHARED_BYTES", "lots", 1);
+  setenv("MPROC_VERBOSE", "1", 1);
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  fflush(stderr);
+  int saved = dup(2);
+  CHECK_INT_EQ(dup2(fds[1], 2), 2);
   void *c = shared_alloc((size_t)900 << 20);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  unsetenv("MPROC_VERBOSE");
   CHECK(c != NULL);
   CHECK_OK(mproc_shared_free(c));
   unsetenv("MPROC_SHARED_BYTES");
+  char buf[512] = {0};
+  CHECK_INT_CMP(read(fds[0], buf, sizeof buf - 1), >, 0);
+  close(fds[0]);
+  CHECK(strstr(buf, "mproc: MPROC_SHARED_BYTES=\"lots\" is not a size") != NULL);
 }
 
 /* ---- workers and memory made after the pool ---- */

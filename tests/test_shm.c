@@ -82,6 +82,10 @@ MTEST(named_segment_by_name) {
   CHECK_ERR(mproc_shm_create(&c, 0, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_shm_create(&c, 10, &(mproc_shm_opts){.name = "a/b"}), MPROC_EINVAL);
   CHECK_ERR(mproc_shm_create(&c, 10, &(mproc_shm_opts){.name = ""}), MPROC_EINVAL);
+  CHECK_ERR(mproc_shm_create(&c, 10, &(mproc_shm_opts){.name = "."}), MPROC_EINVAL); /* was -EEXIST */
+  CHECK_ERR(mproc_shm_create(&c, 10, &(mproc_shm_opts){.name = ".."}), MPROC_EINVAL);
+  CHECK_ERR(mproc_shm_open(&c, "."), MPROC_EINVAL);
+  CHECK_ERR(mproc_shm_open(&c, ".."), MPROC_EINVAL);
   CHECK_ERR(mproc_shm_create(NULL, 10, NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_shm_open(&c, NULL), MPROC_EINVAL);
   CHECK(mproc_shm_addr(NULL) == NULL);

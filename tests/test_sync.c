@@ -1,5 +1,10 @@
 /* test_sync.c: Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier across processes. */
+#include <pthread.h>
+#include <sched.h>
+#include <float.h>
+#include <limits.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +105,73 @@ MTEST(lock_holder_killed) {
   CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
   CHECK_OK(mproc_lock_release(lock));
   CHECK_ERR(mproc_lock_acquire(lock, 0), MPROC_ENOTRECOVERABLE);
+  mproc_lock_destroy(lock);
+  munmap(pg, 4096);
+}
+
+/* A Lock or RLock left inconsistent (MPROC_EOWNERDEAD, released without mproc_lock_consistent()) is broken
+ * for good: every form of acquire says so, again and again, and release fails without touching it. */
+static void *acquire_forever_thread(void *arg) {
+  __atomic_store_n(&pg->flags[1], 1, __ATOMIC_SEQ_CST);
+  return (void *)(intptr_t)mproc_lock_acquire(arg, MPROC_FOREVER);
+}
+
+static void make_owner_die(int recursive) {
+  pg->flags[0] = 0;
+  CHECK_OK(mproc_lock_create(&lock, recursive));
+  pid_t pid = spawn(hold_and_wait, 0);
+  wait_flag(&pg->flags[0]);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+MTEST(lock_not_made_consistent_is_broken_for_every_acquire) {
+  pg = page_new();
+  const double timeouts[] = {MPROC_FOREVER, 0, 5, 0.01, 1e300, INFINITY};
+  for (int recursive = 0; recursive < 2; recursive++) {
+    for (size_t first = 0; first < sizeof timeouts / sizeof *timeouts; first++) {
+      make_owner_die(recursive);
+      CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+      if (recursive) { /* broken by the last release only */
+        CHECK_OK(mproc_lock_acquire(lock, 0));
+        CHECK_OK(mproc_lock_release(lock));
+      }
+      CHECK_OK(mproc_lock_release(lock));
+      CHECK_ERR(mproc_lock_release(lock), MPROC_EPERM);
+      for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < sizeof timeouts / sizeof *timeouts; k++) {
+          double t = timeouts[(first + k) % (sizeof timeouts / sizeof *timeouts)];
+          CHECK_ERR(mproc_lock_acquire(lock, t), MPROC_ENOTRECOVERABLE);
+          CHECK_ERR(mproc_lock_release(lock), MPROC_EPERM);
+        }
+      }
+      CHECK_ERR(mproc_lock_consistent(lock), MPROC_EINVAL);
+      mproc_lock_destroy(lock);
+    }
+  }
+  /* a thread already waiting when the lock breaks learns it too */
+  for (int recursive = 0; recursive < 2; recursive++) {
+    make_owner_die(recursive);
+    pg->flags[1] = 0;
+    CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+    pthread_t th;
+    CHECK_INT_EQ(pthread_create(&th, NULL, acquire_forever_thread, lock), 0);
+    while (!__atomic_load_n(&pg->flags[1], __ATOMIC_SEQ_CST)) sched_yield();
+    CHECK_OK(mproc_lock_release(lock));
+    void *res;
+    CHECK_INT_EQ(pthread_join(th, &res), 0);
+    CHECK_ERR((int)(intptr_t)res, MPROC_ENOTRECOVERABLE);
+    CHECK_ERR(mproc_lock_acquire(lock, 0), MPROC_ENOTRECOVERABLE);
+    mproc_lock_destroy(lock);
+  }
+  /* a Condition on a broken lock: wait cannot take it back */
+  make_owner_die(0);
+  mproc_condition *c;
+  CHECK_OK(mproc_condition_create(&c, lock));
+  CHECK_ERR(mproc_lock_acquire(lock, 1), MPROC_EOWNERDEAD);
+  CHECK_OK(mproc_lock_release(lock));
+  CHECK_ERR(mproc_condition_wait(c, 0.01), MPROC_EPERM);
+  mproc_condition_destroy(c);
   mproc_lock_destroy(lock);
   munmap(pg, 4096);
 }
@@ -258,7 +330,8 @@ MTEST(conditions) {
   CHECK_ERR(mproc_condition_wait(cond, 0), MPROC_ETIMEDOUT);
   pg->counter = 0;
   CHECK_ERR(mproc_condition_wait_for(cond, counter_at_least_5, pg, 0.02), MPROC_ETIMEDOUT);
-  CHECK_OK(mproc_condition_notify(cond, 1)); /* nobody waits: fine */
+  CHECK_OK(mproc_condition_notify(cond, 1));        /* nobody waits: fine */
+  CHECK_OK(mproc_condition_notify(cond, UINT_MAX)); /* more than INT_MAX: all (it was -EINVAL) */
   CHECK_OK(mproc_lock_release(l));
   CHECK_ERR(mproc_condition_wait(cond, 0.01), MPROC_EPERM);
   /* bad input: an RLock, NULLs */
@@ -276,6 +349,37 @@ MTEST(conditions) {
   mproc_condition_destroy(cond);
   mproc_condition_destroy(NULL);
   munmap(pg, 4096);
+}
+
+static int never(void *user) {
+  (void)user;
+  return 0;
+}
+
+static int take_notify_and_die(int k) {
+  (void)k;
+  if (mproc_lock_acquire(mproc_condition_lock(cond), MPROC_FOREVER) != 0) return 1;
+  mproc_condition_notify_all(cond);
+  raise(SIGKILL); /* dies holding the lock the waiter takes back */
+  return 2;
+}
+
+/* wait_for hands the dead holder's lock back at once, so that the caller repairs and marks it, instead of
+ * looping on the predicate until its timeout and then, unaware, breaking the lock with its release. */
+MTEST(condition_wait_for_reports_a_dead_holder) {
+  CHECK_OK(mproc_condition_create(&cond, NULL));
+  mproc_lock *l = mproc_condition_lock(cond);
+  CHECK_OK(mproc_lock_acquire(l, MPROC_FOREVER));
+  pid_t pid = spawn(take_notify_and_die, 0);
+  CHECK_ERR(mproc_condition_wait_for(cond, never, NULL, 20), MPROC_EOWNERDEAD);
+  CHECK_OK(mproc_lock_consistent(l));
+  CHECK_OK(mproc_lock_release(l));
+  int st;
+  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  CHECK_OK(mproc_lock_acquire(l, 0));
+  CHECK_OK(mproc_lock_release(l));
+  mproc_condition_destroy(cond);
 }
 
 static mproc_barrier *bar;
@@ -365,5 +469,113 @@ MTEST(barrier_broken_states) {
   CHECK_ERR(mproc_barrier_n_waiting(NULL), MPROC_EINVAL);
   CHECK_ERR(mproc_barrier_broken(NULL), MPROC_EINVAL);
   mproc_barrier_destroy(NULL);
+  munmap(pg, 4096);
+}
+
+/* ---- timeouts beyond any representable deadline wait forever ---- */
+
+static const double huge_timeouts[] = {1e300, DBL_MAX, INFINITY};
+
+/* Runs fn(arg) in a thread 30 ms from now (the delay is the thing under test: the call must still be
+ * waiting then, not have failed or timed out at once). */
+struct later {
+  pthread_t th;
+  void (*fn)(void *);
+  void *arg;
+};
+static void *later_main(void *v) {
+  struct later *l = v;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  l->fn(l->arg);
+  return NULL;
+}
+static void later_start(struct later *l, void (*fn)(void *), void *arg) {
+  l->fn = fn;
+  l->arg = arg;
+  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
+}
+static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
+
+static void release_lock(void *arg) { mproc_lock_release(arg); }
+static void release_unit(void *arg) { mproc_semaphore_release(arg, 1); }
+static void set_event(void *arg) { mproc_event_set(arg); }
+static void notify_cond(void *arg) {
+  mproc_condition *c = arg;
+  mproc_lock_acquire(mproc_condition_lock(c), MPROC_FOREVER);
+  __atomic_store_n(&pg->counter, 5, __ATOMIC_SEQ_CST);
+  mproc_condition_notify_all(c);
+  mproc_lock_release(mproc_condition_lock(c));
+}
+static void barrier_arrive(void *arg) { mproc_barrier_wait(arg, MPROC_FOREVER); }
+
+struct hold_then_release {
+  mproc_lock *l;
+  uint32_t held;
+};
+static void *hold_lock_30ms(void *v) {
+  struct hold_then_release *h = v;
+  if (mproc_lock_acquire(h->l, MPROC_FOREVER) != 0) return NULL;
+  __atomic_store_n(&h->held, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&h->held, 1);
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  release_lock(h->l);
+  return NULL;
+}
+
+MTEST(huge_timeouts_wait_forever) {
+  pg = page_new();
+  for (size_t k = 0; k < sizeof huge_timeouts / sizeof *huge_timeouts; k++) {
+    double t = huge_timeouts[k];
+    /* Lock and RLock held by another thread (a lock is released by its holder) */
+    for (int recursive = 0; recursive < 2; recursive++) {
+      struct hold_then_release h = {0};
+      CHECK_OK(mproc_lock_create(&h.l, recursive));
+      pthread_t th;
+      CHECK_INT_EQ(pthread_create(&th, NULL, hold_lock_30ms, &h), 0);
+      while (!__atomic_load_n(&h.held, __ATOMIC_SEQ_CST)) mproc__plat_futex_wait(&h.held, 0, -1);
+      CHECK_OK(mproc_lock_acquire(h.l, t));
+      CHECK_OK(mproc_lock_release(h.l));
+      CHECK_INT_EQ(pthread_join(th, NULL), 0);
+      mproc_lock_destroy(h.l);
+    }
+    struct later l;
+    mproc_semaphore *s;
+    CHECK_OK(mproc_semaphore_create(&s, 0, 0));
+    later_start(&l, release_unit, s);
+    CHECK_OK(mproc_semaphore_acquire(s, t));
+    later_join(&l);
+    mproc_semaphore_destroy(s);
+    mproc_event *e;
+    CHECK_OK(mproc_event_create(&e));
+    later_start(&l, set_event, e);
+    CHECK_OK(mproc_event_wait(e, t));
+    later_join(&l);
+    mproc_event_destroy(e);
+    mproc_condition *c;
+    CHECK_OK(mproc_condition_create(&c, NULL));
+    for (int form = 0; form < 2; form++) {
+      pg->counter = 0;
+      CHECK_OK(mproc_lock_acquire(mproc_condition_lock(c), MPROC_FOREVER));
+      later_start(&l, notify_cond, c);
+      if (form == 0) {
+        int r;
+        do /* a waiter may wake without a notify */
+          r = mproc_condition_wait(c, t);
+        while (r == 0 && __atomic_load_n(&pg->counter, __ATOMIC_SEQ_CST) != 5);
+        CHECK_OK(r);
+      } else {
+        CHECK_OK(mproc_condition_wait_for(c, counter_at_least_5, pg, t));
+      }
+      CHECK_OK(mproc_lock_release(mproc_condition_lock(c)));
+      later_join(&l);
+    }
+    mproc_condition_destroy(c);
+    mproc_barrier *b;
+    CHECK_OK(mproc_barrier_create(&b, 2, NULL, NULL));
+    later_start(&l, barrier_arrive, b);
+    CHECK_INT_CMP(mproc_barrier_wait(b, t), >=, 0);
+    later_join(&l);
+    mproc_barrier_destroy(b);
+  }
   munmap(pg, 4096);
 }

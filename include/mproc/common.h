@@ -26,7 +26,9 @@ MPROC_EXTERN_C_BEGIN
 /* Timeouts.  Every blocking call of mproc takes its timeout as a double number of seconds:
  *   timeout <  0  waits forever (MPROC_FOREVER reads better),
  *   timeout == 0  does not block: it polls once,
- *   timeout >  0  waits at most that long and then returns -ETIMEDOUT (MPROC_ETIMEDOUT).
+ *   timeout >  0  waits at most that long and then returns -ETIMEDOUT (MPROC_ETIMEDOUT); a timeout
+ *                 longer than any deadline the system can represent (over about 292 years, Linux's
+ *                 64-bit nanosecond timers: 1e300, DBL_MAX, INFINITY) waits forever.
  * NaN is rejected with -EINVAL. */
 #define MPROC_FOREVER (-1.0)
 

@@ -69,7 +69,7 @@ typedef struct mproc_parallel_opts {
 } mproc_parallel_opts;
 
 /* Makes a Parallel object with its own pool of workers, reused by every call on it.  0, -EINVAL (bad
- * option), or the pool's errors. */
+ * option, such as init_arg_len > 0 with init_arg or initializer NULL), or the pool's errors. */
 MPROC_API int mproc_parallel_create(mproc_parallel **out, const mproc_parallel_opts *opts);
 MPROC_API int mproc_parallel_n_jobs(const mproc_parallel *par);
 

@@ -30,7 +30,8 @@ typedef enum mproc_backend {
 
 /* Options of mproc_pool_create(); all zero means the defaults. */
 typedef struct mproc_pool_opts {
-  /* Number of workers: > 0 as given; 0 takes MPROC_WORKERS from the environment, else mproc_cpu_count(). */
+  /* Number of workers: > 0 as given; 0 takes MPROC_WORKERS from the environment (read as joblib's n_jobs:
+   * -1 all CPUs, -2 all but one; see docs/environment.md), else mproc_cpu_count(). */
   int workers;
   mproc_backend backend;
   /* Run once in each worker before its first task (the result is ignored; a failure ends the worker, and
@@ -84,7 +85,8 @@ MPROC_API void mproc_shutdown(void);
 
 /* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
  * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
- * backend or start method, MPROC_WORKERS not a positive number), MPROC_ESTATE (forkserver without
+ * backend or start method, init_arg_len > 0 with init_arg or initializer NULL, a bad MPROC_WORKERS or
+ * MPROC_BACKEND: mproc_last_error_message() names it), MPROC_ESTATE (forkserver without
  * mproc_init()), MPROC_ENOTSUP and MPROC_EEXIST (exec: see start_method), MPROC_ENOBACKEND, -ENOMEM,
  * -EAGAIN (no process or
  * thread could be made); *out is then untouched and nothing is left behind. */

@@ -12,12 +12,16 @@ typedef struct mproc_process mproc_process;
 
 /* What a process runs.  arg points to the child's own copy of the argument bytes given to
  * mproc_process_start() (NULL when arg_len is 0).  The return value becomes the exit code (taken modulo
- * 256, as exit() does).  Standard streams are flushed when it returns. */
+ * 256, as exit() does).  Standard streams are flushed when it returns, and the child then ends with
+ * _exit(): handlers registered with atexit(), the parent's inherited ones and the child's own alike, do
+ * not run (CPython's fork method ends a child with os._exit() too; 3.12+ runs the child's own handlers,
+ * which C cannot tell apart).  A function that calls exit() itself runs them all.  See docs/processes.md. */
 typedef int (*mproc_process_fn)(const void *arg, size_t arg_len);
 
 /* How the child is made.  A process (mproc_process_start) is always forked: the child is a copy of the
  * caller at the moment of the call, so the function pointer and any data the caller had are valid in it.  A
- * process may be started from a program with threads: only the calling thread exists in the child.  Pools
+ * process may be started from a program with threads: only the calling thread exists in the child.  The
+ * child inherits the caller's descriptors, except the pidfds the caller holds for its other children.  Pools
  * have two more methods (see mproc/pool.h and docs/pool.md); mproc_process_start() refuses them with
  * -EINVAL. */
 typedef enum mproc_start_method {

@@ -19,7 +19,8 @@ MPROC_EXTERN_C_BEGIN
 typedef struct mproc_shm mproc_shm;
 
 typedef struct mproc_shm_opts {
-  const char *name; /* NULL: anonymous; else a name of at most 200 bytes with no '/' (O_EXCL, mode 0600) */
+  const char *name; /* NULL: anonymous; else a name of at most 200 bytes with no '/', not "." or ".."
+                     (O_EXCL, mode 0600) */
 } mproc_shm_opts;
 
 /* Creates a segment of size bytes (> 0), zero-filled.  0, -EINVAL (size 0, bad name), -EEXIST (the name is

@@ -17,9 +17,11 @@ MPROC_EXTERN_C_BEGIN
 /* ---- Lock and RLock: robust ----
  * If the process holding a lock dies, the next acquirer gets the lock with the code MPROC_EOWNERDEAD (the
  * call succeeded: it holds the lock) and should repair the protected state, then call
- * mproc_lock_consistent(); a lock released without that is broken for good: every later acquire returns
- * -ENOTRECOVERABLE.  Unlike Python's Lock, a Lock is released by the thread that acquired it (-EPERM
- * otherwise), and acquiring it again in the same thread returns -EDEADLK instead of hanging. */
+ * mproc_lock_consistent(); a lock released without that (for an RLock: its last release) is broken for
+ * good: every later acquire, whatever its timeout (forever, timed, or 0 to try), returns -ENOTRECOVERABLE,
+ * as do those already waiting for it, and release returns -EPERM (nobody holds it).  Unlike Python's Lock, a
+ * Lock is released by the thread that acquired it (-EPERM otherwise), and acquiring it again in the same
+ * thread returns -EDEADLK instead of hanging. */
 typedef struct mproc_lock mproc_lock;
 
 MPROC_API size_t mproc_lock_size(void);
@@ -28,9 +30,10 @@ MPROC_API int mproc_lock_init(mproc_lock **out, void *mem, int recursive);
 MPROC_API int mproc_lock_create(mproc_lock **out, int recursive);
 /* 0, MPROC_EOWNERDEAD (acquired; see above), -ETIMEDOUT, -ENOTRECOVERABLE, -EDEADLK, -EINVAL. */
 MPROC_API int mproc_lock_acquire(mproc_lock *l, double timeout);
-/* 0, -EPERM when the caller does not hold it, -EINVAL. */
+/* 0, -EPERM when the caller does not hold it (or the lock is broken), -EINVAL. */
 MPROC_API int mproc_lock_release(mproc_lock *l);
-/* After MPROC_EOWNERDEAD: the protected state is repaired.  0, or -EINVAL when there is nothing to mark. */
+/* After MPROC_EOWNERDEAD, by its holder: the protected state is repaired.  0, or -EINVAL when there is
+ * nothing to mark (no dead holder, already marked, or the caller does not hold the lock). */
 MPROC_API int mproc_lock_consistent(mproc_lock *l);
 MPROC_API void mproc_lock_destroy(mproc_lock *l);
 
@@ -79,10 +82,13 @@ MPROC_API mproc_lock *mproc_condition_lock(mproc_condition *c);
  * the caller does not hold the lock. */
 MPROC_API int mproc_condition_wait(mproc_condition *c, double timeout);
 /* Waits until pred(user) is true (checked first, then after each wake-up): 0 when it is, -ETIMEDOUT when
- * the timeout passed first (the predicate is false then). */
+ * the timeout passed first (the predicate is false then); MPROC_EOWNERDEAD at once when retaking the lock
+ * found its holder dead (the caller holds the lock: repair, mproc_lock_consistent(), then wait again),
+ * -ENOTRECOVERABLE when the lock is broken, -EPERM as wait. */
 MPROC_API int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *user,
                                        double timeout);
-MPROC_API int mproc_condition_notify(mproc_condition *c, unsigned n); /* wakes at most n waiters */
+/* Wakes at most n waiters (n above INT_MAX: all).  0, or -EINVAL for NULL. */
+MPROC_API int mproc_condition_notify(mproc_condition *c, unsigned n);
 MPROC_API int mproc_condition_notify_all(mproc_condition *c);
 MPROC_API void mproc_condition_destroy(mproc_condition *c);
 

@@ -29,7 +29,8 @@ static int resolve_n_jobs(int n_jobs, int *out) {
 static int check_opts(const mproc_parallel_opts *o) {
   if (!(o->timeout >= 0) || !(o->progress_interval >= 0) ||
       (unsigned)o->on_error > MPROC_ON_ERROR_STOP_AFTER ||
-      (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) || (!o->init_arg && o->init_arg_len))
+      (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) ||
+      (!o->init_arg && o->init_arg_len) || (!o->initializer && o->init_arg_len))
     return MPROC_EINVAL;
   return 0;
 }

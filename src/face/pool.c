@@ -3,42 +3,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/env.h"
 #include "engine/engine.h"
 #include "ipc/arena.h"
 
 int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
 
-/* Reads a positive int from the environment: 0 when unset, -EINVAL when set to garbage. */
+/* MPROC_WORKERS (as n_jobs): 0 when unset, -EINVAL naming the bad value (core/env.c). */
 static int env_int(const char *name) {
-  const char *v = getenv(name);
-  if (!v || !*v) return 0;
-  char *end;
-  long n = strtol(v, &end, 10);
-  if (*end || n <= 0 || n > 4096) return MPROC_EINVAL;
-  return (int)n;
+  (void)name;
+  int n, r = mproc__env_workers(&n);
+  return r < 0 ? r : n;
 }
 
-static int env_backend(mproc_backend *b) {
-  const char *v = getenv("MPROC_BACKEND");
-  if (!v || !*v || strcmp(v, "process") == 0) {
-    *b = MPROC_BACKEND_PROCESS;
-  } else if (strcmp(v, "serial") == 0) {
-    *b = MPROC_BACKEND_SERIAL;
-  } else if (strcmp(v, "thread") == 0) {
-    *b = MPROC_BACKEND_THREAD;
-  } else if (strcmp(v, "mpi") == 0) {
-    return MPROC_ENOBACKEND;
-  } else {
-    return MPROC_EINVAL;
-  }
-  return 0;
-}
+static int env_backend(mproc_backend *b) { return mproc__env_backend(b); }
 
 int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   static const mproc_pool_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!out || opts->workers < 0 || opts->max_tasks_per_child < 0 || opts->max_retries < 0 ||
-      !(opts->task_timeout >= 0) || (!opts->init_arg && opts->init_arg_len) || opts->workers > 4096)
+      !(opts->task_timeout >= 0) || (!opts->init_arg && opts->init_arg_len) || opts->workers > 4096 ||
+      (!opts->initializer && opts->init_arg_len))
     return MPROC_EINVAL;
   mproc_backend backend = opts->backend;
   if (backend == MPROC_BACKEND_DEFAULT) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "internal.h"
 #include "ipc/arena.h"
 
@@ -66,40 +67,14 @@ static size_t vec_lower(const vec *x, size_t off) {
   return lo;
 }
 
-/* MPROC_SHARED_BYTES: a byte count with an optional k, m, g or t suffix; else the machine's memory. */
+/* MPROC_SHARED_BYTES (core/env.c); else, or when it is bad, the machine's memory. */
 static size_t arena_size(void) {
-  const char *s = getenv("MPROC_SHARED_BYTES");
   size_t size = 0;
-  if (s && *s) {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    int shift = 0;
-    switch (*end) {
-      case 'k':
-      case 'K':
-        shift = 10;
-        break;
-      case 'm':
-      case 'M':
-        shift = 20;
-        break;
-      case 'g':
-      case 'G':
-        shift = 30;
-        break;
-      case 't':
-      case 'T':
-        shift = 40;
-        break;
-      default:
-        break;
-    }
-    if (v > 0 && (shift == 0 || end[1] == '\0') && v <= (ARENA_MAX >> shift)) size = (size_t)v << shift;
-  }
+  bool set = mproc__env_shared_bytes(ARENA_MAX, &size);
   if (!size) size = mproc__plat_phys_memory();
   size_t page = mproc__plat_page_size();
   size = (size + BIG_ALIGN - 1) / BIG_ALIGN * BIG_ALIGN;
-  if (size < ARENA_MIN && !(s && *s)) size = ARENA_MIN;
+  if (size < ARENA_MIN && !set) size = ARENA_MIN;
   if (size < page) size = page;
   if (size > ARENA_MAX) size = ARENA_MAX;
   return size;

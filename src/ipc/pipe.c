@@ -151,7 +151,7 @@ static int recv_common(mproc_pipe *p, void *buf, size_t cap, void **out, size_t 
   int own = dst != NULL;
   if (!dst) {
     dst = out ? mproc__malloc(n ? n : 1) : buf;
-    if (!dst) return -ENOMEM;
+    if (!dst && (out || n)) return -ENOMEM; /* buf may be NULL (cap 0) for an empty message */
   }
   size_t got = p->body_got;
   while (got < n) {

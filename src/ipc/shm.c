@@ -9,9 +9,10 @@ struct mproc_shm {
   int creator; /* unlinks the name on destroy */
 };
 
+/* "." and ".." would name /dev/shm itself and its parent (glibc's shm_open adds no check of its own). */
 static int valid_name(const char *name) {
   size_t n = strlen(name);
-  return n > 0 && n <= 200 && !strchr(name, '/');
+  return n > 0 && n <= 200 && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
 static int wrap(mproc_shm **out, int fd, size_t size, const char *name, int creator) {

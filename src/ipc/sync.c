@@ -14,10 +14,21 @@
 
 #include <limits.h>
 
+/* A holder's death is tracked here rather than left to glibc's robust mutex: glibc marks the mutex
+ * consistent again only when told, and one left inconsistent misbehaves in its timed and try paths (a
+ * timed acquire returned -ENOTRECOVERABLE once, then -EDEADLK; a release after it crashed in
+ * pthread_mutex_unlock; a recursive one was handed out again).  So the acquirer that gets EOWNERDEAD makes
+ * the mutex consistent at once and records LOCK_INCONSISTENT; the holder's last release of it in that state
+ * records LOCK_BROKEN, which every acquire checks first (and again once it holds the mutex, for those that
+ * were already waiting). */
+enum { LOCK_OK = 0, LOCK_INCONSISTENT = 1, LOCK_BROKEN = 2 };
+
 struct mproc_lock {
   mproc__plat_mutex m;
   uint32_t recursive;
   uint32_t mapped; /* made by create: destroy unmaps it */
+  uint32_t state;  /* LOCK_*: written by the holder, read by anyone */
+  uint32_t depth;  /* the holder's acquisitions not yet released: read and written by the holder only */
 };
 
 struct mproc_semaphore {
@@ -97,20 +108,45 @@ int mproc_lock_create(mproc_lock **out, int recursive) {
   return 0;
 }
 
+static bool lock_broken(mproc_lock *l) { return __atomic_load_n(&l->state, __ATOMIC_ACQUIRE) == LOCK_BROKEN; }
+
 int mproc_lock_acquire(mproc_lock *l, double timeout) {
   if (!l || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
-  return mproc__plat_mutex_lock(&l->m, timeout);
+  if (lock_broken(l)) return MPROC_ENOTRECOVERABLE;
+  int r = mproc__plat_mutex_lock(&l->m, timeout);
+  if (r == MPROC_EOWNERDEAD) {
+    mproc__plat_mutex_consistent(&l->m);
+    if (lock_broken(l)) { /* the dead holder was the one that broke it */
+      mproc__plat_mutex_unlock(&l->m);
+      return MPROC_ENOTRECOVERABLE;
+    }
+    __atomic_store_n(&l->state, LOCK_INCONSISTENT, __ATOMIC_RELEASE);
+    l->depth = 1; /* whatever the dead holder's count was, this one holds it once */
+    return MPROC_EOWNERDEAD;
+  }
+  if (r < 0) return r;
+  if (lock_broken(l)) { /* broken while this one waited */
+    mproc__plat_mutex_unlock(&l->m);
+    return MPROC_ENOTRECOVERABLE;
+  }
+  l->depth++;
+  return 0;
 }
 
 int mproc_lock_release(mproc_lock *l) {
   if (!l) return MPROC_EINVAL;
+  if (lock_broken(l) || !mproc__plat_mutex_held(&l->m)) return MPROC_EPERM;
+  if (--l->depth == 0 && __atomic_load_n(&l->state, __ATOMIC_ACQUIRE) == LOCK_INCONSISTENT)
+    __atomic_store_n(&l->state, LOCK_BROKEN, __ATOMIC_RELEASE);
   return mproc__plat_mutex_unlock(&l->m);
 }
 
 int mproc_lock_consistent(mproc_lock *l) {
   if (!l) return MPROC_EINVAL;
-  int r = mproc__plat_mutex_consistent(&l->m);
-  return r == MPROC_EINVAL || r == MPROC_EPERM ? MPROC_EINVAL : r;
+  if (__atomic_load_n(&l->state, __ATOMIC_ACQUIRE) != LOCK_INCONSISTENT || !mproc__plat_mutex_held(&l->m))
+    return MPROC_EINVAL;
+  __atomic_store_n(&l->state, LOCK_OK, __ATOMIC_RELEASE);
+  return 0;
 }
 
 void mproc_lock_destroy(mproc_lock *l) {
@@ -306,13 +342,16 @@ int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *
     double left = mproc__remaining(deadline);
     if (left == 0) return MPROC_ETIMEDOUT;
     int r = mproc_condition_wait(c, left);
-    if (r == MPROC_EPERM || r == MPROC_EINVAL || r == MPROC_ENOTRECOVERABLE) return r;
+    /* a dead holder goes back to the caller, who alone can repair and mark it */
+    if (r == MPROC_EPERM || r == MPROC_EINVAL || r == MPROC_ENOTRECOVERABLE || r == MPROC_EOWNERDEAD)
+      return r;
   }
   return 0;
 }
 
 int mproc_condition_notify(mproc_condition *c, unsigned n) {
-  if (!c || n > INT_MAX) return MPROC_EINVAL;
+  if (!c) return MPROC_EINVAL;
+  if (n > INT_MAX) n = INT_MAX; /* more than can sleep: all of them */
   __atomic_fetch_add(&c->seq, 1, __ATOMIC_SEQ_CST);
   if (n) wake_word(&c->seq, &c->sleepers, (int)n);
   return 0;

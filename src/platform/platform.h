@@ -34,6 +34,20 @@ void mproc__plat_syscalls_reset(void);
 /* Monotonic clock in seconds. */
 double mproc__plat_now(void);
 
+/* Timeouts beyond any deadline the system can represent wait forever.  Linux counts a timer in signed
+ * 64-bit nanoseconds, about 292 years; a longer timeout (1e300, DBL_MAX, INFINITY) would overflow time_t in
+ * a conversion, so it is read as no deadline at all.  Every conversion of a timeout to a timespec goes
+ * through the two calls below, and every deadline through mproc__deadline() (internal.h). */
+#define MPROC__PLAT_TIMEOUT_MAX 9.2e9
+static inline bool mproc__plat_timeout_forever(double timeout) {
+  return timeout < 0 || timeout > MPROC__PLAT_TIMEOUT_MAX; /* NaN: not forever; callers reject it */
+}
+struct timespec;
+/* A relative timeout as a timespec: false (ts untouched) when it waits forever. */
+bool mproc__plat_rel_timespec(double timeout, struct timespec *ts);
+/* The CLOCK_MONOTONIC time timeout seconds from now: false (ts untouched) when it waits forever. */
+bool mproc__plat_abs_timespec(double timeout, struct timespec *ts);
+
 /* ---- processes ---- */
 
 /* Forks a child that runs child_fn(ctx) and must never return from it (it ends with _exit).  The caller's
@@ -122,6 +136,8 @@ void mproc__plat_mutex_destroy(mproc__plat_mutex *m);
 int mproc__plat_mutex_lock(mproc__plat_mutex *m, double timeout);
 int mproc__plat_mutex_unlock(mproc__plat_mutex *m); /* 0, or -EPERM when not held by the caller */
 int mproc__plat_mutex_consistent(mproc__plat_mutex *m);
+/* Whether the calling thread holds m (a lock that was not unlocked: the kernel forgets a dead holder). */
+bool mproc__plat_mutex_held(mproc__plat_mutex *m);
 
 /* ---- shared memory ---- */
 

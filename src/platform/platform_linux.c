@@ -159,16 +159,13 @@ bool mproc__plat_is_subreaper(void) {
 }
 
 int mproc__plat_poll_fd(int fd, short events, double timeout) {
-  double deadline = timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  double deadline = mproc__plat_timeout_forever(timeout) ? INFINITY : mproc__plat_now() + timeout;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = events};
     struct timespec ts, *tsp = NULL;
     if (!isinf(deadline)) {
       double left = deadline - mproc__plat_now();
-      if (left < 0) left = 0;
-      ts.tv_sec = (time_t)left;
-      ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-      tsp = &ts;
+      if (mproc__plat_rel_timespec(left > 0 ? left : 0, &ts)) tsp = &ts;
     }
     int r = ppoll(&p, 1, tsp, NULL);
     if (r > 0) return 1;
@@ -178,7 +175,7 @@ int mproc__plat_poll_fd(int fd, short events, double timeout) {
 }
 
 int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
-  double deadline = timeout < 0 ? INFINITY : mproc__plat_now() + timeout;
+  double deadline = mproc__plat_timeout_forever(timeout) ? INFINITY : mproc__plat_now() + timeout;
   double backoff = 0.0005;
   for (;;) {
     int st = 0;
@@ -201,8 +198,8 @@ int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
     /* No pidfd (old kernel): back off between polls, bounded by the deadline. */
     double nap = backoff;
     if (left >= 0 && nap > left) nap = left;
-    struct timespec ts = {.tv_sec = (time_t)nap, .tv_nsec = (long)((nap - (double)(time_t)nap) * 1e9)};
-    nanosleep(&ts, NULL);
+    struct timespec ts;
+    if (mproc__plat_rel_timespec(nap, &ts)) nanosleep(&ts, NULL);
     if (backoff < 0.01) backoff *= 2;
   }
 }

@@ -19,26 +19,32 @@
 _Static_assert(sizeof(pthread_mutex_t) <= sizeof(((mproc__plat_mutex *)0)->opaque),
                "mproc__plat_mutex too small");
 
-static struct timespec abs_deadline(double timeout) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+bool mproc__plat_rel_timespec(double timeout, struct timespec *ts) {
+  if (mproc__plat_timeout_forever(timeout) || !(timeout >= 0)) return false;
   double whole = floor(timeout);
-  ts.tv_sec += (time_t)whole;
-  ts.tv_nsec += (long)((timeout - whole) * 1e9);
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
+  ts->tv_sec = (time_t)whole;
+  ts->tv_nsec = (long)((timeout - whole) * 1e9);
+  if (ts->tv_nsec >= 1000000000L) ts->tv_nsec = 999999999L; /* rounding up: stay a valid timespec */
+  if (ts->tv_nsec < 0) ts->tv_nsec = 0;
+  return true;
+}
+
+bool mproc__plat_abs_timespec(double timeout, struct timespec *ts) {
+  struct timespec rel;
+  if (!mproc__plat_rel_timespec(timeout, &rel)) return false;
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += rel.tv_sec;
+  ts->tv_nsec += rel.tv_nsec;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
   }
-  return ts;
+  return true;
 }
 
 int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
   struct timespec rel, *tsp = NULL;
-  if (timeout >= 0) {
-    rel.tv_sec = (time_t)timeout;
-    rel.tv_nsec = (long)((timeout - (double)rel.tv_sec) * 1e9);
-    tsp = &rel;
-  }
+  if (mproc__plat_rel_timespec(timeout, &rel)) tsp = &rel;
   /* Not FUTEX_PRIVATE_FLAG: the word may be shared between processes. */
   long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, NULL, 0);
   if (r == 0) return 0;
@@ -76,23 +82,44 @@ void mproc__plat_mutex_destroy(mproc__plat_mutex *m) {
 int mproc__plat_mutex_lock(mproc__plat_mutex *m, double timeout) {
   pthread_mutex_t *pm = (pthread_mutex_t *)(void *)m->opaque;
   int r;
-  if (timeout < 0) {
+  struct timespec ts;
+  if (!mproc__plat_abs_timespec(timeout, &ts)) {
     r = pthread_mutex_lock(pm);
   } else if (timeout == 0) {
     r = pthread_mutex_trylock(pm);
     if (r == EBUSY) r = ETIMEDOUT;
   } else {
     r = pthread_mutex_trylock(pm);
-    if (r == EBUSY) {
-      struct timespec ts = abs_deadline(timeout);
-      r = pthread_mutex_clocklock(pm, CLOCK_MONOTONIC, &ts);
-    }
+    if (r == EBUSY) r = pthread_mutex_clocklock(pm, CLOCK_MONOTONIC, &ts);
   }
   return -r;
 }
 
 int mproc__plat_mutex_unlock(mproc__plat_mutex *m) {
   return -pthread_mutex_unlock((pthread_mutex_t *)(void *)m->opaque);
+}
+
+/* The calling thread's id, cached: gettid() is a system call, and a release asks for it.  A forked child
+ * starts from its parent's cache, which the fork handler clears. */
+static __thread pid_t tid_cache;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static void tid_forget(void) { tid_cache = 0; }
+static void tid_setup(void) { pthread_atfork(NULL, NULL, tid_forget); }
+
+static pid_t my_tid(void) {
+  if (!tid_cache) {
+    pthread_once(&tid_once, tid_setup);
+    tid_cache = gettid();
+  }
+  return tid_cache;
+}
+
+bool mproc__plat_mutex_held(mproc__plat_mutex *m) {
+  /* glibc's own test in pthread_mutex_unlock for robust mutexes: the lock word holds the owner's thread
+   * id; the kernel clears it when the owner dies */
+  const pthread_mutex_t *pm = (const pthread_mutex_t *)(const void *)m->opaque;
+  int word = __atomic_load_n(&pm->__data.__lock, __ATOMIC_RELAXED);
+  return (word & FUTEX_TID_MASK) == my_tid();
 }
 
 int mproc__plat_mutex_consistent(mproc__plat_mutex *m) {

@@ -33,16 +33,36 @@ static struct {
   int atexit_done;
 } registry = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
+/* Held across a start's fork and around every close of a handle's pidfd, so that the child's copy of the
+ * registry names exactly the pidfds it inherited (and not a number closed and reused meanwhile).  Order:
+ * registry.lock, then a handle's lock, then this. */
+static pthread_mutex_t pidfd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void close_pidfd(mproc_process *p) {
+  pthread_mutex_lock(&pidfd_lock);
+  mproc__plat_close(p->pidfd);
+  p->pidfd = -1;
+  pthread_mutex_unlock(&pidfd_lock);
+}
+
 static const char *current_name = "MainProcess";
 
 const char *mproc_current_process_name(void) { return current_name; }
 
-/* In a child, the registry describes the parent's children: forget it without touching them. */
+/* In a child, the registry describes the parent's children: forget it without touching them, but close
+ * the pidfds it inherited for them (they would keep nothing alive, but a child has no use for them, and
+ * the k-th child of a parent would hold k-1 of them).  The parent held registry.lock and pidfd_lock across
+ * the fork, so the list is whole and every pidfd on it is open. */
 static void registry_forget_in_child(void) {
+  for (mproc_process *p = registry.head; p; p = p->next) {
+    mproc__plat_close(p->pidfd);
+    p->pidfd = -1; /* destroying the inherited copy must not close the number again */
+  }
   registry.head = NULL;
   registry.counter = 0;
   registry.atexit_done = 0;
   pthread_mutex_init(&registry.lock, NULL);
+  pthread_mutex_init(&pidfd_lock, NULL);
 }
 
 static void record_status(mproc_process *p, int wstatus) {
@@ -52,8 +72,7 @@ static void record_status(mproc_process *p, int wstatus) {
     p->status =
         (mproc_exit_status){MPROC_PROCESS_SIGNALED, -1, WTERMSIG(wstatus), WCOREDUMP(wstatus) ? 1 : 0};
   }
-  mproc__plat_close(p->pidfd);
-  p->pidfd = -1;
+  close_pidfd(p);
 }
 
 /* Waits with p->lock held.  0 when ended (status recorded), -ETIMEDOUT, or an error. */
@@ -67,8 +86,7 @@ static int wait_locked(mproc_process *p, double timeout) {
   } else if (r == MPROC_ECHILD) {
     /* Reaped behind our back (waitpid(-1), SIGCHLD ignored): it has ended, its status is gone. */
     p->status = (mproc_exit_status){MPROC_PROCESS_LOST, -1, 0, 0};
-    mproc__plat_close(p->pidfd);
-    p->pidfd = -1;
+    close_pidfd(p);
     r = 0;
   }
   return r;
@@ -146,15 +164,18 @@ int mproc_process_start(mproc_process **out, mproc_process_fn fn, const void *ar
 
   /* The child gets the argument bytes as the caller's memory was at the fork: that is its own copy. */
   struct child_ctx ctx = {fn, arg, arg_len, p->name};
+  pthread_mutex_lock(&registry.lock);
+  pthread_mutex_lock(&pidfd_lock);
   int r = mproc__plat_spawn(&p->pid, &p->pidfd, child_main, &ctx);
+  pthread_mutex_unlock(&pidfd_lock);
   if (r < 0) {
+    pthread_mutex_unlock(&registry.lock);
     mproc__free(p->name);
     pthread_mutex_destroy(&p->lock);
     mproc__free(p);
     return r;
   }
 
-  pthread_mutex_lock(&registry.lock);
   p->next = registry.head;
   if (registry.head) registry.head->prev = p;
   registry.head = p;
@@ -248,7 +269,7 @@ int mproc_process_destroy(mproc_process *p) {
     pthread_mutex_unlock(&registry.lock);
   }
   /* A copy inherited by a child is not on that child's registry: just free it. */
-  mproc__plat_close(p->pidfd);
+  close_pidfd(p);
   pthread_mutex_destroy(&p->lock);
   mproc__free(p->name);
   mproc__free(p);
