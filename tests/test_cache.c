@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,11 +88,20 @@ MTEST(open_errors) {
   snprintf(p, sizeof p, "%s/link", g_base);
   CHECK_INT_EQ(symlink("/tmp", p), 0);
   CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
+  /* a trailing slash or "/." would make the system follow the link before O_NOFOLLOW sees it */
+  snprintf(p, sizeof p, "%s/link/", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
+  snprintf(p, sizeof p, "%s/link//.//", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
   snprintf(p, sizeof p, "%s/file", g_base);
   int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
   CHECK(fd >= 0);
   close(fd);
   CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOTDIR);
+  snprintf(p, sizeof p, "%s/file/", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOTDIR);
+  snprintf(p, sizeof p, "%s/none/c", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOENT);
   snprintf(p, sizeof p, "%s/other", g_base);
   CHECK_INT_EQ(mkdir(p, 0700), 0);
   if (geteuid() == 0) { /* only root can give a directory away */
@@ -317,41 +327,10 @@ static ssize_t failing_write(int fd, const void *b, size_t n) {
   errno = g_fail_errno;
   return -1;
 }
-static int failing_rename(const char *a, const char *b) {
-  (void)a, (void)b;
+static int failing_rename(int ad, const char *a, int bd, const char *b) {
+  (void)ad, (void)a, (void)bd, (void)b;
   errno = g_fail_errno;
   return -1;
-}
-
-MTEST(store_failure_keeps_result) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  for (int which = 0; which < 2; which++) {
-    g_fail_errno = which ? EACCES : ENOSPC;
-    if (which)
-      mproc__plat_sys.rename = failing_rename;
-    else
-      mproc__plat_sys.write = failing_write;
-    int x = 7 + which;
-    mproc_cache_result *r;
-    CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
-    CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 2 * x);
-    CHECK_INT_EQ(mproc_cache_result_store_error(r), -g_fail_errno);
-    mproc_cache_result_release(r);
-    mproc__plat_syscalls_reset();
-    CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
-  }
-  /* no temporary file is left behind */
-  char path[1024];
-  int y, hit;
-  CHECK_OK(call_int(c, twice, 1, &y, &hit));
-  only_entry(path, sizeof path);
-  mproc_cache_stats s;
-  CHECK_OK(mproc_cache_get_stats(c, &s));
-  CHECK_INT_EQ(s.store_failures, 2);
-  CHECK_INT_EQ(s.stores, 1);
-  mproc_cache_close(c);
-  cleanup();
 }
 
 /* A read-only cache, as an unprivileged user: the child drops to uid 65534 (tests run as root, which
@@ -620,6 +599,178 @@ MTEST(entry_symlink_not_followed) {
   CHECK_INT_EQ(lstat(path, &st), 0);
   CHECK(S_ISREG(st.st_mode)); /* the link was replaced by a new entry, not written through */
   CHECK_INT_EQ(g_calls, 2);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* A cache opened by a relative path keeps working after the process changes its directory. */
+MTEST(relative_dir_survives_chdir) {
+  tmpcache();
+  char cwd[4096];
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  CHECK_INT_EQ(chdir(g_base), 0);
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, "c", NULL));
+  CHECK_INT_EQ(chdir("/"), 0);
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 6, &y, &hit)); /* checks store_error == 0 */
+  CHECK_INT_EQ(hit, 0);
+  CHECK_OK(call_int(c, twice, 6, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  CHECK_INT_EQ(y, 12);
+  rm_rf(g_dir); /* recreated under the parent it was opened in, not under the new working directory */
+  CHECK_OK(call_int(c, twice, 6, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  struct stat st;
+  CHECK_INT_EQ(stat(g_dir, &st), 0);
+  mproc_cache_close(c);
+  CHECK_INT_EQ(chdir(cwd), 0);
+  cleanup();
+}
+
+/* The cache directory removed under a live handle is created again (0700), with the rules of open. */
+MTEST(removed_dir_recreated) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  rm_rf(g_dir);
+  CHECK_OK(call_int(c, twice, 2, &y, &hit)); /* checks store_error == 0 */
+  CHECK_INT_EQ(hit, 0);
+  struct stat st;
+  CHECK_INT_EQ(lstat(g_dir, &st), 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK_INT_EQ(st.st_mode & 0777, 0700);
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  /* replaced by a symbolic link: not followed; the result is still computed */
+  rm_rf(g_dir);
+  char target[128];
+  snprintf(target, sizeof target, "%s/target", g_base);
+  CHECK_INT_EQ(mkdir(target, 0700), 0);
+  CHECK_INT_EQ(symlink(target, g_dir), 0);
+  int x = 3;
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
+  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_ELOOP);
+  mproc_cache_result_release(r);
+  DIR *d = opendir(target);
+  CHECK(d != NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) CHECK(de->d_name[0] == '.'); /* nothing written through the link */
+  closedir(d);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+static int failing_fsync(int fd) {
+  (void)fd;
+  errno = g_fail_errno;
+  return -1;
+}
+static ssize_t failing_read(int fd, void *b, size_t n) {
+  (void)fd, (void)b, (void)n;
+  errno = g_fail_errno;
+  return -1;
+}
+static const char *g_fail_prefix; /* failing_openat fails the names that start with it */
+static int failing_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  if (strncmp(path, g_fail_prefix, strlen(g_fail_prefix)) == 0) {
+    errno = g_fail_errno;
+    return -1;
+  }
+  return openat(dirfd, path, flags, mode);
+}
+static void *failing_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) {
+  (void)a, (void)n, (void)prot, (void)flags, (void)fd, (void)off;
+  errno = ENOMEM;
+  return MAP_FAILED;
+}
+
+/* Each step of a store failed through mproc__plat_sys (ENOSPC on write, EACCES on renameat, EIO on fsync,
+ * EACCES creating the temporary file): the computed result is returned with the error in store_error,
+ * nothing is stored, and no temporary file is left. */
+MTEST(store_failure_keeps_result) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  for (int which = 0; which < 4; which++) {
+    switch (which) {
+      case 0:
+        g_fail_errno = ENOSPC;
+        mproc__plat_sys.write = failing_write;
+        break;
+      case 1:
+        g_fail_errno = EACCES;
+        mproc__plat_sys.renameat = failing_rename;
+        break;
+      case 2:
+        g_fail_errno = EIO;
+        mproc__plat_sys.fsync = failing_fsync;
+        break;
+      default:
+        g_fail_errno = EACCES;
+        g_fail_prefix = ".tmp.";
+        mproc__plat_sys.openat = failing_openat;
+    }
+    int x = 7 + which;
+    mproc_cache_result *r;
+    CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+    CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 2 * x);
+    CHECK_INT_EQ(mproc_cache_result_hit(r), 0);
+    CHECK_INT_EQ(mproc_cache_result_store_error(r), -g_fail_errno);
+    mproc_cache_result_release(r);
+    mproc__plat_syscalls_reset();
+    CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  }
+  /* no temporary file is left behind (only_entry counts every name ending in .e, .tmp.* ones too) */
+  char path[1024];
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  only_entry(path, sizeof path);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.store_failures, 4);
+  CHECK_INT_EQ(s.stores, 1);
+  CHECK_INT_EQ(s.corrupt_recomputed, 0);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* An entry that cannot be read (EIO on read, EACCES on opening it) is recomputed and stored again; a large
+ * hit whose memory mapping fails is read into the heap. */
+MTEST(load_failure_recomputes) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  for (int which = 0; which < 2; which++) {
+    CHECK_OK(call_int(c, twice, 9, &y, &hit));
+    if (which == 0) {
+      g_fail_errno = EIO;
+      mproc__plat_sys.read = failing_read;
+    } else {
+      g_fail_errno = EACCES;
+      static char path[1024];
+      only_entry(path, sizeof path);
+      g_fail_prefix = strrchr(path, '/') + 1; /* the entry, not its directory nor a temporary file */
+      mproc__plat_sys.openat = failing_openat;
+    }
+    CHECK_OK(call_int(c, twice, 9, &y, &hit)); /* checks store_error == 0 */
+    mproc__plat_syscalls_reset();
+    CHECK_INT_EQ(y, 18);
+    CHECK_INT_EQ(hit, 0);
+    CHECK_OK(call_int(c, twice, 9, &y, &hit));
+    CHECK_INT_EQ(hit, 1);
+  }
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 0);
+  CHECK_INT_EQ(g_calls, 3);
+  size_t n = (size_t)2 << 20;
+  check_big(c, n, 0);
+  mproc__plat_sys.mmap = failing_mmap;
+  check_big(c, n, 1);
+  mproc__plat_syscalls_reset();
   mproc_cache_close(c);
   cleanup();
 }

@@ -7,15 +7,16 @@
  * argument bytes seeded with a hash of (code hash, version string), so a code edit or a version bump makes
  * new keys.
  *
- * Invariants and crashes: an entry appears only by rename() of a complete temporary file, so readers see
- * all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the stored bytes
- * and treats any mismatch as corrupt (removed, recomputed).  A process killed while computing holds only a
- * byte lock, which the kernel releases: the next waiter computes.  A killed writer leaves at most a ".tmp."
- * file, removed by clear.  LRU order is the entry file's mtime, set to "now" on every hit.
- * Counters are per handle (atomics: a handle may be used by several threads). */
+ * Invariants and crashes: an entry appears only by renameat() of a complete, fsynced temporary file, so
+ * readers see all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the
+ * stored bytes and treats any mismatch as corrupt (removed, recomputed).  A process
+ * killed while computing holds only a byte lock, which the kernel releases: the next waiter computes.  A
+ * killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
+ * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
+ * and its parent for recreating it), never from the working directory.  Counters are per handle (atomics:
+ * a handle may be used by several threads). */
 #include "internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,13 +26,12 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
 
 #include "cache/fnid.h"
 #include "engine/task_local.h"
+#include "platform/platform_file.h"
 #include "platform/platform_fnid.h"
 
 #define ENTRY_MAGIC 0x3143504du /* "MPC1" */
@@ -54,13 +54,16 @@ typedef struct entry_header {
 _Static_assert(sizeof(entry_header) == 64, "entry header is 64 bytes");
 
 struct mproc_cache {
-  char *dir;
-  int dirfd;
-  int level; /* -1 none, else zstd level */
+  char *dir;    /* as given, for messages */
+  char *base;   /* its last component, created again under parentfd when it is removed */
+  int dirfd;    /* replaced in place (mproc__plat_replace_fd) when the directory is created again */
+  int parentfd; /* -1 when dir names no parent ("." or "/") */
+  int level;    /* -1 none, else zstd level */
   int ignore_code_hash, wait, verbose;
   size_t mmap_threshold;
   uint64_t version_hash;
-  pthread_mutex_t lock; /* guards fnids */
+  uid_t uid;
+  pthread_mutex_t lock; /* guards fnids and the recreation of the directory */
   struct {
     mproc_task_fn fn;
     mproc__fnid id;
@@ -78,35 +81,89 @@ struct mproc_cache_result {
   char msg[MPROC_TASK_MSG_MAX];
 };
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+/* Opens the directory base under parentfd, creating it (0700) when missing: refuses a symbolic link
+ * (-ELOOP), anything but a directory (-ENOTDIR) and a directory of another user (-EPERM). */
+static int open_top(int parentfd, const char *base, uid_t uid) {
+  int fd = -ENOENT;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    fd = mproc__plat_openat(parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (fd != -ENOENT || attempt) break;
+    int rc = mproc__plat_mkdirat(parentfd, base, 0700);
+    if (rc < 0 && rc != -EEXIST) return rc;
+  }
+  if (fd == -ENOTDIR) { /* O_NOFOLLOW | O_DIRECTORY says ENOTDIR for a symbolic link */
+    struct stat st;
+    if (mproc__plat_lstatat(parentfd, base, &st) == 0 && S_ISLNK(st.st_mode)) return -ELOOP;
+  }
+  if (fd < 0) return fd;
+  struct stat st;
+  int rc = mproc__plat_fstat(fd, &st);
+  if (rc == 0 && !S_ISDIR(st.st_mode)) rc = -ENOTDIR;
+  if (rc == 0 && st.st_uid != uid) rc = -EPERM;
+  if (rc < 0) {
+    mproc__plat_close(fd);
+    return rc;
+  }
+  return fd;
 }
 
 int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts *opts) {
   mproc_cache_opts o = opts ? *opts : (mproc_cache_opts){0};
   if (!out || !dir || !dir[0] || o.compress_level > 19 || o.compress_level < -1) return MPROC_EINVAL;
-  struct stat st;
-  if (lstat(dir, &st) != 0) {
-    if (errno != ENOENT) return -errno;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -errno;
-    if (lstat(dir, &st) != 0) return -errno;
-  }
-  if (S_ISLNK(st.st_mode)) return -ELOOP;
-  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  if (st.st_uid != geteuid()) return -EPERM;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return -errno;
   mproc_cache *c = mproc__calloc(1, sizeof *c);
-  char *d = mproc__strdup(dir);
-  if (!c || !d) {
+  char *d = mproc__strdup(dir), *p = mproc__strdup(dir);
+  if (!c || !d || !p) {
     mproc__free(c);
     mproc__free(d);
-    close(fd);
+    mproc__free(p);
     return MPROC_ENOMEM;
   }
+  /* "link/" and "link/." would resolve the link before O_NOFOLLOW could see it: the last component is the
+   * name itself, without trailing slashes or "." */
+  size_t n = strlen(p);
+  for (;;) {
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+    if (n > 2 && p[n - 1] == '.' && p[n - 2] == '/')
+      p[n -= 2] = '\0';
+    else
+      break;
+  }
+  char *slash = strrchr(p, '/'), *base = p;
+  const char *parent = ".";
+  if (slash == p && p[1]) { /* "/name" */
+    parent = "/";
+    base = p + 1;
+  } else if (slash && slash != p) {
+    *slash = '\0';
+    parent = p;
+    base = slash + 1;
+  }
+  int named = strcmp(base, "/") && strcmp(base, ".") && strcmp(base, "..");
+  c->uid = mproc__plat_euid();
+  c->parentfd = -1;
+  int fd;
+  if (named) {
+    int pfd = mproc__plat_dir_handle(AT_FDCWD, parent);
+    fd = pfd < 0 ? pfd : open_top(pfd, base, c->uid);
+    if (fd >= 0)
+      c->parentfd = pfd;
+    else if (pfd >= 0)
+      mproc__plat_close(pfd);
+  } else {
+    fd = open_top(AT_FDCWD, d, c->uid); /* ".", "/", "..": the last component is no link */
+  }
+  char *b = named ? mproc__strdup(base) : NULL;
+  mproc__free(p);
+  if (fd < 0 || (named && !b)) {
+    if (fd >= 0) mproc__plat_close(fd);
+    mproc__plat_close(c->parentfd);
+    mproc__free(b);
+    mproc__free(d);
+    mproc__free(c);
+    return fd < 0 ? fd : MPROC_ENOMEM;
+  }
   c->dir = d;
+  c->base = b;
   c->dirfd = fd;
   c->level = o.compress_level < 0 ? -1 : (o.compress_level == 0 ? 3 : o.compress_level);
   c->ignore_code_hash = o.ignore_code_hash;
@@ -122,10 +179,33 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
 
 void mproc_cache_close(mproc_cache *c) {
   if (!c) return;
-  close(c->dirfd);
+  mproc__plat_close(c->dirfd);
+  mproc__plat_close(c->parentfd);
   pthread_mutex_destroy(&c->lock);
   mproc__free(c->dir);
+  mproc__free(c->base);
   mproc__free(c);
+}
+
+/* The cache directory was removed (creating in it says ENOENT): creates it again under its parent with
+ * the rules of mproc_cache_open, and points the handle's descriptor at it. */
+static int recreate_dir(mproc_cache *c) {
+  if (c->parentfd < 0) return -ENOENT;
+  pthread_mutex_lock(&c->lock);
+  struct stat st;
+  int rc = 0;
+  /* another thread may have done it since */
+  if (mproc__plat_fstat(c->dirfd, &st) != 0 || st.st_nlink == 0) {
+    int fd = open_top(c->parentfd, c->base, c->uid);
+    if (fd < 0) {
+      rc = fd;
+    } else {
+      rc = mproc__plat_replace_fd(fd, c->dirfd);
+      mproc__plat_close(fd);
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+  return rc;
 }
 
 /* The identity of fn, remembered per handle (ELF lookups read files). */
@@ -150,6 +230,8 @@ static int get_fnid(mproc_cache *c, mproc_task_fn fn, mproc__fnid *id) {
 
 typedef struct keyinfo {
   mproc__fnid id;
+  uint64_t seed;
+  XXH128_hash_t h;
   char fndir[17];
   char name[40];     /* <32 hex>.e */
   uint64_t lock_off; /* its byte in the function's lock file */
@@ -159,43 +241,41 @@ static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t le
   int rc = get_fnid(c, fn, &k->id);
   if (rc < 0) return rc;
   uint64_t seedin[2] = {c->ignore_code_hash ? 0 : k->id.code_hash, c->version_hash};
-  uint64_t seed = XXH3_64bits(seedin, sizeof seedin);
-  XXH128_hash_t h = XXH3_128bits_withSeed(len ? arg : "", len, seed);
+  k->seed = XXH3_64bits(seedin, sizeof seedin);
+  k->h = XXH3_128bits_withSeed(len ? arg : "", len, k->seed);
   snprintf(k->fndir, sizeof k->fndir, "%016" PRIx64, k->id.fn_key);
-  snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", h.high64, h.low64);
-  k->lock_off = h.low64;
+  snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", k->h.high64, k->h.low64);
+  k->lock_off = k->h.low64;
   return 0;
 }
 
 /* Opens (creating with 0700 if create) the function's directory; writes its info file when created. */
 static int open_fndir(mproc_cache *c, const keyinfo *k, int create) {
-  if (create) {
-    if (mkdirat(c->dirfd, k->fndir, 0700) == 0) {
-      int ifd = openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (ifd >= 0) {
-        int f = openat(ifd, "info", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (f >= 0) {
-          char buf[512];
-          int n = snprintf(buf, sizeof buf, "function %s\ncode_hash %016" PRIx64 "%s\n", k->id.label,
-                           k->id.code_hash, k->id.code_known ? "" : " (unknown extent)");
-          if (n > 0 && mproc__plat_sys.write(f, buf, (size_t)n) < 0) { /* informative only */
-          }
-          close(f);
+  int fd = mproc__plat_openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd == -ENOENT && create) { /* the directory's first entry: tried after the open, which hits need */
+    int rc = mproc__plat_mkdirat(c->dirfd, k->fndir, 0700);
+    if (rc == -ENOENT && (rc = recreate_dir(c)) == 0) rc = mproc__plat_mkdirat(c->dirfd, k->fndir, 0700);
+    if (rc < 0 && rc != -EEXIST) return rc;
+    fd = mproc__plat_openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (rc == 0 && fd >= 0) {
+      int i = mproc__plat_openat(fd, "info", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0600);
+      if (i >= 0) {
+        char buf[512];
+        int n = snprintf(buf, sizeof buf, "function %s\ncode_hash %016" PRIx64 "%s\n", k->id.label,
+                         k->id.code_hash, k->id.code_known ? "" : " (unknown extent)");
+        if (n > 0 && mproc__plat_sys.write(i, buf, (size_t)n) < 0) { /* informative only */
         }
-        close(ifd);
+        mproc__plat_close(i);
       }
-    } else if (errno != EEXIST) {
-      return -errno;
     }
   }
-  int fd = openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  return fd < 0 ? -errno : fd;
+  return fd;
 }
 
 static int read_full(int fd, void *buf, size_t len) {
   char *p = buf;
   while (len) {
-    ssize_t n = read(fd, p, len);
+    ssize_t n = mproc__plat_sys.read(fd, p, len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
     if (n == 0) return MPROC_ECORRUPT; /* truncated */
@@ -214,18 +294,15 @@ static int header_valid(const entry_header *h, uint64_t file_size) {
 
 /* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT, or another negative code.  touch: set
  * the entry's mtime (LRU).  r may be NULL (validate only). */
-static int load_entry(mproc_cache *c, int fnfd, const char *name, mproc_cache_result *r, int touch) {
-  int fd = openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_result *r, int touch) {
+  int fd = mproc__plat_openat(fnfd, k->name, O_RDONLY | O_NOFOLLOW, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd;
   struct stat st;
   entry_header h;
   int rc;
   void *stored = NULL, *map = NULL;
   size_t map_len = 0;
-  if (fstat(fd, &st) != 0) {
-    rc = -errno;
-    goto out;
-  }
+  if ((rc = mproc__plat_fstat(fd, &st)) < 0) goto out;
   if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof h) {
     rc = MPROC_ECORRUPT;
     goto out;
@@ -285,12 +362,12 @@ static int load_entry(mproc_cache *c, int fnfd, const char *name, mproc_cache_re
       stored = NULL;
     }
   }
-  if (touch) futimens(fd, NULL);
+  if (touch) mproc__plat_touch(fd);
   rc = 1;
 out:
-  if (map) munmap(map, map_len);
+  if (map) mproc__plat_shm_unmap(map, map_len);
   mproc__free(stored);
-  close(fd);
+  mproc__plat_close(fd);
   return rc;
 }
 
@@ -307,13 +384,14 @@ static int write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-/* Stores data as the entry: temporary file, then rename.  Returns 0 or a negative code. */
+/* Stores data as the entry: temporary file, fsync, then rename.  Returns 0 or a negative code, and leaves
+ * no temporary file behind on failure. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
   static _Atomic unsigned counter;
   entry_header h = {.magic = ENTRY_MAGIC,
                     .format = ENTRY_FORMAT,
                     .raw_size = len,
-                    .created_ns = now_ns(),
+                    .created_ns = mproc__plat_realtime_ns(),
                     .code_hash = k->id.code_hash};
   void *cbuf = NULL;
   const void *sdata = data;
@@ -332,22 +410,21 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   h.stored_size = slen;
   h.checksum = XXH3_64bits(sdata, slen);
   h.header_check = XXH3_64bits(&h, offsetof(entry_header, header_check));
-  char tmp[96], from[4096], to[4096];
-  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)getpid(), atomic_fetch_add(&counter, 1), k->name);
+  char tmp[96];
+  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(), atomic_fetch_add(&counter, 1),
+           k->name);
   int rc = 0;
-  int fd = openat(fnfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = mproc__plat_openat(fnfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    rc = -errno;
+    rc = fd;
     goto out;
   }
   if ((rc = write_full(fd, &h, sizeof h)) == 0) rc = write_full(fd, sdata, slen);
-  if (close(fd) != 0 && rc == 0) rc = -errno;
-  if (rc == 0) {
-    snprintf(from, sizeof from, "%s/%s/%s", c->dir, k->fndir, tmp);
-    snprintf(to, sizeof to, "%s/%s/%s", c->dir, k->fndir, k->name);
-    if (mproc__plat_sys.rename(from, to) != 0) rc = -errno;
-  }
-  if (rc < 0) unlinkat(fnfd, tmp, 0);
+  /* a power loss after the rename must not leave a name on data never written */
+  if (rc == 0 && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
+  mproc__plat_close(fd);
+  if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
+  if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
 out:
   mproc__free(cbuf);
   return rc;
@@ -372,7 +449,7 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   int fnfd = open_fndir(c, &k, 1), lockfd = -1, store_rc = 0;
   if (fnfd < 0) store_rc = fnfd; /* cannot cache at all: compute anyway */
   for (int attempt = 0; fnfd >= 0 && attempt < 2; attempt++) {
-    rc = load_entry(c, fnfd, k.name, r, 1);
+    rc = load_entry(c, fnfd, &k, r, 1);
     if (rc == 1) {
       atomic_fetch_add(&c->hits, 1);
       r->hit = 1;
@@ -381,17 +458,17 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     }
     if (rc == MPROC_ECORRUPT) {
       atomic_fetch_add(&c->corrupt, 1);
-      unlinkat(fnfd, k.name, 0);
+      mproc__plat_unlinkat(fnfd, k.name, 0);
       say(c, "corrupt entry, recomputing", &k);
     }
     if (attempt == 1 || !c->wait) break;
-    lockfd = openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    lockfd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
     if (lockfd < 0) break; /* no lock (read-only cache?): compute without waiting */
     if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 0) != 0) {
       atomic_fetch_add(&c->waits, 1);
       say(c, "wait", &k);
       if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 1) != 0) {
-        close(lockfd);
+        mproc__plat_close(lockfd);
         lockfd = -1;
         break;
       }
@@ -400,7 +477,7 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     }
   }
   if (lockfd >= 0 && !r->hit) { /* holding the lock after a trylock success: a racing store may exist */
-    rc = fnfd >= 0 ? load_entry(c, fnfd, k.name, r, 1) : 0;
+    rc = fnfd >= 0 ? load_entry(c, fnfd, &k, r, 1) : 0;
     if (rc == 1) {
       atomic_fetch_add(&c->hits, 1);
       r->hit = 1;
@@ -428,8 +505,8 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     if (c->verbose) fprintf(stderr, "[mproc cache] store failed: %s\n", mproc_strerror(store_rc));
   }
 done:
-  if (lockfd >= 0) close(lockfd);
-  if (fnfd >= 0) close(fnfd);
+  mproc__plat_close(lockfd);
+  mproc__plat_close(fnfd);
   *out = r;
   return rc < 0 ? rc : 0;
 }
@@ -443,7 +520,7 @@ const char *mproc_cache_result_message(const mproc_cache_result *r) { return r ?
 void mproc_cache_result_release(mproc_cache_result *r) {
   if (!r) return;
   if (r->map)
-    munmap(r->map, r->map_len);
+    mproc__plat_shm_unmap(r->map, r->map_len);
   else
     mproc__free(r->data);
   mproc__free(r);
@@ -456,8 +533,8 @@ int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size
   if (rc < 0) return rc;
   int fnfd = open_fndir(c, &k, 0);
   if (fnfd < 0) return fnfd == -ENOENT ? 0 : fnfd;
-  rc = load_entry(c, fnfd, k.name, NULL, 0);
-  close(fnfd);
+  rc = load_entry(c, fnfd, &k, NULL, 0);
+  mproc__plat_close(fnfd);
   return rc == 1 ? 1 : (rc == 0 || rc == MPROC_ECORRUPT ? 0 : rc);
 }
 
@@ -467,47 +544,50 @@ static int is_hex_name(const char *s, size_t n) {
   return s[n] == '\0';
 }
 
+typedef struct unlink_ctx {
+  int fd, rc;
+} unlink_ctx;
+
+static int unlink_visit(void *ctx, const char *name) {
+  unlink_ctx *u = ctx;
+  int r = mproc__plat_unlinkat(u->fd, name, 0);
+  if (r < 0 && r != -ENOENT && u->rc == 0) u->rc = r;
+  return 0;
+}
+
 /* Removes a function directory and everything in it. */
 static int remove_fndir(mproc_cache *c, const char *name) {
-  int fd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && unlinkat(fd, de->d_name, 0) != 0 &&
-        errno != ENOENT && rc == 0)
-      rc = -errno;
-  closedir(d);
-  if (unlinkat(c->dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT && errno != ENOTEMPTY && rc == 0)
-    rc = -errno;
+  int fd = mproc__plat_openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd;
+  unlink_ctx u = {fd, 0};
+  int rc = mproc__plat_dir_each(fd, ".", unlink_visit, &u);
+  mproc__plat_close(fd);
+  if (rc == 0) rc = u.rc;
+  int r = mproc__plat_unlinkat(c->dirfd, name, AT_REMOVEDIR);
+  if (r < 0 && r != -ENOENT && r != -ENOTEMPTY && rc == 0) rc = r;
   return rc;
+}
+
+typedef struct fndir_ctx {
+  mproc_cache *c;
+  int (*visit)(mproc_cache *, const char *, void *);
+  void *ctx;
+  int rc;
+} fndir_ctx;
+
+static int fndir_visit(void *ctx, const char *name) {
+  fndir_ctx *f = ctx;
+  if (!is_hex_name(name, 16)) return 0;
+  int r = f->visit(f->c, name, f->ctx);
+  if (r < 0 && f->rc == 0) f->rc = r;
+  return 0;
 }
 
 /* Calls visit(c, name, ctx) for every function directory. */
 static int each_fndir(mproc_cache *c, int (*visit)(mproc_cache *, const char *, void *), void *ctx) {
-  int fd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (!is_hex_name(de->d_name, 16)) continue;
-    int r = visit(c, de->d_name, ctx);
-    if (r < 0 && rc == 0) rc = r;
-  }
-  closedir(d);
-  return rc;
+  fndir_ctx f = {c, visit, ctx, 0};
+  int rc = mproc__plat_dir_each(c->dirfd, ".", fndir_visit, &f);
+  return rc < 0 ? rc : f.rc;
 }
 
 static int clear_visit(mproc_cache *c, const char *name, void *ctx) {
@@ -540,41 +620,42 @@ typedef struct lru_item {
 typedef struct lru_list {
   lru_item *v;
   size_t n, cap;
-  int err;
+  int err, fd;
+  const char *fndir;
 } lru_list;
+
+static int lru_entry(void *ctx, const char *name) {
+  lru_list *l = ctx;
+  size_t n = strlen(name);
+  if (n != 34 || strcmp(name + 32, ".e") != 0) return 0;
+  struct stat st;
+  if (mproc__plat_lstatat(l->fd, name, &st) != 0) return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    lru_item *v = mproc__realloc(l->v, cap * sizeof *v);
+    if (!v) {
+      l->err = MPROC_ENOMEM;
+      return 1;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  lru_item *it = &l->v[l->n++];
+  memcpy(it->fndir, l->fndir, 17);
+  memcpy(it->name, name, n + 1);
+  it->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  it->size = (int64_t)st.st_size;
+  return 0;
+}
 
 static int lru_visit(mproc_cache *c, const char *fname, void *ctx) {
   lru_list *l = ctx;
-  int fd = openat(c->dirfd, fname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = mproc__plat_openat(c->dirfd, fname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
   if (fd < 0) return 0;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return 0;
-  }
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    size_t n = strlen(de->d_name);
-    if (n != 34 || strcmp(de->d_name + 32, ".e") != 0) continue;
-    struct stat st;
-    if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (l->n == l->cap) {
-      size_t cap = l->cap ? l->cap * 2 : 64;
-      lru_item *v = mproc__realloc(l->v, cap * sizeof *v);
-      if (!v) {
-        l->err = MPROC_ENOMEM;
-        break;
-      }
-      l->v = v;
-      l->cap = cap;
-    }
-    lru_item *it = &l->v[l->n++];
-    memcpy(it->fndir, fname, 17);
-    memcpy(it->name, de->d_name, n + 1);
-    it->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    it->size = (int64_t)st.st_size;
-  }
-  closedir(d);
+  l->fd = fd;
+  l->fndir = fname;
+  mproc__plat_dir_each(fd, ".", lru_entry, l);
+  mproc__plat_close(fd);
   return 0;
 }
 
@@ -584,9 +665,12 @@ static int lru_cmp(const void *a, const void *b) {
 }
 
 static int evict(mproc_cache *c, const lru_item *it) {
-  char path[64];
-  snprintf(path, sizeof path, "%s/%s", it->fndir, it->name);
-  if (unlinkat(c->dirfd, path, 0) != 0) return errno == ENOENT ? 0 : -errno;
+  /* through the directory opened without following links, not through a path "fndir/name" */
+  int fd = mproc__plat_openat(c->dirfd, it->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd;
+  int rc = mproc__plat_unlinkat(fd, it->name, 0);
+  mproc__plat_close(fd);
+  if (rc < 0) return rc == -ENOENT ? 0 : rc;
   atomic_fetch_add(&c->evictions, 1);
   return 0;
 }
@@ -601,7 +685,7 @@ int mproc_cache_reduce(mproc_cache *c, int64_t max_bytes, double max_age_s) {
     return rc;
   }
   if (l.n) qsort(l.v, l.n, sizeof *l.v, lru_cmp);
-  int64_t total = 0, now = now_ns();
+  int64_t total = 0, now = mproc__plat_realtime_ns();
   for (size_t i = 0; i < l.n; i++) total += l.v[i].size;
   for (size_t i = 0; i < l.n; i++) {
     int old = max_age_s >= 0 && (double)(now - l.v[i].mtime_ns) > max_age_s * 1e9;
