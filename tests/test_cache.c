@@ -15,7 +15,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
+#include "cache/entry.h"
 #include "internal.h"
 
 static char g_dir[128];
@@ -412,7 +414,7 @@ MTEST(reduce_clear) {
   for (int i = 0; i < 6; i++) set_age(i, now - 1000 + i * 100); /* 0 oldest ... 5 newest */
   CHECK_OK(call_int(c, twice, 0, &y, &hit));                    /* a hit makes 0 the most recently used */
   CHECK_INT_EQ(hit, 1);
-  int64_t entry = 64 + sizeof(int);
+  int64_t entry = sizeof(mproc__entry_header) + sizeof(int);
   CHECK_OK(mproc_cache_reduce(c, 4 * entry, -1)); /* removes 1 and 2 */
   for (int i = 0; i < 6; i++) {
     int x = i;
@@ -603,6 +605,214 @@ MTEST(entry_symlink_not_followed) {
   cleanup();
 }
 
+static int thrice(const void *arg, size_t len, mproc_task *t) {
+  g_calls++;
+  int x = len == sizeof(int) ? *(const int *)arg : -1;
+  int y = 3 * x;
+  return mproc_task_return(t, &y, sizeof y);
+}
+
+/* The path of the entry of (fn, x) among several: the .e file whose removal makes contains() false. */
+static void entry_of(const mproc_cache_opts *o, mproc_task_fn fn, int x, char *out, size_t cap) {
+  int found = 0;
+  DIR *d = opendir(g_dir);
+  CHECK(d != NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%s", g_dir, de->d_name);
+    DIR *f = opendir(sub);
+    struct dirent *fe;
+    while (f && (fe = readdir(f))) {
+      size_t n = strlen(fe->d_name);
+      if (n < 3 || strcmp(fe->d_name + n - 2, ".e") || fe->d_name[0] == '.') continue;
+      char path[1024], moved[1100];
+      snprintf(path, sizeof path, "%s/%s", sub, fe->d_name);
+      snprintf(moved, sizeof moved, "%s.x", path);
+      CHECK_INT_EQ(rename(path, moved), 0);
+      mproc_cache *c;
+      CHECK_OK(mproc_cache_open(&c, g_dir, o));
+      int present = mproc_cache_contains(c, fn, &x, sizeof x);
+      mproc_cache_close(c);
+      CHECK_INT_EQ(rename(moved, path), 0);
+      if (!present) {
+        snprintf(out, cap, "%s", path);
+        found++;
+      }
+    }
+    if (f) closedir(f);
+  }
+  closedir(d);
+  CHECK_INT_EQ(found, 1);
+}
+
+/* Writes len bytes to path through a temporary file and rename (as the cache would). */
+static void put_file(const char *path, const void *data, size_t len) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.put", path);
+  int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT_EQ(write(fd, data, len), (ssize_t)len);
+  close(fd);
+  CHECK_INT_EQ(rename(tmp, path), 0);
+}
+
+static size_t get_file(const char *path, void *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  ssize_t n = read(fd, buf, cap);
+  CHECK(n >= 0);
+  close(fd);
+  return (size_t)n;
+}
+
+/* A FIFO planted under an entry's name is refused as a miss, not opened for reading (which would wait for
+ * a writer forever). */
+MTEST_TIMEOUT(fifo_entry_is_a_miss, 10) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 5;
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(unlink(path), 0);
+  CHECK_INT_EQ(mkfifo(path, 0600), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  CHECK_INT_EQ(y, 10);
+  struct stat st;
+  CHECK_INT_EQ(lstat(path, &st), 0);
+  CHECK(S_ISREG(st.st_mode)); /* replaced by a real entry */
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* An entry copied under another key's name, or into another function's directory, is not that key's
+ * result. */
+MTEST(entry_bound_to_key_and_function) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  char p1[1024], p2[1024];
+  static char buf[4096];
+  entry_of(NULL, twice, 1, p1, sizeof p1);
+  entry_of(NULL, twice, 2, p2, sizeof p2);
+  put_file(p2, buf, get_file(p1, buf, sizeof buf));
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  CHECK_INT_EQ(y, 4);
+  CHECK_INT_EQ(hit, 0);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 1);
+  mproc_cache_close(c);
+  cleanup();
+  /* without the code hash, two functions give one argument the same entry name (in their own directories) */
+  mproc_cache_opts o = {.compress_level = -1, .ignore_code_hash = 1};
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &o));
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
+  entry_of(&o, twice, 5, p1, sizeof p1);
+  entry_of(&o, thrice, 5, p2, sizeof p2);
+  CHECK_STR_EQ(strrchr(p1, '/'), strrchr(p2, '/'));
+  put_file(p2, buf, get_file(p1, buf, sizeof buf));
+  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
+  CHECK_INT_EQ(y, 15);
+  CHECK_INT_EQ(hit, 0);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* The layout of format 1 (no key in the header), as written before format 2. */
+typedef struct v1_header {
+  uint32_t magic;
+  uint16_t format, flags;
+  uint64_t raw_size, stored_size, checksum;
+  int64_t created_ns;
+  uint64_t code_hash, reserved, header_check;
+} v1_header;
+
+/* An entry of an older format is recomputed, never read with today's layout. */
+MTEST(old_format_entry_recomputed) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  struct {
+    v1_header h;
+    int v;
+  } e = {{.magic = MPROC__ENTRY_MAGIC, .format = 1, .raw_size = sizeof(int), .stored_size = sizeof(int)},
+         1234};
+  e.h.checksum = XXH3_64bits(&e.v, sizeof e.v);
+  e.h.header_check = XXH3_64bits(&e.h, offsetof(v1_header, header_check));
+  put_file(path, &e, sizeof e.h + sizeof e.v);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(y, 6);
+  CHECK_INT_EQ(hit, 0);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+static size_t g_largest;
+static void *record_malloc(size_t n) {
+  if (n > g_largest) g_largest = n;
+  return n > ((size_t)1 << 30) ? NULL : malloc(n);
+}
+static void *record_calloc(size_t k, size_t n) {
+  if (k * n > g_largest) g_largest = k * n;
+  return calloc(k, n);
+}
+static void *record_realloc(void *p, size_t n) {
+  if (n > g_largest) g_largest = n;
+  return realloc(p, n);
+}
+
+/* A header claiming a raw size its payload cannot decompress to is corrupt: it decides no allocation. */
+MTEST(raw_size_bounded_by_payload) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 4;
+  CHECK_OK(call_int(c, twice, 4, &y, &hit)); /* 4 bytes: stored uncompressed */
+  char path[1024];
+  only_entry(path, sizeof path);
+  struct {
+    mproc__entry_header h;
+    unsigned char payload[64];
+  } e;
+  CHECK_INT_EQ(get_file(path, &e, sizeof e), sizeof e.h + sizeof(int));
+  size_t n = ZSTD_compress(e.payload, sizeof e.payload, &y, sizeof y, 3);
+  CHECK(!ZSTD_isError(n));
+  CHECK_INT_EQ(n, 13);
+  e.h.flags = MPROC__ENTRY_ZSTD;
+  e.h.raw_size = (uint64_t)20 << 30;
+  e.h.stored_size = n;
+  e.h.checksum = XXH3_64bits(e.payload, n);
+  e.h.header_check = XXH3_64bits(&e.h, offsetof(mproc__entry_header, header_check));
+  put_file(path, &e, sizeof e.h + n);
+  CHECK_OK(mproc_replace_allocator(record_malloc, record_realloc, record_calloc, free));
+  CHECK_OK(call_int(c, twice, 4, &y, &hit));
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_INT_CMP(g_largest, <, (size_t)1 << 20);
+  CHECK_INT_EQ(y, 8);
+  CHECK_INT_EQ(hit, 0);
+  put_file(path, &e, sizeof e.h + n);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
 /* A cache opened by a relative path keeps working after the process changes its directory. */
 MTEST(relative_dir_survives_chdir) {
   tmpcache();
@@ -660,6 +870,40 @@ MTEST(removed_dir_recreated) {
   struct dirent *de;
   while ((de = readdir(d))) CHECK(de->d_name[0] == '.'); /* nothing written through the link */
   closedir(d);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* Entries and function directories of another user are not trusted: recomputed, never returned (root
+ * only: only root can give files away). */
+MTEST(foreign_entries_refused) {
+  if (geteuid() != 0) return;
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 3;
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  CHECK_INT_EQ(y, 6);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  /* another user's function directory, with a valid entry in it (a group-writable cache directory) */
+  char fndir[1024];
+  snprintf(fndir, sizeof fndir, "%s", path);
+  *strrchr(fndir, '/') = '\0';
+  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
+  CHECK_INT_EQ(chown(fndir, 65534, 65534), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+  CHECK_INT_EQ(mproc_cache_result_hit(r), 0);
+  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
+  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_EPERM);
+  mproc_cache_result_release(r);
   mproc_cache_close(c);
   cleanup();
 }

@@ -8,8 +8,9 @@
  * new keys.
  *
  * Invariants and crashes: an entry appears only by renameat() of a complete, fsynced temporary file, so
- * readers see all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the
- * stored bytes and treats any mismatch as corrupt (removed, recomputed).  A process
+ * readers see all of it or nothing; a reader verifies header magic, format, sizes, the key and function
+ * the header names and the XXH3-64 checksum of the stored bytes, and treats any mismatch as corrupt
+ * (removed, recomputed).  Only regular files and directories owned by this user are trusted.  A process
  * killed while computing holds only a byte lock, which the kernel releases: the next waiter computes.  A
  * killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
  * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
@@ -29,29 +30,13 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "cache/entry.h"
 #include "cache/fnid.h"
 #include "engine/task_local.h"
 #include "platform/platform_file.h"
 #include "platform/platform_fnid.h"
 
-#define ENTRY_MAGIC 0x3143504du /* "MPC1" */
-#define ENTRY_FORMAT 1
-#define FLAG_ZSTD 1u
 #define FNID_SLOTS 32
-
-typedef struct entry_header {
-  uint32_t magic;
-  uint16_t format;
-  uint16_t flags;
-  uint64_t raw_size;
-  uint64_t stored_size;
-  uint64_t checksum;  /* XXH3-64 of the stored bytes */
-  int64_t created_ns; /* CLOCK_REALTIME at store */
-  uint64_t code_hash; /* for inspection */
-  uint64_t reserved;
-  uint64_t header_check; /* XXH3-64 of the bytes above */
-} entry_header;
-_Static_assert(sizeof(entry_header) == 64, "entry header is 64 bytes");
 
 struct mproc_cache {
   char *dir;    /* as given, for messages */
@@ -61,7 +46,7 @@ struct mproc_cache {
   int level;    /* -1 none, else zstd level */
   int ignore_code_hash, wait, verbose;
   size_t mmap_threshold;
-  uint64_t version_hash;
+  uint64_t version_hash, max_raw;
   uid_t uid;
   pthread_mutex_t lock; /* guards fnids and the recreation of the directory */
   struct {
@@ -172,6 +157,8 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   c->verbose = o.verbose || (ev && atoi(ev) > 0);
   c->mmap_threshold = o.mmap_threshold ? o.mmap_threshold : (size_t)1 << 20;
   c->version_hash = o.version ? XXH3_64bits(o.version, strlen(o.version)) : 0;
+  c->max_raw = mproc__plat_phys_memory();
+  if (c->max_raw == 0 || c->max_raw > SIZE_MAX / 2) c->max_raw = SIZE_MAX / 2;
   pthread_mutex_init(&c->lock, NULL);
   *out = c;
   return 0;
@@ -249,7 +236,8 @@ static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t le
   return 0;
 }
 
-/* Opens (creating with 0700 if create) the function's directory; writes its info file when created. */
+/* Opens (creating with 0700 if create) the function's directory; writes its info file when created.
+ * Refuses a directory of another user (-EPERM): its entries could be anybody's. */
 static int open_fndir(mproc_cache *c, const keyinfo *k, int create) {
   int fd = mproc__plat_openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
   if (fd == -ENOENT && create) { /* the directory's first entry: tried after the open, which hits need */
@@ -269,6 +257,14 @@ static int open_fndir(mproc_cache *c, const keyinfo *k, int create) {
       }
     }
   }
+  if (fd < 0) return fd;
+  struct stat st;
+  int rc = mproc__plat_fstat(fd, &st);
+  if (rc == 0 && st.st_uid != c->uid) rc = -EPERM;
+  if (rc < 0) {
+    mproc__plat_close(fd);
+    return rc;
+  }
   return fd;
 }
 
@@ -285,35 +281,46 @@ static int read_full(int fd, void *buf, size_t len) {
   return 0;
 }
 
-static int header_valid(const entry_header *h, uint64_t file_size) {
-  return h->magic == ENTRY_MAGIC && h->format == ENTRY_FORMAT && (h->flags & ~FLAG_ZSTD) == 0 &&
-         h->header_check == XXH3_64bits(h, offsetof(entry_header, header_check)) &&
-         h->stored_size == file_size - sizeof *h && file_size >= sizeof *h &&
-         ((h->flags & FLAG_ZSTD) || h->raw_size == h->stored_size);
+static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__entry_header *h,
+                        uint64_t file_size) {
+  if (h->magic != MPROC__ENTRY_MAGIC || h->format != MPROC__ENTRY_FORMAT ||
+      (h->flags & ~MPROC__ENTRY_ZSTD) != 0 || h->header_check != mproc__entry_header_check(h))
+    return 0;
+  /* the entry is the one of this key and function, not another's file under this name */
+  if (h->fn_key != k->id.fn_key || h->key_seed != k->seed || h->key_hi != k->h.high64 ||
+      h->key_lo != k->h.low64)
+    return 0;
+  if (file_size < sizeof *h || h->stored_size != file_size - sizeof *h) return 0;
+  /* the raw size decides an allocation: no more than the stored bytes can expand to, nor than memory */
+  if (h->raw_size > c->max_raw) return 0;
+  if (h->flags & MPROC__ENTRY_ZSTD) return h->raw_size / MPROC__ZSTD_MAX_EXPANSION <= h->stored_size;
+  return h->raw_size == h->stored_size;
 }
 
-/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT, or another negative code.  touch: set
- * the entry's mtime (LRU).  r may be NULL (validate only). */
+/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT (not a regular file of this user, or not
+ * a valid entry of this key), or another negative code.  touch: set the entry's mtime (LRU).  r may be
+ * NULL (validate only). */
 static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_result *r, int touch) {
-  int fd = mproc__plat_openat(fnfd, k->name, O_RDONLY | O_NOFOLLOW, 0);
-  if (fd < 0) return fd == -ENOENT ? 0 : fd;
+  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever */
+  int fd = mproc__plat_openat(fnfd, k->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
   struct stat st;
-  entry_header h;
+  mproc__entry_header h;
   int rc;
   void *stored = NULL, *map = NULL;
   size_t map_len = 0;
   if ((rc = mproc__plat_fstat(fd, &st)) < 0) goto out;
-  if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof h) {
+  if (!S_ISREG(st.st_mode) || st.st_uid != c->uid || (uint64_t)st.st_size < sizeof h) {
     rc = MPROC_ECORRUPT;
     goto out;
   }
   if ((rc = read_full(fd, &h, sizeof h)) < 0) goto out;
-  if (!header_valid(&h, (uint64_t)st.st_size) || h.raw_size > SIZE_MAX / 2) {
+  if (!header_valid(c, k, &h, (uint64_t)st.st_size)) {
     rc = MPROC_ECORRUPT;
     goto out;
   }
   size_t slen = (size_t)h.stored_size;
-  if (!(h.flags & FLAG_ZSTD) && slen >= c->mmap_threshold && r) {
+  if (!(h.flags & MPROC__ENTRY_ZSTD) && slen >= c->mmap_threshold && r) {
     map_len = slen + sizeof h;
     map = mproc__plat_sys.mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) map = NULL; /* fall back to read() */
@@ -334,6 +341,10 @@ static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_re
     rc = MPROC_ECORRUPT;
     goto out;
   }
+  if ((h.flags & MPROC__ENTRY_ZSTD) && ZSTD_getFrameContentSize(sdata, slen) != h.raw_size) {
+    rc = MPROC_ECORRUPT;
+    goto out;
+  }
   if (r) {
     if (map) {
       r->map = map;
@@ -341,7 +352,7 @@ static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_re
       r->data = (char *)map + sizeof h;
       r->len = slen;
       map = NULL;
-    } else if (h.flags & FLAG_ZSTD) {
+    } else if (h.flags & MPROC__ENTRY_ZSTD) {
       size_t raw = (size_t)h.raw_size;
       void *buf = mproc__malloc(raw ? raw : 1);
       if (!buf) {
@@ -388,11 +399,15 @@ static int write_full(int fd, const void *buf, size_t len) {
  * no temporary file behind on failure. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
   static _Atomic unsigned counter;
-  entry_header h = {.magic = ENTRY_MAGIC,
-                    .format = ENTRY_FORMAT,
-                    .raw_size = len,
-                    .created_ns = mproc__plat_realtime_ns(),
-                    .code_hash = k->id.code_hash};
+  mproc__entry_header h = {.magic = MPROC__ENTRY_MAGIC,
+                           .format = MPROC__ENTRY_FORMAT,
+                           .raw_size = len,
+                           .created_ns = mproc__plat_realtime_ns(),
+                           .code_hash = k->id.code_hash,
+                           .fn_key = k->id.fn_key,
+                           .key_seed = k->seed,
+                           .key_hi = k->h.high64,
+                           .key_lo = k->h.low64};
   void *cbuf = NULL;
   const void *sdata = data;
   size_t slen = len;
@@ -404,12 +419,12 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
     if (!ZSTD_isError(n) && n < len) {
       sdata = cbuf;
       slen = n;
-      h.flags = FLAG_ZSTD;
+      h.flags = MPROC__ENTRY_ZSTD;
     }
   }
   h.stored_size = slen;
   h.checksum = XXH3_64bits(sdata, slen);
-  h.header_check = XXH3_64bits(&h, offsetof(entry_header, header_check));
+  h.header_check = mproc__entry_header_check(&h);
   char tmp[96];
   snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(), atomic_fetch_add(&counter, 1),
            k->name);
@@ -434,6 +449,19 @@ static void say(mproc_cache *c, const char *what, const keyinfo *k) {
   if (c->verbose)
     fprintf(stderr, "[mproc cache] %s %s %.32s%s\n", what, k->id.label, k->name,
             k->id.code_known || c->ignore_code_hash ? "" : " (code hash unavailable)");
+}
+
+/* The function's lock file, or -1 when it cannot be used (read-only cache, or a file that is not this
+ * user's regular file): the caller then computes without waiting. */
+static int open_lock(mproc_cache *c, int fnfd) {
+  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (mproc__plat_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != c->uid) {
+    mproc__plat_close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
@@ -462,8 +490,8 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
       say(c, "corrupt entry, recomputing", &k);
     }
     if (attempt == 1 || !c->wait) break;
-    lockfd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-    if (lockfd < 0) break; /* no lock (read-only cache?): compute without waiting */
+    lockfd = open_lock(c, fnfd);
+    if (lockfd < 0) break; /* no lock: compute without waiting */
     if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 0) != 0) {
       atomic_fetch_add(&c->waits, 1);
       say(c, "wait", &k);
@@ -532,7 +560,7 @@ int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size
   int rc = make_key(c, fn, arg, len, &k);
   if (rc < 0) return rc;
   int fnfd = open_fndir(c, &k, 0);
-  if (fnfd < 0) return fnfd == -ENOENT ? 0 : fnfd;
+  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM ? 0 : fnfd;
   rc = load_entry(c, fnfd, &k, NULL, 0);
   mproc__plat_close(fnfd);
   return rc == 1 ? 1 : (rc == 0 || rc == MPROC_ECORRUPT ? 0 : rc);
