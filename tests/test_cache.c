@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -905,6 +906,61 @@ MTEST(foreign_entries_refused) {
   CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_EPERM);
   mproc_cache_result_release(r);
   mproc_cache_close(c);
+  cleanup();
+}
+
+/* With a file-size limit and SIGXFSZ at its default action, a store past the limit fails (EFBIG) and the
+ * caller lives on with its result; no temporary file is left and no SIGXFSZ stays pending. */
+MTEST(file_size_limit_keeps_result) {
+  const char *dir = tmpcache();
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_DFL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+    rl.rlim_cur = 8192;
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+    mproc_cache *c;
+    if (mproc_cache_open(&c, dir, &(mproc_cache_opts){.compress_level = -1}) != 0) _exit(3);
+    size_t n = 100000;
+    mproc_cache_result *r;
+    if (mproc_cache_call(c, bigresult, &n, sizeof n, &r) != 0) _exit(4);
+    const unsigned char *p = mproc_cache_result_data(r);
+    int ok = mproc_cache_result_len(r) == n && mproc_cache_result_store_error(r) == MPROC_EFBIG;
+    for (size_t i = 0; ok && i < n; i++) ok = p[i] == (unsigned char)(i % 251);
+    mproc_cache_result_release(r);
+    mproc_cache_close(c);
+    sigset_t pend;
+    if (sigpending(&pend) != 0 || sigismember(&pend, SIGXFSZ)) _exit(5);
+    _exit(ok ? 0 : 6);
+  }
+  int st;
+  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
+  if (WIFSIGNALED(st)) CHECK_INT_EQ(WTERMSIG(st), 0);
+  CHECK(WIFEXITED(st));
+  CHECK_INT_EQ(WEXITSTATUS(st), 0);
+  /* nothing but the function directory's info and lock files */
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  struct dirent *de;
+  int files = 0;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+    DIR *f = opendir(sub);
+    CHECK(f != NULL);
+    struct dirent *fe;
+    while ((fe = readdir(f)))
+      if (strcmp(fe->d_name, ".") && strcmp(fe->d_name, "..")) {
+        CHECK(strcmp(fe->d_name, "info") == 0 || strcmp(fe->d_name, "lock") == 0);
+        files++;
+      }
+    closedir(f);
+  }
+  closedir(d);
+  CHECK_INT_EQ(files, 2);
   cleanup();
 }
 

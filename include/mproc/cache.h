@@ -39,19 +39,20 @@ MPROC_API int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_c
 /* Closes the handle (the directory stays).  NULL is accepted. */
 MPROC_API void mproc_cache_close(mproc_cache *c);
 
-/* Returns fn's result for the len bytes at arg: loaded if stored before (a hit), else computed by running fn
- * in this process and stored.  Several processes and threads may call it on one directory at once; when two
- * miss the same entry, one computes and the others wait and then load it (unless
+/* Returns fn's result for the len bytes at arg: loaded if stored before (a hit), else computed by running
+ * fn in this process and stored.  Several processes and threads may call it on one directory at once;
+ * when two miss the same entry, one computes and the others wait and then load it (unless
  * no_wait_for_concurrent).  Only a valid entry of this key and function, in a regular file and function
  * directory owned by this user, is a hit: anything else (corrupt, truncated, of another format version, of
  * another key or function, another user's, not a regular file) is recomputed, never returned.  A cache
  * directory removed since open is created again under the same parent with the rules of
- * mproc_cache_open().  On 0, *out is a result handle to release with mproc_cache_result_release(); a failure
- * to store still returns 0 with the computed result and mproc_cache_result_store_error() set (disk full, I/O
- * error, permission denied; -EPERM for another user's function directory; -ELOOP when the cache directory was
- * replaced by a symbolic link).  When fn fails, returns its code, nothing is stored, and *out still holds a
- * handle whose message is the task's.  Returns -EINVAL for NULL c/fn/out or NULL arg with len > 0, -ENOMEM
- * (with *out NULL). */
+ * mproc_cache_open().  On 0, *out is a result handle to release with mproc_cache_result_release(); a
+ * failure to store still returns 0 with the computed result and mproc_cache_result_store_error() set (disk
+ * full, I/O error, permission denied, -EFBIG past RLIMIT_FSIZE, where SIGXFSZ is blocked in the calling
+ * thread during the write and never reaches the process; -EPERM for another user's function directory;
+ * -ELOOP when the cache directory was replaced by a symbolic link).  When fn fails, returns its code,
+ * nothing is stored, and *out still holds a handle whose message is the task's.  Returns -EINVAL for NULL
+ * c/fn/out or NULL arg with len > 0, -ENOMEM (with *out NULL). */
 MPROC_API int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
                                mproc_cache_result **out);
 /* The result bytes (valid until release; may be mmapped read-only) and their length. */

@@ -428,6 +428,9 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   char tmp[96];
   snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(), atomic_fetch_add(&counter, 1),
            k->name);
+  /* past RLIMIT_FSIZE a write raises SIGXFSZ, which would end the caller: blocked, the write says EFBIG */
+  mproc__plat_xfsz_guard g;
+  mproc__plat_xfsz_hold(&g);
   int rc = 0;
   int fd = mproc__plat_openat(fnfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
   if (fd < 0) {
@@ -441,6 +444,7 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
   if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
 out:
+  mproc__plat_xfsz_release(&g);
   mproc__free(cbuf);
   return rc;
 }

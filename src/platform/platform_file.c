@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,4 +70,26 @@ int64_t mproc__plat_realtime_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void mproc__plat_xfsz_hold(mproc__plat_xfsz_guard *g) {
+  sigset_t one, pending;
+  sigemptyset(&one);
+  sigaddset(&one, SIGXFSZ);
+  pthread_sigmask(SIG_BLOCK, &one, &g->old);
+  g->held = !sigismember(&g->old, SIGXFSZ);
+  g->pending_before = sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ);
+}
+
+void mproc__plat_xfsz_release(mproc__plat_xfsz_guard *g) {
+  if (!g->held) return; /* the caller blocks it: what is pending is the caller's business */
+  sigset_t one, pending;
+  sigemptyset(&one);
+  sigaddset(&one, SIGXFSZ);
+  if (!g->pending_before && sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ)) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&one, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }

@@ -4,6 +4,7 @@
 #ifndef MPROC_PLATFORM_FILE_H
 #define MPROC_PLATFORM_FILE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -34,5 +35,17 @@ uid_t mproc__plat_euid(void);
 pid_t mproc__plat_pid(void);
 /* CLOCK_REALTIME in nanoseconds since the epoch. */
 int64_t mproc__plat_realtime_ns(void);
+
+/* Writing past RLIMIT_FSIZE raises SIGXFSZ, whose default action ends the process; while it is blocked the
+ * write fails with EFBIG instead.  mproc__plat_xfsz_hold blocks it in the calling thread (only there: the
+ * process's disposition is untouched, so this is thread-safe); mproc__plat_xfsz_release restores the mask,
+ * first taking away a SIGXFSZ that became pending meanwhile (one that was already pending, or already
+ * blocked by the caller, is left alone). */
+typedef struct mproc__plat_xfsz_guard {
+  sigset_t old;
+  int held, pending_before;
+} mproc__plat_xfsz_guard;
+void mproc__plat_xfsz_hold(mproc__plat_xfsz_guard *g);
+void mproc__plat_xfsz_release(mproc__plat_xfsz_guard *g);
 
 #endif
