@@ -964,6 +964,27 @@ MTEST(file_size_limit_keeps_result) {
   cleanup();
 }
 
+/* A large hit held by the caller survives its file being truncated (no SIGBUS) or replaced. */
+MTEST(large_hit_survives_truncation) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  size_t n = (size_t)3 << 20;
+  check_big(c, n, 0);
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, bigresult, &n, sizeof n, &r));
+  CHECK_INT_EQ(mproc_cache_result_hit(r), 1);
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(truncate(path, 0), 0);
+  const unsigned char *p = mproc_cache_result_data(r);
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(i % 251)) CHECK_INT_EQ(p[i], i % 251);
+  mproc_cache_result_release(r);
+  check_big(c, n, 0); /* the truncated entry is corrupt: recomputed */
+  mproc_cache_close(c);
+  cleanup();
+}
+
 static int failing_fsync(int fd) {
   (void)fd;
   errno = g_fail_errno;

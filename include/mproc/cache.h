@@ -15,10 +15,10 @@ typedef struct mproc_cache_result mproc_cache_result;
 
 /* Options; the zero value means the defaults. */
 typedef struct mproc_cache_opts {
-  int compress_level;         /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
-  int ignore_code_hash;       /* 1: editing the function does not invalidate its entries */
-  const char *version;        /* a string the user bumps to invalidate (NULL = none); copied */
-  size_t mmap_threshold;      /* uncompressed results at least this big are mmapped on load (0 = 1 MiB) */
+  int compress_level;    /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
+  int ignore_code_hash;  /* 1: editing the function does not invalidate its entries */
+  const char *version;   /* a string the user bumps to invalidate (NULL = none); copied */
+  size_t mmap_threshold; /* loaded results at least this big get their own anonymous mapping (0 = 1 MiB) */
   int no_wait_for_concurrent; /* 1: a miss computes even when another process computes the same entry */
   int verbose;                /* 1: one line on stderr per call saying hit or miss (also MPROC_VERBOSE=1) */
 } mproc_cache_opts;
@@ -55,7 +55,8 @@ MPROC_API void mproc_cache_close(mproc_cache *c);
  * c/fn/out or NULL arg with len > 0, -ENOMEM (with *out NULL). */
 MPROC_API int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
                                mproc_cache_result **out);
-/* The result bytes (valid until release; may be mmapped read-only) and their length. */
+/* The result bytes (valid until release; a copy in memory, which removing, replacing or truncating the
+ * entry file does not affect) and their length. */
 MPROC_API const void *mproc_cache_result_data(const mproc_cache_result *r);
 MPROC_API size_t mproc_cache_result_len(const mproc_cache_result *r);
 /* 1 when the result came from the cache, 0 when computed. */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -37,6 +38,8 @@
 #include "platform/platform_fnid.h"
 
 #define FNID_SLOTS 32
+#define READ_CHUNK ((size_t)2 << 20) /* hashed while still in the CPU's cache */
+#define HUGE_PAGE ((size_t)2 << 20)
 
 struct mproc_cache {
   char *dir;    /* as given, for messages */
@@ -60,8 +63,7 @@ struct mproc_cache {
 struct mproc_cache_result {
   void *data;
   size_t len;
-  void *map; /* non-NULL: data lies in this mapping of map_len bytes */
-  size_t map_len;
+  size_t map_len; /* > 0: data is an anonymous mapping of map_len bytes */
   int hit, store_error;
   char msg[MPROC_TASK_MSG_MAX];
 };
@@ -281,6 +283,53 @@ static int read_full(int fd, void *buf, size_t len) {
   return 0;
 }
 
+/* Reads len bytes into dst (or through a bounce buffer when dst is NULL) and checks their XXH3-64. */
+static int read_hashed(int fd, unsigned char *dst, size_t len, uint64_t want) {
+  _Alignas(64) XXH3_state_t st;
+  XXH3_64bits_reset(&st);
+  unsigned char *bounce = NULL;
+  if (!dst && len && !(bounce = mproc__malloc(len < READ_CHUNK ? len : READ_CHUNK))) return MPROC_ENOMEM;
+  int rc = 0;
+  for (size_t off = 0; off < len && rc == 0;) {
+    size_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
+    unsigned char *p = dst ? dst + off : bounce;
+    if ((rc = read_full(fd, p, n)) == 0) XXH3_64bits_update(&st, p, n);
+    off += n;
+  }
+  mproc__free(bounce);
+  if (rc == 0 && XXH3_64bits_digest(&st) != want) rc = MPROC_ECORRUPT;
+  return rc;
+}
+
+/* Memory for a result of n bytes: results of mmap_threshold bytes or more get their own anonymous mapping,
+ * whole huge pages aligned as such (where the system gives them: one fault per 2 MiB instead of one per
+ * page), smaller ones the heap.  Never a mapping of the entry file, which another process may truncate
+ * under the reader (SIGBUS).  *map_len: the mapping's length, 0 for the heap. */
+static void *result_alloc(mproc_cache *c, size_t n, size_t *map_len) {
+  *map_len = 0;
+  if (n && n >= c->mmap_threshold && n <= SIZE_MAX / 2) {
+    size_t len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    char *p = mproc__plat_sys.mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                   -1, 0);
+    if (p != MAP_FAILED) {
+      char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+      if (a > p) mproc__plat_shm_unmap(p, (size_t)(a - p));
+      mproc__plat_shm_unmap(a + len, (size_t)(p + HUGE_PAGE - a));
+      mproc__plat_advise_huge(a, len);
+      *map_len = len;
+      return a;
+    }
+  }
+  return mproc__malloc(n ? n : 1);
+}
+
+static void result_free(void *p, size_t map_len) {
+  if (map_len)
+    mproc__plat_shm_unmap(p, map_len);
+  else
+    mproc__free(p);
+}
+
 static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__entry_header *h,
                         uint64_t file_size) {
   if (h->magic != MPROC__ENTRY_MAGIC || h->format != MPROC__ENTRY_FORMAT ||
@@ -307,7 +356,7 @@ static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_re
   struct stat st;
   mproc__entry_header h;
   int rc;
-  void *stored = NULL, *map = NULL;
+  unsigned char *stored = NULL, *buf = NULL;
   size_t map_len = 0;
   if ((rc = mproc__plat_fstat(fd, &st)) < 0) goto out;
   if (!S_ISREG(st.st_mode) || st.st_uid != c->uid || (uint64_t)st.st_size < sizeof h) {
@@ -319,64 +368,45 @@ static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_re
     rc = MPROC_ECORRUPT;
     goto out;
   }
-  size_t slen = (size_t)h.stored_size;
-  if (!(h.flags & MPROC__ENTRY_ZSTD) && slen >= c->mmap_threshold && r) {
-    map_len = slen + sizeof h;
-    map = mproc__plat_sys.mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) map = NULL; /* fall back to read() */
-  }
-  const void *sdata;
-  if (map) {
-    sdata = (const char *)map + sizeof h;
-  } else {
-    stored = mproc__malloc(slen ? slen : 1);
-    if (!stored) {
+  size_t slen = (size_t)h.stored_size, raw = (size_t)h.raw_size;
+  if (h.flags & MPROC__ENTRY_ZSTD) {
+    if (!(stored = mproc__malloc(slen))) {
       rc = MPROC_ENOMEM;
       goto out;
     }
-    if ((rc = read_full(fd, stored, slen)) < 0) goto out;
-    sdata = stored;
-  }
-  if (XXH3_64bits(sdata, slen) != h.checksum) {
-    rc = MPROC_ECORRUPT;
-    goto out;
-  }
-  if ((h.flags & MPROC__ENTRY_ZSTD) && ZSTD_getFrameContentSize(sdata, slen) != h.raw_size) {
-    rc = MPROC_ECORRUPT;
-    goto out;
-  }
-  if (r) {
-    if (map) {
-      r->map = map;
-      r->map_len = map_len;
-      r->data = (char *)map + sizeof h;
-      r->len = slen;
-      map = NULL;
-    } else if (h.flags & MPROC__ENTRY_ZSTD) {
-      size_t raw = (size_t)h.raw_size;
-      void *buf = mproc__malloc(raw ? raw : 1);
-      if (!buf) {
+    if ((rc = read_hashed(fd, stored, slen, h.checksum)) < 0) goto out;
+    if (ZSTD_getFrameContentSize(stored, slen) != h.raw_size) {
+      rc = MPROC_ECORRUPT;
+      goto out;
+    }
+    if (r) {
+      if (!(buf = result_alloc(c, raw, &map_len))) {
         rc = MPROC_ENOMEM;
         goto out;
       }
-      size_t got = ZSTD_decompress(buf, raw, sdata, slen);
+      size_t got = ZSTD_decompress(buf, raw, stored, slen);
       if (ZSTD_isError(got) || got != raw) {
-        mproc__free(buf);
         rc = MPROC_ECORRUPT;
         goto out;
       }
-      r->data = buf;
-      r->len = raw;
-    } else {
-      r->data = stored;
-      r->len = slen;
-      stored = NULL;
     }
+  } else {
+    if (r && !(buf = result_alloc(c, raw, &map_len))) {
+      rc = MPROC_ENOMEM;
+      goto out;
+    }
+    if ((rc = read_hashed(fd, buf, slen, h.checksum)) < 0) goto out;
+  }
+  if (r) {
+    r->data = buf;
+    r->len = raw;
+    r->map_len = map_len;
+    buf = NULL;
   }
   if (touch) mproc__plat_touch(fd);
   rc = 1;
 out:
-  if (map) mproc__plat_shm_unmap(map, map_len);
+  if (buf) result_free(buf, map_len);
   mproc__free(stored);
   mproc__plat_close(fd);
   return rc;
@@ -551,10 +581,7 @@ const char *mproc_cache_result_message(const mproc_cache_result *r) { return r ?
 
 void mproc_cache_result_release(mproc_cache_result *r) {
   if (!r) return;
-  if (r->map)
-    mproc__plat_shm_unmap(r->map, r->map_len);
-  else
-    mproc__free(r->data);
+  result_free(r->data, r->map_len);
   mproc__free(r);
 }
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,14 @@ int mproc__plat_replace_fd(int fd, int target) {
     if (dup3(fd, target, O_CLOEXEC) >= 0) return 0;
     if (errno != EINTR && errno != EBUSY) return -errno;
   }
+}
+
+void mproc__plat_advise_huge(void *addr, size_t len) {
+#ifdef MADV_HUGEPAGE
+  madvise(addr, len, MADV_HUGEPAGE);
+#else
+  (void)addr, (void)len;
+#endif
 }
 
 uid_t mproc__plat_euid(void) { return geteuid(); }
