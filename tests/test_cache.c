@@ -10,11 +10,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
+#include "cache/entry.h"
 #include "internal.h"
 
 static char g_dir[128];
@@ -87,11 +91,20 @@ MTEST(open_errors) {
   snprintf(p, sizeof p, "%s/link", g_base);
   CHECK_INT_EQ(symlink("/tmp", p), 0);
   CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
+  /* a trailing slash or "/." would make the system follow the link before O_NOFOLLOW sees it */
+  snprintf(p, sizeof p, "%s/link/", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
+  snprintf(p, sizeof p, "%s/link//.//", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ELOOP);
   snprintf(p, sizeof p, "%s/file", g_base);
   int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
   CHECK(fd >= 0);
   close(fd);
   CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOTDIR);
+  snprintf(p, sizeof p, "%s/file/", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOTDIR);
+  snprintf(p, sizeof p, "%s/none/c", g_base);
+  CHECK_ERR(mproc_cache_open(&c, p, NULL), MPROC_ENOENT);
   snprintf(p, sizeof p, "%s/other", g_base);
   CHECK_INT_EQ(mkdir(p, 0700), 0);
   if (geteuid() == 0) { /* only root can give a directory away */
@@ -317,41 +330,10 @@ static ssize_t failing_write(int fd, const void *b, size_t n) {
   errno = g_fail_errno;
   return -1;
 }
-static int failing_rename(const char *a, const char *b) {
-  (void)a, (void)b;
+static int failing_rename(int ad, const char *a, int bd, const char *b) {
+  (void)ad, (void)a, (void)bd, (void)b;
   errno = g_fail_errno;
   return -1;
-}
-
-MTEST(store_failure_keeps_result) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  for (int which = 0; which < 2; which++) {
-    g_fail_errno = which ? EACCES : ENOSPC;
-    if (which)
-      mproc__plat_sys.rename = failing_rename;
-    else
-      mproc__plat_sys.write = failing_write;
-    int x = 7 + which;
-    mproc_cache_result *r;
-    CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
-    CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 2 * x);
-    CHECK_INT_EQ(mproc_cache_result_store_error(r), -g_fail_errno);
-    mproc_cache_result_release(r);
-    mproc__plat_syscalls_reset();
-    CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
-  }
-  /* no temporary file is left behind */
-  char path[1024];
-  int y, hit;
-  CHECK_OK(call_int(c, twice, 1, &y, &hit));
-  only_entry(path, sizeof path);
-  mproc_cache_stats s;
-  CHECK_OK(mproc_cache_get_stats(c, &s));
-  CHECK_INT_EQ(s.store_failures, 2);
-  CHECK_INT_EQ(s.stores, 1);
-  mproc_cache_close(c);
-  cleanup();
 }
 
 /* A read-only cache, as an unprivileged user: the child drops to uid 65534 (tests run as root, which
@@ -433,7 +415,7 @@ MTEST(reduce_clear) {
   for (int i = 0; i < 6; i++) set_age(i, now - 1000 + i * 100); /* 0 oldest ... 5 newest */
   CHECK_OK(call_int(c, twice, 0, &y, &hit));                    /* a hit makes 0 the most recently used */
   CHECK_INT_EQ(hit, 1);
-  int64_t entry = 64 + sizeof(int);
+  int64_t entry = sizeof(mproc__entry_header) + sizeof(int);
   CHECK_OK(mproc_cache_reduce(c, 4 * entry, -1)); /* removes 1 and 2 */
   for (int i = 0; i < 6; i++) {
     int x = i;
@@ -620,6 +602,496 @@ MTEST(entry_symlink_not_followed) {
   CHECK_INT_EQ(lstat(path, &st), 0);
   CHECK(S_ISREG(st.st_mode)); /* the link was replaced by a new entry, not written through */
   CHECK_INT_EQ(g_calls, 2);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+static int thrice(const void *arg, size_t len, mproc_task *t) {
+  g_calls++;
+  int x = len == sizeof(int) ? *(const int *)arg : -1;
+  int y = 3 * x;
+  return mproc_task_return(t, &y, sizeof y);
+}
+
+/* The path of the entry of (fn, x) among several: the .e file whose removal makes contains() false. */
+static void entry_of(const mproc_cache_opts *o, mproc_task_fn fn, int x, char *out, size_t cap) {
+  int found = 0;
+  DIR *d = opendir(g_dir);
+  CHECK(d != NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%s", g_dir, de->d_name);
+    DIR *f = opendir(sub);
+    struct dirent *fe;
+    while (f && (fe = readdir(f))) {
+      size_t n = strlen(fe->d_name);
+      if (n < 3 || strcmp(fe->d_name + n - 2, ".e") || fe->d_name[0] == '.') continue;
+      char path[1024], moved[1100];
+      snprintf(path, sizeof path, "%s/%s", sub, fe->d_name);
+      snprintf(moved, sizeof moved, "%s.x", path);
+      CHECK_INT_EQ(rename(path, moved), 0);
+      mproc_cache *c;
+      CHECK_OK(mproc_cache_open(&c, g_dir, o));
+      int present = mproc_cache_contains(c, fn, &x, sizeof x);
+      mproc_cache_close(c);
+      CHECK_INT_EQ(rename(moved, path), 0);
+      if (!present) {
+        snprintf(out, cap, "%s", path);
+        found++;
+      }
+    }
+    if (f) closedir(f);
+  }
+  closedir(d);
+  CHECK_INT_EQ(found, 1);
+}
+
+/* Writes len bytes to path through a temporary file and rename (as the cache would). */
+static void put_file(const char *path, const void *data, size_t len) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.put", path);
+  int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT_EQ(write(fd, data, len), (ssize_t)len);
+  close(fd);
+  CHECK_INT_EQ(rename(tmp, path), 0);
+}
+
+static size_t get_file(const char *path, void *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  ssize_t n = read(fd, buf, cap);
+  CHECK(n >= 0);
+  close(fd);
+  return (size_t)n;
+}
+
+/* A FIFO planted under an entry's name is refused as a miss, not opened for reading (which would wait for
+ * a writer forever). */
+MTEST_TIMEOUT(fifo_entry_is_a_miss, 10) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 5;
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(unlink(path), 0);
+  CHECK_INT_EQ(mkfifo(path, 0600), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  CHECK_INT_EQ(y, 10);
+  struct stat st;
+  CHECK_INT_EQ(lstat(path, &st), 0);
+  CHECK(S_ISREG(st.st_mode)); /* replaced by a real entry */
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* An entry copied under another key's name, or into another function's directory, is not that key's
+ * result. */
+MTEST(entry_bound_to_key_and_function) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  char p1[1024], p2[1024];
+  static char buf[4096];
+  entry_of(NULL, twice, 1, p1, sizeof p1);
+  entry_of(NULL, twice, 2, p2, sizeof p2);
+  put_file(p2, buf, get_file(p1, buf, sizeof buf));
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  CHECK_INT_EQ(y, 4);
+  CHECK_INT_EQ(hit, 0);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 1);
+  mproc_cache_close(c);
+  cleanup();
+  /* without the code hash, two functions give one argument the same entry name (in their own directories) */
+  mproc_cache_opts o = {.compress_level = -1, .ignore_code_hash = 1};
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &o));
+  CHECK_OK(call_int(c, twice, 5, &y, &hit));
+  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
+  entry_of(&o, twice, 5, p1, sizeof p1);
+  entry_of(&o, thrice, 5, p2, sizeof p2);
+  CHECK_STR_EQ(strrchr(p1, '/'), strrchr(p2, '/'));
+  put_file(p2, buf, get_file(p1, buf, sizeof buf));
+  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
+  CHECK_INT_EQ(y, 15);
+  CHECK_INT_EQ(hit, 0);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* The layout of format 1 (no key in the header), as written before format 2. */
+typedef struct v1_header {
+  uint32_t magic;
+  uint16_t format, flags;
+  uint64_t raw_size, stored_size, checksum;
+  int64_t created_ns;
+  uint64_t code_hash, reserved, header_check;
+} v1_header;
+
+/* An entry of an older format is recomputed, never read with today's layout. */
+MTEST(old_format_entry_recomputed) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  struct {
+    v1_header h;
+    int v;
+  } e = {{.magic = MPROC__ENTRY_MAGIC, .format = 1, .raw_size = sizeof(int), .stored_size = sizeof(int)},
+         1234};
+  e.h.checksum = XXH3_64bits(&e.v, sizeof e.v);
+  e.h.header_check = XXH3_64bits(&e.h, offsetof(v1_header, header_check));
+  put_file(path, &e, sizeof e.h + sizeof e.v);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(y, 6);
+  CHECK_INT_EQ(hit, 0);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+static size_t g_largest;
+static void *record_malloc(size_t n) {
+  if (n > g_largest) g_largest = n;
+  return n > ((size_t)1 << 30) ? NULL : malloc(n);
+}
+static void *record_calloc(size_t k, size_t n) {
+  if (k * n > g_largest) g_largest = k * n;
+  return calloc(k, n);
+}
+static void *record_realloc(void *p, size_t n) {
+  if (n > g_largest) g_largest = n;
+  return realloc(p, n);
+}
+
+/* A header claiming a raw size its payload cannot decompress to is corrupt: it decides no allocation. */
+MTEST(raw_size_bounded_by_payload) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 4;
+  CHECK_OK(call_int(c, twice, 4, &y, &hit)); /* 4 bytes: stored uncompressed */
+  char path[1024];
+  only_entry(path, sizeof path);
+  struct {
+    mproc__entry_header h;
+    unsigned char payload[64];
+  } e;
+  CHECK_INT_EQ(get_file(path, &e, sizeof e), sizeof e.h + sizeof(int));
+  size_t n = ZSTD_compress(e.payload, sizeof e.payload, &y, sizeof y, 3);
+  CHECK(!ZSTD_isError(n));
+  CHECK_INT_EQ(n, 13);
+  e.h.flags = MPROC__ENTRY_ZSTD;
+  e.h.raw_size = (uint64_t)20 << 30;
+  e.h.stored_size = n;
+  e.h.checksum = XXH3_64bits(e.payload, n);
+  e.h.header_check = XXH3_64bits(&e.h, offsetof(mproc__entry_header, header_check));
+  put_file(path, &e, sizeof e.h + n);
+  CHECK_OK(mproc_replace_allocator(record_malloc, record_realloc, record_calloc, free));
+  CHECK_OK(call_int(c, twice, 4, &y, &hit));
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_INT_CMP(g_largest, <, (size_t)1 << 20);
+  CHECK_INT_EQ(y, 8);
+  CHECK_INT_EQ(hit, 0);
+  put_file(path, &e, sizeof e.h + n);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 1);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* A cache opened by a relative path keeps working after the process changes its directory. */
+MTEST(relative_dir_survives_chdir) {
+  tmpcache();
+  char cwd[4096];
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  CHECK_INT_EQ(chdir(g_base), 0);
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, "c", NULL));
+  CHECK_INT_EQ(chdir("/"), 0);
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 6, &y, &hit)); /* checks store_error == 0 */
+  CHECK_INT_EQ(hit, 0);
+  CHECK_OK(call_int(c, twice, 6, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  CHECK_INT_EQ(y, 12);
+  rm_rf(g_dir); /* recreated under the parent it was opened in, not under the new working directory */
+  CHECK_OK(call_int(c, twice, 6, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  struct stat st;
+  CHECK_INT_EQ(stat(g_dir, &st), 0);
+  mproc_cache_close(c);
+  CHECK_INT_EQ(chdir(cwd), 0);
+  cleanup();
+}
+
+/* The cache directory removed under a live handle is created again (0700), with the rules of open. */
+MTEST(removed_dir_recreated) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  rm_rf(g_dir);
+  CHECK_OK(call_int(c, twice, 2, &y, &hit)); /* checks store_error == 0 */
+  CHECK_INT_EQ(hit, 0);
+  struct stat st;
+  CHECK_INT_EQ(lstat(g_dir, &st), 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK_INT_EQ(st.st_mode & 0777, 0700);
+  CHECK_OK(call_int(c, twice, 2, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  /* replaced by a symbolic link: not followed; the result is still computed */
+  rm_rf(g_dir);
+  char target[128];
+  snprintf(target, sizeof target, "%s/target", g_base);
+  CHECK_INT_EQ(mkdir(target, 0700), 0);
+  CHECK_INT_EQ(symlink(target, g_dir), 0);
+  int x = 3;
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
+  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_ELOOP);
+  mproc_cache_result_release(r);
+  DIR *d = opendir(target);
+  CHECK(d != NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) CHECK(de->d_name[0] == '.'); /* nothing written through the link */
+  closedir(d);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* Entries and function directories of another user are not trusted: recomputed, never returned (root
+ * only: only root can give files away). */
+MTEST(foreign_entries_refused) {
+  if (geteuid() != 0) return;
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  int y, hit, x = 3;
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 0);
+  CHECK_INT_EQ(y, 6);
+  CHECK_OK(call_int(c, twice, 3, &y, &hit));
+  CHECK_INT_EQ(hit, 1);
+  /* another user's function directory, with a valid entry in it (a group-writable cache directory) */
+  char fndir[1024];
+  snprintf(fndir, sizeof fndir, "%s", path);
+  *strrchr(fndir, '/') = '\0';
+  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
+  CHECK_INT_EQ(chown(fndir, 65534, 65534), 0);
+  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+  CHECK_INT_EQ(mproc_cache_result_hit(r), 0);
+  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
+  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_EPERM);
+  mproc_cache_result_release(r);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* With a file-size limit and SIGXFSZ at its default action, a store past the limit fails (EFBIG) and the
+ * caller lives on with its result; no temporary file is left and no SIGXFSZ stays pending. */
+MTEST(file_size_limit_keeps_result) {
+  const char *dir = tmpcache();
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_DFL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+    rl.rlim_cur = 8192;
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+    mproc_cache *c;
+    if (mproc_cache_open(&c, dir, &(mproc_cache_opts){.compress_level = -1}) != 0) _exit(3);
+    size_t n = 100000;
+    mproc_cache_result *r;
+    if (mproc_cache_call(c, bigresult, &n, sizeof n, &r) != 0) _exit(4);
+    const unsigned char *p = mproc_cache_result_data(r);
+    int ok = mproc_cache_result_len(r) == n && mproc_cache_result_store_error(r) == MPROC_EFBIG;
+    for (size_t i = 0; ok && i < n; i++) ok = p[i] == (unsigned char)(i % 251);
+    mproc_cache_result_release(r);
+    mproc_cache_close(c);
+    sigset_t pend;
+    if (sigpending(&pend) != 0 || sigismember(&pend, SIGXFSZ)) _exit(5);
+    _exit(ok ? 0 : 6);
+  }
+  int st;
+  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
+  if (WIFSIGNALED(st)) CHECK_INT_EQ(WTERMSIG(st), 0);
+  CHECK(WIFEXITED(st));
+  CHECK_INT_EQ(WEXITSTATUS(st), 0);
+  /* nothing but the function directory's info and lock files */
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  struct dirent *de;
+  int files = 0;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+    DIR *f = opendir(sub);
+    CHECK(f != NULL);
+    struct dirent *fe;
+    while ((fe = readdir(f)))
+      if (strcmp(fe->d_name, ".") && strcmp(fe->d_name, "..")) {
+        CHECK(strcmp(fe->d_name, "info") == 0 || strcmp(fe->d_name, "lock") == 0);
+        files++;
+      }
+    closedir(f);
+  }
+  closedir(d);
+  CHECK_INT_EQ(files, 2);
+  cleanup();
+}
+
+/* A large hit held by the caller survives its file being truncated (no SIGBUS) or replaced. */
+MTEST(large_hit_survives_truncation) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  size_t n = (size_t)3 << 20;
+  check_big(c, n, 0);
+  mproc_cache_result *r;
+  CHECK_OK(mproc_cache_call(c, bigresult, &n, sizeof n, &r));
+  CHECK_INT_EQ(mproc_cache_result_hit(r), 1);
+  char path[1024];
+  only_entry(path, sizeof path);
+  CHECK_INT_EQ(truncate(path, 0), 0);
+  const unsigned char *p = mproc_cache_result_data(r);
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(i % 251)) CHECK_INT_EQ(p[i], i % 251);
+  mproc_cache_result_release(r);
+  check_big(c, n, 0); /* the truncated entry is corrupt: recomputed */
+  mproc_cache_close(c);
+  cleanup();
+}
+
+static int failing_fsync(int fd) {
+  (void)fd;
+  errno = g_fail_errno;
+  return -1;
+}
+static ssize_t failing_read(int fd, void *b, size_t n) {
+  (void)fd, (void)b, (void)n;
+  errno = g_fail_errno;
+  return -1;
+}
+static const char *g_fail_prefix; /* failing_openat fails the names that start with it */
+static int failing_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  if (strncmp(path, g_fail_prefix, strlen(g_fail_prefix)) == 0) {
+    errno = g_fail_errno;
+    return -1;
+  }
+  return openat(dirfd, path, flags, mode);
+}
+static void *failing_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) {
+  (void)a, (void)n, (void)prot, (void)flags, (void)fd, (void)off;
+  errno = ENOMEM;
+  return MAP_FAILED;
+}
+
+/* Each step of a store failed through mproc__plat_sys (ENOSPC on write, EACCES on renameat, EIO on fsync,
+ * EACCES creating the temporary file): the computed result is returned with the error in store_error,
+ * nothing is stored, and no temporary file is left. */
+MTEST(store_failure_keeps_result) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  for (int which = 0; which < 4; which++) {
+    switch (which) {
+      case 0:
+        g_fail_errno = ENOSPC;
+        mproc__plat_sys.write = failing_write;
+        break;
+      case 1:
+        g_fail_errno = EACCES;
+        mproc__plat_sys.renameat = failing_rename;
+        break;
+      case 2:
+        g_fail_errno = EIO;
+        mproc__plat_sys.fsync = failing_fsync;
+        break;
+      default:
+        g_fail_errno = EACCES;
+        g_fail_prefix = ".tmp.";
+        mproc__plat_sys.openat = failing_openat;
+    }
+    int x = 7 + which;
+    mproc_cache_result *r;
+    CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
+    CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 2 * x);
+    CHECK_INT_EQ(mproc_cache_result_hit(r), 0);
+    CHECK_INT_EQ(mproc_cache_result_store_error(r), -g_fail_errno);
+    mproc_cache_result_release(r);
+    mproc__plat_syscalls_reset();
+    CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
+  }
+  /* no temporary file is left behind (only_entry counts every name ending in .e, .tmp.* ones too) */
+  char path[1024];
+  int y, hit;
+  CHECK_OK(call_int(c, twice, 1, &y, &hit));
+  only_entry(path, sizeof path);
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.store_failures, 4);
+  CHECK_INT_EQ(s.stores, 1);
+  CHECK_INT_EQ(s.corrupt_recomputed, 0);
+  mproc_cache_close(c);
+  cleanup();
+}
+
+/* An entry that cannot be read (EIO on read, EACCES on opening it) is recomputed and stored again; a large
+ * hit whose memory mapping fails is read into the heap. */
+MTEST(load_failure_recomputes) {
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
+  int y, hit;
+  for (int which = 0; which < 2; which++) {
+    CHECK_OK(call_int(c, twice, 9, &y, &hit));
+    if (which == 0) {
+      g_fail_errno = EIO;
+      mproc__plat_sys.read = failing_read;
+    } else {
+      g_fail_errno = EACCES;
+      static char path[1024];
+      only_entry(path, sizeof path);
+      g_fail_prefix = strrchr(path, '/') + 1; /* the entry, not its directory nor a temporary file */
+      mproc__plat_sys.openat = failing_openat;
+    }
+    CHECK_OK(call_int(c, twice, 9, &y, &hit)); /* checks store_error == 0 */
+    mproc__plat_syscalls_reset();
+    CHECK_INT_EQ(y, 18);
+    CHECK_INT_EQ(hit, 0);
+    CHECK_OK(call_int(c, twice, 9, &y, &hit));
+    CHECK_INT_EQ(hit, 1);
+  }
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.corrupt_recomputed, 0);
+  CHECK_INT_EQ(g_calls, 3);
+  size_t n = (size_t)2 << 20;
+  check_big(c, n, 0);
+  mproc__plat_sys.mmap = failing_mmap;
+  check_big(c, n, 1);
+  mproc__plat_syscalls_reset();
   mproc_cache_close(c);
   cleanup();
 }

@@ -15,10 +15,10 @@ typedef struct mproc_cache_result mproc_cache_result;
 
 /* Options; the zero value means the defaults. */
 typedef struct mproc_cache_opts {
-  int compress_level;         /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
-  int ignore_code_hash;       /* 1: editing the function does not invalidate its entries */
-  const char *version;        /* a string the user bumps to invalidate (NULL = none); copied */
-  size_t mmap_threshold;      /* uncompressed results at least this big are mmapped on load (0 = 1 MiB) */
+  int compress_level;    /* zstd level: 0 = default (3), -1 = store uncompressed, 1..19 */
+  int ignore_code_hash;  /* 1: editing the function does not invalidate its entries */
+  const char *version;   /* a string the user bumps to invalidate (NULL = none); copied */
+  size_t mmap_threshold; /* loaded results at least this big get their own anonymous mapping (0 = 1 MiB) */
   int no_wait_for_concurrent; /* 1: a miss computes even when another process computes the same entry */
   int verbose;                /* 1: one line on stderr per call saying hit or miss (also MPROC_VERBOSE=1) */
 } mproc_cache_opts;
@@ -29,9 +29,12 @@ typedef struct mproc_cache_stats {
   uint64_t code_hash_unavailable; /* calls whose function had no known code extent (identity-only key) */
 } mproc_cache_stats;
 
-/* Opens (creating with mode 0700 if needed) the cache directory dir and sets *out.  opts may be NULL.
- * Returns 0; -EINVAL for NULL/empty arguments or a level above 19; -ELOOP when dir is a symbolic link;
- * -EPERM when it is owned by another user; -ENOTDIR; or the error of mkdir.  *out is unchanged on error. */
+/* Opens (creating with mode 0700 if needed) the cache directory dir and sets *out.  opts may be NULL.  A
+ * relative dir is resolved once, here: the handle holds descriptors of the directory and of its parent,
+ * so a later chdir() changes nothing.  Returns 0; -EINVAL for NULL/empty arguments or a level above 19;
+ * -ELOOP when dir is a symbolic link (also when written "link/" or "link/."); -EPERM when it is owned by
+ * another user; -ENOTDIR; -ENOENT when its parent does not exist; or the error of mkdir.  *out is unchanged
+ * on error. */
 MPROC_API int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts *opts);
 /* Closes the handle (the directory stays).  NULL is accepted. */
 MPROC_API void mproc_cache_close(mproc_cache *c);
@@ -39,14 +42,21 @@ MPROC_API void mproc_cache_close(mproc_cache *c);
 /* Returns fn's result for the len bytes at arg: loaded if stored before (a hit), else computed by running
  * fn in this process and stored.  Several processes and threads may call it on one directory at once;
  * when two miss the same entry, one computes and the others wait and then load it (unless
- * no_wait_for_concurrent).  Corrupt or truncated entries are recomputed, never returned.  On 0, *out is a
- * result handle to release with mproc_cache_result_release(); a failure to store (disk full, permission
- * denied) still returns 0 with the computed result and mproc_cache_result_store_error() set.  When fn
- * fails, returns its code, nothing is stored, and *out still holds a handle whose message is the task's.
- * Returns -EINVAL for NULL c/fn/out or NULL arg with len > 0, -ENOMEM (with *out NULL). */
+ * no_wait_for_concurrent).  Only a valid entry of this key and function, in a regular file and function
+ * directory owned by this user, is a hit: anything else (corrupt, truncated, of another format version, of
+ * another key or function, another user's, not a regular file) is recomputed, never returned.  A cache
+ * directory removed since open is created again under the same parent with the rules of
+ * mproc_cache_open().  On 0, *out is a result handle to release with mproc_cache_result_release(); a
+ * failure to store still returns 0 with the computed result and mproc_cache_result_store_error() set (disk
+ * full, I/O error, permission denied, -EFBIG past RLIMIT_FSIZE, where SIGXFSZ is blocked in the calling
+ * thread during the write and never reaches the process; -EPERM for another user's function directory;
+ * -ELOOP when the cache directory was replaced by a symbolic link).  When fn fails, returns its code,
+ * nothing is stored, and *out still holds a handle whose message is the task's.  Returns -EINVAL for NULL
+ * c/fn/out or NULL arg with len > 0, -ENOMEM (with *out NULL). */
 MPROC_API int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
                                mproc_cache_result **out);
-/* The result bytes (valid until release; may be mmapped read-only) and their length. */
+/* The result bytes (valid until release; a copy in memory, which removing, replacing or truncating the
+ * entry file does not affect) and their length. */
 MPROC_API const void *mproc_cache_result_data(const mproc_cache_result *r);
 MPROC_API size_t mproc_cache_result_len(const mproc_cache_result *r);
 /* 1 when the result came from the cache, 0 when computed. */
@@ -58,8 +68,8 @@ MPROC_API const char *mproc_cache_result_message(const mproc_cache_result *r);
 /* Frees the handle and its bytes.  NULL is accepted. */
 MPROC_API void mproc_cache_result_release(mproc_cache_result *r);
 
-/* Returns 1 when a valid entry for (fn, arg) is stored, 0 when not, or a negative code (-EINVAL).  Does not
- * run fn nor touch the entry's access time. */
+/* Returns 1 when a valid entry for (fn, arg) is stored (a hit of mproc_cache_call()), 0 when not, or a
+ * negative code (-EINVAL, an I/O error).  Does not run fn nor touch the entry's access time. */
 MPROC_API int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len);
 /* Removes every entry of the cache.  Returns 0 or the first error met (removal goes on past it). */
 MPROC_API int mproc_cache_clear(mproc_cache *c);

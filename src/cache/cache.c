@@ -7,15 +7,17 @@
  * argument bytes seeded with a hash of (code hash, version string), so a code edit or a version bump makes
  * new keys.
  *
- * Invariants and crashes: an entry appears only by rename() of a complete temporary file, so readers see
- * all of it or nothing; a reader verifies header magic, sizes and the XXH3-64 checksum of the stored bytes
- * and treats any mismatch as corrupt (removed, recomputed).  A process killed while computing holds only a
- * byte lock, which the kernel releases: the next waiter computes.  A killed writer leaves at most a ".tmp."
- * file, removed by clear.  LRU order is the entry file's mtime, set to "now" on every hit.
- * Counters are per handle (atomics: a handle may be used by several threads). */
+ * Invariants and crashes: an entry appears only by renameat() of a complete, fsynced temporary file, so
+ * readers see all of it or nothing; a reader verifies header magic, format, sizes, the key and function
+ * the header names and the XXH3-64 checksum of the stored bytes, and treats any mismatch as corrupt
+ * (removed, recomputed).  Only regular files and directories owned by this user are trusted.  A process
+ * killed while computing holds only a byte lock, which the kernel releases: the next waiter computes.  A
+ * killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
+ * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
+ * and its parent for recreating it), never from the working directory.  Counters are per handle (atomics:
+ * a handle may be used by several threads). */
 #include "internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,42 +27,31 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "cache/entry.h"
 #include "cache/fnid.h"
 #include "engine/task_local.h"
+#include "platform/platform_file.h"
 #include "platform/platform_fnid.h"
 
-#define ENTRY_MAGIC 0x3143504du /* "MPC1" */
-#define ENTRY_FORMAT 1
-#define FLAG_ZSTD 1u
 #define FNID_SLOTS 32
-
-typedef struct entry_header {
-  uint32_t magic;
-  uint16_t format;
-  uint16_t flags;
-  uint64_t raw_size;
-  uint64_t stored_size;
-  uint64_t checksum;  /* XXH3-64 of the stored bytes */
-  int64_t created_ns; /* CLOCK_REALTIME at store */
-  uint64_t code_hash; /* for inspection */
-  uint64_t reserved;
-  uint64_t header_check; /* XXH3-64 of the bytes above */
-} entry_header;
-_Static_assert(sizeof(entry_header) == 64, "entry header is 64 bytes");
+#define READ_CHUNK ((size_t)2 << 20) /* hashed while still in the CPU's cache */
+#define HUGE_PAGE ((size_t)2 << 20)
 
 struct mproc_cache {
-  char *dir;
-  int dirfd;
-  int level; /* -1 none, else zstd level */
+  char *dir;    /* as given, for messages */
+  char *base;   /* its last component, created again under parentfd when it is removed */
+  int dirfd;    /* replaced in place (mproc__plat_replace_fd) when the directory is created again */
+  int parentfd; /* -1 when dir names no parent ("." or "/") */
+  int level;    /* -1 none, else zstd level */
   int ignore_code_hash, wait, verbose;
   size_t mmap_threshold;
-  uint64_t version_hash;
-  pthread_mutex_t lock; /* guards fnids */
+  uint64_t version_hash, max_raw;
+  uid_t uid;
+  pthread_mutex_t lock; /* guards fnids and the recreation of the directory */
   struct {
     mproc_task_fn fn;
     mproc__fnid id;
@@ -72,41 +63,94 @@ struct mproc_cache {
 struct mproc_cache_result {
   void *data;
   size_t len;
-  void *map; /* non-NULL: data lies in this mapping of map_len bytes */
-  size_t map_len;
+  size_t map_len; /* > 0: data is an anonymous mapping of map_len bytes */
   int hit, store_error;
   char msg[MPROC_TASK_MSG_MAX];
 };
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+/* Opens the directory base under parentfd, creating it (0700) when missing: refuses a symbolic link
+ * (-ELOOP), anything but a directory (-ENOTDIR) and a directory of another user (-EPERM). */
+static int open_top(int parentfd, const char *base, uid_t uid) {
+  int fd = -ENOENT;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    fd = mproc__plat_openat(parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (fd != -ENOENT || attempt) break;
+    int rc = mproc__plat_mkdirat(parentfd, base, 0700);
+    if (rc < 0 && rc != -EEXIST) return rc;
+  }
+  if (fd == -ENOTDIR) { /* O_NOFOLLOW | O_DIRECTORY says ENOTDIR for a symbolic link */
+    struct stat st;
+    if (mproc__plat_lstatat(parentfd, base, &st) == 0 && S_ISLNK(st.st_mode)) return -ELOOP;
+  }
+  if (fd < 0) return fd;
+  struct stat st;
+  int rc = mproc__plat_fstat(fd, &st);
+  if (rc == 0 && !S_ISDIR(st.st_mode)) rc = -ENOTDIR;
+  if (rc == 0 && st.st_uid != uid) rc = -EPERM;
+  if (rc < 0) {
+    mproc__plat_close(fd);
+    return rc;
+  }
+  return fd;
 }
 
 int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts *opts) {
   mproc_cache_opts o = opts ? *opts : (mproc_cache_opts){0};
   if (!out || !dir || !dir[0] || o.compress_level > 19 || o.compress_level < -1) return MPROC_EINVAL;
-  struct stat st;
-  if (lstat(dir, &st) != 0) {
-    if (errno != ENOENT) return -errno;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -errno;
-    if (lstat(dir, &st) != 0) return -errno;
-  }
-  if (S_ISLNK(st.st_mode)) return -ELOOP;
-  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  if (st.st_uid != geteuid()) return -EPERM;
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return -errno;
   mproc_cache *c = mproc__calloc(1, sizeof *c);
-  char *d = mproc__strdup(dir);
-  if (!c || !d) {
+  char *d = mproc__strdup(dir), *p = mproc__strdup(dir);
+  if (!c || !d || !p) {
     mproc__free(c);
     mproc__free(d);
-    close(fd);
+    mproc__free(p);
     return MPROC_ENOMEM;
   }
+  /* "link/" and "link/." would resolve the link before O_NOFOLLOW could see it: the last component is the
+   * name itself, without trailing slashes or "." */
+  size_t n = strlen(p);
+  for (;;) {
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+    if (n > 2 && p[n - 1] == '.' && p[n - 2] == '/')
+      p[n -= 2] = '\0';
+    else
+      break;
+  }
+  char *slash = strrchr(p, '/'), *base = p;
+  const char *parent = ".";
+  if (slash == p && p[1]) { /* "/name" */
+    parent = "/";
+    base = p + 1;
+  } else if (slash && slash != p) {
+    *slash = '\0';
+    parent = p;
+    base = slash + 1;
+  }
+  int named = strcmp(base, "/") && strcmp(base, ".") && strcmp(base, "..");
+  c->uid = mproc__plat_euid();
+  c->parentfd = -1;
+  int fd;
+  if (named) {
+    int pfd = mproc__plat_dir_handle(AT_FDCWD, parent);
+    fd = pfd < 0 ? pfd : open_top(pfd, base, c->uid);
+    if (fd >= 0)
+      c->parentfd = pfd;
+    else if (pfd >= 0)
+      mproc__plat_close(pfd);
+  } else {
+    fd = open_top(AT_FDCWD, d, c->uid); /* ".", "/", "..": the last component is no link */
+  }
+  char *b = named ? mproc__strdup(base) : NULL;
+  mproc__free(p);
+  if (fd < 0 || (named && !b)) {
+    if (fd >= 0) mproc__plat_close(fd);
+    mproc__plat_close(c->parentfd);
+    mproc__free(b);
+    mproc__free(d);
+    mproc__free(c);
+    return fd < 0 ? fd : MPROC_ENOMEM;
+  }
   c->dir = d;
+  c->base = b;
   c->dirfd = fd;
   c->level = o.compress_level < 0 ? -1 : (o.compress_level == 0 ? 3 : o.compress_level);
   c->ignore_code_hash = o.ignore_code_hash;
@@ -115,6 +159,8 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   c->verbose = o.verbose || (ev && atoi(ev) > 0);
   c->mmap_threshold = o.mmap_threshold ? o.mmap_threshold : (size_t)1 << 20;
   c->version_hash = o.version ? XXH3_64bits(o.version, strlen(o.version)) : 0;
+  c->max_raw = mproc__plat_phys_memory();
+  if (c->max_raw == 0 || c->max_raw > SIZE_MAX / 2) c->max_raw = SIZE_MAX / 2;
   pthread_mutex_init(&c->lock, NULL);
   *out = c;
   return 0;
@@ -122,10 +168,33 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
 
 void mproc_cache_close(mproc_cache *c) {
   if (!c) return;
-  close(c->dirfd);
+  mproc__plat_close(c->dirfd);
+  mproc__plat_close(c->parentfd);
   pthread_mutex_destroy(&c->lock);
   mproc__free(c->dir);
+  mproc__free(c->base);
   mproc__free(c);
+}
+
+/* The cache directory was removed (creating in it says ENOENT): creates it again under its parent with
+ * the rules of mproc_cache_open, and points the handle's descriptor at it. */
+static int recreate_dir(mproc_cache *c) {
+  if (c->parentfd < 0) return -ENOENT;
+  pthread_mutex_lock(&c->lock);
+  struct stat st;
+  int rc = 0;
+  /* another thread may have done it since */
+  if (mproc__plat_fstat(c->dirfd, &st) != 0 || st.st_nlink == 0) {
+    int fd = open_top(c->parentfd, c->base, c->uid);
+    if (fd < 0) {
+      rc = fd;
+    } else {
+      rc = mproc__plat_replace_fd(fd, c->dirfd);
+      mproc__plat_close(fd);
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+  return rc;
 }
 
 /* The identity of fn, remembered per handle (ELF lookups read files). */
@@ -150,6 +219,8 @@ static int get_fnid(mproc_cache *c, mproc_task_fn fn, mproc__fnid *id) {
 
 typedef struct keyinfo {
   mproc__fnid id;
+  uint64_t seed;
+  XXH128_hash_t h;
   char fndir[17];
   char name[40];     /* <32 hex>.e */
   uint64_t lock_off; /* its byte in the function's lock file */
@@ -159,43 +230,50 @@ static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t le
   int rc = get_fnid(c, fn, &k->id);
   if (rc < 0) return rc;
   uint64_t seedin[2] = {c->ignore_code_hash ? 0 : k->id.code_hash, c->version_hash};
-  uint64_t seed = XXH3_64bits(seedin, sizeof seedin);
-  XXH128_hash_t h = XXH3_128bits_withSeed(len ? arg : "", len, seed);
+  k->seed = XXH3_64bits(seedin, sizeof seedin);
+  k->h = XXH3_128bits_withSeed(len ? arg : "", len, k->seed);
   snprintf(k->fndir, sizeof k->fndir, "%016" PRIx64, k->id.fn_key);
-  snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", h.high64, h.low64);
-  k->lock_off = h.low64;
+  snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", k->h.high64, k->h.low64);
+  k->lock_off = k->h.low64;
   return 0;
 }
 
-/* Opens (creating with 0700 if create) the function's directory; writes its info file when created. */
+/* Opens (creating with 0700 if create) the function's directory; writes its info file when created.
+ * Refuses a directory of another user (-EPERM): its entries could be anybody's. */
 static int open_fndir(mproc_cache *c, const keyinfo *k, int create) {
-  if (create) {
-    if (mkdirat(c->dirfd, k->fndir, 0700) == 0) {
-      int ifd = openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (ifd >= 0) {
-        int f = openat(ifd, "info", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (f >= 0) {
-          char buf[512];
-          int n = snprintf(buf, sizeof buf, "function %s\ncode_hash %016" PRIx64 "%s\n", k->id.label,
-                           k->id.code_hash, k->id.code_known ? "" : " (unknown extent)");
-          if (n > 0 && mproc__plat_sys.write(f, buf, (size_t)n) < 0) { /* informative only */
-          }
-          close(f);
+  int fd = mproc__plat_openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd == -ENOENT && create) { /* the directory's first entry: tried after the open, which hits need */
+    int rc = mproc__plat_mkdirat(c->dirfd, k->fndir, 0700);
+    if (rc == -ENOENT && (rc = recreate_dir(c)) == 0) rc = mproc__plat_mkdirat(c->dirfd, k->fndir, 0700);
+    if (rc < 0 && rc != -EEXIST) return rc;
+    fd = mproc__plat_openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (rc == 0 && fd >= 0) {
+      int i = mproc__plat_openat(fd, "info", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0600);
+      if (i >= 0) {
+        char buf[512];
+        int n = snprintf(buf, sizeof buf, "function %s\ncode_hash %016" PRIx64 "%s\n", k->id.label,
+                         k->id.code_hash, k->id.code_known ? "" : " (unknown extent)");
+        if (n > 0 && mproc__plat_sys.write(i, buf, (size_t)n) < 0) { /* informative only */
         }
-        close(ifd);
+        mproc__plat_close(i);
       }
-    } else if (errno != EEXIST) {
-      return -errno;
     }
   }
-  int fd = openat(c->dirfd, k->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  return fd < 0 ? -errno : fd;
+  if (fd < 0) return fd;
+  struct stat st;
+  int rc = mproc__plat_fstat(fd, &st);
+  if (rc == 0 && st.st_uid != c->uid) rc = -EPERM;
+  if (rc < 0) {
+    mproc__plat_close(fd);
+    return rc;
+  }
+  return fd;
 }
 
 static int read_full(int fd, void *buf, size_t len) {
   char *p = buf;
   while (len) {
-    ssize_t n = read(fd, p, len);
+    ssize_t n = mproc__plat_sys.read(fd, p, len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
     if (n == 0) return MPROC_ECORRUPT; /* truncated */
@@ -205,92 +283,132 @@ static int read_full(int fd, void *buf, size_t len) {
   return 0;
 }
 
-static int header_valid(const entry_header *h, uint64_t file_size) {
-  return h->magic == ENTRY_MAGIC && h->format == ENTRY_FORMAT && (h->flags & ~FLAG_ZSTD) == 0 &&
-         h->header_check == XXH3_64bits(h, offsetof(entry_header, header_check)) &&
-         h->stored_size == file_size - sizeof *h && file_size >= sizeof *h &&
-         ((h->flags & FLAG_ZSTD) || h->raw_size == h->stored_size);
+/* Reads len bytes into dst (or through a bounce buffer when dst is NULL) and checks their XXH3-64. */
+static int read_hashed(int fd, unsigned char *dst, size_t len, uint64_t want) {
+  _Alignas(64) XXH3_state_t st;
+  XXH3_64bits_reset(&st);
+  unsigned char *bounce = NULL;
+  if (!dst && len && !(bounce = mproc__malloc(len < READ_CHUNK ? len : READ_CHUNK))) return MPROC_ENOMEM;
+  int rc = 0;
+  for (size_t off = 0; off < len && rc == 0;) {
+    size_t n = len - off < READ_CHUNK ? len - off : READ_CHUNK;
+    unsigned char *p = dst ? dst + off : bounce;
+    if ((rc = read_full(fd, p, n)) == 0) XXH3_64bits_update(&st, p, n);
+    off += n;
+  }
+  mproc__free(bounce);
+  if (rc == 0 && XXH3_64bits_digest(&st) != want) rc = MPROC_ECORRUPT;
+  return rc;
 }
 
-/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT, or another negative code.  touch: set
- * the entry's mtime (LRU).  r may be NULL (validate only). */
-static int load_entry(mproc_cache *c, int fnfd, const char *name, mproc_cache_result *r, int touch) {
-  int fd = openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  struct stat st;
-  entry_header h;
-  int rc;
-  void *stored = NULL, *map = NULL;
-  size_t map_len = 0;
-  if (fstat(fd, &st) != 0) {
-    rc = -errno;
-    goto out;
+/* Memory for a result of n bytes: results of mmap_threshold bytes or more get their own anonymous mapping,
+ * whole huge pages aligned as such (where the system gives them: one fault per 2 MiB instead of one per
+ * page), smaller ones the heap.  Never a mapping of the entry file, which another process may truncate
+ * under the reader (SIGBUS).  *map_len: the mapping's length, 0 for the heap. */
+static void *result_alloc(mproc_cache *c, size_t n, size_t *map_len) {
+  *map_len = 0;
+  if (n && n >= c->mmap_threshold && n <= SIZE_MAX / 2) {
+    size_t len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    char *p = mproc__plat_sys.mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                   -1, 0);
+    if (p != MAP_FAILED) {
+      char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+      if (a > p) mproc__plat_shm_unmap(p, (size_t)(a - p));
+      mproc__plat_shm_unmap(a + len, (size_t)(p + HUGE_PAGE - a));
+      mproc__plat_advise_huge(a, len);
+      *map_len = len;
+      return a;
+    }
   }
-  if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof h) {
+  return mproc__malloc(n ? n : 1);
+}
+
+static void result_free(void *p, size_t map_len) {
+  if (map_len)
+    mproc__plat_shm_unmap(p, map_len);
+  else
+    mproc__free(p);
+}
+
+static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__entry_header *h,
+                        uint64_t file_size) {
+  if (h->magic != MPROC__ENTRY_MAGIC || h->format != MPROC__ENTRY_FORMAT ||
+      (h->flags & ~MPROC__ENTRY_ZSTD) != 0 || h->header_check != mproc__entry_header_check(h))
+    return 0;
+  /* the entry is the one of this key and function, not another's file under this name */
+  if (h->fn_key != k->id.fn_key || h->key_seed != k->seed || h->key_hi != k->h.high64 ||
+      h->key_lo != k->h.low64)
+    return 0;
+  if (file_size < sizeof *h || h->stored_size != file_size - sizeof *h) return 0;
+  /* the raw size decides an allocation: no more than the stored bytes can expand to, nor than memory */
+  if (h->raw_size > c->max_raw) return 0;
+  if (h->flags & MPROC__ENTRY_ZSTD) return h->raw_size / MPROC__ZSTD_MAX_EXPANSION <= h->stored_size;
+  return h->raw_size == h->stored_size;
+}
+
+/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT (not a regular file of this user, or not
+ * a valid entry of this key), or another negative code.  touch: set the entry's mtime (LRU).  r may be
+ * NULL (validate only). */
+static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_result *r, int touch) {
+  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever */
+  int fd = mproc__plat_openat(fnfd, k->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
+  struct stat st;
+  mproc__entry_header h;
+  int rc;
+  unsigned char *stored = NULL, *buf = NULL;
+  size_t map_len = 0;
+  if ((rc = mproc__plat_fstat(fd, &st)) < 0) goto out;
+  if (!S_ISREG(st.st_mode) || st.st_uid != c->uid || (uint64_t)st.st_size < sizeof h) {
     rc = MPROC_ECORRUPT;
     goto out;
   }
   if ((rc = read_full(fd, &h, sizeof h)) < 0) goto out;
-  if (!header_valid(&h, (uint64_t)st.st_size) || h.raw_size > SIZE_MAX / 2) {
+  if (!header_valid(c, k, &h, (uint64_t)st.st_size)) {
     rc = MPROC_ECORRUPT;
     goto out;
   }
-  size_t slen = (size_t)h.stored_size;
-  if (!(h.flags & FLAG_ZSTD) && slen >= c->mmap_threshold && r) {
-    map_len = slen + sizeof h;
-    map = mproc__plat_sys.mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) map = NULL; /* fall back to read() */
-  }
-  const void *sdata;
-  if (map) {
-    sdata = (const char *)map + sizeof h;
-  } else {
-    stored = mproc__malloc(slen ? slen : 1);
-    if (!stored) {
+  size_t slen = (size_t)h.stored_size, raw = (size_t)h.raw_size;
+  if (h.flags & MPROC__ENTRY_ZSTD) {
+    if (!(stored = mproc__malloc(slen))) {
       rc = MPROC_ENOMEM;
       goto out;
     }
-    if ((rc = read_full(fd, stored, slen)) < 0) goto out;
-    sdata = stored;
-  }
-  if (XXH3_64bits(sdata, slen) != h.checksum) {
-    rc = MPROC_ECORRUPT;
-    goto out;
-  }
-  if (r) {
-    if (map) {
-      r->map = map;
-      r->map_len = map_len;
-      r->data = (char *)map + sizeof h;
-      r->len = slen;
-      map = NULL;
-    } else if (h.flags & FLAG_ZSTD) {
-      size_t raw = (size_t)h.raw_size;
-      void *buf = mproc__malloc(raw ? raw : 1);
-      if (!buf) {
+    if ((rc = read_hashed(fd, stored, slen, h.checksum)) < 0) goto out;
+    if (ZSTD_getFrameContentSize(stored, slen) != h.raw_size) {
+      rc = MPROC_ECORRUPT;
+      goto out;
+    }
+    if (r) {
+      if (!(buf = result_alloc(c, raw, &map_len))) {
         rc = MPROC_ENOMEM;
         goto out;
       }
-      size_t got = ZSTD_decompress(buf, raw, sdata, slen);
+      size_t got = ZSTD_decompress(buf, raw, stored, slen);
       if (ZSTD_isError(got) || got != raw) {
-        mproc__free(buf);
         rc = MPROC_ECORRUPT;
         goto out;
       }
-      r->data = buf;
-      r->len = raw;
-    } else {
-      r->data = stored;
-      r->len = slen;
-      stored = NULL;
     }
+  } else {
+    if (r && !(buf = result_alloc(c, raw, &map_len))) {
+      rc = MPROC_ENOMEM;
+      goto out;
+    }
+    if ((rc = read_hashed(fd, buf, slen, h.checksum)) < 0) goto out;
   }
-  if (touch) futimens(fd, NULL);
+  if (r) {
+    r->data = buf;
+    r->len = raw;
+    r->map_len = map_len;
+    buf = NULL;
+  }
+  if (touch) mproc__plat_touch(fd);
   rc = 1;
 out:
-  if (map) munmap(map, map_len);
+  if (buf) result_free(buf, map_len);
   mproc__free(stored);
-  close(fd);
+  mproc__plat_close(fd);
   return rc;
 }
 
@@ -307,14 +425,19 @@ static int write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-/* Stores data as the entry: temporary file, then rename.  Returns 0 or a negative code. */
+/* Stores data as the entry: temporary file, fsync, then rename.  Returns 0 or a negative code, and leaves
+ * no temporary file behind on failure. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
   static _Atomic unsigned counter;
-  entry_header h = {.magic = ENTRY_MAGIC,
-                    .format = ENTRY_FORMAT,
-                    .raw_size = len,
-                    .created_ns = now_ns(),
-                    .code_hash = k->id.code_hash};
+  mproc__entry_header h = {.magic = MPROC__ENTRY_MAGIC,
+                           .format = MPROC__ENTRY_FORMAT,
+                           .raw_size = len,
+                           .created_ns = mproc__plat_realtime_ns(),
+                           .code_hash = k->id.code_hash,
+                           .fn_key = k->id.fn_key,
+                           .key_seed = k->seed,
+                           .key_hi = k->h.high64,
+                           .key_lo = k->h.low64};
   void *cbuf = NULL;
   const void *sdata = data;
   size_t slen = len;
@@ -326,29 +449,32 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
     if (!ZSTD_isError(n) && n < len) {
       sdata = cbuf;
       slen = n;
-      h.flags = FLAG_ZSTD;
+      h.flags = MPROC__ENTRY_ZSTD;
     }
   }
   h.stored_size = slen;
   h.checksum = XXH3_64bits(sdata, slen);
-  h.header_check = XXH3_64bits(&h, offsetof(entry_header, header_check));
-  char tmp[96], from[4096], to[4096];
-  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)getpid(), atomic_fetch_add(&counter, 1), k->name);
+  h.header_check = mproc__entry_header_check(&h);
+  char tmp[96];
+  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(), atomic_fetch_add(&counter, 1),
+           k->name);
+  /* past RLIMIT_FSIZE a write raises SIGXFSZ, which would end the caller: blocked, the write says EFBIG */
+  mproc__plat_xfsz_guard g;
+  mproc__plat_xfsz_hold(&g);
   int rc = 0;
-  int fd = openat(fnfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = mproc__plat_openat(fnfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    rc = -errno;
+    rc = fd;
     goto out;
   }
   if ((rc = write_full(fd, &h, sizeof h)) == 0) rc = write_full(fd, sdata, slen);
-  if (close(fd) != 0 && rc == 0) rc = -errno;
-  if (rc == 0) {
-    snprintf(from, sizeof from, "%s/%s/%s", c->dir, k->fndir, tmp);
-    snprintf(to, sizeof to, "%s/%s/%s", c->dir, k->fndir, k->name);
-    if (mproc__plat_sys.rename(from, to) != 0) rc = -errno;
-  }
-  if (rc < 0) unlinkat(fnfd, tmp, 0);
+  /* a power loss after the rename must not leave a name on data never written */
+  if (rc == 0 && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
+  mproc__plat_close(fd);
+  if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
+  if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
 out:
+  mproc__plat_xfsz_release(&g);
   mproc__free(cbuf);
   return rc;
 }
@@ -357,6 +483,19 @@ static void say(mproc_cache *c, const char *what, const keyinfo *k) {
   if (c->verbose)
     fprintf(stderr, "[mproc cache] %s %s %.32s%s\n", what, k->id.label, k->name,
             k->id.code_known || c->ignore_code_hash ? "" : " (code hash unavailable)");
+}
+
+/* The function's lock file, or -1 when it cannot be used (read-only cache, or a file that is not this
+ * user's regular file): the caller then computes without waiting. */
+static int open_lock(mproc_cache *c, int fnfd) {
+  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (mproc__plat_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != c->uid) {
+    mproc__plat_close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
@@ -372,7 +511,7 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   int fnfd = open_fndir(c, &k, 1), lockfd = -1, store_rc = 0;
   if (fnfd < 0) store_rc = fnfd; /* cannot cache at all: compute anyway */
   for (int attempt = 0; fnfd >= 0 && attempt < 2; attempt++) {
-    rc = load_entry(c, fnfd, k.name, r, 1);
+    rc = load_entry(c, fnfd, &k, r, 1);
     if (rc == 1) {
       atomic_fetch_add(&c->hits, 1);
       r->hit = 1;
@@ -381,17 +520,17 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     }
     if (rc == MPROC_ECORRUPT) {
       atomic_fetch_add(&c->corrupt, 1);
-      unlinkat(fnfd, k.name, 0);
+      mproc__plat_unlinkat(fnfd, k.name, 0);
       say(c, "corrupt entry, recomputing", &k);
     }
     if (attempt == 1 || !c->wait) break;
-    lockfd = openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lockfd < 0) break; /* no lock (read-only cache?): compute without waiting */
+    lockfd = open_lock(c, fnfd);
+    if (lockfd < 0) break; /* no lock: compute without waiting */
     if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 0) != 0) {
       atomic_fetch_add(&c->waits, 1);
       say(c, "wait", &k);
       if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 1) != 0) {
-        close(lockfd);
+        mproc__plat_close(lockfd);
         lockfd = -1;
         break;
       }
@@ -400,7 +539,7 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     }
   }
   if (lockfd >= 0 && !r->hit) { /* holding the lock after a trylock success: a racing store may exist */
-    rc = fnfd >= 0 ? load_entry(c, fnfd, k.name, r, 1) : 0;
+    rc = fnfd >= 0 ? load_entry(c, fnfd, &k, r, 1) : 0;
     if (rc == 1) {
       atomic_fetch_add(&c->hits, 1);
       r->hit = 1;
@@ -428,8 +567,8 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     if (c->verbose) fprintf(stderr, "[mproc cache] store failed: %s\n", mproc_strerror(store_rc));
   }
 done:
-  if (lockfd >= 0) close(lockfd);
-  if (fnfd >= 0) close(fnfd);
+  mproc__plat_close(lockfd);
+  mproc__plat_close(fnfd);
   *out = r;
   return rc < 0 ? rc : 0;
 }
@@ -442,10 +581,7 @@ const char *mproc_cache_result_message(const mproc_cache_result *r) { return r ?
 
 void mproc_cache_result_release(mproc_cache_result *r) {
   if (!r) return;
-  if (r->map)
-    munmap(r->map, r->map_len);
-  else
-    mproc__free(r->data);
+  result_free(r->data, r->map_len);
   mproc__free(r);
 }
 
@@ -455,9 +591,9 @@ int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size
   int rc = make_key(c, fn, arg, len, &k);
   if (rc < 0) return rc;
   int fnfd = open_fndir(c, &k, 0);
-  if (fnfd < 0) return fnfd == -ENOENT ? 0 : fnfd;
-  rc = load_entry(c, fnfd, k.name, NULL, 0);
-  close(fnfd);
+  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM ? 0 : fnfd;
+  rc = load_entry(c, fnfd, &k, NULL, 0);
+  mproc__plat_close(fnfd);
   return rc == 1 ? 1 : (rc == 0 || rc == MPROC_ECORRUPT ? 0 : rc);
 }
 
@@ -467,47 +603,50 @@ static int is_hex_name(const char *s, size_t n) {
   return s[n] == '\0';
 }
 
+typedef struct unlink_ctx {
+  int fd, rc;
+} unlink_ctx;
+
+static int unlink_visit(void *ctx, const char *name) {
+  unlink_ctx *u = ctx;
+  int r = mproc__plat_unlinkat(u->fd, name, 0);
+  if (r < 0 && r != -ENOENT && u->rc == 0) u->rc = r;
+  return 0;
+}
+
 /* Removes a function directory and everything in it. */
 static int remove_fndir(mproc_cache *c, const char *name) {
-  int fd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d)))
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && unlinkat(fd, de->d_name, 0) != 0 &&
-        errno != ENOENT && rc == 0)
-      rc = -errno;
-  closedir(d);
-  if (unlinkat(c->dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT && errno != ENOTEMPTY && rc == 0)
-    rc = -errno;
+  int fd = mproc__plat_openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd;
+  unlink_ctx u = {fd, 0};
+  int rc = mproc__plat_dir_each(fd, ".", unlink_visit, &u);
+  mproc__plat_close(fd);
+  if (rc == 0) rc = u.rc;
+  int r = mproc__plat_unlinkat(c->dirfd, name, AT_REMOVEDIR);
+  if (r < 0 && r != -ENOENT && r != -ENOTEMPTY && rc == 0) rc = r;
   return rc;
+}
+
+typedef struct fndir_ctx {
+  mproc_cache *c;
+  int (*visit)(mproc_cache *, const char *, void *);
+  void *ctx;
+  int rc;
+} fndir_ctx;
+
+static int fndir_visit(void *ctx, const char *name) {
+  fndir_ctx *f = ctx;
+  if (!is_hex_name(name, 16)) return 0;
+  int r = f->visit(f->c, name, f->ctx);
+  if (r < 0 && f->rc == 0) f->rc = r;
+  return 0;
 }
 
 /* Calls visit(c, name, ctx) for every function directory. */
 static int each_fndir(mproc_cache *c, int (*visit)(mproc_cache *, const char *, void *), void *ctx) {
-  int fd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (!is_hex_name(de->d_name, 16)) continue;
-    int r = visit(c, de->d_name, ctx);
-    if (r < 0 && rc == 0) rc = r;
-  }
-  closedir(d);
-  return rc;
+  fndir_ctx f = {c, visit, ctx, 0};
+  int rc = mproc__plat_dir_each(c->dirfd, ".", fndir_visit, &f);
+  return rc < 0 ? rc : f.rc;
 }
 
 static int clear_visit(mproc_cache *c, const char *name, void *ctx) {
@@ -540,41 +679,42 @@ typedef struct lru_item {
 typedef struct lru_list {
   lru_item *v;
   size_t n, cap;
-  int err;
+  int err, fd;
+  const char *fndir;
 } lru_list;
+
+static int lru_entry(void *ctx, const char *name) {
+  lru_list *l = ctx;
+  size_t n = strlen(name);
+  if (n != 34 || strcmp(name + 32, ".e") != 0) return 0;
+  struct stat st;
+  if (mproc__plat_lstatat(l->fd, name, &st) != 0) return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    lru_item *v = mproc__realloc(l->v, cap * sizeof *v);
+    if (!v) {
+      l->err = MPROC_ENOMEM;
+      return 1;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  lru_item *it = &l->v[l->n++];
+  memcpy(it->fndir, l->fndir, 17);
+  memcpy(it->name, name, n + 1);
+  it->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  it->size = (int64_t)st.st_size;
+  return 0;
+}
 
 static int lru_visit(mproc_cache *c, const char *fname, void *ctx) {
   lru_list *l = ctx;
-  int fd = openat(c->dirfd, fname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = mproc__plat_openat(c->dirfd, fname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
   if (fd < 0) return 0;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return 0;
-  }
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    size_t n = strlen(de->d_name);
-    if (n != 34 || strcmp(de->d_name + 32, ".e") != 0) continue;
-    struct stat st;
-    if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (l->n == l->cap) {
-      size_t cap = l->cap ? l->cap * 2 : 64;
-      lru_item *v = mproc__realloc(l->v, cap * sizeof *v);
-      if (!v) {
-        l->err = MPROC_ENOMEM;
-        break;
-      }
-      l->v = v;
-      l->cap = cap;
-    }
-    lru_item *it = &l->v[l->n++];
-    memcpy(it->fndir, fname, 17);
-    memcpy(it->name, de->d_name, n + 1);
-    it->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    it->size = (int64_t)st.st_size;
-  }
-  closedir(d);
+  l->fd = fd;
+  l->fndir = fname;
+  mproc__plat_dir_each(fd, ".", lru_entry, l);
+  mproc__plat_close(fd);
   return 0;
 }
 
@@ -584,9 +724,12 @@ static int lru_cmp(const void *a, const void *b) {
 }
 
 static int evict(mproc_cache *c, const lru_item *it) {
-  char path[64];
-  snprintf(path, sizeof path, "%s/%s", it->fndir, it->name);
-  if (unlinkat(c->dirfd, path, 0) != 0) return errno == ENOENT ? 0 : -errno;
+  /* through the directory opened without following links, not through a path "fndir/name" */
+  int fd = mproc__plat_openat(c->dirfd, it->fndir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  if (fd < 0) return fd == -ENOENT ? 0 : fd;
+  int rc = mproc__plat_unlinkat(fd, it->name, 0);
+  mproc__plat_close(fd);
+  if (rc < 0) return rc == -ENOENT ? 0 : rc;
   atomic_fetch_add(&c->evictions, 1);
   return 0;
 }
@@ -601,7 +744,7 @@ int mproc_cache_reduce(mproc_cache *c, int64_t max_bytes, double max_age_s) {
     return rc;
   }
   if (l.n) qsort(l.v, l.n, sizeof *l.v, lru_cmp);
-  int64_t total = 0, now = now_ns();
+  int64_t total = 0, now = mproc__plat_realtime_ns();
   for (size_t i = 0; i < l.n; i++) total += l.v[i].size;
   for (size_t i = 0; i < l.n; i++) {
     int old = max_age_s >= 0 && (double)(now - l.v[i].mtime_ns) > max_age_s * 1e9;

@@ -19,8 +19,10 @@ struct mproc__plat_syscalls {
   pid_t (*fork)(void);
   int (*pipe2)(int fds[2], int flags);
   void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+  int (*openat)(int dirfd, const char *path, int flags, mode_t mode);
+  ssize_t (*read)(int fd, void *buf, size_t len);
   ssize_t (*write)(int fd, const void *buf, size_t len);
-  int (*rename)(const char *from, const char *to);
+  int (*renameat)(int fromdir, const char *from, int todir, const char *to);
   int (*fsync)(int fd);
   int (*memfd_create)(const char *name, unsigned flags);
   int (*ftruncate)(int fd, off_t len);

@@ -23,6 +23,9 @@
 #include "platform/platform.h"
 
 static int real_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+static int real_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  return openat(dirfd, path, flags, mode);
+}
 static int real_memfd_create(const char *name, unsigned flags) { return memfd_create(name, flags); }
 static int real_pidfd_open(pid_t pid, unsigned flags) {
 #ifdef SYS_pidfd_open
@@ -38,8 +41,10 @@ struct mproc__plat_syscalls mproc__plat_sys = {
     .fork = fork,
     .pipe2 = real_pipe2,
     .mmap = mmap,
+    .openat = real_openat,
+    .read = read,
     .write = write,
-    .rename = rename,
+    .renameat = renameat,
     .fsync = fsync,
     .memfd_create = real_memfd_create,
     .ftruncate = ftruncate,
@@ -52,8 +57,10 @@ void mproc__plat_syscalls_reset(void) {
       .fork = fork,
       .pipe2 = real_pipe2,
       .mmap = mmap,
+      .openat = real_openat,
+      .read = read,
       .write = write,
-      .rename = rename,
+      .renameat = renameat,
       .fsync = fsync,
       .memfd_create = real_memfd_create,
       .ftruncate = ftruncate,
