@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -822,7 +821,7 @@ static void handle_template(mproc__engine *e) {
   if (ev == e->tpl_seen) return;
   e->tpl_seen = ev;
   tpl_msg m;
-  while (recv(e->tpl_sock, &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m) {
+  while (mproc__plat_recv_msg(e->tpl_sock, &m, sizeof m, false) == (ssize_t)sizeof m) {
     if (m.slot < 0 || m.slot >= e->nworkers) continue;
     mproc__wstate *w = &e->ws[m.slot];
     if (m.op == TPL_SPAWNED) {

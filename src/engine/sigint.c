@@ -26,10 +26,7 @@ uint32_t mproc__sigint_begin(void) {
   if (users++ == 0) {
     /* SA_RESTART: with an iterator or stream alive the handler is in place while the program runs its own
      * code too, whose system calls must not start failing with EINTR (mproc's waits poll the count) */
-    struct sigaction old, sa = {.sa_handler = on_sigint, .sa_flags = SA_RESTART};
-    sigemptyset(&sa.sa_mask);
-    installed =
-        sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(SIGINT, &sa, NULL) == 0;
+    installed = mproc__plat_catch_signal_if_default(SIGINT, on_sigint);
   }
   uint32_t c = __atomic_load_n(&count, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&lock);
@@ -49,9 +46,7 @@ bool mproc__sigint_active(void) { return installed; }
 void mproc__sigint_end(void) {
   pthread_mutex_lock(&lock);
   if (--users == 0 && installed) {
-    struct sigaction cur, sa = {.sa_handler = SIG_DFL};
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == on_sigint) sigaction(SIGINT, &sa, NULL);
+    mproc__plat_uncatch_signal(SIGINT, on_sigint);
     installed = false;
   }
   pthread_mutex_unlock(&lock);

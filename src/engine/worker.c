@@ -233,10 +233,10 @@ static int run_batch(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__
 }
 
 void mproc__worker_main(mproc__shared *sh, int index) {
-  signal(SIGINT, SIG_IGN); /* Ctrl-C is the caller's to handle; see docs/pool.md */
+  mproc__plat_ignore_signal(SIGINT); /* Ctrl-C is the caller's to handle; see docs/pool.md */
   int code = mproc__worker_loop(sh, index);
   fflush(NULL);
-  _exit(code);
+  mproc__plat_exit(code);
 }
 
 int mproc__worker_loop(mproc__shared *sh, int index) {

@@ -112,11 +112,10 @@ int mproc__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiter
       return MPROC_ETIMEDOUT;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)left;
-    ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_cond_timedwait(cv, lock, &ts);
+    if (mproc__plat_abs_timespec(left, &ts))
+      pthread_cond_timedwait(cv, lock, &ts);
+    else
+      pthread_cond_wait(cv, lock);
   }
   if (waiters) (*waiters)--;
   return 0;

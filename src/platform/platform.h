@@ -222,6 +222,11 @@ int mproc__plat_poll(struct pollfd *fds, size_t n, double timeout);
 int mproc__plat_set_cloexec(int fd, bool on);
 /* Sets signal sig to be ignored (SIG_IGN): 0 or negative errno. */
 int mproc__plat_ignore_signal(int sig);
+/* Installs handler for sig (SA_RESTART, nothing masked) only if sig's disposition is the default: true when
+ * it did.  A handler the program installed itself is left alone. */
+bool mproc__plat_catch_signal_if_default(int sig, void (*handler)(int));
+/* Puts sig back to its default disposition only if handler is still the one in place. */
+void mproc__plat_uncatch_signal(int sig, void (*handler)(int));
 /* Ends this process at once with status code, without running atexit handlers or flushing stdio: what a
  * forked child does. */
 _Noreturn void mproc__plat_exit(int code);

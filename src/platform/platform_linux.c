@@ -532,4 +532,16 @@ int mproc__plat_ignore_signal(int sig) {
   return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
 }
 
+bool mproc__plat_catch_signal_if_default(int sig, void (*handler)(int)) {
+  struct sigaction old, sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_DFL && sigaction(sig, &sa, NULL) == 0;
+}
+
+void mproc__plat_uncatch_signal(int sig, void (*handler)(int)) {
+  struct sigaction cur, sa = {.sa_handler = SIG_DFL};
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, NULL, &cur) == 0 && cur.sa_handler == handler) sigaction(sig, &sa, NULL);
+}
+
 _Noreturn void mproc__plat_exit(int code) { _exit(code); }
