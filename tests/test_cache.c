@@ -1014,7 +1014,7 @@ static void *failing_mmap(void *a, size_t n, int prot, int flags, int fd, off_t 
  * nothing is stored, and no temporary file is left. */
 MTEST(store_failure_keeps_result) {
   mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
+  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.durable = 1}));
   for (int which = 0; which < 4; which++) {
     switch (which) {
       case 0:

@@ -7,12 +7,12 @@
  * argument bytes seeded with a hash of (code hash, version string), so a code edit or a version bump makes
  * new keys.
  *
- * Invariants and crashes: an entry appears only by renameat() of a complete, fsynced temporary file, so
- * readers see all of it or nothing; a reader verifies header magic, format, sizes, the key and function
- * the header names and the XXH3-64 checksum of the stored bytes, and treats any mismatch as corrupt
- * (removed, recomputed).  Only regular files and directories owned by this user are trusted.  A process
- * killed while computing holds only a byte lock, which the kernel releases: the next waiter computes.  A
- * killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
+ * Invariants and crashes: an entry appears only by renameat() of a complete temporary file (fsynced first
+ * in a durable cache), so readers see all of it or nothing; a reader verifies header magic, format, sizes,
+ * the key and function the header names and the XXH3-64 checksum of the stored bytes, and treats any mismatch
+ * as corrupt (removed, recomputed).  Only regular files and directories owned by this user are trusted.  A
+ * process killed while computing holds only a byte lock, which the kernel releases: the next waiter computes.
+ * A killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
  * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
  * and its parent for recreating it), never from the working directory.  Counters are per handle (atomics:
  * a handle may be used by several threads). */
@@ -47,6 +47,7 @@ struct mproc_cache {
   int dirfd;    /* replaced in place (mproc__plat_replace_fd) when the directory is created again */
   int parentfd; /* -1 when dir names no parent ("." or "/") */
   int level;    /* -1 none, else zstd level */
+  bool durable; /* fsync entries before the rename */
   int ignore_code_hash, wait, verbose;
   size_t mmap_threshold;
   uint64_t version_hash, max_raw;
@@ -153,6 +154,7 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   c->base = b;
   c->dirfd = fd;
   c->level = o.compress_level < 0 ? -1 : (o.compress_level == 0 ? 3 : o.compress_level);
+  c->durable = o.durable != 0;
   c->ignore_code_hash = o.ignore_code_hash;
   c->wait = !o.no_wait_for_concurrent;
   const char *ev = getenv("MPROC_VERBOSE");
@@ -425,8 +427,8 @@ static int write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-/* Stores data as the entry: temporary file, fsync, then rename.  Returns 0 or a negative code, and leaves
- * no temporary file behind on failure. */
+/* Stores data as the entry: temporary file, fsync (durable caches), then rename.  Returns 0 or a negative
+ * code, and leaves no temporary file behind on failure. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
   static _Atomic unsigned counter;
   mproc__entry_header h = {.magic = MPROC__ENTRY_MAGIC,
@@ -468,8 +470,8 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
     goto out;
   }
   if ((rc = write_full(fd, &h, sizeof h)) == 0) rc = write_full(fd, sdata, slen);
-  /* a power loss after the rename must not leave a name on data never written */
-  if (rc == 0 && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
+  /* durable: a power loss after the rename must not leave a name on data never written */
+  if (rc == 0 && c->durable && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
   mproc__plat_close(fd);
   if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
   if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
