@@ -34,9 +34,10 @@ static void check_sigint_is_default(void) {
   CHECK(sa.sa_handler == SIG_DFL);
 }
 
-/* A thread that sends SIGINT to the process once the loop has taken K items, then says it has.  The signal
- * is sent with kill(), as a terminal does, from a thread that does not block it: Linux then runs the
- * handler in that thread before kill() returns, so once `sent` is set the count has moved. */
+/* A thread that raises SIGINT once the loop has taken K items, then says it has.  A terminal's SIGINT goes
+ * to whichever thread Linux picks, often the main one, asynchronously; raise() runs the handler in the
+ * signalling thread before it returns, so once `sent` is set the count has moved, and the loop's thread
+ * learns of it only through mproc (as when another thread handles a real Ctrl-C). */
 static struct { uint32_t taken, sent; } g;
 
 static void *signaller(void *arg) {
@@ -46,7 +47,7 @@ static void *signaller(void *arg) {
     if (t >= K) break;
     mproc__plat_futex_wait(&g.taken, t, -1);
   }
-  kill(getpid(), SIGINT);
+  raise(SIGINT);
   __atomic_store_n(&g.sent, 1, __ATOMIC_SEQ_CST);
   return NULL;
 }
