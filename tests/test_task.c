@@ -1,6 +1,6 @@
 /* test_task.c: the task context: results of every size, fixed records, failures with messages. */
 #include "mtest.h"
-#include "engine/task_local.h"
+#include "core/task_local.h"
 
 static int square(const void *arg, size_t len, mproc_task *t) {
   if (len != sizeof(int)) return mproc_task_fail(t, MPROC_EINVAL, "want an int, got %zu bytes", len);

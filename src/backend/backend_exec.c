@@ -177,7 +177,6 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
 
 /* MPROC_START_EXEC: the template is a fresh image of the program; the rest is the template protocol. */
 const mproc__backend_ops mproc__backend_exec = {
-    .name = "process (exec)",
     .needs_memfd = true,
     .fresh_image = true,
     .start = mproc__exec_template_start,

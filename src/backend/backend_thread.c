@@ -100,7 +100,6 @@ static void threads_reaped(mproc__engine *e, int slot) {
 }
 
 const mproc__backend_ops mproc__backend_thread = {
-    .name = "thread",
     .shares_memory = true,
     .start = threads_start,
     .spawn = threads_spawn,

@@ -235,7 +235,6 @@ static int forkserver_start(mproc__engine *e) {
 
 /* MPROC_START_FORKSERVER: the template comes from the server mproc_init() started. */
 const mproc__backend_ops mproc__backend_forkserver = {
-    .name = "process (forkserver)",
     .needs_memfd = true,
     .start = forkserver_start,
     MPROC__TEMPLATE_PROTOCOL,

@@ -33,9 +33,9 @@
 
 #include "cache/entry.h"
 #include "cache/fnid.h"
-#include "engine/task_local.h"
-#include "platform/platform_file.h"
-#include "platform/platform_fnid.h"
+#include "core/task_local.h"
+#include "platform/platform.h"
+#include "platform/platform.h"
 
 #define FNID_SLOTS 32
 #define READ_CHUNK ((size_t)2 << 20) /* hashed while still in the CPU's cache */

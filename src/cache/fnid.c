@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <xxhash.h>
 
-#include "platform/platform_fnid.h"
+#include "platform/platform.h"
 
 int mproc__fnid_get(mproc_task_fn fn, mproc__fnid *out) {
   mproc__plat_fnsym s;

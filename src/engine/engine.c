@@ -1,5 +1,5 @@
 /* engine.c: the engine's core: start and stop, the manager thread, dispatch, results, deaths, timeouts.
- * The design is described in engine.h. */
+ * How it works, and the rules it keeps, are in docs/design.md. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>

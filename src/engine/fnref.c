@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "engine/engine.h"
-#include "platform/platform_fnid.h"
+#include "platform/platform.h"
 
 #define REF_SHIFT 48
 #define REF_OFFSET_MASK ((UINT64_C(1) << REF_SHIFT) - 1)

@@ -170,9 +170,9 @@ int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), vo
 #define POLL_ROUNDS_BEFORE_YIELD 3 /* then it yields the CPU between polls: see YIELD_AFTER in ring.c */
 static void poll_briefly(mproc__engine *e, bool (*pred)(void *), void *arg, double deadline) {
   /* The first wait on a new pool polls for up to 3 ms, yielding the CPU between looks: the first result
-   * follows the start of two processes (the template, then a worker), and a caller asleep by then was
-   * woken through the manager thread, itself often not yet scheduled (traces: the result waited 0.2 ms
-   * for it).  Once per pool, so a caller that keeps waiting with short timeouts does not spin. */
+   * follows the start of two processes (the template, then a worker), and a caller asleep by then would
+   * be woken through the manager thread, itself often not yet scheduled.  Once per pool, so a caller that
+   * keeps waiting with short timeouts does not spin. */
   bool starting = !e->first_wait_done && e->job_ns_avg == 0;
   e->first_wait_done = true;
   double until = mproc__plat_now() + (starting ? 3e-3 : 20e-6);

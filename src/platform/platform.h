@@ -1,15 +1,17 @@
 /* platform.h: the one door to the operating system.  Every Linux-specific call of mproc (pidfd, prctl,
  * sched_getaffinity, cgroup files, futex, memfd) sits behind these functions, implemented in
- * platform_linux.c, platform_sync.c and platform_fnid.c; a macOS or BSD port replaces those files and touches
- * nothing above them.  Only POSIX headers are included here.  scripts/check-raw-calls.sh (a ctest) fails
- * when code outside src/platform/ makes such a call itself. */
+ * platform_linux.c, platform_sync.c, platform_file.c and platform_fnid.c; a macOS or BSD port replaces those
+ * files and touches nothing above them.  Only POSIX headers are included here.  scripts/check-raw-calls.sh (a
+ * ctest) fails when code outside src/platform/ makes such a call itself. */
 #ifndef MPROC_PLATFORM_H
 #define MPROC_PLATFORM_H
 
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <poll.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* The system calls that tests fail on purpose (SQLite's aSyscall[] idea): the library calls them through
@@ -263,5 +265,49 @@ int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t
  * it when the descriptor is closed or its process dies.  wait: block until held, else return -EWOULDBLOCK
  * when another holds it.  Returns 0 or a negative errno. */
 int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait);
+
+/* ---- the file-system calls of the result cache (src/cache/cache.c), besides those of the
+ * injection table mproc__plat_sys (openat, read, write, renameat, fsync, mmap), which the cache calls
+ * directly.  Every function returns 0 (or a descriptor, a count) or a negative errno, and retries EINTR. */
+
+/* openat through mproc__plat_sys.openat (always close-on-exec).  The descriptor or a negative errno. */
+int mproc__plat_openat(int dirfd, const char *path, int flags, mode_t mode);
+/* A descriptor that names the directory at path (relative to dirfd) for use as the dirfd of *at calls only:
+ * it needs search permission on the path but no read permission on the directory (O_PATH on Linux). */
+int mproc__plat_dir_handle(int dirfd, const char *path);
+int mproc__plat_fstat(int fd, struct stat *st);
+/* The status of path relative to dirfd, not following a final symbolic link. */
+int mproc__plat_lstatat(int dirfd, const char *path, struct stat *st);
+int mproc__plat_mkdirat(int dirfd, const char *path, mode_t mode);
+/* flags: 0 or AT_REMOVEDIR. */
+int mproc__plat_unlinkat(int dirfd, const char *path, int flags);
+/* Sets the file's access and modification times to now. */
+int mproc__plat_touch(int fd);
+/* Calls visit(ctx, name) for every name but "." and ".." in the directory at path relative to dirfd (opened
+ * without following a final symbolic link); visit returns nonzero to stop.  0 or a negative errno. */
+int mproc__plat_dir_each(int dirfd, const char *path, int (*visit)(void *ctx, const char *name), void *ctx);
+
+/* Makes descriptor target refer to what fd refers to, atomically (threads using target see the old file or
+ * the new one, never a closed descriptor), close-on-exec; fd stays open.  0 or a negative errno. */
+int mproc__plat_replace_fd(int fd, int target);
+/* Asks for huge pages for the anonymous mapping [addr, addr+len) (a hint; errors are ignored). */
+void mproc__plat_advise_huge(void *addr, size_t len);
+
+uid_t mproc__plat_euid(void);
+pid_t mproc__plat_pid(void);
+/* CLOCK_REALTIME in nanoseconds since the epoch. */
+int64_t mproc__plat_realtime_ns(void);
+
+/* Writing past RLIMIT_FSIZE raises SIGXFSZ, whose default action ends the process; while it is blocked the
+ * write fails with EFBIG instead.  mproc__plat_xfsz_hold blocks it in the calling thread (only there: the
+ * process's disposition is untouched, so this is thread-safe); mproc__plat_xfsz_release restores the mask,
+ * first taking away a SIGXFSZ that became pending meanwhile (one that was already pending, or already
+ * blocked by the caller, is left alone). */
+typedef struct mproc__plat_xfsz_guard {
+  sigset_t old;
+  int held, pending_before;
+} mproc__plat_xfsz_guard;
+void mproc__plat_xfsz_hold(mproc__plat_xfsz_guard *g);
+void mproc__plat_xfsz_release(mproc__plat_xfsz_guard *g);
 
 #endif

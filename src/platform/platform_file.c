@@ -1,5 +1,5 @@
-/* platform_file.c: the Linux implementation of platform_file.h. */
-#include "platform/platform_file.h"
+/* platform_file.c: the file-system calls of platform.h (the result cache's), for Linux. */
+#include "platform/platform.h"
 
 #include <dirent.h>
 #include <errno.h>

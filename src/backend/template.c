@@ -1,4 +1,5 @@
-/* backend_process.c: the template process that forks, reaps and kills the workers of a pool.
+/* template.c: the template process that forks, reaps and kills the workers of a pool (the fork backend's
+ * table, and the protocol the fork-server and exec backends share).
  *
  * The template is forked by the thread that creates the pool and stays single-threaded.  It waits in poll()
  * on its socket to the manager, on one pidfd per worker, and on a pidfd of its parent (it ends with the
@@ -268,7 +269,6 @@ int mproc__template_start(mproc__engine *e) {
 
 /* MPROC_START_FORK: the template is forked by the thread creating the pool, a copy of the caller. */
 const mproc__backend_ops mproc__backend_fork = {
-    .name = "process (fork)",
     .start = mproc__template_start,
     MPROC__TEMPLATE_PROTOCOL,
 };

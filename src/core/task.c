@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "engine/task_local.h"
+#include "core/task_local.h"
 
 static void *grow(mproc_task *t, size_t len) {
   mproc__task_priv *priv = t->priv_;

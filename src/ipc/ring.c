@@ -1,5 +1,5 @@
 /* ring.c: the SPSC byte ring of ring.h. */
-#include "engine/ring.h"
+#include "ipc/ring.h"
 
 #include <sched.h>
 #include <string.h>
@@ -10,10 +10,9 @@
 /* A spinner that shares its CPU with the side it waits for (a loaded machine, a pinned program, or a
  * scheduler that woke both onto one CPU) keeps that side from running, and when both wait for each other
  * nothing moves until one sleeps.  So after the first 2 us or so it gives the CPU up every microsecond: when
- * nobody else wants the CPU that costs one system call, and when the other side does, it runs at once.
- * A caller and its worker pinned to one CPU, round trips (scratch driver, 5000 trips): 47 us each without
- * the yields, 16 us with these and the caller's, 12 us with the worker's in wake_late() too.  The same
- * yields are in poll_briefly() (future.c) and wake_late() (worker.c). */
+ * nobody else wants the CPU that costs one system call, and when the other side does, it runs at once
+ * (BENCHMARKS.md has the round trips pinned to one CPU with and without).  The same yields are in
+ * poll_briefly() (future.c) and wake_late() (worker.c). */
 #define YIELD_AFTER 64
 #define YIELD_EVERY 32
 

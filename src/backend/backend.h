@@ -1,0 +1,106 @@
+/* backend.h: the interface between the engine and a backend, which makes, kills and stops workers.
+ *
+ * The contract.  A backend is one table, mproc__backend_ops, and the engine knows nothing else of it:
+ * - Workers.  Whatever a worker is (a process forked by a template, a thread, a remote rank), it runs
+ *   mproc__worker_loop(sh, slot) over its slot's rings in the pool's shared mapping (shared.h) and nothing
+ *   else touches them on its side.  Before a worker is (re)started in a slot, its rings, running_job and
+ *   in_init are reset (the backend does it where the worker is made, as spawn_slot() in template.c).
+ * - Events.  The backend tells the engine of workers only through messages (tpl_msg, wire.h) on the
+ *   engine's event socket e->tpl_sock, each followed by a bump of sh->template_events and a ring of the
+ *   doorbell (mproc__template_notify): SPAWNED (slot, pid: any positive id, never reused while the pool
+ *   lives), SPAWN_FAILED (slot, errno), DIED (slot, pid, a wait status: WIFSIGNALED with the signal, or
+ *   WIFEXITED with the worker's exit code).  One SPAWNED or SPAWN_FAILED answers each spawn, and exactly one
+ *   DIED follows each SPAWNED.
+ * - Threads.  start runs in the thread creating the pool, before the manager exists; spawn, kill, reaped
+ *   and reap_orphans run with the engine lock held, in the manager or in a caller polling, and must not
+ *   block; gone is polled by the manager (lock held) about twice a second while it sleeps; stop_in_manager
+ *   runs at the end of the manager thread, stop_after_manager after it has been joined, both without the
+ *   lock.
+ * - A worker's death.  The backend reports it (DIED) once it is certain the worker runs no more (reaped,
+ *   joined); the engine then takes what the worker published, fails or retries the job it ran, queues the
+ *   rest again and asks for a new worker with spawn, unless the pool is being terminated or destroyed.
+ *   kill(i) must end worker i (SIGKILL or equivalent) and lead to its DIED; a backend whose workers cannot
+ *   be killed leaves kill NULL (task timeouts are then refused, terminate and destroy wait).
+ * - What makes the workers dying (the template killed from outside): gone() says so; the engine then calls
+ *   reap_orphans() and fails everything with MPROC_ELOST.
+ * - Stop.  After stop_in_manager (and stop_after_manager) no worker of the pool runs, and every process,
+ *   thread and descriptor the backend made is released.
+ * A new backend is one file with one table, and one line where pool.c chooses the table.
+ *
+ * Process-like backends (fork, fork server, exec) share the template's protocol (template.c) and differ in
+ * how the template comes to be; the thread backend answers the same events from its threads. */
+#ifndef MPROC_BACKEND_H
+#define MPROC_BACKEND_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/shared.h"
+#include "engine/wire.h"
+
+typedef struct mproc__engine mproc__engine;
+
+typedef struct mproc__backend_ops {
+  bool shares_memory;  /* workers see all of the caller's memory (threads): maps use it in place */
+  bool needs_memfd;    /* the shared mapping must be a memory file another process can map */
+  bool fresh_image;    /* workers are a new image of the program: functions travel as (object, offset) */
+  bool starts_workers; /* start() also starts every worker (their SPAWNED events follow): no spawn asked */
+  /* In the thread creating the pool, before the manager exists: makes what makes workers.  0 or negative
+   * errno. */
+  int (*start)(struct mproc__engine *e);
+  /* Lock held: asks for a worker in slot i; the answer comes as an event. */
+  void (*spawn)(struct mproc__engine *e, int i);
+  /* Lock held: has worker i SIGKILLed; its death comes as an event.  NULL: workers cannot be killed (task
+   * timeouts are refused, terminate and destroy wait for running tasks). */
+  void (*kill)(struct mproc__engine *e, int i);
+  /* Lock held, after worker i's death event: backend bookkeeping (join a thread).  May be NULL. */
+  void (*reaped)(struct mproc__engine *e, int i);
+  /* Whether what makes workers has died (polled twice a second).  May be NULL. */
+  bool (*gone)(struct mproc__engine *e);
+  /* Once gone() has said so (lock held), or from stop_in_manager when it finds that true: reaps the
+   * workers left behind that come to this process, and forgets them all.  May be NULL. */
+  void (*reap_orphans)(struct mproc__engine *e);
+  /* At the end of the manager thread, lock not held: stop what start made and every worker with it. */
+  void (*stop_in_manager)(struct mproc__engine *e);
+  /* After the manager thread has ended, lock not held: stop workers that outlive it (threads). */
+  void (*stop_after_manager)(struct mproc__engine *e);
+} mproc__backend_ops;
+
+/* The tables: template.c (fork), forkserver.c, backend_exec.c, backend_thread.c. */
+extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_exec,
+    mproc__backend_thread;
+
+/* forkserver.c */
+bool mproc__forkserver_running(void);
+/* Asks the fork server for a template that maps memfd (size bytes) at addr and talks on tsock; *pid is
+ * its pid.  0 or negative errno. */
+int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid_t *pid);
+
+/* backend_exec.c: starts the pool's template as a fresh image of the program (lock held).  0 or negative
+ * errno; MPROC_EEXIST when the pool's address stayed taken in three fresh images. */
+int mproc__exec_template_start(mproc__engine *e);
+
+/* template.c: the template's loop, and the manager's side of it shared by the process-like
+ * backends */
+int mproc__template_start(mproc__engine *e); /* forks a template from the calling thread */
+void mproc__template_spawn(mproc__engine *e, int i);
+void mproc__template_kill(mproc__engine *e, int i);
+bool mproc__template_gone(mproc__engine *e);
+void mproc__template_reap_orphans(mproc__engine *e);
+void mproc__template_stop(mproc__engine *e);
+/* A template made elsewhere (fork server, exec) says first whether it mapped the pool: waits for that word
+ * on sock at most timeout seconds.  0 ready, the negative errno it reported, or MPROC_ECONNRESET. */
+int mproc__template_await_ready(int sock, double timeout);
+/* The members of a backend table that every process-like backend shares: the template protocol. */
+#define MPROC__TEMPLATE_PROTOCOL                                                        \
+  .starts_workers = true, .spawn = mproc__template_spawn, .kill = mproc__template_kill, \
+  .gone = mproc__template_gone, .reap_orphans = mproc__template_reap_orphans,           \
+  .stop_in_manager = mproc__template_stop
+/* max(1, cpus / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
+int mproc__thread_env_value(int cpus, int workers);
+void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) __attribute__((noreturn));
+/* Sends the manager an event on sock, bumps template_events and rings the doorbell: how the template, and
+ * the thread backend's workers, report to the manager. */
+void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m);
+
+#endif

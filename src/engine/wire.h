@@ -1,0 +1,68 @@
+/* wire.h: the records that travel through a worker's rings, and the messages between the manager and the
+ * template.  A worker handles its jobs strictly in order, so the manager knows which job a result belongs to
+ * (the oldest it holds) and which job a dead worker was running (its slot's running_job). */
+#ifndef MPROC_WIRE_H
+#define MPROC_WIRE_H
+
+#include <stdint.h>
+
+/* JOB_PAD: a record of either ring that only rewinds it (mproc__ring_pad_gap): payload_len bytes of
+ * nothing follow its header, to the end of the ring's data. */
+enum { JOB_TASK = 1, JOB_BATCH = 2, JOB_STOP = 3, JOB_PAD = 4 };
+/* Rings are rewound once their next record would start this far in (and they are empty). */
+#define MPROC__REWIND_FROM 4096
+#define WIRE_MAGIC 0x6d70726fu
+
+/* A job on the wire (caller -> worker), followed by payload_len bytes. */
+typedef struct wire_job {
+  uint32_t magic, kind;
+  uint64_t id;
+  uint64_t fn;    /* the task function: its address in forked workers, an mproc__fnref in exec ones */
+  int64_t first;  /* batch: index of its first item; task: -1 */
+  uint32_t count; /* batch: items */
+  uint32_t in_size, out_size;
+  uint32_t attempt;
+  uint32_t timed; /* 1 when the job has a timeout: the worker then stamps each item's start */
+  uint32_t claim; /* the job's word in its slot's claim[] (see mproc__slot) */
+  uint64_t token; /* batch: its map's token; the worker skips batches of aborted maps */
+  uint64_t seed;  /* the run seed behind mproc_task_seed() */
+  uint64_t payload_len;
+  /* Arguments in the shared arena (see ipc/arena.h) are read in place: in_addr is then their address and
+   * no payload follows; in_len is the argument bytes of a task either way.  out_addr: a batch's records go
+   * straight there (its map's output array is in the arena) instead of back through the ring. */
+  uint64_t in_addr, in_len, out_addr;
+} wire_job;
+
+/* A result on the wire (worker -> caller), followed by msg_len bytes of message, then payload_len bytes:
+ * a task's result, or one segment of a batch's results: items [first, first + count), their count*out_size
+ * output bytes (none when written in place) followed by nfail wire_fail records.  A batch's segments come in
+ * item order; `last` marks the one that ends the job.  A worker ends a segment after each item that fails
+ * and when the ring has no room for the next record, so that every item it finished is published or lies
+ * in the ring where the manager finds it after a death (see worker.c). */
+typedef struct wire_result {
+  uint32_t magic, kind;
+  uint64_t id;
+  int32_t code;
+  uint32_t msg_len;
+  uint64_t payload_len;
+  uint32_t nfail, last;
+  uint64_t busy_ns; /* the worker's time computing this job (batch: this segment) */
+  int64_t first;    /* batch: the segment's first item */
+  uint32_t count;   /* batch: the segment's items */
+  uint32_t pad_;
+} wire_result;
+
+typedef struct wire_fail {
+  int64_t index;
+  int32_t code;
+  char msg[124];
+} wire_fail;
+
+/* What the template and the manager tell each other. */
+enum { TPL_SPAWN = 1, TPL_KILL, TPL_SPAWNED, TPL_SPAWN_FAILED, TPL_DIED, TPL_READY };
+typedef struct tpl_msg {
+  int32_t op, slot, pid, value; /* value: errno for SPAWN_FAILED, wait status for DIED, signal for KILL */
+} tpl_msg;
+
+
+#endif
