@@ -78,3 +78,7 @@ int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int wor
   mproc__free(priv.heap);
   return code;
 }
+
+static _Thread_local bool in_worker;
+void mproc__task_enter_worker(void) { in_worker = true; }
+bool mproc__task_in_worker(void) { return in_worker; }

@@ -45,6 +45,11 @@ static inline void mproc__task_begin(mproc_task *t, mproc__task_priv *priv, void
   t->index = index;
   t->priv_ = priv;
 }
+/* Marks the calling thread as a worker's (worker.c calls it as the worker begins); whether it is one.  The
+ * one-call Parallel keeps no pool in a worker, which could not know when to end it. */
+void mproc__task_enter_worker(void);
+bool mproc__task_in_worker(void);
+
 /* splitmix64: the mixer behind mproc_task_seed(). */
 static inline uint64_t mproc__mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;

@@ -88,9 +88,7 @@ void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
                                  void *result, size_t result_len) {
   mproc_outcome oc = *o;
   oc.attempts = j->attempts;
-  mproc__future_complete(j->fut, &oc, msg, result, result_len);
-  j->fut->job = NULL;
-  mproc__future_unref_locked(j->fut);
+  j->task_done(j, &oc, msg, result, result_len);
   e->outstanding--;
   mproc__job_free(j);
   mproc__engine_notify(e);
@@ -955,13 +953,25 @@ static bool anything_ready(mproc__engine *e) {
   return false;
 }
 
+void mproc__engine_defer(mproc__engine *e, mproc__deferred *d) {
+  d->next = NULL;
+  if (e->deferred_tail)
+    e->deferred_tail->next = d;
+  else
+    e->deferred = d;
+  e->deferred_tail = d;
+}
+
 void mproc__engine_run_callbacks(mproc__engine *e) {
-  while (e->cb_run) {
-    struct cb_node *list = e->cb_run;
-    e->cb_run = NULL;
+  while (e->deferred) {
+    mproc__deferred *list = e->deferred;
+    e->deferred = e->deferred_tail = NULL;
     pthread_mutex_unlock(&e->lock);
-    extern void mproc__run_cb_list(struct cb_node * list);
-    mproc__run_cb_list(list);
+    while (list) {
+      mproc__deferred *next = list->next;
+      list->run(list); /* may free list */
+      list = next;
+    }
     pthread_mutex_lock(&e->lock);
   }
 }
@@ -979,7 +989,7 @@ static void *manager_main(void *arg) {
       if (e->ws[i].pid) progressed |= rx_progress(e, i);
     mproc__engine_dispatch(e);
     double next_deadline = check_timeouts(e);
-    if (e->cb_run) mproc__engine_run_callbacks(e);
+    if (e->deferred) mproc__engine_run_callbacks(e);
     if (progressed) {
       spins = 0;
       continue;

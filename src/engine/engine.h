@@ -25,6 +25,14 @@
 #include "internal.h"
 
 struct mproc__map;
+struct mproc__engine;
+
+/* Work a completion defers until the engine lock is dropped (a future's done-callbacks): a node the
+ * completing side allocates and frees; the engine links it and calls run(node) without its lock. */
+typedef struct mproc__deferred {
+  struct mproc__deferred *next;
+  void (*run)(struct mproc__deferred *self);
+} mproc__deferred;
 
 /* Task arguments and results up to this size live inside the job and the future (the tutorial's tasks
  * take and return a number or two): a round trip then allocates nothing for them. */
@@ -42,6 +50,9 @@ typedef struct mproc__job {
   int64_t first;
   uint32_t count;
   mproc_future *fut; /* task */
+  /* task: how it ends (lock held): the face's completion (its future's), given the outcome (attempts set),
+   * the failure message and the result bytes (a block it takes over unless it is the future's inline room) */
+  void (*task_done)(struct mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
   double timeout;
   int retries_left, attempts;
   uint32_t claim;   /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
@@ -175,8 +186,8 @@ struct mproc__engine {
   int sh_fd;              /* forkserver, exec: the memfd behind sh, until the template has mapped it */
   mproc__fncache fncache; /* exec: under lock */
   uint32_t tpl_seen;
-  bool ready;             /* a worker has started, once (it may be gone again: a failing initializer) */
-  struct cb_node *cb_run; /* callbacks to run once the lock is dropped */
+  bool ready; /* a worker has started, once (it may be gone again: a failing initializer) */
+  mproc__deferred *deferred, *deferred_tail; /* to run once the lock is dropped (done-callbacks) */
   bool timeouts_active;
   bool arena_ref;       /* holds a reference on the shared arena (process backend) */
   double job_ns_avg;    /* moving average of a job's run time in a worker (0: none yet) */
@@ -241,6 +252,8 @@ static inline unsigned char *mproc__map_out(const mproc__map *m, int64_t index) 
   return m->out + slot * m->out_size;
 }
 
+/* Queues d to run once the lock is dropped (lock held). */
+void mproc__engine_defer(mproc__engine *e, mproc__deferred *d);
 /* Runs and clears the callbacks queued by completions: call with the lock held; it drops and retakes it. */
 void mproc__engine_run_callbacks(mproc__engine *e);
 
@@ -263,32 +276,10 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
 int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                           bool (*pred)(void *), void *arg);
 
-/* pool.c: a map with extras for mproc_parallel_run(): batch sizes measured by a probe (when
- * opts->chunk_size is 0), and a progress tick called without the lock at most once per interval and once at
- * the end. */
-typedef struct mproc__map_hooks {
-  bool probe;
-  void (*tick)(void *ctx, const mproc__map *m, bool final);
-  void *ctx;
-  double interval;
-} mproc__map_hooks;
-int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
-                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
-                       const mproc__map_hooks *hooks);
-
 static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->ops != NULL; }
 /* Workers run a fresh image of the program (exec): code addresses must be translated (fnref.c). */
 static inline bool mproc__engine_fresh_image(const mproc__engine *e) { return e->ops && e->ops->fresh_image; }
 /* Workers that cannot be killed (threads): task timeouts are refused. */
 static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e->ops && !e->ops->kill; }
-
-/* parallel.c: called as a worker begins: the one-call form keeps no pool in a worker. */
-void mproc__parallel_worker_begins(void);
-
-/* future.c */
-mproc_future *mproc__future_new(mproc__engine *e);
-void mproc__future_unref_locked(mproc_future *f);
-void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
-                            size_t len);
 
 #endif

@@ -100,7 +100,6 @@ typedef struct mproc__shared {
   mproc__slot slots[];
 } mproc__shared;
 
-
 /* fnref.c.  Caller side (lock held, or before the manager starts): fn as an mproc__fnref in *ref, cached;
  * 0, or MPROC_ENOTSUP with a message when fn is in no loaded object another image could load. */
 int mproc__fnref_encode(mproc__shared *sh, mproc__fncache *c, uintptr_t fn, uint64_t *ref, char *msg,

@@ -64,5 +64,4 @@ typedef struct tpl_msg {
   int32_t op, slot, pid, value; /* value: errno for SPAWN_FAILED, wait status for DIED, signal for KILL */
 } tpl_msg;
 
-
 #endif

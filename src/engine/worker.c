@@ -243,7 +243,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
   mproc__slot *slot = &sh->slots[index];
   const mproc__wconf *o = &sh->conf;
   int code = 0;
-  mproc__parallel_worker_begins();
+  mproc__task_enter_worker();
   if (o->initializer) {
     __atomic_store_n(&slot->in_init, 1, __ATOMIC_RELEASE);
     mproc__task_outcome init;

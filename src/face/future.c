@@ -3,13 +3,16 @@
 #include <sched.h>
 #include <time.h>
 
-#include "engine/engine.h"
+#include "face/face.h"
 
+/* A done-callback; once its future completes, a deferred run of the engine (the engine calls run_cb without
+ * its lock). */
 struct cb_node {
+  mproc__deferred node; /* first: the engine's list links it */
   mproc_future_cb cb;
   void *user;
   mproc_future *f;
-  struct cb_node *next;
+  struct cb_node *next; /* in its future's list, until then */
 };
 
 /* Members sit in slots (fs[iter_index]); a slot is freed when its future is yielded or released and reused
@@ -81,73 +84,31 @@ void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char 
   /* callbacks run later without the lock, each holding a reference */
   struct cb_node *c = f->cbs;
   f->cbs = NULL;
-  struct cb_node **tail = &e->cb_run;
-  while (*tail) tail = &(*tail)->next;
-  *tail = c;
-  for (; c; c = c->next) f->refs++;
-}
-
-void mproc__run_cb_list(struct cb_node *list);
-void mproc__run_cb_list(struct cb_node *list) {
-  while (list) {
-    struct cb_node *n = list->next;
-    list->cb(list->f, list->user);
-    mproc__engine *e = list->f->eng;
-    pthread_mutex_lock(&e->lock);
-    mproc__future_unref_locked(list->f);
-    pthread_mutex_unlock(&e->lock);
-    mproc__free(list);
-    list = n;
+  for (; c;) {
+    struct cb_node *next = c->next;
+    f->refs++;
+    mproc__engine_defer(e, &c->node);
+    c = next;
   }
 }
 
-int mproc__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline) {
-  if (waiters) (*waiters)++;
-  if (isinf(deadline)) {
-    pthread_cond_wait(cv, lock);
-  } else {
-    double left = mproc__remaining(deadline);
-    if (left <= 0) {
-      if (waiters) (*waiters)--;
-      return MPROC_ETIMEDOUT;
-    }
-    struct timespec ts;
-    if (mproc__plat_abs_timespec(left, &ts))
-      pthread_cond_timedwait(cv, lock, &ts);
-    else
-      pthread_cond_wait(cv, lock);
-  }
-  if (waiters) (*waiters)--;
-  return 0;
+/* A task's job has ended (lock held): its future completes and drops the job's reference. */
+void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result,
+                            size_t len) {
+  mproc_future *f = j->fut;
+  mproc__future_complete(f, o, msg, result, len);
+  f->job = NULL;
+  mproc__future_unref_locked(f);
 }
 
-int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
-                           bool (*pred)(void *), void *arg) {
-  while (!pred(arg))
-    if (mproc__cond_timedwait(cv, lock, waiters, deadline) == MPROC_ETIMEDOUT) return MPROC_ETIMEDOUT;
-  return 0;
-}
-
-int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
-                          bool (*pred)(void *), void *arg) {
-  if (pred(arg)) return 0;
-  uint32_t token = mproc__sigint_begin();
-  int r;
-  for (;;) {
-    /* with our handler in place, sleep in slices so a Ctrl-C delivered to another thread is seen */
-    double slice = mproc__sigint_active() ? mproc__plat_now() + 0.05 : INFINITY;
-    r = mproc__cond_wait_until(cv, lock, waiters, slice < deadline ? slice : deadline, pred, arg);
-    if (r == 0) break;
-    if (mproc__sigint_seen(token)) {
-      r = MPROC_EINTERRUPTED;
-      break;
-    }
-    if (mproc__remaining(deadline) == 0) break;
-  }
-  /* a Ctrl-C that came with what was awaited is reported all the same: the next wait would not see it */
-  if (r == 0 && mproc__sigint_seen(token)) r = MPROC_EINTERRUPTED;
-  mproc__sigint_end();
-  return r;
+static void run_cb(mproc__deferred *d) {
+  struct cb_node *c = (struct cb_node *)d;
+  c->cb(c->f, c->user);
+  mproc__engine *e = c->f->eng;
+  pthread_mutex_lock(&e->lock);
+  mproc__future_unref_locked(c->f);
+  pthread_mutex_unlock(&e->lock);
+  mproc__free(c);
 }
 
 /* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
@@ -157,7 +118,6 @@ static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), 
 
 static bool is_done(void *arg) { return ((mproc_future *)arg)->state == FUT_DONE; }
 
-int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
 int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg) {
   return wait_locked(e, mproc__deadline(timeout), pred, arg);
 }
@@ -283,6 +243,7 @@ int mproc_future_add_done_callback(mproc_future *f, mproc_future_cb cb, void *us
   if (!f || !cb) return MPROC_EINVAL;
   struct cb_node *c = mproc__calloc(1, sizeof *c);
   if (!c) return MPROC_ENOMEM;
+  c->node.run = run_cb;
   c->cb = cb;
   c->user = user;
   c->f = f;

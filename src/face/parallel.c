@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "face/face.h"
 
 struct mproc_parallel {
   mproc_parallel_opts opts;
@@ -255,8 +255,6 @@ int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in,
 /* Set in a worker's task-running thread: a pool kept there would outlive it (workers leave through _exit,
  * so no atexit runs, and its template would be orphaned), and the thread backend's call would share the
  * pool whose worker it is busy. */
-static _Thread_local bool in_worker;
-void mproc__parallel_worker_begins(void) { in_worker = true; }
 
 static struct {
   pthread_mutex_t lock;
@@ -313,7 +311,7 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
     reusable.pool = NULL; /* inherited through fork: not ours */
     drop_reusable();
   }
-  if (!in_worker && reusable_fits(opts)) {
+  if (!mproc__task_in_worker() && reusable_fits(opts)) {
     reusable.users++;
     mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
     pthread_mutex_unlock(&reusable.lock);
@@ -329,7 +327,7 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   r = mproc_parallel_create(&own, opts);
   if (r < 0) return r;
   r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
-  if (in_worker || !keepable(own->pool)) {
+  if (mproc__task_in_worker() || !keepable(own->pool)) {
     mproc_parallel_destroy(own);
     return r;
   }

@@ -4,10 +4,8 @@
 #include <stdlib.h>
 
 #include "core/env.h"
-#include "engine/engine.h"
+#include "face/face.h"
 #include "ipc/arena.h"
-
-int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
 
 /* MPROC_WORKERS (as n_jobs): 0 when unset, -EINVAL naming the bad value (core/env.c). */
 static int env_int(const char *name) {
@@ -170,6 +168,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     return MPROC_ENOMEM;
   }
   j->fut = f;
+  j->task_done = mproc__future_job_done;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
     int code = e->broken ? e->broken : MPROC_ECLOSED;

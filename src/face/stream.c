@@ -3,7 +3,7 @@
  * and work in flight stay bounded by the window whatever n is. */
 #include <stdio.h>
 
-#include "engine/engine.h"
+#include "face/face.h"
 
 struct mproc_stream {
   mproc__engine *eng;

@@ -1,0 +1,32 @@
+/* face.h: what the faces (pool.c, future.c, stream.c, parallel.c) share among themselves; nothing of
+ * src/engine/ or src/backend/ uses it. */
+#ifndef MPROC_FACE_H
+#define MPROC_FACE_H
+
+#include "engine/engine.h"
+
+/* future.c */
+mproc_future *mproc__future_new(mproc__engine *e);
+void mproc__future_unref_locked(mproc_future *f);
+void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
+                            size_t len);
+/* A task's job has ended (lock held): its future completes and drops the job's reference (mproc__job's
+ * task_done for futures). */
+void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
+/* Waits on the engine's condition until pred(arg) or timeout seconds, reporting Ctrl-C (lock held). */
+int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
+
+/* pool.c: a map with extras for mproc_parallel_run(): batch sizes measured by a probe (when
+ * opts->chunk_size is 0), and a progress tick called without the lock at most once per interval and once at
+ * the end. */
+typedef struct mproc__map_hooks {
+  bool probe;
+  void (*tick)(void *ctx, const mproc__map *m, bool final);
+  void *ctx;
+  double interval;
+} mproc__map_hooks;
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+                       const mproc__map_hooks *hooks);
+
+#endif
