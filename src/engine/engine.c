@@ -493,6 +493,10 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
   note_job_time(e, j->busy_ns);
   m->busy_ns += j->busy_ns;
   m->timed_items += j->count;
+  if (j->count > 0) {
+    double per_item = (double)j->busy_ns / (double)j->count;
+    if (m->timed_batches++ == 0 || per_item < m->best_item_ns) m->best_item_ns = per_item;
+  }
   if (m->wave_from > 0 && j->first >= m->wave_from && j->count > 0) {
     double per_item = (double)j->busy_ns / (double)j->count;
     if (m->wave_batches++ == 0 || per_item < m->wave_best_ns) m->wave_best_ns = per_item;
@@ -675,9 +679,10 @@ static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, 
   list_add(rq, nj);
 }
 
-/* The items of running batch j that dead worker i finished and had not published: their records lie in
- * its out ring past the tail (or in place), those of items before items_done.  Completes them and returns
- * how many (lock held; the ring's published bytes have all been read). */
+/* The items of running batch j that dead worker i finished and had not sent: their records are in its
+ * staging area (or in place), those of the items before items_done, from the first item not yet received
+ * on.  Completes them and returns how many (lock held; what the worker sent has all been read, or the part
+ * of its last segment it sent is dropped: that segment's records are still in the staging area). */
 static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool clean) {
   mproc__slot *slot = &e->sh->slots[i];
   mproc__map *m = j->map;
@@ -685,16 +690,15 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
   int64_t upto = __atomic_load_n(&slot->items_done, __ATOMIC_ACQUIRE);
   if (upto <= from || upto > end || m->aborting) return 0;
   uint32_t n = (uint32_t)(upto - from);
-  if (!clean) {
-    /* it died streaming a record too large for its ring: those results are lost */
+  bool staged = !m->out_shared && m->out_size;
+  if (!clean || (staged && m->out_size > slot->staging_size)) {
+    /* a record too large for the staging area was being sent (or what was sent could not all be read) */
     mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
     mproc__engine_fail_items(e, m, from, n, &lost, "the worker died while sending the result");
     j->done += n;
     return n;
   }
-  if (!m->out_shared && m->out_size)
-    mproc__ring_read_unpublished(slot->out, sizeof(wire_result), mproc__map_out(m, from),
-                                 (size_t)n * m->out_size);
+  if (staged) memcpy(mproc__map_out(m, from), slot->staging, (size_t)n * m->out_size);
   complete_items(e, j, from, n, NULL, 0, i);
   return n;
 }
@@ -736,8 +740,8 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   /* Whatever the worker published before it ended is final: take those results first, or the jobs they
    * belong to would be run again.  A record it left half-written is dropped with the ring. */
   rx_progress(e, i);
-  /* the records it had not published lie right after what it published, if all of that was read */
-  bool clean = w->rx_stage == 0 && mproc__ring_used(slot->out) == 0;
+  /* bytes still unread that are not part of the segment it was sending: not expected (the read keeps up) */
+  bool clean = w->rx_stage != 0 || mproc__ring_used(slot->out) == 0;
   w->rx_stage = 0;
   uint64_t running = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
   bool init_failed = __atomic_load_n(&slot->in_init, __ATOMIC_ACQUIRE) != 0;
@@ -1061,7 +1065,10 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
       (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
   head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  size_t rings_end = head + (size_t)e->nworkers * 2 * ring_bytes;
+  /* a worker's staging area: the records of a batch of the automatic size (a quarter of a ring) */
+  size_t staging_bytes = (e->ring_size / 4 + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
+  size_t per_worker = 2 * ring_bytes + staging_bytes;
+  size_t rings_end = head + (size_t)e->nworkers * per_worker;
   size_t objs_at = (rings_end + opts->init_arg_len + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   e->sh_bytes =
       mproc__engine_fresh_image(e) ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
@@ -1111,10 +1118,12 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
     }
   }
   for (int i = 0; i < e->nworkers; i++) {
-    unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * 2 * ring_bytes;
+    unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * per_worker;
     mproc__slot *s = &e->sh->slots[i];
     s->in = (mproc__ring *)base;
     s->out = (mproc__ring *)(base + ring_bytes);
+    s->staging = base + 2 * ring_bytes;
+    s->staging_size = staging_bytes;
     mproc__ring_init(s->in, e->ring_size);
     mproc__ring_init(s->out, e->ring_size);
     /* the manager's side of both rings sleeps on the doorbell */

@@ -136,6 +136,8 @@ typedef struct mproc__map {
   bool notify_each;                  /* signal cv on every completion, not only the last */
   uint64_t busy_ns;                  /* worker time spent on this map's completed batches */
   size_t timed_items;                /* items those batches held */
+  size_t timed_batches;              /* how many batches that was */
+  double best_item_ns;               /* the least time per item among those batches */
   /* Parallel's second sizing (pool.c): the batches from item wave_from on (0: none) are timed apart, and
    * the least time per item among them kept, so that a worker's cold first item does not count */
   int64_t wave_from;

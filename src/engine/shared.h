@@ -17,6 +17,11 @@
 typedef struct mproc__slot {
   /* read all the time by both sides, written once */
   _Alignas(MPROC_CACHELINE) mproc__ring *in, *out;
+  /* Where the worker writes the records of its current batch segment (see worker.c): shared memory that
+   * only this worker writes, so its lines stay in the worker's cache as a private buffer would, and that the
+   * manager reads only after the worker's death, to keep the results of the items it finished. */
+  unsigned char *staging;
+  uint64_t staging_size;
   /* 1 while the manager has a job record only partly written into `in` and waits for space: the worker
    * rings the doorbell for freed space only then (not for every job it reads) */
   uint32_t tx_waiting;

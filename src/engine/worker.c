@@ -96,139 +96,95 @@ static uint32_t run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mp
   return count;
 }
 
-/* The open segment of a batch's results (see wire_result): its header's place is the ring's tail, its
- * records follow the header there, unpublished, until the segment ends. */
+/* The open segment of a batch's results (see wire_result): items [first, first + count), whose records are
+ * in the slot's staging area (or in place) until the segment is sent. */
 typedef struct segment {
   mproc__ring *ring;
   uint64_t id;
-  size_t rec;     /* bytes per record in the ring: 0 when records are written in place */
+  size_t rec;     /* bytes per record sent: 0 when records are written in place */
   int64_t first;  /* its first item */
   uint32_t count; /* items in it so far */
   uint64_t t0;    /* when it began */
 } segment;
 
-#define SEG_HDR sizeof(wire_result)
-
 static void segment_open(segment *g, int64_t first) {
-  size_t gap = mproc__ring_pad_gap(g->ring, MPROC__REWIND_FROM, sizeof(wire_result));
-  if (gap) {
-    wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
-    mproc__ring_put_pad(g->ring, &pad, sizeof pad, gap);
-  }
   g->first = first;
   g->count = 0;
   g->t0 = mproc__now_ns();
 }
 
-static wire_result segment_header(const segment *g, bool last, bool failed) {
-  return (wire_result){.magic = WIRE_MAGIC,
-                       .kind = JOB_BATCH,
-                       .id = g->id,
-                       .nfail = failed,
-                       .last = last,
-                       .busy_ns = mproc__now_ns() - g->t0,
-                       .first = g->first,
-                       .count = g->count,
-                       .payload_len = (size_t)g->count * g->rec + (failed ? sizeof(wire_fail) : 0)};
-}
-
-/* Ends the segment built in place: its failure (if any) after the records, the header before them, then
- * all of it is published at once.  No wake: the job's end wakes the manager (wake_late), and a worker
- * waiting for room wakes it then. */
-static void segment_close(segment *g, bool last, const wire_fail *fail) {
+/* Sends the segment through the ring (header, records, failure), waiting for room as it goes.  No wake at
+ * the end: the job's end wakes the manager (wake_late), and a worker waiting for room wakes it then. */
+static void segment_send(segment *g, bool last, const wire_fail *fail, const unsigned char *records) {
   bool failed = fail && fail->code;
-  wire_result h = segment_header(g, last, failed);
-  if (failed) mproc__ring_write_reserved(g->ring, SEG_HDR + (size_t)g->count * g->rec, fail, sizeof *fail);
-  mproc__ring_write_reserved(g->ring, 0, &h, sizeof h);
-  mproc__ring_publish(g->ring, SEG_HDR + h.payload_len);
+  size_t gap = mproc__ring_pad_gap(g->ring, MPROC__REWIND_FROM, sizeof(wire_result));
+  if (gap) {
+    wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+    mproc__ring_put_pad(g->ring, &pad, sizeof pad, gap);
+  }
+  size_t bytes = (size_t)g->count * g->rec;
+  wire_result h = {.magic = WIRE_MAGIC,
+                   .kind = JOB_BATCH,
+                   .id = g->id,
+                   .nfail = failed,
+                   .last = last,
+                   .busy_ns = mproc__now_ns() - g->t0,
+                   .first = g->first,
+                   .count = g->count,
+                   .payload_len = bytes + (failed ? sizeof *fail : 0)};
+  mproc__ring_put_all_quiet(g->ring, &h, sizeof h);
+  if (bytes) mproc__ring_put_all_quiet(g->ring, records, bytes);
+  if (failed) mproc__ring_put_all_quiet(g->ring, fail, sizeof *fail);
 }
 
-/* Runs items into the open segment's records in the ring: as many as fit before the ring's end and in its
- * free room (waiting for room when none is left, after ending the segment so the manager can read it), or
- * one through the scratch buffer when its record would wrap.  Returns the number run; 0 out of memory. */
-static uint32_t run_into_ring(segment *g, mproc__slot *slot, mproc_task_fn fn, mproc_task *t,
-                              mproc__task_priv *priv, const wire_job *j, int64_t index, uint32_t want,
-                              const unsigned char *a, unsigned char **scratch, size_t *scratch_cap,
-                              wire_fail *fail) {
-  const size_t out_size = g->rec;
-  size_t need = SEG_HDR + (size_t)(g->count + 1) * out_size + sizeof *fail; /* room for a failure too */
-  if (mproc__ring_free(g->ring) < need) {
-    if (g->count) {
-      segment_close(g, false, NULL);
-      segment_open(g, index);
-      need = SEG_HDR + out_size + sizeof *fail;
-    }
-    mproc__ring_wait_free(g->ring, need);
-  }
-  size_t off = SEG_HDR + (size_t)g->count * out_size;
-  unsigned char *rec = mproc__ring_reserved(g->ring, off, out_size);
-  if (!rec) {
-    if (!grow(scratch, scratch_cap, out_size)) return 0;
-    uint32_t ran = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, fail);
-    mproc__ring_write_reserved(g->ring, off, *scratch, out_size);
-    return ran;
-  }
-  size_t fit = (mproc__ring_free(g->ring) - SEG_HDR - sizeof *fail) / out_size - g->count;
-  size_t contiguous = (size_t)(g->ring->data + g->ring->size - rec) / out_size;
-  size_t n = want;
-  if (n > fit) n = fit;
-  if (n > contiguous) n = contiguous;
-  return run_items(slot, fn, t, priv, j, index, (uint32_t)(n ? n : 1), a, rec, fail);
-}
-
-/* Runs a batch and sends its results in segments.  Records go where the manager can find them if this
- * process dies: in place (out != NULL: the caller's array in the arena, or the caller's own memory for
- * threads), or into the out ring past its tail, where the open segment is built.  So an item that finished
- * is never run again after a later one crashes: the manager takes what was published, then the records of
- * the items before items_done from the ring.  A record too large for the ring goes through the scratch
- * buffer and is streamed as a segment of its own (a death while it streams loses that one result).  0, or
- * 121 out of memory. */
+/* Runs a batch and sends its results in segments.  Each item's record goes where the manager finds it if
+ * this process dies: in place (out != NULL: the caller's array in the arena, or the caller's own memory for
+ * threads), or into the slot's staging area, which is sent as a segment when an item fails, when it is full
+ * and at the end.  items_done says which items have their record there.  So an item that finished is never
+ * run again after a later one crashes: the manager takes what was sent, then the records of the items
+ * before items_done from the staging area.  A record larger than the staging area goes through the scratch
+ * buffer and is sent alone (a death while it is sent loses that one result).  0, or 121 out of memory. */
 static int run_batch(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
                      const wire_job *j, const unsigned char *in, unsigned char *out, unsigned char **scratch,
                      size_t *scratch_cap) {
   const size_t out_size = j->out_size, in_size = j->in_size;
   const int64_t end = j->first + j->count;
   segment g = {.ring = slot->out, .id = j->id, .rec = out ? 0 : out_size};
-  const bool huge = !out && SEG_HDR + out_size + sizeof(wire_fail) > (size_t)g.ring->size;
+  /* items a segment holds */
+  const size_t cap = out || !out_size ? SIZE_MAX : slot->staging_size / out_size;
+  unsigned char *staging = slot->staging;
   segment_open(&g, j->first);
-  bool closed_last = false;
+  bool sent_last = false;
   for (int64_t index = j->first; index < end;) {
     const unsigned char *a = in_size ? in + (size_t)(index - j->first) * in_size : NULL;
-    uint32_t want = (uint32_t)(end - index), ran;
     wire_fail fail;
-    if (out) {
-      ran =
-          run_items(slot, fn, t, priv, j, index, want, a, out + (size_t)(index - j->first) * out_size, &fail);
-    } else if (huge || out_size == 0) {
-      if (out_size == 0) {
-        ran = run_items(slot, fn, t, priv, j, index, want, a, NULL, &fail);
-      } else {
-        if (!grow(scratch, scratch_cap, out_size)) return 121;
-        ran = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, &fail);
-        g.count = 1;
-        wire_result h = segment_header(&g, index + 1 == end, fail.code != 0);
-        h.payload_len = out_size + (fail.code ? sizeof fail : 0);
-        mproc__ring_put_all_quiet(g.ring, &h, sizeof h);
-        mproc__ring_put_all_quiet(g.ring, *scratch, out_size);
-        if (fail.code) mproc__ring_put_all_quiet(g.ring, &fail, sizeof fail);
-        closed_last = h.last;
-        index++;
-        segment_open(&g, index);
-        continue;
-      }
-    } else {
-      ran = run_into_ring(&g, slot, fn, t, priv, j, index, want, a, scratch, scratch_cap, &fail);
-      if (!ran) return 121;
+    if (cap == 0) { /* a record larger than the staging area */
+      if (!grow(scratch, scratch_cap, out_size)) return 121;
+      g.count = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, &fail);
+      index++;
+      segment_send(&g, index == end, &fail, *scratch);
+      sent_last = index == end;
+      segment_open(&g, index);
+      continue;
     }
+    if (g.count == cap) {
+      segment_send(&g, false, NULL, staging);
+      segment_open(&g, index);
+    }
+    size_t n = (size_t)(end - index);
+    if (n > cap - g.count) n = cap - g.count;
+    unsigned char *rec = out ? out + (size_t)(index - j->first) * out_size
+                             : (out_size ? staging + (size_t)g.count * out_size : NULL);
+    uint32_t ran = run_items(slot, fn, t, priv, j, index, (uint32_t)n, a, rec, &fail);
     g.count += ran;
     index += ran;
     if (__builtin_expect(fail.code != 0, 0)) {
-      segment_close(&g, index == end, &fail);
-      closed_last = index == end;
+      segment_send(&g, index == end, &fail, staging);
+      sent_last = index == end;
       if (index < end) segment_open(&g, index);
     }
   }
-  if (!closed_last) segment_close(&g, true, NULL);
+  if (!sent_last) segment_send(&g, true, NULL, staging);
   return 0;
 }
 
@@ -259,6 +215,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
   size_t arg_cap = 0, out_cap = 0;
   mproc__task_priv priv = {0};
   int done = 0;
+  bool staging_mapped = false;
   for (;;) {
     wire_job j;
     mproc__ring_get_all_quiet(slot->in, &j, sizeof j);
@@ -310,8 +267,15 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
       r.code = MPROC_ECANCELED;
       send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
     } else {
-      /* the records: straight into the caller's array when it is shared, else into the ring */
+      /* the records: straight into the caller's array when it is shared, else into the staging area */
       unsigned char *out = (unsigned char *)(uintptr_t)j.out_addr;
+      /* The staging area is mapped in whole before its first use, outside any timed item: its pages are new
+       * shared memory, whose first touch costs far more than a task's work on some machines, and a stream
+       * sizes its batches from its first items' times. */
+      if (!out && j.out_size && !staging_mapped) {
+        (void)mproc__plat_prefault(slot->staging, (size_t)slot->staging_size, 1);
+        staging_mapped = true;
+      }
       /* records in place in the arena: see MPROC__PREFAULT_MIN */
       if (o->own_mappings && j.in_addr && (size_t)j.count * j.in_size >= MPROC__PREFAULT_MIN)
         (void)mproc__plat_prefault((void *)(uintptr_t)j.in_addr, (size_t)j.count * j.in_size, 0);

@@ -29,4 +29,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
                        void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
                        const mproc__map_hooks *hooks);
 
+/* stream.c: how many batches a stream has made so far (for tests of its sizing). */
+size_t mproc__stream_batches(const mproc_stream *s);
+
 #endif

@@ -45,7 +45,9 @@ static size_t next_chunk(mproc_stream *s) {
   mproc__map *m = &s->m;
   size_t chunk = 1;
   if (m->timed_items > 0) {
-    double per_item = (double)m->busy_ns / (double)m->timed_items;
+    /* judged by the fastest batch per item: a worker's first item is its coldest (page faults of a new
+     * process, its code and data pages), and sized from it alone the batches of tiny items were tiny */
+    double per_item = m->best_item_ns;
     double want = per_item > 0 ? TARGET_BATCH_NS / per_item : (double)s->ring_cap;
     chunk = want < 1 ? 1 : (want > (double)s->ring_cap ? s->ring_cap : (size_t)want);
   }
@@ -68,9 +70,9 @@ static int refill(mproc_stream *s) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
     if (s->adaptive) {
-      /* until timings arrive, at most two batches per worker (they carry the timing that sizes the next
-       * ones); after that only the window bounds what is in flight */
-      if (m->timed_items == 0 && m->batches_sent - m->batches_done >= 2 * workers) break;
+      /* until each worker has timed a batch, at most two batches per worker (they carry the timings that
+       * size the next ones); after that only the window bounds what is in flight */
+      if (m->timed_batches < workers && m->batches_sent - m->batches_done >= 2 * workers) break;
       count = next_chunk(s);
     }
     if (count > m->n - first) count = m->n - first;
@@ -305,3 +307,5 @@ void mproc_stream_destroy(mproc_stream *s) {
   free_stream(s);
   mproc__sigint_end();
 }
+
+size_t mproc__stream_batches(const mproc_stream *s) { return s ? s->m.batches_sent : 0; }

@@ -152,36 +152,6 @@ static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *, size_t),
 static int has_data(const mproc__ring *r, size_t want) { return mproc__ring_used(r) >= want; }
 static int has_space(const mproc__ring *r, size_t want) { return mproc__ring_free(r) >= want; }
 
-unsigned char *mproc__ring_reserved(mproc__ring *r, size_t off, size_t len) {
-  size_t at = (size_t)(r->tail + off) & ((size_t)r->size - 1);
-  return at + len <= (size_t)r->size ? r->data + at : NULL;
-}
-
-void mproc__ring_write_reserved(mproc__ring *r, size_t off, const void *src, size_t len) {
-  size_t mask = (size_t)r->size - 1, at = (size_t)(r->tail + off) & mask, first = (size_t)r->size - at;
-  if (first > len) first = len;
-  memcpy(r->data + at, src, first);
-  if (len > first) memcpy(r->data, (const unsigned char *)src + first, len - first);
-}
-
-void mproc__ring_publish(mproc__ring *r, size_t len) {
-  __atomic_store_n(&r->tail, r->tail + len, __ATOMIC_RELEASE);
-}
-
-void mproc__ring_wait_free(mproc__ring *r, size_t len) {
-  if (mproc__ring_free(r) >= len) return;
-  wake_if_sleeping(r->c_sleeping, r->c_seq);
-  wait_until(r, has_space, len, r->p_sleeping, r->p_seq, -1);
-}
-
-void mproc__ring_read_unpublished(const mproc__ring *r, size_t off, void *dst, size_t len) {
-  uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-  size_t mask = (size_t)r->size - 1, at = (size_t)(tail + off) & mask, first = (size_t)r->size - at;
-  if (first > len) first = len;
-  memcpy(dst, r->data + at, first);
-  if (len > first) memcpy((unsigned char *)dst + first, r->data, len - first);
-}
-
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
   const unsigned char *p = src;
   while (len > 0) {

@@ -75,22 +75,6 @@ size_t mproc__ring_pad_gap(const mproc__ring *r, size_t from, size_t min_len);
 void mproc__ring_put_pad(mproc__ring *r, const void *hdr, size_t hdr_len, size_t gap);
 void mproc__ring_skip(mproc__ring *r, size_t len); /* frees len bytes the consumer has (len <= used) */
 
-/* Writing a record in place before it exists for the consumer (the producer side).  Bytes past tail are the
- * producer's own until it publishes them: the worker builds a batch's result there, item by item, so that
- * what it finished is in shared memory, at a place the manager can compute, if it dies before publishing.
- * mproc__ring_reserved() is the address of the len bytes at offset off past tail when they lie in one piece
- * before the end of data[] (NULL when they wrap); mproc__ring_write_reserved() copies there, wrapping;
- * mproc__ring_publish() makes len bytes past tail visible (a release) without waking anyone;
- * mproc__ring_wait_free() spins, then sleeps until at least len bytes are free, waking a sleeping consumer
- * first (it must read to make room). */
-unsigned char *mproc__ring_reserved(mproc__ring *r, size_t off, size_t len);
-void mproc__ring_write_reserved(mproc__ring *r, size_t off, const void *src, size_t len);
-void mproc__ring_publish(mproc__ring *r, size_t len);
-void mproc__ring_wait_free(mproc__ring *r, size_t len);
-/* The consumer's view of bytes the producer has not published: copies len bytes from offset off past tail.
- * Only for a producer known to be dead (nothing moves any more). */
-void mproc__ring_read_unpublished(const mproc__ring *r, size_t off, void *dst, size_t len);
-
 /* Blocking forms for the worker side: spin, then sleep on the futex until everything is moved. */
 void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len);
 /* put_all that leaves the consumer asleep (unless it must make room): the producer wakes it later with
