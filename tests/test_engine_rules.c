@@ -285,8 +285,8 @@ MTEST_TIMEOUT(crash_in_a_stream_batch_runs_no_finished_item_again, 60) {
   unmap_shared();
 }
 
-/* A batch larger than its worker's ring: its results go in several segments (the ring fills while it runs),
- * records wrap around the ring's end, and a crash late in it still loses no finished item. */
+/* A batch larger than its worker's ring and staging area: its results go in many segments (the staging
+ * area fills, the ring fills and wraps while they stream), and a crash late in it loses no finished item. */
 MTEST_TIMEOUT(crash_after_the_ring_filled_runs_no_finished_item_again, 60) {
   map_shared();
   enum { N = 3000 };
