@@ -489,3 +489,19 @@ MTEST(template_command_send_interrupted_is_retried) {
   mproc_future_release(f);
   mproc_pool_destroy(p);
 }
+
+/* The other way: the template cannot tell the manager of the workers it made (send fails in the template,
+ * which inherits the table through fork).  Without an end to it, the manager would wait for ever for a
+ * worker it never heard of; the template ends instead and the pool is lost. */
+MTEST(template_event_send_fails_the_pool_is_lost) {
+  inject_send(1 << 30, ENOBUFS);
+  mproc_pool *p = NULL;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
+  mproc__plat_syscalls_reset(); /* in this process; the template keeps the failing send */
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, answer, NULL, 0, NULL, &f));
+  CHECK_ERR(mproc_future_error(f, 10.0), MPROC_ELOST);
+  mproc_future_release(f);
+  CHECK_ERR(mproc_pool_submit(p, answer, NULL, 0, NULL, &f), MPROC_ELOST);
+  mproc_pool_destroy(p);
+}
