@@ -59,6 +59,26 @@ report=$(
       done
   done
 )
+# Every entry of the failure-injection table mproc__plat_sys must be called somewhere in src/ (through the
+# table): an entry nothing calls lets a test "fail" a call that never happens.  UNUSED_OK lists entries
+# not called yet (none).
+UNUSED_OK=${MPROC_SYSCALL_UNUSED_OK-""}
+entries=$(sed -n '/^struct mproc__plat_syscalls {/,/^};/p' src/platform/platform.h |
+  sed -n 's/.*(\*\([a-z_0-9]*\))(.*/\1/p')
+for e in $entries; do
+  if ! git grep -q -E "mproc__plat_sys\.$e\(" -- 'src/*.c'; then
+    ok=0
+    for u in $UNUSED_OK; do [ "$u" = "$e" ] && ok=1; done
+    if [ "$ok" = 1 ]; then
+      report="$report
+pending: mproc__plat_sys.$e is called nowhere in src/ (listed in UNUSED_OK)"
+    else
+      report="$report
+mproc__plat_sys.$e: raw OS call table entry called nowhere in src/: use it or remove it"
+    fi
+  fi
+done
+report=$(echo "$report" | sed '/^$/d')
 [ -n "$report" ] && echo "$report"
 if echo "$report" | grep -q "raw OS call"; then
   echo "check-raw-calls: raw OS calls outside src/platform/ (see above)"

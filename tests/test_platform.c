@@ -370,7 +370,17 @@ MTEST(poll_many_waits_and_retries_eintr) {
   p[0].revents = 0;
   CHECK_INT_EQ(mproc__plat_poll(p, 1, 0), 1);
   CHECK(p[0].revents & POLLNVAL);
-  CHECK_ERR(mproc__plat_poll(p, (size_t)1 << 30, 0), MPROC_EINVAL);
+  /* more descriptors than the process may have (a small array: ThreadSanitizer reads all n) */
+  struct rlimit lim, low;
+  CHECK(getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  low = lim;
+  low.rlim_cur = 8;
+  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  struct pollfd many[9];
+  for (int i = 0; i < 9; i++) many[i] = (struct pollfd){.fd = -1};
+  int r = mproc__plat_poll(many, 9, 0);
+  CHECK(setrlimit(RLIMIT_NOFILE, &lim) == 0);
+  CHECK_ERR(r, MPROC_EINVAL);
   close(a[1]);
   close(b[0]);
   close(b[1]);
@@ -477,5 +487,21 @@ MTEST(template_command_send_interrupted_is_retried) {
   CHECK_INT_EQ(n, sizeof(int));
   CHECK_INT_EQ(*(const int *)data, 42);
   mproc_future_release(f);
+  mproc_pool_destroy(p);
+}
+
+/* The other way: the template cannot tell the manager of the workers it made (send fails in the template,
+ * which inherits the table through fork).  Without an end to it, the manager would wait for ever for a
+ * worker it never heard of; the template ends instead and the pool is lost. */
+MTEST(template_event_send_fails_the_pool_is_lost) {
+  inject_send(1 << 30, ENOBUFS);
+  mproc_pool *p = NULL;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_PROCESS}));
+  mproc__plat_syscalls_reset(); /* in this process; the template keeps the failing send */
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, answer, NULL, 0, NULL, &f));
+  CHECK_ERR(mproc_future_error(f, 10.0), MPROC_ELOST);
+  mproc_future_release(f);
+  CHECK_ERR(mproc_pool_submit(p, answer, NULL, 0, NULL, &f), MPROC_ELOST);
   mproc_pool_destroy(p);
 }

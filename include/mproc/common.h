@@ -40,7 +40,10 @@ MPROC_API const char *mproc_version_string(void);
 /* Replace the allocator mproc uses for its own private memory (not for shared memory, which is mapped).
  * All four functions must be given, and must behave as the C library's.  Call it before any other mproc
  * call, or at least while no mproc object exists: memory is freed with the allocator that is current at the
- * time.  Returns 0, or -EINVAL when a function is missing (the allocator is then unchanged). */
+ * time.  (While objects exist, and their threads run, only functions that can free each other's memory may
+ * replace the current ones, e.g. wrappers that count calls to the same malloc: the swap itself is
+ * thread-safe, the four functions are not swapped as one.)  Returns 0, or -EINVAL when a function is
+ * missing (the allocator is then unchanged). */
 MPROC_API int mproc_replace_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                                       void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
 

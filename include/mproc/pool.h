@@ -123,8 +123,8 @@ typedef struct mproc_submit_opts {
 
 /* Submits fn(arg, arg_len) to the pool.  The argument bytes are copied.  On success *out receives a new
  * future (release it with mproc_future_release()).  Errors: -EINVAL, MPROC_ECLOSED after close/shutdown,
- * MPROC_ELOST when the pool's template process died or could no longer be sent a command (its tasks then
- * completed as MPROC_ELOST: destroy the pool and make a new one), -ENOMEM; *out untouched. */
+ * MPROC_ELOST when the pool's template process died or the pool and it could no longer exchange messages
+ * (its tasks then completed as MPROC_ELOST: destroy the pool and make a new one), -ENOMEM; *out untouched. */
 MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
                                 const mproc_submit_opts *opts, mproc_future **out);
 

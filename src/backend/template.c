@@ -35,14 +35,16 @@ static void worker_entry(void *vctx) {
   mproc__worker_main(sh, c->slot);
 }
 
-void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m) {
-  /* a failed send (the manager has closed its end: the pool is being destroyed) loses only news nobody
-   * waits for any more; the doorbell still rings */
-  (void)mproc__plat_send_msg(sock, &m, sizeof m, true);
+/* Sends an event and rings the manager's doorbell; false when the event could not be sent. */
+static bool tell_manager(mproc__shared *sh, int sock, tpl_msg m) {
+  int r = mproc__plat_send_msg(sock, &m, sizeof m, true);
   __atomic_fetch_add(&sh->template_events, 1, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&sh->doorbell, 1, __ATOMIC_SEQ_CST);
   mproc__plat_futex_wake(&sh->doorbell, 1);
+  return r == 0;
 }
+
+void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m) { (void)tell_manager(sh, sock, m); }
 
 static const char *const thread_vars[] = {"OMP_NUM_THREADS",        "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS",        "BLIS_NUM_THREADS",
@@ -66,8 +68,8 @@ static void limit_thread_env(int n) {
 
 /* Forks the worker of a slot (empty rings) and tells the manager how it went.  Should this process be
  * killed during the fork, the slot still says that a fork began, and the child, if there is one, puts its
- * pid there itself. */
-static void spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals, pid_t *pids, int *pidfds) {
+ * pid there itself.  False when the manager could not be told. */
+static bool spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals, pid_t *pids, int *pidfds) {
   mproc__slot *s = &sh->slots[slot];
   mproc__ring_reset(s->in);
   mproc__ring_reset(s->out);
@@ -78,13 +80,10 @@ static void spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals
   pid_t pid;
   int pidfd;
   int r = mproc__plat_spawn_announced(&pid, &pidfd, worker_entry, &c, reset_signals, &s->child_pid);
-  if (r < 0) {
-    mproc__template_notify(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
-  } else {
-    pids[slot] = pid;
-    pidfds[slot] = pidfd;
-    mproc__template_notify(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
-  }
+  if (r < 0) return tell_manager(sh, sock, (tpl_msg){TPL_SPAWN_FAILED, slot, 0, -r});
+  pids[slot] = pid;
+  pidfds[slot] = pidfd;
+  return tell_manager(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
 }
 
 void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
@@ -99,9 +98,14 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
   struct pollfd *pfd = calloc((size_t)n + 2, sizeof *pfd);
   if (!pids || !pidfds || !pfd) mproc__plat_exit(125);
   for (int i = 0; i < n; i++) pidfds[i] = -1;
+  /* An event the manager did not get would leave it waiting for ever (for a worker it never heard of, or
+   * for the task of a worker that died).  When one cannot be sent (-EPIPE: the pool is being destroyed;
+   * anything else: the socket is unusable) the template ends as when the pool is destroyed, and the manager
+   * sees it gone (mproc__template_gone: the pool is lost, MPROC_ELOST). */
+  bool told = true;
   /* every worker at once, unasked: the manager may not even be running yet */
-  for (int i = 0; i < n; i++) spawn_slot(sh, sock, i, reset_signals, pids, pidfds);
-  for (;;) {
+  for (int i = 0; i < n && told; i++) told = spawn_slot(sh, sock, i, reset_signals, pids, pidfds);
+  while (told) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
     pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN};
@@ -113,9 +117,10 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
       mproc__plat_wait(pids[i], pidfds[i], -1, &st);
       mproc__plat_close(pidfds[i]);
       pidfds[i] = -1;
-      mproc__template_notify(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st});
+      if (!tell_manager(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st})) told = false;
       pids[i] = 0;
     }
+    if (!told) break;
     if (pfd[0].revents & (POLLHUP | POLLERR)) break;
     if (!(pfd[0].revents & POLLIN)) continue;
     tpl_msg m;
@@ -124,7 +129,7 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     if (got != (ssize_t)sizeof m) continue;
     if (m.slot < 0 || m.slot >= n) continue;
     if (m.op == TPL_SPAWN && pids[m.slot] == 0) {
-      spawn_slot(sh, sock, m.slot, reset_signals, pids, pidfds);
+      told = spawn_slot(sh, sock, m.slot, reset_signals, pids, pidfds);
     } else if (m.op == TPL_KILL && pids[m.slot] == m.pid && pids[m.slot] != 0) {
       mproc__plat_signal(pids[m.slot], pidfds[m.slot], m.value);
     }
