@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 TIDY=${CLANG_TIDY:-clang-tidy}
 BUILD=${TIDY_BUILD:-build-tidy}
 JOBS=${JOBS:-2}
-# Folders not checked yet, being rewritten or changed on other branches: empty it to check everything.
-SKIP_DIRS=${MPROC_TIDY_SKIP-"src/engine src/face src/cache"}
+# Folders not checked (none: every folder of src/ is).
+SKIP_DIRS=${MPROC_TIDY_SKIP-""}
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 files=""

@@ -30,6 +30,11 @@ static int nothing(const void *arg, size_t len, mproc_task *t) {
   return mproc_task_worker_id(t) == 5 && mproc_task_index(t) == 9 && mproc_task_attempt(t) == 1 ? 0 : -1;
 }
 
+static int empty_result(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  return mproc_task_return(t, NULL, 0);
+}
+
 MTEST(local_results) {
   mproc__task_outcome o;
   int n = 12;
@@ -75,4 +80,16 @@ MTEST(fixed_record_results) {
   CHECK_ERR(mproc__task_return_slow(NULL, &n, 1), MPROC_EINVAL);
   CHECK_INT_EQ(mproc_task_fail(NULL, 5, NULL), MPROC_ETASKFAILED);
   CHECK(mproc_task_return_buffer(NULL, 1) == NULL);
+}
+
+/* Bad input to the task calls a task may make: NULL contexts answer without touching anything. */
+MTEST(task_calls_take_null) {
+  CHECK_INT_EQ(mproc_task_seed(NULL), 0); /* crashed (NULL read) before */
+  CHECK(mproc_task_return_buffer(NULL, 8) == NULL);
+  CHECK_ERR(mproc_task_fail(NULL, MPROC_EIO, "x"), MPROC_EIO);
+  /* an empty result with no bytes is a result */
+  mproc__task_outcome o;
+  CHECK_OK(mproc__task_run_local(empty_result, NULL, 0, -1, -1, &o));
+  CHECK(o.result_len == 0);
+  mproc__free(o.result);
 }

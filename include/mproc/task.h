@@ -55,7 +55,8 @@ MPROC_API int mproc_task_fail(mproc_task *task, int code, const char *fmt, ...)
 
 /* A 64-bit seed for this item, derived from the run's seed (the `seed` option of a map, stream or parallel
  * call) and the item's index only: the same for a given run seed and index whatever the worker count,
- * batching or scheduling, and different from item to item.  For reproducible randomness per item. */
+ * batching or scheduling, and different from item to item.  For reproducible randomness per item.  0 for
+ * NULL. */
 MPROC_API uint64_t mproc_task_seed(const mproc_task *task);
 
 static inline int mproc_task_worker_id(const mproc_task *task) { return task->worker_id; }

@@ -16,6 +16,7 @@
  * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
  * and its parent for recreating it), never from the working directory.  Counters are per handle (atomics:
  * a handle may be used by several threads). */
+#include "core/env.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -126,7 +127,7 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
     parent = p;
     base = slash + 1;
   }
-  int named = strcmp(base, "/") && strcmp(base, ".") && strcmp(base, "..");
+  int named = strcmp(base, "/") != 0 && strcmp(base, ".") != 0 && strcmp(base, "..") != 0;
   c->uid = mproc__plat_euid();
   c->parentfd = -1;
   int fd;
@@ -157,8 +158,7 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   c->durable = o.durable != 0;
   c->ignore_code_hash = o.ignore_code_hash;
   c->wait = !o.no_wait_for_concurrent;
-  const char *ev = getenv("MPROC_VERBOSE");
-  c->verbose = o.verbose || (ev && atoi(ev) > 0);
+  c->verbose = o.verbose || mproc__env_verbose() > 0;
   c->mmap_threshold = o.mmap_threshold ? o.mmap_threshold : (size_t)1 << 20;
   c->version_hash = o.version ? XXH3_64bits(o.version, strlen(o.version)) : 0;
   c->max_raw = mproc__plat_phys_memory();

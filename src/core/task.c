@@ -26,7 +26,7 @@ int mproc__task_return_slow(mproc_task *t, const void *data, size_t len) {
   if (!priv) return MPROC_EINVAL;
   if (priv->fixed) return MPROC_EMSGSIZE;
   if (!grow(t, len)) return MPROC_ENOMEM;
-  memcpy(t->out, data, len);
+  if (len) memcpy(t->out, data, len);
   t->out_len = len;
   return 0;
 }
@@ -54,7 +54,8 @@ int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...) {
 }
 
 uint64_t mproc_task_seed(const mproc_task *t) {
-  const mproc__task_priv *priv = t && t->priv_ ? t->priv_ : NULL;
+  if (!t) return 0;
+  const mproc__task_priv *priv = t->priv_;
   uint64_t run = priv ? priv->seed : 0;
   return mproc__mix64(mproc__mix64(run) ^ (uint64_t)t->index);
 }

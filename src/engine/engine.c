@@ -1060,7 +1060,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   e->sh_fd = -1;
   if (!mproc__engine_has_workers(e)) return 0;
 
-  e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : 256 * 1024);
+  e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : (size_t)256 * 1024);
   size_t ring_bytes =
       (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
   size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
@@ -1250,6 +1250,9 @@ void mproc__engine_stop(mproc__engine *e) {
   e->ws = NULL;
   if (e->sh) mproc__plat_shm_unmap(e->sh, e->sh_bytes);
   e->sh = NULL;
+}
+
+void mproc__engine_release(mproc__engine *e) {
   pthread_cond_destroy(&e->done_cv);
   pthread_mutex_destroy(&e->lock);
 }

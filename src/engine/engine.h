@@ -166,7 +166,11 @@ struct mproc__engine {
   bool closed, quitting;
   bool draining;    /* destroy: workers are told to stop; none is replaced */
   bool terminating; /* terminate() or destroy began: no worker is started any more */
-  int broken;       /* nothing can run (see pool_lost): every task fails with this code */
+  /* Futures and iterators the caller still holds: they use the lock, so the engine's memory outlives
+   * destroy until the last of them is released (destroyed then says the pool is gone). */
+  size_t holders;
+  bool destroyed;
+  int broken; /* nothing can run (see pool_lost): every task fails with this code */
   uint64_t next_id;
   size_t outstanding; /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;
@@ -202,7 +206,10 @@ struct mproc_pool {
 
 /* engine.c */
 int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);
+/* Stops everything the engine runs; its lock and condition stay usable (futures may still use them). */
 void mproc__engine_stop(mproc__engine *e);
+/* Destroys the lock and the condition, once nothing can use them. */
+void mproc__engine_release(mproc__engine *e);
 /* Queues a job (lock held) and hands out what the workers can take. */
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front);
 void mproc__engine_dispatch(mproc__engine *e);

@@ -56,7 +56,7 @@ typedef struct mproc__slot {
  * write for reading: the arena is a shared memory file that asks for no write notification, so a read
  * fault maps its pages writable, and read faults map several pages at a time (the kernel's fault-around)
  * where write faults map one.  The measurements behind this are in BENCHMARKS.md. */
-#define MPROC__PREFAULT_MIN (64 * 1024)
+#define MPROC__PREFAULT_MIN ((size_t)64 * 1024)
 
 /* What a worker and the template need to know, kept in the shared mapping itself: a worker made by a fork
  * server has none of the caller's heap.  Pointers inside it point into the same mapping. */

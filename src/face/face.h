@@ -7,9 +7,13 @@
 
 /* future.c */
 mproc_future *mproc__future_new(mproc__engine *e);
-void mproc__future_unref_locked(mproc_future *f);
 void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
                             size_t len);
+/* Drops a reference to f (lock held).  True when that freed the last thing holding a destroyed pool: the
+ * caller then calls mproc__pool_free(e) once it has unlocked. */
+bool mproc__future_unref(mproc_future *f);
+/* Frees a destroyed pool whose last future or iterator has gone (lock not held, nothing can use it). */
+void mproc__pool_free(mproc__engine *e);
 /* A task's job has ended (lock held): its future completes and drops the job's reference (mproc__job's
  * task_done for futures). */
 void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);

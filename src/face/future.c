@@ -37,6 +37,12 @@ mproc_future *mproc__future_new(mproc__engine *e) {
   return f;
 }
 
+/* One holder of e less (lock held): true when it was the last of a destroyed pool. */
+static bool drop_holder(mproc__engine *e) {
+  e->holders--;
+  return e->destroyed && e->holders == 0;
+}
+
 static void future_free(mproc_future *f) {
   struct cb_node *c = f->cbs;
   while (c) {
@@ -49,8 +55,11 @@ static void future_free(mproc_future *f) {
   mproc__free(f);
 }
 
-void mproc__future_unref_locked(mproc_future *f) {
-  if (--f->refs == 0) future_free(f);
+bool mproc__future_unref(mproc_future *f) {
+  if (--f->refs > 0) return false;
+  mproc__engine *e = f->eng;
+  future_free(f);
+  return drop_holder(e);
 }
 
 static void iter_push(struct mproc_as_completed *it, mproc_future *f) {
@@ -98,7 +107,7 @@ void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *m
   mproc_future *f = j->fut;
   mproc__future_complete(f, o, msg, result, len);
   f->job = NULL;
-  mproc__future_unref_locked(f);
+  (void)mproc__future_unref(f); /* the caller's reference remains, or the pool is not destroyed yet */
 }
 
 static void run_cb(mproc__deferred *d) {
@@ -106,9 +115,10 @@ static void run_cb(mproc__deferred *d) {
   c->cb(c->f, c->user);
   mproc__engine *e = c->f->eng;
   pthread_mutex_lock(&e->lock);
-  mproc__future_unref_locked(c->f);
+  bool last = mproc__future_unref(c->f);
   pthread_mutex_unlock(&e->lock);
   mproc__free(c);
+  if (last) mproc__pool_free(e);
 }
 
 /* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
@@ -277,8 +287,9 @@ void mproc_future_release(mproc_future *f) {
     }
     iter_leave(it, f);
   }
-  mproc__future_unref_locked(f);
+  bool last = mproc__future_unref(f);
   pthread_mutex_unlock(&e->lock);
+  if (last) mproc__pool_free(e);
 }
 
 struct wait_state {
@@ -329,7 +340,7 @@ int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_
 static bool iter_reserve(struct mproc_as_completed *it) {
   if (it->nfree > 0 || it->used < it->cap) return true;
   size_t cap = it->cap ? 2 * it->cap : 16;
-  mproc_future **fs = mproc__realloc(it->fs, cap * sizeof *fs);
+  mproc_future **fs = mproc__realloc(it->fs, cap * sizeof(mproc_future *));
   if (!fs) return false;
   it->fs = fs;
   size_t *fr = mproc__realloc(it->free_slots, cap * sizeof *fr);
@@ -378,11 +389,13 @@ int mproc_as_completed_create(mproc_as_completed **out, mproc_future *const *fs,
   }
   it->eng = fs[0]->eng;
   pthread_mutex_lock(&it->eng->lock);
+  it->eng->holders++; /* until the iterator is destroyed */
   for (size_t i = 0; i < n; i++) {
     int r = iter_reserve(it) ? iter_add(it, fs[i]) : MPROC_ENOMEM;
     if (r < 0) {
       for (size_t k = 0; k < it->used; k++)
         if (it->fs[k]) it->fs[k]->iter = NULL;
+      it->eng->holders--; /* the futures still hold it: it cannot be the last */
       pthread_mutex_unlock(&it->eng->lock);
       iter_free(it);
       mproc__sigint_end();
@@ -400,7 +413,10 @@ int mproc_as_completed_add(mproc_as_completed *it, mproc_future *f) {
   pthread_mutex_lock(&e->lock);
   int r = iter_reserve(it) ? 0 : MPROC_ENOMEM;
   if (r == 0) r = iter_add(it, f);
-  if (r == 0) it->eng = e;
+  if (r == 0 && !it->eng) {
+    it->eng = e;
+    e->holders++; /* until the iterator is destroyed */
+  }
   pthread_mutex_unlock(&e->lock);
   return r;
 }
@@ -428,12 +444,16 @@ int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future
 
 void mproc_as_completed_destroy(mproc_as_completed *it) {
   if (!it) return;
-  if (it->eng) {
-    pthread_mutex_lock(&it->eng->lock);
+  mproc__engine *e = it->eng;
+  bool last = false;
+  if (e) {
+    pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < it->used; i++)
       if (it->fs[i] && it->fs[i]->iter == it) it->fs[i]->iter = NULL;
-    pthread_mutex_unlock(&it->eng->lock);
+    last = drop_holder(e);
+    pthread_mutex_unlock(&e->lock);
   }
   iter_free(it);
+  if (last) mproc__pool_free(e);
   mproc__sigint_end();
 }

@@ -109,11 +109,23 @@ int mproc_pool_terminate(mproc_pool *pool) {
   return 0;
 }
 
+void mproc__pool_free(mproc__engine *e) {
+  mproc__engine_release(e);
+  mproc__free((mproc_pool *)((char *)e - offsetof(mproc_pool, eng)));
+}
+
 void mproc_pool_destroy(mproc_pool *pool) {
   if (!pool) return;
-  mproc__engine_stop(&pool->eng);
-  if (pool->eng.arena_ref) mproc__arena_unref();
-  mproc__free(pool);
+  mproc__engine *e = &pool->eng;
+  mproc__engine_stop(e);
+  if (e->arena_ref) mproc__arena_unref();
+  e->arena_ref = false;
+  /* futures and iterators still held keep the lock they use; the last one released frees the pool */
+  pthread_mutex_lock(&e->lock);
+  e->destroyed = true;
+  bool last = e->holders == 0;
+  pthread_mutex_unlock(&e->lock);
+  if (last) mproc__pool_free(e);
 }
 
 /* ---- submit ---- */
@@ -179,6 +191,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   }
   j->id = ++e->next_id;
   e->outstanding++;
+  e->holders++; /* the future, until released */
   if (!mproc__engine_has_workers(e)) {
     /* run it here and now */
     j->attempts = 1;
@@ -210,7 +223,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
 int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len, void *out,
                      size_t out_cap, size_t *out_len) {
   if (!out && out_cap) return MPROC_EINVAL;
-  mproc_future *f;
+  mproc_future *f = NULL;
   int r = mproc_pool_submit(pool, fn, arg, arg_len, NULL, &f);
   if (r < 0) return r;
   const void *data;
@@ -256,7 +269,7 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, 
   struct async_cbs *c = mproc__calloc(1, sizeof *c);
   if (!c) return MPROC_ENOMEM;
   *c = (struct async_cbs){callback, error_callback, user, out == NULL};
-  mproc_future *f;
+  mproc_future *f = NULL;
   int r = mproc_pool_submit(pool, fn, arg, arg_len, NULL, &f);
   if (r < 0) {
     mproc__free(c);
@@ -349,7 +362,7 @@ static void map_serial(mproc__engine *e, mproc__map *m, const mproc__map_hooks *
 static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t end, size_t chunk,
                            size_t target, double timeout, int retries, mproc__job ***out, int *err) {
   size_t cap = 16, nb = 0;
-  mproc__job **jobs = mproc__malloc(cap * sizeof *jobs);
+  mproc__job **jobs = mproc__malloc(cap * sizeof(mproc__job *));
   if (!jobs) goto oom;
   for (size_t at = first; at < end;) {
     size_t count = chunk;
@@ -361,7 +374,7 @@ static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t
     if (count > end - at) count = end - at;
     if (count > UINT32_MAX) count = UINT32_MAX;
     if (nb == cap) {
-      mproc__job **more = mproc__realloc(jobs, 2 * cap * sizeof *jobs);
+      mproc__job **more = mproc__realloc(jobs, 2 * cap * sizeof(mproc__job *));
       if (!more) goto oom;
       jobs = more;
       cap *= 2;

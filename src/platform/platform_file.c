@@ -52,7 +52,7 @@ int mproc__plat_dir_each(int dirfd, const char *path, int (*visit)(void *ctx, co
   }
   struct dirent *de;
   while ((de = readdir(d)))
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && visit(ctx, de->d_name)) break;
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && visit(ctx, de->d_name)) break;
   closedir(d);
   return 0;
 }
