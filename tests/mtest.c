@@ -502,3 +502,18 @@ int main(int argc, char **argv) {
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
+
+static void *later_main(void *v) {
+  mtest_later *l = v;
+  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
+  l->fn(l->arg);
+  return NULL;
+}
+
+void mtest_later_start(mtest_later *l, void (*fn)(void *), void *arg) {
+  l->fn = fn;
+  l->arg = arg;
+  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
+}
+
+void mtest_later_join(mtest_later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }

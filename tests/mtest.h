@@ -11,6 +11,7 @@
 #define MPROC_MTEST_H
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,16 @@ void mtest_in_thread_that_ends(void (*fn)(void *), void *arg);
  * subreaper, inherits that orphan: the leak check after the test finds it unless the pool reaped it.
  * Checks the crash and that the pool is then lost; destroys the pool. */
 void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early);
+
+/* Runs fn(arg) in a new thread 30 ms from now, for tests that a call waits (the delay is the thing under
+ * test: the call must still be waiting then, not have failed or timed out at once).  Join it after. */
+typedef struct mtest_later {
+  pthread_t th;
+  void (*fn)(void *);
+  void *arg;
+} mtest_later;
+void mtest_later_start(mtest_later *l, void (*fn)(void *), void *arg);
+void mtest_later_join(mtest_later *l);
 
 /* A seed for randomised tests: MTEST_SEED from the environment, else derived from the clock; printed when
  * the test fails. */

@@ -233,25 +233,6 @@ MTEST(out_of_memory) {
   mproc_pipe_destroy(b);
 }
 
-/* Runs fn(arg) in a thread 30 ms from now: the call under test must still be waiting then. */
-struct later {
-  pthread_t th;
-  void (*fn)(void *);
-  void *arg;
-};
-static void *later_main(void *v) {
-  struct later *l = v;
-  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
-  l->fn(l->arg);
-  return NULL;
-}
-static void later_start(struct later *l, void (*fn)(void *), void *arg) {
-  l->fn = fn;
-  l->arg = arg;
-  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
-}
-static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
-
 static void send_hi(void *w) { mproc_pipe_send(w, "hi", 2, MPROC_FOREVER); }
 static int last_sent;
 static void drain_to_last(void *r) { /* a socket has room again only once much of it is read */
@@ -266,30 +247,30 @@ MTEST(huge_timeouts_wait_forever) {
   for (size_t k = 0; k < 3; k++) {
     mproc_pipe *r, *w;
     CHECK_OK(mproc_pipe_create(&r, &w, 0));
-    struct later l;
+    mtest_later l;
     char buf[8];
     size_t len = 0;
-    later_start(&l, send_hi, w);
+    mtest_later_start(&l, send_hi, w);
     CHECK_INT_EQ(mproc_pipe_poll(r, ts[k]), 1);
     CHECK_OK(mproc_pipe_recv(r, buf, sizeof buf, &len, ts[k]));
     CHECK_INT_EQ(len, 2);
-    later_join(&l);
-    later_start(&l, send_hi, w);
+    mtest_later_join(&l);
+    mtest_later_start(&l, send_hi, w);
     CHECK_OK(mproc_pipe_recv(r, buf, sizeof buf, &len, ts[k]));
-    later_join(&l);
-    later_start(&l, send_hi, w);
+    mtest_later_join(&l);
+    mtest_later_start(&l, send_hi, w);
     void *m = NULL;
     CHECK_OK(mproc_pipe_recv_alloc(r, &m, &len, ts[k]));
     CHECK_INT_EQ(len, 2);
     mproc_free(m);
-    later_join(&l);
+    mtest_later_join(&l);
     /* a full pipe: send waits for a reader */
     int sent = 0;
     while (mproc_pipe_send(w, &sent, sizeof sent, 0) == 0) sent++;
     last_sent = sent;
-    later_start(&l, drain_to_last, r);
+    mtest_later_start(&l, drain_to_last, r);
     CHECK_OK(mproc_pipe_send(w, &sent, sizeof sent, ts[k]));
-    later_join(&l);
+    mtest_later_join(&l);
     mproc_pipe_destroy(r);
     mproc_pipe_destroy(w);
   }

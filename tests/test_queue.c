@@ -651,25 +651,6 @@ MTEST(out_of_memory_leaves_the_message) {
   mproc_queue_destroy(q);
 }
 
-/* Runs fn(arg) in a thread 30 ms from now: the call under test must still be waiting then. */
-struct later {
-  pthread_t th;
-  void (*fn)(void *);
-  void *arg;
-};
-static void *later_main(void *v) {
-  struct later *l = v;
-  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
-  l->fn(l->arg);
-  return NULL;
-}
-static void later_start(struct later *l, void (*fn)(void *), void *arg) {
-  l->fn = fn;
-  l->arg = arg;
-  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
-}
-static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
-
 static void put_hi(void *q) { mproc_queue_put(q, "hi", 2, MPROC_FOREVER); }
 static void get_and_done(void *q) {
   char buf[8];
@@ -683,27 +664,27 @@ MTEST(huge_timeouts_wait_forever) {
   for (size_t k = 0; k < 3; k++) {
     mproc_queue *q;
     CHECK_OK(mproc_queue_create(&q, &(mproc_queue_opts){.buffer_bytes = 4096, .max_messages = 1}));
-    struct later l;
+    mtest_later l;
     char buf[8];
     size_t len = 0;
-    later_start(&l, put_hi, q);
+    mtest_later_start(&l, put_hi, q);
     CHECK_OK(mproc_queue_get(q, buf, sizeof buf, &len, ts[k]));
     CHECK_INT_EQ(len, 2);
-    later_join(&l);
+    mtest_later_join(&l);
     CHECK_OK(mproc_queue_task_done(q));
-    later_start(&l, put_hi, q);
+    mtest_later_start(&l, put_hi, q);
     void *m = NULL;
     CHECK_OK(mproc_queue_get_alloc(q, &m, &len, ts[k]));
     mproc_free(m);
-    later_join(&l);
+    mtest_later_join(&l);
     CHECK_OK(mproc_queue_task_done(q));
     CHECK_OK(mproc_queue_put(q, "a", 1, ts[k])); /* room */
-    later_start(&l, get_and_done, q);
+    mtest_later_start(&l, get_and_done, q);
     CHECK_OK(mproc_queue_put(q, "b", 1, ts[k])); /* full (max_messages 1) until the thread takes "a" */
-    later_join(&l);
-    later_start(&l, get_and_done, q);
+    mtest_later_join(&l);
+    mtest_later_start(&l, get_and_done, q);
     CHECK_OK(mproc_queue_join(q, ts[k]));
-    later_join(&l);
+    mtest_later_join(&l);
     mproc_queue_destroy(q);
   }
 }

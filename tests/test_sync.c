@@ -476,26 +476,6 @@ MTEST(barrier_broken_states) {
 
 static const double huge_timeouts[] = {1e300, DBL_MAX, INFINITY};
 
-/* Runs fn(arg) in a thread 30 ms from now (the delay is the thing under test: the call must still be
- * waiting then, not have failed or timed out at once). */
-struct later {
-  pthread_t th;
-  void (*fn)(void *);
-  void *arg;
-};
-static void *later_main(void *v) {
-  struct later *l = v;
-  nanosleep(&(struct timespec){0, 30 * 1000 * 1000}, NULL);
-  l->fn(l->arg);
-  return NULL;
-}
-static void later_start(struct later *l, void (*fn)(void *), void *arg) {
-  l->fn = fn;
-  l->arg = arg;
-  CHECK_INT_EQ(pthread_create(&l->th, NULL, later_main, l), 0);
-}
-static void later_join(struct later *l) { CHECK_INT_EQ(pthread_join(l->th, NULL), 0); }
-
 static void release_lock(void *arg) { mproc_lock_release(arg); }
 static void release_unit(void *arg) { mproc_semaphore_release(arg, 1); }
 static void set_event(void *arg) { mproc_event_set(arg); }
@@ -538,25 +518,25 @@ MTEST(huge_timeouts_wait_forever) {
       CHECK_INT_EQ(pthread_join(th, NULL), 0);
       mproc_lock_destroy(h.l);
     }
-    struct later l;
+    mtest_later l;
     mproc_semaphore *s;
     CHECK_OK(mproc_semaphore_create(&s, 0, 0));
-    later_start(&l, release_unit, s);
+    mtest_later_start(&l, release_unit, s);
     CHECK_OK(mproc_semaphore_acquire(s, t));
-    later_join(&l);
+    mtest_later_join(&l);
     mproc_semaphore_destroy(s);
     mproc_event *e;
     CHECK_OK(mproc_event_create(&e));
-    later_start(&l, set_event, e);
+    mtest_later_start(&l, set_event, e);
     CHECK_OK(mproc_event_wait(e, t));
-    later_join(&l);
+    mtest_later_join(&l);
     mproc_event_destroy(e);
     mproc_condition *c;
     CHECK_OK(mproc_condition_create(&c, NULL));
     for (int form = 0; form < 2; form++) {
       pg->counter = 0;
       CHECK_OK(mproc_lock_acquire(mproc_condition_lock(c), MPROC_FOREVER));
-      later_start(&l, notify_cond, c);
+      mtest_later_start(&l, notify_cond, c);
       if (form == 0) {
         int r;
         do /* a waiter may wake without a notify */
@@ -567,14 +547,14 @@ MTEST(huge_timeouts_wait_forever) {
         CHECK_OK(mproc_condition_wait_for(c, counter_at_least_5, pg, t));
       }
       CHECK_OK(mproc_lock_release(mproc_condition_lock(c)));
-      later_join(&l);
+      mtest_later_join(&l);
     }
     mproc_condition_destroy(c);
     mproc_barrier *b;
     CHECK_OK(mproc_barrier_create(&b, 2, NULL, NULL));
-    later_start(&l, barrier_arrive, b);
+    mtest_later_start(&l, barrier_arrive, b);
     CHECK_INT_CMP(mproc_barrier_wait(b, t), >=, 0);
-    later_join(&l);
+    mtest_later_join(&l);
     mproc_barrier_destroy(b);
   }
   munmap(pg, 4096);
