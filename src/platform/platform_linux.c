@@ -37,37 +37,17 @@ static int real_pidfd_open(pid_t pid, unsigned flags) {
 #endif
 }
 
-struct mproc__plat_syscalls mproc__plat_sys = {
-    .fork = fork,
-    .pipe2 = real_pipe2,
-    .mmap = mmap,
-    .openat = real_openat,
-    .read = read,
-    .write = write,
-    .renameat = renameat,
-    .fsync = fsync,
-    .memfd_create = real_memfd_create,
-    .ftruncate = ftruncate,
-    .pidfd_open = real_pidfd_open,
-    .send = send,
-};
+/* The real calls, named once: the table starts with them and a reset puts them back. */
+#define REAL_SYSCALLS                                                                                     \
+  {                                                                                                       \
+    .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .openat = real_openat, .read = read, .write = write, \
+    .renameat = renameat, .fsync = fsync, .memfd_create = real_memfd_create, .ftruncate = ftruncate,      \
+    .pidfd_open = real_pidfd_open, .send = send,                                                          \
+  }
 
-void mproc__plat_syscalls_reset(void) {
-  mproc__plat_sys = (struct mproc__plat_syscalls){
-      .fork = fork,
-      .pipe2 = real_pipe2,
-      .mmap = mmap,
-      .openat = real_openat,
-      .read = read,
-      .write = write,
-      .renameat = renameat,
-      .fsync = fsync,
-      .memfd_create = real_memfd_create,
-      .ftruncate = ftruncate,
-      .pidfd_open = real_pidfd_open,
-      .send = send,
-  };
-}
+struct mproc__plat_syscalls mproc__plat_sys = REAL_SYSCALLS;
+
+void mproc__plat_syscalls_reset(void) { mproc__plat_sys = (struct mproc__plat_syscalls)REAL_SYSCALLS; }
 
 double mproc__plat_now(void) {
   struct timespec ts;
