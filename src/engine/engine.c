@@ -82,6 +82,43 @@ void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
   }
 }
 
+void mproc__engine_take(mproc__engine *e, mproc__job *j) {
+  j->id = ++e->next_id;
+  e->outstanding++;
+}
+
+void mproc__engine_queue(mproc__engine *e, mproc__job *j) {
+  mproc__engine_take(e, j);
+  mproc__engine_enqueue(e, j, false);
+}
+
+void mproc__engine_kick(mproc__engine *e) {
+  mproc__engine_dispatch(e);
+  /* a job already written whole into a worker's ring needs nothing from the manager until its result
+   * comes, and a result wakes a sleeping manager itself: waking it now would cost a system call and a
+   * thread competing for the CPU and the lock (most of a round trip) */
+  if (mproc__engine_needs_manager(e)) mproc__engine_wake_manager(e);
+}
+
+bool mproc__engine_cancel_queued(mproc__engine *e, mproc__job *j) {
+  mproc__job **pp = &e->pend_head, *last = NULL;
+  while (*pp && *pp != j) {
+    last = *pp;
+    pp = &(*pp)->next;
+  }
+  if (!*pp) return false;
+  *pp = j->next;
+  if (e->pend_tail == j) e->pend_tail = last;
+  static const mproc_outcome c = {
+      .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+  mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
+  return true;
+}
+
+void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy) {
+  for (int i = 0; i < e->nworkers; i++) busy[i] = e->ws ? e->ws[i].busy_ns : 0;
+}
+
 /* ---- completing work ---- */
 
 void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
@@ -1183,6 +1220,17 @@ void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
         mproc__engine_kill_worker(e, i, KILL_ABORT);
         break;
       }
+  }
+}
+
+void mproc__engine_terminate(mproc__engine *e) {
+  e->closed = true;
+  e->terminating = true; /* a killed worker is not replaced */
+  mproc__engine_cancel_pending(e);
+  if (!mproc__engine_has_workers(e)) return;
+  for (int i = 0; i < e->nworkers; i++) {
+    mproc__wstate *w = &e->ws[i];
+    if (w->pid && w->head && !w->kill_reason) mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CANCELLED);
   }
 }
 

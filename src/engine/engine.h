@@ -210,7 +210,23 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);
 void mproc__engine_stop(mproc__engine *e);
 /* Destroys the lock and the condition, once nothing can use them. */
 void mproc__engine_release(mproc__engine *e);
-/* Queues a job (lock held) and hands out what the workers can take. */
+/* The faces' calls (lock held).  The engine owns job ids, the count of outstanding jobs and the queue.
+ * mproc__engine_queue: takes job j (a task or a batch), gives it its id, counts it and queues it; then
+ * mproc__engine_kick hands out what the workers can take and wakes the manager if it has work to do (once
+ * after a run of queue calls).  mproc__engine_cancel_queued: a task's job still queued is taken out and
+ * completes as cancelled (true), or false when it is no longer queued.  mproc__engine_terminate: closes the
+ * engine, starts no worker any more, cancels what is queued and kills the workers running jobs.
+ * mproc__engine_worker_busy_ns: each worker's time running jobs over the engine's life, into busy[nworkers].
+ * mproc__engine_outstanding: jobs queued or running. */
+void mproc__engine_queue(mproc__engine *e, mproc__job *j);
+/* As mproc__engine_queue for a job the caller runs itself (the serial backend): counted, not queued. */
+void mproc__engine_take(mproc__engine *e, mproc__job *j);
+void mproc__engine_kick(mproc__engine *e);
+bool mproc__engine_cancel_queued(mproc__engine *e, mproc__job *j);
+void mproc__engine_terminate(mproc__engine *e);
+void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy);
+static inline size_t mproc__engine_outstanding(const mproc__engine *e) { return e->outstanding; }
+/* Puts a job at the front or the back of the queue (lock held; the engine's own requeues). */
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front);
 void mproc__engine_dispatch(mproc__engine *e);
 void mproc__engine_wake_manager(mproc__engine *e);

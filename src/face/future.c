@@ -205,21 +205,7 @@ int mproc_future_cancel(mproc_future *f) {
   if (f->state == FUT_DONE) {
     r = f->out.kind == MPROC_OUTCOME_CANCELLED;
   } else if (f->state == FUT_PENDING && f->job) {
-    /* still queued: take it out */
-    mproc__job **pp = &e->pend_head, *last = NULL;
-    while (*pp && *pp != f->job) {
-      last = *pp;
-      pp = &(*pp)->next;
-    }
-    if (*pp) {
-      mproc__job *j = *pp;
-      *pp = j->next;
-      if (e->pend_tail == j) e->pend_tail = last;
-      mproc_outcome c = {
-          .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-      mproc__engine_complete_task(e, j, &c, NULL, NULL, 0);
-      r = 1;
-    }
+    r = mproc__engine_cancel_queued(e, f->job); /* only while still queued */
   }
   mproc__engine_run_callbacks(e);
   pthread_mutex_unlock(&e->lock);

@@ -81,8 +81,8 @@ struct progress_ctx {
   double start, interval, last_line;
   size_t total;
   int workers;
-  int verbose; /* resolved: the option, else MPROC_VERBOSE */
-  uint64_t *busy0;
+  int verbose;                /* resolved: the option, else MPROC_VERBOSE */
+  uint64_t *busy0, *busy_now; /* each worker's busy time at the start, and now (2 x workers) */
   double *busy;
   bool tty;
   bool stopped;       /* the map stopped itself after failures (on_error) */
@@ -134,7 +134,8 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   pr.cancelled = m->cancelled;
   pr.in_flight = m->dispatched > completed ? m->dispatched - completed : 0;
   p->stopped = m->stopped;
-  for (int i = 0; i < p->workers && e->ws; i++) p->busy[i] = (double)(e->ws[i].busy_ns - p->busy0[i]) * 1e-9;
+  mproc__engine_worker_busy_ns(e, p->busy_now);
+  for (int i = 0; i < p->workers; i++) p->busy[i] = (double)(p->busy_now[i] - p->busy0[i]) * 1e-9;
   pthread_mutex_unlock(&e->lock);
   if (final) pr.in_flight = 0;
   double now = mproc__plat_now();
@@ -207,7 +208,7 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
                            .verbose = resolve_verbose(o->verbose)};
   mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
   if (p.verbose > 0 || o->progress) {
-    p.busy0 = mproc__calloc((size_t)p.workers, sizeof *p.busy0);
+    p.busy0 = mproc__calloc(2 * (size_t)p.workers, sizeof *p.busy0);
     p.busy = mproc__calloc((size_t)p.workers, sizeof *p.busy);
     if (!p.busy0 || !p.busy) {
       mproc__free(p.busy0);
@@ -216,7 +217,8 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
     }
     mproc__engine *e = &par->pool->eng;
     pthread_mutex_lock(&e->lock);
-    for (int i = 0; i < p.workers && e->ws; i++) p.busy0[i] = e->ws[i].busy_ns;
+    p.busy_now = p.busy0 + p.workers;
+    mproc__engine_worker_busy_ns(e, p.busy0);
     pthread_mutex_unlock(&e->lock);
     p.tty = isatty(STDERR_FILENO);
     hooks.tick = tick;

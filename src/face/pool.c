@@ -81,7 +81,7 @@ int mproc_pool_close(mproc_pool *pool) {
   return 0;
 }
 
-static bool nothing_outstanding(void *arg) { return ((mproc__engine *)arg)->outstanding == 0; }
+static bool nothing_outstanding(void *arg) { return mproc__engine_outstanding(arg) == 0; }
 
 int mproc_pool_join(mproc_pool *pool, double timeout) {
   if (!pool || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
@@ -95,15 +95,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
   if (!pool) return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
   pthread_mutex_lock(&e->lock);
-  e->closed = true;
-  e->terminating = true; /* a killed worker is not replaced */
-  mproc__engine_cancel_pending(e);
-  if (mproc__engine_has_workers(e)) {
-    for (int i = 0; i < e->nworkers; i++) {
-      mproc__wstate *w = &e->ws[i];
-      if (w->pid && w->head && !w->kill_reason) mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CANCELLED);
-    }
-  }
+  mproc__engine_terminate(e);
   mproc__engine_run_callbacks(e);
   pthread_mutex_unlock(&e->lock);
   return 0;
@@ -189,10 +181,9 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     mproc__job_free(j);
     return code;
   }
-  j->id = ++e->next_id;
-  e->outstanding++;
   e->holders++; /* the future, until released */
   if (!mproc__engine_has_workers(e)) {
+    mproc__engine_take(e, j); /* the serial backend runs it here and now */
     /* run it here and now */
     j->attempts = 1;
     f->state = FUT_RUNNING;
@@ -207,12 +198,8 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len);
   } else {
     f->job = j;
-    mproc__engine_enqueue(e, j, false);
-    mproc__engine_dispatch(e);
-    /* a job already written whole into a worker's ring needs nothing from the manager until its result
-     * comes, and a result wakes a sleeping manager itself: waking it now would cost a system call and a
-     * thread competing for the CPU and the lock (most of a round trip) */
-    if (mproc__engine_needs_manager(e)) mproc__engine_wake_manager(e);
+    mproc__engine_queue(e, j);
+    mproc__engine_kick(e);
   }
   mproc__engine_run_callbacks(e);
   pthread_mutex_unlock(&e->lock);
@@ -396,11 +383,7 @@ oom:
 /* Queues batches (lock held); the map counts them as sent. */
 static void queue_batches(mproc__engine *e, mproc__map *m, mproc__job **jobs, size_t nb) {
   m->batches_sent += nb;
-  for (size_t b = 0; b < nb; b++) {
-    jobs[b]->id = ++e->next_id;
-    e->outstanding++;
-    mproc__engine_enqueue(e, jobs[b], false);
-  }
+  for (size_t b = 0; b < nb; b++) mproc__engine_queue(e, jobs[b]);
   mproc__free(jobs);
   mproc__engine_dispatch(e);
   mproc__engine_wake_manager(e);

@@ -81,7 +81,6 @@ static int refill(mproc_stream *s) {
     if (first + count > s->low + m->window) break; /* window full */
     mproc__job *j = mproc__batch_new(m, first, count, s->timeout, s->retries);
     if (!j) return MPROC_ENOMEM;
-    j->id = ++e->next_id;
     for (size_t k = 0; k < count; k++) {
       size_t slot = (first + k) % m->window;
       m->slot_done[slot] = 0;
@@ -89,17 +88,13 @@ static int refill(mproc_stream *s) {
     }
     m->remaining += count;
     m->batches_sent++;
-    e->outstanding++;
-    mproc__engine_enqueue(e, j, false);
+    mproc__engine_queue(e, j);
     s->next_dispatch += count;
     added = true;
   }
   /* called for every item taken: only new batches need handing out, and the manager only when it has
    * something to do with them (waking it for nothing cost a system call per item) */
-  if (added) {
-    mproc__engine_dispatch(e);
-    if (mproc__engine_needs_manager(e)) mproc__engine_wake_manager(e);
-  }
+  if (added) mproc__engine_kick(e);
   return 0;
 }
 
