@@ -25,6 +25,9 @@
  *   reap_orphans() and fails everything with MPROC_ELOST.
  * - Stop.  After stop_in_manager (and stop_after_manager) no worker of the pool runs, and every process,
  *   thread and descriptor the backend made is released.
+ * - State.  What a backend keeps for a pool lives behind e->backend_state, which its start sets and its
+ *   stop frees (the thread backend's threads and socket); the engine never looks inside.  (The template's
+ *   pid and pidfd are still fields of the engine, shared by the three process-like backends.)
  * A new backend is one file with one table, and one line where pool.c chooses the table.
  *
  * Process-like backends (fork, fork server, exec) share the template's protocol (template.c) and differ in

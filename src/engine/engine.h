@@ -181,11 +181,8 @@ struct mproc__engine {
   mproc__wstate *ws;
   pthread_t manager;
   bool manager_started;
-  int tpl_sock; /* manager's end */
-  int thr_sock; /* thread backend: the end worker threads report on */
-  pthread_t *threads;
-  bool *thread_joinable; /* threads[i] was created and not joined yet */
-  int thread_seq;
+  int tpl_sock;        /* manager's end */
+  void *backend_state; /* the backend's own, from its start to its stop (see backend.h) */
   pid_t tpl_pid;
   int tpl_pidfd;
   bool tpl_foreign;       /* the template is the fork server's child, not ours */
