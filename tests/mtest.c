@@ -161,7 +161,7 @@ int mtest_report_pid(const void *arg, size_t len, mproc_task *t) {
 
 int mtest_report_pool_pids(mproc_pool *p, int fd) {
   int all[9];
-  all[0] = p->eng.tpl_pid;
+  all[0] = mproc__template_pid(&p->eng);
   mproc_map_opts one_each = {.chunk_size = 1};
   if (mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, all + 1, sizeof *all, &one_each, NULL) != 0) return 4;
   if (write(fd, all, sizeof all) != sizeof all) return 5;
@@ -204,7 +204,7 @@ void mtest_template_dies_in_a_fork(mproc_pool *(*make)(void), bool early) {
   /* the template's first fork is over */
   CHECK_OK(mproc_pool_apply(p, mtest_report_pid, NULL, 0, &pid, sizeof pid, NULL));
   CHECK(pid > 0);
-  __atomic_store_n(&doom->victim, p->eng.tpl_pid, __ATOMIC_RELEASE);
+  __atomic_store_n(&doom->victim, mproc__template_pid(&p->eng), __ATOMIC_RELEASE);
   CHECK_ERR(mproc_pool_apply(p, crash, NULL, 0, NULL, 0, NULL), MPROC_ECRASHED);
   /* no worker is left to run it: it waits for the pool to find its template dead */
   mproc_future *f;

@@ -83,7 +83,7 @@ static mproc_pool *exec_pool(int workers, const mproc_pool_opts *extra) {
   o.start_method = MPROC_START_EXEC;
   mproc_pool *p = NULL;
   CHECK_OK(mproc_pool_create(&p, &o));
-  CHECK(mproc__engine_fresh_image(&p->eng) && !p->eng.tpl_foreign);
+  CHECK(mproc__engine_fresh_image(&p->eng) && !mproc__template_foreign(&p->eng));
   return p;
 }
 

@@ -43,10 +43,10 @@ MTEST(start_method_rules) {
   CHECK_OK(mproc_init(NULL, NULL));
   CHECK_ERR(mproc_init(NULL, NULL), MPROC_EALREADY);
   CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2}));
-  CHECK(p->eng.tpl_foreign); /* the default after mproc_init */
+  CHECK(mproc__template_foreign(&p->eng)); /* the default after mproc_init */
   mproc_pool_destroy(p);
   CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORK}));
-  CHECK(!p->eng.tpl_foreign);
+  CHECK(!mproc__template_foreign(&p->eng));
   mproc_pool_destroy(p);
   mproc_shutdown();
   mproc_shutdown(); /* harmless twice */
@@ -79,7 +79,7 @@ MTEST(forkserver_pool_semantics) {
   memset(mem, 1, big);
   mproc_pool *p;
   CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .task_timeout = 0.3, .initializer = NULL}));
-  CHECK(p->eng.tpl_foreign);
+  CHECK(mproc__template_foreign(&p->eng));
   enum { N = 5000 };
   static int in[N], out[N], codes[N];
   for (int i = 0; i < N; i++) in[i] = i % 1000;
@@ -102,7 +102,7 @@ MTEST(forkserver_pool_semantics) {
   CHECK_INT_EQ(*(const int *)data, 144);
   mproc_future_release(f);
   /* the template dies: tasks are lost, not hung */
-  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0);
+  CHECK(kill(mproc__template_pid(&p->eng), SIGKILL) == 0);
   n = -2;
   CHECK_OK(mproc_pool_submit(p, square, &n, sizeof n, &(mproc_submit_opts){.timeout = 100}, &f));
   CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
@@ -118,7 +118,7 @@ static mproc_pool *init_then_one_worker_pool(void) {
   CHECK_OK(mproc_init(NULL, NULL));
   mproc_pool *p;
   CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
-  CHECK(p->eng.tpl_foreign);
+  CHECK(mproc__template_foreign(&p->eng));
   return p;
 }
 

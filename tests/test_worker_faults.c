@@ -236,7 +236,7 @@ MTEST(pool_outlives_the_thread_that_created_it) {
   CHECK_OK(mproc_pool_map(p, square, in, 64, sizeof *in, out, sizeof *out, NULL, NULL));
   for (int i = 0; i < 64; i++) CHECK_INT_EQ(out[i], i * i);
   siginfo_t si = {0};
-  CHECK(waitid(P_PID, (id_t)p->eng.tpl_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0);
+  CHECK(waitid(P_PID, (id_t)mproc__template_pid(&p->eng), &si, WEXITED | WNOHANG | WNOWAIT) == 0);
   CHECK_INT_EQ(si.si_pid, 0); /* the template has not ended */
   mproc_pool_destroy(p);
 }
@@ -293,7 +293,7 @@ MTEST(template_death_loses_tasks_not_the_caller) {
   await_started(1);
   /* the second worker may be running, being forked or not yet asked for: the pool reaps what the
    * template leaves behind in each case, this process being a subreaper */
-  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0); /* as the OOM killer might */
+  CHECK(kill(mproc__template_pid(&p->eng), SIGKILL) == 0); /* as the OOM killer might */
   CHECK_ERR(mproc_future_error(f, MPROC_FOREVER), MPROC_ELOST);
   mproc_outcome o;
   CHECK_OK(mproc_future_outcome(f, &o));
@@ -312,6 +312,6 @@ MTEST(pool_destroyed_just_after_its_template_died) {
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
   int out[8];
   CHECK_OK(mproc_pool_map(p, mtest_report_pid, NULL, 8, 0, out, sizeof *out, NULL, NULL));
-  CHECK(kill(p->eng.tpl_pid, SIGKILL) == 0);
+  CHECK(kill(mproc__template_pid(&p->eng), SIGKILL) == 0);
   mproc_pool_destroy(p);
 }

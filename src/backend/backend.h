@@ -26,8 +26,8 @@
  * - Stop.  After stop_in_manager (and stop_after_manager) no worker of the pool runs, and every process,
  *   thread and descriptor the backend made is released.
  * - State.  What a backend keeps for a pool lives behind e->backend_state, which its start sets and its
- *   stop frees (the thread backend's threads and socket); the engine never looks inside.  (The template's
- *   pid and pidfd are still fields of the engine, shared by the three process-like backends.)
+ *   stop frees (the thread backend's threads and socket, the template's pid and pidfd for the three
+ *   process-like backends); the engine never looks inside.
  * A new backend is one file with one table, and one line where pool.c chooses the table.
  *
  * Process-like backends (fork, fork server, exec) share the template's protocol (template.c) and differ in
@@ -85,6 +85,21 @@ int mproc__exec_template_start(mproc__engine *e);
 
 /* template.c: the template's loop, and the manager's side of it shared by the process-like
  * backends */
+/* The process-like backends' state behind e->backend_state: the template process. */
+typedef struct mproc__template {
+  pid_t pid;    /* 0 once stopped */
+  int pidfd;    /* -1 when none */
+  bool foreign; /* the fork server's child, not ours: the server reaps it */
+} mproc__template;
+/* Makes it (pid 0, no pidfd) unless it exists: the first thing of a process-like backend's start.  0 or
+ * MPROC_ENOMEM.  Freed by mproc__template_stop, or by mproc__template_state_free when start fails. */
+int mproc__template_state_new(mproc__engine *e);
+void mproc__template_state_free(mproc__engine *e);
+mproc__template *mproc__template_of(const mproc__engine *e);
+/* For tests: the template's pid (0 when the pool has none: threads, serial, stopped) and whether it is the
+ * fork server's child. */
+pid_t mproc__template_pid(const mproc__engine *e);
+bool mproc__template_foreign(const mproc__engine *e);
 int mproc__template_start(mproc__engine *e); /* forks a template from the calling thread */
 void mproc__template_spawn(mproc__engine *e, int i);
 void mproc__template_kill(mproc__engine *e, int i);

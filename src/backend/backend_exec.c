@@ -75,10 +75,11 @@ static int start_once(mproc__engine *e) {
   }
   r = mproc__template_await_ready(sv[0], READY_TIMEOUT);
   if (r == 0) {
+    mproc__template *t = mproc__template_of(e);
     e->tpl_sock = sv[0];
-    e->tpl_pid = pid;
-    e->tpl_pidfd = pidfd;
-    e->tpl_foreign = false;
+    t->pid = pid;
+    t->pidfd = pidfd;
+    t->foreign = false;
     return 0;
   }
   mproc__plat_close(sv[0]);
@@ -90,8 +91,11 @@ static int start_once(mproc__engine *e) {
 }
 
 int mproc__exec_template_start(mproc__engine *e) {
-  int r = MPROC_EEXIST;
+  int r = mproc__template_state_new(e);
+  if (r < 0) return r;
+  r = MPROC_EEXIST;
   for (int attempt = 0; attempt < 3 && r == MPROC_EEXIST; attempt++) r = start_once(e);
+  if (r < 0) mproc__template_state_free(e);
   return r;
 }
 

@@ -218,18 +218,26 @@ static int forkserver_start(mproc__engine *e) {
   int sv[2];
   int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
   if (r < 0) return r;
+  if ((r = mproc__template_state_new(e)) < 0) {
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
+    return r;
+  }
   pid_t pid = 0;
   r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
   mproc__plat_close(sv[1]);
   if (r == 0) r = mproc__template_await_ready(sv[0], 10.0);
   if (r < 0) {
     mproc__plat_close(sv[0]);
-    return r == MPROC_EEXIST ? mproc__template_start(e) : r; /* our address is taken in the server */
+    if (r == MPROC_EEXIST) return mproc__template_start(e); /* our address is taken in the server */
+    mproc__template_state_free(e);
+    return r;
   }
+  mproc__template *t = mproc__template_of(e);
   e->tpl_sock = sv[0];
-  e->tpl_pid = pid;
-  e->tpl_pidfd = mproc__plat_pidfd_open(pid);
-  e->tpl_foreign = true;
+  t->pid = pid;
+  t->pidfd = mproc__plat_pidfd_open(pid);
+  t->foreign = true;
   return 0;
 }
 

@@ -198,7 +198,8 @@ void mproc__template_reap_orphans(mproc__engine *e) {
   if (!mproc__plat_is_subreaper()) return; /* they go to a reaper above us, or to init */
   double deadline = mproc__plat_now() + ORPHANS_WAIT;
   /* until the template has ended they are its children, not ours */
-  if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, ORPHANS_WAIT);
+  mproc__template *t = mproc__template_of(e);
+  if (t && t->pidfd >= 0) mproc__plat_poll_fd(t->pidfd, POLLIN, ORPHANS_WAIT);
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     pid_t pid = w->pid ? w->pid : w->spawning ? announced_pid(e, i) : 0;
@@ -222,17 +223,17 @@ void mproc__template_stop(mproc__engine *e) {
     mproc__plat_close(e->tpl_sock);
     e->tpl_sock = -1;
   }
-  if (e->tpl_foreign) {
+  mproc__template *t = mproc__template_of(e);
+  if (!t) return;
+  if (t->foreign) {
     /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
-    if (e->tpl_pidfd >= 0) mproc__plat_poll_fd(e->tpl_pidfd, POLLIN, -1);
-  } else if (e->tpl_pid > 0) {
+    if (t->pidfd >= 0) mproc__plat_poll_fd(t->pidfd, POLLIN, -1);
+  } else if (t->pid > 0) {
     int st;
-    mproc__plat_wait(e->tpl_pid, e->tpl_pidfd, -1, &st);
+    mproc__plat_wait(t->pid, t->pidfd, -1, &st);
   }
   if (died) mproc__template_reap_orphans(e);
-  mproc__plat_close(e->tpl_pidfd);
-  e->tpl_pidfd = -1;
-  e->tpl_pid = 0;
+  mproc__template_state_free(e);
 }
 
 int mproc__template_await_ready(int sock, double timeout) {
@@ -260,16 +261,54 @@ int mproc__template_start(mproc__engine *e) {
   int sv[2];
   int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
   if (r < 0) return r;
+  if ((r = mproc__template_state_new(e)) < 0) {
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
+    return r;
+  }
+  mproc__template *t = mproc__template_of(e);
   struct start_ctx c = {e, sv[1], sv[0], getpid()};
   /* not tied to the creating thread: the pool outlives it (the template watches the caller's process) */
-  r = mproc__plat_spawn_unbound(&e->tpl_pid, &e->tpl_pidfd, template_entry, &c);
+  r = mproc__plat_spawn_unbound(&t->pid, &t->pidfd, template_entry, &c);
   mproc__plat_close(sv[1]);
   if (r < 0) {
     mproc__plat_close(sv[0]);
+    mproc__template_state_free(e);
     return r;
   }
   e->tpl_sock = sv[0];
   return 0;
+}
+
+int mproc__template_state_new(mproc__engine *e) {
+  if (e->backend_state) return 0;
+  mproc__template *t = mproc__calloc(1, sizeof *t);
+  if (!t) return MPROC_ENOMEM;
+  t->pidfd = -1;
+  e->backend_state = t;
+  return 0;
+}
+
+void mproc__template_state_free(mproc__engine *e) {
+  mproc__template *t = mproc__template_of(e);
+  if (!t) return;
+  mproc__plat_close(t->pidfd);
+  mproc__free(t);
+  e->backend_state = NULL;
+}
+
+mproc__template *mproc__template_of(const mproc__engine *e) { return e->backend_state; }
+
+pid_t mproc__template_pid(const mproc__engine *e) {
+  const mproc__template *t =
+      e->ops && e->ops->stop_in_manager == mproc__template_stop ? e->backend_state : NULL;
+  return t ? t->pid : 0;
+}
+
+bool mproc__template_foreign(const mproc__engine *e) {
+  const mproc__template *t =
+      e->ops && e->ops->stop_in_manager == mproc__template_stop ? e->backend_state : NULL;
+  return t && t->foreign;
 }
 
 /* MPROC_START_FORK: the template is forked by the thread creating the pool, a copy of the caller. */

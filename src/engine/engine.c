@@ -1092,7 +1092,6 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   pthread_cond_init(&e->done_cv, &ca);
   pthread_condattr_destroy(&ca);
   e->tpl_sock = -1;
-  e->tpl_pidfd = -1;
   e->sh_fd = -1;
   if (!mproc__engine_has_workers(e)) return 0;
 

@@ -181,11 +181,8 @@ struct mproc__engine {
   mproc__wstate *ws;
   pthread_t manager;
   bool manager_started;
-  int tpl_sock;        /* manager's end */
-  void *backend_state; /* the backend's own, from its start to its stop (see backend.h) */
-  pid_t tpl_pid;
-  int tpl_pidfd;
-  bool tpl_foreign;       /* the template is the fork server's child, not ours */
+  int tpl_sock;           /* manager's end */
+  void *backend_state;    /* the backend's own, from its start to its stop (see backend.h) */
   int sh_fd;              /* forkserver, exec: the memfd behind sh, until the template has mapped it */
   mproc__fncache fncache; /* exec: under lock */
   uint32_t tpl_seen;
