@@ -1083,6 +1083,118 @@ static size_t round_pow2(size_t n) {
   return p;
 }
 
+/* Where things lie in the shared mapping: per worker its two rings and staging area, then the copy of the
+ * initializer's argument, then (exec pools) the table of loaded objects. */
+typedef struct layout {
+  size_t ring_bytes, staging_bytes, per_worker, slots_at, conf_end, objs_at, total;
+} layout;
+
+static size_t cacheline_up(size_t n) { return (n + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1); }
+
+static layout plan_layout(const mproc__engine *e, const mproc_pool_opts *opts) {
+  layout l;
+  l.ring_bytes = cacheline_up(mproc__ring_bytes(e->ring_size));
+  /* a worker's staging area: the records of a batch of the automatic size (a quarter of a ring) */
+  l.staging_bytes = cacheline_up(e->ring_size / 4);
+  l.per_worker = 2 * l.ring_bytes + l.staging_bytes;
+  l.slots_at = cacheline_up(sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot));
+  l.conf_end = l.slots_at + (size_t)e->nworkers * l.per_worker; /* the initializer's argument follows */
+  l.objs_at = cacheline_up(l.conf_end + opts->init_arg_len);
+  l.total =
+      mproc__engine_fresh_image(e) ? l.objs_at + sizeof(mproc__objtab) : l.conf_end + opts->init_arg_len;
+  return l;
+}
+
+/* Makes the shared mapping: a memory file when another process must map it too (the fork server's
+ * template, a fresh image), anonymous shared memory otherwise.  0 or negative errno. */
+static int map_shared(mproc__engine *e) {
+  int err = 0;
+  if (e->ops->needs_memfd) {
+    e->sh_fd = mproc__plat_shm_create_fd("mproc-pool", e->sh_bytes);
+    if (e->sh_fd < 0) return e->sh_fd;
+    e->sh = mproc__plat_shm_map(e->sh_fd, e->sh_bytes, &err);
+    if (!e->sh) {
+      mproc__plat_close(e->sh_fd);
+      e->sh_fd = -1;
+      return err;
+    }
+    return 0;
+  }
+  e->sh = mproc__plat_shm_map_anon(e->sh_bytes, &err);
+  return e->sh ? 0 : err;
+}
+
+/* The workers' configuration, and a copy of the initializer's argument, in the mapping (a worker made by a
+ * fork server has none of the caller's heap).  A fresh image finds the initializer and finalizer by
+ * (object, offset).  0, or MPROC_ENOTSUP when one of them is in no loaded object. */
+static int write_conf(mproc__engine *e, const mproc_pool_opts *opts, const layout *l) {
+  e->sh->nworkers = (uint32_t)e->nworkers;
+  unsigned char *init_copy = (unsigned char *)e->sh + l->conf_end;
+  if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
+  e->sh->conf = (mproc__wconf){.nworkers = e->nworkers,
+                               .max_tasks_per_child = opts->max_tasks_per_child,
+                               .keep_thread_env = opts->keep_thread_env,
+                               .own_mappings = !e->ops->shares_memory,
+                               .initializer = opts->initializer,
+                               .finalizer = opts->finalizer,
+                               .init_arg = opts->init_arg_len ? init_copy : NULL,
+                               .init_arg_len = opts->init_arg_len};
+  if (!mproc__engine_fresh_image(e)) return 0;
+  /* the template sets the pointers from the references */
+  e->sh->objs = (mproc__objtab *)((unsigned char *)e->sh + l->objs_at);
+  char msg[MPROC_TASK_MSG_MAX];
+  mproc__wconf *c = &e->sh->conf;
+  c->initializer = NULL;
+  c->finalizer = NULL;
+  if ((opts->initializer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->initializer,
+                                                &c->initializer_ref, msg, sizeof msg) < 0) ||
+      (opts->finalizer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->finalizer,
+                                              &c->finalizer_ref, msg, sizeof msg) < 0))
+    return MPROC_ENOTSUP;
+  return 0;
+}
+
+static void init_slots(mproc__engine *e, const layout *l) {
+  for (int i = 0; i < e->nworkers; i++) {
+    unsigned char *base = (unsigned char *)e->sh + l->slots_at + (size_t)i * l->per_worker;
+    mproc__slot *s = &e->sh->slots[i];
+    s->in = (mproc__ring *)base;
+    s->out = (mproc__ring *)(base + l->ring_bytes);
+    s->staging = base + 2 * l->ring_bytes;
+    s->staging_size = l->staging_bytes;
+    mproc__ring_init(s->in, e->ring_size);
+    mproc__ring_init(s->out, e->ring_size);
+    /* the manager's side of both rings sleeps on the doorbell */
+    mproc__ring_set_consumer_wake(s->out, &e->sh->manager_sleeping, &e->sh->doorbell);
+    mproc__ring_set_producer_wake(s->in, &s->tx_waiting, &e->sh->doorbell);
+  }
+}
+
+/* The backend's start, then the workers' last setting and the manager thread.  The template is made here,
+ * in the caller's thread: its errors are this call's, and start-up does not wait for a new thread to be
+ * scheduled first.  0 or negative errno (the backend stopped again). */
+static int launch(mproc__engine *e, const mproc_pool_opts *opts) {
+  int r = e->ops->start(e);
+  mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
+  e->sh_fd = -1;
+  if (r < 0) return r;
+  /* worked out while the template forks the first workers, which wait for it (reading the cgroup files
+   * takes a tenth of a millisecond: not before the template, nor in each worker) */
+  e->ncpus = mproc_cpu_count();
+  if (!opts->keep_thread_env && e->ops->kill)
+    e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
+  __atomic_store_n(&e->sh->conf_ready, 1, __ATOMIC_RELEASE);
+  mproc__plat_futex_wake(&e->sh->conf_ready, INT32_MAX);
+  /* on their way already (before any thread could take their news) */
+  for (int i = 0; e->ops->starts_workers && i < e->nworkers; i++) e->ws[i].spawning = true;
+  r = -pthread_create(&e->manager, NULL, manager_main, e);
+  if (r < 0) {
+    if (e->ops->stop_in_manager) e->ops->stop_in_manager(e);
+    if (e->ops->stop_after_manager) e->ops->stop_after_manager(e);
+  }
+  return r;
+}
+
 int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   e->opts = *opts;
   pthread_mutex_init(&e->lock, NULL);
@@ -1096,98 +1208,19 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   if (!mproc__engine_has_workers(e)) return 0;
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : (size_t)256 * 1024);
-  size_t ring_bytes =
-      (mproc__ring_bytes(e->ring_size) + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  size_t head = sizeof(mproc__shared) + (size_t)e->nworkers * sizeof(mproc__slot);
-  head = (head + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  /* a worker's staging area: the records of a batch of the automatic size (a quarter of a ring) */
-  size_t staging_bytes = (e->ring_size / 4 + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  size_t per_worker = 2 * ring_bytes + staging_bytes;
-  size_t rings_end = head + (size_t)e->nworkers * per_worker;
-  size_t objs_at = (rings_end + opts->init_arg_len + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1);
-  e->sh_bytes =
-      mproc__engine_fresh_image(e) ? objs_at + sizeof(mproc__objtab) : rings_end + opts->init_arg_len;
-  int err = 0;
-  if (e->ops->needs_memfd) {
-    /* another process (the fork server's template) must map the same memory: a memfd it receives */
-    e->sh_fd = mproc__plat_shm_create_fd("mproc-pool", e->sh_bytes);
-    if (e->sh_fd < 0) return e->sh_fd;
-    e->sh = mproc__plat_shm_map(e->sh_fd, e->sh_bytes, &err);
-    if (!e->sh) {
-      mproc__plat_close(e->sh_fd);
-      e->sh_fd = -1;
-      return err;
-    }
-  } else {
-    e->sh = mproc__plat_shm_map_anon(e->sh_bytes, &err);
-    if (!e->sh) return err;
-  }
-  e->sh->nworkers = (uint32_t)e->nworkers;
-  /* the workers' configuration, and a copy of the initializer's argument, live in the mapping */
-  unsigned char *init_copy = (unsigned char *)e->sh + rings_end;
-  if (opts->init_arg_len) memcpy(init_copy, opts->init_arg, opts->init_arg_len);
-  e->sh->conf = (mproc__wconf){.nworkers = e->nworkers,
-                               .max_tasks_per_child = opts->max_tasks_per_child,
-                               .keep_thread_env = opts->keep_thread_env,
-                               .own_mappings = !e->ops->shares_memory,
-                               .initializer = opts->initializer,
-                               .finalizer = opts->finalizer,
-                               .init_arg = opts->init_arg_len ? init_copy : NULL,
-                               .init_arg_len = opts->init_arg_len};
-  if (mproc__engine_fresh_image(e)) {
-    /* a fresh image: its functions are found by (object, offset), the template sets the pointers */
-    e->sh->objs = (mproc__objtab *)((unsigned char *)e->sh + objs_at);
-    char msg[MPROC_TASK_MSG_MAX];
-    mproc__wconf *c = &e->sh->conf;
-    c->initializer = NULL;
-    c->finalizer = NULL;
-    if ((opts->initializer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->initializer,
-                                                  &c->initializer_ref, msg, sizeof msg) < 0) ||
-        (opts->finalizer && mproc__fnref_encode(e->sh, &e->fncache, (uintptr_t)opts->finalizer,
-                                                &c->finalizer_ref, msg, sizeof msg) < 0)) {
-      mproc__plat_close(e->sh_fd);
-      e->sh_fd = -1;
-      mproc__plat_shm_unmap(e->sh, e->sh_bytes);
-      e->sh = NULL;
-      return MPROC_ENOTSUP;
-    }
-  }
-  for (int i = 0; i < e->nworkers; i++) {
-    unsigned char *base = (unsigned char *)e->sh + head + (size_t)i * per_worker;
-    mproc__slot *s = &e->sh->slots[i];
-    s->in = (mproc__ring *)base;
-    s->out = (mproc__ring *)(base + ring_bytes);
-    s->staging = base + 2 * ring_bytes;
-    s->staging_size = staging_bytes;
-    mproc__ring_init(s->in, e->ring_size);
-    mproc__ring_init(s->out, e->ring_size);
-    /* the manager's side of both rings sleeps on the doorbell */
-    mproc__ring_set_consumer_wake(s->out, &e->sh->manager_sleeping, &e->sh->doorbell);
-    mproc__ring_set_producer_wake(s->in, &s->tx_waiting, &e->sh->doorbell);
-  }
-  e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
-  /* The template is made here, in the caller's thread: its errors are this call's, and start-up does not
-   * wait for a new thread to be scheduled first (on a 2-core VM that wait alone measured 0.1-1.4 ms). */
-  int r = e->ws ? e->ops->start(e) : MPROC_ENOMEM;
-  mproc__plat_close(e->sh_fd); /* the mapping lives on without it */
-  e->sh_fd = -1;
+  layout l = plan_layout(e, opts);
+  e->sh_bytes = l.total;
+  int r = map_shared(e);
+  if (r < 0) return r;
+  r = write_conf(e, opts, &l);
   if (r == 0) {
-    /* worked out while the template forks the first workers, which wait for it (reading the cgroup files
-     * takes a tenth of a millisecond: not before the template, nor in each worker) */
-    e->ncpus = mproc_cpu_count();
-    if (!opts->keep_thread_env && e->ops->kill)
-      e->sh->conf.thread_env_n = mproc__thread_env_value(e->ncpus, e->nworkers);
-    __atomic_store_n(&e->sh->conf_ready, 1, __ATOMIC_RELEASE);
-    mproc__plat_futex_wake(&e->sh->conf_ready, INT32_MAX);
-    /* on their way already (before any thread could take their news) */
-    for (int i = 0; e->ops->starts_workers && i < e->nworkers; i++) e->ws[i].spawning = true;
-    r = -pthread_create(&e->manager, NULL, manager_main, e);
-    if (r < 0) {
-      if (e->ops->stop_in_manager) e->ops->stop_in_manager(e);
-      if (e->ops->stop_after_manager) e->ops->stop_after_manager(e);
-    }
+    init_slots(e, &l);
+    e->ws = mproc__calloc((size_t)e->nworkers, sizeof *e->ws);
+    r = e->ws ? launch(e, opts) : MPROC_ENOMEM;
   }
   if (r < 0) {
+    mproc__plat_close(e->sh_fd);
+    e->sh_fd = -1;
     mproc__free(e->ws);
     e->ws = NULL;
     mproc__plat_shm_unmap(e->sh, e->sh_bytes);
