@@ -433,19 +433,140 @@ static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (
   }
 }
 
-int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
-                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
-                       const mproc__map_hooks *hooks) {
-  static const mproc_map_opts defaults = {0};
-  if (!opts) opts = &defaults;
+static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                          const void *out, size_t out_size, const mproc_map_opts *opts) {
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
       !(opts->timeout >= 0) || out_size > UINT32_MAX)
     return MPROC_EINVAL;
+  if (mproc__engine_cannot_kill(&pool->eng) && opts->task_timeout > 0) return MPROC_ENOTSUP;
+  return 0;
+}
+
+/* A map on a pool with workers, while it runs: what its steps share. */
+typedef struct map_run {
+  mproc__engine *e;
+  mproc__map *m;
+  const mproc__map_hooks *hooks;
+  double *next_tick;
+  double timeout; /* per task */
+  int retries;
+  size_t in_wire, out_wire; /* bytes per item through the rings: 0 for arrays used in place */
+  double deadline;          /* the whole map's */
+} map_run;
+
+/* Parallel's sizing (lock held): the probe's items are queued; once each worker's first is back, a first
+ * wave of two batches per worker is sized from them, then the rest from that wave.  A worker's first item
+ * is its coldest (the page faults of a new process, cold caches, lazy binding: tens of microseconds under
+ * some hypervisors, more under the sanitizers), so a size worked out from it alone can be far too small for
+ * tiny tasks.  The wave is judged by its fastest batch per item once one batch per worker has ended: a late
+ * worker's cold first item may be in one of the wave's batches, not in all.  Returns 0, or what ended the
+ * wait (a timeout, Ctrl-C, no memory); what was never queued is then cancelled. */
+static int probe_and_size(map_run *r, size_t nprobe) {
+  mproc__engine *e = r->e;
+  mproc__map *m = r->m;
+  size_t n = m->n;
+  m->notify_each = true;
+  /* measured once each worker's first probe item is back: its second keeps it busy meanwhile */
+  size_t want = (size_t)e->nworkers < nprobe ? (size_t)e->nworkers : nprobe;
+  struct probe_wait pw = {m, want};
+  int wr = wait_ticking(e, m, r->deadline, probe_done, &pw, r->hooks, r->next_tick);
+  int err = 0;
+  size_t queued = nprobe, cap = auto_chunk(e, SIZE_MAX / 2, r->in_wire, r->out_wire);
+  for (int pass = 0; pass < 2 && wr == 0 && !m->stopped && !err && queued < n; pass++) {
+    double per_item = pass == 0 ? (m->timed_items ? (double)m->busy_ns / (double)m->timed_items : 0)
+                                : (m->wave_batches ? m->wave_best_ns : 0);
+    size_t target = batch_target(per_item, cap);
+    /* a wave only when its size could still grow, and it is at most half of what is left */
+    bool wave = pass == 0 && target < cap && target <= (n - queued) / (4 * (size_t)e->nworkers);
+    size_t end = wave ? queued + 2 * (size_t)e->nworkers * target : n;
+    mproc__job **jobs = NULL;
+    pthread_mutex_unlock(&e->lock);
+    /* the wave's batches all of the target size; the rest guided (shrinking toward the end) */
+    size_t nb = make_batches(e, m, queued, end, wave ? target : 0, wave ? 0 : target, r->timeout, r->retries,
+                             &jobs, &err);
+    pthread_mutex_lock(&e->lock);
+    if (err) break;
+    if (wave) m->wave_from = (int64_t)queued;
+    queue_batches(e, m, jobs, nb);
+    queued = end;
+    if (queued == n) break;
+    /* the rest of the wave keeps the workers busy while it is measured */
+    struct wave_wait ww = {m, (size_t)e->nworkers, queued};
+    wr = wait_ticking(e, m, r->deadline, wave_measured, &ww, r->hooks, r->next_tick);
+  }
+  m->notify_each = false;
+  if (queued < n) {
+    /* the rest was never queued: it is cancelled */
+    mproc_outcome c = {
+        .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
+    mproc__engine_fail_items(e, m, (int64_t)queued, n - queued, &c, NULL);
+    if (err && !wr) wr = err;
+  }
+  return wr;
+}
+
+/* Runs map m on e's workers: batches (probed and sized for Parallel, else guided or of the caller's size),
+ * then the wait.  0, or a code for the whole call: the pool's (closed, lost), no memory, or what ended the
+ * wait (a timeout, Ctrl-C), after which nothing of the map runs or writes any more. */
+static int map_with_workers(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hooks,
+                            double *next_tick) {
+  const mproc_map_opts *opts = &m->opts;
+  size_t n = m->n;
+  map_run r = {.e = e,
+               .m = m,
+               .hooks = hooks,
+               .next_tick = next_tick,
+               .timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout,
+               .retries = resolve_retries(e, opts->max_retries)};
+  mproc__map_share(e, m);
+  r.in_wire = m->in_shared ? 0 : m->in_size;
+  r.out_wire = m->out_shared ? 0 : m->out_size;
+  bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
+  /* a probe: two one-item batches per worker, whose measured durations size the rest */
+  size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
+  if (nprobe > n) nprobe = n;
+  size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, r.in_wire, r.out_wire);
+  int err = 0;
+  mproc__job **jobs = NULL;
+  /* an automatic chunk size is a target: batches shrink toward the end (guided), so no worker idles while
+   * another finishes a long last batch */
+  size_t guided = probe || opts->chunk_size ? 0 : chunk;
+  size_t nb =
+      make_batches(e, m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, r.timeout, r.retries, &jobs, &err);
+  if (err) return err;
+  pthread_mutex_lock(&e->lock);
+  if (e->closed) {
+    int code = e->broken ? e->broken : MPROC_ECLOSED;
+    pthread_mutex_unlock(&e->lock);
+    for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
+    mproc__free(jobs);
+    return code;
+  }
+  m->token = ++e->next_token;
+  queue_batches(e, m, jobs, nb);
+  r.deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
+  int wr = probe && nprobe < n ? probe_and_size(&r, nprobe) : 0;
+  if (wr == 0) wr = wait_ticking(e, m, r.deadline, map_done, m, hooks, next_tick);
+  if (wr < 0) {
+    /* the caller gives up: nothing of this map may run or write into out once we return */
+    mproc__engine_abort_map(e, m);
+    mproc__cond_wait_until(&m->cv, &e->lock, NULL, INFINITY, map_done, m);
+  }
+  mproc__engine_run_callbacks(e);
+  pthread_mutex_unlock(&e->lock);
+  return wr;
+}
+
+int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
+                       const mproc__map_hooks *hooks) {
+  static const mproc_map_opts defaults = {0};
+  if (!opts) opts = &defaults;
+  int r = check_map_args(pool, fn, in, n, in_size, out, out_size, opts);
+  if (r < 0) return r;
   mproc__engine *e = &pool->eng;
-  if (mproc__engine_cannot_kill(e) && opts->task_timeout > 0) return MPROC_ENOTSUP;
-  int abort_code = 0;
   mproc__map m = {.fn = fn,
                   .in = in,
                   .in_size = in_size,
@@ -455,16 +576,17 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
                   .remaining = n,
                   .opts = *opts,
                   .max_failures = opts->max_failures,
-                  .first_failed = -1};
+                  .first_failed = -1,
+                  .seed = opts->seed};
   m.first_outcome.exit_code = -1;
   m.first_outcome.worker = -1;
-  m.seed = opts->seed;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&m.cv, &ca);
   pthread_condattr_destroy(&ca);
   double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
+  int abort_code = 0;
   if (!mproc__engine_has_workers(e)) {
     pthread_mutex_lock(&e->lock);
     bool closed = e->closed;
@@ -475,92 +597,12 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
     }
     map_serial(e, &m, hooks, &next_tick);
   } else {
-    double timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
-    int retries = resolve_retries(e, opts->max_retries);
-    mproc__map_share(e, &m);
-    /* what travels through the rings per item: nothing for arrays the workers use in place */
-    size_t in_wire = m.in_shared ? 0 : in_size, out_wire = m.out_shared ? 0 : out_size;
-    bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
-    /* a probe: two one-item batches per worker, whose measured durations size the rest */
-    size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
-    if (nprobe > n) nprobe = n;
-    size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, in_wire, out_wire);
-    int err = 0;
-    mproc__job **jobs = NULL;
-    /* an automatic chunk size is a target: batches shrink toward the end (guided), so no worker idles
-     * while another finishes a long last batch */
-    size_t guided = probe || opts->chunk_size ? 0 : chunk;
-    size_t nb =
-        make_batches(e, &m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, timeout, retries, &jobs, &err);
-    if (err) {
+    abort_code = map_with_workers(e, &m, hooks, &next_tick);
+    /* nothing ran: the pool's code or no memory, and no progress line */
+    if (abort_code < 0 && m.remaining == n && m.batches_sent == 0) {
       pthread_cond_destroy(&m.cv);
-      return err;
+      return abort_code;
     }
-    pthread_mutex_lock(&e->lock);
-    if (e->closed) {
-      int code = e->broken ? e->broken : MPROC_ECLOSED;
-      pthread_mutex_unlock(&e->lock);
-      for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
-      mproc__free(jobs);
-      pthread_cond_destroy(&m.cv);
-      return code;
-    }
-    m.token = ++e->next_token;
-    queue_batches(e, &m, jobs, nb);
-    double deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
-    int wr = 0;
-    if (probe && nprobe < n) {
-      m.notify_each = true;
-      /* measured once each worker's first probe item is back: its second keeps it busy meanwhile */
-      size_t want = (size_t)e->nworkers < nprobe ? (size_t)e->nworkers : nprobe;
-      struct probe_wait pw = {&m, want};
-      wr = wait_ticking(e, &m, deadline, probe_done, &pw, hooks, &next_tick);
-      /* Two sizings: from the probe, for a first wave of two batches per worker, then from that wave for
-       * the rest.  A worker's first item is its coldest (the page faults of a new process, cold caches,
-       * lazy binding: tens of microseconds under some hypervisors, more under the sanitizers), so a size
-       * worked out from it alone can be far too small for tiny tasks.  The wave is judged by its fastest
-       * batch per item once one batch per worker has ended: a late worker's cold first item may be in
-       * one of the wave's batches, not in all. */
-      size_t queued = nprobe, cap = auto_chunk(e, SIZE_MAX / 2, in_wire, out_wire);
-      for (int pass = 0; pass < 2 && wr == 0 && !m.stopped && !err && queued < n; pass++) {
-        double per_item = pass == 0 ? (m.timed_items ? (double)m.busy_ns / (double)m.timed_items : 0)
-                                    : (m.wave_batches ? m.wave_best_ns : 0);
-        size_t target = batch_target(per_item, cap);
-        /* a wave only when its size could still grow, and it is at most half of what is left */
-        bool wave = pass == 0 && target < cap && target <= (n - queued) / (4 * (size_t)e->nworkers);
-        size_t end = wave ? queued + 2 * (size_t)e->nworkers * target : n;
-        pthread_mutex_unlock(&e->lock);
-        /* the wave's batches all of the target size; the rest guided (shrinking toward the end) */
-        nb = make_batches(e, &m, queued, end, wave ? target : 0, wave ? 0 : target, timeout, retries, &jobs,
-                          &err);
-        pthread_mutex_lock(&e->lock);
-        if (err) break;
-        if (wave) m.wave_from = (int64_t)queued;
-        queue_batches(e, &m, jobs, nb);
-        queued = end;
-        if (queued == n) break;
-        /* the rest of the wave keeps the workers busy while it is measured */
-        struct wave_wait ww = {&m, (size_t)e->nworkers, queued};
-        wr = wait_ticking(e, &m, deadline, wave_measured, &ww, hooks, &next_tick);
-      }
-      m.notify_each = false;
-      if (queued < n) {
-        /* the rest was never queued: it is cancelled */
-        mproc_outcome c = {
-            .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-        mproc__engine_fail_items(e, &m, (int64_t)queued, n - queued, &c, NULL);
-        if (err && !wr) wr = err;
-      }
-    }
-    if (wr == 0) wr = wait_ticking(e, &m, deadline, map_done, &m, hooks, &next_tick);
-    if (wr < 0) {
-      /* the caller gives up: nothing of this map may run or write into out once we return */
-      mproc__engine_abort_map(e, &m);
-      mproc__cond_wait_until(&m.cv, &e->lock, NULL, INFINITY, map_done, &m);
-      abort_code = wr;
-    }
-    mproc__engine_run_callbacks(e);
-    pthread_mutex_unlock(&e->lock);
   }
   if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
   pthread_cond_destroy(&m.cv);
