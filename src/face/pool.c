@@ -419,10 +419,11 @@ static bool wave_measured(void *arg) {
 /* Waits until pred, ticking progress every interval; MPROC_EINTERRUPTED, -ETIMEDOUT at deadline, or 0. */
 static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (*pred)(void *), void *arg,
                         const mproc__map_hooks *h, double *next_tick) {
+  bool ticking = h && h->tick;
   for (;;) {
-    double until = h && h->tick && *next_tick < deadline ? *next_tick : deadline;
+    double until = ticking && *next_tick < deadline ? *next_tick : deadline;
     int r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, until, pred, arg);
-    if (r == MPROC_ETIMEDOUT && until < deadline) {
+    if (r == MPROC_ETIMEDOUT && ticking && until < deadline) {
       pthread_mutex_unlock(&e->lock);
       h->tick(h->ctx, m, false);
       pthread_mutex_lock(&e->lock);
