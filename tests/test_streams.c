@@ -191,3 +191,20 @@ MTEST(stream_batching_sees_past_a_cold_first_item) {
   mproc_stream_destroy(s);
   mproc_pool_destroy(p);
 }
+
+/* A stream that outlives its pool: its next call says the pool is gone, and destroying it afterwards
+ * touches nothing freed (the pool's memory lives until the stream is released).  The next call crashed
+ * before (it handed new batches to workers that were gone). */
+MTEST(stream_outlives_its_pool) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  enum { N = 100000 };
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, cold_first_square, NULL, N, 0, sizeof(int64_t),
+                           &(mproc_stream_opts){.chunk_size = 8, .max_in_flight = 64}, &s));
+  int64_t idx;
+  const void *res;
+  for (int i = 0; i < 10; i++) CHECK_OK(mproc_stream_next(s, 30.0, &idx, &res, NULL));
+  mproc_pool_destroy(p);
+  CHECK_ERR(mproc_stream_next(s, 1.0, &idx, &res, NULL), MPROC_ECLOSED);
+  mproc_stream_destroy(s);
+}

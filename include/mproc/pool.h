@@ -318,7 +318,9 @@ MPROC_API int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index,
                                 mproc_outcome *outcome);
 
 /* Ends the stream: items not run are cancelled, workers still running its items are killed and replaced,
- * and nothing of it runs after the call.  NULL is accepted. */
+ * and nothing of it runs after the call.  NULL is accepted.  A stream may outlive its pool: after
+ * mproc_pool_destroy() its items in flight are cancelled, mproc_stream_next() returns MPROC_ECLOSED, and
+ * this call still releases it. */
 MPROC_API void mproc_stream_destroy(mproc_stream *s);
 
 /* ---- concurrent.futures names for the same engine ---- */

@@ -12,6 +12,9 @@ void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char 
 /* Drops a reference to f (lock held).  True when that freed the last thing holding a destroyed pool: the
  * caller then calls mproc__pool_free(e) once it has unlocked. */
 bool mproc__future_unref(mproc_future *f);
+/* One holder of e (a future, an iterator, a stream) less (lock held): true when it was the last of a
+ * destroyed pool, which the caller then frees with mproc__pool_free(e) once it has unlocked. */
+bool mproc__pool_drop_holder(mproc__engine *e);
 /* Frees a destroyed pool whose last future or iterator has gone (lock not held, nothing can use it). */
 void mproc__pool_free(mproc__engine *e);
 /* A task's job has ended (lock held): its future completes and drops the job's reference (mproc__job's

@@ -37,8 +37,7 @@ mproc_future *mproc__future_new(mproc__engine *e) {
   return f;
 }
 
-/* One holder of e less (lock held): true when it was the last of a destroyed pool. */
-static bool drop_holder(mproc__engine *e) {
+bool mproc__pool_drop_holder(mproc__engine *e) {
   e->holders--;
   return e->destroyed && e->holders == 0;
 }
@@ -59,7 +58,7 @@ bool mproc__future_unref(mproc_future *f) {
   if (--f->refs > 0) return false;
   mproc__engine *e = f->eng;
   future_free(f);
-  return drop_holder(e);
+  return mproc__pool_drop_holder(e);
 }
 
 static void iter_push(struct mproc_as_completed *it, mproc_future *f) {
@@ -436,7 +435,7 @@ void mproc_as_completed_destroy(mproc_as_completed *it) {
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < it->used; i++)
       if (it->fs[i] && it->fs[i]->iter == it) it->fs[i]->iter = NULL;
-    last = drop_holder(e);
+    last = mproc__pool_drop_holder(e);
     pthread_mutex_unlock(&e->lock);
   }
   iter_free(it);

@@ -167,6 +167,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
     return MPROC_ECLOSED;
   }
   s->sigint = mproc__sigint_begin(); /* ended by destroy */
+  e->holders++;                      /* the pool's memory outlives its destroy until the stream's */
   m->token = ++e->next_token;
   mproc__map_share(e, m);
   int r = !mproc__engine_has_workers(e) ? 0 : refill(s);
@@ -237,6 +238,10 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
   mproc__map *m = &s->m;
   pthread_mutex_lock(&e->lock);
   release_previous(s);
+  if (e->destroyed) { /* its pool is gone: nothing more comes */
+    pthread_mutex_unlock(&e->lock);
+    return MPROC_ECLOSED;
+  }
   if (mproc__sigint_take(&s->sigint)) {
     pthread_mutex_unlock(&e->lock);
     return MPROC_EINTERRUPTED;
@@ -297,10 +302,12 @@ void mproc_stream_destroy(mproc_stream *s) {
     mproc__cond_wait_until(&s->m.cv, &e->lock, NULL, INFINITY, stream_idle, &s->m);
   }
   mproc__engine_run_callbacks(e);
+  bool last = mproc__pool_drop_holder(e);
   pthread_mutex_unlock(&e->lock);
   pthread_cond_destroy(&s->m.cv);
   free_stream(s);
   mproc__sigint_end();
+  if (last) mproc__pool_free(e);
 }
 
 size_t mproc__stream_batches(const mproc_stream *s) { return s ? s->m.batches_sent : 0; }
