@@ -165,6 +165,36 @@ MTEST(cgroup_v1_quota) {
   remove_root();
 }
 
+/* Threads reading cgroup files at once each get their own answer (mproc_cpu_count() runs in any thread; the
+ * parser kept its place in strtok's one static pointer, so threads read each other's lines). */
+static void *limit_many_times(void *arg) {
+  long bad = 0;
+  for (int k = 0; k < 3000; k++)
+    if (fabs(limit_of() - 2.5) > 1e-9) bad++;
+  *(long *)arg = bad;
+  return NULL;
+}
+
+MTEST(cgroup_limit_in_many_threads) {
+  make_root();
+  /* several lines: the parser walks them all, the v1 cpu line last */
+  put("proc_cgroup", "12:pids:/a\n11:memory:/b\n10:blkio:/c\n9:devices:/d\n3:cpu,cpuacct:/docker/abc\n");
+  put("fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000\n");
+  put("fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  CHECK(fabs(limit_of() - 2.5) < 1e-9);
+  enum { T = 4 };
+  pthread_t th[T];
+  long bad[T];
+  for (int i = 0; i < T; i++) CHECK_INT_EQ(pthread_create(&th[i], NULL, limit_many_times, &bad[i]), 0);
+  long total = 0;
+  for (int i = 0; i < T; i++) {
+    CHECK_INT_EQ(pthread_join(th[i], NULL), 0);
+    total += bad[i];
+  }
+  CHECK_INT_EQ(total, 0);
+  remove_root();
+}
+
 MTEST(cgroup_missing_files) {
   CHECK(mproc__plat_cgroup_cpu_limit("/nonexistent/cgroup", "/nonexistent") == 0);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "face/face.h"
 
 struct mproc_parallel {
@@ -94,9 +95,7 @@ struct progress_ctx {
  * the cache does. */
 static int resolve_verbose(int opt) {
   if (opt != 0) return opt < 0 ? 0 : opt;
-  const char *ev = getenv("MPROC_VERBOSE");
-  int v = ev ? atoi(ev) : 0;
-  return v > 0 ? v : 0;
+  return mproc__env_verbose();
 }
 
 static void format_time(char *buf, size_t cap, double s) {

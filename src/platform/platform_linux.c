@@ -297,7 +297,10 @@ double mproc__plat_cgroup_cpu_limit(const char *proc_cgroup, const char *cgroup_
   char text[8192];
   if (read_small(proc_cgroup, text, sizeof text) != 0) return 0;
   double best = 0;
-  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+  /* strtok_r: mproc_cpu_count() runs in any thread (pools made in tasks of the thread backend, say), and
+   * strtok keeps its place in one static pointer for the whole process */
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char *c1 = strchr(line, ':');
     if (!c1) continue;
     char *c2 = strchr(c1 + 1, ':');
