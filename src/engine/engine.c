@@ -83,7 +83,7 @@ void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
 }
 
 void mproc__engine_take(mproc__engine *e, mproc__job *j) {
-  j->id = ++e->next_id;
+  (void)j; /* its id comes with each hand-out (hand_out) */
   e->outstanding++;
 }
 
@@ -531,12 +531,12 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
   m->busy_ns += j->busy_ns;
   m->timed_items += j->count;
   if (j->count > 0) {
+    /* the least time per item: over all batches (streams), and over Parallel's wave */
     double per_item = (double)j->busy_ns / (double)j->count;
     if (m->timed_batches++ == 0 || per_item < m->best_item_ns) m->best_item_ns = per_item;
-  }
-  if (m->wave_from > 0 && j->first >= m->wave_from && j->count > 0) {
-    double per_item = (double)j->busy_ns / (double)j->count;
-    if (m->wave_batches++ == 0 || per_item < m->wave_best_ns) m->wave_best_ns = per_item;
+    if (m->wave_from > 0 && j->first >= m->wave_from &&
+        (m->wave_batches++ == 0 || per_item < m->wave_best_ns))
+      m->wave_best_ns = per_item;
   }
   e->outstanding--;
   mproc__job_free(j);
@@ -681,7 +681,6 @@ static void death_outcome(const mproc__engine *e, int i, int wstatus, bool init_
 static mproc__job *batch_part(mproc__engine *e, const mproc__job *j, int64_t first, int64_t count) {
   mproc__job *nj = mproc__batch_new(j->map, (size_t)first, (size_t)count, j->timeout, j->retries_left);
   if (!nj) return NULL;
-  nj->id = ++e->next_id;
   nj->attempts = j->attempts;
   j->map->batches_sent++;
   e->outstanding++;

@@ -204,8 +204,9 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);
 void mproc__engine_stop(mproc__engine *e);
 /* Destroys the lock and the condition, once nothing can use them. */
 void mproc__engine_release(mproc__engine *e);
-/* The faces' calls (lock held).  The engine owns job ids, the count of outstanding jobs and the queue.
- * mproc__engine_queue: takes job j (a task or a batch), gives it its id, counts it and queues it; then
+/* The faces' calls (lock held).  The engine owns job ids (a new one at every hand-out), the count of
+ * outstanding jobs and the queue.  mproc__engine_queue: takes job j (a task or a batch), counts it and
+ * queues it; then
  * mproc__engine_kick hands out what the workers can take and wakes the manager if it has work to do (once
  * after a run of queue calls).  mproc__engine_cancel_queued: a task's job still queued is taken out and
  * completes as cancelled (true), or false when it is no longer queued.  mproc__engine_terminate: closes the
