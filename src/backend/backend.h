@@ -100,6 +100,9 @@ mproc__template *mproc__template_of(const mproc__engine *e);
  * fork server's child. */
 pid_t mproc__template_pid(const mproc__engine *e);
 bool mproc__template_foreign(const mproc__engine *e);
+/* The first step of a process-like backend's start: its state (as mproc__template_state_new) and a socket
+ * pair to its template in sv.  0, or negative errno with nothing made. */
+int mproc__template_begin(mproc__engine *e, int sv[2]);
 int mproc__template_start(mproc__engine *e); /* forks a template from the calling thread */
 void mproc__template_spawn(mproc__engine *e, int i);
 void mproc__template_kill(mproc__engine *e, int i);

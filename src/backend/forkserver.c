@@ -216,13 +216,8 @@ void mproc_shutdown(void) {
  * address, forks one from the caller instead. */
 static int forkserver_start(mproc__engine *e) {
   int sv[2];
-  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  int r = mproc__template_begin(e, sv);
   if (r < 0) return r;
-  if ((r = mproc__template_state_new(e)) < 0) {
-    mproc__plat_close(sv[0]);
-    mproc__plat_close(sv[1]);
-    return r;
-  }
   pid_t pid = 0;
   r = mproc__forkserver_request(e->sh, e->sh_bytes, e->sh_fd, sv[1], &pid);
   mproc__plat_close(sv[1]);

@@ -257,15 +257,18 @@ static void template_entry(void *vctx) {
   mproc__template_main(c->e->sh, c->sock, c->caller);
 }
 
+int mproc__template_begin(mproc__engine *e, int sv[2]) {
+  int r = mproc__template_state_new(e);
+  if (r < 0) return r;
+  r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r < 0) mproc__template_state_free(e);
+  return r;
+}
+
 int mproc__template_start(mproc__engine *e) {
   int sv[2];
-  int r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  int r = mproc__template_begin(e, sv);
   if (r < 0) return r;
-  if ((r = mproc__template_state_new(e)) < 0) {
-    mproc__plat_close(sv[0]);
-    mproc__plat_close(sv[1]);
-    return r;
-  }
   mproc__template *t = mproc__template_of(e);
   struct start_ctx c = {e, sv[1], sv[0], getpid()};
   /* not tied to the creating thread: the pool outlives it (the template watches the caller's process) */
@@ -299,15 +302,18 @@ void mproc__template_state_free(mproc__engine *e) {
 
 mproc__template *mproc__template_of(const mproc__engine *e) { return e->backend_state; }
 
+/* The template of a pool of a process-like backend, NULL for any other pool (whose state is not one). */
+static const mproc__template *template_if_any(const mproc__engine *e) {
+  return e->ops && e->ops->stop_in_manager == mproc__template_stop ? e->backend_state : NULL;
+}
+
 pid_t mproc__template_pid(const mproc__engine *e) {
-  const mproc__template *t =
-      e->ops && e->ops->stop_in_manager == mproc__template_stop ? e->backend_state : NULL;
+  const mproc__template *t = template_if_any(e);
   return t ? t->pid : 0;
 }
 
 bool mproc__template_foreign(const mproc__engine *e) {
-  const mproc__template *t =
-      e->ops && e->ops->stop_in_manager == mproc__template_stop ? e->backend_state : NULL;
+  const mproc__template *t = template_if_any(e);
   return t && t->foreign;
 }
 
