@@ -179,6 +179,48 @@ static void stop_signaller(pid_t pid) {
   CHECK_INT_EQ(waitpid(pid, &st, 0), pid); /* after this no SIGINT is on its way */
 }
 
+/* The serial backend runs a map in the caller's wait, a slice of a batch at a time: the map's time limit and
+ * Ctrl-C are seen between two slices, and what did not run is cancelled.  (They went unseen before the
+ * serial backend was one: all 2000 items ran, and the task's SIGINT killed the program.) */
+static int one_ms(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  double until = mproc__plat_now() + 0.001;
+  while (mproc__plat_now() < until) {
+  }
+  int v = (int)mproc_task_index(t);
+  return mproc_task_return(t, &v, sizeof v);
+}
+static int ctrl_c_at_10(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) == 10) raise(SIGINT); /* serial: the caller's own thread */
+  return one_ms(arg, len, t);
+}
+
+MTEST(serial_map_sees_its_timeout_and_ctrl_c) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_SERIAL, 1, NULL);
+  enum { N = 2000 };
+  static int out[N], codes[N];
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map(p, one_ms, NULL, N, 0, out, sizeof *out,
+                           &(mproc_map_opts){.timeout = 0.05, .item_codes = codes}, &rep),
+            MPROC_ETIMEDOUT);
+  CHECK_INT_CMP(rep.ok, >, 0);
+  CHECK_INT_CMP(rep.cancelled, >, 0);
+  CHECK_INT_EQ(rep.ok + rep.cancelled, N);
+  for (size_t i = 0; i < rep.ok; i++) CHECK_INT_EQ(out[i], (int)i); /* in order: the first ones ran */
+  for (size_t i = rep.ok; i < N; i++) CHECK_INT_EQ(codes[i], MPROC_ECANCELED);
+  CHECK_ERR(mproc_pool_map(p, ctrl_c_at_10, NULL, N, 0, out, sizeof *out, NULL, &rep), MPROC_EINTERRUPTED);
+  CHECK_INT_CMP(rep.ok, >, 10);
+  CHECK_INT_CMP(rep.ok, <, N);
+  CHECK_INT_EQ(rep.ok + rep.cancelled, N);
+  struct sigaction sa; /* outside a wait SIGINT is the program's again */
+  sigaction(SIGINT, NULL, &sa);
+  CHECK(sa.sa_handler == SIG_DFL);
+  /* the pool goes on */
+  CHECK_OK(mproc_pool_map(p, one_ms, NULL, 20, 0, out, sizeof *out, NULL, &rep));
+  CHECK_INT_EQ(rep.ok, 20);
+  mproc_pool_destroy(p);
+}
+
 MTEST(map_timeout_cancels_the_rest) {
   map_shared();
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);

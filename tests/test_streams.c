@@ -66,6 +66,40 @@ MTEST(streams_process) { streams(MPROC_BACKEND_PROCESS); }
 MTEST(streams_serial) { streams(MPROC_BACKEND_SERIAL); }
 MTEST(streams_thread) { streams(MPROC_BACKEND_THREAD); }
 
+static unsigned serial_calls;
+static int count_call(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  serial_calls++;
+  int64_t v = mproc_task_index(t);
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+/* On the serial backend a stream runs in the caller's next(), a batch at a time: nothing before the first
+ * next(), and what was never asked for never runs. */
+MTEST(serial_stream_runs_as_it_is_consumed) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_SERIAL, 1, NULL);
+  enum { N = 100000 };
+  serial_calls = 0;
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap(p, count_call, NULL, N, 0, sizeof(int64_t), NULL, &s));
+  CHECK_INT_EQ(serial_calls, 0);
+  int64_t idx;
+  const void *res;
+  for (int64_t k = 0; k < 10; k++) {
+    CHECK_OK(mproc_stream_next(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK_INT_EQ(idx, k);
+    CHECK_INT_EQ(*(const int64_t *)res, k);
+  }
+  CHECK_INT_CMP(serial_calls, >=, 10);
+  CHECK_INT_CMP(serial_calls, <, N);
+  mproc_stream_destroy(s);
+  unsigned ran = serial_calls;
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  CHECK_INT_EQ(serial_calls, ran);
+  mproc_pool_destroy(p);
+  CHECK_INT_EQ(serial_calls, ran);
+}
+
 static int fill64(const void *arg, size_t len, mproc_task *t) {
   (void)arg, (void)len;
   unsigned char *buf = mproc_task_return_buffer(t, 64);

@@ -22,7 +22,9 @@ typedef enum mproc_backend {
   MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "thread", "serial"), else
                                 process */
   MPROC_BACKEND_PROCESS = 1, /* worker processes forked from a clean single-threaded template process */
-  MPROC_BACKEND_SERIAL = 2,  /* no workers: each task runs in the calling thread when submitted (debugging) */
+  MPROC_BACKEND_SERIAL = 2,  /* no workers: a task runs in the calling thread when submitted, a map's and a
+                                stream's items while the caller waits for them (debugging); task timeouts
+                                are accepted and not enforced, as joblib's n_jobs=1 */
   MPROC_BACKEND_THREAD = 3,  /* worker threads in the calling process: same semantics, but a crashing task
                                 ends the whole process and running tasks cannot be killed, so task
                                 timeouts are refused (-ENOTSUP) and terminate/destroy wait for them */

@@ -25,10 +25,17 @@
  *   reap_orphans() and fails everything with MPROC_ELOST.
  * - Stop.  After stop_in_manager (and stop_after_manager) no worker of the pool runs, and every process,
  *   thread and descriptor the backend made is released.
+ * - No workers.  A backend whose jobs run in the caller's threads (serial) has only run (and the flags): the
+ *   engine calls run(j) for a queued job, lock held, from a thread that kicks it (a submission) or waits on
+ *   it (a map, a stream, a future, join), one job at a time.  run drops the lock while the job's code runs
+ *   and before it returns completes the job as the manager would a worker's results: a task with
+ *   mproc__engine_complete_task, a batch item by item with mproc__engine_item_done (stopping when its map
+ *   has stopped) and mproc__engine_batch_ran.  Task timeouts are accepted and not enforced.
  * - State.  What a backend keeps for a pool lives behind e->backend_state, which its start sets and its
  *   stop frees (the thread backend's threads and socket, the template's pid and pidfd for the three
  *   process-like backends); the engine never looks inside.
- * A new backend is one file with one table, and one line where pool.c chooses the table.
+ * A new backend is one file with one table, and one line where pool.c chooses the table (the serial
+ * backend is backend_serial.c and that line).
  *
  * Process-like backends (fork, fork server, exec) share the template's protocol (template.c) and differ in
  * how the template comes to be; the thread backend answers the same events from its threads. */
@@ -42,6 +49,7 @@
 #include "engine/wire.h"
 
 typedef struct mproc__engine mproc__engine;
+struct mproc__job;
 
 typedef struct mproc__backend_ops {
   bool shares_memory;  /* workers see all of the caller's memory (threads): maps use it in place */
@@ -67,11 +75,14 @@ typedef struct mproc__backend_ops {
   void (*stop_in_manager)(struct mproc__engine *e);
   /* After the manager thread has ended, lock not held: stop workers that outlive it (threads). */
   void (*stop_after_manager)(struct mproc__engine *e);
+  /* Only for a backend without workers (then every entry above is NULL): runs queued job j in the calling
+   * thread and completes it (see "No workers" above). */
+  void (*run)(struct mproc__engine *e, struct mproc__job *j);
 } mproc__backend_ops;
 
-/* The tables: template.c (fork), forkserver.c, backend_exec.c, backend_thread.c. */
+/* The tables: template.c (fork), forkserver.c, backend_exec.c, backend_thread.c, backend_serial.c. */
 extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_exec,
-    mproc__backend_thread;
+    mproc__backend_thread, mproc__backend_serial;
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);

@@ -82,17 +82,46 @@ void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
   }
 }
 
-void mproc__engine_take(mproc__engine *e, mproc__job *j) {
-  (void)j; /* its id comes with each hand-out (hand_out) */
-  e->outstanding++;
-}
-
 void mproc__engine_queue(mproc__engine *e, mproc__job *j) {
-  mproc__engine_take(e, j);
+  e->outstanding++; /* its id comes with each hand-out (hand_out) */
   mproc__engine_enqueue(e, j, false);
 }
 
+/* A backend without workers: the oldest queued job runs here and now (lock held; the backend drops it while
+ * the job's code runs). */
+static void run_one_here(mproc__engine *e) {
+  mproc__job *j = e->pend_head;
+  e->pend_head = j->next;
+  if (!e->pend_head) e->pend_tail = NULL;
+  j->next = NULL;
+  e->ops->run(e, j);
+}
+
 void mproc__engine_kick(mproc__engine *e) {
+  if (mproc__engine_runs_here(e)) {
+    while (e->pend_head && !e->terminating) run_one_here(e);
+    return;
+  }
+  mproc__engine_hand_out(e);
+}
+
+int mproc__engine_wait(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
+                       bool (*pred)(void *), void *arg) {
+  if (mproc__engine_runs_here(e) && e->pend_head) {
+    /* nobody else runs the queued work: this wait does, one job at a time, so that a deadline (a progress
+     * tick, a map's timeout) and Ctrl-C are seen between two jobs */
+    uint32_t token = mproc__sigint_begin();
+    bool stop = false;
+    while (!pred(arg) && e->pend_head && !e->terminating && mproc__remaining(deadline) != 0 &&
+           !(stop = mproc__sigint_seen(token)))
+      run_one_here(e);
+    mproc__sigint_end();
+    if (stop) return MPROC_EINTERRUPTED;
+  }
+  return mproc__cond_wait_intr(cv, &e->lock, waiters, deadline, pred, arg);
+}
+
+void mproc__engine_hand_out(mproc__engine *e) {
   mproc__engine_dispatch(e);
   /* a job already written whole into a worker's ring needs nothing from the manager until its result
    * comes, and a result wakes a sleeping manager itself: waking it now would cost a system call and a
@@ -117,6 +146,15 @@ bool mproc__engine_cancel_queued(mproc__engine *e, mproc__job *j) {
 
 void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy) {
   for (int i = 0; i < e->nworkers; i++) busy[i] = e->ws ? e->ws[i].busy_ns : 0;
+}
+
+void mproc__engine_job_started(mproc__job *j, int worker) {
+  j->attempts++;
+  if (j->map) j->map->dispatched += j->count;
+  if (j->fut) {
+    j->fut->state = FUT_RUNNING;
+    j->fut->out.worker = worker;
+  }
 }
 
 /* ---- completing work ---- */
@@ -322,7 +360,7 @@ static bool hand_out(mproc__engine *e);
 static bool take_back_for_idle(mproc__engine *e);
 
 void mproc__engine_dispatch(mproc__engine *e) {
-  if (!mproc__engine_has_workers(e)) return;
+  if (mproc__engine_runs_here(e)) return;
   if (e->pend_head && !e->quitting && !e->terminating) {
     for (int i = 0; i < e->nworkers; i++) {
       if (e->ws[i].dormant) {
@@ -366,12 +404,7 @@ static bool hand_out(mproc__engine *e) {
     w->tail = j;
     w->ninflight++;
     w->jobs_sent++;
-    j->attempts++;
-    if (j->map) j->map->dispatched += j->count;
-    if (j->fut) {
-      j->fut->state = FUT_RUNNING;
-      j->fut->out.worker = i;
-    }
+    mproc__engine_job_started(j, i);
     if (j->timeout > 0) e->timeouts_active = true;
     /* a new id for each hand-out: a claim word never sees the same id twice (a job taken back and handed to
      * the same worker again, its old record still unread there) */
@@ -510,11 +543,12 @@ static void finish_task_result(mproc__engine *e, int i, mproc__job *j) {
   mproc__engine_complete_task(e, j, &o, w->rx_msg, res, h->code ? 0 : h->payload_len);
 }
 
+static void batch_ended(mproc__engine *e, mproc__job *j);
+
 /* A segment of batch j's results has been read (its records are in place); the last one ends the job. */
 static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
   mproc__wstate *w = &e->ws[i];
   wire_result *h = &w->rx_hdr;
-  mproc__map *m = j->map;
   if (h->code != 0) {
     /* not run: its map was aborted (cancelled), or the worker could not find its function */
     pop_inflight(w, j);
@@ -527,6 +561,33 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
   complete_items(e, j, h->first, h->count, (const wire_fail *)w->rx_buf, h->nfail, i);
   if (!h->last) return;
   pop_inflight(w, j);
+  batch_ended(e, j);
+}
+
+void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int code, const char *msg,
+                             int worker) {
+  if (code == 0) {
+    complete_items(e, j, index, 1, NULL, 0, worker);
+    return;
+  }
+  j->done++;
+  mproc_outcome o = {
+      .kind = MPROC_OUTCOME_FAILED, .code = code, .exit_code = -1, .worker = worker, .attempts = j->attempts};
+  mproc__engine_fail_items(e, j->map, index, 1, &o, msg);
+}
+
+void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns) {
+  if (j->done < j->count) { /* its map stopped: the rest is cancelled */
+    finish_job(e, j, &cancelled_outcome, NULL);
+    return;
+  }
+  j->busy_ns = busy_ns;
+  batch_ended(e, j);
+}
+
+/* Batch j's last segment is in (lock held): its time feeds the sizing of later batches; j is freed. */
+static void batch_ended(mproc__engine *e, mproc__job *j) {
+  mproc__map *m = j->map;
   note_job_time(e, j->busy_ns);
   m->busy_ns += j->busy_ns;
   m->timed_items += j->count;
@@ -921,7 +982,7 @@ static double check_timeouts(mproc__engine *e) {
 }
 
 bool mproc__engine_poll(mproc__engine *e) {
-  if (!mproc__engine_has_workers(e) || e->quitting) return false;
+  if (mproc__engine_runs_here(e) || e->quitting) return false;
   bool progressed = false;
   handle_template(e);
   for (int i = 0; i < e->nworkers; i++)
@@ -958,12 +1019,12 @@ static void pool_lost(mproc__engine *e, int code, const char *msg) {
 static bool anything_ready(mproc__engine *e);
 
 void mproc__engine_poll_begin(mproc__engine *e) {
-  if (!mproc__engine_has_workers(e) || !e->sh) return;
+  if (mproc__engine_runs_here(e) || !e->sh) return;
   if (e->pollers++ == 0 && e->manager_asleep) __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_SEQ_CST);
 }
 
 void mproc__engine_poll_end(mproc__engine *e) {
-  if (!mproc__engine_has_workers(e) || !e->sh) return;
+  if (mproc__engine_runs_here(e) || !e->sh) return;
   if (--e->pollers == 0 && e->manager_asleep) {
     /* Dekker with the workers: they publish then read the flag; we set the flag then read the rings */
     __atomic_store_n(&e->sh->manager_sleeping, 1, __ATOMIC_SEQ_CST);
@@ -1204,7 +1265,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   pthread_condattr_destroy(&ca);
   e->tpl_sock = -1;
   e->sh_fd = -1;
-  if (!mproc__engine_has_workers(e)) return 0;
+  if (mproc__engine_runs_here(e)) return 0;
 
   e->ring_size = round_pow2(opts->ring_bytes ? opts->ring_bytes : (size_t)256 * 1024);
   layout l = plan_layout(e, opts);
@@ -1237,7 +1298,7 @@ void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
   m->aborting = true;
   m->stopped = true;
   cancel_queued_batches(e, m); /* queued batches: cancelled now */
-  if (!mproc__engine_has_workers(e)) return;
+  if (mproc__engine_runs_here(e)) return;
   /* batches in workers' rings are skipped; a worker running one is killed */
   uint32_t k = __atomic_fetch_add(&e->sh->aborted_next, 1, __ATOMIC_SEQ_CST) % 16;
   __atomic_store_n(&e->sh->aborted[k], m->token, __ATOMIC_SEQ_CST);
@@ -1257,7 +1318,7 @@ void mproc__engine_terminate(mproc__engine *e) {
   e->closed = true;
   e->terminating = true; /* a killed worker is not replaced */
   mproc__engine_cancel_pending(e);
-  if (!mproc__engine_has_workers(e)) return;
+  if (mproc__engine_runs_here(e)) return;
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid && w->head && !w->kill_reason) mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CANCELLED);
@@ -1272,7 +1333,15 @@ void mproc__engine_cancel_pending(mproc__engine *e) {
 }
 
 void mproc__engine_stop(mproc__engine *e) {
-  if (mproc__engine_has_workers(e) && e->manager_started) {
+  if (mproc__engine_runs_here(e)) { /* what waits in the queue (a stream's next batches) never runs */
+    pthread_mutex_lock(&e->lock);
+    e->closed = true;
+    e->terminating = true;
+    mproc__engine_cancel_pending(e);
+    mproc__engine_run_callbacks(e);
+    pthread_mutex_unlock(&e->lock);
+  }
+  if (!mproc__engine_runs_here(e) && e->manager_started) {
     pthread_mutex_lock(&e->lock);
     e->closed = true;
     e->terminating = true;

@@ -162,7 +162,7 @@ struct mproc__engine {
   int nworkers;
   int ncpus; /* mproc_cpu_count() at start: whether the manager may spin (a core is free) */
   mproc_backend backend;
-  const mproc__backend_ops *ops; /* NULL for the serial backend */
+  const mproc__backend_ops *ops;
   bool closed, quitting;
   bool draining;    /* destroy: workers are told to stop; none is replaced */
   bool terminating; /* terminate() or destroy began: no worker is started any more */
@@ -206,22 +206,29 @@ void mproc__engine_stop(mproc__engine *e);
 void mproc__engine_release(mproc__engine *e);
 /* The faces' calls (lock held).  The engine owns job ids (a new one at every hand-out), the count of
  * outstanding jobs and the queue.  mproc__engine_queue: takes job j (a task or a batch), counts it and
- * queues it; then
- * mproc__engine_kick hands out what the workers can take and wakes the manager if it has work to do (once
- * after a run of queue calls).  mproc__engine_cancel_queued: a task's job still queued is taken out and
- * completes as cancelled (true), or false when it is no longer queued.  mproc__engine_terminate: closes the
- * engine, starts no worker any more, cancels what is queued and kills the workers running jobs.
- * mproc__engine_worker_busy_ns: each worker's time running jobs over the engine's life, into busy[nworkers].
- * mproc__engine_outstanding: jobs queued or running. */
+ * queues it; then, once after a run of queue calls, mproc__engine_hand_out hands out what the workers can
+ * take and wakes the manager if it has work to do, or mproc__engine_kick does the same and also, when the
+ * backend has no workers (serial), runs every queued job here and now: a submission's way, where nobody
+ * may wait for the result.  Maps and streams hand out and then wait with mproc__engine_wait, which runs
+ * queued jobs in the waiting thread when there are no workers.  mproc__engine_cancel_queued: a task's job
+ * still queued is taken out and completes as cancelled (true), or false when it is no longer queued.
+ * mproc__engine_terminate: closes the engine, starts no worker any more, cancels what is queued and kills the
+ * workers running jobs. mproc__engine_worker_busy_ns: each worker's time running jobs over the engine's life,
+ * into busy[nworkers]. mproc__engine_outstanding: jobs queued or running. */
 void mproc__engine_queue(mproc__engine *e, mproc__job *j);
-/* As mproc__engine_queue for a job the caller runs itself (the serial backend): counted, not queued. */
-void mproc__engine_take(mproc__engine *e, mproc__job *j);
+void mproc__engine_hand_out(mproc__engine *e);
 void mproc__engine_kick(mproc__engine *e);
+/* Waits on cv (lock held) until pred(arg), the absolute deadline or Ctrl-C, as mproc__cond_wait_intr; with
+ * a backend without workers it first runs queued jobs in this thread, one at a time, while pred is false.
+ * 0, -ETIMEDOUT or MPROC_EINTERRUPTED. */
+int mproc__engine_wait(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
+                       bool (*pred)(void *), void *arg);
 bool mproc__engine_cancel_queued(mproc__engine *e, mproc__job *j);
 void mproc__engine_terminate(mproc__engine *e);
 void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy);
 static inline size_t mproc__engine_outstanding(const mproc__engine *e) { return e->outstanding; }
-/* Puts a job at the front or the back of the queue (lock held; the engine's own requeues). */
+/* Puts a job at the front or the back of the queue (lock held; the engine's own requeues, and a backend's
+ * without workers). */
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front);
 void mproc__engine_dispatch(mproc__engine *e);
 void mproc__engine_wake_manager(mproc__engine *e);
@@ -243,6 +250,15 @@ void mproc__engine_poll_end(mproc__engine *e);
  * written into a full ring or news from the template are seen by the next poll, which comes after
  * max_spins at the latest. */
 void mproc__engine_await_results(mproc__engine *e, int max_spins);
+/* For a backend that runs jobs in the caller (backend.h's run), lock held.  mproc__engine_job_started: job
+ * j begins its next attempt in worker `worker` (also the engine's own hand-out).  mproc__engine_item_done:
+ * item index of batch j ended with code (0, or a failure with msg); a batch's items end in order.
+ * mproc__engine_batch_ran: batch j has run (busy_ns of work): its items not done are cancelled (their map
+ * stopped), j is freed. */
+void mproc__engine_job_started(mproc__job *j, int worker);
+void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int code, const char *msg,
+                             int worker);
+void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns);
 /* Completes a job's items or task with an outcome (lock held). */
 void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);
@@ -296,10 +312,14 @@ int mproc__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int *waite
 int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiters, double deadline,
                           bool (*pred)(void *), void *arg);
 
-static inline bool mproc__engine_has_workers(const mproc__engine *e) { return e->ops != NULL; }
+/* The backend has no workers: jobs run in the threads that kick the engine or wait on it (serial). */
+static inline bool mproc__engine_runs_here(const mproc__engine *e) { return e->ops->run != NULL; }
 /* Workers run a fresh image of the program (exec): code addresses must be translated (fnref.c). */
-static inline bool mproc__engine_fresh_image(const mproc__engine *e) { return e->ops && e->ops->fresh_image; }
-/* Workers that cannot be killed (threads): task timeouts are refused. */
-static inline bool mproc__engine_cannot_kill(const mproc__engine *e) { return e->ops && !e->ops->kill; }
+static inline bool mproc__engine_fresh_image(const mproc__engine *e) { return e->ops->fresh_image; }
+/* Workers that cannot be killed (threads): task timeouts are refused.  Jobs run in the caller accept them
+ * and run to the end, as joblib's n_jobs=1 does. */
+static inline bool mproc__engine_cannot_kill(const mproc__engine *e) {
+  return !e->ops->kill && !mproc__engine_runs_here(e);
+}
 
 #endif

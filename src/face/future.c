@@ -122,7 +122,7 @@ static void run_cb(mproc__deferred *d) {
 
 /* Waits on the engine's condition until pred(f) or the deadline (lock held). 0 or -ETIMEDOUT. */
 static int wait_locked(mproc__engine *e, double deadline, bool (*pred)(void *), void *arg) {
-  return mproc__cond_wait_intr(&e->done_cv, &e->lock, &e->waiters, deadline, pred, arg);
+  return mproc__engine_wait(e, &e->done_cv, &e->waiters, deadline, pred, arg);
 }
 
 static bool is_done(void *arg) { return ((mproc_future *)arg)->state == FUT_DONE; }

@@ -1,5 +1,4 @@
-/* pool.c: the Pool and Executor faces: create, submit, apply, map, close, join, terminate, destroy; and the
- * serial backend, which runs everything in the calling thread. */
+/* pool.c: the Pool and Executor faces: create, submit, apply, map, close, join, terminate, destroy. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -54,7 +53,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   p->eng.nworkers = backend == MPROC_BACKEND_SERIAL ? 1 : workers;
   p->eng.backend = backend;
   p->eng.ops = backend == MPROC_BACKEND_THREAD   ? &mproc__backend_thread
-               : backend == MPROC_BACKEND_SERIAL ? NULL
+               : backend == MPROC_BACKEND_SERIAL ? &mproc__backend_serial
                : exec                            ? &mproc__backend_exec
                : forkserver                      ? &mproc__backend_forkserver
                                                  : &mproc__backend_fork;
@@ -125,7 +124,7 @@ void mproc_pool_destroy(mproc_pool *pool) {
 /* Task arguments of at least this many bytes go through the shared arena (process backend only: threads
  * read the job's copy anyway, and the serial backend passes it directly). */
 static size_t share_threshold(const mproc__engine *e) {
-  if (!e->ops || e->ops->shares_memory || !e->arena_ref) return SIZE_MAX;
+  if (e->ops->shares_memory || !e->arena_ref) return SIZE_MAX;
   size_t t = e->opts.max_nbytes;
   return t ? t : (size_t)1 << 20;
 }
@@ -182,25 +181,9 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     return code;
   }
   e->holders++; /* the future, until released */
-  if (!mproc__engine_has_workers(e)) {
-    mproc__engine_take(e, j); /* the serial backend runs it here and now */
-    /* run it here and now */
-    j->attempts = 1;
-    f->state = FUT_RUNNING;
-    pthread_mutex_unlock(&e->lock);
-    mproc__task_outcome o;
-    mproc__task_run_local(fn, j->arg, arg_len, 0, -1, &o);
-    pthread_mutex_lock(&e->lock);
-    mproc_outcome oc = {.kind = o.code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK,
-                        .code = o.code,
-                        .exit_code = -1,
-                        .worker = 0};
-    mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len);
-  } else {
-    f->job = j;
-    mproc__engine_queue(e, j);
-    mproc__engine_kick(e);
-  }
+  f->job = j;
+  mproc__engine_queue(e, j);
+  mproc__engine_kick(e); /* without workers (serial), it runs here and now */
   mproc__engine_run_callbacks(e);
   pthread_mutex_unlock(&e->lock);
   *out = f;
@@ -307,42 +290,6 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
   rep->first_failure.message = rep->message;
 }
 
-/* The serial backend's map: every item in order, in this thread. */
-static void map_serial(mproc__engine *e, mproc__map *m, const mproc__map_hooks *h, double *next_tick) {
-  mproc__task_priv priv = {0};
-  for (size_t i = 0; i < m->n && !m->stopped; i++) {
-    if (h && h->tick && mproc__plat_now() >= *next_tick) {
-      h->tick(h->ctx, m, false);
-      *next_tick = mproc__plat_now() + h->interval;
-    }
-    mproc_task t;
-    void *rec = m->out_size ? m->out + i * m->out_size : NULL;
-    mproc__task_begin(&t, &priv, rec, m->out_size, 0, (int64_t)i);
-    priv.fixed = 1;
-    priv.seed = m->seed;
-    const void *a = m->in_size ? m->in + i * m->in_size : NULL;
-    int code = mproc__task_finish_code(&t, m->fn(a, m->in_size, &t));
-    if (rec) mproc__task_pad_record(&t, rec, m->out_size);
-    pthread_mutex_lock(&e->lock);
-    if (code == 0) {
-      m->ok++;
-      m->remaining--;
-      if (m->opts.item_codes) m->opts.item_codes[i] = 0;
-    } else {
-      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED, .code = code, .exit_code = -1, .attempts = 1};
-      mproc__engine_fail_items(e, m, (int64_t)i, 1, &o, priv.msg);
-    }
-    pthread_mutex_unlock(&e->lock);
-  }
-  if (m->remaining) {
-    mproc_outcome c = {
-        .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-    pthread_mutex_lock(&e->lock);
-    mproc__engine_fail_items(e, m, (int64_t)(m->n - m->remaining), m->remaining, &c, NULL);
-    pthread_mutex_unlock(&e->lock);
-  }
-}
-
 /* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
  * about `target` items, never more than a fair share of what is left (so the last batches are small and
  * no worker idles at the end).  Returns the number made (0 with *err on no memory; nothing is queued). */
@@ -422,7 +369,7 @@ static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (
   bool ticking = h && h->tick;
   for (;;) {
     double until = ticking && *next_tick < deadline ? *next_tick : deadline;
-    int r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, until, pred, arg);
+    int r = mproc__engine_wait(e, &m->cv, NULL, until, pred, arg);
     if (r == MPROC_ETIMEDOUT && ticking && until < deadline) {
       pthread_mutex_unlock(&e->lock);
       h->tick(h->ctx, m, false);
@@ -445,7 +392,7 @@ static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *
   return 0;
 }
 
-/* A map on a pool with workers, while it runs: what its steps share. */
+/* A map while it runs: what its steps share. */
 typedef struct map_run {
   mproc__engine *e;
   mproc__map *m;
@@ -508,11 +455,10 @@ static int probe_and_size(map_run *r, size_t nprobe) {
   return wr;
 }
 
-/* Runs map m on e's workers: batches (probed and sized for Parallel, else guided or of the caller's size),
+/* Runs map m: batches (probed and sized for Parallel, else guided or of the caller's size),
  * then the wait.  0, or a code for the whole call: the pool's (closed, lost), no memory, or what ended the
  * wait (a timeout, Ctrl-C), after which nothing of the map runs or writes any more. */
-static int map_with_workers(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hooks,
-                            double *next_tick) {
+static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hooks, double *next_tick) {
   const mproc_map_opts *opts = &m->opts;
   size_t n = m->n;
   map_run r = {.e = e,
@@ -587,23 +533,11 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   pthread_cond_init(&m.cv, &ca);
   pthread_condattr_destroy(&ca);
   double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
-  int abort_code = 0;
-  if (!mproc__engine_has_workers(e)) {
-    pthread_mutex_lock(&e->lock);
-    bool closed = e->closed;
-    pthread_mutex_unlock(&e->lock);
-    if (closed) {
-      pthread_cond_destroy(&m.cv);
-      return MPROC_ECLOSED;
-    }
-    map_serial(e, &m, hooks, &next_tick);
-  } else {
-    abort_code = map_with_workers(e, &m, hooks, &next_tick);
-    /* nothing ran: the pool's code or no memory, and no progress line */
-    if (abort_code < 0 && m.remaining == n && m.batches_sent == 0) {
-      pthread_cond_destroy(&m.cv);
-      return abort_code;
-    }
+  int abort_code = run_map(e, &m, hooks, &next_tick);
+  /* nothing ran: the pool's code or no memory, and no progress line */
+  if (abort_code < 0 && m.remaining == n && m.batches_sent == 0) {
+    pthread_cond_destroy(&m.cv);
+    return abort_code;
   }
   if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
   pthread_cond_destroy(&m.cv);

@@ -19,8 +19,7 @@ struct mproc_stream {
   int64_t pending_release; /* the slot handed out by the last next(), released on the following call */
   double timeout;
   int retries;
-  mproc__task_priv priv; /* serial backend */
-  uint32_t sigint;       /* Ctrl-C reported up to here (sigint.c) */
+  uint32_t sigint; /* Ctrl-C reported up to here (sigint.c) */
 };
 
 static void free_stream(mproc_stream *s) {
@@ -32,7 +31,6 @@ static void free_stream(mproc_stream *s) {
   mproc__free(s->m.ready);
   mproc__free(s->m.out);
   mproc__free(s->consumed);
-  mproc__free(s->priv.heap);
   mproc__free(s);
 }
 
@@ -94,7 +92,7 @@ static int refill(mproc_stream *s) {
   }
   /* called for every item taken: only new batches need handing out, and the manager only when it has
    * something to do with them (waking it for nothing cost a system call per item) */
-  if (added) mproc__engine_kick(e);
+  if (added) mproc__engine_hand_out(e);
   return 0;
 }
 
@@ -170,7 +168,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   e->holders++;                      /* the pool's memory outlives its destroy until the stream's */
   m->token = ++e->next_token;
   mproc__map_share(e, m);
-  int r = !mproc__engine_has_workers(e) ? 0 : refill(s);
+  int r = refill(s);
   pthread_mutex_unlock(&e->lock);
   if (r < 0) {
     mproc_stream_destroy(s);
@@ -208,28 +206,6 @@ static void release_previous(mproc_stream *s) {
   while (s->low < s->next_dispatch && s->consumed[s->low % m->window]) s->low++;
 }
 
-/* The serial backend runs the next item here. */
-static void run_serial_item(mproc_stream *s) {
-  mproc__map *m = &s->m;
-  size_t i = s->next_dispatch++;
-  size_t slot = i % m->window;
-  mproc_task t;
-  mproc__task_begin(&t, &s->priv, m->out_size ? m->out + slot * m->out_size : NULL, m->out_size, 0,
-                    (int64_t)i);
-  s->priv.fixed = 1;
-  s->priv.seed = m->seed;
-  int code = mproc__task_finish_code(&t, m->fn(m->in_size ? m->in + i * m->in_size : NULL, m->in_size, &t));
-  if (m->out_size) mproc__task_pad_record(&t, m->out + slot * m->out_size, m->out_size);
-  m->slot_done[slot] = 1;
-  m->slot_code[slot] = code;
-  s->consumed[slot] = 0;
-  if (code && s->priv.msg[0]) m->slot_msg[slot] = mproc__strdup(s->priv.msg);
-  if (m->unordered) {
-    m->ready[(m->ready_head + m->ready_count) % m->window] = (int64_t)i;
-    m->ready_count++;
-  }
-}
-
 int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
                       mproc_outcome *outcome) {
   if (!s || !index || !result || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
@@ -250,13 +226,8 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
     pthread_mutex_unlock(&e->lock);
     return MPROC_EEOF;
   }
-  int r = 0;
-  if (!mproc__engine_has_workers(e)) {
-    if (!item_ready(s)) run_serial_item(s);
-  } else {
-    r = refill(s);
-    if (r == 0) r = mproc__cond_wait_intr(&m->cv, &e->lock, NULL, mproc__deadline(timeout), item_ready, s);
-  }
+  int r = refill(s);
+  if (r == 0) r = mproc__engine_wait(e, &m->cv, NULL, mproc__deadline(timeout), item_ready, s);
   if (r < 0) {
     if (r == MPROC_EINTERRUPTED) mproc__sigint_take(&s->sigint); /* reported once */
     pthread_mutex_unlock(&e->lock);
