@@ -1,7 +1,7 @@
 /* mtest.c: the runner behind mtest.h: one forked process per test, a timeout, and the leak check. */
 #include "mtest.h"
 
-#include "engine/engine.h" /* mproc_pool, for its template's pid */
+#include "face/face.h" /* mproc_pool, for its template's pid */
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,7 +7,7 @@
 
 #include "mtest.h"
 #include "internal.h"
-#include "engine/engine.h"
+#include "face/face.h"
 
 /* Shared with every worker (mapped before the pool exists): a gate that holds tasks until the test opens
  * it, a count of tasks that started, per-item run counters, and room for a barrier. */

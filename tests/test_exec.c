@@ -14,7 +14,7 @@
 
 #include "mtest.h"
 #include "internal.h"
-#include "engine/engine.h"
+#include "face/face.h"
 #include "platform/platform.h"
 
 static int global_value = 7; /* the caller changes it: an exec'd worker still sees 7 */

@@ -8,7 +8,7 @@
 
 #include "mtest.h"
 #include "internal.h"
-#include "engine/engine.h"
+#include "face/face.h"
 
 static int global_value;
 

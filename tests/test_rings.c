@@ -3,7 +3,7 @@
 
 #include "mtest.h"
 #include "internal.h"
-#include "engine/engine.h"
+#include "face/face.h"
 #include "pool_tasks.h"
 
 /* One task at a time leaves both rings of a worker empty before each record: once a record would start

@@ -8,7 +8,7 @@
 
 #include "mtest.h"
 #include "internal.h"
-#include "engine/engine.h"
+#include "face/face.h"
 #include "pool_tasks.h"
 
 static void check_crash(mproc_future *f, mproc_outcome_kind kind, int code, int sig, int exit_code) {

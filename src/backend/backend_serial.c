@@ -13,7 +13,7 @@ static void run_task(mproc__engine *e, mproc__job *j) {
   pthread_mutex_lock(&e->lock);
   mproc_outcome oc = {
       .kind = o.code ? MPROC_OUTCOME_FAILED : MPROC_OUTCOME_OK, .code = o.code, .exit_code = -1, .worker = 0};
-  mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len);
+  if (!mproc__engine_complete_task(e, j, &oc, o.msg, o.result, o.result_len)) mproc__free(o.result);
 }
 
 /* How long a batch runs before it goes back to the front of the queue: the waiting thread that runs it

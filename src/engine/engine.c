@@ -38,6 +38,7 @@ mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double t
   j->arg_len = count * m->in_size;
   j->timeout = timeout;
   j->retries_left = retries;
+  j->worker = -1;
   return j;
 }
 
@@ -150,23 +151,21 @@ void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy) {
 
 void mproc__engine_job_started(mproc__job *j, int worker) {
   j->attempts++;
+  j->worker = worker;
   if (j->map) j->map->dispatched += j->count;
-  if (j->fut) {
-    j->fut->state = FUT_RUNNING;
-    j->fut->out.worker = worker;
-  }
 }
 
 /* ---- completing work ---- */
 
-void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
+bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len) {
   mproc_outcome oc = *o;
   oc.attempts = j->attempts;
-  j->task_done(j, &oc, msg, result, result_len);
+  bool taken = j->task_done(j, &oc, msg, result, result_len);
   e->outstanding--;
   mproc__job_free(j);
   mproc__engine_notify(e);
+  return taken;
 }
 
 /* Ends job j with outcome o (lock held): a task's future completes, a batch's items fail; j is freed. */
@@ -487,10 +486,7 @@ static bool take_back_for_idle(mproc__engine *e) {
     w->jobs_sent--; /* the worker skips it without counting it */
     j->attempts--;
     if (j->map) j->map->dispatched -= j->count;
-    if (j->fut) {
-      j->fut->state = FUT_PENDING;
-      j->fut->out.worker = -1;
-    }
+    j->worker = -1;
     mproc__engine_enqueue(e, j, true);
     return true;
   }
@@ -530,17 +526,11 @@ static void finish_task_result(mproc__engine *e, int i, mproc__job *j) {
                      .code = h->code,
                      .exit_code = -1,
                      .worker = i};
-  void *res = NULL;
-  if (h->code != 0 || h->payload_len == 0) {
-    /* no result */
-  } else if (h->payload_len <= sizeof j->fut->result_inline) {
-    res = memcpy(j->fut->result_inline, w->rx_buf, h->payload_len);
-  } else {
-    res = w->rx_buf; /* hand the buffer over to the future */
-    w->rx_buf = NULL;
+  size_t len = h->code ? 0 : h->payload_len;
+  if (mproc__engine_complete_task(e, j, &o, w->rx_msg, len ? w->rx_buf : NULL, len)) {
+    w->rx_buf = NULL; /* the future has taken the buffer over */
     w->rx_buf_cap = 0;
   }
-  mproc__engine_complete_task(e, j, &o, w->rx_msg, res, h->code ? 0 : h->payload_len);
 }
 
 static void batch_ended(mproc__engine *e, mproc__job *j);
@@ -868,12 +858,12 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
       finish_job(e, j, &o, NULL);
     } else if (!was_running) {
       j->attempts--; /* never ran */
-      if (j->fut) j->fut->state = FUT_PENDING;
+      j->worker = -1;
       list_add(&rq, j);
     } else if (j->kind == JOB_TASK) {
       if (j->retries_left > 0 && o.kind != MPROC_OUTCOME_CANCELLED) {
         j->retries_left--;
-        j->fut->state = FUT_PENDING;
+        j->worker = -1;
         list_add(&rq, j);
       } else {
         mproc__engine_complete_task(e, j, &o, msg, NULL, 0);

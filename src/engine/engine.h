@@ -49,12 +49,14 @@ typedef struct mproc__job {
   struct mproc__map *map; /* batch */
   int64_t first;
   uint32_t count;
-  mproc_future *fut; /* task */
-  /* task: how it ends (lock held): the face's completion (its future's), given the outcome (attempts set),
-   * the failure message and the result bytes (a block it takes over unless it is the future's inline room) */
-  void (*task_done)(struct mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
+  void *owner; /* task: the face's object it completes (a future) */
+  /* task: how it ends (lock held): the face's completion, given the outcome (attempts set), the failure
+   * message and the result bytes (len of them at result, or NULL); returns true when it has taken the
+   * block over (mproc__free'd by it), false when it copied what it needed */
+  bool (*task_done)(struct mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
   double timeout;
   int retries_left, attempts;
+  int worker;       /* the worker running it, -1 while it waits (set by its creator, then by the engine) */
   uint32_t claim;   /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
   uint32_t done;    /* batch: items already completed (segments received), from first on */
   uint64_t busy_ns; /* batch: worker time of the segments received */
@@ -87,24 +89,6 @@ typedef struct mproc__wstate {
   uint64_t busy_ns; /* time its tasks ran, over the pool's life (progress reports) */
 } mproc__wstate;
 
-struct mproc_future {
-  int refs; /* caller + engine; under engine lock */
-  struct mproc__engine *eng;
-  int state; /* FUT_PENDING, FUT_RUNNING, FUT_DONE */
-  mproc_outcome out;
-  char *msg; /* the failure message, allocated only when there is one (NULL: "") */
-  void *result;
-  size_t result_len;
-  struct cb_node *cbs;
-  struct mproc_as_completed *iter;
-  mproc_future *iter_next;
-  size_t iter_index;
-  mproc__job *job; /* while queued (for cancel) */
-  /* a small result, copied here from the worker's ring instead of into an allocated block (result then
-   * points here) */
-  _Alignas(16) unsigned char result_inline[MPROC__INLINE_BYTES];
-};
-enum { FUT_PENDING = 0, FUT_RUNNING = 1, FUT_DONE = 2 };
 /* A kill reason beside the outcome kinds: a map was aborted; what waited behind its batch runs again. */
 enum { KILL_ABORT = 100 };
 
@@ -194,10 +178,6 @@ struct mproc__engine {
   bool first_wait_done; /* a caller has polled for a result (see poll_briefly in future.c) */
 };
 
-struct mproc_pool {
-  mproc__engine eng;
-};
-
 /* engine.c */
 int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);
 /* Stops everything the engine runs; its lock and condition stay usable (futures may still use them). */
@@ -259,8 +239,9 @@ void mproc__engine_job_started(mproc__job *j, int worker);
 void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int code, const char *msg,
                              int worker);
 void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns);
-/* Completes a job's items or task with an outcome (lock held). */
-void mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
+/* Completes a task's job with an outcome and its result (lock held): whether the face took result over
+ * (see task_done). */
+bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);
 void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
                               const mproc_outcome *o, const char *msg);

@@ -5,6 +5,29 @@
 
 #include "engine/engine.h"
 
+struct mproc_pool {
+  mproc__engine eng;
+};
+
+struct mproc_future {
+  int refs; /* caller + engine; under engine lock */
+  struct mproc__engine *eng;
+  int state; /* FUT_PENDING (running when job->worker >= 0), then FUT_DONE */
+  mproc_outcome out;
+  char *msg; /* the failure message, allocated only when there is one (NULL: "") */
+  void *result;
+  size_t result_len;
+  struct cb_node *cbs;
+  struct mproc_as_completed *iter;
+  mproc_future *iter_next;
+  size_t iter_index;
+  mproc__job *job; /* until it completes: whether it runs, and where (job->worker), and cancel */
+  /* a small result, copied here from the worker's ring instead of into an allocated block (result then
+   * points here) */
+  _Alignas(16) unsigned char result_inline[MPROC__INLINE_BYTES];
+};
+enum { FUT_PENDING = 0, FUT_DONE = 1 };
+
 /* future.c */
 mproc_future *mproc__future_new(mproc__engine *e);
 void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,
@@ -19,7 +42,7 @@ bool mproc__pool_drop_holder(mproc__engine *e);
 void mproc__pool_free(mproc__engine *e);
 /* A task's job has ended (lock held): its future completes and drops the job's reference (mproc__job's
  * task_done for futures). */
-void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
+bool mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);
 /* Waits on the engine's condition until pred(arg) or timeout seconds, reporting Ctrl-C (lock held). */
 int mproc__wait_until(mproc__engine *e, double timeout, bool (*pred)(void *), void *arg);
 

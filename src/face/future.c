@@ -100,13 +100,17 @@ void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char 
   }
 }
 
-/* A task's job has ended (lock held): its future completes and drops the job's reference. */
-void mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result,
+/* A task's job has ended (lock held): its future completes and drops the job's reference.  A small result
+ * is copied into the future, a larger block taken over. */
+bool mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result,
                             size_t len) {
-  mproc_future *f = j->fut;
-  mproc__future_complete(f, o, msg, result, len);
+  mproc_future *f = j->owner;
+  bool taken = len > sizeof f->result_inline;
+  if (len && !taken) result = memcpy(f->result_inline, result, len);
+  mproc__future_complete(f, o, msg, len ? result : NULL, len);
   f->job = NULL;
   (void)mproc__future_unref(f); /* the caller's reference remains, or the pool is not destroyed yet */
+  return taken;
 }
 
 static void run_cb(mproc__deferred *d) {
@@ -191,7 +195,10 @@ int mproc_future_outcome(mproc_future *f, mproc_outcome *o) {
   pthread_mutex_lock(&f->eng->lock);
   *o = f->out;
   o->message = f->msg ? f->msg : "";
-  if (f->state != FUT_DONE) o->kind = MPROC_OUTCOME_PENDING;
+  if (f->state != FUT_DONE) {
+    o->kind = MPROC_OUTCOME_PENDING;
+    o->worker = f->job ? f->job->worker : -1;
+  }
   pthread_mutex_unlock(&f->eng->lock);
   return 0;
 }
@@ -203,7 +210,7 @@ int mproc_future_cancel(mproc_future *f) {
   int r = 0;
   if (f->state == FUT_DONE) {
     r = f->out.kind == MPROC_OUTCOME_CANCELLED;
-  } else if (f->state == FUT_PENDING && f->job) {
+  } else if (f->job && f->job->worker < 0) {
     r = mproc__engine_cancel_queued(e, f->job); /* only while still queued */
   }
   mproc__engine_run_callbacks(e);
@@ -220,7 +227,7 @@ static int state_is(mproc_future *f, int what) {
       r = f->state == FUT_DONE && f->out.kind == MPROC_OUTCOME_CANCELLED;
       break;
     case 1:
-      r = f->state == FUT_RUNNING;
+      r = f->state != FUT_DONE && f->job && f->job->worker >= 0;
       break;
     default:
       r = f->state == FUT_DONE;

@@ -170,8 +170,9 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
     mproc__job_free(j);
     return MPROC_ENOMEM;
   }
-  j->fut = f;
+  j->owner = f;
   j->task_done = mproc__future_job_done;
+  j->worker = -1;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
     int code = e->broken ? e->broken : MPROC_ECLOSED;
