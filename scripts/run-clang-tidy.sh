@@ -21,8 +21,10 @@ for f in $(git ls-files 'src/*.c'); do
 done
 "$TIDY" --version | grep -m 1 -i version | sed "s/^ *//"
 log=$(mktemp)
+# One file per clang-tidy: with two, clang-tidy 14's analyzer reports a va_list of the second file's
+# variadic function as uninitialized (src/core/env.c after any other file; alone it is clean).
 # shellcheck disable=SC2086
-if echo $files | xargs -n 2 -P "$JOBS" "$TIDY" -p "$BUILD" --quiet >"$log" 2>&1; then
+if echo $files | xargs -n 1 -P "$JOBS" "$TIDY" -p "$BUILD" --quiet >"$log" 2>&1; then
   rc=0
 else
   rc=1

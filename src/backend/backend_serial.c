@@ -24,7 +24,7 @@ static void run_task(mproc__engine *e, mproc__job *j) {
  * taken between two items, to complete the one before and to see whether the map has stopped.  After a
  * slice the rest of the batch is queued again at the front, as the same job. */
 static void run_batch(mproc__engine *e, mproc__job *j) {
-  mproc__map *m = j->map;
+  mproc__items *m = j->map;
   if (j->attempts == 0) mproc__engine_job_started(j, 0);
   mproc__task_priv priv = {0}; /* fixed records: nothing of it is allocated */
   double t0 = mproc__plat_now(), now = t0;

@@ -26,7 +26,7 @@ void mproc__job_free(mproc__job *j) {
   mproc__free(j);
 }
 
-mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double timeout, int retries) {
+mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double timeout, int retries) {
   mproc__job *j = mproc__calloc(1, sizeof *j);
   if (!j) return NULL;
   j->kind = JOB_BATCH;
@@ -42,7 +42,7 @@ mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double t
   return j;
 }
 
-void mproc__map_share(const mproc__engine *e, mproc__map *m) {
+void mproc__map_share(const mproc__engine *e, mproc__items *m) {
   bool threads = e->ops && e->ops->shares_memory;
   /* only a pool holding the arena knows its workers have it: the arena cannot change under a reference */
   bool arena = e->arena_ref;
@@ -168,6 +168,13 @@ bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_ou
   return taken;
 }
 
+/* Items [first, first + count) of map m failed or were cancelled (lock held): the face is told. */
+static void fail_items(mproc__engine *e, mproc__items *m, int64_t first, size_t count, const mproc_outcome *o,
+                       const char *msg) {
+  m->items_failed(m, first, count, o, msg);
+  mproc__engine_notify(e);
+}
+
 /* Ends job j with outcome o (lock held): a task's future completes, a batch's items fail; j is freed. */
 static void finish_job(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg) {
   if (j->kind == JOB_TASK) {
@@ -177,8 +184,7 @@ static void finish_job(mproc__engine *e, mproc__job *j, const mproc_outcome *o, 
   mproc_outcome bo = *o;
   bo.attempts = j->attempts;
   /* the items its segments completed keep their outcome */
-  if (j->done < j->count)
-    mproc__engine_fail_items(e, j->map, j->first + j->done, j->count - j->done, &bo, msg);
+  if (j->done < j->count) fail_items(e, j->map, j->first + j->done, j->count - j->done, &bo, msg);
   e->outstanding--;
   mproc__job_free(j);
 }
@@ -196,7 +202,7 @@ static const mproc_outcome cancelled_outcome = {
     .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
 
 /* Takes map m's batches out of the queue and cancels their items (lock held). */
-static void cancel_queued_batches(mproc__engine *e, mproc__map *m) {
+static void cancel_queued_batches(mproc__engine *e, mproc__items *m) {
   mproc__job **pp = &e->pend_head, *last = NULL;
   while (*pp) {
     mproc__job *j = *pp;
@@ -211,79 +217,27 @@ static void cancel_queued_batches(mproc__engine *e, mproc__map *m) {
   e->pend_tail = last;
 }
 
-/* Records the failure of items [first, first+count) of a map. */
-/* A stream's item completed: mark its slot and, unordered, queue it for the consumer. */
-static void stream_item_done(mproc__map *m, int64_t idx, int code, const char *msg) {
-  size_t slot = (size_t)idx % m->window;
-  m->slot_done[slot] = 1;
-  m->slot_code[slot] = code;
-  if (code && msg && *msg) m->slot_msg[slot] = mproc__strdup(msg);
-  if (m->unordered) {
-    m->ready[(m->ready_head + m->ready_count) % m->window] = idx;
-    m->ready_count++;
-  }
-}
-
-void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
-                              const mproc_outcome *o, const char *msg) {
-  for (size_t k = 0; k < count; k++) {
-    int64_t idx = first + (int64_t)k;
-    if (m->window) stream_item_done(m, idx, o->code, msg);
-    if (m->opts.item_codes) m->opts.item_codes[idx] = o->code;
-    if (o->kind == MPROC_OUTCOME_CANCELLED) {
-      m->cancelled++;
-    } else {
-      m->failed++;
-      if (m->first_failed < 0 || idx < m->first_failed) {
-        m->first_failed = idx;
-        m->first_outcome = *o;
-        snprintf(m->first_msg, sizeof m->first_msg, "%s", msg ? msg : "");
-      }
-    }
-  }
-  m->remaining -= count;
-  if (o->kind != MPROC_OUTCOME_CANCELLED && !m->stopped) {
-    bool stop = m->opts.on_error == MPROC_ON_ERROR_STOP ||
-                (m->opts.on_error == MPROC_ON_ERROR_STOP_AFTER && m->failed >= (size_t)m->max_failures);
-    if (stop) {
-      m->stopped = true;
-      cancel_queued_batches(e, m); /* what has not been handed out */
-    }
-  }
-  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
-  mproc__engine_notify(e);
-}
+void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m) { cancel_queued_batches(e, m); }
 
 /* Items [first, first + count) of job j completed in worker i, all well but the nfail failures listed (in
  * index order); their records are in place (lock held). */
 static void complete_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                            const wire_fail *fails, uint32_t nfail, int i) {
-  mproc__map *m = j->map;
-  if (m->window) {
-    uint32_t f = 0;
-    for (uint32_t k = 0; k < count; k++) {
-      int64_t idx = first + k;
-      if (f < nfail && fails[f].index == idx) {
-        f++;
-        continue;
-      }
-      stream_item_done(m, idx, 0, NULL);
-    }
-  }
-  m->ok += count - nfail;
-  m->remaining -= count - nfail;
-  if (m->opts.item_codes)
-    for (uint32_t k = 0; k < count; k++) m->opts.item_codes[first + k] = 0;
+  mproc__items *m = j->map;
   j->done += count;
+  int64_t at = first, end = first + count;
   for (uint32_t k = 0; k < nfail; k++) {
+    if (fails[k].index > at) m->items_ok(m, at, (size_t)(fails[k].index - at));
     mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
                        .code = fails[k].code,
                        .exit_code = -1,
                        .worker = i,
                        .attempts = j->attempts};
-    mproc__engine_fail_items(e, m, fails[k].index, 1, &o, fails[k].msg);
+    m->items_failed(m, fails[k].index, 1, &o, fails[k].msg);
+    at = fails[k].index + 1;
   }
-  if (m->remaining == 0 || m->window || m->notify_each) pthread_cond_signal(&m->cv);
+  if (end > at) m->items_ok(m, at, (size_t)(end - at));
+  if (nfail) mproc__engine_notify(e);
 }
 
 static void spawn_worker(mproc__engine *e, int i);
@@ -563,7 +517,7 @@ void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int
   j->done++;
   mproc_outcome o = {
       .kind = MPROC_OUTCOME_FAILED, .code = code, .exit_code = -1, .worker = worker, .attempts = j->attempts};
-  mproc__engine_fail_items(e, j->map, index, 1, &o, msg);
+  fail_items(e, j->map, index, 1, &o, msg);
 }
 
 void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns) {
@@ -577,7 +531,7 @@ void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns) 
 
 /* Batch j's last segment is in (lock held): its time feeds the sizing of later batches; j is freed. */
 static void batch_ended(mproc__engine *e, mproc__job *j) {
-  mproc__map *m = j->map;
+  mproc__items *m = j->map;
   note_job_time(e, j->busy_ns);
   m->busy_ns += j->busy_ns;
   m->timed_items += j->count;
@@ -759,7 +713,7 @@ static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, 
   mproc__job *nj = batch_part(e, j, first, count);
   if (!nj) {
     mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
-    mproc__engine_fail_items(e, j->map, first, (size_t)count, &lost, "out of memory");
+    fail_items(e, j->map, first, (size_t)count, &lost, "out of memory");
     return;
   }
   nj->attempts = attempts;
@@ -772,7 +726,7 @@ static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, 
  * of its last segment it sent is dropped: that segment's records are still in the staging area). */
 static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool clean) {
   mproc__slot *slot = &e->sh->slots[i];
-  mproc__map *m = j->map;
+  mproc__items *m = j->map;
   int64_t from = j->first + j->done, end = j->first + j->count;
   int64_t upto = __atomic_load_n(&slot->items_done, __ATOMIC_ACQUIRE);
   if (upto <= from || upto > end || m->aborting) return 0;
@@ -781,7 +735,7 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
   if (!clean || (staged && m->out_size > slot->staging_size)) {
     /* a record too large for the staging area was being sent (or what was sent could not all be read) */
     mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
-    mproc__engine_fail_items(e, m, from, n, &lost, "the worker died while sending the result");
+    fail_items(e, m, from, n, &lost, "the worker died while sending the result");
     j->done += n;
     return n;
   }
@@ -794,7 +748,7 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
  * alone, the items after it go back to the queue (lock held). */
 static void running_batch_died(mproc__engine *e, int i, mproc__job *j, bool clean, bool init_failed,
                                mproc_outcome o, const char *msg, job_list *rq) {
-  mproc__map *m = j->map;
+  mproc__items *m = j->map;
   if (!init_failed) recover_finished(e, i, j, clean);
   int64_t from = j->first + j->done, end = j->first + j->count;
   int64_t item = __atomic_load_n(&e->sh->slots[i].running_item, __ATOMIC_ACQUIRE);
@@ -810,7 +764,7 @@ static void running_batch_died(mproc__engine *e, int i, mproc__job *j, bool clea
       }
     } else {
       o.attempts = j->attempts;
-      mproc__engine_fail_items(e, m, item, 1, &o, msg);
+      fail_items(e, m, item, 1, &o, msg);
     }
     item++;
   }
@@ -1284,7 +1238,7 @@ int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts) {
   return 0;
 }
 
-void mproc__engine_abort_map(mproc__engine *e, mproc__map *m) {
+void mproc__engine_abort_map(mproc__engine *e, mproc__items *m) {
   m->aborting = true;
   m->stopped = true;
   cancel_queued_batches(e, m); /* queued batches: cancelled now */

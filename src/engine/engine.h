@@ -24,7 +24,7 @@
 #include "engine/wire.h"
 #include "internal.h"
 
-struct mproc__map;
+struct mproc__items;
 struct mproc__engine;
 
 /* Work a completion defers until the engine lock is dropped (a future's done-callbacks): a node the
@@ -44,9 +44,9 @@ typedef struct mproc__job {
   mproc_task_fn fn;
   const void *arg;
   size_t arg_len;
-  void *arg_owned;        /* the copy a submitted task owns, unless it fits arg_inline */
-  bool arg_shared;        /* arg_owned is a block of the shared arena: workers read it in place */
-  struct mproc__map *map; /* batch */
+  void *arg_owned;          /* the copy a submitted task owns, unless it fits arg_inline */
+  bool arg_shared;          /* arg_owned is a block of the shared arena: workers read it in place */
+  struct mproc__items *map; /* batch: the items of its map or stream */
   int64_t first;
   uint32_t count;
   void *owner; /* task: the face's object it completes (a future) */
@@ -92,33 +92,25 @@ typedef struct mproc__wstate {
 /* A kill reason beside the outcome kinds: a map was aborted; what waited behind its batch runs again. */
 enum { KILL_ABORT = 100 };
 
-typedef struct mproc__map {
+/* A map's or a stream's items as the engine sees them (its batch jobs point here): where their inputs are and
+ * their records go, what the engine measured of them, and how the face is told that items ended.  The face
+ * keeps everything else of the map (counts, the error policy, a stream's window of slots). */
+typedef struct mproc__items {
   mproc_task_fn fn;
   const unsigned char *in;
   size_t in_size;
   unsigned char *out;
   size_t out_size;
   size_t n;
-  size_t remaining;  /* items not yet completed */
-  pthread_cond_t cv; /* signalled when remaining reaches 0: only the map's caller waits on it */
-  mproc_map_opts opts;
-  int max_failures;
-  bool stopped;
-  bool aborting; /* timed out or interrupted: every batch not done is cancelled */
-  /* streams (imap): results go into a window of `window` slots (item i in slot i % window); a plain map
-   * has window 0 and writes item i at out[i] */
-  size_t window;
-  bool unordered;
+  size_t window;              /* records go to out[i % window] (a stream's slots), or out[i] when 0 */
   bool in_shared, out_shared; /* workers read in / write out in place (mproc__map_share) */
-  unsigned char *slot_done;   /* per slot: 1 when its item completed */
-  int *slot_code;
-  char **slot_msg; /* failure messages, allocated only for failures */
-  int64_t *ready;  /* unordered: completed indices, a FIFO of window entries */
-  size_t ready_head, ready_count;
-  size_t batches_sent, batches_done; /* for streams' bound on batches in flight */
+  bool stopped;               /* no batch of it is handed out any more: its face stopped it, or it aborts */
+  bool aborting;              /* timed out or interrupted: every batch not done is cancelled */
+  uint64_t seed;
+  uint64_t token;
+  size_t batches_sent, batches_done; /* the face counts what it queues, the engine what it splits and frees */
   size_t dispatched;                 /* items handed to workers (progress reports) */
-  bool notify_each;                  /* signal cv on every completion, not only the last */
-  uint64_t busy_ns;                  /* worker time spent on this map's completed batches */
+  uint64_t busy_ns;                  /* worker time spent on its completed batches */
   size_t timed_items;                /* items those batches held */
   size_t timed_batches;              /* how many batches that was */
   double best_item_ns;               /* the least time per item among those batches */
@@ -127,13 +119,13 @@ typedef struct mproc__map {
   int64_t wave_from;
   double wave_best_ns;
   size_t wave_batches; /* how many of them ended timed */
-  uint64_t seed;
-  uint64_t token;
-  size_t ok, failed, cancelled;
-  int64_t first_failed;
-  mproc_outcome first_outcome;
-  char first_msg[MPROC_TASK_MSG_MAX];
-} mproc__map;
+  /* The face's completion (lock held; the engine wakes done_cv after each call).  items_ok: items [first,
+   * first + count) ended well, their records in place.  items_failed: they ended with outcome o (attempts
+   * set; CANCELLED when they never ran) and message msg (may be NULL). */
+  void (*items_ok)(struct mproc__items *m, int64_t first, size_t count);
+  void (*items_failed)(struct mproc__items *m, int64_t first, size_t count, const mproc_outcome *o,
+                       const char *msg);
+} mproc__items;
 
 struct mproc__engine {
   pthread_mutex_t lock;
@@ -243,28 +235,28 @@ void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns);
  * (see task_done). */
 bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);
-void mproc__engine_fail_items(mproc__engine *e, mproc__map *m, int64_t first, size_t count,
-                              const mproc_outcome *o, const char *msg);
 void mproc__engine_cancel_pending(mproc__engine *e);
 /* Stops a map whose caller gives up (timeout, Ctrl-C): its queued batches are cancelled, workers running
  * its batches are killed, batches waiting in a worker's ring are skipped (lock held). */
-void mproc__engine_abort_map(mproc__engine *e, mproc__map *m);
+void mproc__engine_abort_map(mproc__engine *e, mproc__items *m);
+/* Cancels the map's batches still queued (lock held): what a face does when its map stops on an error. */
+void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m);
 /* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */
 void mproc__engine_kill_worker(mproc__engine *e, int i, int reason);
 void mproc__job_free(mproc__job *j);
 /* A new batch job for items [first, first+count) of map m (not yet queued: no id), or NULL without memory. */
-mproc__job *mproc__batch_new(mproc__map *m, size_t first, size_t count, double timeout, int retries);
+mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double timeout, int retries);
 /* Decides whether the workers of e read m's input and write its output in place: when they lie in the
  * shared arena, or for any memory with the thread backend (output only for a plain map: streams keep
  * results in their own window). */
-void mproc__map_share(const mproc__engine *e, mproc__map *m);
+void mproc__map_share(const mproc__engine *e, mproc__items *m);
 /* Wakes the threads waiting on done_cv, if any (lock held). */
 static inline void mproc__engine_notify(mproc__engine *e) {
   if (e->waiters > 0) pthread_cond_broadcast(&e->done_cv);
 }
 
 /* Where item `index` of map m puts its result record. */
-static inline unsigned char *mproc__map_out(const mproc__map *m, int64_t index) {
+static inline unsigned char *mproc__map_out(const mproc__items *m, int64_t index) {
   size_t slot = m->window ? (size_t)index % m->window : (size_t)index;
   return m->out + slot * m->out_size;
 }

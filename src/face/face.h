@@ -28,6 +28,38 @@ struct mproc_future {
 };
 enum { FUT_PENDING = 0, FUT_DONE = 1 };
 
+/* A map or a stream while it runs: its items as the engine sees them (first, so the engine's completion
+ * calls lead back here), and what the face keeps of their ends (map.c). */
+typedef struct mproc__map {
+  mproc__items items;
+  mproc__engine *eng;
+  size_t remaining; /* items not yet completed */
+  pthread_cond_t
+      cv; /* signalled when remaining reaches 0 (on every completion for streams and notify_each) */
+  mproc_map_opts opts;
+  int max_failures;
+  bool notify_each; /* signal cv on every completion, not only the last */
+  /* streams (imap): each item's end is kept in its slot of the window (items.window slots) */
+  bool unordered;
+  unsigned char *slot_done; /* per slot: 1 when its item completed */
+  int *slot_code;
+  char **slot_msg; /* failure messages, allocated only for failures */
+  int64_t *ready;  /* unordered: completed indices, a FIFO of window entries */
+  size_t ready_head, ready_count;
+  size_t ok, failed, cancelled;
+  int64_t first_failed;
+  mproc_outcome first_outcome;
+  char first_msg[MPROC_TASK_MSG_MAX];
+} mproc__map;
+
+/* map.c: makes m a map of n items of fn over e (zeroed but for what a map starts with: no failure yet,
+ * the completion calls, its condition); the caller fills in the rest.  mproc__map_end destroys the
+ * condition.  mproc__map_fail: items [first, first + count) failed or were cancelled (lock held), as the
+ * engine reports them; the map may stop (its error policy). */
+void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n);
+void mproc__map_end(mproc__map *m);
+void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_outcome *o, const char *msg);
+
 /* future.c */
 mproc_future *mproc__future_new(mproc__engine *e);
 void mproc__future_complete(mproc_future *f, const mproc_outcome *o, const char *msg, void *result,

@@ -127,12 +127,12 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   mproc__engine *e = &p->par->pool->eng;
   mproc_progress pr = {.total = p->total, .workers = p->workers, .busy = p->busy};
   pthread_mutex_lock(&e->lock);
-  size_t completed = m->n - m->remaining; /* cancelled items included */
+  size_t completed = m->items.n - m->remaining; /* cancelled items included */
   pr.done = m->ok + m->failed;
   pr.failed = m->failed;
   pr.cancelled = m->cancelled;
-  pr.in_flight = m->dispatched > completed ? m->dispatched - completed : 0;
-  p->stopped = m->stopped;
+  pr.in_flight = m->items.dispatched > completed ? m->items.dispatched - completed : 0;
+  p->stopped = m->items.stopped;
   mproc__engine_worker_busy_ns(e, p->busy_now);
   for (int i = 0; i < p->workers; i++) p->busy[i] = (double)(p->busy_now[i] - p->busy0[i]) * 1e-9;
   pthread_mutex_unlock(&e->lock);

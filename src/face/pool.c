@@ -284,7 +284,7 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
   rep->ok = m->ok;
   rep->failed = m->failed;
   rep->cancelled = m->cancelled;
-  rep->batches = m->batches_sent;
+  rep->batches = m->items.batches_sent;
   rep->first_failed_index = m->first_failed;
   rep->first_failure = m->first_outcome;
   snprintf(rep->message, sizeof rep->message, "%s", m->first_msg);
@@ -314,7 +314,7 @@ static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t
       jobs = more;
       cap *= 2;
     }
-    mproc__job *j = mproc__batch_new(m, at, count, timeout, retries);
+    mproc__job *j = mproc__batch_new(&m->items, at, count, timeout, retries);
     if (!j) goto oom;
     jobs[nb++] = j;
     at += count;
@@ -330,7 +330,7 @@ oom:
 
 /* Queues batches (lock held); the map counts them as sent. */
 static void queue_batches(mproc__engine *e, mproc__map *m, mproc__job **jobs, size_t nb) {
-  m->batches_sent += nb;
+  m->items.batches_sent += nb;
   for (size_t b = 0; b < nb; b++) mproc__engine_queue(e, jobs[b]);
   mproc__free(jobs);
   mproc__engine_dispatch(e);
@@ -343,7 +343,7 @@ struct probe_wait {
 };
 static bool probe_done(void *arg) {
   struct probe_wait *p = arg;
-  return p->m->n - p->m->remaining >= p->want || p->m->stopped;
+  return p->m->items.n - p->m->remaining >= p->want || p->m->items.stopped;
 }
 
 /* A map's automatic batch size for items of per_item ns each (0: not known): about 2 ms of work per
@@ -361,7 +361,8 @@ struct wave_wait {
 };
 static bool wave_measured(void *arg) {
   struct wave_wait *w = arg;
-  return w->m->wave_batches >= w->want || w->m->stopped || w->m->n - w->m->remaining >= w->queued;
+  return w->m->items.wave_batches >= w->want || w->m->items.stopped ||
+         w->m->items.n - w->m->remaining >= w->queued;
 }
 
 /* Waits until pred, ticking progress every interval; MPROC_EINTERRUPTED, -ETIMEDOUT at deadline, or 0. */
@@ -415,7 +416,7 @@ typedef struct map_run {
 static int probe_and_size(map_run *r, size_t nprobe) {
   mproc__engine *e = r->e;
   mproc__map *m = r->m;
-  size_t n = m->n;
+  size_t n = m->items.n;
   m->notify_each = true;
   /* measured once each worker's first probe item is back: its second keeps it busy meanwhile */
   size_t want = (size_t)e->nworkers < nprobe ? (size_t)e->nworkers : nprobe;
@@ -423,9 +424,10 @@ static int probe_and_size(map_run *r, size_t nprobe) {
   int wr = wait_ticking(e, m, r->deadline, probe_done, &pw, r->hooks, r->next_tick);
   int err = 0;
   size_t queued = nprobe, cap = auto_chunk(e, SIZE_MAX / 2, r->in_wire, r->out_wire);
-  for (int pass = 0; pass < 2 && wr == 0 && !m->stopped && !err && queued < n; pass++) {
-    double per_item = pass == 0 ? (m->timed_items ? (double)m->busy_ns / (double)m->timed_items : 0)
-                                : (m->wave_batches ? m->wave_best_ns : 0);
+  for (int pass = 0; pass < 2 && wr == 0 && !m->items.stopped && !err && queued < n; pass++) {
+    double per_item =
+        pass == 0 ? (m->items.timed_items ? (double)m->items.busy_ns / (double)m->items.timed_items : 0)
+                  : (m->items.wave_batches ? m->items.wave_best_ns : 0);
     size_t target = batch_target(per_item, cap);
     /* a wave only when its size could still grow, and it is at most half of what is left */
     bool wave = pass == 0 && target < cap && target <= (n - queued) / (4 * (size_t)e->nworkers);
@@ -437,7 +439,7 @@ static int probe_and_size(map_run *r, size_t nprobe) {
                              &jobs, &err);
     pthread_mutex_lock(&e->lock);
     if (err) break;
-    if (wave) m->wave_from = (int64_t)queued;
+    if (wave) m->items.wave_from = (int64_t)queued;
     queue_batches(e, m, jobs, nb);
     queued = end;
     if (queued == n) break;
@@ -450,7 +452,7 @@ static int probe_and_size(map_run *r, size_t nprobe) {
     /* the rest was never queued: it is cancelled */
     mproc_outcome c = {
         .kind = MPROC_OUTCOME_CANCELLED, .code = MPROC_ECANCELED, .exit_code = -1, .worker = -1};
-    mproc__engine_fail_items(e, m, (int64_t)queued, n - queued, &c, NULL);
+    mproc__map_fail(m, (int64_t)queued, n - queued, &c, NULL);
     if (err && !wr) wr = err;
   }
   return wr;
@@ -461,16 +463,16 @@ static int probe_and_size(map_run *r, size_t nprobe) {
  * wait (a timeout, Ctrl-C), after which nothing of the map runs or writes any more. */
 static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hooks, double *next_tick) {
   const mproc_map_opts *opts = &m->opts;
-  size_t n = m->n;
+  size_t n = m->items.n;
   map_run r = {.e = e,
                .m = m,
                .hooks = hooks,
                .next_tick = next_tick,
                .timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout,
                .retries = resolve_retries(e, opts->max_retries)};
-  mproc__map_share(e, m);
-  r.in_wire = m->in_shared ? 0 : m->in_size;
-  r.out_wire = m->out_shared ? 0 : m->out_size;
+  mproc__map_share(e, &m->items);
+  r.in_wire = m->items.in_shared ? 0 : m->items.in_size;
+  r.out_wire = m->items.out_shared ? 0 : m->items.out_size;
   bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
   /* a probe: two one-item batches per worker, whose measured durations size the rest */
   size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
@@ -492,14 +494,14 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
     mproc__free(jobs);
     return code;
   }
-  m->token = ++e->next_token;
+  m->items.token = ++e->next_token;
   queue_batches(e, m, jobs, nb);
   r.deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
   int wr = probe && nprobe < n ? probe_and_size(&r, nprobe) : 0;
   if (wr == 0) wr = wait_ticking(e, m, r.deadline, map_done, m, hooks, next_tick);
   if (wr < 0) {
     /* the caller gives up: nothing of this map may run or write into out once we return */
-    mproc__engine_abort_map(e, m);
+    mproc__engine_abort_map(e, &m->items);
     mproc__cond_wait_until(&m->cv, &e->lock, NULL, INFINITY, map_done, m);
   }
   mproc__engine_run_callbacks(e);
@@ -515,33 +517,25 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   int r = check_map_args(pool, fn, in, n, in_size, out, out_size, opts);
   if (r < 0) return r;
   mproc__engine *e = &pool->eng;
-  mproc__map m = {.fn = fn,
-                  .in = in,
-                  .in_size = in_size,
-                  .out = out,
-                  .out_size = out_size,
-                  .n = n,
-                  .remaining = n,
-                  .opts = *opts,
-                  .max_failures = opts->max_failures,
-                  .first_failed = -1,
-                  .seed = opts->seed};
-  m.first_outcome.exit_code = -1;
-  m.first_outcome.worker = -1;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&m.cv, &ca);
-  pthread_condattr_destroy(&ca);
+  mproc__map m;
+  mproc__map_init(&m, e, fn, n);
+  m.items.in = in;
+  m.items.in_size = in_size;
+  m.items.out = out;
+  m.items.out_size = out_size;
+  m.items.seed = opts->seed;
+  m.remaining = n;
+  m.opts = *opts;
+  m.max_failures = opts->max_failures;
   double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
   int abort_code = run_map(e, &m, hooks, &next_tick);
   /* nothing ran: the pool's code or no memory, and no progress line */
-  if (abort_code < 0 && m.remaining == n && m.batches_sent == 0) {
-    pthread_cond_destroy(&m.cv);
+  if (abort_code < 0 && m.remaining == n && m.items.batches_sent == 0) {
+    mproc__map_end(&m);
     return abort_code;
   }
   if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
-  pthread_cond_destroy(&m.cv);
+  mproc__map_end(&m);
   fill_report(&m, report);
   if (abort_code) return abort_code;
   if (m.failed) return m.first_outcome.code;

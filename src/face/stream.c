@@ -24,13 +24,14 @@ struct mproc_stream {
 
 static void free_stream(mproc_stream *s) {
   if (s->m.slot_msg)
-    for (size_t i = 0; i < s->m.window; i++) mproc__free(s->m.slot_msg[i]);
+    for (size_t i = 0; i < s->m.items.window; i++) mproc__free(s->m.slot_msg[i]);
   mproc__free(s->m.slot_msg);
   mproc__free(s->m.slot_done);
   mproc__free(s->m.slot_code);
   mproc__free(s->m.ready);
-  mproc__free(s->m.out);
+  mproc__free(s->m.items.out);
   mproc__free(s->consumed);
+  mproc__map_end(&s->m);
   mproc__free(s);
 }
 
@@ -42,17 +43,17 @@ static void free_stream(mproc_stream *s) {
 static size_t next_chunk(mproc_stream *s) {
   mproc__map *m = &s->m;
   size_t chunk = 1;
-  if (m->timed_items > 0) {
+  if (m->items.timed_items > 0) {
     /* judged by the fastest batch per item: a worker's first item is its coldest (page faults of a new
      * process, its code and data pages), and sized from it alone the batches of tiny items were tiny */
-    double per_item = m->best_item_ns;
+    double per_item = m->items.best_item_ns;
     double want = per_item > 0 ? TARGET_BATCH_NS / per_item : (double)s->ring_cap;
     chunk = want < 1 ? 1 : (want > (double)s->ring_cap ? s->ring_cap : (size_t)want);
   }
-  size_t left = m->n - s->next_dispatch;
+  size_t left = m->items.n - s->next_dispatch;
   size_t share = (left + 2 * (size_t)s->eng->nworkers - 1) / (2 * (size_t)s->eng->nworkers);
   if (chunk > share) chunk = share;
-  size_t quarter = m->window / (2 * (size_t)s->eng->nworkers);
+  size_t quarter = m->items.window / (2 * (size_t)s->eng->nworkers);
   if (quarter >= 1 && chunk > quarter) chunk = quarter;
   return chunk ? chunk : 1;
 }
@@ -64,28 +65,29 @@ static int refill(mproc_stream *s) {
   mproc__map *m = &s->m;
   size_t workers = (size_t)e->nworkers;
   bool added = false;
-  while (s->next_dispatch < m->n && !m->stopped) {
+  while (s->next_dispatch < m->items.n && !m->items.stopped) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
     if (s->adaptive) {
       /* until each worker has timed a batch, at most two batches per worker (they carry the timings that
        * size the next ones); after that only the window bounds what is in flight */
-      if (m->timed_batches < workers && m->batches_sent - m->batches_done >= 2 * workers) break;
+      if (m->items.timed_batches < workers && m->items.batches_sent - m->items.batches_done >= 2 * workers)
+        break;
       count = next_chunk(s);
     }
-    if (count > m->n - first) count = m->n - first;
+    if (count > m->items.n - first) count = m->items.n - first;
     /* a batch never wraps around the end of the window */
-    if (count > m->window - first % m->window) count = m->window - first % m->window;
-    if (first + count > s->low + m->window) break; /* window full */
-    mproc__job *j = mproc__batch_new(m, first, count, s->timeout, s->retries);
+    if (count > m->items.window - first % m->items.window) count = m->items.window - first % m->items.window;
+    if (first + count > s->low + m->items.window) break; /* window full */
+    mproc__job *j = mproc__batch_new(&m->items, first, count, s->timeout, s->retries);
     if (!j) return MPROC_ENOMEM;
     for (size_t k = 0; k < count; k++) {
-      size_t slot = (first + k) % m->window;
+      size_t slot = (first + k) % m->items.window;
       m->slot_done[slot] = 0;
       s->consumed[slot] = 0;
     }
     m->remaining += count;
-    m->batches_sent++;
+    m->items.batches_sent++;
     mproc__engine_queue(e, j);
     s->next_dispatch += count;
     added = true;
@@ -127,19 +129,15 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   if (s->ring_cap < 1) s->ring_cap = 1;
   if (s->ring_cap > UINT32_MAX) s->ring_cap = UINT32_MAX;
   mproc__map *m = &s->m;
-  *m = (mproc__map){.fn = fn,
-                    .in = in,
-                    .in_size = in_size,
-                    .out_size = out_size,
-                    .n = n,
-                    .window = window,
-                    .unordered = unordered,
-                    .first_failed = -1};
+  mproc__map_init(m, e, fn, n);
+  m->items.in = in;
+  m->items.in_size = in_size;
+  m->items.out_size = out_size;
+  m->items.window = window;
+  m->items.seed = opts->seed;
+  m->unordered = unordered;
   m->opts.on_error = MPROC_ON_ERROR_CONTINUE;
-  m->first_outcome.exit_code = -1;
-  m->seed = opts->seed;
-  m->token = 0;
-  m->out = mproc__calloc(window, out_size ? out_size : 1);
+  m->items.out = mproc__calloc(window, out_size ? out_size : 1);
   m->slot_done = mproc__calloc(window, 1);
   m->slot_code = mproc__calloc(window, sizeof *m->slot_code);
   m->slot_msg = mproc__calloc(window, sizeof *m->slot_msg);
@@ -148,26 +146,20 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   s->pending_release = -1;
   s->timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout;
   s->retries = opts->max_retries < 0 ? 0 : (opts->max_retries > 0 ? opts->max_retries : e->opts.max_retries);
-  if (!m->out || !m->slot_done || !m->slot_code || !m->slot_msg || !m->ready || !s->consumed) {
+  if (!m->items.out || !m->slot_done || !m->slot_code || !m->slot_msg || !m->ready || !s->consumed) {
     free_stream(s);
     return MPROC_ENOMEM;
   }
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->cv, &ca);
-  pthread_condattr_destroy(&ca);
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
     pthread_mutex_unlock(&e->lock);
-    pthread_cond_destroy(&m->cv);
     free_stream(s);
     return MPROC_ECLOSED;
   }
   s->sigint = mproc__sigint_begin(); /* ended by destroy */
   e->holders++;                      /* the pool's memory outlives its destroy until the stream's */
-  m->token = ++e->next_token;
-  mproc__map_share(e, m);
+  m->items.token = ++e->next_token;
+  mproc__map_share(e, &m->items);
   int r = refill(s);
   pthread_mutex_unlock(&e->lock);
   if (r < 0) {
@@ -191,19 +183,19 @@ int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, const void *in
 static bool item_ready(void *arg) {
   mproc_stream *s = arg;
   if (s->m.unordered) return s->m.ready_count > 0;
-  return s->m.slot_done[s->next_ordered % s->m.window] && s->next_ordered < s->next_dispatch;
+  return s->m.slot_done[s->next_ordered % s->m.items.window] && s->next_ordered < s->next_dispatch;
 }
 
 /* Marks the previously yielded slot consumed and moves the window's low mark (lock held). */
 static void release_previous(mproc_stream *s) {
   mproc__map *m = &s->m;
   if (s->pending_release < 0) return;
-  size_t slot = (size_t)s->pending_release % m->window;
+  size_t slot = (size_t)s->pending_release % m->items.window;
   s->consumed[slot] = 1;
   mproc__free(m->slot_msg[slot]);
   m->slot_msg[slot] = NULL;
   s->pending_release = -1;
-  while (s->low < s->next_dispatch && s->consumed[s->low % m->window]) s->low++;
+  while (s->low < s->next_dispatch && s->consumed[s->low % m->items.window]) s->low++;
 }
 
 int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
@@ -222,7 +214,7 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
     pthread_mutex_unlock(&e->lock);
     return MPROC_EINTERRUPTED;
   }
-  if (s->yielded == m->n) {
+  if (s->yielded == m->items.n) {
     pthread_mutex_unlock(&e->lock);
     return MPROC_EEOF;
   }
@@ -236,12 +228,12 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
   int64_t idx;
   if (m->unordered) {
     idx = m->ready[m->ready_head];
-    m->ready_head = (m->ready_head + 1) % m->window;
+    m->ready_head = (m->ready_head + 1) % m->items.window;
     m->ready_count--;
   } else {
     idx = (int64_t)s->next_ordered++;
   }
-  size_t slot = (size_t)idx % m->window;
+  size_t slot = (size_t)idx % m->items.window;
   int code = m->slot_code[slot];
   *index = idx;
   s->yielded++;
@@ -257,7 +249,7 @@ int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const voi
                                .worker = -1,
                                .message = m->slot_msg[slot] ? m->slot_msg[slot] : ""};
   }
-  if (code == 0) *result = m->out + slot * m->out_size;
+  if (code == 0) *result = m->items.out + slot * m->items.out_size;
   pthread_mutex_unlock(&e->lock);
   return code;
 }
@@ -269,16 +261,15 @@ void mproc_stream_destroy(mproc_stream *s) {
   mproc__engine *e = s->eng;
   pthread_mutex_lock(&e->lock);
   if (s->m.remaining > 0) {
-    mproc__engine_abort_map(e, &s->m);
+    mproc__engine_abort_map(e, &s->m.items);
     mproc__cond_wait_until(&s->m.cv, &e->lock, NULL, INFINITY, stream_idle, &s->m);
   }
   mproc__engine_run_callbacks(e);
   bool last = mproc__pool_drop_holder(e);
   pthread_mutex_unlock(&e->lock);
-  pthread_cond_destroy(&s->m.cv);
   free_stream(s);
   mproc__sigint_end();
   if (last) mproc__pool_free(e);
 }
 
-size_t mproc__stream_batches(const mproc_stream *s) { return s ? s->m.batches_sent : 0; }
+size_t mproc__stream_batches(const mproc_stream *s) { return s ? s->m.items.batches_sent : 0; }

@@ -1,0 +1,83 @@
+/* map.c: what a map and a stream keep of their items' ends, told by the engine: the counts, the first
+ * failure, the caller's item codes, the error policy (stop at the first failure or after N), and a
+ * stream's window of result slots. */
+#include <stdio.h>
+
+#include "face/face.h"
+
+static mproc__map *map_of(mproc__items *it) { return (mproc__map *)it; } /* items is its first member */
+
+/* A stream's item ended: its slot says how and, unordered, it joins the consumer's FIFO. */
+static void slot_done(mproc__map *m, int64_t idx, int code, const char *msg) {
+  size_t window = m->items.window, slot = (size_t)idx % window;
+  m->slot_done[slot] = 1;
+  m->slot_code[slot] = code;
+  if (code && msg && *msg) m->slot_msg[slot] = mproc__strdup(msg);
+  if (m->unordered) {
+    m->ready[(m->ready_head + m->ready_count) % window] = idx;
+    m->ready_count++;
+  }
+}
+
+static void signal_waiter(mproc__map *m) {
+  if (m->remaining == 0 || m->items.window || m->notify_each) pthread_cond_signal(&m->cv);
+}
+
+static void items_ok(mproc__items *it, int64_t first, size_t count) {
+  mproc__map *m = map_of(it);
+  if (it->window)
+    for (size_t k = 0; k < count; k++) slot_done(m, first + (int64_t)k, 0, NULL);
+  if (m->opts.item_codes)
+    for (size_t k = 0; k < count; k++) m->opts.item_codes[first + (int64_t)k] = 0;
+  m->ok += count;
+  m->remaining -= count;
+  signal_waiter(m);
+}
+
+void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_outcome *o, const char *msg) {
+  for (size_t k = 0; k < count; k++) {
+    int64_t idx = first + (int64_t)k;
+    if (m->items.window) slot_done(m, idx, o->code, msg);
+    if (m->opts.item_codes) m->opts.item_codes[idx] = o->code;
+    if (o->kind == MPROC_OUTCOME_CANCELLED) {
+      m->cancelled++;
+    } else {
+      m->failed++;
+      if (m->first_failed < 0 || idx < m->first_failed) {
+        m->first_failed = idx;
+        m->first_outcome = *o;
+        snprintf(m->first_msg, sizeof m->first_msg, "%s", msg ? msg : "");
+      }
+    }
+  }
+  m->remaining -= count;
+  if (o->kind != MPROC_OUTCOME_CANCELLED && !m->items.stopped) {
+    bool stop = m->opts.on_error == MPROC_ON_ERROR_STOP ||
+                (m->opts.on_error == MPROC_ON_ERROR_STOP_AFTER && m->failed >= (size_t)m->max_failures);
+    if (stop) {
+      m->items.stopped = true;
+      mproc__engine_cancel_batches(m->eng, &m->items); /* what has not been handed out */
+    }
+  }
+  signal_waiter(m);
+}
+
+static void items_failed(mproc__items *it, int64_t first, size_t count, const mproc_outcome *o,
+                         const char *msg) {
+  mproc__map_fail(map_of(it), first, count, o, msg);
+}
+
+void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n) {
+  *m = (mproc__map){.items = {.fn = fn, .n = n, .items_ok = items_ok, .items_failed = items_failed},
+                    .eng = e,
+                    .first_failed = -1};
+  m->first_outcome.exit_code = -1;
+  m->first_outcome.worker = -1;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+void mproc__map_end(mproc__map *m) { pthread_cond_destroy(&m->cv); }
