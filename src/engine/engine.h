@@ -239,6 +239,9 @@ void mproc__engine_cancel_pending(mproc__engine *e);
 /* Stops a map whose caller gives up (timeout, Ctrl-C): its queued batches are cancelled, workers running
  * its batches are killed, batches waiting in a worker's ring are skipped (lock held). */
 void mproc__engine_abort_map(mproc__engine *e, mproc__items *m);
+/* A map's or a stream's items get their token, which names their batches to the workers (lock held, before
+ * the first batch is queued). */
+static inline void mproc__engine_items_begin(mproc__engine *e, mproc__items *m) { m->token = ++e->next_token; }
 /* Cancels the map's batches still queued (lock held): what a face does when its map stops on an error. */
 void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m);
 /* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */

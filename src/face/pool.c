@@ -494,7 +494,7 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
     mproc__free(jobs);
     return code;
   }
-  m->items.token = ++e->next_token;
+  mproc__engine_items_begin(e, &m->items);
   queue_batches(e, m, jobs, nb);
   r.deadline = opts->timeout > 0 ? mproc__deadline(opts->timeout) : INFINITY;
   int wr = probe && nprobe < n ? probe_and_size(&r, nprobe) : 0;

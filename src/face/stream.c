@@ -158,7 +158,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   }
   s->sigint = mproc__sigint_begin(); /* ended by destroy */
   e->holders++;                      /* the pool's memory outlives its destroy until the stream's */
-  m->items.token = ++e->next_token;
+  mproc__engine_items_begin(e, &m->items);
   mproc__map_share(e, &m->items);
   int r = refill(s);
   pthread_mutex_unlock(&e->lock);
