@@ -137,12 +137,7 @@ typedef struct mproc__map {
   uint64_t busy_ns;                  /* worker time spent on this map's completed batches */
   size_t timed_items;                /* items those batches held */
   size_t timed_batches;              /* how many batches that was */
-  double best_item_ns;               /* the least time per item among those batches */
-  /* Parallel's second sizing (pool.c): the batches from item wave_from on (0: none) are timed apart, and
-   * the least time per item among them kept, so that a worker's cold first item does not count */
-  int64_t wave_from;
-  double wave_best_ns;
-  size_t wave_batches; /* how many of them ended timed */
+  double best_item_ns;               /* the least time per item among those batches: sizes the next */
   uint64_t seed;
   uint64_t token;
   size_t ok, failed, cancelled;
