@@ -15,34 +15,10 @@ void mproc__batching_init(mproc__batching *b, size_t workers, size_t ring_size, 
   b->window_cap = half ? half : SIZE_MAX;
 }
 
-size_t mproc__batching_fair_share(const mproc__batching *b, size_t left) {
-  return (left + 2 * b->workers - 1) / (2 * b->workers);
-}
-
 size_t mproc__batching_static_chunk(const mproc__batching *b, size_t n) {
   size_t chunk = n / (b->workers * 8);
   if (chunk < 1) chunk = 1;
   return chunk > b->ring_cap ? b->ring_cap : chunk;
-}
-
-size_t mproc__batching_target(const mproc__batching *b, double per_item_ns) {
-  size_t cap = b->ring_cap < b->window_cap ? b->ring_cap : b->window_cap;
-  if (!(per_item_ns > 0)) return cap;
-  double want = MPROC__BATCH_TARGET_NS / per_item_ns;
-  if (want < 1) return 1;
-  return want >= (double)cap ? cap : (size_t)want;
-}
-
-size_t mproc__batching_measured(const mproc__batching *b, size_t timed_batches, double best_item_ns) {
-  return timed_batches ? mproc__batching_target(b, best_item_ns) : 1;
-}
-
-size_t mproc__batching_size(const mproc__batching *b, size_t target, size_t left) {
-  size_t share = mproc__batching_fair_share(b, left);
-  size_t count = target < share ? target : share;
-  if (count < 1) count = 1;
-  if (count > left) count = left;
-  return count > UINT32_MAX ? UINT32_MAX : count;
 }
 
 size_t mproc__batching_probe(const mproc__batching *b, size_t n) {
@@ -57,7 +33,3 @@ size_t mproc__batching_wave(const mproc__batching *b, size_t target, size_t left
 }
 
 size_t mproc__batching_wave_timed(const mproc__batching *b, size_t probe) { return probe + b->workers; }
-
-bool mproc__batching_hold(const mproc__batching *b, size_t timed_batches, size_t in_flight) {
-  return timed_batches < b->workers && in_flight >= 2 * b->workers;
-}

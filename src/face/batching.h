@@ -21,12 +21,15 @@
  * batches at once, so Parallel's run sizes a first wave of two batches per worker from the probe, waits
  * until one per worker is timed, then sizes the rest (mproc__batching_wave).  A stream sizes each batch
  * when it hands it out, and holds at two batches per worker in flight until each worker has timed one
- * (mproc__batching_hold). */
+ * (mproc__batching_hold).
+ *
+ * The sizing functions are inline: a stream asks for every item it hands out, under the engine lock. */
 #ifndef MPROC_BATCHING_H
 #define MPROC_BATCHING_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The work a measured batch should hold, in worker nanoseconds. */
 #define MPROC__BATCH_TARGET_NS 2e6
@@ -44,21 +47,38 @@ void mproc__batching_init(mproc__batching *b, size_t workers, size_t ring_size, 
                           size_t out_wire, size_t window);
 
 /* What is left over twice the workers, rounded up: the most a batch may take of `left` items. */
-size_t mproc__batching_fair_share(const mproc__batching *b, size_t left);
+static inline size_t mproc__batching_fair_share(const mproc__batching *b, size_t left) {
+  return (left + 2 * b->workers - 1) / (2 * b->workers);
+}
 
 /* A plain map's target for n items: about eight batches per worker, within the ring cap. */
 size_t mproc__batching_static_chunk(const mproc__batching *b, size_t n);
 
 /* A measured target: about MPROC__BATCH_TARGET_NS of work at per_item_ns per item (0, not known: the
  * caps), at least 1, within the ring and window caps. */
-size_t mproc__batching_target(const mproc__batching *b, double per_item_ns);
+static inline size_t mproc__batching_target(const mproc__batching *b, double per_item_ns) {
+  size_t cap = b->ring_cap < b->window_cap ? b->ring_cap : b->window_cap;
+  if (!(per_item_ns > 0)) return cap;
+  double want = MPROC__BATCH_TARGET_NS / per_item_ns;
+  if (want < 1) return 1;
+  return want >= (double)cap ? cap : (size_t)want;
+}
 /* A stream's target: 1 (the probe) until a batch has been timed, then mproc__batching_target() of the
  * fastest batch per item. */
-size_t mproc__batching_measured(const mproc__batching *b, size_t timed_batches, double best_item_ns);
+static inline size_t mproc__batching_measured(const mproc__batching *b, size_t timed_batches,
+                                              double best_item_ns) {
+  return timed_batches ? mproc__batching_target(b, best_item_ns) : 1;
+}
 
 /* The next batch's size for a target, with `left` (at least 1) items not yet in a batch: the target within
  * the fair share, at least 1, at most left. */
-size_t mproc__batching_size(const mproc__batching *b, size_t target, size_t left);
+static inline size_t mproc__batching_size(const mproc__batching *b, size_t target, size_t left) {
+  size_t share = mproc__batching_fair_share(b, left);
+  size_t count = target < share ? target : share;
+  if (count < 1) count = 1;
+  if (count > left) count = left;
+  return count > UINT32_MAX ? UINT32_MAX : count;
+}
 
 /* The probe's one-item batches among n items: two per worker. */
 size_t mproc__batching_probe(const mproc__batching *b, size_t n);
@@ -74,6 +94,8 @@ size_t mproc__batching_wave_timed(const mproc__batching *b, size_t probe);
 
 /* A stream's rule: hand out no more batches while fewer than one per worker has been timed and two per
  * worker are in flight (they carry the timings that size the next ones). */
-bool mproc__batching_hold(const mproc__batching *b, size_t timed_batches, size_t in_flight);
+static inline bool mproc__batching_hold(const mproc__batching *b, size_t timed_batches, size_t in_flight) {
+  return timed_batches < b->workers && in_flight >= 2 * b->workers;
+}
 
 #endif
