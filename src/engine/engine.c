@@ -536,12 +536,9 @@ static void batch_ended(mproc__engine *e, mproc__job *j) {
   m->busy_ns += j->busy_ns;
   m->timed_items += j->count;
   if (j->count > 0) {
-    /* the least time per item: over all batches (streams), and over Parallel's wave */
+    /* the least time per item: a worker's cold first item does not count against the rest */
     double per_item = (double)j->busy_ns / (double)j->count;
     if (m->timed_batches++ == 0 || per_item < m->best_item_ns) m->best_item_ns = per_item;
-    if (m->wave_from > 0 && j->first >= m->wave_from &&
-        (m->wave_batches++ == 0 || per_item < m->wave_best_ns))
-      m->wave_best_ns = per_item;
   }
   e->outstanding--;
   mproc__job_free(j);

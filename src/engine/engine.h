@@ -113,12 +113,7 @@ typedef struct mproc__items {
   uint64_t busy_ns;                  /* worker time spent on its completed batches */
   size_t timed_items;                /* items those batches held */
   size_t timed_batches;              /* how many batches that was */
-  double best_item_ns;               /* the least time per item among those batches */
-  /* Parallel's second sizing (pool.c): the batches from item wave_from on (0: none) are timed apart, and
-   * the least time per item among them kept, so that a worker's cold first item does not count */
-  int64_t wave_from;
-  double wave_best_ns;
-  size_t wave_batches; /* how many of them ended timed */
+  double best_item_ns;               /* the least time per item among those batches: sizes the next */
   /* The face's completion (lock held; the engine wakes done_cv after each call).  items_ok: items [first,
    * first + count) ended well, their records in place.  items_failed: they ended with outcome o (attempts
    * set; CANCELLED when they never ran) and message msg (may be NULL). */
@@ -241,7 +236,9 @@ void mproc__engine_cancel_pending(mproc__engine *e);
 void mproc__engine_abort_map(mproc__engine *e, mproc__items *m);
 /* A map's or a stream's items get their token, which names their batches to the workers (lock held, before
  * the first batch is queued). */
-static inline void mproc__engine_items_begin(mproc__engine *e, mproc__items *m) { m->token = ++e->next_token; }
+static inline void mproc__engine_items_begin(mproc__engine *e, mproc__items *m) {
+  m->token = ++e->next_token;
+}
 /* Cancels the map's batches still queued (lock held): what a face does when its map stops on an error. */
 void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m);
 /* Has the template SIGKILL worker i; its death is then reported with reason (an mproc_outcome_kind). */

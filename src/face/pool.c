@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/env.h"
+#include "face/batching.h"
 #include "face/face.h"
 #include "ipc/arena.h"
 
@@ -262,21 +263,6 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, 
 
 /* ---- map ---- */
 
-static size_t auto_chunk(const mproc__engine *e, size_t n, size_t in_size, size_t out_size) {
-  /* about eight batches per worker (balance), and no batch above a quarter of a ring either way (so
-   * records stream while the worker computes) */
-  size_t chunk = n / ((size_t)e->nworkers * 8);
-  if (chunk < 1) chunk = 1;
-  size_t rec = in_size > out_size ? in_size : out_size;
-  if (rec > 0 && e->ring_size) {
-    size_t cap = e->ring_size / 4 / rec;
-    if (cap < 1) cap = 1;
-    if (chunk > cap) chunk = cap;
-  }
-  if (chunk > UINT32_MAX) chunk = UINT32_MAX;
-  return chunk;
-}
-
 static bool map_done(void *arg) { return ((mproc__map *)arg)->remaining == 0; }
 
 static void fill_report(const mproc__map *m, mproc_map_report *rep) {
@@ -292,20 +278,15 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
 }
 
 /* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
- * about `target` items, never more than a fair share of what is left (so the last batches are small and
- * no worker idles at the end).  Returns the number made (0 with *err on no memory; nothing is queued). */
-static size_t make_batches(mproc__engine *e, mproc__map *m, size_t first, size_t end, size_t chunk,
+ * about `target` items within the fair share of what is left (mproc__batching_size).  Returns the number
+ * made (0 with *err on no memory; nothing is queued). */
+static size_t make_batches(const mproc__batching *b, mproc__map *m, size_t first, size_t end, size_t chunk,
                            size_t target, double timeout, int retries, mproc__job ***out, int *err) {
   size_t cap = 16, nb = 0;
   mproc__job **jobs = mproc__malloc(cap * sizeof(mproc__job *));
   if (!jobs) goto oom;
   for (size_t at = first; at < end;) {
-    size_t count = chunk;
-    if (target) {
-      size_t share = (end - at + 2 * (size_t)e->nworkers - 1) / (2 * (size_t)e->nworkers);
-      count = target < share ? target : share;
-      if (count < 1) count = 1;
-    }
+    size_t count = target ? mproc__batching_size(b, target, end - at) : chunk;
     if (count > end - at) count = end - at;
     if (count > UINT32_MAX) count = UINT32_MAX;
     if (nb == cap) {
@@ -346,22 +327,14 @@ static bool probe_done(void *arg) {
   return p->m->items.n - p->m->remaining >= p->want || p->m->items.stopped;
 }
 
-/* A map's automatic batch size for items of per_item ns each (0: not known): about 2 ms of work per
- * batch, and at most cap (what streams through a quarter of a ring: auto_chunk()). */
-static size_t batch_target(double per_item, size_t cap) {
-  size_t target = per_item > 0 ? (size_t)(2e6 / per_item) : cap;
-  if (target < 1) target = 1;
-  return target > cap ? cap : target;
-}
-
 struct wave_wait {
   mproc__map *m;
-  size_t want;   /* wave batches to have timed */
+  size_t want;   /* batches to have timed */
   size_t queued; /* items queued so far: once all have ended (failed ones are not timed), wait no more */
 };
 static bool wave_measured(void *arg) {
   struct wave_wait *w = arg;
-  return w->m->items.wave_batches >= w->want || w->m->items.stopped ||
+  return w->m->items.timed_batches >= w->want || w->m->items.stopped ||
          w->m->items.n - w->m->remaining >= w->queued;
 }
 
@@ -402,20 +375,20 @@ typedef struct map_run {
   double *next_tick;
   double timeout; /* per task */
   int retries;
-  size_t in_wire, out_wire; /* bytes per item through the rings: 0 for arrays used in place */
+  mproc__batching batching; /* its caps */
   double deadline;          /* the whole map's */
 } map_run;
 
-/* Parallel's sizing (lock held): the probe's items are queued; once each worker's first is back, a first
- * wave of two batches per worker is sized from them, then the rest from that wave.  A worker's first item
- * is its coldest (the page faults of a new process, cold caches, lazy binding: tens of microseconds under
- * some hypervisors, more under the sanitizers), so a size worked out from it alone can be far too small for
- * tiny tasks.  The wave is judged by its fastest batch per item once one batch per worker has ended: a late
- * worker's cold first item may be in one of the wave's batches, not in all.  Returns 0, or what ended the
- * wait (a timeout, Ctrl-C, no memory); what was never queued is then cancelled. */
+/* Parallel's sizing (lock held), measured (face/batching.h): the probe's items are queued; once each
+ * worker's first is back, a first wave of two batches per worker is sized from the fastest batch per item,
+ * then, once one wave batch per worker is timed, the rest.  A worker's first item is its coldest, so the
+ * probe alone can be far too pessimistic for tiny tasks, and the rest is made at once: the wave measures
+ * warm batches first.  Returns 0, or what ended the wait (a timeout, Ctrl-C, no memory); what was never
+ * queued is then cancelled. */
 static int probe_and_size(map_run *r, size_t nprobe) {
   mproc__engine *e = r->e;
   mproc__map *m = r->m;
+  const mproc__batching *b = &r->batching;
   size_t n = m->items.n;
   m->notify_each = true;
   /* measured once each worker's first probe item is back: its second keeps it busy meanwhile */
@@ -423,28 +396,24 @@ static int probe_and_size(map_run *r, size_t nprobe) {
   struct probe_wait pw = {m, want};
   int wr = wait_ticking(e, m, r->deadline, probe_done, &pw, r->hooks, r->next_tick);
   int err = 0;
-  size_t queued = nprobe, cap = auto_chunk(e, SIZE_MAX / 2, r->in_wire, r->out_wire);
+  size_t queued = nprobe;
   for (int pass = 0; pass < 2 && wr == 0 && !m->items.stopped && !err && queued < n; pass++) {
-    double per_item =
-        pass == 0 ? (m->items.timed_items ? (double)m->items.busy_ns / (double)m->items.timed_items : 0)
-                  : (m->items.wave_batches ? m->items.wave_best_ns : 0);
-    size_t target = batch_target(per_item, cap);
-    /* a wave only when its size could still grow, and it is at most half of what is left */
-    bool wave = pass == 0 && target < cap && target <= (n - queued) / (4 * (size_t)e->nworkers);
-    size_t end = wave ? queued + 2 * (size_t)e->nworkers * target : n;
+    /* nothing timed (the probe's workers died): nothing to go by but the caps */
+    size_t target = mproc__batching_target(b, m->items.timed_batches ? m->items.best_item_ns : 0);
+    size_t wave = pass == 0 ? mproc__batching_wave(b, target, n - queued) : 0;
+    size_t end = wave ? queued + wave : n;
     mproc__job **jobs = NULL;
     pthread_mutex_unlock(&e->lock);
     /* the wave's batches all of the target size; the rest guided (shrinking toward the end) */
-    size_t nb = make_batches(e, m, queued, end, wave ? target : 0, wave ? 0 : target, r->timeout, r->retries,
+    size_t nb = make_batches(b, m, queued, end, wave ? target : 0, wave ? 0 : target, r->timeout, r->retries,
                              &jobs, &err);
     pthread_mutex_lock(&e->lock);
     if (err) break;
-    if (wave) m->items.wave_from = (int64_t)queued;
     queue_batches(e, m, jobs, nb);
     queued = end;
     if (queued == n) break;
     /* the rest of the wave keeps the workers busy while it is measured */
-    struct wave_wait ww = {m, (size_t)e->nworkers, queued};
+    struct wave_wait ww = {m, mproc__batching_wave_timed(b, nprobe), queued};
     wr = wait_ticking(e, m, r->deadline, wave_measured, &ww, r->hooks, r->next_tick);
   }
   m->notify_each = false;
@@ -471,20 +440,20 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
                .timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout,
                .retries = resolve_retries(e, opts->max_retries)};
   mproc__map_share(e, &m->items);
-  r.in_wire = m->items.in_shared ? 0 : m->items.in_size;
-  r.out_wire = m->items.out_shared ? 0 : m->items.out_size;
+  mproc__batching_init(&r.batching, (size_t)e->nworkers, e->ring_size,
+                       m->items.in_shared ? 0 : m->items.in_size, m->items.out_shared ? 0 : m->items.out_size,
+                       0);
   bool probe = hooks && hooks->probe && opts->chunk_size == 0 && n > 0;
-  /* a probe: two one-item batches per worker, whose measured durations size the rest */
-  size_t nprobe = probe ? 2 * (size_t)e->nworkers : 0;
-  if (nprobe > n) nprobe = n;
-  size_t chunk = opts->chunk_size ? opts->chunk_size : auto_chunk(e, n, r.in_wire, r.out_wire);
+  /* a probe: one-item batches, two per worker, whose measured durations size the rest */
+  size_t nprobe = probe ? mproc__batching_probe(&r.batching, n) : 0;
+  size_t chunk = opts->chunk_size ? opts->chunk_size : mproc__batching_static_chunk(&r.batching, n);
   int err = 0;
   mproc__job **jobs = NULL;
   /* an automatic chunk size is a target: batches shrink toward the end (guided), so no worker idles while
    * another finishes a long last batch */
   size_t guided = probe || opts->chunk_size ? 0 : chunk;
-  size_t nb =
-      make_batches(e, m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, r.timeout, r.retries, &jobs, &err);
+  size_t nb = make_batches(&r.batching, m, 0, probe ? nprobe : n, probe ? 1 : chunk, guided, r.timeout,
+                           r.retries, &jobs, &err);
   if (err) return err;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {

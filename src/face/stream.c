@@ -3,16 +3,17 @@
  * and work in flight stay bounded by the window whatever n is. */
 #include <stdio.h>
 
+#include "face/batching.h"
 #include "face/face.h"
 
 struct mproc_stream {
   mproc__engine *eng;
   mproc__map m;
   size_t chunk;
-  bool adaptive;        /* chunk sized from measured durations */
-  size_t ring_cap;      /* largest batch a ring carries well */
-  size_t next_dispatch; /* first item not yet handed out */
-  size_t next_ordered;  /* imap: next index to yield */
+  bool adaptive;            /* chunk sized from measured durations */
+  mproc__batching batching; /* its caps */
+  size_t next_dispatch;     /* first item not yet handed out */
+  size_t next_ordered;      /* imap: next index to yield */
   size_t yielded;
   size_t low;              /* lowest item not yet consumed: the window starts here */
   unsigned char *consumed; /* per slot: consumed (for the window's low mark) */
@@ -35,45 +36,23 @@ static void free_stream(mproc_stream *s) {
   mproc__free(s);
 }
 
-/* joblib's auto batching, with our overheads: a batch should take about 2 ms of worker time (a batch costs
- * the engine some microseconds), no more than a fair share of what is left (so the end is balanced), and
- * no more than fits a quarter of a ring. */
-#define TARGET_BATCH_NS 2000000.0
-
-static size_t next_chunk(mproc_stream *s) {
-  mproc__map *m = &s->m;
-  size_t chunk = 1;
-  if (m->items.timed_items > 0) {
-    /* judged by the fastest batch per item: a worker's first item is its coldest (page faults of a new
-     * process, its code and data pages), and sized from it alone the batches of tiny items were tiny */
-    double per_item = m->items.best_item_ns;
-    double want = per_item > 0 ? TARGET_BATCH_NS / per_item : (double)s->ring_cap;
-    chunk = want < 1 ? 1 : (want > (double)s->ring_cap ? s->ring_cap : (size_t)want);
-  }
-  size_t left = m->items.n - s->next_dispatch;
-  size_t share = (left + 2 * (size_t)s->eng->nworkers - 1) / (2 * (size_t)s->eng->nworkers);
-  if (chunk > share) chunk = share;
-  size_t quarter = m->items.window / (2 * (size_t)s->eng->nworkers);
-  if (quarter >= 1 && chunk > quarter) chunk = quarter;
-  return chunk ? chunk : 1;
-}
-
 /* Hands out batches while the window has room (lock held).  Returns -ENOMEM if a batch could not be made
  * (what was handed out still runs). */
 static int refill(mproc_stream *s) {
   mproc__engine *e = s->eng;
   mproc__map *m = &s->m;
-  size_t workers = (size_t)e->nworkers;
+  const mproc__batching *b = &s->batching;
   bool added = false;
   while (s->next_dispatch < m->items.n && !m->items.stopped) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
     if (s->adaptive) {
-      /* until each worker has timed a batch, at most two batches per worker (they carry the timings that
-       * size the next ones); after that only the window bounds what is in flight */
-      if (m->items.timed_batches < workers && m->items.batches_sent - m->items.batches_done >= 2 * workers)
+      /* measured (face/batching.h); once each worker has timed a batch, only the window bounds what is in
+       * flight */
+      if (mproc__batching_hold(b, m->items.timed_batches, m->items.batches_sent - m->items.batches_done))
         break;
-      count = next_chunk(s);
+      count = mproc__batching_size(
+          b, mproc__batching_measured(b, m->items.timed_batches, m->items.best_item_ns), m->items.n - first);
     }
     if (count > m->items.n - first) count = m->items.n - first;
     /* a batch never wraps around the end of the window */
@@ -124,10 +103,6 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   if (window == 0) window = 1;
   s->chunk = chunk;
   s->adaptive = chunk == 0;
-  size_t rec = in_size > out_size ? in_size : out_size;
-  s->ring_cap = e->ring_size && rec ? e->ring_size / 4 / rec : 65536;
-  if (s->ring_cap < 1) s->ring_cap = 1;
-  if (s->ring_cap > UINT32_MAX) s->ring_cap = UINT32_MAX;
   mproc__map *m = &s->m;
   mproc__map_init(m, e, fn, n);
   m->items.in = in;
@@ -160,6 +135,9 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   e->holders++;                      /* the pool's memory outlives its destroy until the stream's */
   mproc__engine_items_begin(e, &m->items);
   mproc__map_share(e, &m->items);
+  /* a stream's results go through the rings into its window, never in place */
+  mproc__batching_init(&s->batching, (size_t)e->nworkers, e->ring_size, m->items.in_shared ? 0 : in_size,
+                       out_size, window);
   int r = refill(s);
   pthread_mutex_unlock(&e->lock);
   if (r < 0) {
