@@ -62,6 +62,9 @@ typedef struct mproc_parallel_opts {
   int max_failures;
   /* Run seed for mproc_task_seed(). */
   uint64_t seed;
+  /* Where each run keeps its failed items, as mproc_map_opts.failures (the run's report says how many). */
+  mproc_item_failure *failures;
+  size_t failures_cap;
   /* Per worker, as in mproc_pool_opts. */
   mproc_task_fn initializer;
   const void *init_arg;

@@ -115,6 +115,13 @@ MPROC_API int mproc_pool_terminate(mproc_pool *pool);
  * (completed) until released.  NULL is accepted. */
 MPROC_API void mproc_pool_destroy(mproc_pool *pool);
 
+/* Python's `with Pool() as p:` in one call: creates a pool with opts, runs body(pool, user) in the calling
+ * thread, then ends the pool as Python's Pool.__exit__ does, with terminate() (what body left running or
+ * queued is cancelled; futures it kept stay valid until released), and destroys it.  Returns what body
+ * returned, or mproc_pool_create()'s error (body then does not run); -EINVAL when body is NULL. */
+typedef int (*mproc_pool_body)(mproc_pool *pool, void *user);
+MPROC_API int mproc_pool_with(const mproc_pool_opts *opts, mproc_pool_body body, void *user);
+
 /* ---- submitting tasks and futures (apply_async / submit) ---- */
 
 /* Per-submission options; all zero means the pool's. */
@@ -246,6 +253,13 @@ typedef enum mproc_error_policy {
   MPROC_ON_ERROR_STOP_AFTER = 2, /* stop after max_failures failures (GNU parallel's --halt) */
 } mproc_error_policy;
 
+/* One failed item of a map, kept in the caller's array (mproc_map_opts.failures). */
+typedef struct mproc_item_failure {
+  int64_t index;
+  mproc_outcome outcome; /* outcome.message points at message below */
+  char message[128];     /* the task's message (mproc_task_fail), cut to 127 bytes */
+} mproc_item_failure;
+
 typedef struct mproc_map_opts {
   size_t chunk_size;   /* items per batch; 0: automatic */
   double task_timeout; /* per item, seconds; 0: the pool's */
@@ -258,6 +272,12 @@ typedef struct mproc_map_opts {
    * done are cancelled (workers running them are killed and replaced) and the map returns -ETIMEDOUT. */
   double timeout;
   uint64_t seed; /* run seed for mproc_task_seed() */
+  /* Optional, under any policy: an array of failures_cap entries where the map keeps its failed items
+   * (crashed, timed out and failed; not cancelled ones): the failures_cap lowest indices among them,
+   * sorted by index when the call returns, however the items were scheduled.  How many were kept and how
+   * many left out is in the report. */
+  mproc_item_failure *failures;
+  size_t failures_cap;
 } mproc_map_opts;
 
 /* What a map did. */
@@ -267,6 +287,8 @@ typedef struct mproc_map_report {
   int64_t first_failed_index;   /* the lowest index that failed, or -1 */
   mproc_outcome first_failure;  /* its outcome; message points into the report's buffer below */
   char message[256];
+  size_t failures_kept;     /* entries filled in opts.failures */
+  size_t failures_left_out; /* failed items beyond opts.failures_cap */
 } mproc_map_report;
 
 /* Runs fn on each of n records of in_size bytes at in, writing each result into the record of out_size
@@ -336,6 +358,9 @@ MPROC_API int mproc_executor_map(mproc_executor *ex, mproc_task_fn fn, const voi
  * cancelled; with wait, returns once every task has completed.  The pool must still be destroyed. */
 MPROC_API int mproc_executor_shutdown(mproc_executor *ex, int wait, int cancel_futures);
 MPROC_API void mproc_executor_destroy(mproc_executor *ex);
+/* `with ProcessPoolExecutor() as ex:` in one call: as mproc_pool_with(), but the executor ends as
+ * Executor.__exit__ does, with shutdown(wait=1): everything body submitted completes before it returns. */
+MPROC_API int mproc_executor_with(const mproc_pool_opts *opts, mproc_pool_body body, void *user);
 
 MPROC_EXTERN_C_END
 

@@ -58,6 +58,10 @@ MPROC_API int mproc_task_fail(mproc_task *task, int code, const char *fmt, ...)
  * batching or scheduling, and different from item to item.  For reproducible randomness per item.  0 for
  * NULL. */
 MPROC_API uint64_t mproc_task_seed(const mproc_task *task);
+/* The same seed computed anywhere, from a run seed and an item's index: mproc_task_seed(t) is
+ * mproc_seed_for(run seed, mproc_task_index(t)), so a serial loop can reproduce a parallel run's random
+ * numbers. */
+MPROC_API uint64_t mproc_seed_for(uint64_t run_seed, int64_t index);
 
 static inline int mproc_task_worker_id(const mproc_task *task) { return task->worker_id; }
 static inline int64_t mproc_task_index(const mproc_task *task) { return task->index; }

@@ -56,8 +56,11 @@ int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...) {
 uint64_t mproc_task_seed(const mproc_task *t) {
   if (!t) return 0;
   const mproc__task_priv *priv = t->priv_;
-  uint64_t run = priv ? priv->seed : 0;
-  return mproc__mix64(mproc__mix64(run) ^ (uint64_t)t->index);
+  return mproc_seed_for(priv ? priv->seed : 0, t->index);
+}
+
+uint64_t mproc_seed_for(uint64_t run_seed, int64_t index) {
+  return mproc__mix64(mproc__mix64(run_seed) ^ (uint64_t)index);
 }
 
 int mproc__task_run_local(mproc_task_fn fn, const void *arg, size_t len, int worker_id, int64_t index,

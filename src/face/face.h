@@ -50,6 +50,7 @@ typedef struct mproc__map {
   int64_t first_failed;
   mproc_outcome first_outcome;
   char first_msg[MPROC_TASK_MSG_MAX];
+  size_t failures_kept, failures_left_out; /* in opts.failures: a max-heap by index until the map ends */
 } mproc__map;
 
 /* map.c: makes m a map of n items of fn over e (zeroed but for what a map starts with: no failure yet,
@@ -58,6 +59,8 @@ typedef struct mproc__map {
  * engine reports them; the map may stop (its error policy). */
 void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n);
 void mproc__map_end(mproc__map *m);
+/* Sorts the failures kept in opts.failures by index (once the map has ended). */
+void mproc__map_sort_failures(mproc__map *m);
 void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_outcome *o, const char *msg);
 
 /* future.c */

@@ -34,6 +34,55 @@ static void items_ok(mproc__items *it, int64_t first, size_t count) {
   signal_waiter(m);
 }
 
+/* opts.failures holds the failures_cap lowest indices that failed: a max-heap by index while the map runs,
+ * so a failure with a lower index than the highest kept takes its place whatever order items end in. */
+static void heap_down(mproc_item_failure *h, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, top = i;
+    if (l < n && h[l].index > h[top].index) top = l;
+    if (r < n && h[r].index > h[top].index) top = r;
+    if (top == i) return;
+    mproc_item_failure t = h[i];
+    h[i] = h[top];
+    h[top] = t;
+    i = top;
+  }
+}
+
+static void keep_failure(mproc__map *m, int64_t idx, const mproc_outcome *o, const char *msg) {
+  mproc_item_failure *h = m->opts.failures;
+  size_t cap = m->opts.failures_cap, n = m->failures_kept;
+  if (cap == 0) return;
+  mproc_item_failure f = {.index = idx, .outcome = *o};
+  snprintf(f.message, sizeof f.message, "%s", msg ? msg : "");
+  if (n < cap) { /* sift up */
+    size_t i = n;
+    while (i > 0 && h[(i - 1) / 2].index < idx) {
+      h[i] = h[(i - 1) / 2];
+      i = (i - 1) / 2;
+    }
+    h[i] = f;
+    m->failures_kept++;
+    return;
+  }
+  m->failures_left_out++;
+  if (idx < h[0].index) { /* the highest kept is left out instead */
+    h[0] = f;
+    heap_down(h, n, 0);
+  }
+}
+
+void mproc__map_sort_failures(mproc__map *m) {
+  mproc_item_failure *h = m->opts.failures;
+  for (size_t n = m->failures_kept; n > 1; n--) { /* heap sort: the largest goes last */
+    mproc_item_failure t = h[0];
+    h[0] = h[n - 1];
+    h[n - 1] = t;
+    heap_down(h, n - 1, 0);
+  }
+  for (size_t i = 0; i < m->failures_kept; i++) h[i].outcome.message = h[i].message;
+}
+
 void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_outcome *o, const char *msg) {
   for (size_t k = 0; k < count; k++) {
     int64_t idx = first + (int64_t)k;
@@ -43,6 +92,7 @@ void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_out
       m->cancelled++;
     } else {
       m->failed++;
+      keep_failure(m, idx, o, msg);
       if (m->first_failed < 0 || idx < m->first_failed) {
         m->first_failed = idx;
         m->first_outcome = *o;

@@ -31,7 +31,8 @@ static int check_opts(const mproc_parallel_opts *o) {
   if (!(o->timeout >= 0) || !(o->progress_interval >= 0) ||
       (unsigned)o->on_error > MPROC_ON_ERROR_STOP_AFTER ||
       (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) ||
-      (!o->init_arg && o->init_arg_len) || (!o->initializer && o->init_arg_len))
+      (!o->init_arg && o->init_arg_len) || (!o->initializer && o->init_arg_len) ||
+      (!o->failures && o->failures_cap))
     return MPROC_EINVAL;
   return 0;
 }
@@ -228,7 +229,9 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
                        .on_error = o->on_error,
                        .max_failures = o->max_failures,
                        .item_codes = item_codes,
-                       .seed = o->seed};
+                       .seed = o->seed,
+                       .failures = o->failures,
+                       .failures_cap = o->failures_cap};
   int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
   /* a call refused before it ran (bad arguments, a closed pool) had no final tick and prints nothing */
   if (p.verbose > 0 && p.ended) finish_line(&p, r);

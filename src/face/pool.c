@@ -275,6 +275,8 @@ static void fill_report(const mproc__map *m, mproc_map_report *rep) {
   rep->first_failure = m->first_outcome;
   snprintf(rep->message, sizeof rep->message, "%s", m->first_msg);
   rep->first_failure.message = rep->message;
+  rep->failures_kept = m->failures_kept;
+  rep->failures_left_out = m->failures_left_out;
 }
 
 /* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
@@ -359,7 +361,7 @@ static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (
 static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                           const void *out, size_t out_size, const mproc_map_opts *opts) {
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
-      (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER ||
+      (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER || (!opts->failures && opts->failures_cap) ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
       !(opts->timeout >= 0) || out_size > UINT32_MAX)
     return MPROC_EINVAL;
@@ -505,6 +507,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   }
   if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
   mproc__map_end(&m);
+  mproc__map_sort_failures(&m);
   fill_report(&m, report);
   if (abort_code) return abort_code;
   if (m.failed) return m.first_outcome.code;
@@ -545,3 +548,27 @@ int mproc_executor_shutdown(mproc_executor *ex, int wait, int cancel_futures) {
 }
 
 void mproc_executor_destroy(mproc_executor *ex) { mproc_pool_destroy(ex); }
+
+/* ---- scoped pools ---- */
+
+static int with_pool(const mproc_pool_opts *opts, mproc_pool_body body, void *user, bool wait) {
+  if (!body) return MPROC_EINVAL;
+  mproc_pool *p;
+  int r = mproc_pool_create(&p, opts);
+  if (r < 0) return r;
+  r = body(p, user);
+  if (wait)
+    (void)mproc_executor_shutdown(p, 1, 0);
+  else
+    (void)mproc_pool_terminate(p);
+  mproc_pool_destroy(p);
+  return r;
+}
+
+int mproc_pool_with(const mproc_pool_opts *opts, mproc_pool_body body, void *user) {
+  return with_pool(opts, body, user, false);
+}
+
+int mproc_executor_with(const mproc_pool_opts *opts, mproc_pool_body body, void *user) {
+  return with_pool(opts, body, user, true);
+}
