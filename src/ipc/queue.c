@@ -32,7 +32,6 @@
  *   not freed is delivered again (whole, to a live consumer); the parts left of a message it had begun are
  *   discarded (no FIRST record: orphans), so that message is lost, as Python loses it.  No torn message is
  *   ever returned. */
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -78,11 +77,11 @@ struct mproc_queue {
   _Alignas(64) unsigned char ring[];
 };
 
-#define LD(p) atomic_load_explicit((_Atomic __typeof__(*(p)) *)(p), memory_order_acquire)
-#define LDSC(p) atomic_load((_Atomic __typeof__(*(p)) *)(p))
-#define ST(p, v) atomic_store_explicit((_Atomic __typeof__(*(p)) *)(p), (v), memory_order_release)
-#define STSC(p, v) atomic_store((_Atomic __typeof__(*(p)) *)(p), (v))
-#define ADD(p, v) atomic_fetch_add((_Atomic __typeof__(*(p)) *)(p), (v))
+/* The shared words are plain integers (lock-free across processes), read and written sequentially
+ * consistent. */
+#define LDSC(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define STSC(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 static uint64_t rec_size(uint64_t len) { return REC_HDR + ((len + 7) & ~(uint64_t)7); }
@@ -498,7 +497,7 @@ int mproc_queue_task_done(mproc_queue *q) {
   uint64_t d = LDSC(&q->done_count);
   do {
     if (d >= LDSC(&q->got_count)) return MPROC_EBOUND;
-  } while (!atomic_compare_exchange_weak((_Atomic uint64_t *)&q->done_count, &d, d + 1));
+  } while (!__atomic_compare_exchange_n(&q->done_count, &d, d + 1, true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
   ADD(&q->done_seq, 1);
   if (LDSC(&q->join_waiters)) mproc__plat_futex_wake(&q->done_seq, INT32_MAX);
   return 0;
@@ -516,7 +515,7 @@ int mproc_queue_join(mproc_queue *q, double timeout) {
     int r = 0;
     if ((int64_t)(LDSC(&q->done_count) - LDSC(&q->put_count)) < 0)
       r = mproc__plat_futex_wait(&q->done_seq, seq, left);
-    atomic_fetch_sub((_Atomic uint32_t *)&q->join_waiters, 1);
+    __atomic_fetch_sub(&q->join_waiters, 1, __ATOMIC_SEQ_CST);
     if (r && r != -ETIMEDOUT && r != -EINTR) return r;
   }
 }
