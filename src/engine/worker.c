@@ -1,11 +1,11 @@
 /* worker.c: what a worker process runs: read a job from its ring, run it, write the result back. */
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "ipc/spinwait.h"
 
 /* Grows *p to need bytes; false when memory ran out (*p is kept). */
 static bool grow(void *pp, size_t *cap, size_t need) {
@@ -44,10 +44,10 @@ static void send_result(mproc__ring *out, wire_result *h, const char *msg, const
  * would read it. */
 #define LATE_WAKE_SPINS 100
 static void wake_late(mproc__slot *slot) {
-  for (int k = 0; k < LATE_WAKE_SPINS && !mproc__ring_consumer_asleep(slot->out); k++) {
-    if (mproc__ring_used(slot->out) == 0 || mproc__ring_used(slot->in) > 0) break;
-    mproc__cpu_relax();
-    if (k % 32 == 31) sched_yield(); /* a reader on this CPU reads now: see YIELD_AFTER in ring.c */
+  /* a reader on this CPU reads now: see YIELD_AFTER in ring.c */
+  mproc__spin spin = {.rounds = LATE_WAKE_SPINS, .pauses = 1, .yield_from = 31, .yield_every = 32};
+  while (!mproc__ring_consumer_asleep(slot->out) && mproc__ring_used(slot->out) > 0 &&
+         mproc__ring_used(slot->in) == 0 && mproc__spin_once(&spin)) {
   }
   mproc__ring_wake_if_unread(slot->out);
 }
