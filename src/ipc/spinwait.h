@@ -10,7 +10,7 @@
  * only what is left of it.
  *
  * The bell.  A sleeper sleeps on a pair of 32-bit words that both sides see (in shared memory for a wait
- * across processes: plain lock-free integers, touched only through these calls):
+ * across processes: plain lock-free integers, touched only with the __atomic builtins):
  *   word    the futex word.  A waker bumps it before it wakes anyone, so a sleeper that read it before the
  *           bump does not fall asleep.
  *   asleep  nonzero while someone sleeps on the word, or is about to.  A waker that reads 0 does neither the
@@ -97,7 +97,8 @@ static inline void mproc__bell_awake(mproc__bell b) { __atomic_store_n(b.asleep,
 /* Waits until ready(arg) is true: checks it between the rounds left in *spin, then sleeps on the bell
  * (announced) until it is, or until deadline (an absolute mproc__plat_now() time; INFINITY: none).  Returns 0
  * when ready, -ETIMEDOUT once the deadline has passed, or a futex error other than a timeout or a signal.
- * ready() is called without any lock the caller does not hold; it must only read. */
+ * ready() runs in the waiter's thread, often: it reads shared words, and may note in *arg why the wait
+ * ended. */
 int mproc__spinwait(mproc__bell b, mproc__spin *spin, bool (*ready)(void *), void *arg, double deadline);
 
 #endif
