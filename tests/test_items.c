@@ -30,10 +30,8 @@ static void failures_kept(mproc_backend b) {
   size_t chunks[] = {0, 1, 3};
   for (size_t c = 0; c < 3; c++) {
     mproc_map_report rep;
-    mproc_map_opts mo = {.on_error = MPROC_ON_ERROR_CONTINUE,
-                         .chunk_size = chunks[c],
-                         .failures = fails,
-                         .failures_cap = CAP};
+    mproc_map_opts mo = {
+        .on_error = MPROC_ON_ERROR_CONTINUE, .chunk_size = chunks[c], .failures = fails, .failures_cap = CAP};
     CHECK_ERR(mproc_pool_map(p, mixed, in, N, sizeof *in, out, sizeof *out, &mo, &rep), MPROC_ERANGE);
     size_t failing = N / 7 + 1 + (b == MPROC_BACKEND_PROCESS); /* 0, 7, ..., 994, and the crash */
     CHECK_INT_EQ(rep.failed, failing);
@@ -86,7 +84,8 @@ MTEST(parallel_keeps_failures) {
   for (int i = 0; i < N; i++) in[i] = i;
   mproc_item_failure fails[4];
   mproc_parallel *par;
-  mproc_parallel_opts po = {.n_jobs = 2, .on_error = MPROC_ON_ERROR_CONTINUE, .failures = fails, .failures_cap = 4};
+  mproc_parallel_opts po = {
+      .n_jobs = 2, .on_error = MPROC_ON_ERROR_CONTINUE, .failures = fails, .failures_cap = 4};
   CHECK_OK(mproc_parallel_create(&par, &po));
   mproc_map_report rep;
   CHECK_ERR(mproc_parallel_run(par, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out, NULL, &rep),
@@ -111,7 +110,8 @@ MTEST(seed_for_matches_the_tasks_seeds) {
   enum { N = 5000 };
   static uint64_t out[N];
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
-  CHECK_OK(mproc_pool_map(p, seed_of_item, NULL, N, 0, out, sizeof *out, &(mproc_map_opts){.seed = 12345}, NULL));
+  CHECK_OK(
+      mproc_pool_map(p, seed_of_item, NULL, N, 0, out, sizeof *out, &(mproc_map_opts){.seed = 12345}, NULL));
   for (int64_t i = 0; i < N; i++) CHECK_INT_EQ(out[i], mproc_seed_for(12345, i));
   CHECK(mproc_seed_for(12345, 0) != mproc_seed_for(12345, 1));
   CHECK(mproc_seed_for(12345, 7) != mproc_seed_for(12346, 7));

@@ -10,11 +10,13 @@
 
 #include "engine/engine.h"
 #include "ipc/arena.h"
+#include "ipc/spinwait.h"
 
 #define INFLIGHT_PER_WORKER 2
 #define INFLIGHT_SHORT_JOBS 16
 #define SHORT_JOB_NS 20000.0
-#define MANAGER_SPIN_ROUNDS 50
+#define MANAGER_SPIN_ROUNDS 49 /* of MANAGER_SPIN_PAUSES pauses each, lock dropped, before it sleeps */
+#define MANAGER_SPIN_PAUSES 20
 
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
@@ -59,13 +61,14 @@ bool mproc__engine_needs_manager(const mproc__engine *e) {
   return false;
 }
 
+/* The manager sleeps on the doorbell; its flag says so to the workers' rings (their consumer's side for
+ * results, producer's side for room: see start) and to the callers. */
+static mproc__bell doorbell(const mproc__engine *e) {
+  return (mproc__bell){.word = &e->sh->doorbell, .asleep = &e->sh->manager_sleeping};
+}
+
 void mproc__engine_wake_manager(mproc__engine *e) {
-  if (!e->sh) return;
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&e->sh->manager_sleeping, __ATOMIC_RELAXED)) {
-    __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-    mproc__plat_futex_wake(&e->sh->doorbell, 1);
-  }
+  if (e->sh) mproc__bell_ring(doorbell(e), 1);
 }
 
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
@@ -977,12 +980,16 @@ void mproc__engine_poll_end(mproc__engine *e) {
   }
 }
 
+static bool results_unread(const mproc__engine *e) {
+  for (int i = 0; i < e->nworkers; i++)
+    if (mproc__ring_used(e->sh->slots[i].out) > 0) return true;
+  return false;
+}
+
 void mproc__engine_await_results(mproc__engine *e, int max_spins) {
   if (!e->sh) return;
-  for (int k = 0; k < max_spins; k++) {
-    for (int i = 0; i < e->nworkers; i++)
-      if (mproc__ring_used(e->sh->slots[i].out) > 0) return;
-    mproc__cpu_relax();
+  mproc__spin spin = {.rounds = max_spins, .pauses = 1};
+  while (!results_unread(e) && mproc__spin_once(&spin)) {
   }
 }
 
@@ -1023,7 +1030,7 @@ static void *manager_main(void *arg) {
   pthread_mutex_lock(&e->lock);
   if (!e->ops->starts_workers)
     for (int i = 0; i < e->nworkers; i++) spawn_worker(e, i);
-  int spins = 0;
+  mproc__spin spin = {.rounds = MANAGER_SPIN_ROUNDS, .pauses = MANAGER_SPIN_PAUSES};
   while (!e->quitting) {
     bool progressed = false;
     handle_template(e);
@@ -1033,26 +1040,23 @@ static void *manager_main(void *arg) {
     double next_deadline = check_timeouts(e);
     if (e->deferred) mproc__engine_run_callbacks(e);
     if (progressed) {
-      spins = 0;
+      mproc__spin_reset(&spin);
       continue;
     }
     /* spin only while results are due and a core is free for it: an idle manager (also while workers
      * start), or one beside as many busy workers as there are cores, would take the CPU from the
      * processes it waits for */
-    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0 &&
-        busy_workers(e) < e->ncpus) {
+    if (mproc__spin_due(&spin) && e->pollers == 0 && e->outstanding > 0 && busy_workers(e) < e->ncpus) {
       pthread_mutex_unlock(&e->lock);
-      for (int k = 0; k < 20; k++) mproc__cpu_relax();
+      mproc__spin_pause(&spin);
       pthread_mutex_lock(&e->lock);
       continue;
     }
-    spins = 0;
-    uint32_t seq = __atomic_load_n(&e->sh->doorbell, __ATOMIC_ACQUIRE);
+    mproc__spin_reset(&spin);
     /* while a caller polls, results are its to take: workers need not wake us (see poll_end) */
-    __atomic_store_n(&e->sh->manager_sleeping, e->pollers == 0, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t seen = mproc__bell_announce(doorbell(e), e->pollers == 0);
     if ((e->pollers == 0 && anything_ready(e)) || e->quitting) {
-      __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+      mproc__bell_awake(doorbell(e));
       continue;
     }
     e->manager_asleep = true;
@@ -1061,10 +1065,10 @@ static void *manager_main(void *arg) {
     double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
     if (wait < 0 || wait > 0.5) wait = 0.5;
     pthread_mutex_unlock(&e->lock);
-    int fr = mproc__plat_futex_wait(&e->sh->doorbell, seq, wait);
+    int fr = mproc__bell_sleep(doorbell(e), seen, wait);
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
-    __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+    mproc__bell_awake(doorbell(e));
     if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) {
       if (e->ops->reap_orphans) e->ops->reap_orphans(e);
       pool_lost(e, MPROC_ELOST, "the pool's template process died");

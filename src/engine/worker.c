@@ -1,11 +1,11 @@
 /* worker.c: what a worker process runs: read a job from its ring, run it, write the result back. */
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "ipc/spinwait.h"
 
 /* Grows *p to need bytes; false when memory ran out (*p is kept). */
 static bool grow(void *pp, size_t *cap, size_t need) {
@@ -44,10 +44,10 @@ static void send_result(mproc__ring *out, wire_result *h, const char *msg, const
  * would read it. */
 #define LATE_WAKE_SPINS 100
 static void wake_late(mproc__slot *slot) {
-  for (int k = 0; k < LATE_WAKE_SPINS && !mproc__ring_consumer_asleep(slot->out); k++) {
-    if (mproc__ring_used(slot->out) == 0 || mproc__ring_used(slot->in) > 0) break;
-    mproc__cpu_relax();
-    if (k % 32 == 31) sched_yield(); /* a reader on this CPU reads now: see YIELD_AFTER in ring.c */
+  /* a reader on this CPU reads now: see YIELD_AFTER in ring.c */
+  mproc__spin spin = {.rounds = LATE_WAKE_SPINS, .pauses = 1, .yield_from = 31, .yield_every = 32};
+  while (!mproc__ring_consumer_asleep(slot->out) && mproc__ring_used(slot->out) > 0 &&
+         mproc__ring_used(slot->in) == 0 && mproc__spin_once(&spin)) {
   }
   mproc__ring_wake_if_unread(slot->out);
 }
@@ -195,113 +195,173 @@ void mproc__worker_main(mproc__shared *sh, int index) {
   mproc__plat_exit(code);
 }
 
-int mproc__worker_loop(mproc__shared *sh, int index) {
-  mproc__slot *slot = &sh->slots[index];
-  const mproc__wconf *o = &sh->conf;
-  int code = 0;
-  mproc__task_enter_worker();
-  if (o->initializer) {
-    __atomic_store_n(&slot->in_init, 1, __ATOMIC_RELEASE);
-    mproc__task_outcome init;
-    if (mproc__task_run_local(o->initializer, o->init_arg, o->init_arg_len, index, -1, &init) != 0) {
-      fprintf(stderr, "mproc: worker %d: initializer failed: %s %s\n", index, mproc_strerror(init.code),
-              init.msg);
-      return 120;
-    }
-    mproc__free(init.result);
-    __atomic_store_n(&slot->in_init, 0, __ATOMIC_RELEASE);
+/* What a worker keeps from one job to the next. */
+typedef struct worker {
+  mproc__slot *slot;
+  const mproc__wconf *o;
+  int index;
+  unsigned char *arg; /* the payload of the job read last */
+  size_t arg_cap;
+  unsigned char *scratch; /* a batch's record larger than the staging area (see run_batch) */
+  size_t scratch_cap;
+  mproc__task_priv priv;
+  bool staging_mapped; /* the staging area has been touched in whole */
+} worker;
+
+/* Runs the pool's initializer, if it has one; false when it failed (said on stderr). */
+static bool run_initializer(worker *w) {
+  const mproc__wconf *o = w->o;
+  if (!o->initializer) return true;
+  __atomic_store_n(&w->slot->in_init, 1, __ATOMIC_RELEASE);
+  mproc__task_outcome init;
+  if (mproc__task_run_local(o->initializer, o->init_arg, o->init_arg_len, w->index, -1, &init) != 0) {
+    fprintf(stderr, "mproc: worker %d: initializer failed: %s %s\n", w->index, mproc_strerror(init.code),
+            init.msg);
+    return false;
   }
-  unsigned char *arg = NULL, *outbuf = NULL;
-  size_t arg_cap = 0, out_cap = 0;
-  mproc__task_priv priv = {0};
-  int done = 0;
-  bool staging_mapped = false;
+  mproc__free(init.result);
+  __atomic_store_n(&w->slot->in_init, 0, __ATOMIC_RELEASE);
+  return true;
+}
+
+#define GOT_JOB 0
+#define GOT_STOP (-1)
+
+/* Waits for the next job and reads it, its payload into w->arg; padding is skipped.  GOT_JOB, GOT_STOP, or
+ * the exit code of a worker that cannot go on: 122 a broken record, 121 out of memory (reported as a crash
+ * of the job it had). */
+static int next_job(worker *w, wire_job *j) {
+  mproc__ring *in = w->slot->in;
+  for (;;) {
+    mproc__ring_get_all_quiet(in, j, sizeof *j);
+    if (j->magic != WIRE_MAGIC) return 122;
+    if (j->kind == JOB_STOP) return GOT_STOP;
+    if (j->kind != JOB_PAD) break;
+    mproc__ring_skip(in, j->payload_len); /* published whole with its header */
+  }
+  if (!grow(&w->arg, &w->arg_cap, j->payload_len)) return 121;
+  if (j->payload_len) mproc__ring_get_all_quiet(in, w->arg, j->payload_len);
+  mproc__ring_wake_producer(in); /* once for header and payload */
+  return GOT_JOB;
+}
+
+/* Takes the job by swapping its claim word from its id to 0; false when the manager took it back for an
+ * idle worker: then it is not ours (see claim[]). */
+static bool claim(mproc__slot *slot, const wire_job *j) {
+  uint64_t want = j->id;
+  return __atomic_compare_exchange_n(&slot->claim[j->claim % MPROC__CLAIMS], &want, 0, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* The result record of a job, before its outcome. */
+static wire_result result_of(const wire_job *j) {
+  return (wire_result){.kind = j->kind, .id = j->id, .first = j->first, .count = j->count, .last = 1};
+}
+
+/* An exec pool's function not found in this image: the job fails, the worker goes on. */
+static void fail_unknown_fn(mproc__slot *slot, const wire_job *j, const char *fn_err) {
+  wire_result fr = result_of(j);
+  fr.code = MPROC_ENOTSUP;
+  send_result(slot->out, &fr, fn_err, NULL, 0, NULL, 0);
+  wake_late(slot);
+}
+
+/* Runs a task and sends its result. */
+static void run_task(worker *w, const wire_job *j, mproc_task_fn fn, const unsigned char *in) {
+  mproc__slot *slot = w->slot;
+  wire_result r = result_of(j);
+  mproc_task t;
+  uint64_t t0 = mproc__now_ns();
+  __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->running_job, j->id, __ATOMIC_RELEASE);
+  mproc__task_begin(&t, &w->priv, NULL, 0, w->index, -1);
+  t.attempt = (int)j->attempt;
+  w->priv.seed = j->seed;
+  r.code = mproc__task_finish_code(&t, fn(j->in_len ? in : NULL, j->in_len, &t));
+  r.busy_ns = mproc__now_ns() - t0;
+  send_result(slot->out, &r, r.code ? w->priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
+}
+
+/* A batch of a map that was aborted after it was handed out: none of its items runs. */
+static void send_cancelled(mproc__slot *slot, const wire_job *j) {
+  wire_result r = result_of(j);
+  r.code = MPROC_ECANCELED;
+  send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
+}
+
+/* Runs a batch: its memory mapped in first, then its items (run_batch).  0, or 121 out of memory. */
+static int run_batch_job(worker *w, const wire_job *j, mproc_task_fn fn, const unsigned char *in) {
+  mproc__slot *slot = w->slot;
+  const mproc__wconf *o = w->o;
+  /* the records: straight into the caller's array when it is shared, else into the staging area */
+  unsigned char *out = (unsigned char *)(uintptr_t)j->out_addr;
+  /* The staging area is mapped in whole before its first use, outside any timed item: its pages are new
+   * shared memory, whose first touch costs far more than a task's work on some machines, and a stream
+   * sizes its batches from its first items' times. */
+  if (!out && j->out_size && !w->staging_mapped) {
+    (void)mproc__plat_prefault(slot->staging, (size_t)slot->staging_size, 1);
+    w->staging_mapped = true;
+  }
+  /* records in place in the arena: see MPROC__PREFAULT_MIN */
+  if (o->own_mappings && j->in_addr && (size_t)j->count * j->in_size >= MPROC__PREFAULT_MIN)
+    (void)mproc__plat_prefault((void *)(uintptr_t)j->in_addr, (size_t)j->count * j->in_size, 0);
+  if (o->own_mappings && out && (size_t)j->count * j->out_size >= MPROC__PREFAULT_MIN)
+    (void)mproc__plat_prefault(out, (size_t)j->count * j->out_size, 0); /* read: see MPROC__PREFAULT_MIN */
+  __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->running_item, j->first, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->items_done, j->first, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->running_job, j->id, __ATOMIC_RELEASE);
+  /* the context is set up once per batch; per item only what changes (this loop is a tiny map's cost) */
+  mproc_task t;
+  mproc__task_begin(&t, &w->priv, NULL, j->out_size, w->index, j->first);
+  w->priv.fixed = 1; /* each item's record: t.out is set per item */
+  t.out_cap = j->out_size;
+  w->priv.seed = j->seed;
+  t.attempt = (int)j->attempt;
+  return run_batch(slot, fn, &t, &w->priv, j, in, out, &w->scratch, &w->scratch_cap);
+}
+
+/* After a job: it no longer runs, and the manager hears of its result (wake_late). */
+static void job_done(mproc__slot *slot) {
+  __atomic_store_n(&slot->running_job, 0, __ATOMIC_RELEASE);
+  wake_late(slot);
+}
+
+int mproc__worker_loop(mproc__shared *sh, int index) {
+  worker w = {.slot = &sh->slots[index], .o = &sh->conf, .index = index};
+  mproc__task_enter_worker();
+  if (!run_initializer(&w)) return 120;
+  int code, done = 0;
   for (;;) {
     wire_job j;
-    mproc__ring_get_all_quiet(slot->in, &j, sizeof j);
-    if (j.magic != WIRE_MAGIC) {
-      code = 122;
-      break;
-    }
-    if (j.kind == JOB_STOP) break;
-    if (j.kind == JOB_PAD) { /* published whole with its header */
-      mproc__ring_skip(slot->in, j.payload_len);
-      continue;
-    }
-    if (!grow(&arg, &arg_cap, j.payload_len)) {
-      code = 121; /* out of memory: reported as a crash of the job it had */
-      break;
-    }
-    if (j.payload_len) mproc__ring_get_all_quiet(slot->in, arg, j.payload_len);
-    mproc__ring_wake_producer(slot->in); /* once for header and payload */
-    /* the manager may have taken the job back for an idle worker: then it is not ours (see claim[]) */
-    uint64_t want = j.id;
-    if (!__atomic_compare_exchange_n(&slot->claim[j.claim % MPROC__CLAIMS], &want, 0, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
-      continue;
+    code = next_job(&w, &j);
+    if (code != GOT_JOB) break;
+    if (!claim(w.slot, &j)) continue;
     char fn_err[MPROC_TASK_MSG_MAX];
     mproc_task_fn fn = (mproc_task_fn)mproc__fnref_decode(sh, j.fn, fn_err, sizeof fn_err);
-    if (!fn) { /* an exec pool's function not found in this image: the job fails, the worker goes on */
-      wire_result fr = {
-          .kind = j.kind, .id = j.id, .code = MPROC_ENOTSUP, .first = j.first, .count = j.count, .last = 1};
-      send_result(slot->out, &fr, fn_err, NULL, 0, NULL, 0);
-      wake_late(slot);
+    if (!fn) {
+      fail_unknown_fn(w.slot, &j, fn_err);
       continue;
     }
     /* the arguments: in place in the shared arena, or the payload just read */
-    const unsigned char *in = j.in_addr ? (const unsigned char *)(uintptr_t)j.in_addr : arg;
-    wire_result r = {.kind = j.kind, .id = j.id, .first = j.first, .count = j.count, .last = 1};
-    mproc_task t;
+    const unsigned char *in = j.in_addr ? (const unsigned char *)(uintptr_t)j.in_addr : w.arg;
     if (j.kind == JOB_TASK) {
-      uint64_t t0 = mproc__now_ns();
-      __atomic_store_n(&slot->running_item, -1, __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->started_ns, t0, __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
-      mproc__task_begin(&t, &priv, NULL, 0, index, -1);
-      t.attempt = (int)j.attempt;
-      priv.seed = j.seed;
-      r.code = mproc__task_finish_code(&t, fn(j.in_len ? in : NULL, j.in_len, &t));
-      r.busy_ns = mproc__now_ns() - t0;
-      send_result(slot->out, &r, r.code ? priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
+      run_task(&w, &j, fn, in);
     } else if (batch_aborted(sh, j.token)) {
-      r.code = MPROC_ECANCELED;
-      send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
+      send_cancelled(w.slot, &j);
     } else {
-      /* the records: straight into the caller's array when it is shared, else into the staging area */
-      unsigned char *out = (unsigned char *)(uintptr_t)j.out_addr;
-      /* The staging area is mapped in whole before its first use, outside any timed item: its pages are new
-       * shared memory, whose first touch costs far more than a task's work on some machines, and a stream
-       * sizes its batches from its first items' times. */
-      if (!out && j.out_size && !staging_mapped) {
-        (void)mproc__plat_prefault(slot->staging, (size_t)slot->staging_size, 1);
-        staging_mapped = true;
-      }
-      /* records in place in the arena: see MPROC__PREFAULT_MIN */
-      if (o->own_mappings && j.in_addr && (size_t)j.count * j.in_size >= MPROC__PREFAULT_MIN)
-        (void)mproc__plat_prefault((void *)(uintptr_t)j.in_addr, (size_t)j.count * j.in_size, 0);
-      if (o->own_mappings && out && (size_t)j.count * j.out_size >= MPROC__PREFAULT_MIN)
-        (void)mproc__plat_prefault(out, (size_t)j.count * j.out_size, 0); /* read: see MPROC__PREFAULT_MIN */
-      __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->running_item, j.first, __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->items_done, j.first, __ATOMIC_RELAXED);
-      __atomic_store_n(&slot->running_job, j.id, __ATOMIC_RELEASE);
-      /* the context is set up once per batch; per item only what changes (this loop is a tiny map's cost) */
-      mproc__task_begin(&t, &priv, NULL, j.out_size, index, j.first);
-      priv.fixed = 1; /* each item's record: t.out is set per item */
-      t.out_cap = j.out_size;
-      priv.seed = j.seed;
-      t.attempt = (int)j.attempt;
-      code = run_batch(slot, fn, &t, &priv, &j, in, out, &outbuf, &out_cap);
+      code = run_batch_job(&w, &j, fn, in);
       if (code) break;
     }
-    __atomic_store_n(&slot->running_job, 0, __ATOMIC_RELEASE);
-    wake_late(slot);
+    job_done(w.slot);
     done++;
-    if (o->max_tasks_per_child > 0 && done >= o->max_tasks_per_child) break;
+    if (w.o->max_tasks_per_child > 0 && done >= w.o->max_tasks_per_child) break;
   }
-  if (code == 0 && o->finalizer) o->finalizer();
-  mproc__free(arg);
-  mproc__free(outbuf);
-  mproc__free(priv.heap);
+  if (code == GOT_STOP) code = 0;
+  if (code == 0 && w.o->finalizer) w.o->finalizer();
+  mproc__free(w.arg);
+  mproc__free(w.scratch);
+  mproc__free(w.priv.heap);
   return code;
 }
