@@ -115,14 +115,14 @@ static void segment_open(segment *g, int64_t first) {
 
 /* Sends the segment through the ring (header, records, failure), waiting for room as it goes.  No wake at
  * the end: the job's end wakes the manager (wake_late), and a worker waiting for room wakes it then. */
-static void segment_send(segment *g, bool last, const wire_fail *fail, const unsigned char *records) {
+static void segment_send_bytes(segment *g, bool last, const wire_fail *fail, const unsigned char *records,
+                               size_t bytes) {
   bool failed = fail && fail->code;
   size_t gap = mproc__ring_pad_gap(g->ring, MPROC__REWIND_FROM, sizeof(wire_result));
   if (gap) {
     wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
     mproc__ring_put_pad(g->ring, &pad, sizeof pad, gap);
   }
-  size_t bytes = (size_t)g->count * g->rec;
   wire_result h = {.magic = WIRE_MAGIC,
                    .kind = JOB_BATCH,
                    .id = g->id,
@@ -135,6 +135,10 @@ static void segment_send(segment *g, bool last, const wire_fail *fail, const uns
   mproc__ring_put_all_quiet(g->ring, &h, sizeof h);
   if (bytes) mproc__ring_put_all_quiet(g->ring, records, bytes);
   if (failed) mproc__ring_put_all_quiet(g->ring, fail, sizeof *fail);
+}
+
+static void segment_send(segment *g, bool last, const wire_fail *fail, const unsigned char *records) {
+  segment_send_bytes(g, last, fail, records, (size_t)g->count * g->rec);
 }
 
 /* Runs a batch and sends its results in segments.  Each item's record goes where the manager finds it if
@@ -290,8 +294,108 @@ static void send_cancelled(mproc__slot *slot, const wire_job *j) {
   send_result(slot->out, &r, NULL, NULL, 0, NULL, 0);
 }
 
+/* Writes a result of any size as its record (wire.h, MPROC__VAR_OUT) at to. */
+static size_t put_var_record(unsigned char *to, const void *data, uint64_t len) {
+  memcpy(to, &len, 8);
+  if (len) memcpy(to + 8, data, (size_t)len);
+  size_t rec = (size_t)mproc__var_rec_size(len);
+  memset(to + 8 + len, 0, rec - 8 - (size_t)len);
+  return rec;
+}
+
+/* A batch of items of any size (wire.h, MPROC__VAR_*): each item read from the payload after the lengths,
+ * or in place; each result, of any size, written as a record into the staging area, which is sent as a
+ * segment when an item fails, when the next record does not fit, and at the end (items_done counts the
+ * records there, as for run_batch).  A record larger than the whole staging area is sent alone from the
+ * scratch buffer, sent_alone naming it meanwhile: a death then loses that one result.  0, or 121 out of
+ * memory. */
+static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
+  mproc__slot *slot = w->slot;
+  const uint32_t count = j->count;
+  const bool place = j->var & MPROC__VAR_IN_PLACE;
+  const uint64_t *lens = (const uint64_t *)(const void *)w->arg;
+  const unsigned char *a = w->arg + (size_t)count * 8; /* the first item's bytes, when not in place */
+  const size_t size = (size_t)slot->staging_size;
+  unsigned char *staging = slot->staging;
+  if (!w->staging_mapped) {
+    (void)mproc__plat_prefault(staging, size, 1);
+    w->staging_mapped = true;
+  }
+  __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->running_item, j->first, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->items_done, j->first, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->sent_alone, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&slot->running_job, j->id, __ATOMIC_RELEASE);
+  mproc_task t;
+  mproc__task_priv *priv = &w->priv;
+  mproc__task_begin(&t, priv, NULL, 0, w->index, j->first);
+  priv->seed = j->seed;
+  t.attempt = (int)j->attempt;
+  segment g = {.ring = slot->out, .id = j->id};
+  segment_open(&g, j->first);
+  size_t used = 0; /* bytes of records in the staging area */
+  for (uint32_t k = 0; k < count; k++) {
+    const int64_t idx = j->first + k;
+    const bool last = k + 1 == count;
+    const void *arg;
+    size_t len;
+    if (place) {
+      arg = (const void *)(uintptr_t)lens[2 * k];
+      len = (size_t)lens[2 * k + 1];
+    } else {
+      arg = a;
+      len = (size_t)lens[k];
+      a += len;
+    }
+    if (j->timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->running_item, idx, __ATOMIC_RELEASE);
+    mproc__task_begin(&t, priv, NULL, 0, w->index, idx); /* a growable result, its buffer kept */
+    int code = mproc__task_finish_code(&t, fn(len ? arg : NULL, len, &t));
+    wire_fail fail = {0};
+    if (code) {
+      fail.index = idx;
+      fail.code = code;
+      snprintf(fail.msg, sizeof fail.msg, "%.123s", priv->msg);
+    }
+    size_t rlen = code ? 0 : t.out_len;
+    size_t rec = (size_t)mproc__var_rec_size(rlen);
+    if (rec > size) { /* alone, after what is staged */
+      if (g.count) {
+        segment_send_bytes(&g, false, NULL, staging, used);
+        segment_open(&g, idx);
+        used = 0;
+      }
+      if (!grow(&w->scratch, &w->scratch_cap, rec)) return 121;
+      put_var_record(w->scratch, t.out, rlen);
+      __atomic_store_n(&slot->sent_alone, idx + 1, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->items_done, idx + 1, __ATOMIC_RELEASE);
+      g.count = 1;
+      segment_send_bytes(&g, last, &fail, w->scratch, rec);
+      __atomic_store_n(&slot->sent_alone, 0, __ATOMIC_RELEASE);
+      segment_open(&g, idx + 1);
+      continue;
+    }
+    if (size - used < rec) {
+      segment_send_bytes(&g, false, NULL, staging, used);
+      segment_open(&g, idx);
+      used = 0;
+    }
+    used += put_var_record(staging + used, t.out, rlen);
+    __atomic_store_n(&slot->items_done, idx + 1, __ATOMIC_RELEASE);
+    g.count++;
+    if (code || last) {
+      segment_send_bytes(&g, last, &fail, staging, used);
+      segment_open(&g, idx + 1);
+      used = 0;
+    }
+  }
+  if (count == 0) segment_send_bytes(&g, true, NULL, staging, 0);
+  return 0;
+}
+
 /* Runs a batch: its memory mapped in first, then its items (run_batch).  0, or 121 out of memory. */
 static int run_batch_job(worker *w, const wire_job *j, mproc_task_fn fn, const unsigned char *in) {
+  if (j->var) return run_var_batch(w, j, fn);
   mproc__slot *slot = w->slot;
   const mproc__wconf *o = w->o;
   /* the records: straight into the caller's array when it is shared, else into the staging area */
