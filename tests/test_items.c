@@ -1,6 +1,8 @@
 /* test_items.c: what issue 16 adds for Python users' calls: every failure of a map kept with its message,
  * per-item seeds computed outside a task, and the scoped pool (with Pool() as p). */
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 
 #include "mtest.h"
 #include "internal.h"
@@ -334,3 +336,298 @@ static void map_items_of_any_size(mproc_backend b) {
 MTEST(map_items_process) { map_items_of_any_size(MPROC_BACKEND_PROCESS); }
 MTEST(map_items_thread) { map_items_of_any_size(MPROC_BACKEND_THREAD); }
 MTEST(map_items_serial) { map_items_of_any_size(MPROC_BACKEND_SERIAL); }
+
+/* ---- streams over items ---- */
+
+static void stream_items(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 300 };
+  unsigned char *store;
+  mproc_item *items = mixed_items(N, &store);
+  mproc_items in = mproc_items_array(items, N);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_items(p, reverse, &in, NULL, &s));
+  int64_t idx;
+  mproc_item res;
+  for (int64_t k = 0; k < N; k++) {
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK_INT_EQ(idx, k);
+    check_reversed(items[k].data, items[k].len, res.data, res.len);
+  }
+  CHECK_ERR(mproc_stream_next_item(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  static unsigned char seen[N];
+  memset(seen, 0, sizeof seen);
+  CHECK_OK(mproc_pool_imap_unordered_items(p, reverse, &in, &(mproc_stream_opts){.max_in_flight = 16}, &s));
+  for (int k = 0; k < N; k++) {
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK(idx >= 0 && idx < N);
+    CHECK_INT_EQ(seen[idx], 0);
+    seen[idx] = 1;
+    check_reversed(items[idx].data, items[idx].len, res.data, res.len);
+  }
+  CHECK_ERR(mproc_stream_next_item(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  /* next_item on a stream of fixed-size records gives the record and its size */
+  int nums[5] = {1, 2, 3, 4, 5};
+  CHECK_OK(mproc_pool_imap(p, square, nums, 5, sizeof *nums, sizeof(int), NULL, &s));
+  for (int k = 0; k < 5; k++) {
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK_INT_EQ(res.len, sizeof(int));
+    CHECK_INT_EQ(*(const int *)res.data, nums[k] * nums[k]);
+  }
+  mproc_stream_destroy(s);
+  CHECK_ERR(mproc_pool_imap_items(p, reverse, NULL, NULL, &s), MPROC_EINVAL);
+  CHECK_ERR(mproc_stream_next_item(NULL, 0, &idx, &res, NULL), MPROC_EINVAL);
+  mproc_pool_destroy(p);
+  free(items);
+  free(store);
+}
+MTEST(stream_items_process) { stream_items(MPROC_BACKEND_PROCESS); }
+MTEST(stream_items_thread) { stream_items(MPROC_BACKEND_THREAD); }
+MTEST(stream_items_serial) { stream_items(MPROC_BACKEND_SERIAL); }
+
+/* ---- lazy inputs ---- */
+
+/* A counting input: item i is the text of i; it checks how far ahead of the consumer it is asked to run,
+ * and fails at fail_at (or ends at end). */
+struct counter {
+  int64_t consumed; /* items the test has received */
+  int64_t ahead;    /* the most it may be asked ahead of consumed */
+  int64_t max_ahead_seen;
+  int64_t end, fail_at;
+  int64_t produced;
+  char buf[32];
+};
+
+static int count_up(void *user, int64_t index, mproc_item *item) {
+  struct counter *c = user;
+  if (index != c->produced) return MPROC_EINVAL; /* asked out of order */
+  if (index - c->consumed > c->max_ahead_seen) c->max_ahead_seen = index - c->consumed;
+  if (index == c->fail_at) return MPROC_EIO;
+  if (index == c->end) return 0;
+  c->produced++;
+  int len = snprintf(c->buf, sizeof c->buf, "%lld", (long long)index);
+  *item = (mproc_item){c->buf, (size_t)len};
+  return 1;
+}
+
+/* the item's text parsed back, as a result */
+static int parse(const void *arg, size_t len, mproc_task *t) {
+  char tmp[32];
+  if (len >= sizeof tmp) return MPROC_EINVAL;
+  memcpy(tmp, arg, len);
+  tmp[len] = '\0';
+  int64_t v = strtoll(tmp, NULL, 10);
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+static void drain(mproc_stream *s, struct counter *c, int64_t expect_upto, bool ordered) {
+  int64_t idx;
+  mproc_item res;
+  for (int64_t k = 0; k < expect_upto; k++) {
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL));
+    if (ordered) CHECK_INT_EQ(idx, k);
+    CHECK_INT_EQ(res.len, 8);
+    CHECK_INT_EQ(*(const int64_t *)res.data, idx);
+    c->consumed++;
+  }
+}
+
+MTEST(lazy_input_alternates_with_one_worker_and_window_one) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, NULL);
+  struct counter c = {.end = 200, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  CHECK_OK(
+      mproc_pool_imap_items(p, parse, &in, &(mproc_stream_opts){.chunk_size = 1, .max_in_flight = 1}, &s));
+  drain(s, &c, 200, true);
+  int64_t idx;
+  mproc_item res;
+  CHECK_ERR(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL), MPROC_EEOF);
+  CHECK_INT_EQ(c.max_ahead_seen, 0); /* item i asked for only once item i - 1 was taken */
+  mproc_stream_destroy(s);
+  mproc_pool_destroy(p);
+}
+
+static void bounded_ahead(mproc_backend b, size_t chunk, int64_t bound) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  struct counter c = {.end = 5000, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_unordered_items(
+      p, parse, &in, &(mproc_stream_opts){.chunk_size = chunk, .max_in_flight = (size_t)bound}, &s));
+  drain(s, &c, 5000, false);
+  CHECK_INT_CMP(c.max_ahead_seen, <, bound); /* never more than the bound produced and not consumed */
+  mproc_stream_destroy(s);
+  mproc_pool_destroy(p);
+}
+MTEST(lazy_input_stays_within_pre_dispatch) {
+  bounded_ahead(MPROC_BACKEND_PROCESS, 0, 8);
+  bounded_ahead(MPROC_BACKEND_PROCESS, 3, 64);
+  bounded_ahead(MPROC_BACKEND_THREAD, 0, 8);
+}
+
+MTEST(lazy_input_serial_pulls_one_batch_at_a_time) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_SERIAL, 1, NULL);
+  struct counter c = {.end = 300, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_items(p, parse, &in, &(mproc_stream_opts){.chunk_size = 1}, &s));
+  drain(s, &c, 300, true);
+  CHECK_INT_CMP(c.max_ahead_seen, <=, 1); /* the batch asked for, and at most the one queued behind it */
+  mproc_stream_destroy(s);
+  mproc_pool_destroy(p);
+}
+
+static void failing_input(mproc_backend b, int64_t fail_at) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  struct counter c = {.end = -1, .fail_at = fail_at};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  int r = mproc_pool_imap_items(p, parse, &in, &(mproc_stream_opts){.max_in_flight = 64}, &s);
+  if (fail_at == 0) {
+    CHECK_ERR(r, MPROC_EIO); /* at once */
+  } else {
+    CHECK_OK(r);
+    int64_t idx, got = 0;
+    mproc_item res;
+    for (;;) {
+      r = mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL);
+      if (r != 0) break;
+      CHECK_INT_EQ(idx, got);
+      got++;
+      c.consumed++;
+    }
+    CHECK_ERR(r, MPROC_EIO); /* once, then the end */
+    CHECK_INT_CMP(got, <=, fail_at);
+    CHECK_ERR(mproc_stream_next_item(s, 0, &idx, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
+  }
+  /* the all-at-once form ends with the input's error too */
+  struct counter c2 = {.end = -1, .fail_at = fail_at};
+  mproc_items in2 = mproc_items_lazy(count_up, &c2);
+  mproc_results *res = NULL;
+  CHECK_ERR(mproc_pool_map_items(p, parse, &in2, NULL, &res, NULL), MPROC_EIO);
+  mproc_results_free(res);
+  /* the pool goes on */
+  int v = 7;
+  int out;
+  size_t len;
+  CHECK_OK(mproc_pool_apply(p, square, &v, sizeof v, &out, sizeof out, &len));
+  CHECK_INT_EQ(out, 49);
+  mproc_pool_destroy(p);
+}
+MTEST(lazy_input_fails_at_the_start) { failing_input(MPROC_BACKEND_PROCESS, 0); }
+MTEST(lazy_input_fails_in_the_middle) { failing_input(MPROC_BACKEND_PROCESS, 500); }
+MTEST(lazy_input_fails_at_the_end) { failing_input(MPROC_BACKEND_PROCESS, 999); }
+MTEST(lazy_input_fails_serial) { failing_input(MPROC_BACKEND_SERIAL, 500); }
+
+MTEST(unbounded_input_stopped_by_the_caller) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  struct counter c = {.end = -1, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_items(p, parse, &in, &(mproc_stream_opts){.max_in_flight = 100}, &s));
+  drain(s, &c, 1000, true);
+  mproc_stream_destroy(s);
+  CHECK_INT_CMP(c.produced, <=, 1000 + 100);
+  mproc_pool_destroy(p);
+}
+
+MTEST(map_items_over_a_lazy_input) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  struct counter c = {.end = 3000, .fail_at = -1, .ahead = 0};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_results *res;
+  mproc_map_report rep;
+  CHECK_OK(mproc_pool_map_items(p, parse, &in, NULL, &res, &rep));
+  CHECK_INT_EQ(mproc_results_count(res), 3000);
+  CHECK_INT_EQ(rep.ok, 3000);
+  for (size_t i = 0; i < 3000; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_INT_EQ(*(const int64_t *)data, (int64_t)i);
+  }
+  mproc_results_free(res);
+  /* item codes cannot be given for an input of unknown length */
+  int codes[4];
+  c = (struct counter){.end = 3, .fail_at = -1};
+  CHECK_ERR(mproc_pool_map_items(p, parse, &in, &(mproc_map_opts){.item_codes = codes}, &res, NULL),
+            MPROC_EINVAL);
+  mproc_pool_destroy(p);
+}
+
+MTEST(parallel_over_items) {
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
+  const char *words[] = {"one", "two", "three", "", "five"};
+  mproc_items in = mproc_items_strings(words, 5);
+  mproc_results *res;
+  CHECK_OK(mproc_parallel_run_items(par, reverse, &in, &res, NULL));
+  for (size_t i = 0; i < 5; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    check_reversed(words[i], strlen(words[i]) + 1, data, len);
+  }
+  mproc_results_free(res);
+  /* a generator: counts without a total */
+  struct counter c = {.end = 400, .fail_at = -1};
+  mproc_items lazy = mproc_items_lazy(count_up, &c);
+  CHECK_OK(mproc_parallel_run_items(par, parse, &lazy, &res, NULL));
+  CHECK_INT_EQ(mproc_results_count(res), 400);
+  mproc_results_free(res);
+  mproc_stream *s;
+  c = (struct counter){.end = 50, .fail_at = -1};
+  CHECK_OK(mproc_parallel_stream_items(par, parse, &lazy, MPROC_RETURN_GENERATOR, &s));
+  drain(s, &c, 50, true);
+  mproc_stream_destroy(s);
+  CHECK_ERR(mproc_parallel_run_items(par, parse, NULL, &res, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_stream_items(par, parse, &lazy, MPROC_RETURN_LIST, &s), MPROC_EINVAL);
+  mproc_parallel_destroy(par);
+}
+
+/* 10^7 items produced lazily through a stream: the resident size stays flat once the window is full (the
+ * bound is far below what keeping the items or their results would take: 10^7 x 8-byte results alone are
+ * 80 MB, with per-item bookkeeping several times that). */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_SCALE 3 /* shadow memory beside every byte touched */
+#elif defined(__SANITIZE_ADDRESS__)
+#define RSS_SCALE 40 /* freed blocks (a batch's job and lengths) wait in ASan's quarantine, up to 256 MB */
+#else
+#define RSS_SCALE 1
+#endif
+MTEST_TIMEOUT(lazy_input_memory_is_flat, 300) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  const int64_t n = 10 * 1000 * 1000;
+  struct counter c = {.end = n, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_unordered_items(p, parse, &in, NULL, &s));
+  struct rusage ru;
+  long before = 0;
+  int64_t idx;
+  mproc_item res;
+  int64_t sum = 0;
+  for (int64_t k = 0; k < n; k++) {
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &res, NULL));
+    CHECK_INT_EQ(res.len, 8);
+    int64_t v;
+    memcpy(&v, res.data, 8);
+    if (v != idx) CHECK_INT_EQ(v, idx);
+    sum += v;
+    c.consumed++;
+    if (k == 100000) { /* the window has filled */
+      getrusage(RUSAGE_SELF, &ru);
+      before = ru.ru_maxrss;
+    }
+  }
+  CHECK_ERR(mproc_stream_next_item(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  CHECK_INT_EQ(sum, n * (n - 1) / 2); /* every item once */
+  mproc_stream_destroy(s);
+  getrusage(RUSAGE_SELF, &ru);
+  CHECK_INT_CMP(ru.ru_maxrss - before, <, 8 * 1024 * RSS_SCALE); /* kB */
+  mproc_pool_destroy(p);
+}

@@ -43,12 +43,12 @@ const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len) {
 
 struct mproc_results {
   size_t n;
-  uint64_t *off;       /* where item i's result begins in buf */
-  uint64_t *len;       /* its length */
-  int *code;           /* 0, its failure code, or -ECANCELED (the map's item codes) */
-  unsigned char *buf;  /* every result's bytes, in the order they came */
+  uint64_t *off;      /* where item i's result begins in buf */
+  uint64_t *len;      /* its length */
+  int *code;          /* 0, its failure code, or -ECANCELED (the map's item codes) */
+  unsigned char *buf; /* every result's bytes, in the order they came */
   size_t used, cap;
-  bool out_of_memory;  /* a result could not be kept: the map fails with -ENOMEM */
+  bool out_of_memory; /* a result could not be kept: the map fails with -ENOMEM */
 };
 
 static mproc_results *mproc__results_new(size_t n) {
@@ -89,7 +89,6 @@ static bool mproc__results_put(mproc_results *r, size_t i, const void *data, siz
   r->used += len;
   return true;
 }
-
 
 size_t mproc_results_count(const mproc_results *r) { return r ? r->n : 0; }
 
@@ -158,7 +157,8 @@ static int map_lazy_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items 
     mproc_item it;
     double until = next_tick < deadline ? next_tick : deadline;
     double left = isinf(until) ? MPROC_FOREVER : until - mproc__plat_now();
-    int c = mproc_stream_next_item(s, left > 0 ? left : 0, &idx, &it, NULL);
+    if (left < 0 && !isinf(until)) left = 0;
+    int c = mproc_stream_next_item(s, left, &idx, &it, NULL);
     if (c == MPROC_EEOF) break;
     if (c == MPROC_ETIMEDOUT && until < deadline) {
       hooks->tick(hooks->ctx, mproc__stream_map(s), false);
@@ -237,7 +237,7 @@ int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, 
   return r;
 }
 
-int mproc_pool_map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *opts,
-                         mproc_results **out, mproc_map_report *report) {
+int mproc_pool_map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in,
+                         const mproc_map_opts *opts, mproc_results **out, mproc_map_report *report) {
   return mproc__map_items(pool, fn, in, opts, out, report, NULL);
 }
