@@ -96,11 +96,15 @@ MTEST(probe_wave_and_hold) {
   CHECK_INT_EQ(mproc__batching_wave(&b, 10, 159), 0);
   CHECK_INT_EQ(mproc__batching_wave(&b, RING / 4 / 8, SIZE_MAX / 2), 0);
   CHECK_INT_EQ(mproc__batching_wave_timed(&b, 8), 12);
-  /* a stream holds at two batches per worker in flight until each worker has timed one */
+  /* a stream holds at two batches per worker in flight until two per worker are timed: `workers` timed
+   * batches may all be cold first ones (the hold ended there before, and under load a stream of tiny items
+   * then handed out its window in one-item batches: stream_batching_sees_past_a_cold_first_item failed) */
   CHECK(mproc__batching_hold(&b, 0, 8));
   CHECK(!mproc__batching_hold(&b, 0, 7));
   CHECK(mproc__batching_hold(&b, 3, 9));
-  CHECK(!mproc__batching_hold(&b, 4, 100));
+  CHECK(mproc__batching_hold(&b, 4, 8));
+  CHECK(mproc__batching_hold(&b, 7, 100));
+  CHECK(!mproc__batching_hold(&b, 8, 100));
 }
 
 static int index_square(const void *arg, size_t len, mproc_task *t) {

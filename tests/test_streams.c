@@ -206,8 +206,9 @@ static int cold_first_square(const void *arg, size_t len, mproc_task *t) {
 }
 
 /* A stream's batches are sized past a cold first item: judged by the fastest batch per item, and with at
- * most two batches per worker in flight until each worker has timed one (sized from the first item alone,
- * 2 ms, the stream made 200000 batches of one item). */
+ * most two batches per worker in flight until two per worker are timed (sized from the first item alone,
+ * 2 ms, the stream made 200000 batches of one item; with the hold ended after one timed batch per worker,
+ * both of them cold, it made thousands under load). */
 MTEST(stream_batching_sees_past_a_cold_first_item) {
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
   enum { N = 200000 };

@@ -17,10 +17,10 @@
  *   noise, and is short enough to balance the end.
  * A caller's chunk size is kept as given.
  *
- * Measured sizes are worth little until each worker has timed a batch, warm.  A map hands out all its
+ * Measured sizes are worth little until batches have been timed warm.  A map hands out all its
  * batches at once, so Parallel's run sizes a first wave of two batches per worker from the probe, waits
  * until one per worker is timed, then sizes the rest (mproc__batching_wave).  A stream sizes each batch
- * when it hands it out, and holds at two batches per worker in flight until each worker has timed one
+ * when it hands it out, and holds at two batches per worker in flight until two per worker are timed
  * (mproc__batching_hold).
  *
  * The sizing functions are inline: a stream asks for every item it hands out, under the engine lock. */
@@ -92,10 +92,13 @@ size_t mproc__batching_wave(const mproc__batching *b, size_t target, size_t left
  * and one wave batch per worker. */
 size_t mproc__batching_wave_timed(const mproc__batching *b, size_t probe);
 
-/* A stream's rule: hand out no more batches while fewer than one per worker has been timed and two per
- * worker are in flight (they carry the timings that size the next ones). */
+/* A stream's rule: hand out no more batches while two per worker are in flight and fewer than two per
+ * worker have been timed (they carry the timings that size the next ones).  Two per worker, not one: each
+ * worker's first batch is cold, so `workers` timed batches may all be first ones, and sized from them
+ * alone a stream of tiny items handed out its whole window in one-item batches; among 2 x workers timed
+ * batches at least `workers` are not a worker's first. */
 static inline bool mproc__batching_hold(const mproc__batching *b, size_t timed_batches, size_t in_flight) {
-  return timed_batches < b->workers && in_flight >= 2 * b->workers;
+  return timed_batches < 2 * b->workers && in_flight >= 2 * b->workers;
 }
 
 #endif

@@ -108,7 +108,7 @@ static int refill(mproc_stream *s) {
     size_t first = s->next_dispatch;
     size_t count = s->chunk;
     if (s->adaptive) {
-      /* measured (face/batching.h); once each worker has timed a batch, only the window bounds what is in
+      /* measured (face/batching.h); once two batches per worker are timed, only the window bounds what is in
        * flight */
       if (mproc__batching_hold(b, m->items.timed_batches, m->items.batches_sent - m->items.batches_done))
         break;
