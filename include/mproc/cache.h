@@ -98,7 +98,8 @@ typedef struct mproc_cache_stats {
  * another user; -ENOTDIR; -ENOENT when its parent does not exist; or the error of mkdir.  *out is unchanged
  * on error. */
 MPROC_API int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts *opts);
-/* Closes the handle (the directory stays).  NULL is accepted. */
+/* Closes the handle (the directory stays).  Entry handles still held keep its memory, not its descriptors:
+ * their calls then return MPROC_ECLOSED, and the last release frees it.  NULL is accepted. */
 MPROC_API void mproc_cache_close(mproc_cache *c);
 
 /* Returns fn's result for the len bytes at arg: loaded if stored before (a hit), else computed by running
