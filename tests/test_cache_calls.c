@@ -184,9 +184,9 @@ MTEST(ignore_ranges) {
   /* keys made without ignoring, or ignoring other bytes, are others */
   CHECK_INT_EQ(mproc_cache_contains(c, sum, &a, sizeof a), 0);
   mproc_cache_span x = {0, sizeof(int)};
-  CHECK_INT_EQ(mproc_cache_lookup(c, sum, &a, sizeof a, &(mproc_cache_call_opts){.ignore = &x, .n_ignore = 1},
-                                  NULL),
-               0);
+  CHECK_INT_EQ(
+      mproc_cache_lookup(c, sum, &a, sizeof a, &(mproc_cache_call_opts){.ignore = &x, .n_ignore = 1}, NULL),
+      0);
   CHECK_INT_EQ(call_args(c, (args){1, 0, 2}, NULL, &hit), 3);
   CHECK_INT_EQ(hit, 0);
   /* the whole argument ignored: one entry for every argument */
@@ -206,9 +206,9 @@ MTEST(ignore_ranges) {
   }
   CHECK_ERR(mproc_cache_call_with(c, sum, &a, sizeof a, &(mproc_cache_call_opts){.n_ignore = 1}, &r),
             MPROC_EINVAL);
-  CHECK_ERR(mproc_cache_call_with(c, sum, &a, sizeof a,
-                                  &(mproc_cache_call_opts){.key = "k", .key_len = 1, .ignore = &x, .n_ignore = 1},
-                                  &r),
+  CHECK_ERR(mproc_cache_call_with(
+                c, sum, &a, sizeof a,
+                &(mproc_cache_call_opts){.key = "k", .key_len = 1, .ignore = &x, .n_ignore = 1}, &r),
             MPROC_EINVAL);
   CHECK_ERR(mproc_cache_call_with(NULL, sum, &a, sizeof a, &o, &r), MPROC_EINVAL);
   CHECK_ERR(mproc_cache_call_with(c, NULL, &a, sizeof a, &o, &r), MPROC_EINVAL);

@@ -444,8 +444,7 @@ static int64_t mtime_ns(const struct stat *st) {
   return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-/* What a validity callback, a listing and an entry handle see of an entry; h NULL: its header is not
- * valid. */
+/* What a validity callback and an entry handle see of a valid entry. */
 static void fill_info(mproc_cache_entry_info *i, const char *name, uint64_t fn_key, const struct stat *st,
                       const mproc__entry_header *h) {
   memset(i, 0, sizeof *i);
@@ -453,13 +452,9 @@ static void fill_info(mproc_cache_entry_info *i, const char *name, uint64_t fn_k
   i->fn_key = fn_key;
   i->size = (uint64_t)st->st_size;
   i->accessed_ns = mtime_ns(st);
-  if (h) {
-    i->result_len = h->raw_size;
-    i->created_ns = h->created_ns;
-    i->duration_ns = h->duration_ns;
-  } else {
-    i->corrupt = 1;
-  }
+  i->result_len = h->raw_size;
+  i->created_ns = h->created_ns;
+  i->duration_ns = h->duration_ns;
 }
 
 /* Opens the entry file name and reads its header: 1 with *fdp open (the caller closes it), 0 when absent,
@@ -470,15 +465,17 @@ static int read_header(const mproc_cache *c, int fnfd, const char *name, int *fd
   int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
   int rc = mproc__plat_fstat(fd, st);
-  if (rc == 0 && (!S_ISREG(st->st_mode) || st->st_uid != c->uid || (uint64_t)st->st_size < sizeof *h))
+  if (rc < 0) goto fail;
+  if (!S_ISREG(st->st_mode) || st->st_uid != c->uid || (uint64_t)st->st_size < sizeof *h) {
     rc = MPROC_ECORRUPT;
-  if (rc == 0) rc = read_full(fd, h, sizeof *h);
-  if (rc < 0) {
-    mproc__plat_close(fd);
-    return rc;
+    goto fail;
   }
+  if ((rc = read_full(fd, h, sizeof *h)) < 0) goto fail;
   *fdp = fd;
   return 1;
+fail:
+  mproc__plat_close(fd);
+  return rc;
 }
 
 /* load_entry's answer for an entry that its validity callback refused. */
@@ -956,7 +953,10 @@ typedef struct lru_item {
   char name[40];
   int64_t mtime_ns;
   int64_t size;
-  mproc_cache_entry_info info; /* when the list reads headers */
+  /* when the list reads headers: what they say (created_ns 0 and corrupt 1 when they fail their checks) */
+  int64_t created_ns, duration_ns;
+  uint64_t result_len;
+  int corrupt;
 } lru_item;
 
 typedef struct lru_list {
@@ -968,24 +968,23 @@ typedef struct lru_list {
   bool headers; /* also read each entry's header (mproc_cache_list) */
 } lru_list;
 
-/* The metadata of a listed entry: its header when it is sane and names this file and directory, else the
- * file's own (corrupt). */
-static void list_info(lru_list *l, const char *name, mproc_cache_entry_info *info) {
-  uint64_t fn_key = strtoull(l->fndir, NULL, 16);
+/* What the header of a listed entry says, when it is sane and names this file and directory. */
+static void list_header(lru_list *l, const char *name, lru_item *it) {
   struct stat st;
   mproc__entry_header h;
   int fd = -1;
-  int rc = read_header(l->c, l->fd, name, &fd, &st, &h);
-  if (rc <= 0) {
-    if (mproc__plat_lstatat(l->fd, name, &st) != 0) memset(&st, 0, sizeof st);
-    fill_info(info, name, fn_key, &st, NULL);
-    return;
-  }
+  it->corrupt = 1;
+  if (read_header(l->c, l->fd, name, &fd, &st, &h) <= 0) return;
   mproc__plat_close(fd);
   char key[40];
   snprintf(key, sizeof key, "%016" PRIx64 "%016" PRIx64 ".e", h.key_hi, h.key_lo);
-  int ok = header_sane(l->c, &h, (uint64_t)st.st_size) && h.fn_key == fn_key && strcmp(key, name) == 0;
-  fill_info(info, name, fn_key, &st, ok ? &h : NULL);
+  if (!header_sane(l->c, &h, (uint64_t)st.st_size) || h.fn_key != strtoull(l->fndir, NULL, 16) ||
+      strcmp(key, name) != 0)
+    return;
+  it->corrupt = 0;
+  it->created_ns = h.created_ns;
+  it->duration_ns = h.duration_ns;
+  it->result_len = h.raw_size;
 }
 
 static int lru_entry(void *ctx, const char *name) {
@@ -1009,7 +1008,9 @@ static int lru_entry(void *ctx, const char *name) {
   memcpy(it->name, name, n + 1);
   it->mtime_ns = mtime_ns(&st);
   it->size = (int64_t)st.st_size;
-  if (l->headers) list_info(l, name, &it->info);
+  it->created_ns = it->duration_ns = 0;
+  it->result_len = 0;
+  if (l->headers) list_header(l, name, it);
   return 0;
 }
 
@@ -1108,7 +1109,19 @@ int mproc_cache_list(mproc_cache *c, mproc_task_fn fn, mproc_cache_entry_info *o
   lru_list l;
   int rc = lru_collect(c, fn ? name : NULL, true, &l);
   if (rc < 0) return rc;
-  for (size_t i = 0; i < l.n && i < cap; i++) out[i] = l.v[i].info;
+  for (size_t i = 0; i < l.n && i < cap; i++) {
+    const lru_item *it = &l.v[i];
+    mproc_cache_entry_info *o = &out[i];
+    memset(o, 0, sizeof *o);
+    memcpy(o->key, it->name, 32);
+    o->fn_key = strtoull(it->fndir, NULL, 16);
+    o->size = (uint64_t)it->size;
+    o->accessed_ns = it->mtime_ns;
+    o->result_len = it->result_len;
+    o->created_ns = it->created_ns;
+    o->duration_ns = it->duration_ns;
+    o->corrupt = it->corrupt;
+  }
   *count = l.n;
   mproc__free(l.v);
   return 0;
