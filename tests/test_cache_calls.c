@@ -805,3 +805,61 @@ MTEST(list_reduce_removed_dir) {
   mproc_cache_close(c);
   cleanup();
 }
+
+typedef struct thread_arg {
+  mproc_cache *c;
+  pthread_barrier_t *closed;
+  int failures;
+} thread_arg;
+
+/* Each thread takes handles, loads through them and releases them; then holds one across the close of
+ * the cache by the main thread, and releases it after: the last release frees the cache. */
+static void *entry_user(void *p) {
+  thread_arg *a = p;
+  int x = 1;
+  for (int i = 0; i < 200; i++) {
+    mproc_cache_entry *e;
+    mproc_cache_result *r;
+    if (mproc_cache_lookup(a->c, twice, &x, sizeof x, NULL, &e) != 1) {
+      a->failures++;
+      continue;
+    }
+    if (mproc_cache_entry_load(e, &r) != 0 || *(const int *)mproc_cache_result_data(r) != 2) a->failures++;
+    mproc_cache_result_release(r);
+    mproc_cache_entry_release(e);
+  }
+  mproc_cache_entry *kept;
+  if (mproc_cache_lookup(a->c, twice, &x, sizeof x, NULL, &kept) != 1) a->failures++;
+  pthread_barrier_wait(a->closed); /* every thread holds one */
+  pthread_barrier_wait(a->closed); /* the cache is closed */
+  mproc_cache_result *r;
+  if (mproc_cache_entry_load(kept, &r) != MPROC_ECLOSED) a->failures++;
+  mproc_cache_entry_release(kept);
+  return NULL;
+}
+
+/* One cache handle shared by threads that take and release entry handles, and close while they hold some
+ * (make test-tsan runs this file). */
+MTEST(entries_from_threads) {
+  mproc_cache *c = open_cache(NULL);
+  int hit;
+  call_int(c, twice, 1, NULL, &hit);
+  enum { N = 4 };
+  pthread_barrier_t b;
+  pthread_barrier_init(&b, NULL, N + 1);
+  pthread_t th[N];
+  thread_arg a[N];
+  for (int i = 0; i < N; i++) {
+    a[i] = (thread_arg){c, &b, 0};
+    CHECK_INT_EQ(pthread_create(&th[i], NULL, entry_user, &a[i]), 0);
+  }
+  pthread_barrier_wait(&b);
+  mproc_cache_close(c);
+  pthread_barrier_wait(&b);
+  for (int i = 0; i < N; i++) {
+    pthread_join(th[i], NULL);
+    CHECK_INT_EQ(a[i].failures, 0);
+  }
+  pthread_barrier_destroy(&b);
+  cleanup();
+}
