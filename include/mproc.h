@@ -12,6 +12,7 @@
 #include <mproc/task.h>
 #include <mproc/pool.h>
 #include <mproc/parallel.h>
+#include <mproc/items.h>
 #include <mproc/queue.h>
 #include <mproc/cache.h>
 #include <mproc/sync.h>

@@ -1,9 +1,12 @@
-/* test_rings.c: the rings between the caller and a worker: rewinding when idle, the pad record. */
+/* test_rings.c: the rings between the caller and a worker: rewinding when idle, the pad record; the wait
+ * they (and the queue and the manager) wait with (spinwait.h). */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "mtest.h"
 #include "internal.h"
 #include "face/face.h"
+#include "ipc/spinwait.h"
 #include "pool_tasks.h"
 
 /* One task at a time leaves both rings of a worker empty before each record: once a record would start
@@ -67,4 +70,76 @@ MTEST(ring_pad_gap) {
   CHECK_INT_EQ(mproc__ring_put_some_quiet(r, rec, 1), 1);
   CHECK_INT_EQ(r->data[0], 42);
   free(r);
+}
+
+/* ---- spinwait.h ---- */
+
+static bool flag_set(void *arg) { return __atomic_load_n((uint32_t *)arg, __ATOMIC_ACQUIRE) != 0; }
+
+/* A condition already true ends the wait at once: no round spun, the bell untouched. */
+MTEST(spinwait_ready_at_once) {
+  uint32_t word = 7, asleep = 0, cond = 1;
+  mproc__spin spin = {.rounds = 10, .pauses = 1};
+  CHECK_INT_EQ(mproc__spinwait((mproc__bell){&word, &asleep}, &spin, flag_set, &cond, INFINITY), 0);
+  CHECK_INT_EQ(spin.done, 0);
+  CHECK_INT_EQ(word, 7);
+  CHECK_INT_EQ(asleep, 0);
+}
+
+/* A condition never true: every round is spun, then the sleep ends at the deadline with -ETIMEDOUT and the
+ * flag lowered.  A wait resumed with the same spin does not spin again. */
+MTEST(spinwait_times_out) {
+  uint32_t word = 0, asleep = 0, cond = 0;
+  mproc__spin spin = {.rounds = 50, .pauses = 2, .yield_from = 10, .yield_every = 8};
+  double t0 = mproc__plat_now();
+  CHECK_INT_EQ(mproc__spinwait((mproc__bell){&word, &asleep}, &spin, flag_set, &cond, t0 + 0.02), -ETIMEDOUT);
+  CHECK(mproc__plat_now() >= t0 + 0.02);
+  CHECK_INT_EQ(spin.done, 50);
+  CHECK_INT_EQ(asleep, 0);
+  CHECK_INT_EQ(
+      mproc__spinwait((mproc__bell){&word, &asleep}, &spin, flag_set, &cond, mproc__plat_now() + 0.01),
+      -ETIMEDOUT);
+  CHECK_INT_EQ(spin.done, 50);
+  mproc__spin_reset(&spin);
+  CHECK_INT_EQ(spin.done, 0);
+}
+
+/* A waker that finds nobody asleep makes no change to the word (and no system call). */
+MTEST(spinwait_ring_skips_when_nobody_sleeps) {
+  uint32_t word = 3, asleep = 0;
+  mproc__bell_ring((mproc__bell){&word, &asleep}, 1);
+  CHECK_INT_EQ(word, 3);
+  asleep = 1;
+  mproc__bell_ring((mproc__bell){&word, &asleep}, 1);
+  CHECK_INT_EQ(word, 4);
+}
+
+typedef struct sleeper {
+  uint32_t word, asleep, cond;
+  int result;
+} sleeper;
+
+static void *sleep_until_set(void *arg) {
+  sleeper *s = arg;
+  mproc__spin spin = {.rounds = 0};
+  s->result = mproc__spinwait((mproc__bell){&s->word, &s->asleep}, &spin, flag_set, &s->cond, INFINITY);
+  return NULL;
+}
+
+/* A sleeper with no deadline is woken by the waker that makes its condition true and rings: the flag it
+ * raised makes the waker bump the word and wake it.  Many rounds, so that the waker also comes between the
+ * sleeper's announcement and its sleep. */
+MTEST(spinwait_woken_by_ring) {
+  for (int i = 0; i < 2000; i++) {
+    sleeper s = {0};
+    pthread_t th;
+    CHECK_INT_EQ(pthread_create(&th, NULL, sleep_until_set, &s), 0);
+    if (i % 2 == 0) /* half the time, only once it has said it sleeps */
+      while (!__atomic_load_n(&s.asleep, __ATOMIC_ACQUIRE)) mproc__cpu_relax();
+    __atomic_store_n(&s.cond, 1, __ATOMIC_RELEASE);
+    mproc__bell_ring((mproc__bell){&s.word, &s.asleep}, 1);
+    CHECK_INT_EQ(pthread_join(th, NULL), 0);
+    CHECK_INT_EQ(s.result, 0);
+    CHECK_INT_EQ(s.asleep, 0);
+  }
 }

@@ -26,7 +26,7 @@ static void run_task(mproc__engine *e, mproc__job *j) {
 static void run_batch(mproc__engine *e, mproc__job *j) {
   mproc__items *m = j->map;
   if (j->attempts == 0) mproc__engine_job_started(j, 0);
-  mproc__task_priv priv = {0}; /* fixed records: nothing of it is allocated */
+  mproc__task_priv priv = {0}; /* its buffer only for results of any size, freed at the end */
   double t0 = mproc__plat_now(), now = t0;
   for (uint32_t k = 0; k < j->count && !m->stopped; k++) {
     if (k > 0 && now - t0 >= SLICE_SECONDS) {
@@ -34,22 +34,26 @@ static void run_batch(mproc__engine *e, mproc__job *j) {
       j->count -= k;
       j->done = 0;
       mproc__engine_enqueue(e, j, true);
+      mproc__free(priv.heap);
       return;
     }
     int64_t idx = j->first + k;
     unsigned char *rec = m->out_size ? mproc__map_out(m, idx) : NULL;
-    const void *arg = m->in_size ? m->in + (size_t)idx * m->in_size : NULL;
+    size_t len = m->in_size;
+    const void *arg = m->var_in ? m->item_at(m, idx, &len) : m->in_size ? m->in + (size_t)idx * len : NULL;
     pthread_mutex_unlock(&e->lock);
     mproc_task t;
     mproc__task_begin(&t, &priv, rec, m->out_size, 0, idx);
-    priv.fixed = 1;
+    priv.fixed = !m->var_out; /* else a growable result, its buffer kept from item to item */
     priv.seed = m->seed;
-    int code = mproc__task_finish_code(&t, m->fn(arg, m->in_size, &t));
+    int code = mproc__task_finish_code(&t, m->fn(len ? arg : NULL, len, &t));
     if (rec) mproc__task_pad_record(&t, rec, m->out_size);
     now = mproc__plat_now();
     pthread_mutex_lock(&e->lock);
+    if (code == 0 && m->var_out) m->item_result(m, idx, t.out, t.out_len);
     mproc__engine_item_done(e, j, idx, code, priv.msg, 0);
   }
+  mproc__free(priv.heap);
   mproc__engine_batch_ran(e, j, (uint64_t)((now - t0) * 1e9));
 }
 

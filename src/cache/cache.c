@@ -28,7 +28,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -67,7 +66,7 @@ struct mproc_cache {
     mproc__fnid id;
   } fnids[FNID_SLOTS];
   int nfnids;
-  _Atomic uint64_t hits, misses, stores, store_failures, evictions, corrupt, waits, nocode;
+  uint64_t hits, misses, stores, store_failures, evictions, corrupt, waits, nocode;
 };
 
 struct mproc_cache_result {
@@ -576,7 +575,7 @@ static int write_full(int fd, const void *buf, size_t len) {
  * code, and leaves no temporary file behind on failure. */
 static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len,
                        int64_t duration_ns) {
-  static _Atomic unsigned counter;
+  static unsigned counter;
   mproc__entry_header h = {.magic = MPROC__ENTRY_MAGIC,
                            .format = MPROC__ENTRY_FORMAT,
                            .raw_size = len,
@@ -605,8 +604,8 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   h.checksum = XXH3_64bits(sdata, slen);
   h.header_check = mproc__entry_header_check(&h);
   char tmp[96];
-  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(), atomic_fetch_add(&counter, 1),
-           k->name);
+  snprintf(tmp, sizeof tmp, ".tmp.%ld.%u.%s", (long)mproc__plat_pid(),
+           __atomic_fetch_add(&counter, 1, __ATOMIC_SEQ_CST), k->name);
   /* past RLIMIT_FSIZE a write raises SIGXFSZ, which would end the caller: blocked, the write says EFBIG */
   mproc__plat_xfsz_guard g;
   mproc__plat_xfsz_hold(&g);
@@ -656,7 +655,7 @@ static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   int rc = make_key(c, fn, arg, len, opts, &k);
   if (rc < 0) return rc;
   validity v = validity_of(c, opts);
-  if (!k.id.code_known && !c->ignore_code_hash) atomic_fetch_add(&c->nocode, 1);
+  if (!k.id.code_known && !c->ignore_code_hash) __atomic_fetch_add(&c->nocode, 1, __ATOMIC_SEQ_CST);
   mproc_cache_result *r = mproc__calloc(1, sizeof *r);
   if (!r) return MPROC_ENOMEM;
   int fnfd = open_fndir(c, &k, 1), lockfd = -1, store_rc = 0;
@@ -664,13 +663,13 @@ static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   for (int attempt = 0; fnfd >= 0 && attempt < 2; attempt++) {
     rc = load_entry(c, fnfd, &k, load ? r : NULL, 1, &v);
     if (rc == 1) {
-      atomic_fetch_add(&c->hits, 1);
+      __atomic_fetch_add(&c->hits, 1, __ATOMIC_SEQ_CST);
       r->hit = 1;
       say(c, "hit ", &k);
       goto done;
     }
     if (rc == MPROC_ECORRUPT) {
-      atomic_fetch_add(&c->corrupt, 1);
+      __atomic_fetch_add(&c->corrupt, 1, __ATOMIC_SEQ_CST);
       mproc__plat_unlinkat(fnfd, k.name, 0);
       say(c, "corrupt entry, recomputing", &k);
     }
@@ -682,7 +681,7 @@ static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     lockfd = open_lock(c, fnfd);
     if (lockfd < 0) break; /* no lock: compute without waiting */
     if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 0) != 0) {
-      atomic_fetch_add(&c->waits, 1);
+      __atomic_fetch_add(&c->waits, 1, __ATOMIC_SEQ_CST);
       say(c, "wait", &k);
       if (mproc__plat_file_lock_byte(lockfd, k.lock_off, 1) != 0) {
         mproc__plat_close(lockfd);
@@ -696,14 +695,14 @@ static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   if (lockfd >= 0 && !r->hit) { /* holding the lock after a trylock success: a racing store may exist */
     rc = fnfd >= 0 ? load_entry(c, fnfd, &k, load ? r : NULL, 1, &v) : 0;
     if (rc == 1) {
-      atomic_fetch_add(&c->hits, 1);
+      __atomic_fetch_add(&c->hits, 1, __ATOMIC_SEQ_CST);
       r->hit = 1;
       say(c, "hit ", &k);
       goto done;
     }
     if (rc == LOAD_INVALID) mproc__plat_unlinkat(fnfd, k.name, 0);
   }
-  atomic_fetch_add(&c->misses, 1);
+  __atomic_fetch_add(&c->misses, 1, __ATOMIC_SEQ_CST);
   say(c, "miss", &k);
   mproc__task_outcome o;
   double t0 = mproc__plat_now();
@@ -719,9 +718,9 @@ static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   if (fnfd >= 0)
     store_rc = store_entry(c, fnfd, &k, r->data ? r->data : "", r->len, duration_ns > 0 ? duration_ns : 1);
   if (store_rc == 0) {
-    atomic_fetch_add(&c->stores, 1);
+    __atomic_fetch_add(&c->stores, 1, __ATOMIC_SEQ_CST);
   } else {
-    atomic_fetch_add(&c->store_failures, 1);
+    __atomic_fetch_add(&c->store_failures, 1, __ATOMIC_SEQ_CST);
     r->store_error = store_rc;
     if (c->verbose) fprintf(stderr, "[mproc cache] store failed: %s\n", mproc_strerror(store_rc));
   }
@@ -1039,7 +1038,7 @@ static int evict(mproc_cache *c, const lru_item *it) {
   int rc = mproc__plat_unlinkat(fd, it->name, 0);
   mproc__plat_close(fd);
   if (rc < 0) return rc == -ENOENT ? 0 : rc;
-  atomic_fetch_add(&c->evictions, 1);
+  __atomic_fetch_add(&c->evictions, 1, __ATOMIC_SEQ_CST);
   return 0;
 }
 
@@ -1130,13 +1129,13 @@ int mproc_cache_list(mproc_cache *c, mproc_task_fn fn, mproc_cache_entry_info *o
 int mproc_cache_get_stats(const mproc_cache *c, mproc_cache_stats *out) {
   if (!c || !out) return MPROC_EINVAL;
   mproc_cache *m = (mproc_cache *)c;
-  out->hits = atomic_load(&m->hits);
-  out->misses = atomic_load(&m->misses);
-  out->stores = atomic_load(&m->stores);
-  out->store_failures = atomic_load(&m->store_failures);
-  out->evictions = atomic_load(&m->evictions);
-  out->corrupt_recomputed = atomic_load(&m->corrupt);
-  out->waits = atomic_load(&m->waits);
-  out->code_hash_unavailable = atomic_load(&m->nocode);
+  out->hits = __atomic_load_n(&m->hits, __ATOMIC_SEQ_CST);
+  out->misses = __atomic_load_n(&m->misses, __ATOMIC_SEQ_CST);
+  out->stores = __atomic_load_n(&m->stores, __ATOMIC_SEQ_CST);
+  out->store_failures = __atomic_load_n(&m->store_failures, __ATOMIC_SEQ_CST);
+  out->evictions = __atomic_load_n(&m->evictions, __ATOMIC_SEQ_CST);
+  out->corrupt_recomputed = __atomic_load_n(&m->corrupt, __ATOMIC_SEQ_CST);
+  out->waits = __atomic_load_n(&m->waits, __ATOMIC_SEQ_CST);
+  out->code_hash_unavailable = __atomic_load_n(&m->nocode, __ATOMIC_SEQ_CST);
   return 0;
 }

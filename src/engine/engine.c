@@ -10,11 +10,13 @@
 
 #include "engine/engine.h"
 #include "ipc/arena.h"
+#include "ipc/spinwait.h"
 
 #define INFLIGHT_PER_WORKER 2
 #define INFLIGHT_SHORT_JOBS 16
 #define SHORT_JOB_NS 20000.0
-#define MANAGER_SPIN_ROUNDS 50
+#define MANAGER_SPIN_ROUNDS 49 /* of MANAGER_SPIN_PAUSES pauses each, lock dropped, before it sleeps */
+#define MANAGER_SPIN_PAUSES 20
 
 void mproc__job_free(mproc__job *j) {
   if (!j) return;
@@ -24,6 +26,42 @@ void mproc__job_free(mproc__job *j) {
   else
     mproc__free(j->arg_owned);
   mproc__free(j);
+}
+
+/* A batch of items of any size (lock held or not: item_at only reads): what goes before the items' bytes on
+ * the wire, their lengths, or address and length of each when the worker reads them in place (every item
+ * for threads; the arena's items for processes, when all of the batch's are there).  False: no memory. */
+static bool var_header(const mproc__items *m, mproc__job *j) {
+  bool place = m->in_shared;
+  if (!place && m->in_arena) {
+    place = true;
+    for (uint32_t k = 0; k < j->count && place; k++) {
+      size_t len;
+      const void *p = m->item_at(m, j->first + k, &len);
+      place = len == 0 || mproc__arena_has(p, len);
+    }
+  }
+  size_t words = (size_t)j->count * (place ? 2 : 1);
+  uint64_t *h = mproc__malloc(words ? words * sizeof *h : 1);
+  if (!h) return false;
+  uint64_t body = 0;
+  for (uint32_t k = 0; k < j->count; k++) {
+    size_t len;
+    const void *p = m->item_at(m, j->first + k, &len);
+    if (place) {
+      h[2 * k] = (uint64_t)(uintptr_t)p;
+      h[2 * k + 1] = len;
+    } else {
+      h[k] = len;
+      body += len;
+    }
+  }
+  j->arg_owned = h;
+  j->arg = h;
+  j->arg_len = words * sizeof *h;
+  j->var_in_place = place;
+  j->body_len = body;
+  return true;
 }
 
 mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double timeout, int retries) {
@@ -39,6 +77,10 @@ mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double
   j->timeout = timeout;
   j->retries_left = retries;
   j->worker = -1;
+  if (m->var_in && !var_header(m, j)) {
+    mproc__free(j);
+    return NULL;
+  }
   return j;
 }
 
@@ -47,7 +89,9 @@ void mproc__map_share(const mproc__engine *e, mproc__items *m) {
   /* only a pool holding the arena knows its workers have it: the arena cannot change under a reference */
   bool arena = e->arena_ref;
   size_t in_len = m->n * m->in_size, out_len = m->n * m->out_size;
-  m->in_shared = m->in && in_len && (threads || (arena && mproc__arena_has(m->in, in_len)));
+  m->in_shared =
+      m->var_in ? threads : m->in && in_len && (threads || (arena && mproc__arena_has(m->in, in_len)));
+  m->in_arena = m->var_in && arena;
   m->out_shared =
       m->out && out_len && !m->window && (threads || (arena && mproc__arena_has(m->out, out_len)));
 }
@@ -59,13 +103,14 @@ bool mproc__engine_needs_manager(const mproc__engine *e) {
   return false;
 }
 
+/* The manager sleeps on the doorbell; its flag says so to the workers' rings (their consumer's side for
+ * results, producer's side for room: see start) and to the callers. */
+static mproc__bell doorbell(const mproc__engine *e) {
+  return (mproc__bell){.word = &e->sh->doorbell, .asleep = &e->sh->manager_sleeping};
+}
+
 void mproc__engine_wake_manager(mproc__engine *e) {
-  if (!e->sh) return;
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&e->sh->manager_sleeping, __ATOMIC_RELAXED)) {
-    __atomic_fetch_add(&e->sh->doorbell, 1, __ATOMIC_SEQ_CST);
-    mproc__plat_futex_wake(&e->sh->doorbell, 1);
-  }
+  if (e->sh) mproc__bell_ring(doorbell(e), 1);
 }
 
 void mproc__engine_enqueue(mproc__engine *e, mproc__job *j, bool front) {
@@ -219,11 +264,56 @@ static void cancel_queued_batches(mproc__engine *e, mproc__items *m) {
 
 void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m) { cancel_queued_batches(e, m); }
 
-/* Items [first, first + count) of job j completed in worker i, all well but the nfail failures listed (in
- * index order); their records are in place (lock held). */
-static void complete_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
-                           const wire_fail *fails, uint32_t nfail, int i) {
+/* Whether recs[0, len) holds exactly count records of results of any size (see MPROC__VAR_OUT). */
+static bool var_records_ok(const unsigned char *recs, size_t len, uint32_t count) {
+  size_t at = 0;
+  for (uint32_t k = 0; k < count; k++) {
+    uint64_t n;
+    if (len - at < 8) return false;
+    memcpy(&n, recs + at, 8);
+    if (n > len - at - 8 || mproc__var_rec_size(n) > len - at) return false;
+    at += mproc__var_rec_size(n);
+  }
+  return at == len;
+}
+
+/* The same for results of any size: each item's record from recs (checked by var_records_ok) goes to the
+ * face before the item completes. */
+static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
+                               const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
   mproc__items *m = j->map;
+  j->done += count;
+  uint32_t f = 0;
+  for (uint32_t k = 0; k < count; k++) {
+    int64_t idx = first + k;
+    uint64_t len;
+    memcpy(&len, recs, 8);
+    if (f < nfail && fails[f].index == idx) {
+      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
+                         .code = fails[f].code,
+                         .exit_code = -1,
+                         .worker = i,
+                         .attempts = j->attempts};
+      m->items_failed(m, idx, 1, &o, fails[f].msg);
+      f++;
+    } else {
+      m->item_result(m, idx, recs + 8, (size_t)len);
+      m->items_ok(m, idx, 1);
+    }
+    recs += mproc__var_rec_size(len);
+  }
+  if (nfail) mproc__engine_notify(e);
+}
+
+/* Items [first, first + count) of job j completed in worker i, all well but the nfail failures listed (in
+ * index order); their records are in place, or for results of any size at recs (lock held). */
+static void complete_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
+                           const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
+  mproc__items *m = j->map;
+  if (m->var_out) {
+    complete_var_items(e, j, first, count, recs, fails, nfail, i);
+    return;
+  }
   j->done += count;
   int64_t at = first, end = first + count;
   for (uint32_t k = 0; k < nfail; k++) {
@@ -282,6 +372,25 @@ static int pick_worker(mproc__engine *e, const mproc__job *j) {
 }
 
 /* Writes as much of worker i's current record as fits.  Returns true when it progressed. */
+/* Writes what it can of a batch's items' bytes after their lengths (items of any size), from where it
+ * stopped; returns the bytes written. */
+static size_t tx_item_bytes(const mproc__job *j, mproc__wstate *w, mproc__ring *in) {
+  size_t wrote = 0;
+  while (w->tx_item < j->count) {
+    size_t len;
+    const unsigned char *p = j->map->item_at(j->map, j->first + w->tx_item, &len);
+    if (w->tx_item_off < len) {
+      size_t n = mproc__ring_put_some_quiet(in, p + w->tx_item_off, len - w->tx_item_off);
+      wrote += n;
+      w->tx_item_off += n;
+      if (w->tx_item_off < len) break; /* the ring is full */
+    }
+    w->tx_item++;
+    w->tx_item_off = 0;
+  }
+  return wrote;
+}
+
 static bool tx_progress(mproc__engine *e, int i) {
   mproc__wstate *w = &e->ws[i];
   mproc__job *j = w->tx_job;
@@ -293,9 +402,11 @@ static bool tx_progress(mproc__engine *e, int i) {
     if (w->tx_done < sizeof w->tx_hdr) {
       const unsigned char *hdr = (const unsigned char *)&w->tx_hdr;
       n = mproc__ring_put_some_quiet(in, hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
-    } else {
+    } else if (w->tx_done - sizeof w->tx_hdr < j->arg_len) {
       size_t off = w->tx_done - sizeof w->tx_hdr;
-      n = mproc__ring_put_some_quiet(in, (const unsigned char *)j->arg + off, w->tx_hdr.payload_len - off);
+      n = mproc__ring_put_some_quiet(in, (const unsigned char *)j->arg + off, j->arg_len - off);
+    } else {
+      n = tx_item_bytes(j, w, in);
     }
     if (n == 0) break;
     w->tx_done += n;
@@ -365,7 +476,8 @@ static bool hand_out(mproc__engine *e) {
     j->claim = w->claim_seq++;
     /* before the record: the ring's publication of it (a release) makes the word visible first */
     __atomic_store_n(&e->sh->slots[i].claim[j->claim % MPROC__CLAIMS], j->id, __ATOMIC_RELAXED);
-    bool in_place = j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared;
+    bool var = j->kind == JOB_BATCH && j->map->var_in;
+    bool in_place = !var && (j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared);
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC,
                            .kind = (uint32_t)j->kind,
                            .id = j->id,
@@ -375,7 +487,7 @@ static bool hand_out(mproc__engine *e) {
                            .attempt = (uint32_t)j->attempts,
                            .timed = j->timeout > 0,
                            .claim = j->claim % MPROC__CLAIMS,
-                           .payload_len = in_place ? 0 : j->arg_len,
+                           .payload_len = in_place ? 0 : j->arg_len + (var ? j->body_len : 0),
                            .in_len = j->arg_len,
                            .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
     if (j->kind == JOB_BATCH) {
@@ -384,9 +496,13 @@ static bool hand_out(mproc__engine *e) {
       w->tx_hdr.seed = j->map->seed;
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
       w->tx_hdr.out_size = (uint32_t)j->map->out_size;
+      w->tx_hdr.var = (var ? (j->var_in_place ? MPROC__VAR_IN_PLACE : MPROC__VAR_IN) : 0) |
+                      (j->map->var_out ? MPROC__VAR_OUT : 0);
     }
     w->tx_job = j;
     w->tx_done = 0;
+    w->tx_item = 0;
+    w->tx_item_off = 0;
     mproc__ring *in = e->sh->slots[i].in;
     size_t gap = mproc__ring_pad_gap(in, MPROC__REWIND_FROM, sizeof(wire_job));
     if (gap) {
@@ -502,7 +618,20 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
     return;
   }
   j->busy_ns += h->busy_ns;
-  complete_items(e, j, h->first, h->count, (const wire_fail *)w->rx_buf, h->nfail, i);
+  const unsigned char *recs = NULL;
+  const wire_fail *fails = (const wire_fail *)w->rx_buf;
+  if (j->map->var_out) { /* the records, then the failures */
+    size_t fail_bytes = (size_t)h->nfail * sizeof *fails;
+    size_t rec_bytes = h->payload_len >= fail_bytes ? h->payload_len - fail_bytes : SIZE_MAX;
+    if (rec_bytes == SIZE_MAX || !var_records_ok(w->rx_buf, rec_bytes, h->count)) {
+      /* cannot happen with a sane worker: treat it as a crash of that worker */
+      mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);
+      return;
+    }
+    recs = w->rx_buf;
+    fails = (const wire_fail *)(w->rx_buf + rec_bytes);
+  }
+  complete_items(e, j, h->first, h->count, recs, fails, h->nfail, i);
   if (!h->last) return;
   pop_inflight(w, j);
   batch_ended(e, j);
@@ -510,8 +639,13 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
 
 void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int code, const char *msg,
                              int worker) {
+  if (code == 0 && j->map->var_out) { /* its result went to item_result already */
+    j->done++;
+    j->map->items_ok(j->map, index, 1);
+    return;
+  }
   if (code == 0) {
-    complete_items(e, j, index, 1, NULL, 0, worker);
+    complete_items(e, j, index, 1, NULL, NULL, 0, worker);
     return;
   }
   j->done++;
@@ -721,6 +855,19 @@ static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, 
  * staging area (or in place), those of the items before items_done, from the first item not yet received
  * on.  Completes them and returns how many (lock held; what the worker sent has all been read, or the part
  * of its last segment it sent is dropped: that segment's records are still in the staging area). */
+/* Whether the staging area begins with n whole records of results of any size. */
+static bool staged_var_records(const mproc__slot *slot, uint32_t n) {
+  size_t at = 0, size = (size_t)slot->staging_size;
+  for (uint32_t k = 0; k < n; k++) {
+    uint64_t len;
+    if (size - at < 8) return false;
+    memcpy(&len, slot->staging + at, 8);
+    if (len > size - at - 8 || mproc__var_rec_size(len) > size - at) return false;
+    at += mproc__var_rec_size(len);
+  }
+  return true;
+}
+
 static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool clean) {
   mproc__slot *slot = &e->sh->slots[i];
   mproc__items *m = j->map;
@@ -729,6 +876,12 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
   if (upto <= from || upto > end || m->aborting) return 0;
   uint32_t n = (uint32_t)(upto - from);
   bool staged = !m->out_shared && m->out_size;
+  /* results of any size: their records are in the staging area, unless the last one was too large for it
+   * and was being sent alone */
+  if (m->var_out && clean) {
+    int64_t alone = __atomic_load_n(&slot->sent_alone, __ATOMIC_ACQUIRE);
+    clean = !(alone > from && alone <= upto) && staged_var_records(slot, n);
+  }
   if (!clean || (staged && m->out_size > slot->staging_size)) {
     /* a record too large for the staging area was being sent (or what was sent could not all be read) */
     mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = MPROC_ELOST, .exit_code = -1, .worker = i};
@@ -737,7 +890,7 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
     return n;
   }
   if (staged) memcpy(mproc__map_out(m, from), slot->staging, (size_t)n * m->out_size);
-  complete_items(e, j, from, n, NULL, 0, i);
+  complete_items(e, j, from, n, m->var_out ? slot->staging : NULL, NULL, 0, i);
   return n;
 }
 
@@ -977,12 +1130,16 @@ void mproc__engine_poll_end(mproc__engine *e) {
   }
 }
 
+static bool results_unread(const mproc__engine *e) {
+  for (int i = 0; i < e->nworkers; i++)
+    if (mproc__ring_used(e->sh->slots[i].out) > 0) return true;
+  return false;
+}
+
 void mproc__engine_await_results(mproc__engine *e, int max_spins) {
   if (!e->sh) return;
-  for (int k = 0; k < max_spins; k++) {
-    for (int i = 0; i < e->nworkers; i++)
-      if (mproc__ring_used(e->sh->slots[i].out) > 0) return;
-    mproc__cpu_relax();
+  mproc__spin spin = {.rounds = max_spins, .pauses = 1};
+  while (!results_unread(e) && mproc__spin_once(&spin)) {
   }
 }
 
@@ -1023,7 +1180,7 @@ static void *manager_main(void *arg) {
   pthread_mutex_lock(&e->lock);
   if (!e->ops->starts_workers)
     for (int i = 0; i < e->nworkers; i++) spawn_worker(e, i);
-  int spins = 0;
+  mproc__spin spin = {.rounds = MANAGER_SPIN_ROUNDS, .pauses = MANAGER_SPIN_PAUSES};
   while (!e->quitting) {
     bool progressed = false;
     handle_template(e);
@@ -1033,26 +1190,23 @@ static void *manager_main(void *arg) {
     double next_deadline = check_timeouts(e);
     if (e->deferred) mproc__engine_run_callbacks(e);
     if (progressed) {
-      spins = 0;
+      mproc__spin_reset(&spin);
       continue;
     }
     /* spin only while results are due and a core is free for it: an idle manager (also while workers
      * start), or one beside as many busy workers as there are cores, would take the CPU from the
      * processes it waits for */
-    if (++spins < MANAGER_SPIN_ROUNDS && e->pollers == 0 && e->outstanding > 0 &&
-        busy_workers(e) < e->ncpus) {
+    if (mproc__spin_due(&spin) && e->pollers == 0 && e->outstanding > 0 && busy_workers(e) < e->ncpus) {
       pthread_mutex_unlock(&e->lock);
-      for (int k = 0; k < 20; k++) mproc__cpu_relax();
+      mproc__spin_pause(&spin);
       pthread_mutex_lock(&e->lock);
       continue;
     }
-    spins = 0;
-    uint32_t seq = __atomic_load_n(&e->sh->doorbell, __ATOMIC_ACQUIRE);
+    mproc__spin_reset(&spin);
     /* while a caller polls, results are its to take: workers need not wake us (see poll_end) */
-    __atomic_store_n(&e->sh->manager_sleeping, e->pollers == 0, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t seen = mproc__bell_announce(doorbell(e), e->pollers == 0);
     if ((e->pollers == 0 && anything_ready(e)) || e->quitting) {
-      __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+      mproc__bell_awake(doorbell(e));
       continue;
     }
     e->manager_asleep = true;
@@ -1061,10 +1215,10 @@ static void *manager_main(void *arg) {
     double wait = next_deadline >= 0 ? next_deadline + 0.0005 : -1;
     if (wait < 0 || wait > 0.5) wait = 0.5;
     pthread_mutex_unlock(&e->lock);
-    int fr = mproc__plat_futex_wait(&e->sh->doorbell, seq, wait);
+    int fr = mproc__bell_sleep(doorbell(e), seen, wait);
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
-    __atomic_store_n(&e->sh->manager_sleeping, 0, __ATOMIC_RELAXED);
+    mproc__bell_awake(doorbell(e));
     if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) {
       if (e->ops->reap_orphans) e->ops->reap_orphans(e);
       pool_lost(e, MPROC_ELOST, "the pool's template process died");

@@ -60,6 +60,10 @@ typedef struct mproc__job {
   uint32_t claim;   /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
   uint32_t done;    /* batch: items already completed (segments received), from first on */
   uint64_t busy_ns; /* batch: worker time of the segments received */
+  /* batch of items of any size: arg holds the lengths (or address/length pairs when the worker reads the
+   * items in place), body_len the bytes of the items that follow them on the wire */
+  bool var_in_place;
+  uint64_t body_len;
   struct mproc__job *next;
   /* a small task argument's copy: one allocation less per submission */
   _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];
@@ -77,7 +81,9 @@ typedef struct mproc__wstate {
   /* sending: the job whose record is being written, and how far */
   mproc__job *tx_job;
   wire_job tx_hdr;
-  size_t tx_done; /* bytes of header+payload written */
+  size_t tx_done;   /* bytes of header+payload written */
+  uint32_t tx_item; /* items of any size: the item being written, and how much of it */
+  size_t tx_item_off;
   /* receiving */
   int rx_stage; /* 0 header, 1 message, 2 payload */
   wire_result rx_hdr;
@@ -104,6 +110,7 @@ typedef struct mproc__items {
   size_t n;
   size_t window;              /* records go to out[i % window] (a stream's slots), or out[i] when 0 */
   bool in_shared, out_shared; /* workers read in / write out in place (mproc__map_share) */
+  bool in_arena;              /* items of any size: those in the shared arena are read in place */
   bool stopped;               /* no batch of it is handed out any more: its face stopped it, or it aborts */
   bool aborting;              /* timed out or interrupted: every batch not done is cancelled */
   uint64_t seed;
@@ -114,6 +121,11 @@ typedef struct mproc__items {
   size_t timed_items;                /* items those batches held */
   size_t timed_batches;              /* how many batches that was */
   double best_item_ns;               /* the least time per item among those batches: sizes the next */
+  /* Items of any size (items.h).  var_in: item_at gives item index's bytes (valid while the item is not
+   * completed).  var_out: results of any size, given to item_result (lock held) before items_ok. */
+  bool var_in, var_out;
+  const void *(*item_at)(const struct mproc__items *m, int64_t index, size_t *len);
+  void (*item_result)(struct mproc__items *m, int64_t index, const void *data, size_t len);
   /* The face's completion (lock held; the engine wakes done_cv after each call).  items_ok: items [first,
    * first + count) ended well, their records in place.  items_failed: they ended with outcome o (attempts
    * set; CANCELLED when they never ran) and message msg (may be NULL). */
@@ -219,7 +231,8 @@ void mproc__engine_poll_end(mproc__engine *e);
 void mproc__engine_await_results(mproc__engine *e, int max_spins);
 /* For a backend that runs jobs in the caller (backend.h's run), lock held.  mproc__engine_job_started: job
  * j begins its next attempt in worker `worker` (also the engine's own hand-out).  mproc__engine_item_done:
- * item index of batch j ended with code (0, or a failure with msg); a batch's items end in order.
+ * item index of batch j ended with code (0, or a failure with msg); a batch's items end in order, and a
+ * result of any size is given to the map's item_result before.
  * mproc__engine_batch_ran: batch j has run (busy_ns of work): its items not done are cancelled (their map
  * stopped), j is freed. */
 void mproc__engine_job_started(mproc__job *j, int worker);

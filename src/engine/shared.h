@@ -31,6 +31,7 @@ typedef struct mproc__slot {
   _Alignas(MPROC_CACHELINE) uint64_t running_job; /* id of the job it runs, 0 between jobs */
   int64_t running_item;                           /* index of the map item it runs */
   int64_t items_done;  /* items of its batch before this index have their records written (see worker.c) */
+  int64_t sent_alone;  /* 1 + the item whose record is too large for staging and is being sent alone, or 0 */
   uint64_t started_ns; /* when that job/item started (monotonic) */
   uint32_t in_init;    /* 1 while the initializer runs */
   /* the worker's pid as the worker itself tells it (see mproc__template_reap_orphans): 0 until the

@@ -24,6 +24,8 @@ typedef struct wire_job {
   uint32_t attempt;
   uint32_t timed; /* 1 when the job has a timeout: the worker then stamps each item's start */
   uint32_t claim; /* the job's word in its slot's claim[] (see mproc__slot) */
+  uint32_t var;   /* batch of items of any size: MPROC__VAR_* */
+  uint32_t pad_;
   uint64_t token; /* batch: its map's token; the worker skips batches of aborted maps */
   uint64_t seed;  /* the run seed behind mproc_task_seed() */
   uint64_t payload_len;
@@ -32,6 +34,14 @@ typedef struct wire_job {
    * straight there (its map's output array is in the arena) instead of back through the ring. */
   uint64_t in_addr, in_len, out_addr;
 } wire_job;
+
+/* A batch's items of any size (wire_job.var).  VAR_IN: the payload is `count` uint64_t lengths, then the
+ * items' bytes one after the other.  VAR_IN_PLACE: it is `count` pairs of uint64_t (address, length) of
+ * items the worker reads in place (threads, the shared arena).  VAR_OUT: results of any size; a segment's
+ * records are, per item, a uint64_t length and that many bytes padded to 8 (length 0 for a failed item),
+ * then its wire_fail records. */
+enum { MPROC__VAR_IN = 1, MPROC__VAR_IN_PLACE = 2, MPROC__VAR_OUT = 4 };
+static inline uint64_t mproc__var_rec_size(uint64_t len) { return 8 + ((len + 7) & ~(uint64_t)7); }
 
 /* A result on the wire (worker -> caller), followed by msg_len bytes of message, then payload_len bytes:
  * a task's result, or one segment of a batch's results: items [first, first + count), their count*out_size

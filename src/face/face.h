@@ -4,6 +4,7 @@
 #define MPROC_FACE_H
 
 #include "engine/engine.h"
+#include "mproc/items.h"
 
 struct mproc_pool {
   mproc__engine eng;
@@ -51,7 +52,22 @@ typedef struct mproc__map {
   mproc_outcome first_outcome;
   char first_msg[MPROC_TASK_MSG_MAX];
   size_t failures_kept, failures_left_out; /* in opts.failures: a max-heap by index until the map ends */
+  void *var_ctx; /* items of any size: what items.c keeps for this map (mproc__var_io.ctx) */
 } mproc__map;
+
+/* items.c: how a map or a stream over items of any size reads its items and keeps its results (the
+ * engine's item_at and item_result), and its context, reached as mproc__map.var_ctx. */
+typedef struct mproc__var_io {
+  const void *(*item_at)(const mproc__items *m, int64_t index, size_t *len);
+  void (*item_result)(mproc__items *m, int64_t index, const void *data, size_t len);
+  void *ctx;
+} mproc__var_io;
+/* Makes m a map over items of any size read and kept through io. */
+void mproc__map_set_var(mproc__map *m, const mproc__var_io *io);
+/* 0 when in describes items in one form (or none, empty), -EINVAL otherwise.  mproc__items_at: item i of a
+ * description that is not lazy. */
+int mproc__items_check(const mproc_items *in);
+const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len);
 
 /* map.c: makes m a map of n items of fn over e (zeroed but for what a map starts with: no failure yet,
  * the completion calls, its condition); the caller fills in the rest.  mproc__map_end destroys the
@@ -89,10 +105,26 @@ typedef struct mproc__map_hooks {
   void (*tick)(void *ctx, const mproc__map *m, bool final);
   void *ctx;
   double interval;
+  const mproc__var_io *var; /* items of any size (NULL: records of in_size and out_size bytes) */
 } mproc__map_hooks;
 int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                        void *out, size_t out_size, const mproc_map_opts *opts, mproc_map_report *report,
                        const mproc__map_hooks *hooks);
+
+/* items.c: the all-at-once form over items, with Parallel's hooks (may be NULL); over a lazy input it
+ * runs as a stream whose results are gathered. */
+int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *opts,
+                     mproc_results **out, mproc_map_report *report, const mproc__map_hooks *hooks);
+/* pool.c: a map's report from what it kept (once it has ended). */
+void mproc__map_report(const mproc__map *m, mproc_map_report *rep);
+
+/* stream.c, for items.c's all-at-once form over a lazy input: an ordered stream over items with a map's
+ * options (error policy, failures kept; not item_codes); the stream's map (for progress ticks); and its
+ * end: what is in flight is cancelled, the final tick given (hooks may be NULL), the report filled. */
+int mproc__stream_start_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in,
+                              const mproc_stream_opts *so, const mproc_map_opts *mo, mproc_stream **out);
+const mproc__map *mproc__stream_map(const mproc_stream *s);
+void mproc__stream_finish(mproc_stream *s, mproc_map_report *report, const mproc__map_hooks *hooks);
 
 /* stream.c: how many batches a stream has made so far (for tests of its sizing). */
 size_t mproc__stream_batches(const mproc_stream *s);

@@ -131,3 +131,10 @@ void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n
 }
 
 void mproc__map_end(mproc__map *m) { pthread_cond_destroy(&m->cv); }
+
+void mproc__map_set_var(mproc__map *m, const mproc__var_io *io) {
+  m->items.var_in = m->items.var_out = true;
+  m->items.item_at = io->item_at;
+  m->items.item_result = io->item_result;
+  m->var_ctx = io->ctx;
+}

@@ -89,6 +89,7 @@ struct progress_ctx {
   bool tty;
   bool stopped;       /* the map stopped itself after failures (on_error) */
   bool ended;         /* the final tick came */
+  bool unknown_total; /* a lazy input: total is known only at the end */
   mproc_progress end; /* the figures of the final tick, for the last line */
 };
 
@@ -126,9 +127,10 @@ static void draw_bar(const struct progress_ctx *p, const mproc_progress *pr, con
 static void tick(void *ctx, const mproc__map *m, bool final) {
   struct progress_ctx *p = ctx;
   mproc__engine *e = &p->par->pool->eng;
+  if (final && p->unknown_total) p->total = m->ok + m->failed + m->cancelled; /* the input has ended */
   mproc_progress pr = {.total = p->total, .workers = p->workers, .busy = p->busy};
   pthread_mutex_lock(&e->lock);
-  size_t completed = m->items.n - m->remaining; /* cancelled items included */
+  size_t completed = m->ok + m->failed + m->cancelled;
   pr.done = m->ok + m->failed;
   pr.failed = m->failed;
   pr.cancelled = m->cancelled;
@@ -142,7 +144,7 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
   pr.elapsed = now - p->start;
   pr.rate = pr.elapsed > 0 ? (double)pr.done / (double)pr.elapsed : 0;
   size_t left = pr.total - pr.done - pr.cancelled;
-  pr.eta = pr.rate > 0 && pr.done > 0 ? (double)left / pr.rate : -1;
+  pr.eta = pr.rate > 0 && pr.done > 0 && !p->unknown_total ? (double)left / pr.rate : -1;
   if (final) pr.eta = 0;
   if (p->par->opts.progress) p->par->opts.progress(&pr, p->par->opts.progress_user);
   if (final) {
@@ -154,7 +156,11 @@ static void tick(void *ctx, const mproc__map *m, bool final) {
     char el[32], rem[32];
     format_time(el, sizeof el, pr.elapsed);
     format_time(rem, sizeof rem, pr.eta);
-    if (p->tty && p->verbose < 10) {
+    if (p->unknown_total) { /* a lazy input: counts without a total, as joblib prints for a generator */
+      fprintf(stderr, "%s[Parallel(n_jobs=%d)]: Done %zu tasks | elapsed: %s%s",
+              p->tty && p->verbose < 10 ? "\r" : "", p->workers, pr.done, el,
+              p->tty && p->verbose < 10 ? "   " : "\n");
+    } else if (p->tty && p->verbose < 10) {
       char tail[64];
       snprintf(tail, sizeof tail, " ETA %s   ", rem);
       draw_bar(p, &pr, tail); /* one line, redrawn in place */
@@ -197,13 +203,15 @@ static void finish_line(struct progress_ctx *p, int code) {
   fflush(stderr);
 }
 
-int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
-                       void *out, size_t out_size, int *item_codes, mproc_map_report *report) {
-  if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
+/* The list form over n records, or over items (items != NULL: results into *results). */
+static int run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+               size_t out_size, int *item_codes, mproc_map_report *report, const mproc_items *items,
+               mproc_results **results) {
   const mproc_parallel_opts *o = &par->opts;
   struct progress_ctx p = {.par = par,
                            .start = mproc__plat_now(),
                            .total = n,
+                           .unknown_total = items && items->next,
                            .workers = mproc_pool_workers(par->pool),
                            .verbose = resolve_verbose(o->verbose)};
   mproc__map_hooks hooks = {.probe = true, .interval = o->progress_interval > 0 ? o->progress_interval : 0.2};
@@ -232,12 +240,26 @@ int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, si
                        .seed = o->seed,
                        .failures = o->failures,
                        .failures_cap = o->failures_cap};
-  int r = mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
+  int r = items ? mproc__map_items(par->pool, fn, items, &mo, results, report, &hooks)
+                : mproc__pool_map_ex(par->pool, fn, in, n, in_size, out, out_size, &mo, report, &hooks);
   /* a call refused before it ran (bad arguments, a closed pool) had no final tick and prints nothing */
   if (p.verbose > 0 && p.ended) finish_line(&p, r);
   mproc__free(p.busy0);
   mproc__free(p.busy);
   return r;
+}
+
+int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                       void *out, size_t out_size, int *item_codes, mproc_map_report *report) {
+  if (!par || !fn || (!out && out_size && n)) return MPROC_EINVAL;
+  return run(par, fn, in, n, in_size, out, out_size, item_codes, report, NULL, NULL);
+}
+
+int mproc_parallel_run_items(mproc_parallel *par, mproc_task_fn fn, const mproc_items *in,
+                             mproc_results **out, mproc_map_report *report) {
+  if (out) *out = NULL;
+  if (!par || !fn || !out || mproc__items_check(in) < 0) return MPROC_EINVAL;
+  return run(par, fn, NULL, in->next ? 0 : in->n, 0, NULL, 0, NULL, report, in, out);
 }
 
 int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
@@ -356,4 +378,17 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   pthread_mutex_unlock(&reusable.lock);
   mproc__free(own); /* the pool is the library's now */
   return r;
+}
+
+int mproc_parallel_stream_items(mproc_parallel *par, mproc_task_fn fn, const mproc_items *in,
+                                mproc_return_as order, mproc_stream **out) {
+  if (!par || (order != MPROC_RETURN_GENERATOR && order != MPROC_RETURN_GENERATOR_UNORDERED))
+    return MPROC_EINVAL;
+  const mproc_parallel_opts *o = &par->opts;
+  mproc_stream_opts so = {.chunk_size = o->batch_size,
+                          .max_in_flight = o->pre_dispatch,
+                          .task_timeout = o->timeout,
+                          .seed = o->seed};
+  return order == MPROC_RETURN_GENERATOR ? mproc_pool_imap_items(par->pool, fn, in, &so, out)
+                                         : mproc_pool_imap_unordered_items(par->pool, fn, in, &so, out);
 }

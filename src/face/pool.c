@@ -265,7 +265,7 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *arg, 
 
 static bool map_done(void *arg) { return ((mproc__map *)arg)->remaining == 0; }
 
-static void fill_report(const mproc__map *m, mproc_map_report *rep) {
+void mproc__map_report(const mproc__map *m, mproc_map_report *rep) {
   if (!rep) return;
   rep->ok = m->ok;
   rep->failed = m->failed;
@@ -498,6 +498,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   m.remaining = n;
   m.opts = *opts;
   m.max_failures = opts->max_failures;
+  if (hooks && hooks->var) mproc__map_set_var(&m, hooks->var);
   double next_tick = hooks && hooks->tick ? mproc__plat_now() + hooks->interval : INFINITY;
   int abort_code = run_map(e, &m, hooks, &next_tick);
   /* nothing ran: the pool's code or no memory, and no progress line */
@@ -508,7 +509,7 @@ int mproc__pool_map_ex(mproc_pool *pool, mproc_task_fn fn, const void *in, size_
   if (hooks && hooks->tick) hooks->tick(hooks->ctx, &m, true);
   mproc__map_end(&m);
   mproc__map_sort_failures(&m);
-  fill_report(&m, report);
+  mproc__map_report(&m, report);
   if (abort_code) return abort_code;
   if (m.failed) return m.first_outcome.code;
   if (m.cancelled) return MPROC_ECANCELED;

@@ -8,8 +8,9 @@
  * current producer and the current consumer the ring is single-producer single-consumer: a put copies its
  * record and publishes it with one store to tail; a get copies and frees it with one store to head.  No
  * system call happens unless someone sleeps: the one producer (consumer) that may sleep for room (data)
- * raises a waiter flag before sleeping on a futex sequence word, and the other side only calls futex_wake
- * when it sees the flag.  Lock order: never both locks, except a consumer's trylock of put_lock (below).
+ * spins, then raises a waiter flag before sleeping on a futex sequence word, and the other side bumps the
+ * word and calls futex_wake only when it sees the flag (spinwait.h).  Lock order: never both locks, except a
+ * consumer's trylock of put_lock (below).
  *
  * A message longer than the ring goes as parts FIRST..LAST, all from the producer holding put_lock, so they
  * are contiguous and in order in the ring; the consumer holding get_lock takes them all.
@@ -32,11 +33,11 @@
  *   not freed is delivered again (whole, to a live consumer); the parts left of a message it had begun are
  *   discarded (no FIRST record: orphans), so that message is lost, as Python loses it.  No torn message is
  *   ever returned. */
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include "internal.h"
 #include "ipc/queue_internal.h"
+#include "ipc/spinwait.h"
 
 void (*mproc__queue_hook)(int point);
 
@@ -45,7 +46,8 @@ void (*mproc__queue_hook)(int point);
 #define F_FIRST 1u
 #define F_LAST 2u
 #define NONE UINT64_MAX
-#define SLICE 0.02 /* seconds between liveness checks of a producer streaming a large message */
+#define SLICE 0.02     /* seconds between liveness checks of a producer streaming a large message */
+#define SPIN_ROUNDS 64 /* pauses before a wait for room or data sleeps */
 
 typedef struct rec_hdr {
   uint32_t len, flags;
@@ -78,11 +80,11 @@ struct mproc_queue {
   _Alignas(64) unsigned char ring[];
 };
 
-#define LD(p) atomic_load_explicit((_Atomic __typeof__(*(p)) *)(p), memory_order_acquire)
-#define LDSC(p) atomic_load((_Atomic __typeof__(*(p)) *)(p))
-#define ST(p, v) atomic_store_explicit((_Atomic __typeof__(*(p)) *)(p), (v), memory_order_release)
-#define STSC(p, v) atomic_store((_Atomic __typeof__(*(p)) *)(p), (v))
-#define ADD(p, v) atomic_fetch_add((_Atomic __typeof__(*(p)) *)(p), (v))
+/* The shared words are plain integers (lock-free across processes), read and written sequentially
+ * consistent. */
+#define LDSC(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define STSC(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 static uint64_t rec_size(uint64_t len) { return REC_HDR + ((len + 7) & ~(uint64_t)7); }
@@ -192,19 +194,20 @@ static void ring_read(struct mproc_queue *q, uint64_t pos, void *dst, size_t n) 
 
 /* ---- waiting ---- */
 
-/* Sleeps on word (expected value seq) with *flag raised, after re-checking cond through recheck().  The
- * flag is stored before the re-check (both sequentially consistent), and the other side bumps the word
- * before reading the flag, so a wake-up is never missed. */
-static int sleep_on(uint32_t *word, uint32_t seq, uint32_t *flag, double timeout) {
-  STSC(flag, 1);
-  int r = mproc__plat_futex_wait(word, seq, timeout);
-  STSC(flag, 0);
-  return r == -EINTR ? 0 : r;
+/* A producer sleeps for room on space_seq, a consumer for data on data_seq, each with its flag raised
+ * (spinwait.h); one at a time, since each holds its lock. */
+static mproc__bell space_bell(struct mproc_queue *q) {
+  return (mproc__bell){.word = &q->space_seq, .asleep = &q->space_waiters};
 }
 
-static void wake_if(uint32_t *word, uint32_t *flag) {
-  ADD(word, 1);
-  if (LDSC(flag)) mproc__plat_futex_wake(word, INT32_MAX);
+static mproc__bell data_bell(struct mproc_queue *q) {
+  return (mproc__bell){.word = &q->data_seq, .asleep = &q->data_waiters};
+}
+
+/* join's waiters are counted (any number may join), so join sleeps on done_seq in its own loop below. */
+static void wake_joiners(struct mproc_queue *q) {
+  ADD(&q->done_seq, 1);
+  if (LDSC(&q->join_waiters)) mproc__plat_futex_wake(&q->done_seq, INT32_MAX);
 }
 
 /* ---- producer ---- */
@@ -216,7 +219,7 @@ static void recover_put(struct mproc_queue *q) {
     STSC(&q->put_count, q->pend_count - 1); /* raised for a record never published */
   q->pend_count = NONE;
   STSC(&q->stream_seq, NONE);
-  wake_if(&q->data_seq, &q->data_waiters);
+  mproc__bell_ring(data_bell(q), INT32_MAX);
 }
 
 static int lock_put(struct mproc_queue *q, double timeout) {
@@ -236,32 +239,40 @@ static int room_ok(struct mproc_queue *q, uint64_t need, int count_bound) {
   return queued < (int64_t)q->max_msgs;
 }
 
+/* What a producer waits for, and how its wait ends: 0 (room), MPROC_ECLOSED, or MPROC_EFULL (no room and
+ * no wait wanted). */
+typedef struct room_wait {
+  struct mproc_queue *q;
+  uint64_t need;
+  int count_bound;
+  bool nowait;
+  int result;
+} room_wait;
+
+static bool room_or_end(void *arg) {
+  room_wait *w = arg;
+  if (LDSC(&w->q->closed))
+    w->result = MPROC_ECLOSED;
+  else if (room_ok(w->q, w->need, w->count_bound))
+    w->result = 0;
+  else if (w->nowait)
+    w->result = MPROC_EFULL;
+  else
+    return false;
+  return true;
+}
+
 /* Waits until need bytes are free (and, when count_bound, the count bound allows one more message). */
 static int wait_room(struct mproc_queue *q, uint64_t need, int count_bound, double deadline, double timeout) {
-  for (int spins = 0;; spins++) {
-    uint32_t seq = LDSC(&q->space_seq);
-    if (LDSC(&q->closed)) return MPROC_ECLOSED;
-    if (room_ok(q, need, count_bound)) return 0;
-    if (timeout == 0) return MPROC_EFULL;
-    if (spins < 64) {
-      mproc__cpu_relax();
-      continue;
-    }
-    double left = mproc__remaining(deadline);
-    if (left == 0) return -ETIMEDOUT;
-    STSC(&q->space_waiters, 1);
-    if (room_ok(q, need, count_bound) || LDSC(&q->closed)) {
-      STSC(&q->space_waiters, 0);
-      continue;
-    }
-    int r = sleep_on(&q->space_seq, seq, &q->space_waiters, left);
-    if (r && r != -ETIMEDOUT) return r;
-  }
+  room_wait w = {.q = q, .need = need, .count_bound = count_bound, .nowait = timeout == 0};
+  mproc__spin spin = {.rounds = SPIN_ROUNDS, .pauses = 1};
+  int r = mproc__spinwait(space_bell(q), &spin, room_or_end, &w, deadline);
+  return r ? r : w.result;
 }
 
 static void publish(struct mproc_queue *q, uint64_t new_tail) {
   STSC(&q->tail, new_tail);
-  wake_if(&q->data_seq, &q->data_waiters);
+  mproc__bell_ring(data_bell(q), INT32_MAX);
 }
 
 int mproc_queue_put(mproc_queue *q, const void *data, size_t len, double timeout) {
@@ -317,7 +328,7 @@ int mproc_queue_put(mproc_queue *q, const void *data, size_t len, double timeout
       if (off < len && mproc__queue_hook) mproc__queue_hook(MPROC__QHOOK_PUT_PART);
     }
     STSC(&q->stream_seq, NONE);
-    if (r && off > 0) wake_if(&q->data_seq, &q->data_waiters);
+    if (r && off > 0) mproc__bell_ring(data_bell(q), INT32_MAX);
   }
   mproc__plat_mutex_unlock(&q->put_lock);
   return r;
@@ -329,57 +340,64 @@ int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t len) {
 
 /* ---- consumer ---- */
 
+/* What a consumer waits for, and how its wait ends: 0 (a record), 1 (the stream of message mid_seq was
+ * abandoned), MPROC_ECLOSED, or MPROC_EEMPTY (nothing there and no wait wanted). */
+typedef struct data_wait {
+  struct mproc_queue *q;
+  uint64_t mid_seq;
+  bool nowait;
+  int result;
+} data_wait;
+
+static bool data_or_end(void *arg) {
+  data_wait *w = arg;
+  struct mproc_queue *q = w->q;
+  if (LDSC(&q->tail) != q->head) {
+    w->result = 0;
+  } else if (w->mid_seq != NONE) {
+    if (LDSC(&q->stream_seq) == w->mid_seq) return false;
+    w->result = LDSC(&q->tail) != q->head ? 0 : 1; /* finished (then tail moved first) or abandoned */
+  } else if (LDSC(&q->closed)) {
+    w->result = MPROC_ECLOSED;
+  } else if (w->nowait) {
+    w->result = MPROC_EEMPTY;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 /* Waits until the ring holds a record.  mid_seq != NONE: the caller has taken the first parts of message
  * mid_seq and waits for the rest, beyond any deadline, while its producer streams it; returns 1 when the
  * stream was abandoned. */
 static int wait_data(struct mproc_queue *q, double deadline, double timeout, uint64_t mid_seq) {
-  for (int spins = 0;; spins++) {
-    uint32_t seq = LDSC(&q->data_seq);
-    if (LDSC(&q->tail) != q->head) return 0;
-    if (mid_seq != NONE) {
-      if (LDSC(&q->stream_seq) != mid_seq) { /* finished (then tail moved first) or abandoned */
-        if (LDSC(&q->tail) != q->head) return 0;
-        return 1;
-      }
-    } else if (LDSC(&q->closed)) {
-      return MPROC_ECLOSED;
-    } else if (timeout == 0) {
-      return MPROC_EEMPTY;
+  data_wait w = {.q = q, .mid_seq = mid_seq, .nowait = timeout == 0};
+  mproc__spin spin = {.rounds = SPIN_ROUNDS, .pauses = 1};
+  if (mid_seq == NONE) {
+    int r = mproc__spinwait(data_bell(q), &spin, data_or_end, &w, deadline);
+    return r ? r : w.result;
+  }
+  for (;;) {
+    int r = mproc__spinwait(data_bell(q), &spin, data_or_end, &w, mproc__plat_now() + SLICE);
+    if (r != -ETIMEDOUT) return r ? r : w.result;
+    /* Is the producer alive?  Its put_lock tells: busy means alive. */
+    int l = mproc__plat_mutex_lock(&q->put_lock, 0);
+    if (l == -EOWNERDEAD) {
+      recover_put(q);
+      mproc__plat_mutex_consistent(&q->put_lock);
     }
-    if (spins < 64) {
-      mproc__cpu_relax();
-      continue;
-    }
-    double left = mid_seq != NONE ? SLICE : mproc__remaining(deadline);
-    if (left == 0) return -ETIMEDOUT;
-    STSC(&q->data_waiters, 1);
-    if (LDSC(&q->tail) != q->head || (mid_seq == NONE && LDSC(&q->closed))) {
-      STSC(&q->data_waiters, 0);
-      continue;
-    }
-    int r = sleep_on(&q->data_seq, seq, &q->data_waiters, left);
-    if (r == -ETIMEDOUT && mid_seq != NONE) {
-      /* Is the producer alive?  Its put_lock tells: busy means alive. */
-      int l = mproc__plat_mutex_lock(&q->put_lock, 0);
-      if (l == -EOWNERDEAD) {
-        recover_put(q);
-        mproc__plat_mutex_consistent(&q->put_lock);
-      }
-      if (l == 0 || l == -EOWNERDEAD) mproc__plat_mutex_unlock(&q->put_lock);
-      continue;
-    }
-    if (r && r != -ETIMEDOUT) return r;
+    if (l == 0 || l == -EOWNERDEAD) mproc__plat_mutex_unlock(&q->put_lock);
   }
 }
 
 static void free_rec(struct mproc_queue *q, uint64_t size) {
   STSC(&q->head, q->head + size);
-  wake_if(&q->space_seq, &q->space_waiters);
+  mproc__bell_ring(space_bell(q), INT32_MAX);
 }
 
 static void count_done(struct mproc_queue *q) {
   ADD(&q->done_count, 1);
-  wake_if(&q->done_seq, &q->join_waiters);
+  wake_joiners(q);
 }
 
 /* The common get: into buf when out is NULL, else into a new allocation. */
@@ -498,9 +516,8 @@ int mproc_queue_task_done(mproc_queue *q) {
   uint64_t d = LDSC(&q->done_count);
   do {
     if (d >= LDSC(&q->got_count)) return MPROC_EBOUND;
-  } while (!atomic_compare_exchange_weak((_Atomic uint64_t *)&q->done_count, &d, d + 1));
-  ADD(&q->done_seq, 1);
-  if (LDSC(&q->join_waiters)) mproc__plat_futex_wake(&q->done_seq, INT32_MAX);
+  } while (!__atomic_compare_exchange_n(&q->done_count, &d, d + 1, true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+  wake_joiners(q);
   return 0;
 }
 
@@ -516,7 +533,7 @@ int mproc_queue_join(mproc_queue *q, double timeout) {
     int r = 0;
     if ((int64_t)(LDSC(&q->done_count) - LDSC(&q->put_count)) < 0)
       r = mproc__plat_futex_wait(&q->done_seq, seq, left);
-    atomic_fetch_sub((_Atomic uint32_t *)&q->join_waiters, 1);
+    __atomic_fetch_sub(&q->join_waiters, 1, __ATOMIC_SEQ_CST);
     if (r && r != -ETIMEDOUT && r != -EINTR) return r;
   }
 }

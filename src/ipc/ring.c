@@ -1,7 +1,6 @@
 /* ring.c: the SPSC byte ring of ring.h. */
 #include "ipc/ring.h"
 
-#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -21,20 +20,16 @@ size_t mproc__ring_bytes(size_t data_size) { return sizeof(mproc__ring) + data_s
 void mproc__ring_init(mproc__ring *r, size_t data_size) {
   memset(r, 0, sizeof *r);
   r->size = data_size;
-  r->c_sleeping = &r->consumer_sleeping;
-  r->c_seq = &r->data_seq;
-  r->p_sleeping = &r->producer_sleeping;
-  r->p_seq = &r->space_seq;
+  r->c_bell = (mproc__bell){.word = &r->data_seq, .asleep = &r->consumer_sleeping};
+  r->p_bell = (mproc__bell){.word = &r->space_seq, .asleep = &r->producer_sleeping};
 }
 
 void mproc__ring_set_consumer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq) {
-  r->c_sleeping = sleeping;
-  r->c_seq = seq;
+  r->c_bell = (mproc__bell){.word = seq, .asleep = sleeping};
 }
 
 void mproc__ring_set_producer_wake(mproc__ring *r, uint32_t *sleeping, uint32_t *seq) {
-  r->p_sleeping = sleeping;
-  r->p_seq = seq;
+  r->p_bell = (mproc__bell){.word = seq, .asleep = sleeping};
 }
 
 void mproc__ring_reset(mproc__ring *r) {
@@ -48,14 +43,6 @@ size_t mproc__ring_used(const mproc__ring *r) {
 }
 
 size_t mproc__ring_free(const mproc__ring *r) { return (size_t)r->size - mproc__ring_used(r); }
-
-static void wake_if_sleeping(uint32_t *sleeping, uint32_t *seq) {
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(sleeping, __ATOMIC_RELAXED)) {
-    __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
-    mproc__plat_futex_wake(seq, 1);
-  }
-}
 
 static size_t put_quiet(mproc__ring *r, const void *src, size_t len) {
   uint64_t tail = r->tail; /* only we write it */
@@ -77,12 +64,12 @@ size_t mproc__ring_put_some_quiet(mproc__ring *r, const void *src, size_t len) {
 
 size_t mproc__ring_put_some(mproc__ring *r, const void *src, size_t len) {
   len = put_quiet(r, src, len);
-  if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
+  if (len) mproc__bell_ring(r->c_bell, 1);
   return len;
 }
 
 void mproc__ring_wake_if_unread(mproc__ring *r) {
-  if (mproc__ring_used(r) > 0) wake_if_sleeping(r->c_sleeping, r->c_seq);
+  if (mproc__ring_used(r) > 0) mproc__bell_ring(r->c_bell, 1);
 }
 
 size_t mproc__ring_peek(const mproc__ring *r, void *dst, size_t len) {
@@ -119,38 +106,17 @@ void mproc__ring_skip(mproc__ring *r, size_t len) {
   __atomic_store_n(&r->head, r->head + len, __ATOMIC_RELEASE);
 }
 
-void mproc__ring_wake_producer(mproc__ring *r) { wake_if_sleeping(r->p_sleeping, r->p_seq); }
+void mproc__ring_wake_producer(mproc__ring *r) { mproc__bell_ring(r->p_bell, 1); }
 
-/* Spins, then sleeps until ready(r, want) holds.  timeout < 0: forever.  Returns 1 ready, 0 timed out. */
-static int wait_until(mproc__ring *r, int (*ready)(const mproc__ring *, size_t), size_t want,
-                      uint32_t *sleeping, uint32_t *seq, double timeout) {
-  for (int i = 0; i < SPIN_ROUNDS; i++) {
-    if (ready(r, want)) return 1;
-    mproc__cpu_relax();
-    if (i >= YIELD_AFTER && i % YIELD_EVERY == 0) sched_yield();
-  }
-  double deadline = mproc__deadline(timeout);
-  for (;;) {
-    uint32_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
-    __atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (ready(r, want)) {
-      __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
-      return 1;
-    }
-    double left = mproc__remaining(deadline);
-    if (left == 0) {
-      __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
-      return 0;
-    }
-    mproc__plat_futex_wait(seq, s, left);
-    __atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
-    if (ready(r, want)) return 1;
-  }
+static bool has_data(void *r) { return mproc__ring_used(r) > 0; }
+static bool has_space(void *r) { return mproc__ring_free(r) > 0; }
+
+/* Spins (yielding as said above), then sleeps on the bell until ready(r) holds. */
+static void wait_until(mproc__ring *r, bool (*ready)(void *), mproc__bell bell) {
+  mproc__spin spin = {
+      .rounds = SPIN_ROUNDS, .pauses = 1, .yield_from = YIELD_AFTER, .yield_every = YIELD_EVERY};
+  (void)mproc__spinwait(bell, &spin, ready, r, INFINITY);
 }
-
-static int has_data(const mproc__ring *r, size_t want) { return mproc__ring_used(r) >= want; }
-static int has_space(const mproc__ring *r, size_t want) { return mproc__ring_free(r) >= want; }
 
 void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
   const unsigned char *p = src;
@@ -159,8 +125,8 @@ void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
     p += n;
     len -= n;
     if (len) {
-      wake_if_sleeping(r->c_sleeping, r->c_seq); /* the consumer must make room */
-      wait_until(r, has_space, 1, r->p_sleeping, r->p_seq, -1);
+      mproc__bell_ring(r->c_bell, 1); /* the consumer must make room */
+      wait_until(r, has_space, r->p_bell);
     }
   }
 }
@@ -168,7 +134,7 @@ void mproc__ring_put_all_quiet(mproc__ring *r, const void *src, size_t len) {
 /* The quiet form wakes the consumer whenever it must wait for room; what remains is the last wake. */
 void mproc__ring_put_all(mproc__ring *r, const void *src, size_t len) {
   mproc__ring_put_all_quiet(r, src, len);
-  if (len) wake_if_sleeping(r->c_sleeping, r->c_seq);
+  if (len) mproc__bell_ring(r->c_bell, 1);
 }
 
 void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len) {
@@ -178,8 +144,8 @@ void mproc__ring_get_all_quiet(mproc__ring *r, void *dst, size_t len) {
     p += n;
     len -= n;
     if (len) {
-      wake_if_sleeping(r->p_sleeping, r->p_seq); /* the producer may wait for the room just freed */
-      wait_until(r, has_data, 1, r->c_sleeping, r->c_seq, -1);
+      mproc__bell_ring(r->p_bell, 1); /* the producer may wait for the room just freed */
+      wait_until(r, has_data, r->c_bell);
     }
   }
 }

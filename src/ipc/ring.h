@@ -3,8 +3,9 @@
  * head (consumer) and tail (producer) are free-running 64-bit byte counters on their own cache lines;
  * data[] has a power-of-two size.  The producer copies bytes in, then publishes with a release store of
  * tail; the consumer reads up to tail, then releases space with a release store of head.  A side that
- * finds nothing to do spins briefly, then sets its "sleeping" word and sleeps on a futex sequence word that
- * the other side bumps (and wakes) only when it sees that flag: no system call while both are busy.
+ * finds nothing to do spins briefly, then sleeps on its bell (spinwait.h): a futex sequence word that the
+ * other side bumps (and wakes) only when the sleeper's flag says it sleeps: no system call while both are
+ * busy.
  *
  * Bytes are published in any amounts; record boundaries are the business of the layer above.  Nothing
  * half-written is ever visible: what is past tail does not exist for the consumer, so a producer killed
@@ -15,6 +16,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "ipc/spinwait.h"
 
 #define MPROC_CACHELINE 64
 
@@ -30,14 +33,14 @@ typedef struct mproc__ring {
    * manager's side at its doorbell, since the manager sleeps on one word for every ring and event.  These
    * are pointers into the same shared mapping, which sits at one address in every process of a pool (it is
    * mapped before the fork). */
-  uint32_t *c_sleeping, *c_seq, *p_sleeping, *p_seq;
+  mproc__bell c_bell, p_bell; /* the consumer's (woken for data) and the producer's (woken for room) */
   _Alignas(MPROC_CACHELINE) unsigned char data[];
 } mproc__ring;
 
 size_t mproc__ring_bytes(size_t data_size); /* sizeof the whole ring for data_size */
 /* Whether the consumer has said it sleeps (it reads nothing until woken). */
 static inline bool mproc__ring_consumer_asleep(const mproc__ring *r) {
-  return __atomic_load_n(r->c_sleeping, __ATOMIC_ACQUIRE) != 0;
+  return __atomic_load_n(r->c_bell.asleep, __ATOMIC_ACQUIRE) != 0;
 }
 void mproc__ring_init(mproc__ring *r, size_t data_size);
 /* Points the consumer's (or producer's) sleep flag and wake word elsewhere. */

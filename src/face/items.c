@@ -1,0 +1,243 @@
+/* items.c: maps, streams and Parallel over items of any size (mproc/items.h): reading an item in each of
+ * the input's forms, and the results store of the all-at-once form. */
+#include <stdio.h>
+
+#include "face/face.h"
+
+/* ---- the input's forms ---- */
+
+/* Exactly one form (or none for an empty input), and packed offsets that never decrease. */
+int mproc__items_check(const mproc_items *in) {
+  if (!in) return MPROC_EINVAL;
+  int forms = (in->array != NULL) + (in->strings != NULL) + (in->packed != NULL || in->offsets != NULL) +
+              (in->next != NULL);
+  if (forms > 1 || (forms == 0 && in->n > 0)) return MPROC_EINVAL;
+  if (in->packed || in->offsets) {
+    if (!in->offsets || (!in->packed && in->n > 0)) return MPROC_EINVAL;
+    for (size_t i = 0; i < in->n; i++)
+      if (in->offsets[i + 1] < in->offsets[i]) return MPROC_EINVAL;
+  }
+  if (in->array)
+    for (size_t i = 0; i < in->n; i++)
+      if (!in->array[i].data && in->array[i].len) return MPROC_EINVAL;
+  if (in->strings)
+    for (size_t i = 0; i < in->n; i++)
+      if (!in->strings[i]) return MPROC_EINVAL;
+  return 0;
+}
+
+const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len) {
+  if (in->array) {
+    *len = in->array[i].len;
+    return in->array[i].data;
+  }
+  if (in->strings) {
+    *len = strlen(in->strings[i]) + 1;
+    return in->strings[i];
+  }
+  *len = in->offsets[i + 1] - in->offsets[i];
+  return (const unsigned char *)in->packed + in->offsets[i];
+}
+
+/* ---- the results store ---- */
+
+struct mproc_results {
+  size_t n;
+  uint64_t *off;       /* where item i's result begins in buf */
+  uint64_t *len;       /* its length */
+  int *code;           /* 0, its failure code, or -ECANCELED (the map's item codes) */
+  unsigned char *buf;  /* every result's bytes, in the order they came */
+  size_t used, cap;
+  bool out_of_memory;  /* a result could not be kept: the map fails with -ENOMEM */
+};
+
+static mproc_results *mproc__results_new(size_t n) {
+  mproc_results *r = mproc__calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->n = n;
+  size_t k = n ? n : 1;
+  r->off = mproc__calloc(k, sizeof *r->off);
+  r->len = mproc__calloc(k, sizeof *r->len);
+  r->code = mproc__calloc(k, sizeof *r->code);
+  if (!r->off || !r->len || !r->code) {
+    mproc_results_free(r);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) r->code[i] = MPROC_ECANCELED; /* until it ends */
+  return r;
+}
+
+/* Keeps item i's result (lock held).  False when memory ran out. */
+static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
+  if (r->cap - r->used < len) {
+    size_t cap = r->cap ? r->cap : 4096;
+    while (cap - r->used < len) {
+      if (cap > SIZE_MAX / 2) return false;
+      cap *= 2;
+    }
+    unsigned char *b = mproc__realloc(r->buf, cap);
+    if (!b) {
+      r->out_of_memory = true;
+      return false;
+    }
+    r->buf = b;
+    r->cap = cap;
+  }
+  if (len) memcpy(r->buf + r->used, data, len);
+  r->off[i] = r->used;
+  r->len[i] = len;
+  r->used += len;
+  return true;
+}
+
+
+size_t mproc_results_count(const mproc_results *r) { return r ? r->n : 0; }
+
+int mproc_results_get(const mproc_results *r, size_t i, const void **data, size_t *len) {
+  if (!r || !data || !len || i >= r->n) return MPROC_EINVAL;
+  *data = NULL;
+  *len = 0;
+  if (r->code[i] != 0) return r->code[i];
+  *data = r->buf ? r->buf + r->off[i] : (const void *)"";
+  *len = (size_t)r->len[i];
+  return 0;
+}
+
+void mproc_results_free(mproc_results *r) {
+  if (!r) return;
+  mproc__free(r->off);
+  mproc__free(r->len);
+  mproc__free(r->code);
+  mproc__free(r->buf);
+  mproc__free(r);
+}
+
+/* Makes room for n items (a lazy input's results, as they come); false without memory. */
+static bool results_grow(mproc_results *r, size_t n) {
+  if (n <= r->n) return true;
+  size_t cap = r->n ? r->n : 64;
+  while (cap < n) cap *= 2;
+  uint64_t *off = mproc__realloc(r->off, cap * sizeof *off);
+  if (off) r->off = off;
+  uint64_t *len = mproc__realloc(r->len, cap * sizeof *len);
+  if (len) r->len = len;
+  int *code = mproc__realloc(r->code, cap * sizeof *code);
+  if (code) r->code = code;
+  if (!off || !len || !code) return false;
+  for (size_t i = r->n; i < cap; i++) {
+    r->off[i] = r->len[i] = 0;
+    r->code[i] = MPROC_ECANCELED;
+  }
+  r->n = n; /* the count is what came; the arrays may hold more */
+  return true;
+}
+
+/* ---- the all-at-once form over a lazy input: a stream whose results are gathered ---- */
+
+static int map_lazy_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *o,
+                          mproc_results **out, mproc_map_report *report, const mproc__map_hooks *hooks) {
+  if (o->item_codes) return MPROC_EINVAL; /* n codes, for an n nobody knows yet */
+  mproc_results *res = mproc__results_new(0);
+  if (!res) return MPROC_ENOMEM;
+  mproc_stream_opts so = {.chunk_size = o->chunk_size,
+                          .task_timeout = o->task_timeout,
+                          .max_retries = o->max_retries,
+                          .seed = o->seed};
+  mproc_stream *s;
+  int r = mproc__stream_start_items(pool, fn, in, &so, o, &s);
+  if (r < 0) {
+    mproc_results_free(res);
+    return r;
+  }
+  double deadline = o->timeout > 0 ? mproc__deadline(o->timeout) : INFINITY;
+  bool ticking = hooks && hooks->tick;
+  double next_tick = ticking ? mproc__plat_now() + hooks->interval : INFINITY;
+  int code = 0;
+  for (;;) {
+    int64_t idx = -1; /* set only when an item is yielded */
+    mproc_item it;
+    double until = next_tick < deadline ? next_tick : deadline;
+    double left = isinf(until) ? MPROC_FOREVER : until - mproc__plat_now();
+    int c = mproc_stream_next_item(s, left > 0 ? left : 0, &idx, &it, NULL);
+    if (c == MPROC_EEOF) break;
+    if (c == MPROC_ETIMEDOUT && until < deadline) {
+      hooks->tick(hooks->ctx, mproc__stream_map(s), false);
+      next_tick = mproc__plat_now() + hooks->interval;
+      continue;
+    }
+    if (idx < 0) { /* the call's: a timeout, Ctrl-C, the input's failure, no memory */
+      code = c;
+      break;
+    }
+    if (!results_grow(res, (size_t)idx + 1)) {
+      code = MPROC_ENOMEM;
+      break;
+    }
+    res->code[idx] = c;
+    if (c == 0 && !mproc__results_put(res, (size_t)idx, it.data, it.len)) {
+      code = MPROC_ENOMEM;
+      break;
+    }
+  }
+  mproc_map_report own;
+  if (!report) report = &own;
+  mproc__stream_finish(s, report, ticking ? hooks : NULL);
+  mproc_stream_destroy(s);
+  if (code == 0 && report->failed) code = report->first_failure.code;
+  if (code == 0 && report->cancelled) code = MPROC_ECANCELED;
+  *out = res;
+  return code;
+}
+
+/* ---- the all-at-once form over an input of known length ---- */
+
+typedef struct map_ctx {
+  const mproc_items *in;
+  mproc_results *res;
+} map_ctx;
+
+static const void *map_item_at(const mproc__items *m, int64_t index, size_t *len) {
+  const map_ctx *c = ((const mproc__map *)m)->var_ctx;
+  return mproc__items_at(c->in, (size_t)index, len);
+}
+
+static void map_item_result(mproc__items *m, int64_t index, const void *data, size_t len) {
+  map_ctx *c = ((mproc__map *)m)->var_ctx;
+  (void)mproc__results_put(c->res, (size_t)index, data, len);
+}
+
+int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *opts,
+                     mproc_results **out, mproc_map_report *report, const mproc__map_hooks *hooks) {
+  if (out) *out = NULL;
+  if (!pool || !fn || !out) return MPROC_EINVAL;
+  int r = mproc__items_check(in);
+  if (r < 0) return r;
+  static const mproc_map_opts defaults = {0};
+  mproc_map_opts o = opts ? *opts : defaults;
+  if (in->next) return map_lazy_items(pool, fn, in, &o, out, report, hooks);
+  int *user_codes = o.item_codes;
+  mproc_results *res = mproc__results_new(in->n);
+  if (!res) return MPROC_ENOMEM;
+  o.item_codes = res->code;
+  map_ctx c = {.in = in, .res = res};
+  mproc__var_io io = {.item_at = map_item_at, .item_result = map_item_result, .ctx = &c};
+  mproc__map_hooks h = hooks ? *hooks : (mproc__map_hooks){0};
+  h.var = &io;
+  r = mproc__pool_map_ex(pool, fn, NULL, in->n, 0, NULL, 0, &o, report, &h);
+  if (user_codes) memcpy(user_codes, res->code, in->n * sizeof *user_codes);
+  if (r == 0 && res->out_of_memory) r = MPROC_ENOMEM;
+  /* nothing ran (bad options, a closed pool): no results */
+  bool ran = false;
+  for (size_t i = 0; i < in->n && !ran; i++) ran = res->code[i] != MPROC_ECANCELED;
+  if (r < 0 && !ran && in->n > 0) {
+    mproc_results_free(res);
+    return r;
+  }
+  *out = res;
+  return r;
+}
+
+int mproc_pool_map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *opts,
+                         mproc_results **out, mproc_map_report *report) {
+  return mproc__map_items(pool, fn, in, opts, out, report, NULL);
+}
