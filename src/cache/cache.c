@@ -15,13 +15,18 @@
  * A killed writer leaves at most a ".tmp." file, removed by clear.  LRU order is the entry file's mtime, set
  * to "now" on every hit.  Every path is resolved from a descriptor the handle holds (the cache directory,
  * and its parent for recreating it), never from the working directory.  Counters are per handle (atomics:
- * a handle may be used by several threads). */
+ * a handle may be used by several threads).
+ *
+ * An entry handle (mproc_cache_entry) names a key, not a file: each of its calls opens the entry anew.  It
+ * holds a reference on its cache's memory (refs, under the lock), so that it may outlive
+ * mproc_cache_close(), which closes the descriptors at once; its calls then say MPROC_ECLOSED. */
 #include "core/env.h"
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +39,6 @@
 #include "cache/entry.h"
 #include "cache/fnid.h"
 #include "core/task_local.h"
-#include "platform/platform.h"
 #include "platform/platform.h"
 
 #define FNID_SLOTS 32
@@ -52,7 +56,11 @@ struct mproc_cache {
   size_t mmap_threshold;
   uint64_t version_hash, max_raw;
   uid_t uid;
-  pthread_mutex_t lock; /* guards fnids and the recreation of the directory */
+  mproc_cache_validate_fn validate; /* the handle's validity callback (NULL: none) */
+  void *validate_user;
+  pthread_mutex_t lock; /* guards fnids, the recreation of the directory, refs and closed */
+  int refs;             /* entry handles not yet released */
+  bool closed;          /* mproc_cache_close() was called: the descriptors are closed */
   struct {
     mproc_task_fn fn;
     mproc__fnid id;
@@ -160,6 +168,8 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   c->verbose = o.verbose || mproc__env_verbose() > 0;
   c->mmap_threshold = o.mmap_threshold ? o.mmap_threshold : (size_t)1 << 20;
   c->version_hash = o.version ? XXH3_64bits(o.version, strlen(o.version)) : 0;
+  c->validate = o.validate;
+  c->validate_user = o.validate_user;
   c->max_raw = mproc__plat_phys_memory();
   if (c->max_raw == 0 || c->max_raw > SIZE_MAX / 2) c->max_raw = SIZE_MAX / 2;
   pthread_mutex_init(&c->lock, NULL);
@@ -167,14 +177,23 @@ int mproc_cache_open(mproc_cache **out, const char *dir, const mproc_cache_opts 
   return 0;
 }
 
-void mproc_cache_close(mproc_cache *c) {
-  if (!c) return;
-  mproc__plat_close(c->dirfd);
-  mproc__plat_close(c->parentfd);
+static void cache_free(mproc_cache *c) {
   pthread_mutex_destroy(&c->lock);
   mproc__free(c->dir);
   mproc__free(c->base);
   mproc__free(c);
+}
+
+void mproc_cache_close(mproc_cache *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->lock);
+  c->closed = true;
+  mproc__plat_close(c->dirfd);
+  mproc__plat_close(c->parentfd);
+  c->dirfd = c->parentfd = -1;
+  bool keep = c->refs > 0; /* the last entry handle frees it */
+  pthread_mutex_unlock(&c->lock);
+  if (!keep) cache_free(c);
 }
 
 /* The cache directory was removed (creating in it says ENOENT): creates it again under its parent with
@@ -227,12 +246,80 @@ typedef struct keyinfo {
   uint64_t lock_off; /* its byte in the function's lock file */
 } keyinfo;
 
-static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len, keyinfo *k) {
-  int rc = get_fnid(c, fn, &k->id);
+/* Seeds of keys not made from all the argument's bytes: such keys never match those (nor each other). */
+#define KEY_TAG_EXPLICIT 0x79656b2d6369786dull /* "mxic-key" */
+#define KEY_TAG_IGNORE 0x6e67692d6369786dull   /* "mxic-ign" */
+
+static int span_cmp(const void *a, const void *b) {
+  const mproc_cache_span *x = a, *y = b;
+  if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+  return (x->len > y->len) - (x->len < y->len);
+}
+
+/* The key of the argument without the ignored ranges: the ranges sorted and merged (so that any order and
+ * overlap of one set of bytes gives one key) go into the seed, the other bytes into the hash. */
+static int hash_ignoring(const void *arg, size_t len, const mproc_cache_span *ignore, size_t n,
+                         const uint64_t seedin[2], keyinfo *k) {
+  mproc_cache_span *v = mproc__malloc(n * sizeof *v);
+  if (!v) return MPROC_ENOMEM;
+  memcpy(v, ignore, n * sizeof *v);
+  qsort(v, n, sizeof *v, span_cmp);
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i].len == 0) continue;
+    if (m && v[i].offset <= v[m - 1].offset + v[m - 1].len) {
+      size_t end = v[i].offset + v[i].len;
+      if (end > v[m - 1].offset + v[m - 1].len) v[m - 1].len = end - v[m - 1].offset;
+    } else {
+      v[m++] = v[i];
+    }
+  }
+  _Alignas(64) XXH3_state_t st;
+  uint64_t head[3] = {seedin[0], seedin[1], KEY_TAG_IGNORE};
+  XXH3_64bits_reset(&st);
+  XXH3_64bits_update(&st, head, sizeof head);
+  for (size_t i = 0; i < m; i++) {
+    uint64_t span[2] = {v[i].offset, v[i].len};
+    XXH3_64bits_update(&st, span, sizeof span);
+  }
+  k->seed = XXH3_64bits_digest(&st);
+  XXH3_128bits_reset_withSeed(&st, k->seed);
+  size_t at = 0;
+  for (size_t i = 0; i < m; i++) {
+    XXH3_128bits_update(&st, (const char *)arg + at, v[i].offset - at);
+    at = v[i].offset + v[i].len;
+  }
+  if (at < len) XXH3_128bits_update(&st, (const char *)arg + at, len - at);
+  k->h = XXH3_128bits_digest(&st);
+  mproc__free(v);
+  return 0;
+}
+
+/* The options' own checks, before any work: -EINVAL when inconsistent. */
+static int check_call_opts(const mproc_cache_call_opts *o, size_t len) {
+  if (!o) return 0;
+  if ((!o->key && o->key_len) || (!o->ignore && o->n_ignore) || (o->key && o->n_ignore)) return MPROC_EINVAL;
+  for (size_t i = 0; i < o->n_ignore; i++)
+    if (o->ignore[i].offset > len || o->ignore[i].len > len - o->ignore[i].offset) return MPROC_EINVAL;
+  return 0;
+}
+
+static int make_key(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                    const mproc_cache_call_opts *o, keyinfo *k) {
+  int rc = check_call_opts(o, len);
   if (rc < 0) return rc;
+  if ((rc = get_fnid(c, fn, &k->id)) < 0) return rc;
   uint64_t seedin[2] = {c->ignore_code_hash ? 0 : k->id.code_hash, c->version_hash};
-  k->seed = XXH3_64bits(seedin, sizeof seedin);
-  k->h = XXH3_128bits_withSeed(len ? arg : "", len, k->seed);
+  if (o && o->key) {
+    uint64_t tagged[3] = {seedin[0], seedin[1], KEY_TAG_EXPLICIT};
+    k->seed = XXH3_64bits(tagged, sizeof tagged);
+    k->h = XXH3_128bits_withSeed(o->key_len ? o->key : "", o->key_len, k->seed);
+  } else if (o && o->n_ignore) {
+    if ((rc = hash_ignoring(arg, len, o->ignore, o->n_ignore, seedin, k)) < 0) return rc;
+  } else {
+    k->seed = XXH3_64bits(seedin, sizeof seedin);
+    k->h = XXH3_128bits_withSeed(len ? arg : "", len, k->seed);
+  }
   snprintf(k->fndir, sizeof k->fndir, "%016" PRIx64, k->id.fn_key);
   snprintf(k->name, sizeof k->name, "%016" PRIx64 "%016" PRIx64 ".e", k->h.high64, k->h.low64);
   k->lock_off = k->h.low64;
@@ -331,14 +418,10 @@ static void result_free(void *p, size_t map_len) {
     mproc__free(p);
 }
 
-static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__entry_header *h,
-                        uint64_t file_size) {
+/* The header's own checks, whatever key it is read for. */
+static int header_sane(const mproc_cache *c, const mproc__entry_header *h, uint64_t file_size) {
   if (h->magic != MPROC__ENTRY_MAGIC || h->format != MPROC__ENTRY_FORMAT ||
       (h->flags & ~MPROC__ENTRY_ZSTD) != 0 || h->header_check != mproc__entry_header_check(h))
-    return 0;
-  /* the entry is the one of this key and function, not another's file under this name */
-  if (h->fn_key != k->id.fn_key || h->key_seed != k->seed || h->key_hi != k->h.high64 ||
-      h->key_lo != k->h.low64)
     return 0;
   if (file_size < sizeof *h || h->stored_size != file_size - sizeof *h) return 0;
   /* the raw size decides an allocation: no more than the stored bytes can expand to, nor than memory */
@@ -347,27 +430,89 @@ static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__ent
   return h->raw_size == h->stored_size;
 }
 
-/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT (not a regular file of this user, or not
- * a valid entry of this key), or another negative code.  touch: set the entry's mtime (LRU).  r may be
- * NULL (validate only). */
-static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_result *r, int touch) {
+static int header_valid(const mproc_cache *c, const keyinfo *k, const mproc__entry_header *h,
+                        uint64_t file_size) {
+  /* the entry is the one of this key and function, not another's file under this name */
+  if (h->fn_key != k->id.fn_key || h->key_seed != k->seed || h->key_hi != k->h.high64 ||
+      h->key_lo != k->h.low64)
+    return 0;
+  return header_sane(c, h, file_size);
+}
+
+static int64_t mtime_ns(const struct stat *st) {
+  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* What a validity callback and an entry handle see of a valid entry. */
+static void fill_info(mproc_cache_entry_info *i, const char *name, uint64_t fn_key, const struct stat *st,
+                      const mproc__entry_header *h) {
+  memset(i, 0, sizeof *i);
+  memcpy(i->key, name, 32);
+  i->fn_key = fn_key;
+  i->size = (uint64_t)st->st_size;
+  i->accessed_ns = mtime_ns(st);
+  i->result_len = h->raw_size;
+  i->created_ns = h->created_ns;
+  i->duration_ns = h->duration_ns;
+}
+
+/* Opens the entry file name and reads its header: 1 with *fdp open (the caller closes it), 0 when absent,
+ * MPROC_ECORRUPT (not a regular file of this user, or shorter than a header), or another negative code. */
+static int read_header(const mproc_cache *c, int fnfd, const char *name, int *fdp, struct stat *st,
+                       mproc__entry_header *h) {
   /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever */
-  int fd = mproc__plat_openat(fnfd, k->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
+  int rc = mproc__plat_fstat(fd, st);
+  if (rc < 0) goto fail;
+  if (!S_ISREG(st->st_mode) || st->st_uid != c->uid || (uint64_t)st->st_size < sizeof *h) {
+    rc = MPROC_ECORRUPT;
+    goto fail;
+  }
+  if ((rc = read_full(fd, h, sizeof *h)) < 0) goto fail;
+  *fdp = fd;
+  return 1;
+fail:
+  mproc__plat_close(fd);
+  return rc;
+}
+
+/* load_entry's answer for an entry that its validity callback refused. */
+#define LOAD_INVALID 2
+
+typedef struct validity {
+  mproc_cache_validate_fn fn;
+  void *user;
+} validity;
+
+static validity validity_of(const mproc_cache *c, const mproc_cache_call_opts *o) {
+  if (o && o->validate) return (validity){o->validate, o->validate_user};
+  return (validity){c->validate, c->validate_user};
+}
+
+/* Loads the entry: 1 and r filled, 0 when absent, MPROC_ECORRUPT (not a regular file of this user, or not
+ * a valid entry of this key), LOAD_INVALID (the validity callback v refused it; v->fn NULL: none), or
+ * another negative code.  touch: set the entry's mtime (LRU).  r may be NULL (validate only). */
+static int load_entry(mproc_cache *c, int fnfd, const keyinfo *k, mproc_cache_result *r, int touch,
+                      const validity *v) {
   struct stat st;
   mproc__entry_header h;
-  int rc;
+  int fd = -1;
+  int rc = read_header(c, fnfd, k->name, &fd, &st, &h);
+  if (rc <= 0) return rc;
   unsigned char *stored = NULL, *buf = NULL;
   size_t map_len = 0;
-  if ((rc = mproc__plat_fstat(fd, &st)) < 0) goto out;
-  if (!S_ISREG(st.st_mode) || st.st_uid != c->uid || (uint64_t)st.st_size < sizeof h) {
-    rc = MPROC_ECORRUPT;
-    goto out;
-  }
-  if ((rc = read_full(fd, &h, sizeof h)) < 0) goto out;
   if (!header_valid(c, k, &h, (uint64_t)st.st_size)) {
     rc = MPROC_ECORRUPT;
     goto out;
+  }
+  if (v && v->fn) { /* before the result is read: a refused entry costs its header only */
+    mproc_cache_entry_info info;
+    fill_info(&info, k->name, k->id.fn_key, &st, &h);
+    if (!v->fn(&info, v->user)) {
+      rc = LOAD_INVALID;
+      goto out;
+    }
   }
   size_t slen = (size_t)h.stored_size, raw = (size_t)h.raw_size;
   if (h.flags & MPROC__ENTRY_ZSTD) {
@@ -428,12 +573,14 @@ static int write_full(int fd, const void *buf, size_t len) {
 
 /* Stores data as the entry: temporary file, fsync (durable caches), then rename.  Returns 0 or a negative
  * code, and leaves no temporary file behind on failure. */
-static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len) {
+static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *data, size_t len,
+                       int64_t duration_ns) {
   static unsigned counter;
   mproc__entry_header h = {.magic = MPROC__ENTRY_MAGIC,
                            .format = MPROC__ENTRY_FORMAT,
                            .raw_size = len,
                            .created_ns = mproc__plat_realtime_ns(),
+                           .duration_ns = duration_ns,
                            .code_hash = k->id.code_hash,
                            .fn_key = k->id.fn_key,
                            .key_seed = k->seed,
@@ -499,20 +646,22 @@ static int open_lock(mproc_cache *c, int fnfd) {
   return fd;
 }
 
-int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
-                     mproc_cache_result **out) {
-  if (!c || !fn || !out || (!arg && len)) return MPROC_EINVAL;
+/* mproc_cache_call_with(), and mproc_cache_shelve() when load is 0 (a hit is checked, not loaded).  *out
+ * is set whenever the result handle could be made, also on failure. */
+static int cache_run(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                     const mproc_cache_call_opts *opts, int load, keyinfo *kp, mproc_cache_result **out) {
   *out = NULL;
   keyinfo k;
-  int rc = make_key(c, fn, arg, len, &k);
+  int rc = make_key(c, fn, arg, len, opts, &k);
   if (rc < 0) return rc;
+  validity v = validity_of(c, opts);
   if (!k.id.code_known && !c->ignore_code_hash) __atomic_fetch_add(&c->nocode, 1, __ATOMIC_SEQ_CST);
   mproc_cache_result *r = mproc__calloc(1, sizeof *r);
   if (!r) return MPROC_ENOMEM;
   int fnfd = open_fndir(c, &k, 1), lockfd = -1, store_rc = 0;
   if (fnfd < 0) store_rc = fnfd; /* cannot cache at all: compute anyway */
   for (int attempt = 0; fnfd >= 0 && attempt < 2; attempt++) {
-    rc = load_entry(c, fnfd, &k, r, 1);
+    rc = load_entry(c, fnfd, &k, load ? r : NULL, 1, &v);
     if (rc == 1) {
       __atomic_fetch_add(&c->hits, 1, __ATOMIC_SEQ_CST);
       r->hit = 1;
@@ -523,6 +672,10 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
       __atomic_fetch_add(&c->corrupt, 1, __ATOMIC_SEQ_CST);
       mproc__plat_unlinkat(fnfd, k.name, 0);
       say(c, "corrupt entry, recomputing", &k);
+    }
+    if (rc == LOAD_INVALID) { /* as joblib: an invalid entry is removed, then recomputed */
+      mproc__plat_unlinkat(fnfd, k.name, 0);
+      say(c, "invalid entry, recomputing", &k);
     }
     if (attempt == 1 || !c->wait) break;
     lockfd = open_lock(c, fnfd);
@@ -540,18 +693,21 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
     }
   }
   if (lockfd >= 0 && !r->hit) { /* holding the lock after a trylock success: a racing store may exist */
-    rc = fnfd >= 0 ? load_entry(c, fnfd, &k, r, 1) : 0;
+    rc = fnfd >= 0 ? load_entry(c, fnfd, &k, load ? r : NULL, 1, &v) : 0;
     if (rc == 1) {
       __atomic_fetch_add(&c->hits, 1, __ATOMIC_SEQ_CST);
       r->hit = 1;
       say(c, "hit ", &k);
       goto done;
     }
+    if (rc == LOAD_INVALID) mproc__plat_unlinkat(fnfd, k.name, 0);
   }
   __atomic_fetch_add(&c->misses, 1, __ATOMIC_SEQ_CST);
   say(c, "miss", &k);
   mproc__task_outcome o;
+  double t0 = mproc__plat_now();
   rc = mproc__task_run_local(fn, arg, len, -1, -1, &o);
+  int64_t duration_ns = (int64_t)((mproc__plat_now() - t0) * 1e9);
   if (rc != 0) {
     memcpy(r->msg, o.msg, sizeof r->msg);
     mproc__free(o.result);
@@ -559,7 +715,8 @@ int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t l
   }
   r->data = o.result;
   r->len = o.result_len;
-  if (fnfd >= 0) store_rc = store_entry(c, fnfd, &k, r->data ? r->data : "", r->len);
+  if (fnfd >= 0)
+    store_rc = store_entry(c, fnfd, &k, r->data ? r->data : "", r->len, duration_ns > 0 ? duration_ns : 1);
   if (store_rc == 0) {
     __atomic_fetch_add(&c->stores, 1, __ATOMIC_SEQ_CST);
   } else {
@@ -571,7 +728,19 @@ done:
   mproc__plat_close(lockfd);
   mproc__plat_close(fnfd);
   *out = r;
+  if (kp) *kp = k;
   return rc < 0 ? rc : 0;
+}
+
+int mproc_cache_call_with(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                          const mproc_cache_call_opts *opts, mproc_cache_result **out) {
+  if (!c || !fn || !out || (!arg && len)) return MPROC_EINVAL;
+  return cache_run(c, fn, arg, len, opts, 1, NULL, out);
+}
+
+int mproc_cache_call(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                     mproc_cache_result **out) {
+  return mproc_cache_call_with(c, fn, arg, len, NULL, out);
 }
 
 const void *mproc_cache_result_data(const mproc_cache_result *r) { return r ? r->data : NULL; }
@@ -586,16 +755,124 @@ void mproc_cache_result_release(mproc_cache_result *r) {
   mproc__free(r);
 }
 
-int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len) {
+struct mproc_cache_entry {
+  mproc_cache *c; /* one of its refs */
+  keyinfo k;
+};
+
+static int entry_new(mproc_cache *c, const keyinfo *k, mproc_cache_entry **out) {
+  mproc_cache_entry *e = mproc__malloc(sizeof *e);
+  if (!e) return MPROC_ENOMEM;
+  e->c = c;
+  e->k = *k;
+  pthread_mutex_lock(&c->lock);
+  c->refs++;
+  pthread_mutex_unlock(&c->lock);
+  *out = e;
+  return 0;
+}
+
+int mproc_cache_lookup(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                       const mproc_cache_call_opts *opts, mproc_cache_entry **out) {
+  if (out) *out = NULL;
   if (!c || !fn || (!arg && len)) return MPROC_EINVAL;
   keyinfo k;
-  int rc = make_key(c, fn, arg, len, &k);
+  int rc = make_key(c, fn, arg, len, opts, &k);
   if (rc < 0) return rc;
+  validity v = validity_of(c, opts);
   int fnfd = open_fndir(c, &k, 0);
   if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM ? 0 : fnfd;
-  rc = load_entry(c, fnfd, &k, NULL, 0);
+  rc = load_entry(c, fnfd, &k, NULL, 0, &v);
   mproc__plat_close(fnfd);
-  return rc == 1 ? 1 : (rc == 0 || rc == MPROC_ECORRUPT ? 0 : rc);
+  if (rc < 0 && rc != MPROC_ECORRUPT) return rc;
+  if (rc != 1) return 0; /* absent, corrupt or invalid: the next call replaces it */
+  if (out && (rc = entry_new(c, &k, out)) < 0) return rc;
+  return 1;
+}
+
+int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len) {
+  return mproc_cache_lookup(c, fn, arg, len, NULL, NULL);
+}
+
+int mproc_cache_shelve(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
+                       const mproc_cache_call_opts *opts, mproc_cache_entry **out) {
+  if (out) *out = NULL;
+  if (!c || !fn || !out || (!arg && len)) return MPROC_EINVAL;
+  keyinfo k;
+  mproc_cache_result *r;
+  int rc = cache_run(c, fn, arg, len, opts, 0, &k, &r);
+  if (rc == 0 && r->store_error) rc = r->store_error; /* no entry to refer to */
+  mproc_cache_result_release(r);
+  if (rc == 0) rc = entry_new(c, &k, out);
+  return rc;
+}
+
+/* The entry's function directory, for a handle whose cache is still open: a descriptor, or -ENOENT (the
+ * directory is gone), MPROC_ECLOSED, -EPERM or another error of open_fndir. */
+static int entry_dir(const mproc_cache_entry *e) {
+  pthread_mutex_lock(&e->c->lock);
+  bool closed = e->c->closed;
+  pthread_mutex_unlock(&e->c->lock);
+  if (closed) return MPROC_ECLOSED;
+  return open_fndir(e->c, &e->k, 0);
+}
+
+int mproc_cache_entry_load(mproc_cache_entry *e, mproc_cache_result **out) {
+  if (out) *out = NULL;
+  if (!e || !out) return MPROC_EINVAL;
+  int fnfd = entry_dir(e);
+  if (fnfd < 0) return fnfd;
+  mproc_cache_result *r = mproc__calloc(1, sizeof *r);
+  int rc = r ? load_entry(e->c, fnfd, &e->k, r, 1, NULL) : MPROC_ENOMEM;
+  mproc__plat_close(fnfd);
+  if (rc == 1) {
+    r->hit = 1;
+    *out = r;
+    return 0;
+  }
+  mproc_cache_result_release(r);
+  return rc == 0 ? MPROC_ENOENT : rc;
+}
+
+int mproc_cache_entry_clear(mproc_cache_entry *e) {
+  if (!e) return MPROC_EINVAL;
+  int fnfd = entry_dir(e);
+  if (fnfd < 0) return fnfd == -ENOENT ? 0 : fnfd;
+  int rc = mproc__plat_unlinkat(fnfd, e->k.name, 0);
+  mproc__plat_close(fnfd);
+  return rc == -ENOENT ? 0 : rc;
+}
+
+int mproc_cache_entry_stat(const mproc_cache_entry *e, mproc_cache_entry_info *out) {
+  if (!e || !out) return MPROC_EINVAL;
+  int fnfd = entry_dir(e);
+  if (fnfd < 0) return fnfd;
+  struct stat st;
+  mproc__entry_header h;
+  int fd = -1;
+  int rc = read_header(e->c, fnfd, e->k.name, &fd, &st, &h);
+  mproc__plat_close(fnfd);
+  if (rc <= 0) return rc == 0 ? MPROC_ENOENT : rc;
+  mproc__plat_close(fd);
+  if (!header_valid(e->c, &e->k, &h, (uint64_t)st.st_size)) return MPROC_ECORRUPT;
+  fill_info(out, e->k.name, e->k.id.fn_key, &st, &h);
+  return 0;
+}
+
+void mproc_cache_entry_release(mproc_cache_entry *e) {
+  if (!e) return;
+  mproc_cache *c = e->c;
+  pthread_mutex_lock(&c->lock);
+  bool last = --c->refs == 0 && c->closed;
+  pthread_mutex_unlock(&c->lock);
+  mproc__free(e);
+  if (last) cache_free(c);
+}
+
+int mproc_cache_expires_after(const mproc_cache_entry_info *entry, void *seconds) {
+  if (!entry || !seconds) return 0;
+  double s = *(const double *)seconds;
+  return (double)(mproc__plat_realtime_ns() - entry->created_ns) < s * 1e9; /* NaN: expired */
 }
 
 static int is_hex_name(const char *s, size_t n) {
@@ -675,6 +952,10 @@ typedef struct lru_item {
   char name[40];
   int64_t mtime_ns;
   int64_t size;
+  /* when the list reads headers: what they say (created_ns 0 and corrupt 1 when they fail their checks) */
+  int64_t created_ns, duration_ns;
+  uint64_t result_len;
+  int corrupt;
 } lru_item;
 
 typedef struct lru_list {
@@ -682,7 +963,28 @@ typedef struct lru_list {
   size_t n, cap;
   int err, fd;
   const char *fndir;
+  mproc_cache *c;
+  bool headers; /* also read each entry's header (mproc_cache_list) */
 } lru_list;
+
+/* What the header of a listed entry says, when it is sane and names this file and directory. */
+static void list_header(lru_list *l, const char *name, lru_item *it) {
+  struct stat st;
+  mproc__entry_header h;
+  int fd = -1;
+  it->corrupt = 1;
+  if (read_header(l->c, l->fd, name, &fd, &st, &h) <= 0) return;
+  mproc__plat_close(fd);
+  char key[40];
+  snprintf(key, sizeof key, "%016" PRIx64 "%016" PRIx64 ".e", h.key_hi, h.key_lo);
+  if (!header_sane(l->c, &h, (uint64_t)st.st_size) || h.fn_key != strtoull(l->fndir, NULL, 16) ||
+      strcmp(key, name) != 0)
+    return;
+  it->corrupt = 0;
+  it->created_ns = h.created_ns;
+  it->duration_ns = h.duration_ns;
+  it->result_len = h.raw_size;
+}
 
 static int lru_entry(void *ctx, const char *name) {
   lru_list *l = ctx;
@@ -703,8 +1005,11 @@ static int lru_entry(void *ctx, const char *name) {
   lru_item *it = &l->v[l->n++];
   memcpy(it->fndir, l->fndir, 17);
   memcpy(it->name, name, n + 1);
-  it->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  it->mtime_ns = mtime_ns(&st);
   it->size = (int64_t)st.st_size;
+  it->created_ns = it->duration_ns = 0;
+  it->result_len = 0;
+  if (l->headers) list_header(l, name, it);
   return 0;
 }
 
@@ -721,7 +1026,9 @@ static int lru_visit(mproc_cache *c, const char *fname, void *ctx) {
 
 static int lru_cmp(const void *a, const void *b) {
   const lru_item *x = a, *y = b;
-  return (x->mtime_ns > y->mtime_ns) - (x->mtime_ns < y->mtime_ns);
+  if (x->mtime_ns != y->mtime_ns) return x->mtime_ns < y->mtime_ns ? -1 : 1;
+  int d = strcmp(x->fndir, y->fndir); /* ties in a fixed order: a listing is the same twice */
+  return d ? d : strcmp(x->name, y->name);
 }
 
 static int evict(mproc_cache *c, const lru_item *it) {
@@ -735,28 +1042,88 @@ static int evict(mproc_cache *c, const lru_item *it) {
   return 0;
 }
 
-int mproc_cache_reduce(mproc_cache *c, int64_t max_bytes, double max_age_s) {
-  if (!c || isnan(max_age_s)) return MPROC_EINVAL;
-  lru_list l = {0};
-  int rc = each_fndir(c, lru_visit, &l);
-  if (rc == 0) rc = l.err;
+/* Every entry (of the function directory fndir, when not NULL), least recently used first. */
+static int lru_collect(mproc_cache *c, const char *fndir, bool headers, lru_list *l) {
+  *l = (lru_list){.c = c, .headers = headers};
+  int rc = fndir ? lru_visit(c, fndir, l) : each_fndir(c, lru_visit, l);
+  if (rc == 0) rc = l->err;
   if (rc < 0) {
-    mproc__free(l.v);
+    mproc__free(l->v);
+    l->v = NULL;
     return rc;
   }
-  if (l.n) qsort(l.v, l.n, sizeof *l.v, lru_cmp);
-  int64_t total = 0, now = mproc__plat_realtime_ns();
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, lru_cmp);
+  return 0;
+}
+
+/* Removes entries least recently used first while above max_bytes or max_items (< 0: no limit), and those
+ * whose last use is max_age_s seconds ago (< 0: no limit) or more (more only, when !age_inclusive). */
+static int reduce(mproc_cache *c, int64_t max_bytes, int64_t max_items, double max_age_s,
+                  bool age_inclusive) {
+  lru_list l;
+  int rc = lru_collect(c, NULL, false, &l);
+  if (rc < 0) return rc;
+  int64_t total = 0, count = (int64_t)l.n, now = mproc__plat_realtime_ns();
   for (size_t i = 0; i < l.n; i++) total += l.v[i].size;
   for (size_t i = 0; i < l.n; i++) {
-    int old = max_age_s >= 0 && (double)(now - l.v[i].mtime_ns) > max_age_s * 1e9;
+    double age = (double)(now - l.v[i].mtime_ns);
+    int old = max_age_s >= 0 && (age_inclusive ? age >= max_age_s * 1e9 : age > max_age_s * 1e9);
     int big = max_bytes >= 0 && total > max_bytes;
-    if (!old && !big) continue;
+    int many = max_items >= 0 && count > max_items;
+    if (!old && !big && !many) continue;
     int r = evict(c, &l.v[i]);
     if (r < 0 && rc == 0) rc = r;
     total -= l.v[i].size;
+    count--;
   }
   mproc__free(l.v);
   return rc;
+}
+
+int mproc_cache_reduce(mproc_cache *c, int64_t max_bytes, double max_age_s) {
+  if (!c || isnan(max_age_s)) return MPROC_EINVAL;
+  return reduce(c, max_bytes, -1, max_age_s, false);
+}
+
+int mproc_cache_reduce_size(mproc_cache *c, int64_t bytes_limit, int64_t items_limit, double age_limit_s) {
+  if (!c || isnan(age_limit_s) || (bytes_limit < 0 && bytes_limit != MPROC_CACHE_NO_LIMIT) ||
+      (items_limit < 0 && items_limit != MPROC_CACHE_NO_LIMIT) ||
+      (age_limit_s < 0 && age_limit_s != MPROC_CACHE_NO_LIMIT))
+    return MPROC_EINVAL;
+  if (isinf(age_limit_s)) age_limit_s = MPROC_CACHE_NO_LIMIT;
+  return reduce(c, bytes_limit, items_limit, age_limit_s, true);
+}
+
+int mproc_cache_list(mproc_cache *c, mproc_task_fn fn, mproc_cache_entry_info *out, size_t cap,
+                     size_t *count) {
+  if (!c || !count || (!out && cap)) return MPROC_EINVAL;
+  *count = 0;
+  char name[17];
+  if (fn) {
+    mproc__fnid id;
+    int rc = get_fnid(c, fn, &id);
+    if (rc < 0) return rc;
+    snprintf(name, sizeof name, "%016" PRIx64, id.fn_key);
+  }
+  lru_list l;
+  int rc = lru_collect(c, fn ? name : NULL, true, &l);
+  if (rc < 0) return rc;
+  for (size_t i = 0; i < l.n && i < cap; i++) {
+    const lru_item *it = &l.v[i];
+    mproc_cache_entry_info *o = &out[i];
+    memset(o, 0, sizeof *o);
+    memcpy(o->key, it->name, 32);
+    o->fn_key = strtoull(it->fndir, NULL, 16);
+    o->size = (uint64_t)it->size;
+    o->accessed_ns = it->mtime_ns;
+    o->result_len = it->result_len;
+    o->created_ns = it->created_ns;
+    o->duration_ns = it->duration_ns;
+    o->corrupt = it->corrupt;
+  }
+  *count = l.n;
+  mproc__free(l.v);
+  return 0;
 }
 
 int mproc_cache_get_stats(const mproc_cache *c, mproc_cache_stats *out) {

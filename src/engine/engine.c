@@ -49,8 +49,8 @@ static bool var_header(const mproc__items *m, mproc__job *j) {
     size_t len;
     const void *p = m->item_at(m, j->first + k, &len);
     if (place) {
-      h[2 * k] = (uint64_t)(uintptr_t)p;
-      h[2 * k + 1] = len;
+      h[2 * (size_t)k] = (uint64_t)(uintptr_t)p;
+      h[2 * (size_t)k + 1] = len;
     } else {
       h[k] = len;
       body += len;

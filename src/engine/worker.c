@@ -314,6 +314,7 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
   const uint32_t count = j->count;
   const bool place = j->var & MPROC__VAR_IN_PLACE;
   const uint64_t *lens = (const uint64_t *)(const void *)w->arg;
+  if (count && !lens) return 122;                      /* no lengths: a broken record */
   const unsigned char *a = w->arg + (size_t)count * 8; /* the first item's bytes, when not in place */
   const size_t size = (size_t)slot->staging_size;
   unsigned char *staging = slot->staging;
@@ -340,8 +341,8 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
     const void *arg;
     size_t len;
     if (place) {
-      arg = (const void *)(uintptr_t)lens[2 * k];
-      len = (size_t)lens[2 * k + 1];
+      arg = (const void *)(uintptr_t)lens[2 * (size_t)k];
+      len = (size_t)lens[2 * (size_t)k + 1];
     } else {
       arg = a;
       len = (size_t)lens[k];

@@ -48,7 +48,8 @@ void mproc__batching_init(mproc__batching *b, size_t workers, size_t ring_size, 
 
 /* What is left over twice the workers, rounded up: the most a batch may take of `left` items. */
 static inline size_t mproc__batching_fair_share(const mproc__batching *b, size_t left) {
-  return (left + 2 * b->workers - 1) / (2 * b->workers);
+  size_t two = 2 * (b->workers ? b->workers : 1);
+  return (left + two - 1) / two;
 }
 
 /* A plain map's target for n items: about eight batches per worker, within the ring cap. */

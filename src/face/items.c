@@ -160,7 +160,7 @@ static int map_lazy_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items 
     if (left < 0 && !isinf(until)) left = 0;
     int c = mproc_stream_next_item(s, left, &idx, &it, NULL);
     if (c == MPROC_EEOF) break;
-    if (c == MPROC_ETIMEDOUT && until < deadline) {
+    if (c == MPROC_ETIMEDOUT && ticking && until < deadline) {
       hooks->tick(hooks->ctx, mproc__stream_map(s), false);
       next_tick = mproc__plat_now() + hooks->interval;
       continue;
