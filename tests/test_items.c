@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "mtest.h"
 #include "internal.h"
@@ -230,8 +231,10 @@ static mproc_item *mixed_items(size_t n, unsigned char **store) {
   return items;
 }
 
-static void map_items_of_any_size(mproc_backend b) {
-  mproc_pool *p = make_pool(b, 2, NULL);
+static void map_items_on(mproc_pool *p, mproc_backend b);
+static void map_items_of_any_size(mproc_backend b) { map_items_on(make_pool(b, 2, NULL), b); }
+
+static void map_items_on(mproc_pool *p, mproc_backend b) {
   enum { N = 60 };
   unsigned char *store;
   mproc_item *items = mixed_items(N, &store);
@@ -336,6 +339,129 @@ static void map_items_of_any_size(mproc_backend b) {
 MTEST(map_items_process) { map_items_of_any_size(MPROC_BACKEND_PROCESS); }
 MTEST(map_items_thread) { map_items_of_any_size(MPROC_BACKEND_THREAD); }
 MTEST(map_items_serial) { map_items_of_any_size(MPROC_BACKEND_SERIAL); }
+MTEST(map_items_forkserver) {
+  CHECK_OK(mproc_init(NULL, NULL));
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORKSERVER}));
+  map_items_on(p, MPROC_BACKEND_PROCESS);
+  mproc_shutdown();
+}
+MTEST(map_items_exec) {
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC}));
+  map_items_on(p, MPROC_BACKEND_PROCESS);
+}
+
+/* Items of 0, 1, 4 KiB, 1 MiB and 64 MiB mixed in one map, with results a little larger than each: the
+ * 64 MiB result is larger than the staging area and travels alone. */
+static void huge_items(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  static const size_t sizes[] = {0, 1, 4096, 1 << 20, (size_t)64 << 20, 5};
+  enum { N = 6 };
+  mproc_item items[N];
+  for (size_t i = 0; i < N; i++) {
+    unsigned char *d = malloc(sizes[i] + 1);
+    for (size_t k = 0; k < sizes[i]; k++) d[k] = (unsigned char)(k * 31 + i);
+    items[i] = (mproc_item){d, sizes[i]};
+  }
+  mproc_items in = mproc_items_array(items, N);
+  mproc_results *res;
+  CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = 6}, &res, NULL));
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    check_reversed(items[i].data, items[i].len, data, len);
+  }
+  mproc_results_free(res);
+  /* and through a stream, unordered */
+  mproc_stream *s;
+  CHECK_OK(mproc_pool_imap_unordered_items(p, reverse, &in, NULL, &s));
+  for (size_t k = 0; k < N; k++) {
+    int64_t idx;
+    mproc_item r;
+    CHECK_OK(mproc_stream_next_item(s, MPROC_FOREVER, &idx, &r, NULL));
+    check_reversed(items[idx].data, items[idx].len, r.data, r.len);
+  }
+  mproc_stream_destroy(s);
+  for (size_t i = 0; i < N; i++) free((void *)items[i].data);
+  mproc_pool_destroy(p);
+}
+MTEST_TIMEOUT(huge_items_process, 120) { huge_items(MPROC_BACKEND_PROCESS); }
+MTEST_TIMEOUT(huge_items_thread, 120) { huge_items(MPROC_BACKEND_THREAD); }
+MTEST_TIMEOUT(huge_items_serial, 120) { huge_items(MPROC_BACKEND_SERIAL); }
+
+/* Items in the shared arena are read in place by process workers: the task sees the caller's address. */
+static int where(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  uint64_t a = (uint64_t)(uintptr_t)arg;
+  return mproc_task_return(t, &a, sizeof a);
+}
+
+MTEST(arena_items_are_read_in_place) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  enum { N = 40 };
+  char *shared;
+  CHECK_OK(mproc_shared_alloc((void **)&shared, N * 16));
+  static char priv[N * 16];
+  mproc_item in_arena[N], outside[N];
+  for (int i = 0; i < N; i++) {
+    in_arena[i] = (mproc_item){shared + 16 * i, 5 + (size_t)i % 7};
+    outside[i] = (mproc_item){priv + 16 * i, 5 + (size_t)i % 7};
+  }
+  mproc_items a = mproc_items_array(in_arena, N), o = mproc_items_array(outside, N);
+  mproc_results *res;
+  CHECK_OK(mproc_pool_map_items(p, where, &a, NULL, &res, NULL));
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_INT_EQ(*(const uint64_t *)data, (uint64_t)(uintptr_t)in_arena[i].data);
+  }
+  mproc_results_free(res);
+  /* the caller's own memory travels through the ring: the worker reads a copy */
+  CHECK_OK(mproc_pool_map_items(p, where, &o, NULL, &res, NULL));
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK(*(const uint64_t *)data != (uint64_t)(uintptr_t)outside[i].data);
+  }
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+  mproc_shared_free(shared);
+}
+
+/* Ctrl-C during a map over items: MPROC_EINTERRUPTED, what did not run cancelled, the pool goes on. */
+static pid_t test_pid;
+static int ctrl_c_at_3(const void *arg, size_t len, mproc_task *t) {
+  if (mproc_task_index(t) == 3) kill(test_pid, SIGINT);
+  if (mproc_task_index(t) >= 3) { /* the rest waits to be cancelled */
+    double until = mproc__plat_now() + 5;
+    while (mproc__plat_now() < until) {
+    }
+  }
+  return reverse(arg, len, t);
+}
+
+MTEST(ctrl_c_ends_a_map_over_items) {
+  test_pid = getpid();
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  const char *words[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  mproc_items in = mproc_items_strings(words, 8);
+  mproc_results *res;
+  mproc_map_report rep;
+  CHECK_ERR(mproc_pool_map_items(p, ctrl_c_at_3, &in, &(mproc_map_opts){.chunk_size = 1}, &res, &rep),
+            MPROC_EINTERRUPTED);
+  CHECK_INT_CMP(rep.cancelled, >=, 5);
+  const void *data;
+  size_t len;
+  CHECK_ERR(mproc_results_get(res, 7, &data, &len), MPROC_ECANCELED);
+  mproc_results_free(res);
+  CHECK_OK(mproc_pool_map_items(p, reverse, &in, NULL, &res, NULL));
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+}
 
 /* ---- streams over items ---- */
 
@@ -630,4 +756,35 @@ MTEST_TIMEOUT(lazy_input_memory_is_flat, 300) {
   getrusage(RUSAGE_SELF, &ru);
   CHECK_INT_CMP(ru.ru_maxrss - before, <, 8 * 1024 * RSS_SCALE); /* kB */
   mproc_pool_destroy(p);
+}
+
+/* Parallel's progress over a lazy input counts without a total until the input ends. */
+struct seen_progress {
+  size_t last_total, last_done, calls;
+  bool total_before_end;
+};
+static void on_progress(const mproc_progress *pr, void *user) {
+  struct seen_progress *sp = user;
+  sp->calls++;
+  sp->last_total = pr->total;
+  sp->last_done = pr->done;
+  if (pr->total && pr->done < 400) sp->total_before_end = true;
+}
+
+MTEST(parallel_progress_over_a_lazy_input) {
+  struct seen_progress sp = {0};
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(
+      &par, &(mproc_parallel_opts){
+                .n_jobs = 2, .progress = on_progress, .progress_user = &sp, .progress_interval = 0.001}));
+  struct counter c = {.end = 400, .fail_at = -1};
+  mproc_items lazy = mproc_items_lazy(count_up, &c);
+  mproc_results *res;
+  CHECK_OK(mproc_parallel_run_items(par, parse, &lazy, &res, NULL));
+  CHECK_INT_CMP(sp.calls, >=, 1);
+  CHECK_INT_EQ(sp.last_total, 400); /* known at the end */
+  CHECK_INT_EQ(sp.last_done, 400);
+  CHECK(!sp.total_before_end);
+  mproc_results_free(res);
+  mproc_parallel_destroy(par);
 }
