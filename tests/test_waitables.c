@@ -1,6 +1,7 @@
 /* test_waitables.c: a process's sentinel (Process.sentinel), one wait over processes, pipes, queues and
  * descriptors (multiprocessing.connection.wait), and Queue.shutdown(immediate), after CPython's test_wait,
  * test_wait_timeout, test_wait_integer, test_neg_timeout, the sentinel tests and 3.13's shutdown tests. */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <poll.h>
@@ -96,7 +97,8 @@ MTEST(wait_bad_input) {
   CHECK_ERR(mproc_wait(&one, 1, NAN, idx), MPROC_EINVAL);
   mproc_waitable bad = {.kind = (mproc_waitable_kind)99};
   CHECK_ERR(mproc_wait(&bad, 1, 0, NULL), MPROC_EINVAL);
-  mproc_waitable nulls[] = {mproc_waitable_process(NULL), mproc_waitable_pipe(NULL), mproc_waitable_queue(NULL)};
+  mproc_waitable nulls[] = {mproc_waitable_process(NULL), mproc_waitable_pipe(NULL),
+                            mproc_waitable_queue(NULL)};
   for (int i = 0; i < 3; i++) CHECK_ERR(mproc_wait(&nulls[i], 1, 0, NULL), MPROC_EINVAL);
   /* Descriptors: negative, closed; a pipe end that cannot receive. */
   mproc_waitable neg = mproc_waitable_fd(-1);
@@ -352,8 +354,10 @@ MTEST(wait_many_objects_one_ready_from_another_process) {
     CHECK_INT_CMP(got, >=, 1);
     bool saw_queue = false;
     for (int k = 0; k < got; k++) {
-      if (idx[k] == 7) saw_queue = true;
-      else CHECK(with_fds && idx[k] == n - 1);
+      if (idx[k] == 7)
+        saw_queue = true;
+      else
+        CHECK(with_fds && idx[k] == n - 1);
     }
     if (!saw_queue) CHECK_INT_EQ(mproc_wait(ws, n, MPROC_FOREVER, idx), 1);
     CHECK_INT_EQ(mproc_wait(ws, n, 0, idx), 1);
@@ -651,4 +655,41 @@ MTEST(wait_wakes_on_a_shutdown_from_another_process) {
   close(gate[0]);
   close(gate[1]);
   mproc_queue_destroy(q);
+}
+
+/* Where the kernel has no pidfds: no sentinel, and a wait on the process looks again every few ms. */
+static int no_pidfd_open(pid_t pid, unsigned flags) {
+  (void)pid, (void)flags;
+  errno = ENOSYS;
+  return -1;
+}
+
+MTEST(wait_on_a_process_without_a_pidfd) {
+  int gate[2];
+  CHECK(pipe(gate) == 0);
+  mproc_queue *q;
+  CHECK_OK(mproc_queue_create(&q, NULL));
+  mproc_process *p;
+  mproc__plat_sys.pidfd_open = no_pidfd_open;
+  int r = mproc_process_start(&p, wait_gate, &gate[0], sizeof gate[0], NULL);
+  mproc__plat_syscalls_reset();
+  CHECK_OK(r);
+  CHECK_ERR(mproc_process_sentinel(p), MPROC_ENOSYS);
+  mproc_waitable ws[] = {mproc_waitable_queue(q), mproc_waitable_process(p)};
+  CHECK_INT_EQ(mproc_wait(ws, 2, 0, NULL), 0);
+  CHECK_INT_EQ(mproc_wait(ws, 2, 0.03, NULL), 0);
+  mtest_later later;
+  mtest_later_start(&later, open_gate, &gate[1]);
+  size_t idx[2];
+  CHECK_INT_EQ(mproc_wait(ws, 2, MPROC_FOREVER, idx), 1);
+  CHECK_INT_EQ(idx[0], 1);
+  mtest_later_join(&later);
+  CHECK_OK(mproc_process_join(p, MPROC_FOREVER)); /* already collected by the wait's look */
+  int code = -1;
+  CHECK_OK(mproc_process_exitcode(p, &code));
+  CHECK_INT_EQ(code, 'g');
+  CHECK_OK(mproc_process_destroy(p));
+  mproc_queue_destroy(q);
+  close(gate[0]);
+  close(gate[1]);
 }

@@ -140,7 +140,8 @@ static void *helper_main(void *arg) {
   s->seen[s->nq] = 0;
   for (;;) {
     bool moved = false;
-    for (size_t k = 0; k <= s->nq && !moved; k++) moved = __atomic_load_n(s->words[k], __ATOMIC_SEQ_CST) != s->seen[k];
+    for (size_t k = 0; k <= s->nq && !moved; k++)
+      moved = __atomic_load_n(s->words[k], __ATOMIC_SEQ_CST) != s->seen[k];
     if (moved) break;
     int r = sleep_on_words(s->words, s->seen, s->nq + 1, MPROC_FOREVER, &h->sliced);
     if (r < 0 && r != -ETIMEDOUT) break;
@@ -185,8 +186,8 @@ int mproc_wait(mproc_waitable *objs, size_t n, double timeout, size_t *ready_out
   double deadline = mproc__deadline(timeout);
   /* One block: descriptors (+1), their entries, queue words (+1), their values. */
   size_t m = n + 1;
-  unsigned char *mem = mproc__malloc(m * (sizeof(struct pollfd) + sizeof(size_t) + sizeof(uint32_t *) +
-                                          sizeof(uint32_t)));
+  unsigned char *mem =
+      mproc__malloc(m * (sizeof(struct pollfd) + sizeof(size_t) + sizeof(uint32_t *) + sizeof(uint32_t)));
   if (!mem) return MPROC_ENOMEM;
   wait_set s = {.objs = objs, .n = n};
   s.fds = (struct pollfd *)(void *)mem;
