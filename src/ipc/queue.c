@@ -375,13 +375,14 @@ typedef struct data_wait {
 static bool data_or_end(void *arg) {
   data_wait *w = arg;
   struct mproc_queue *q = w->q;
+  uint32_t closed;
   if (LDSC(&q->tail) != q->head) {
     w->result = 0;
   } else if (w->mid_seq != NONE) {
     if (LDSC(&q->stream_seq) == w->mid_seq) return false;
     w->result = LDSC(&q->tail) != q->head ? 0 : 1; /* finished (then tail moved first) or abandoned */
-  } else if (LDSC(&q->closed)) {
-    w->result = end_code(LDSC(&q->closed));
+  } else if ((closed = LDSC(&q->closed)) != 0) {
+    w->result = end_code(closed);
   } else if (w->nowait) {
     w->result = MPROC_EEMPTY;
   } else {
