@@ -14,6 +14,7 @@
 #include <mproc/parallel.h>
 #include <mproc/items.h>
 #include <mproc/queue.h>
+#include <mproc/wait.h>
 #include <mproc/cache.h>
 #include <mproc/sync.h>
 #include <mproc/shm.h>

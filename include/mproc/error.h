@@ -38,7 +38,8 @@ MPROC_EXTERN_C_BEGIN
   X(ECORRUPT, 11, "corrupt data (checksum or size mismatch)")                                  \
   X(ENOBACKEND, 12, "the requested backend is not available in this build")                    \
   X(ESTATE, 13, "the object is in the wrong state for this call")                              \
-  X(EINTERRUPTED, 14, "interrupted by SIGINT (Ctrl-C)")
+  X(EINTERRUPTED, 14, "interrupted by SIGINT (Ctrl-C)")                                        \
+  X(ESHUTDOWN, 15, "the queue is shut down")
 
 enum mproc_error_code {
 #define MPROC__ERRNO_ENUM(e) MPROC_##e = -(e),

@@ -100,6 +100,16 @@ MPROC_API int mproc_process_exitcode(mproc_process *p, int *code);
  * joined. */
 MPROC_API int mproc_process_pid(const mproc_process *p);
 
+/* The process's sentinel (Python's Process.sentinel): a descriptor that becomes readable when the process
+ * ends and stays readable, for poll(), select() or epoll, or for mproc_wait() (mproc/wait.h) beside pipes
+ * and queues.  It is the process's pidfd, owned by the handle: do not close it, nor read from it; it stays
+ * valid until mproc_process_destroy() (also after join), and is closed in children started afterwards.
+ * Readable means ended, not joined: join (or is_alive) still collects the status.  Returns the descriptor
+ * (>= 0); -EINVAL for NULL; -ECHILD from a process that is not its parent (one that inherited the handle
+ * through fork); -ENOSYS where the kernel has no pidfds (before Linux 5.3; mproc_wait() still works
+ * there, see docs/processes.md). */
+MPROC_API int mproc_process_sentinel(const mproc_process *p);
+
 /* The process's name; NULL for NULL.  Valid until the handle is destroyed. */
 MPROC_API const char *mproc_process_name(const mproc_process *p);
 

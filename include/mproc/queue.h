@@ -65,7 +65,8 @@ MPROC_API void mproc_queue_destroy(mproc_queue *q);
 /* Puts a copy of len bytes at data (data may be NULL when len is 0), waiting at most timeout seconds for
  * room.  Returns 0 once the whole message is in the queue (a message larger than the buffer is then
  * partly delivered already); MPROC_EFULL when timeout is 0 and there is no room now (or another producer is
- * busy); -ETIMEDOUT when a positive timeout ran out; MPROC_ECLOSED once the queue is closed; -EMSGSIZE
+ * busy); -ETIMEDOUT when a positive timeout ran out; MPROC_ECLOSED once the queue is closed, MPROC_ESHUTDOWN
+ * once it is shut down; -EMSGSIZE
  * for a message over max_message_bytes; -EINVAL for NULL q, NULL data with len > 0 or a NaN timeout.  On
  * any error nothing of the message is delivered (a large message aborted half-way is discarded by its
  * consumer). */
@@ -77,6 +78,7 @@ MPROC_API int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t le
  * its length in *len; -EMSGSIZE when cap is too small: *len is then the length needed and the message stays
  * in the queue; MPROC_EEMPTY when timeout is 0 and the queue is empty (or another consumer is busy);
  * -ETIMEDOUT when a positive timeout ran out; MPROC_ECLOSED when the queue is closed and drained;
+ * MPROC_ESHUTDOWN when it is shut down and drained (at once after an immediate shutdown);
  * -EINVAL for NULL q or len, NULL buf with cap > 0, NaN timeout.  Once the first part of a multi-part
  * message has been taken, get waits for the rest beyond its timeout for as long as the producer lives and
  * goes on (see docs).  On error buf's contents are unspecified. */
@@ -100,6 +102,16 @@ MPROC_API int mproc_queue_full(mproc_queue *q);
 /* Closes the queue for every process: later puts (and puts waiting for room) fail with MPROC_ECLOSED;
  * getters take what is left, then get MPROC_ECLOSED instead of waiting.  Idempotent; 0 or -EINVAL. */
 MPROC_API int mproc_queue_close(mproc_queue *q);
+
+/* Shuts the queue down for every process (Python 3.13's Queue.shutdown): later puts, and puts waiting for
+ * room, fail with MPROC_ESHUTDOWN.  immediate 0: getters take what is queued, then get MPROC_ESHUTDOWN
+ * instead of waiting.  immediate nonzero: what is queued is dropped, each message dropped counting as
+ * taken and done for join (as Python calls task_done for each), and every get, waiting or not, returns
+ * MPROC_ESHUTDOWN.  Messages already taken still count for join until task_done.  A shutdown wins over a
+ * close (calls return MPROC_ESHUTDOWN); shutting down again is allowed, and immediate, once given, stays.
+ * An immediate shutdown waits for the consumer inside get, if any, to leave (it is woken).  0 or -EINVAL
+ * (NULL, or a queue that was destroyed). */
+MPROC_API int mproc_queue_shutdown(mproc_queue *q, int immediate);
 
 /* JoinableQueue: every put adds an unfinished task, task_done() marks one done, join() waits until none is
  * left.  Available on every queue.  task_done returns 0, or MPROC_EBOUND when called more times than

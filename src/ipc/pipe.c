@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "internal.h"
+#include "ipc/waitable.h"
 
 #define PIPE_SPIN_SECONDS 20e-6
 
@@ -212,4 +213,12 @@ int mproc_pipe_poll(mproc_pipe *p, double timeout) {
   if (!p->can_recv || p->fd < 0) return -EBADF;
   if (p->eof) return 1;
   return mproc__plat_poll_fd(p->fd, POLLIN, timeout);
+}
+
+int mproc__pipe_wait_fd(mproc_pipe *p, int *fd) {
+  *fd = -1;
+  if (!p->can_recv || p->fd < 0) return -EBADF;
+  if (p->eof) return 1;
+  *fd = p->fd;
+  return 0;
 }

@@ -32,16 +32,32 @@
  * - Consumer: the next consumer gets -EOWNERDEAD; nothing needs repair.  A record the dead consumer had
  *   not freed is delivered again (whole, to a live consumer); the parts left of a message it had begun are
  *   discarded (no FIRST record: orphans), so that message is lost, as Python loses it.  No torn message is
- *   ever returned. */
+ *   ever returned.
+ *
+ * Ending.  The word `closed` holds flags: Q_CLOSED (close), Q_SHUT (shutdown) and Q_SHUT_NOW (shutdown
+ * immediate); a put reads it once, as before.  Closed and shut down queues differ only in the code their
+ * calls return (shutdown wins).  An immediate shutdown drops what is queued (drop_queued, under get_lock:
+ * each message dropped counts as taken and done), and every getter that finds Q_SHUT_NOW drops what a put
+ * racing the shutdown published after that, so no get delivers a message once the shutdown is seen.
+ *
+ * Watchers.  mproc_wait() waits on queues without taking get_lock: a watcher adds 2 to data_waiters, the
+ * word that the consumer's bell keeps its bit 0 in (spinwait.h), and sleeps on data_seq.  A put reads
+ * data_waiters once after it publishes, as it did before watchers existed: with nobody asleep and nobody
+ * watching, that one load is all it does; otherwise it bumps data_seq and wakes every sleeper on it. */
 #include <stdint.h>
 
 #include "internal.h"
 #include "ipc/queue_internal.h"
+#include "ipc/waitable.h"
 #include "ipc/spinwait.h"
 
 void (*mproc__queue_hook)(int point);
 
 #define QMAGIC 0x4d505251u
+#define Q_CLOSED 1u
+#define Q_SHUT 2u
+#define Q_SHUT_NOW 4u
+#define WATCHER 2u /* what a watcher adds to data_waiters (bit 0 is the consumer's bell) */
 #define REC_HDR 24u
 #define F_FIRST 1u
 #define F_LAST 2u
@@ -56,7 +72,7 @@ typedef struct rec_hdr {
 
 struct mproc_queue {
   uint32_t magic;
-  uint32_t closed;
+  uint32_t closed;   /* Q_CLOSED, Q_SHUT, Q_SHUT_NOW */
   uint64_t map_size; /* nonzero when made by mproc_queue_create(): the mapping to unmap */
   uint64_t cap, max_msgs, max_msg;
   mproc__plat_mutex put_lock;
@@ -72,7 +88,8 @@ struct mproc_queue {
   _Alignas(64) uint64_t head;
   uint64_t got_count;
   uint32_t space_seq;    /* futex word: bumped on every free */
-  uint32_t data_waiters; /* a consumer sleeps on data_seq */
+  uint32_t data_waiters; /* bit 0: a consumer sleeps on data_seq; above: WATCHER per watcher */
+  uint64_t dropped_seq;  /* the last multi-part message drop_queued dropped the start of, or NONE */
   /* join */
   _Alignas(64) uint64_t done_count;
   uint32_t done_seq;
@@ -119,6 +136,7 @@ static int setup(struct mproc_queue *q, size_t buf, uint64_t max_msg, const mpro
   q->max_msg = max_msg;
   q->stream_seq = NONE;
   q->pend_count = NONE;
+  q->dropped_seq = NONE;
   int r = mproc__plat_mutex_init(&q->put_lock);
   if (r) return r;
   r = mproc__plat_mutex_init(&q->get_lock);
@@ -194,6 +212,9 @@ static void ring_read(struct mproc_queue *q, uint64_t pos, void *dst, size_t n) 
 
 /* ---- waiting ---- */
 
+/* What a call on an ended queue returns: a shutdown wins over a close. */
+static int end_code(uint32_t closed) { return (closed & Q_SHUT) ? MPROC_ESHUTDOWN : MPROC_ECLOSED; }
+
 /* A producer sleeps for room on space_seq, a consumer for data on data_seq, each with its flag raised
  * (spinwait.h); one at a time, since each holds its lock. */
 static mproc__bell space_bell(struct mproc_queue *q) {
@@ -239,8 +260,8 @@ static int room_ok(struct mproc_queue *q, uint64_t need, int count_bound) {
   return queued < (int64_t)q->max_msgs;
 }
 
-/* What a producer waits for, and how its wait ends: 0 (room), MPROC_ECLOSED, or MPROC_EFULL (no room and
- * no wait wanted). */
+/* What a producer waits for, and how its wait ends: 0 (room), MPROC_ECLOSED, MPROC_ESHUTDOWN, or
+ * MPROC_EFULL (no room and no wait wanted). */
 typedef struct room_wait {
   struct mproc_queue *q;
   uint64_t need;
@@ -251,8 +272,9 @@ typedef struct room_wait {
 
 static bool room_or_end(void *arg) {
   room_wait *w = arg;
-  if (LDSC(&w->q->closed))
-    w->result = MPROC_ECLOSED;
+  uint32_t closed = LDSC(&w->q->closed);
+  if (closed)
+    w->result = end_code(closed);
   else if (room_ok(w->q, w->need, w->count_bound))
     w->result = 0;
   else if (w->nowait)
@@ -278,7 +300,8 @@ static void publish(struct mproc_queue *q, uint64_t new_tail) {
 int mproc_queue_put(mproc_queue *q, const void *data, size_t len, double timeout) {
   if (!q || q->magic != QMAGIC || (!data && len) || !mproc__timeout_valid(timeout)) return -EINVAL;
   if (len > q->max_msg) return -EMSGSIZE;
-  if (LDSC(&q->closed)) return MPROC_ECLOSED;
+  uint32_t closed = LDSC(&q->closed);
+  if (closed) return end_code(closed);
   double deadline = mproc__deadline(timeout);
   int r = lock_put(q, timeout);
   if (r == -ETIMEDOUT && timeout == 0) return MPROC_EFULL;
@@ -341,7 +364,7 @@ int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t len) {
 /* ---- consumer ---- */
 
 /* What a consumer waits for, and how its wait ends: 0 (a record), 1 (the stream of message mid_seq was
- * abandoned), MPROC_ECLOSED, or MPROC_EEMPTY (nothing there and no wait wanted). */
+ * abandoned), MPROC_ECLOSED, MPROC_ESHUTDOWN, or MPROC_EEMPTY (nothing there and no wait wanted). */
 typedef struct data_wait {
   struct mproc_queue *q;
   uint64_t mid_seq;
@@ -352,13 +375,14 @@ typedef struct data_wait {
 static bool data_or_end(void *arg) {
   data_wait *w = arg;
   struct mproc_queue *q = w->q;
+  uint32_t closed;
   if (LDSC(&q->tail) != q->head) {
     w->result = 0;
   } else if (w->mid_seq != NONE) {
     if (LDSC(&q->stream_seq) == w->mid_seq) return false;
     w->result = LDSC(&q->tail) != q->head ? 0 : 1; /* finished (then tail moved first) or abandoned */
-  } else if (LDSC(&q->closed)) {
-    w->result = MPROC_ECLOSED;
+  } else if ((closed = LDSC(&q->closed)) != 0) {
+    w->result = end_code(closed);
   } else if (w->nowait) {
     w->result = MPROC_EEMPTY;
   } else {
@@ -400,6 +424,24 @@ static void count_done(struct mproc_queue *q) {
   wake_joiners(q);
 }
 
+/* Under get_lock: drops every record queued, as an immediate shutdown does.  A message whose start it
+ * drops counts as taken and done at once (Python's shutdown calls task_done for each item it drains); the
+ * parts of it that follow later are orphans that count nothing again (dropped_seq). */
+static void drop_queued(struct mproc_queue *q) {
+  while (LDSC(&q->tail) != q->head) {
+    rec_hdr h;
+    ring_read(q, q->head, &h, sizeof h);
+    free_rec(q, rec_size(h.len));
+    if (h.flags & F_FIRST) {
+      STSC(&q->got_count, h.seq + 1);
+      if (!(h.flags & F_LAST)) q->dropped_seq = h.seq;
+      count_done(q);
+    } else if ((h.flags & F_LAST) && h.seq != q->dropped_seq) {
+      count_done(q);
+    }
+  }
+}
+
 /* The common get: into buf when out is NULL, else into a new allocation. */
 static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, size_t *len, double timeout) {
   if (!q || q->magic != QMAGIC || !len || (!buf && cap && !out) || !mproc__timeout_valid(timeout))
@@ -414,12 +456,16 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
   if (r) return r;
   rec_hdr h;
   for (;;) {
+    if (LDSC(&q->closed) & Q_SHUT_NOW) {
+      r = MPROC_ESHUTDOWN;
+      break;
+    }
     r = wait_data(q, deadline, timeout, NONE);
     if (r) break;
     ring_read(q, q->head, &h, sizeof h);
-    if (!(h.flags & F_FIRST)) { /* orphan part of a message whose consumer died */
+    if (!(h.flags & F_FIRST)) { /* orphan part of a message whose consumer died, or that a shutdown dropped */
       free_rec(q, rec_size(h.len));
-      if (h.flags & F_LAST) count_done(q);
+      if ((h.flags & F_LAST) && h.seq != q->dropped_seq) count_done(q);
       continue;
     }
     char *dst = buf;
@@ -464,6 +510,7 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
     r = 0;
     break;
   }
+  if (r == MPROC_ESHUTDOWN && (LDSC(&q->closed) & Q_SHUT_NOW)) drop_queued(q);
   mproc__plat_mutex_unlock(&q->get_lock);
   return r;
 }
@@ -501,15 +548,53 @@ int mproc_queue_full(mproc_queue *q) {
   return q->cap - (LDSC(&q->tail) - LDSC(&q->head)) < REC_HDR;
 }
 
-int mproc_queue_close(mproc_queue *q) {
-  if (!q || q->magic != QMAGIC) return -EINVAL;
-  STSC(&q->closed, 1);
+/* Sets end flags and wakes every sleeper: producers, the consumer and watchers. */
+static void end_queue(struct mproc_queue *q, uint32_t flags) {
+  __atomic_fetch_or(&q->closed, flags, __ATOMIC_SEQ_CST);
   ADD(&q->data_seq, 1);
   ADD(&q->space_seq, 1);
   mproc__plat_futex_wake(&q->data_seq, INT32_MAX);
   mproc__plat_futex_wake(&q->space_seq, INT32_MAX);
+}
+
+int mproc_queue_close(mproc_queue *q) {
+  if (!q || q->magic != QMAGIC) return -EINVAL;
+  end_queue(q, Q_CLOSED);
   return 0;
 }
+
+int mproc_queue_shutdown(mproc_queue *q, int immediate) {
+  if (!q || q->magic != QMAGIC) return -EINVAL;
+  end_queue(q, Q_SHUT | (immediate ? Q_SHUT_NOW : 0));
+  if (!immediate) return 0;
+  /* The consumer holding get_lock, if any, was just woken and leaves: it sees the flag, or finishes the
+   * message it was taking, whose producer sees the flag before its next part. */
+  int r = mproc__plat_mutex_lock(&q->get_lock, MPROC_FOREVER);
+  if (r == -EOWNERDEAD) {
+    mproc__plat_mutex_consistent(&q->get_lock);
+    r = 0;
+  }
+  if (r) return r;
+  drop_queued(q);
+  mproc__plat_mutex_unlock(&q->get_lock);
+  return 0;
+}
+
+/* ---- watchers (mproc_wait) ---- */
+
+int mproc__queue_ready(mproc_queue *q) {
+  if (q->magic != QMAGIC) return -EINVAL;
+  return LDSC(&q->tail) != LDSC(&q->head) || LDSC(&q->closed) != 0;
+}
+
+void mproc__queue_watch(mproc_queue *q, bool on) {
+  if (on)
+    ADD(&q->data_waiters, WATCHER);
+  else
+    __atomic_fetch_sub(&q->data_waiters, WATCHER, __ATOMIC_SEQ_CST);
+}
+
+uint32_t *mproc__queue_word(mproc_queue *q) { return &q->data_seq; }
 
 int mproc_queue_task_done(mproc_queue *q) {
   if (!q || q->magic != QMAGIC) return -EINVAL;

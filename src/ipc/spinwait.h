@@ -14,8 +14,10 @@
  *   word    the futex word.  A waker bumps it before it wakes anyone, so a sleeper that read it before the
  *           bump does not fall asleep.
  *   asleep  nonzero while someone sleeps on the word, or is about to.  A waker that reads 0 does neither the
- *           bump nor the futex_wake system call: none happens while both sides are busy.  One sleeper at a
- *           time (it stores 1, then 0).
+ *           bump nor the futex_wake system call: none happens while both sides are busy.  Bit 0 belongs to
+ *           the bell's one sleeper at a time, which sets and clears it with an atomic or / and, so the other
+ *           bits stay free for others who sleep on the same word and want the waker to ring for them: the
+ *           queue counts its watchers (mproc_wait) there, and its putters still read one word.
  * The handshake: the sleeper reads the word and raises asleep (mproc__bell_announce), checks its condition
  * once more, and only then sleeps on the value it read (mproc__bell_sleep), lowering asleep once awake
  * (mproc__bell_awake).  The waker makes the condition true, then calls mproc__bell_ring.  A full fence sits
@@ -75,12 +77,16 @@ static inline void mproc__bell_ring(mproc__bell b, int n) {
   }
 }
 
-/* The sleeper's first step: reads the word, then sets asleep (to 1, or to 0 for a sleeper that wants no
- * waker to ring for it now and relies on its timeout or on someone who bumps the word unconditionally).
- * Returns the word's value to sleep on; the caller checks its condition once more before it sleeps. */
+/* The sleeper's first step: reads the word, then raises its bit of asleep (or lowers it, for a sleeper that
+ * wants no waker to ring for it now and relies on its timeout or on someone who bumps the word
+ * unconditionally).  Returns the word's value to sleep on; the caller checks its condition once more before
+ * it sleeps. */
 static inline uint32_t mproc__bell_announce(mproc__bell b, bool announce) {
   uint32_t seen = __atomic_load_n(b.word, __ATOMIC_ACQUIRE);
-  __atomic_store_n(b.asleep, announce ? 1u : 0u, __ATOMIC_SEQ_CST);
+  if (announce)
+    __atomic_fetch_or(b.asleep, 1u, __ATOMIC_SEQ_CST);
+  else
+    __atomic_fetch_and(b.asleep, ~1u, __ATOMIC_SEQ_CST);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return seen;
 }
@@ -92,7 +98,7 @@ static inline int mproc__bell_sleep(mproc__bell b, uint32_t seen, double timeout
 }
 
 /* Lowers asleep: after the sleep, or when the second look found the condition true. */
-static inline void mproc__bell_awake(mproc__bell b) { __atomic_store_n(b.asleep, 0, __ATOMIC_RELAXED); }
+static inline void mproc__bell_awake(mproc__bell b) { __atomic_fetch_and(b.asleep, ~1u, __ATOMIC_RELAXED); }
 
 /* Waits until ready(arg) is true: checks it between the rounds left in *spin, then sleeps on the bell
  * (announced) until it is, or until deadline (an absolute mproc__plat_now() time; INFINITY: none).  Returns 0

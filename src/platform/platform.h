@@ -7,6 +7,7 @@
 #define MPROC_PLATFORM_H
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -122,6 +123,21 @@ int mproc__plat_cpu_count_combine(int affinity, double limit);
 int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout);
 /* Wakes at most n sleepers on addr (INT32_MAX for all).  Returns how many were woken, or negative errno. */
 int mproc__plat_futex_wake(uint32_t *addr, int n);
+/* Sleeps while every words[i] == expected[i], at most timeout seconds (< 0 forever): one sleep on up to
+ * MPROC__PLAT_WAIT_ANY_MAX words (futex_waitv, Linux 5.16), woken by a futex_wake on any of them.  0 when
+ * woken (or when a value had already changed), -ETIMEDOUT, -EINTR, -ENOSYS where the kernel has no such
+ * call, -E2BIG for more words.  Shared words, as mproc__plat_futex_wait's. */
+#define MPROC__PLAT_WAIT_ANY_MAX 128
+int mproc__plat_futex_wait_any(uint32_t *const *words, const uint32_t *expected, size_t n, double timeout);
+
+/* An event descriptor (eventfd): readable once signalled, until closed; close-on-exec.  The descriptor or
+ * negative errno; mproc__plat_event_signal makes it readable (0 or negative errno). */
+int mproc__plat_event_create(void);
+int mproc__plat_event_signal(int fd);
+
+/* Starts a thread running fn(arg) with every signal blocked in it, so that signals meant for the program
+ * go to its own threads.  0 or negative errno. */
+int mproc__plat_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* ---- a robust, process-shared mutex ----
  * Lives in shared memory; sizeof(mproc__plat_mutex) bytes, 8-aligned.  Built on glibc's robust

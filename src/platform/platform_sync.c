@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,6 +59,47 @@ int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
 int mproc__plat_futex_wake(uint32_t *addr, int n) {
   long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
   return r < 0 ? -errno : (int)r;
+}
+
+int mproc__plat_futex_wait_any(uint32_t *const *words, const uint32_t *expected, size_t n, double timeout) {
+#if defined(SYS_futex_waitv) && defined(FUTEX_32)
+  if (n > MPROC__PLAT_WAIT_ANY_MAX) return -E2BIG;
+  struct futex_waitv w[MPROC__PLAT_WAIT_ANY_MAX];
+  for (size_t i = 0; i < n; i++)
+    w[i] = (struct futex_waitv){.val = expected[i], .uaddr = (uintptr_t)words[i], .flags = FUTEX_32};
+  struct timespec abs, *tsp = NULL;
+  if (mproc__plat_abs_timespec(timeout, &abs)) tsp = &abs;
+  long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0, tsp, CLOCK_MONOTONIC);
+  if (r >= 0) return 0;
+  if (errno == EAGAIN) return 0; /* a value had already changed */
+  if (errno == ETIMEDOUT) return -ETIMEDOUT;
+  if (errno == EINTR) return -EINTR;
+  return -errno;
+#else
+  (void)words, (void)expected, (void)n, (void)timeout;
+  return -ENOSYS;
+#endif
+}
+
+int mproc__plat_event_create(void) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd >= 0 ? fd : -errno;
+}
+
+int mproc__plat_event_signal(int fd) {
+  for (;;) {
+    if (eventfd_write(fd, 1) == 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int mproc__plat_thread_start(pthread_t *t, void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the mask */
+  int r = pthread_create(t, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return -r;
 }
 
 static int mutex_init(mproc__plat_mutex *m, int type) {

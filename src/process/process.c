@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ipc/waitable.h"
 
 #define NAME_MAX_BYTES 255
 
@@ -72,7 +73,7 @@ static void record_status(mproc_process *p, int wstatus) {
     p->status =
         (mproc_exit_status){MPROC_PROCESS_SIGNALED, -1, WTERMSIG(wstatus), WCOREDUMP(wstatus) ? 1 : 0};
   }
-  close_pidfd(p);
+  /* The pidfd stays open until destroy: it is the process's sentinel, readable from now on. */
 }
 
 /* Waits with p->lock held.  0 when ended (status recorded), -ETIMEDOUT, or an error. */
@@ -86,7 +87,6 @@ static int wait_locked(mproc_process *p, double timeout) {
   } else if (r == MPROC_ECHILD) {
     /* Reaped behind our back (waitpid(-1), SIGCHLD ignored): it has ended, its status is gone. */
     p->status = (mproc_exit_status){MPROC_PROCESS_LOST, -1, 0, 0};
-    close_pidfd(p);
     r = 0;
   }
   return r;
@@ -247,6 +247,36 @@ int mproc_process_exitcode(mproc_process *p, int *code) {
     default:
       return MPROC_ESTATE;
   }
+}
+
+int mproc_process_sentinel(const mproc_process *p) {
+  if (!p) return MPROC_EINVAL;
+  if (p->owner != getpid()) return MPROC_ECHILD;
+  return p->pidfd >= 0 ? p->pidfd : MPROC_ENOSYS; /* written only by start and destroy */
+}
+
+int mproc__process_wait_fd(mproc_process *p, int *fd) {
+  *fd = -1;
+  if (p->owner != getpid()) return MPROC_ECHILD;
+  if (pthread_mutex_trylock(&p->lock) != 0) {
+    /* A join holds the lock while it waits: poll the pidfd, which only start and destroy write. */
+    *fd = p->pidfd;
+    return 0;
+  }
+  int r;
+  if (p->owner != getpid()) {
+    r = MPROC_ECHILD;
+  } else if (p->status.state != MPROC_PROCESS_RUNNING) {
+    r = 1;
+  } else if (p->pidfd >= 0) {
+    *fd = p->pidfd;
+    r = 0;
+  } else { /* no pidfd (an old kernel): ask without waiting */
+    r = wait_locked(p, 0);
+    r = r == 0 ? 1 : r == MPROC_ETIMEDOUT ? 0 : r;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return r;
 }
 
 int mproc_process_pid(const mproc_process *p) { return p ? (int)p->pid : MPROC_EINVAL; }
