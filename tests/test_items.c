@@ -711,6 +711,24 @@ MTEST(parallel_over_items) {
   drain(s, &c, 50, true);
   mproc_stream_destroy(s);
   CHECK_ERR(mproc_parallel_run_items(par, parse, NULL, &res, NULL), MPROC_EINVAL);
+  /* the one-call form */
+  CHECK_OK(mproc_parallel_call_items(reverse, &in, &res, &(mproc_parallel_opts){.n_jobs = 2}, NULL));
+  for (size_t i = 0; i < 5; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    check_reversed(words[i], strlen(words[i]) + 1, data, len);
+  }
+  mproc_results_free(res);
+  c = (struct counter){.end = 30, .fail_at = -1};
+  CHECK_OK(mproc_parallel_call_items(parse, &lazy, &res,
+                                     &(mproc_parallel_opts){.backend = MPROC_BACKEND_THREAD}, NULL));
+  CHECK_INT_EQ(mproc_results_count(res), 30);
+  mproc_results_free(res);
+  CHECK_ERR(mproc_parallel_call_items(parse, NULL, &res, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_call_items(NULL, &in, &res, NULL, NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_parallel_call_items(parse, &in, NULL, NULL, NULL), MPROC_EINVAL);
+  mproc_parallel_shutdown();
   CHECK_ERR(mproc_parallel_stream_items(par, parse, &lazy, MPROC_RETURN_LIST, &s), MPROC_EINVAL);
   mproc_parallel_destroy(par);
 }

@@ -94,6 +94,10 @@ MPROC_API int mproc_parallel_run_items(mproc_parallel *par, mproc_task_fn fn, co
                                        mproc_results **out, mproc_map_report *report);
 MPROC_API int mproc_parallel_stream_items(mproc_parallel *par, mproc_task_fn fn, const mproc_items *in,
                                           mproc_return_as order, mproc_stream **out);
+/* The one-call form, Parallel(n_jobs=...)(delayed(f)(x) for x in things), over items: as
+ * mproc_parallel_call() (its pool kept under the same rules), results into *out. */
+MPROC_API int mproc_parallel_call_items(mproc_task_fn fn, const mproc_items *in, mproc_results **out,
+                                        const mproc_parallel_opts *opts, mproc_map_report *report);
 
 MPROC_EXTERN_C_END
 

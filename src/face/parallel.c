@@ -326,8 +326,25 @@ static bool reusable_fits(const mproc_parallel_opts *o) {
  * exec'd image sees only its arguments; a forked template is the one snapshot a new pool would refresh. */
 static bool keepable(mproc_pool *pool) { return pool->eng.ops != &mproc__backend_fork; }
 
-int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
-                        size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report) {
+/* One call of the one-call form: records (in, n, in_size, out, out_size) or items (into results). */
+struct one_call {
+  mproc_task_fn fn;
+  const void *in;
+  size_t n, in_size;
+  void *out;
+  size_t out_size;
+  const mproc_items *items;
+  mproc_results **results;
+  mproc_map_report *report;
+};
+
+static int run_call(mproc_parallel *par, const struct one_call *c) {
+  return c->items
+             ? mproc_parallel_run_items(par, c->fn, c->items, c->results, c->report)
+             : mproc_parallel_run(par, c->fn, c->in, c->n, c->in_size, c->out, c->out_size, NULL, c->report);
+}
+
+static int call(const mproc_parallel_opts *opts, const struct one_call *c) {
   static const mproc_parallel_opts defaults = {0};
   if (!opts) opts = &defaults;
   int r = check_opts(opts);
@@ -341,7 +358,7 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
     reusable.users++;
     mproc_parallel par = {.opts = *opts, .pool = reusable.pool, .shared = true};
     pthread_mutex_unlock(&reusable.lock);
-    r = mproc_parallel_run(&par, fn, in, n, in_size, out, out_size, NULL, report);
+    r = run_call(&par, c);
     pthread_mutex_lock(&reusable.lock);
     reusable.users--;
     pthread_mutex_unlock(&reusable.lock);
@@ -352,7 +369,7 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   mproc_parallel *own;
   r = mproc_parallel_create(&own, opts);
   if (r < 0) return r;
-  r = mproc_parallel_run(own, fn, in, n, in_size, out, out_size, NULL, report);
+  r = run_call(own, c);
   if (mproc__task_in_worker() || !keepable(own->pool)) {
     mproc_parallel_destroy(own);
     return r;
@@ -378,6 +395,21 @@ int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_si
   pthread_mutex_unlock(&reusable.lock);
   mproc__free(own); /* the pool is the library's now */
   return r;
+}
+
+int mproc_parallel_call(mproc_task_fn fn, const void *in, size_t n, size_t in_size, void *out,
+                        size_t out_size, const mproc_parallel_opts *opts, mproc_map_report *report) {
+  struct one_call c = {
+      .fn = fn, .in = in, .n = n, .in_size = in_size, .out = out, .out_size = out_size, .report = report};
+  return call(opts, &c);
+}
+
+int mproc_parallel_call_items(mproc_task_fn fn, const mproc_items *in, mproc_results **out,
+                              const mproc_parallel_opts *opts, mproc_map_report *report) {
+  if (out) *out = NULL;
+  if (!fn || !out || mproc__items_check(in) < 0) return MPROC_EINVAL;
+  struct one_call c = {.fn = fn, .items = in, .results = out, .report = report};
+  return call(opts, &c);
 }
 
 int mproc_parallel_stream_items(mproc_parallel *par, mproc_task_fn fn, const mproc_items *in,
