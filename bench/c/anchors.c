@@ -13,6 +13,7 @@
 #endif
 
 #include "bench_common.h"
+#include "bench_items.h"
 
 static double g_rate;
 
@@ -143,12 +144,79 @@ static int machine_probe(void) {
   return 0;
 }
 
+/* strings: serial, a plain loop over the same strings as the mproc rows, hashing each */
+static int strings_anchor(const char *sys, size_t n) {
+  if (strcmp(sys, "serial") != 0) return 3;
+  size_t *off;
+  char *buf = bench_strings(n, &off);
+  uint64_t *out = malloc((n ? n : 1) * sizeof *out);
+  if (!out) return 1;
+  bench_touch(out, (n ? n : 1) * sizeof *out);
+  double t0 = bench_now();
+  for (size_t i = 0; i < n; i++) out[i] = bench_string_hash(buf + off[i], off[i + 1] - off[i] - 1);
+  double dt = bench_now() - t0;
+  uint64_t checksum = 0;
+  for (size_t i = 0; i < n; i++) checksum += out[i];
+  free(out);
+  free(off);
+  free(buf);
+  bench_report(dt, checksum, NULL);
+  return 0;
+}
+
+/* tree: serial (:sha256), the walk and every file's digest in one process; xargs-sha256sum and
+ * xargs-b2sum, `find ROOT -type f -print0 | xargs -0 -P WORKERS sha256sum` (b2sum), reading its lines (a
+ * suffix such as :P1 is a label).
+ * Checksum: the sum of each digest's first 8 bytes as a big-endian number. */
+static int tree_anchor(const char *sys, const char *root, int workers) {
+  uint64_t checksum = 0;
+  size_t files = 0;
+  double t0 = bench_now();
+  if (strcmp(sys, "serial") == 0 || strcmp(sys, "serial:sha256") == 0) {
+    int sha = strcmp(sys, "serial:sha256") == 0;
+    bench_paths paths = {0};
+    bench_walk(root, &paths);
+    for (size_t i = 0; i < paths.n; i++) {
+      unsigned char d[32];
+      if (bench_file_digest(paths.v[i], sha, d) < 0) return 1;
+      checksum += bench_digest_head(d);
+    }
+    files = paths.n;
+    bench_paths_free(&paths);
+  } else if (strncmp(sys, "xargs-sha256sum", 15) == 0 || strncmp(sys, "xargs-b2sum", 11) == 0) {
+    if (strchr(root, '\'')) return 1;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "find '%s' -type f -print0 | xargs -0 -P %d %s", root, workers,
+             strncmp(sys, "xargs-b2sum", 11) == 0 ? "b2sum" : "sha256sum");
+    FILE *f = popen(cmd, "r");
+    if (!f) return 1;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+      char head[17];
+      memcpy(head, line, 16);
+      head[16] = '\0';
+      checksum += strtoull(head, NULL, 16);
+      files++;
+    }
+    if (pclose(f) != 0) return 1;
+  } else {
+    return 3;
+  }
+  double dt = bench_now() - t0;
+  char extra[32];
+  snprintf(extra, sizeof extra, "\"files\": %zu", files);
+  bench_report(dt, checksum, extra);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return 3;
   const char *wl = argv[1], *sys = argv[2];
   if (strcmp(wl, "machine") == 0) return machine_probe();
   size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
   int workers = (int)bench_arg(argc, argv, "workers", 2);
+  if (strcmp(wl, "strings") == 0) return strings_anchor(sys, n);
+  if (strcmp(wl, "tree") == 0) return tree_anchor(sys, bench_sarg(argc, argv, "root", "."), workers);
   double us = bench_arg(argc, argv, "us", 1000);
   g_rate = bench_calibrate();
   g_kind = strcmp(wl, "compute") == 0       ? W_COMPUTE

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "bench_items.h"
 
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -366,11 +367,132 @@ static int queue_workload(const char *sys, size_t n, size_t bytes) {
   return 0;
 }
 
+/* ---- strings and tree: items of any size ---- */
+
+/* a string (with its NUL) in, its 64-bit hash out */
+static int hash_string(const void *arg, size_t len, mproc_task *t) {
+  uint64_t h = bench_string_hash(arg, len - 1);
+  return mproc_task_return(t, &h, sizeof h);
+}
+
+/* the same string zero-padded to a 64-byte record */
+static int hash_padded(const void *arg, size_t len, mproc_task *t) {
+  uint64_t h = bench_string_hash(arg, strnlen(arg, len));
+  return mproc_task_return(t, &h, sizeof h);
+}
+
+/* mproc-items: mproc_pool_map_items over the strings as C strings (:packed: one buffer and offsets;
+ * :thread: the thread backend); mproc-items-padded: mproc_pool_map over the same bytes in 64-byte records.
+ * The pool is made and warmed before timing, as in tiny. */
+static int strings_workload(const char *sys, size_t n, int workers) {
+  size_t *off;
+  char *buf = bench_strings(n, &off);
+  const char **ptrs = malloc((n ? n : 1) * sizeof *ptrs);
+  if (!ptrs) return 1;
+  for (size_t i = 0; i < n; i++) ptrs[i] = buf + off[i];
+  bool padded = strcmp(sys, "mproc-items-padded") == 0, packed = strcmp(sys, "mproc-items:packed") == 0;
+  if (!padded && !packed && strcmp(sys, "mproc-items") != 0 && strcmp(sys, "mproc-items:thread") != 0)
+    return usage();
+  char *records = NULL;
+  uint64_t *out = NULL;
+  if (padded) {
+    records = calloc(n ? n : 1, 64);
+    out = malloc((n ? n : 1) * sizeof *out);
+    if (!records || !out) return 1;
+    for (size_t i = 0; i < n; i++) memcpy(records + 64 * i, ptrs[i], off[i + 1] - off[i] - 1);
+    bench_touch(out, (n ? n : 1) * sizeof *out);
+  }
+  mproc_pool *p;
+  mproc_backend b = strcmp(sys, "mproc-items:thread") == 0 ? MPROC_BACKEND_THREAD : MPROC_BACKEND_PROCESS;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = workers, .backend = b})) return 1;
+  int64_t x = 1, r;
+  if (mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL)) return 1;
+  mproc_items in = packed ? mproc_items_packed(buf, off, n) : mproc_items_strings(ptrs, n);
+  mproc_results *res = NULL;
+  double t0 = bench_now();
+  int rc = padded ? mproc_pool_map(p, hash_padded, records, n, 64, out, sizeof *out, NULL, NULL)
+                  : mproc_pool_map_items(p, hash_string, &in, NULL, &res, NULL);
+  double dt = bench_now() - t0;
+  if (rc) {
+    fprintf(stderr, "map: %s\n", mproc_strerror(rc));
+    return 1;
+  }
+  uint64_t checksum = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (padded) {
+      checksum += out[i];
+      continue;
+    }
+    const void *d;
+    size_t len;
+    if (mproc_results_get(res, i, &d, &len) || len != 8) return 1;
+    uint64_t h;
+    memcpy(&h, d, 8);
+    checksum += h;
+  }
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+  free(records);
+  free(out);
+  free(ptrs);
+  free(off);
+  free(buf);
+  bench_report(dt, checksum, NULL);
+  return 0;
+}
+
+static int g_sha256; /* tree: SHA-256 rather than XXH3-128 */
+
+/* a path in, its file's digest out (tree_digest's task) */
+static int digest_file(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  unsigned char d[32];
+  int r = bench_file_digest(arg, g_sha256, d);
+  if (r < 0) return mproc_task_fail(t, r, "%s", strerror(-r));
+  return mproc_task_return(t, d, (size_t)r);
+}
+
+/* mproc-items (:sha256): the whole job as a user runs it, timed: walk the tree, make a pool, map over the
+ * paths as C strings, destroy the pool (find | xargs pays its walk and its processes too). */
+static int tree_workload(const char *sys, const char *root, int workers) {
+  if (strcmp(sys, "mproc-items") != 0 && strcmp(sys, "mproc-items:sha256") != 0) return usage();
+  g_sha256 = strcmp(sys, "mproc-items:sha256") == 0;
+  double t0 = bench_now();
+  bench_paths paths = {0};
+  bench_walk(root, &paths);
+  mproc_pool *p;
+  if (mproc_pool_create(&p, &(mproc_pool_opts){.workers = workers})) return 1;
+  mproc_items in = mproc_items_strings((const char *const *)paths.v, paths.n);
+  mproc_results *res = NULL;
+  int rc = mproc_pool_map_items(p, digest_file, &in, NULL, &res, NULL);
+  mproc_pool_destroy(p);
+  double dt = bench_now() - t0;
+  if (rc) {
+    fprintf(stderr, "map: %s\n", mproc_strerror(rc));
+    return 1;
+  }
+  uint64_t checksum = 0;
+  for (size_t i = 0; i < paths.n; i++) {
+    const void *d;
+    size_t len;
+    if (mproc_results_get(res, i, &d, &len) || len != (g_sha256 ? 32u : 16u)) return 1;
+    checksum += bench_digest_head(d);
+  }
+  mproc_results_free(res);
+  char extra[32];
+  snprintf(extra, sizeof extra, "\"files\": %zu", paths.n);
+  bench_paths_free(&paths);
+  bench_report(dt, checksum, extra);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return usage();
   const char *wl = argv[1], *sys = argv[2];
   size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
   int workers = (int)bench_arg(argc, argv, "workers", 2);
+  if (strcmp(wl, "strings") == 0) return strings_workload(sys, n, workers);
+  if (strcmp(wl, "tree") == 0) return tree_workload(sys, bench_sarg(argc, argv, "root", "."), workers);
   mproc_backend backend = MPROC_BACKEND_PROCESS;
   if (strcmp(sys, "mproc-thread") == 0)
     backend = MPROC_BACKEND_THREAD;

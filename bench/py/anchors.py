@@ -228,6 +228,39 @@ def main():
             sys.exit(3)
         return report(dt, round(s))
 
+    if wl == "strings":
+        # a map over n short strings (bench_items.h's), each returning a 64-bit hash (items_data.hash_str)
+        from items_data import hash_str, make_string
+        items = [make_string(i) for i in range(n)]
+        if kind == "py-pool":
+            with mp.Pool(workers) as pool:
+                pool.map(tiny, range(workers * 4))  # warm
+                t0 = time.perf_counter()
+                s = sum(pool.map(hash_str, items))
+                dt = time.perf_counter() - t0
+        elif kind == "py-joblib":
+            from joblib import Parallel, delayed
+            with Parallel(n_jobs=workers) as par:
+                par(delayed(tiny)(i) for i in range(workers * 4))
+                t0 = time.perf_counter()
+                s = sum(par(delayed(hash_str)(it) for it in items))  # a generator, as joblib is used
+                dt = time.perf_counter() - t0
+        else:
+            sys.exit(3)
+        return report(dt, s)
+
+    if wl == "tree":
+        # the whole job timed, as for find | xargs: walk the tree, start the pool, digest every file
+        from items_data import file_head, tree_paths
+        if system != "py-pool:sha256":
+            sys.exit(3)
+        t0 = time.perf_counter()
+        paths = tree_paths(args["root"])
+        with mp.Pool(workers) as pool:
+            s = sum(pool.map(file_head, paths))
+        dt = time.perf_counter() - t0
+        return report(dt, s)
+
     # tiny, compute, irregular: a map of n items
     if wl == "tiny":
         fn, items = tiny, range(n)
