@@ -806,3 +806,27 @@ MTEST(parallel_progress_over_a_lazy_input) {
   mproc_results_free(res);
   mproc_parallel_destroy(par);
 }
+
+/* The all-at-once form over a lazy input grows its results store by doubling: it reallocated its arrays at
+ * every item before (quadratic in the input's length). */
+static size_t reallocs;
+static void *counting_realloc(void *p, size_t n) {
+  if (p) __atomic_fetch_add(&reallocs, 1, __ATOMIC_RELAXED); /* a block grown (first ones are allocations) */
+  return realloc(p, n);
+}
+
+MTEST(lazy_map_grows_its_results_by_doubling) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_THREAD, 2, NULL);
+  struct counter c = {.end = 100000, .fail_at = -1};
+  mproc_items in = mproc_items_lazy(count_up, &c);
+  CHECK_OK(mproc_replace_allocator(malloc, counting_realloc, calloc, free));
+  mproc_results *res;
+  int r = mproc_pool_map_items(p, parse, &in, NULL, &res, NULL);
+  size_t n = reallocs;
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_OK(r);
+  CHECK_INT_EQ(mproc_results_count(res), 100000);
+  CHECK_INT_CMP(n, <, 200); /* about 3 x log2(100000 / 64) for the arrays, and the bytes' block */
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+}

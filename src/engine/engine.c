@@ -30,35 +30,36 @@ void mproc__job_free(mproc__job *j) {
 
 /* A batch of items of any size (lock held or not: item_at only reads): what goes before the items' bytes on
  * the wire, their lengths, or address and length of each when the worker reads them in place (every item
- * for threads; the arena's items for processes, when all of the batch's are there).  False: no memory. */
+ * for threads; the arena's items for processes, when all of the batch's are there).  One block holds the
+ * lengths, then (for the manager's writes, not sent) the items' addresses, so that item_at is asked once per
+ * item.  False: no memory. */
 static bool var_header(const mproc__items *m, mproc__job *j) {
-  bool place = m->in_shared;
-  if (!place && m->in_arena) {
-    place = true;
-    for (uint32_t k = 0; k < j->count && place; k++) {
-      size_t len;
-      const void *p = m->item_at(m, j->first + k, &len);
-      place = len == 0 || mproc__arena_has(p, len);
-    }
-  }
-  size_t words = (size_t)j->count * (place ? 2 : 1);
-  uint64_t *h = mproc__malloc(words ? words * sizeof *h : 1);
+  size_t c = j->count;
+  uint64_t *h = mproc__malloc(c ? 3 * c * sizeof *h : 1);
   if (!h) return false;
-  uint64_t body = 0;
-  for (uint32_t k = 0; k < j->count; k++) {
+  uint64_t *lens = h, *addrs = h + 2 * c, body = 0;
+  bool place = m->in_shared || m->in_arena;
+  for (size_t k = 0; k < c; k++) {
     size_t len;
-    const void *p = m->item_at(m, j->first + k, &len);
-    if (place) {
-      h[2 * (size_t)k] = (uint64_t)(uintptr_t)p;
-      h[2 * (size_t)k + 1] = len;
-    } else {
-      h[k] = len;
-      body += len;
+    const void *p = m->item_at(m, j->first + (int64_t)k, &len);
+    lens[k] = len;
+    addrs[k] = (uint64_t)(uintptr_t)p;
+    body += len;
+    if (place && !m->in_shared && len) place = mproc__arena_has(p, len);
+  }
+  if (place) { /* (address, length) pairs over the block's front, from the last (each pair lies at or
+                * after the length it replaces) */
+    for (size_t k = c; k-- > 0;) {
+      uint64_t len = lens[k];
+      h[2 * k] = addrs[k];
+      h[2 * k + 1] = len;
     }
+    body = 0;
   }
   j->arg_owned = h;
   j->arg = h;
-  j->arg_len = words * sizeof *h;
+  j->arg_len = c * (place ? 2 : 1) * sizeof *h;
+  j->var_addrs = addrs;
   j->var_in_place = place;
   j->body_len = body;
   return true;
@@ -284,11 +285,13 @@ static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, u
   mproc__items *m = j->map;
   j->done += count;
   uint32_t f = 0;
+  int64_t run = first; /* the first of the items since the last failure: their end is told at once */
   for (uint32_t k = 0; k < count; k++) {
     int64_t idx = first + k;
     uint64_t len;
     memcpy(&len, recs, 8);
     if (f < nfail && fails[f].index == idx) {
+      if (idx > run) m->items_ok(m, run, (size_t)(idx - run));
       mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
                          .code = fails[f].code,
                          .exit_code = -1,
@@ -296,12 +299,13 @@ static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, u
                          .attempts = j->attempts};
       m->items_failed(m, idx, 1, &o, fails[f].msg);
       f++;
+      run = idx + 1;
     } else {
       m->item_result(m, idx, recs + 8, (size_t)len);
-      m->items_ok(m, idx, 1);
     }
     recs += mproc__var_rec_size(len);
   }
+  if (first + count > run) m->items_ok(m, run, (size_t)(first + count - run));
   if (nfail) mproc__engine_notify(e);
 }
 
@@ -373,20 +377,44 @@ static int pick_worker(mproc__engine *e, const mproc__job *j) {
 
 /* Writes as much of worker i's current record as fits.  Returns true when it progressed. */
 /* Writes what it can of a batch's items' bytes after their lengths (items of any size), from where it
- * stopped; returns the bytes written. */
+ * stopped; returns the bytes written.  Small items are gathered into one write of the ring (a write per
+ * item cost more than the copy), a large one goes straight from the caller's memory. */
 static size_t tx_item_bytes(const mproc__job *j, mproc__wstate *w, mproc__ring *in) {
-  size_t wrote = 0;
-  while (w->tx_item < j->count) {
-    size_t len;
-    const unsigned char *p = j->map->item_at(j->map, j->first + w->tx_item, &len);
-    if (w->tx_item_off < len) {
-      size_t n = mproc__ring_put_some_quiet(in, p + w->tx_item_off, len - w->tx_item_off);
-      wrote += n;
-      w->tx_item_off += n;
-      if (w->tx_item_off < len) break; /* the ring is full */
+  const uint64_t *lens = j->arg, *addrs = j->var_addrs;
+  unsigned char buf[4096];
+  size_t wrote = 0, room = mproc__ring_free(in);
+  while (w->tx_item < j->count && room > 0) {
+    size_t fill = 0;
+    while (w->tx_item < j->count && fill < sizeof buf && fill < room) {
+      const unsigned char *p = (const unsigned char *)(uintptr_t)addrs[w->tx_item] + w->tx_item_off;
+      size_t left = (size_t)lens[w->tx_item] - w->tx_item_off;
+      if (fill == 0 && left >= sizeof buf) { /* large: straight into the ring */
+        size_t n = mproc__ring_put_some_quiet(in, p, left < room ? left : room);
+        wrote += n;
+        room -= n;
+        w->tx_item_off += n;
+        if (n == left) {
+          w->tx_item++;
+          w->tx_item_off = 0;
+        }
+        break;
+      }
+      size_t take = left;
+      if (take > sizeof buf - fill) take = sizeof buf - fill;
+      if (take > room - fill) take = room - fill;
+      if (take) memcpy(buf + fill, p, take);
+      fill += take;
+      w->tx_item_off += take;
+      if (take == left) {
+        w->tx_item++;
+        w->tx_item_off = 0;
+      }
     }
-    w->tx_item++;
-    w->tx_item_off = 0;
+    if (fill) {
+      mproc__ring_put_some_quiet(in, buf, fill); /* fits: room was measured, and only we write */
+      wrote += fill;
+      room -= fill;
+    }
   }
   return wrote;
 }

@@ -64,6 +64,7 @@ typedef struct mproc__job {
    * items in place), body_len the bytes of the items that follow them on the wire */
   bool var_in_place;
   uint64_t body_len;
+  const uint64_t *var_addrs; /* the items' addresses, beside the lengths in arg (see var_header) */
   struct mproc__job *next;
   /* a small task argument's copy: one allocation less per submission */
   _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];

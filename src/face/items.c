@@ -42,7 +42,8 @@ const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len) {
 /* ---- the results store ---- */
 
 struct mproc_results {
-  size_t n;
+  size_t n;           /* items */
+  size_t slots;       /* entries the arrays have room for (a lazy input's grow as items come) */
   uint64_t *off;      /* where item i's result begins in buf */
   uint64_t *len;      /* its length */
   int *code;          /* 0, its failure code, or -ECANCELED (the map's item codes) */
@@ -51,31 +52,51 @@ struct mproc_results {
   bool out_of_memory; /* a result could not be kept: the map fails with -ENOMEM */
 };
 
+/* Large arrays of the store are asked for huge pages: they are written once each, in order, and a page
+ * fault per 4 KiB was most of their cost. */
+static void *store_alloc(void *old, size_t bytes) {
+  void *p = mproc__realloc(old, bytes ? bytes : 1);
+  if (p && bytes >= ((size_t)2 << 20)) mproc__plat_advise_huge(p, bytes);
+  return p;
+}
+
+/* Room for `slots` entries, those from r->slots on marked not run.  False without memory. */
+static bool store_slots(mproc_results *r, size_t slots) {
+  uint64_t *off = store_alloc(r->off, slots * sizeof *off);
+  if (off) r->off = off;
+  uint64_t *len = store_alloc(r->len, slots * sizeof *len);
+  if (len) r->len = len;
+  int *code = store_alloc(r->code, slots * sizeof *code);
+  if (code) r->code = code;
+  if (!off || !len || !code) return false;
+  for (size_t i = r->slots; i < slots; i++) {
+    r->off[i] = r->len[i] = 0;
+    r->code[i] = MPROC_ECANCELED; /* until it ends */
+  }
+  r->slots = slots;
+  return true;
+}
+
 static mproc_results *mproc__results_new(size_t n) {
   mproc_results *r = mproc__calloc(1, sizeof *r);
   if (!r) return NULL;
   r->n = n;
-  size_t k = n ? n : 1;
-  r->off = mproc__calloc(k, sizeof *r->off);
-  r->len = mproc__calloc(k, sizeof *r->len);
-  r->code = mproc__calloc(k, sizeof *r->code);
-  if (!r->off || !r->len || !r->code) {
+  if (!store_slots(r, n ? n : 64)) {
     mproc_results_free(r);
     return NULL;
   }
-  for (size_t i = 0; i < n; i++) r->code[i] = MPROC_ECANCELED; /* until it ends */
   return r;
 }
 
 /* Keeps item i's result (lock held).  False when memory ran out. */
 static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
   if (r->cap - r->used < len) {
-    size_t cap = r->cap ? r->cap : 4096;
+    size_t cap = r->cap ? r->cap : (r->n > 256 ? r->n * 16 : 4096); /* a guess: short results */
     while (cap - r->used < len) {
       if (cap > SIZE_MAX / 2) return false;
       cap *= 2;
     }
-    unsigned char *b = mproc__realloc(r->buf, cap);
+    unsigned char *b = store_alloc(r->buf, cap);
     if (!b) {
       r->out_of_memory = true;
       return false;
@@ -113,21 +134,12 @@ void mproc_results_free(mproc_results *r) {
 
 /* Makes room for n items (a lazy input's results, as they come); false without memory. */
 static bool results_grow(mproc_results *r, size_t n) {
-  if (n <= r->n) return true;
-  size_t cap = r->n ? r->n : 64;
-  while (cap < n) cap *= 2;
-  uint64_t *off = mproc__realloc(r->off, cap * sizeof *off);
-  if (off) r->off = off;
-  uint64_t *len = mproc__realloc(r->len, cap * sizeof *len);
-  if (len) r->len = len;
-  int *code = mproc__realloc(r->code, cap * sizeof *code);
-  if (code) r->code = code;
-  if (!off || !len || !code) return false;
-  for (size_t i = r->n; i < cap; i++) {
-    r->off[i] = r->len[i] = 0;
-    r->code[i] = MPROC_ECANCELED;
+  if (n > r->slots) {
+    size_t slots = r->slots;
+    while (slots < n) slots *= 2;
+    if (!store_slots(r, slots)) return false;
   }
-  r->n = n; /* the count is what came; the arrays may hold more */
+  if (n > r->n) r->n = n; /* the count is what came; the arrays may hold more */
   return true;
 }
 

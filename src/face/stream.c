@@ -58,11 +58,13 @@ static void free_stream(mproc_stream *s) {
 
 /* Copies len bytes into b, growing it; false without memory. */
 static bool buf_put(struct slot_buf *b, const void *data, size_t len) {
-  if (len > b->cap) {
-    unsigned char *p = mproc__realloc(b->p, len);
+  if (len > b->cap) { /* at least 64 bytes, and doubling: short items of growing length grow it once */
+    size_t cap = b->cap * 2 > len ? b->cap * 2 : len;
+    if (cap < 64) cap = 64;
+    unsigned char *p = mproc__realloc(b->p, cap);
     if (!p) return false;
     b->p = p;
-    b->cap = len;
+    b->cap = cap;
   }
   if (len) memcpy(b->p, data, len);
   b->len = len;
