@@ -152,6 +152,32 @@ MTEST(retries_make_a_flaky_task_succeed) {
   mproc_pool_destroy(p);
 }
 
+/* A map over items of any size: a retried item is told its attempt, as a task and a fixed record are. */
+static int crash_first_attempt_tell_it(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int attempt = mproc_task_attempt(t);
+  if (attempt < 2) raise(SIGSEGV);
+  return mproc_task_return(t, &attempt, sizeof attempt);
+}
+
+MTEST(retries_tell_an_item_of_any_size_its_attempt) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.max_retries = 2});
+  const char *strings[] = {"a", "bb", "ccc", "dddd", "eeeee", "ffffff"};
+  mproc_items in = mproc_items_strings(strings, 6);
+  mproc_results *res = NULL;
+  CHECK_OK(mproc_pool_map_items(p, crash_first_attempt_tell_it, &in, &(mproc_map_opts){.chunk_size = 3}, &res,
+                                NULL));
+  for (size_t i = 0; i < 6; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_INT_EQ(len, sizeof(int));
+    CHECK_INT_EQ(*(const int *)data, 2);
+  }
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+}
+
 MTEST(failing_initializer_is_a_crash) {
   mproc_pool *p =
       make_pool(MPROC_BACKEND_PROCESS, 1,
