@@ -32,6 +32,12 @@ static struct helper {
 } helpers[64];
 static int nhelpers;
 
+static struct option {
+  const char *flag;
+  mtest_option_fn fn;
+} options[16];
+static int noptions;
+
 static const char *self_path;
 static const char *current_test;
 static uint64_t seed_value;
@@ -46,6 +52,11 @@ void mtest_register(const char *name, mtest_fn fn, double timeout) {
 void mtest_register_helper(const char *name, mtest_helper_fn fn) {
   if (nhelpers == 64) abort();
   helpers[nhelpers++] = (struct helper){name, fn};
+}
+
+void mtest_register_option(const char *flag, mtest_option_fn fn) {
+  if (noptions == 16) abort();
+  options[noptions++] = (struct option){flag, fn};
 }
 
 const char *mtest_self(void) { return self_path; }
@@ -455,6 +466,21 @@ static int run_test(int index, const struct test *t, double scale) {
   return ok;
 }
 
+/* Whether argv[*i] is a registered option: runs it (consuming its value) and adds the test it names. */
+static bool run_option(char **argv, int argc, int *i, const char **only, int *nonly) {
+  for (int k = 0; k < noptions; k++) {
+    if (strcmp(argv[*i], options[k].flag) != 0) continue;
+    if (*i + 1 >= argc) {
+      fprintf(stderr, "%s needs a value\n", argv[*i]);
+      exit(2);
+    }
+    const char *name = options[k].fn(argv[++*i]);
+    if (name && *nonly < MAX_TESTS) only[(*nonly)++] = name;
+    return true;
+  }
+  return false;
+}
+
 int main(int argc, char **argv) {
   static char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -479,7 +505,7 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[i], "--timeout-scale") == 0 && i + 1 < argc) {
       scale = atof(argv[++i]);
-    } else if (nonly < MAX_TESTS) {
+    } else if (!run_option(argv, argc, &i, only, &nonly) && nonly < MAX_TESTS) {
       only[nonly++] = argv[i];
     }
   }

@@ -6,7 +6,8 @@
  * that nothing was left behind: no child process, no new file descriptor, no new shared memory mapping and
  * no new /dev/shm entry.  The binary re-executes itself for helper processes: MTEST_HELPER(name) defines
  * one, mtest_helper_argv() builds its command line.  Output is one "ok"/"not ok" line per test and a last
- * line "N passed, N failed".  Arguments: test names to run a subset, --list, --timeout-scale F. */
+ * line "N passed, N failed".  Arguments: test names to run a subset, --list, --timeout-scale F, and the
+ * options a test file registers with mtest_register_option(). */
 #ifndef MPROC_MTEST_H
 #define MPROC_MTEST_H
 
@@ -23,6 +24,12 @@ typedef int (*mtest_helper_fn)(int argc, char **argv);
 
 void mtest_register(const char *name, mtest_fn fn, double timeout);
 void mtest_register_helper(const char *name, mtest_helper_fn fn);
+/* A test file's own option: `FLAG VALUE` on the command line calls fn(VALUE) in the runner, before any
+ * test runs (so what fn sets is inherited by every test's process).  fn may register tests; the name it
+ * returns, when not NULL, is run as if it had been named on the command line.  Register it from a
+ * constructor, as MTEST does. */
+typedef const char *(*mtest_option_fn)(const char *value);
+void mtest_register_option(const char *flag, mtest_option_fn fn);
 void mtest_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 

@@ -93,6 +93,40 @@ MTEST_TIMEOUT(hung_task_times_out, 60) {
   mproc_pool_destroy(p);
 }
 
+static int segfault_at_once(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len, (void)t;
+  raise(SIGSEGV);
+  return 0;
+}
+
+/* A task that crashed at once is reported as the crash, even when its death reaches the manager only after
+ * its deadline (an overloaded machine): the template is stopped meanwhile, so the manager, which still sees
+ * the task running, asks for its worker to be killed for the timeout; the worker had died of SIGSEGV. */
+MTEST_TIMEOUT(crash_seen_after_the_deadline_is_a_crash, 60) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 1, &(mproc_pool_opts){.task_timeout = 0.1});
+  int n = 3, sq = 0;
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &sq, sizeof sq, NULL)); /* the worker is up */
+  pid_t tpl = mproc__template_pid(&p->eng);
+  CHECK(kill(tpl, SIGSTOP) == 0);
+  mproc_future *f;
+  CHECK_OK(mproc_pool_submit(p, segfault_at_once, NULL, 0, NULL, &f));
+  mproc__engine *e = &p->eng;
+  uint32_t never = 0;
+  for (;;) { /* the manager has decided to kill it for its timeout (nothing signals that: look again) */
+    pthread_mutex_lock(&e->lock);
+    int reason = e->ws[0].kill_reason;
+    pthread_mutex_unlock(&e->lock);
+    if (reason == MPROC_OUTCOME_TIMEDOUT) break;
+    mproc__plat_futex_wait(&never, 0, 0.005);
+  }
+  CHECK(kill(tpl, SIGCONT) == 0);
+  check_crash(f, MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, SIGSEGV, -1);
+  mproc_future_release(f);
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &sq, sizeof sq, NULL));
+  CHECK_INT_EQ(sq, 9);
+  mproc_pool_destroy(p);
+}
+
 MTEST(crash_inside_a_batch_fails_one_item) {
   mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
   enum { N = 1000 };
@@ -149,6 +183,32 @@ MTEST(retries_make_a_flaky_task_succeed) {
   CHECK_OK(mproc_pool_map(p, crash_first_attempt, in, 50, sizeof *in, out, sizeof *out,
                           &(mproc_map_opts){.chunk_size = 10}, NULL));
   for (int i = 0; i < 50; i++) CHECK_INT_EQ(out[i], i * i);
+  mproc_pool_destroy(p);
+}
+
+/* A map over items of any size: a retried item is told its attempt, as a task and a fixed record are. */
+static int crash_first_attempt_tell_it(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  int attempt = mproc_task_attempt(t);
+  if (attempt < 2) raise(SIGSEGV);
+  return mproc_task_return(t, &attempt, sizeof attempt);
+}
+
+MTEST(retries_tell_an_item_of_any_size_its_attempt) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, &(mproc_pool_opts){.max_retries = 2});
+  const char *strings[] = {"a", "bb", "ccc", "dddd", "eeeee", "ffffff"};
+  mproc_items in = mproc_items_strings(strings, 6);
+  mproc_results *res = NULL;
+  CHECK_OK(mproc_pool_map_items(p, crash_first_attempt_tell_it, &in, &(mproc_map_opts){.chunk_size = 3}, &res,
+                                NULL));
+  for (size_t i = 0; i < 6; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_INT_EQ(len, sizeof(int));
+    CHECK_INT_EQ(*(const int *)data, 2);
+  }
+  mproc_results_free(res);
   mproc_pool_destroy(p);
 }
 

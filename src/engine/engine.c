@@ -818,7 +818,10 @@ static void death_outcome(const mproc__engine *e, int i, int wstatus, bool init_
                           char *msg, size_t cap) {
   const mproc__wstate *w = &e->ws[i];
   *o = (mproc_outcome){.kind = MPROC_OUTCOME_CRASHED, .code = MPROC_ECRASHED, .exit_code = -1, .worker = i};
-  if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT) {
+  /* A timeout's kill is SIGKILL: a worker that ended otherwise had crashed before the kill could act, and
+   * only its death came late to the manager (an overloaded machine), so it is reported as the crash. */
+  bool killed = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL;
+  if (w->kill_reason == MPROC_OUTCOME_TIMEDOUT && killed) {
     o->kind = MPROC_OUTCOME_TIMEDOUT;
     o->code = MPROC_ETASKTIMEOUT;
     snprintf(msg, cap, "timed out; worker %d (pid %d) killed", i, w->pid);

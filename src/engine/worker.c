@@ -351,6 +351,7 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
     if (j->timed) __atomic_store_n(&slot->started_ns, mproc__now_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&slot->running_item, idx, __ATOMIC_RELEASE);
     mproc__task_begin(&t, priv, NULL, 0, w->index, idx); /* a growable result, its buffer kept */
+    t.attempt = (int)j->attempt;
     int code = mproc__task_finish_code(&t, fn(len ? arg : NULL, len, &t));
     wire_fail fail = {0};
     if (code) {
