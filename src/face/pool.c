@@ -363,7 +363,7 @@ static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER || (!opts->failures && opts->failures_cap) ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
-      !(opts->timeout >= 0) || out_size > UINT32_MAX)
+      !(opts->timeout >= 0) || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size))
     return MPROC_EINVAL;
   if (mproc__engine_cannot_kill(&pool->eng) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   return 0;

@@ -170,7 +170,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   static const mproc_stream_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!pool || !fn || !out || (!in && in_size && n) || !(opts->task_timeout >= 0) || in_size > UINT32_MAX ||
-      out_size > UINT32_MAX || opts->max_retries < -1)
+      out_size > UINT32_MAX || opts->max_retries < -1 || !mproc__records_fit(n, in_size, out_size))
     return MPROC_EINVAL;
   if (items) {
     int r = mproc__items_check(items);
