@@ -184,6 +184,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   s->eng = e;
   size_t chunk = opts->chunk_size;
   if (chunk > UINT32_MAX) chunk = UINT32_MAX;
+  if (chunk > n && n > 0) chunk = n; /* no batch holds more; nor may the window, sized from it below */
   /* by default the window holds up to 64 MiB of results and at most 262144 items (each slot also costs
    * about 22 bytes of bookkeeping), at least 4096: tiny tasks need large batches, and memory stays bounded
    * whatever n is */
