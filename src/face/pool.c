@@ -138,7 +138,8 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
                       const mproc_submit_opts *opts, mproc_future **out) {
   static const mproc_submit_opts defaults = {0};
   if (!opts) opts = &defaults;
-  if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0)) return MPROC_EINVAL;
+  if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0) || opts->max_retries < -1)
+    return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
   if (mproc__engine_cannot_kill(e) && opts->timeout > 0) return MPROC_ENOTSUP;
   mproc__job *j = mproc__calloc(1, sizeof *j);
@@ -363,7 +364,8 @@ static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER || (!opts->failures && opts->failures_cap) ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
-      !(opts->timeout >= 0) || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size))
+      !(opts->timeout >= 0) || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size) ||
+      opts->max_retries < -1)
     return MPROC_EINVAL;
   if (mproc__engine_cannot_kill(&pool->eng) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   return 0;
