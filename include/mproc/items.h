@@ -20,9 +20,10 @@ typedef struct mproc_item {
 } mproc_item;
 
 /* A lazy input (joblib's generator, imap over an iterator): called in the calling thread for item index
- * (0, 1, 2... in order) when the call is ready to take it.  Sets *item and returns 1; returns 0 at the end
- * of the input, or a negative code that ends the call with that code (what is in flight is cancelled, the
- * pool stays usable).  The bytes need only stay valid until the next call: mproc copies them. */
+ * (0, 1, 2... in order) when the call is ready to take it.  Sets *item and returns 1; returns 0 (or any
+ * other positive value) at the end of the input, or a negative code that ends the call with that code (what
+ * is in flight is cancelled, the pool stays usable; an item with NULL data and a nonzero length is
+ * -EINVAL).  The bytes need only stay valid until the next call: mproc copies them. */
 typedef int (*mproc_input_fn)(void *user, int64_t index, mproc_item *item);
 
 /* The input of a call over items, in one of four forms; use the constructors below.  A task gets an item's

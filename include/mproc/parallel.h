@@ -84,7 +84,9 @@ MPROC_API int mproc_parallel_run(mproc_parallel *par, mproc_task_fn fn, const vo
                                  size_t in_size, void *out, size_t out_size, int *item_codes,
                                  mproc_map_report *report);
 
-/* The generator forms: a stream of results (see mproc_stream_next()), ordered or in completion order. */
+/* The generator forms: a stream of results (see mproc_stream_next()), ordered or in completion order
+ * (MPROC_RETURN_GENERATOR or MPROC_RETURN_GENERATOR_UNORDERED; any other order, MPROC_RETURN_LIST too, is
+ * -EINVAL).  Errors as mproc_pool_imap(). */
 MPROC_API int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n,
                                     size_t in_size, size_t out_size, mproc_return_as order,
                                     mproc_stream **out);

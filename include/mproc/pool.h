@@ -86,12 +86,12 @@ MPROC_API int mproc_init(int *argc, char ***argv);
 MPROC_API void mproc_shutdown(void);
 
 /* Creates a pool and starts its workers.  On success *out is the pool (release with mproc_pool_destroy())
- * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers or retries or timeout, NaN timeout, bad
- * backend or start method, init_arg_len > 0 with init_arg or initializer NULL, a bad MPROC_WORKERS or
- * MPROC_BACKEND: mproc_last_error_message() names it), MPROC_ESTATE (forkserver without
- * mproc_init()), MPROC_ENOTSUP and MPROC_EEXIST (exec: see start_method), MPROC_ENOBACKEND, -ENOMEM,
- * -EAGAIN (no process or
- * thread could be made); *out is then untouched and nothing is left behind. */
+ * and 0 is returned.  Errors: -EINVAL (out NULL, negative workers, retries, timeout or max_tasks_per_child,
+ * more than 4096 workers, NaN timeout, bad backend or start method, init_arg_len > 0 with init_arg or
+ * initializer NULL, a bad MPROC_WORKERS or MPROC_BACKEND: mproc_last_error_message() names it),
+ * MPROC_ESTATE (forkserver without mproc_init()), MPROC_ENOTSUP and MPROC_EEXIST (exec: see start_method),
+ * MPROC_ENOBACKEND, -ENOMEM, -EAGAIN (no process or thread could be made); *out is then untouched and
+ * nothing is left behind. */
 MPROC_API int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
 
 /* The number of workers (> 0), or -EINVAL for NULL. */
@@ -127,7 +127,7 @@ MPROC_API int mproc_pool_with(const mproc_pool_opts *opts, mproc_pool_body body,
 /* Per-submission options; all zero means the pool's. */
 typedef struct mproc_submit_opts {
   double timeout;  /* per-task timeout in seconds; 0: the pool's */
-  int max_retries; /* -1: none; 0: the pool's; > 0: that many */
+  int max_retries; /* -1: none; 0: the pool's; > 0: that many (below -1: -EINVAL) */
 } mproc_submit_opts;
 
 /* Submits fn(arg, arg_len) to the pool.  The argument bytes are copied.  On success *out receives a new
@@ -220,9 +220,9 @@ typedef enum mproc_wait_mode {
 } mproc_wait_mode;
 
 /* Waits until the mode is satisfied for futures fs[0..n), at most timeout seconds.  Stores the number of
- * done futures in *ndone and, when done_flags is not NULL, 1 or 0 in done_flags[i] for each.  Returns 0
- * when the mode was satisfied, -ETIMEDOUT when not (the outputs are still filled), -EINVAL (NULL fs with n
- * > 0, a NULL future, futures of different pools). */
+ * done futures in *ndone and, when done_flags is not NULL, 1 or 0 in done_flags[i] for each (ndone may be
+ * NULL too).  Returns 0 when the mode was satisfied, -ETIMEDOUT when not (the outputs are still filled),
+ * -EINVAL (NULL fs with n > 0, a NULL future, futures of different pools, an unknown mode, NaN). */
 MPROC_API int mproc_futures_wait(mproc_future *const *fs, size_t n, double timeout, mproc_wait_mode mode,
                                  size_t *ndone, unsigned char *done_flags);
 
@@ -238,10 +238,11 @@ MPROC_API int mproc_as_completed_create(mproc_as_completed **out, mproc_future *
  * (docs/pool.md shows the loop; a test runs 200,000 tasks that way in bounded memory).  0, -EINVAL
  * (NULL, a future of another pool), -EBUSY (it belongs to another iterator), -ENOMEM. */
 MPROC_API int mproc_as_completed_add(mproc_as_completed *it, mproc_future *f);
-/* Stores the next completed future in *f (the iterator keeps no reference: the caller's stays valid) and
- * returns 0; MPROC_EEOF when every future added so far has been yielded (or released); -ETIMEDOUT when none
- * completed in time; MPROC_EINTERRUPTED, whatever is ready, when Ctrl-C came since the iterator was made or
- * since the last call that returned MPROC_EINTERRUPTED (the call after goes on). */
+/* Stores the next completed future in *f (the iterator keeps no reference: the caller's stays valid; NULL
+ * when none is returned) and returns 0; MPROC_EEOF when every future added so far has been yielded (or
+ * released); -ETIMEDOUT when none completed in time; MPROC_EINTERRUPTED, whatever is ready, when Ctrl-C came
+ * since the iterator was made or since the last call that returned MPROC_EINTERRUPTED (the call after goes
+ * on). */
 MPROC_API int mproc_as_completed_next(mproc_as_completed *it, double timeout, mproc_future **f);
 MPROC_API void mproc_as_completed_destroy(mproc_as_completed *it);
 
@@ -263,7 +264,7 @@ typedef struct mproc_item_failure {
 typedef struct mproc_map_opts {
   size_t chunk_size;   /* items per batch; 0: automatic */
   double task_timeout; /* per item, seconds; 0: the pool's */
-  int max_retries;     /* -1 none, 0 the pool's, > 0 that many */
+  int max_retries;     /* -1 none, 0 the pool's, > 0 that many (below -1: -EINVAL) */
   mproc_error_policy on_error;
   int max_failures; /* with MPROC_ON_ERROR_STOP_AFTER; at least 1 */
   /* Optional: n codes, one per item: 0, its failure code, or -ECANCELED for items not run. */
@@ -296,7 +297,8 @@ typedef struct mproc_map_report {
  * of its record as it was).  Results are in input order; nothing is allocated per item.  in may be NULL
  * when in_size is 0 (each task then gets no argument and reads its index with mproc_task_index()); out may
  * be NULL when out_size is 0.  Returns 0 when every item succeeded, else the first failure's code by index
- * (details in *report when not NULL); -EINVAL for bad arguments; MPROC_ECLOSED on a closed pool;
+ * (details in *report when not NULL); -EINVAL for bad arguments (also n records of in_size or out_size
+ * bytes beyond what memory can hold); MPROC_ECLOSED on a closed pool;
  * -ETIMEDOUT when opts->timeout passed; MPROC_EINTERRUPTED on Ctrl-C (see docs/pool.md).  In the last two
  * cases the items not done are cancelled and no worker writes into out any more when the call returns. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
@@ -317,7 +319,7 @@ typedef struct mproc_stream_opts {
   size_t max_in_flight; /* items handed out and not yet consumed; 0: as many as 64 MiB of results hold,
                            at most 262144, at least 4096 */
   double task_timeout;  /* per item, seconds; 0: the pool's */
-  int max_retries;      /* -1 none, 0 the pool's, > 0 that many */
+  int max_retries;      /* -1 none, 0 the pool's, > 0 that many (below -1: -EINVAL) */
   uint64_t seed;        /* run seed for mproc_task_seed() */
 } mproc_stream_opts;
 

@@ -29,7 +29,8 @@ MPROC_API int mproc_shm_create(mproc_shm **out, size_t size, const mproc_shm_opt
 /* Opens a named segment made by another process (its size is the object's).  0, -ENOENT, -EINVAL. */
 MPROC_API int mproc_shm_open(mproc_shm **out, const char *name);
 /* Sends the segment's descriptor over a connected Unix socket, or receives one and maps it.  0 or negative
- * errno (-ECONNRESET when the peer closed). */
+ * errno (-ECONNRESET when the peer closed; -EINVAL for NULL or a negative descriptor; -EBADF, -ENOTSOCK for
+ * descriptors that are not an open socket). */
 MPROC_API int mproc_shm_send(mproc_shm *seg, int unix_socket);
 MPROC_API int mproc_shm_recv(mproc_shm **out, int unix_socket);
 MPROC_API void *mproc_shm_addr(const mproc_shm *seg);       /* NULL for NULL */

@@ -47,7 +47,8 @@ MPROC_API int mproc_semaphore_init(mproc_semaphore **out, void *mem, unsigned va
 MPROC_API int mproc_semaphore_create(mproc_semaphore **out, unsigned value, unsigned bound);
 /* Takes one unit, waiting at most timeout: 0 or -ETIMEDOUT. */
 MPROC_API int mproc_semaphore_acquire(mproc_semaphore *s, double timeout);
-/* Gives n units back (Python 3.9's release(n)): 0, MPROC_EBOUND, -EINVAL (n 0). */
+/* Gives n units back (Python 3.9's release(n)): 0, MPROC_EBOUND (above the bound, or a count above
+ * INT32_MAX for any semaphore), -EINVAL (n 0 or above INT32_MAX). */
 MPROC_API int mproc_semaphore_release(mproc_semaphore *s, unsigned n);
 /* The current count (>= 0), or -EINVAL. */
 MPROC_API int mproc_semaphore_value(mproc_semaphore *s);
@@ -84,7 +85,8 @@ MPROC_API int mproc_condition_wait(mproc_condition *c, double timeout);
 /* Waits until pred(user) is true (checked first, then after each wake-up): 0 when it is, -ETIMEDOUT when
  * the timeout passed first (the predicate is false then); MPROC_EOWNERDEAD at once when retaking the lock
  * found its holder dead (the caller holds the lock: repair, mproc_lock_consistent(), then wait again),
- * -ENOTRECOVERABLE when the lock is broken, -EPERM as wait. */
+ * -ENOTRECOVERABLE when the lock is broken, -EPERM as wait (as in Python, only once it waits: a predicate
+ * true at once, or a timeout of 0, does not look at the lock). */
 MPROC_API int mproc_condition_wait_for(mproc_condition *c, int (*pred)(void *user), void *user,
                                        double timeout);
 /* Wakes at most n waiters (n above INT_MAX: all).  0, or -EINVAL for NULL. */

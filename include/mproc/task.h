@@ -41,7 +41,8 @@ static inline int mproc_task_return(mproc_task *task, const void *data, size_t l
 }
 
 /* A buffer of len bytes that becomes the task's result, for results built in place (no copy).  Valid until
- * the task function returns.  NULL when it cannot be had (no memory, or len above a map's record size). */
+ * the task function returns.  NULL when it cannot be had (no memory, or len above a map's record size), and
+ * possibly for len 0 (the result is then empty all the same). */
 MPROC_API void *mproc_task_return_buffer(mproc_task *task, size_t len);
 
 /* Records the task's failure: code (negative; anything else becomes MPROC_ETASKFAILED) and a message made

@@ -872,7 +872,9 @@ void mproc_cache_entry_release(mproc_cache_entry *e) {
 int mproc_cache_expires_after(const mproc_cache_entry_info *entry, void *seconds) {
   if (!entry || !seconds) return 0;
   double s = *(const double *)seconds;
-  return (double)(mproc__plat_realtime_ns() - entry->created_ns) < s * 1e9; /* NaN: expired */
+  /* the age in doubles: created_ns may be any value (the caller's own info), and the int64_t difference
+   * could overflow */
+  return (double)mproc__plat_realtime_ns() - (double)entry->created_ns < s * 1e9; /* NaN: expired */
 }
 
 static int is_hex_name(const char *s, size_t n) {

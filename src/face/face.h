@@ -69,6 +69,12 @@ void mproc__map_set_var(mproc__map *m, const mproc__var_io *io);
 int mproc__items_check(const mproc_items *in);
 const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len);
 
+/* Whether n records of in_size and of out_size bytes fit in memory, and their indices in an int64_t: a
+ * larger n cannot describe the caller's arrays (it would read and write past them). */
+static inline bool mproc__records_fit(size_t n, size_t in_size, size_t out_size) {
+  return n <= INT64_MAX && (!in_size || n <= SIZE_MAX / in_size) && (!out_size || n <= SIZE_MAX / out_size);
+}
+
 /* map.c: makes m a map of n items of fn over e (zeroed but for what a map starts with: no failure yet,
  * the completion calls, its condition); the caller fills in the rest.  mproc__map_end destroys the
  * condition.  mproc__map_fail: items [first, first + count) failed or were cancelled (lock held), as the

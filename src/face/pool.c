@@ -138,7 +138,8 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
                       const mproc_submit_opts *opts, mproc_future **out) {
   static const mproc_submit_opts defaults = {0};
   if (!opts) opts = &defaults;
-  if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0)) return MPROC_EINVAL;
+  if (!pool || !fn || !out || (!arg && arg_len) || !(opts->timeout >= 0) || opts->max_retries < -1)
+    return MPROC_EINVAL;
   mproc__engine *e = &pool->eng;
   if (mproc__engine_cannot_kill(e) && opts->timeout > 0) return MPROC_ENOTSUP;
   mproc__job *j = mproc__calloc(1, sizeof *j);
@@ -279,6 +280,15 @@ void mproc__map_report(const mproc__map *m, mproc_map_report *rep) {
   rep->failures_left_out = m->failures_left_out;
 }
 
+/* Frees batches never queued, with what they own (the lengths of items of any size). */
+static void free_batches(mproc__job **jobs, size_t nb) {
+  for (size_t k = 0; k < nb; k++) {
+    mproc__free(jobs[k]->arg_owned);
+    mproc__free(jobs[k]);
+  }
+  mproc__free(jobs);
+}
+
 /* Makes the batches for items [first, end) of m, `chunk` items each, or guided sizes when target > 0:
  * about `target` items within the fair share of what is left (mproc__batching_size).  Returns the number
  * made (0 with *err on no memory; nothing is queued). */
@@ -305,8 +315,7 @@ static size_t make_batches(const mproc__batching *b, mproc__map *m, size_t first
   *out = jobs;
   return nb;
 oom:
-  for (size_t k = 0; k < nb; k++) mproc__free(jobs[k]);
-  mproc__free(jobs);
+  free_batches(jobs, nb);
   *err = MPROC_ENOMEM;
   return 0;
 }
@@ -363,7 +372,8 @@ static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *
   if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
       (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER || (!opts->failures && opts->failures_cap) ||
       (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
-      !(opts->timeout >= 0) || out_size > UINT32_MAX)
+      !(opts->timeout >= 0) || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size) ||
+      opts->max_retries < -1)
     return MPROC_EINVAL;
   if (mproc__engine_cannot_kill(&pool->eng) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   return 0;
@@ -461,8 +471,7 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
   if (e->closed) {
     int code = e->broken ? e->broken : MPROC_ECLOSED;
     pthread_mutex_unlock(&e->lock);
-    for (size_t b = 0; b < nb; b++) mproc__free(jobs[b]);
-    mproc__free(jobs);
+    free_batches(jobs, nb);
     return code;
   }
   mproc__engine_items_begin(e, &m->items);

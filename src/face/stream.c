@@ -172,7 +172,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   static const mproc_stream_opts defaults = {0};
   if (!opts) opts = &defaults;
   if (!pool || !fn || !out || (!in && in_size && n) || !(opts->task_timeout >= 0) || in_size > UINT32_MAX ||
-      out_size > UINT32_MAX || opts->max_retries < -1)
+      out_size > UINT32_MAX || opts->max_retries < -1 || !mproc__records_fit(n, in_size, out_size))
     return MPROC_EINVAL;
   if (items) {
     int r = mproc__items_check(items);
@@ -186,6 +186,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   s->eng = e;
   size_t chunk = opts->chunk_size;
   if (chunk > UINT32_MAX) chunk = UINT32_MAX;
+  if (chunk > n && n > 0) chunk = n; /* no batch holds more; nor may the window, sized from it below */
   /* by default the window holds up to 64 MiB of results and at most 262144 items (each slot also costs
    * about 22 bytes of bookkeeping), at least 4096: tiny tasks need large batches, and memory stays bounded
    * whatever n is */
