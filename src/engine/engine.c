@@ -152,8 +152,8 @@ void mproc__engine_kick(mproc__engine *e) {
   mproc__engine_hand_out(e);
 }
 
-int mproc__engine_wait(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
-                       bool (*pred)(void *), void *arg) {
+int mproc__engine_wait_slow(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
+                            bool (*pred)(void *), void *arg) {
   if (mproc__engine_runs_here(e) && e->pend_head) {
     /* nobody else runs the queued work: this wait does, one job at a time, so that a deadline (a progress
      * tick, a map's timeout) and Ctrl-C are seen between two jobs */

@@ -201,8 +201,14 @@ void mproc__engine_kick(mproc__engine *e);
 /* Waits on cv (lock held) until pred(arg), the absolute deadline or Ctrl-C, as mproc__cond_wait_intr; with
  * a backend without workers it first runs queued jobs in this thread, one at a time, while pred is false.
  * 0, -ETIMEDOUT or MPROC_EINTERRUPTED. */
-int mproc__engine_wait(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
-                       bool (*pred)(void *), void *arg);
+int mproc__engine_wait_slow(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
+                            bool (*pred)(void *), void *arg);
+/* (What is awaited is often there already: a stream's next item, a future's result.) */
+static inline int mproc__engine_wait(mproc__engine *e, pthread_cond_t *cv, int *waiters, double deadline,
+                                     bool (*pred)(void *), void *arg) {
+  if (pred(arg)) return 0;
+  return mproc__engine_wait_slow(e, cv, waiters, deadline, pred, arg);
+}
 bool mproc__engine_cancel_queued(mproc__engine *e, mproc__job *j);
 void mproc__engine_terminate(mproc__engine *e);
 void mproc__engine_worker_busy_ns(const mproc__engine *e, uint64_t *busy);

@@ -108,6 +108,7 @@ static int refill(mproc_stream *s) {
   bool added = false;
   while (s->next_dispatch < m->items.n && !m->items.stopped) {
     size_t first = s->next_dispatch;
+    if (first >= s->low + m->items.window) break; /* window full: the usual case, before any sizing */
     size_t count = s->chunk;
     if (s->adaptive) {
       /* measured (face/batching.h); once two batches per worker are timed, only the window bounds what is in
