@@ -214,6 +214,32 @@ static void check_reversed(const void *item, size_t len, const void *res, size_t
     if (r[i] != a[len - 1 - i]) CHECK_INT_EQ(r[i], a[len - 1 - i]);
 }
 
+/* Item i of a description that is not lazy, as the task receives it. */
+static const void *item_of(const mproc_items *in, size_t i, size_t *len) {
+  if (in->array) {
+    *len = in->array[i].len;
+    return in->array[i].data;
+  }
+  if (in->strings) {
+    *len = strlen(in->strings[i]) + 1;
+    return in->strings[i];
+  }
+  *len = in->offsets[i + 1] - in->offsets[i];
+  return (const char *)in->packed + in->offsets[i];
+}
+
+/* Every result of res is its item reversed (reverse()'s result). */
+static void check_all_reversed(const mproc_results *res, const mproc_items *in) {
+  CHECK_INT_EQ(mproc_results_count(res), in->n);
+  for (size_t i = 0; i < in->n; i++) {
+    const void *data;
+    size_t len, ilen;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    const void *item = item_of(in, i, &ilen);
+    check_reversed(item, ilen, data, len);
+  }
+}
+
 /* items of sizes 0, 1, 4 KiB and 1 MiB mixed, each filled with a pattern of its own */
 static mproc_item *mixed_items(size_t n, unsigned char **store) {
   static const size_t sizes[] = {0, 1, 4096, 1 << 20, 17, 3};
@@ -244,46 +270,26 @@ static void map_items_on(mproc_pool *p, mproc_backend b) {
   CHECK_OK(mproc_pool_map_items(p, reverse, &in, NULL, &res, &rep));
   CHECK_INT_EQ(rep.ok, N);
   CHECK_INT_EQ(mproc_results_count(res), N);
-  for (size_t i = 0; i < N; i++) {
-    const void *data;
-    size_t len;
-    CHECK_OK(mproc_results_get(res, i, &data, &len));
-    check_reversed(items[i].data, items[i].len, data, len);
-  }
+  check_all_reversed(res, &in);
   CHECK_ERR(mproc_results_get(res, N, &(const void *){NULL}, &(size_t){0}), MPROC_EINVAL);
   mproc_results_free(res);
   /* batches of one and of seven: the same */
   for (size_t chunk = 1; chunk <= 7; chunk += 6) {
     CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
-    for (size_t i = 0; i < N; i++) {
-      const void *data;
-      size_t len;
-      CHECK_OK(mproc_results_get(res, i, &data, &len));
-      check_reversed(items[i].data, items[i].len, data, len);
-    }
+    check_all_reversed(res, &in);
     mproc_results_free(res);
   }
   /* strings (with their NUL), packed items */
   const char *words[] = {"alpha", "", "gamma delta", "x"};
   mproc_items sw = mproc_items_strings(words, 4);
   CHECK_OK(mproc_pool_map_items(p, reverse, &sw, NULL, &res, NULL));
-  for (size_t i = 0; i < 4; i++) {
-    const void *data;
-    size_t len;
-    CHECK_OK(mproc_results_get(res, i, &data, &len));
-    check_reversed(words[i], strlen(words[i]) + 1, data, len);
-  }
+  check_all_reversed(res, &sw);
   mproc_results_free(res);
   const char *buf = "onetwothree";
   size_t offs[] = {0, 3, 6, 6, 11};
   mproc_items pk = mproc_items_packed(buf, offs, 4);
   CHECK_OK(mproc_pool_map_items(p, reverse, &pk, NULL, &res, NULL));
-  for (size_t i = 0; i < 4; i++) {
-    const void *data;
-    size_t len;
-    CHECK_OK(mproc_results_get(res, i, &data, &len));
-    check_reversed(buf + offs[i], offs[i + 1] - offs[i], data, len);
-  }
+  check_all_reversed(res, &pk);
   mproc_results_free(res);
   /* failures, an empty result and (processes) a crash among them, under the continue policy */
   mproc_item odd[6] = {{"ok", 2}, {"Fail", 4}, {"E", 1}, {"C", 1}, {"", 0}, {"zz", 2}};
@@ -367,12 +373,7 @@ static void huge_items(mproc_backend b) {
   mproc_items in = mproc_items_array(items, N);
   mproc_results *res;
   CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = 6}, &res, NULL));
-  for (size_t i = 0; i < N; i++) {
-    const void *data;
-    size_t len;
-    CHECK_OK(mproc_results_get(res, i, &data, &len));
-    check_reversed(items[i].data, items[i].len, data, len);
-  }
+  check_all_reversed(res, &in);
   mproc_results_free(res);
   /* and through a stream, unordered */
   mproc_stream *s;

@@ -262,15 +262,23 @@ int mproc_parallel_run_items(mproc_parallel *par, mproc_task_fn fn, const mproc_
   return run(par, fn, NULL, in->next ? 0 : in->n, 0, NULL, 0, NULL, report, in, out);
 }
 
+/* A generator form's stream options from Parallel's: batch size, pre_dispatch, timeout, seed. */
+static mproc_stream_opts stream_opts(const mproc_parallel *par) {
+  const mproc_parallel_opts *o = &par->opts;
+  return (mproc_stream_opts){.chunk_size = o->batch_size,
+                             .max_in_flight = o->pre_dispatch,
+                             .task_timeout = o->timeout,
+                             .seed = o->seed};
+}
+
+static bool generator_order(mproc_return_as order) {
+  return order == MPROC_RETURN_GENERATOR || order == MPROC_RETURN_GENERATOR_UNORDERED;
+}
+
 int mproc_parallel_stream(mproc_parallel *par, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                           size_t out_size, mproc_return_as order, mproc_stream **out) {
-  if (!par || (order != MPROC_RETURN_GENERATOR && order != MPROC_RETURN_GENERATOR_UNORDERED))
-    return MPROC_EINVAL;
-  const mproc_parallel_opts *o = &par->opts;
-  mproc_stream_opts so = {.chunk_size = o->batch_size,
-                          .max_in_flight = o->pre_dispatch,
-                          .task_timeout = o->timeout,
-                          .seed = o->seed};
+  if (!par || !generator_order(order)) return MPROC_EINVAL;
+  mproc_stream_opts so = stream_opts(par);
   return order == MPROC_RETURN_GENERATOR
              ? mproc_pool_imap(par->pool, fn, in, n, in_size, out_size, &so, out)
              : mproc_pool_imap_unordered(par->pool, fn, in, n, in_size, out_size, &so, out);
@@ -414,13 +422,8 @@ int mproc_parallel_call_items(mproc_task_fn fn, const mproc_items *in, mproc_res
 
 int mproc_parallel_stream_items(mproc_parallel *par, mproc_task_fn fn, const mproc_items *in,
                                 mproc_return_as order, mproc_stream **out) {
-  if (!par || (order != MPROC_RETURN_GENERATOR && order != MPROC_RETURN_GENERATOR_UNORDERED))
-    return MPROC_EINVAL;
-  const mproc_parallel_opts *o = &par->opts;
-  mproc_stream_opts so = {.chunk_size = o->batch_size,
-                          .max_in_flight = o->pre_dispatch,
-                          .task_timeout = o->timeout,
-                          .seed = o->seed};
+  if (!par || !generator_order(order)) return MPROC_EINVAL;
+  mproc_stream_opts so = stream_opts(par);
   return order == MPROC_RETURN_GENERATOR ? mproc_pool_imap_items(par->pool, fn, in, &so, out)
                                          : mproc_pool_imap_unordered_items(par->pool, fn, in, &so, out);
 }

@@ -366,40 +366,38 @@ static int next_slot(mproc_stream *s, double timeout, int64_t *index, size_t *sl
   return code;
 }
 
-/* Whether a code is an item's (a result was yielded) rather than the call's. */
-static bool yielded(const mproc_stream *s, int64_t before) { return (int64_t)s->yielded != before; }
+/* The next result as an item (lock taken here): its record, or its bytes of any size. */
+static int next_item(mproc_stream *s, double timeout, int64_t *index, mproc_item *result,
+                     mproc_outcome *outcome) {
+  *result = (mproc_item){NULL, 0};
+  pthread_mutex_lock(&s->eng->lock);
+  size_t before = s->yielded, slot = 0;
+  int code = next_slot(s, timeout, index, &slot, outcome);
+  if (code == 0 && s->yielded != before) { /* an item's result, not the call's end */
+    if (!s->var)
+      *result = (mproc_item){s->m.items.out + slot * s->m.items.out_size, s->m.items.out_size};
+    else if (s->slot_out[slot].len)
+      *result = (mproc_item){s->slot_out[slot].p, s->slot_out[slot].len};
+    else
+      *result = (mproc_item){"", 0};
+  }
+  pthread_mutex_unlock(&s->eng->lock);
+  return code;
+}
 
 int mproc_stream_next(mproc_stream *s, double timeout, int64_t *index, const void **result,
                       mproc_outcome *outcome) {
   if (!s || !index || !result || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
-  *result = NULL;
-  pthread_mutex_lock(&s->eng->lock);
-  int64_t before = (int64_t)s->yielded;
-  size_t slot = 0;
-  int code = next_slot(s, timeout, index, &slot, outcome);
-  if (code == 0 && yielded(s, before))
-    *result = s->var ? s->slot_out[slot].p : s->m.items.out + slot * s->m.items.out_size;
-  pthread_mutex_unlock(&s->eng->lock);
+  mproc_item it;
+  int code = next_item(s, timeout, index, &it, outcome);
+  *result = it.data;
   return code;
 }
 
 int mproc_stream_next_item(mproc_stream *s, double timeout, int64_t *index, mproc_item *result,
                            mproc_outcome *outcome) {
   if (!s || !index || !result || !mproc__timeout_valid(timeout)) return MPROC_EINVAL;
-  *result = (mproc_item){NULL, 0};
-  pthread_mutex_lock(&s->eng->lock);
-  int64_t before = (int64_t)s->yielded;
-  size_t slot = 0;
-  int code = next_slot(s, timeout, index, &slot, outcome);
-  if (code == 0 && yielded(s, before)) {
-    if (s->var)
-      *result =
-          (mproc_item){s->slot_out[slot].len ? s->slot_out[slot].p : (const void *)"", s->slot_out[slot].len};
-    else
-      *result = (mproc_item){s->m.items.out + slot * s->m.items.out_size, s->m.items.out_size};
-  }
-  pthread_mutex_unlock(&s->eng->lock);
-  return code;
+  return next_item(s, timeout, index, result, outcome);
 }
 
 static bool stream_idle(void *arg) { return ((mproc__map *)arg)->remaining == 0; }
