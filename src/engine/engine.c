@@ -265,17 +265,23 @@ static void cancel_queued_batches(mproc__engine *e, mproc__items *m) {
 
 void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m) { cancel_queued_batches(e, m); }
 
-/* Whether recs[0, len) holds exactly count records of results of any size (see MPROC__VAR_OUT). */
-static bool var_records_ok(const unsigned char *recs, size_t len, uint32_t count) {
+/* The bytes that count whole records of results of any size (see MPROC__VAR_OUT) take at the start of
+ * recs[0, size), or SIZE_MAX when they do not fit there. */
+static size_t var_records_span(const unsigned char *recs, size_t size, uint32_t count) {
   size_t at = 0;
   for (uint32_t k = 0; k < count; k++) {
     uint64_t n;
-    if (len - at < 8) return false;
+    if (size - at < 8) return SIZE_MAX;
     memcpy(&n, recs + at, 8);
-    if (n > len - at - 8 || mproc__var_rec_size(n) > len - at) return false;
+    if (n > size - at - 8 || mproc__var_rec_size(n) > size - at) return SIZE_MAX;
     at += mproc__var_rec_size(n);
   }
-  return at == len;
+  return at;
+}
+
+/* Whether recs[0, len) holds exactly count records. */
+static bool var_records_ok(const unsigned char *recs, size_t len, uint32_t count) {
+  return var_records_span(recs, len, count) == len;
 }
 
 /* The same for results of any size: each item's record from recs (checked by var_records_ok) goes to the
@@ -886,19 +892,6 @@ static void requeue_items(mproc__engine *e, const mproc__job *j, int64_t first, 
  * staging area (or in place), those of the items before items_done, from the first item not yet received
  * on.  Completes them and returns how many (lock held; what the worker sent has all been read, or the part
  * of its last segment it sent is dropped: that segment's records are still in the staging area). */
-/* Whether the staging area begins with n whole records of results of any size. */
-static bool staged_var_records(const mproc__slot *slot, uint32_t n) {
-  size_t at = 0, size = (size_t)slot->staging_size;
-  for (uint32_t k = 0; k < n; k++) {
-    uint64_t len;
-    if (size - at < 8) return false;
-    memcpy(&len, slot->staging + at, 8);
-    if (len > size - at - 8 || mproc__var_rec_size(len) > size - at) return false;
-    at += mproc__var_rec_size(len);
-  }
-  return true;
-}
-
 static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool clean) {
   mproc__slot *slot = &e->sh->slots[i];
   mproc__items *m = j->map;
@@ -911,7 +904,8 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
    * and was being sent alone */
   if (m->var_out && clean) {
     int64_t alone = __atomic_load_n(&slot->sent_alone, __ATOMIC_ACQUIRE);
-    clean = !(alone > from && alone <= upto) && staged_var_records(slot, n);
+    clean = !(alone > from && alone <= upto) &&
+            var_records_span(slot->staging, (size_t)slot->staging_size, n) != SIZE_MAX;
   }
   if (!clean || (staged && m->out_size > slot->staging_size)) {
     /* a record too large for the staging area was being sent (or what was sent could not all be read) */
