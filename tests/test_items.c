@@ -683,6 +683,12 @@ MTEST(map_items_over_a_lazy_input) {
   c = (struct counter){.end = 3, .fail_at = -1};
   CHECK_ERR(mproc_pool_map_items(p, parse, &in, &(mproc_map_opts){.item_codes = codes}, &res, NULL),
             MPROC_EINVAL);
+  /* its options are checked as every map's: a NaN time limit is refused (it was taken as none) */
+  c = (struct counter){.end = 3, .fail_at = -1};
+  CHECK_ERR(mproc_pool_map_items(p, parse, &in, &(mproc_map_opts){.timeout = NAN}, &res, NULL), MPROC_EINVAL);
+  CHECK_ERR(
+      mproc_pool_map_items(p, parse, &in, &(mproc_map_opts){.on_error = (mproc_error_policy)9}, &res, NULL),
+      MPROC_EINVAL);
   mproc_pool_destroy(p);
 }
 

@@ -81,6 +81,9 @@ static inline bool mproc__records_fit(size_t n, size_t in_size, size_t out_size)
  * engine reports them; the map may stop (its error policy). */
 void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n);
 void mproc__map_end(mproc__map *m);
+/* 0 when a map's options are valid (timeouts, error policy, failures kept, retries), else -EINVAL: the
+ * checks every map shares, whatever its input. */
+int mproc__map_opts_check(const mproc_map_opts *o);
 /* Sorts the failures kept in opts.failures by index (once the map has ended). */
 void mproc__map_sort_failures(mproc__map *m);
 void mproc__map_fail(mproc__map *m, int64_t first, size_t count, const mproc_outcome *o, const char *msg);

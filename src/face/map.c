@@ -132,6 +132,14 @@ void mproc__map_init(mproc__map *m, mproc__engine *e, mproc_task_fn fn, size_t n
 
 void mproc__map_end(mproc__map *m) { pthread_cond_destroy(&m->cv); }
 
+int mproc__map_opts_check(const mproc_map_opts *o) {
+  if (!(o->task_timeout >= 0) || !(o->timeout >= 0) || (unsigned)o->on_error > MPROC_ON_ERROR_STOP_AFTER ||
+      (o->on_error == MPROC_ON_ERROR_STOP_AFTER && o->max_failures < 1) ||
+      (!o->failures && o->failures_cap) || o->max_retries < -1)
+    return MPROC_EINVAL;
+  return 0;
+}
+
 void mproc__map_set_var(mproc__map *m, const mproc__var_io *io) {
   m->items.var_in = m->items.var_out = true;
   m->items.item_at = io->item_at;

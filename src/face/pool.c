@@ -369,11 +369,8 @@ static int wait_ticking(mproc__engine *e, mproc__map *m, double deadline, bool (
 
 static int check_map_args(const mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                           const void *out, size_t out_size, const mproc_map_opts *opts) {
-  if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || !(opts->task_timeout >= 0) ||
-      (unsigned)opts->on_error > MPROC_ON_ERROR_STOP_AFTER || (!opts->failures && opts->failures_cap) ||
-      (opts->on_error == MPROC_ON_ERROR_STOP_AFTER && opts->max_failures < 1) || in_size > UINT32_MAX ||
-      !(opts->timeout >= 0) || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size) ||
-      opts->max_retries < -1)
+  if (!pool || !fn || (!in && in_size && n) || (!out && out_size && n) || mproc__map_opts_check(opts) < 0 ||
+      in_size > UINT32_MAX || out_size > UINT32_MAX || !mproc__records_fit(n, in_size, out_size))
     return MPROC_EINVAL;
   if (mproc__engine_cannot_kill(&pool->eng) && opts->task_timeout > 0) return MPROC_ENOTSUP;
   return 0;

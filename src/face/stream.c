@@ -422,10 +422,7 @@ size_t mproc__stream_batches(const mproc_stream *s) { return s ? s->m.items.batc
 
 int mproc__stream_start_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in,
                               const mproc_stream_opts *so, const mproc_map_opts *mo, mproc_stream **out) {
-  if ((unsigned)mo->on_error > MPROC_ON_ERROR_STOP_AFTER ||
-      (mo->on_error == MPROC_ON_ERROR_STOP_AFTER && mo->max_failures < 1) ||
-      (!mo->failures && mo->failures_cap))
-    return MPROC_EINVAL;
+  if (mproc__map_opts_check(mo) < 0) return MPROC_EINVAL; /* as every map's (the lazy form's timeout too) */
   return start(pool, fn, NULL, 0, 0, 0, so, false, in, mo, out);
 }
 
