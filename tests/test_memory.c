@@ -60,23 +60,18 @@ static void drain_flat(mproc_stream *s) {
   CHECK_INT_CMP(rss_kb() - filled, <, 8 * 1024 * RSS_SCALE); /* kB */
 }
 
-MTEST_TIMEOUT(imap_memory_is_flat, 300) {
+/* imap or imap_unordered over N_ITEMS index values, drained with drain_flat(). */
+static void stream_flat(bool unordered) {
   mproc_pool *p = pool2();
   mproc_stream *s;
-  CHECK_OK(mproc_pool_imap(p, index_value, NULL, N_ITEMS, 0, sizeof(int64_t), NULL, &s));
+  CHECK_OK(unordered ? mproc_pool_imap_unordered(p, index_value, NULL, N_ITEMS, 0, sizeof(int64_t), NULL, &s)
+                     : mproc_pool_imap(p, index_value, NULL, N_ITEMS, 0, sizeof(int64_t), NULL, &s));
   drain_flat(s);
   mproc_stream_destroy(s);
   mproc_pool_destroy(p);
 }
-
-MTEST_TIMEOUT(imap_unordered_memory_is_flat, 300) {
-  mproc_pool *p = pool2();
-  mproc_stream *s;
-  CHECK_OK(mproc_pool_imap_unordered(p, index_value, NULL, N_ITEMS, 0, sizeof(int64_t), NULL, &s));
-  drain_flat(s);
-  mproc_stream_destroy(s);
-  mproc_pool_destroy(p);
-}
+MTEST_TIMEOUT(imap_memory_is_flat, 300) { stream_flat(false); }
+MTEST_TIMEOUT(imap_unordered_memory_is_flat, 300) { stream_flat(true); }
 
 MTEST_TIMEOUT(parallel_stream_memory_is_flat, 300) {
   mproc_parallel *par;

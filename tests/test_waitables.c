@@ -525,6 +525,19 @@ MTEST(shutdown_immediate_drops_what_is_queued) {
   mproc_queue_destroy(q);
 }
 
+/* A child that says "g" on gate_w, then gets from q and exits 0 when that get ends with MPROC_ESHUTDOWN. */
+static pid_t getter_until_shutdown(mproc_queue *q, int gate_w) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    char c;
+    size_t len;
+    if (write(gate_w, "g", 1) != 1) _exit(3);
+    _exit(mproc_queue_get(q, &c, 1, &len, MPROC_FOREVER) == MPROC_ESHUTDOWN ? 0 : 1);
+  }
+  return pid;
+}
+
 /* Getters and putters blocked in other processes wake with the code, with and without immediate. */
 MTEST(shutdown_wakes_blocked_getters_and_putters_in_other_processes) {
   for (int immediate = 0; immediate < 2; immediate++) {
@@ -534,14 +547,7 @@ MTEST(shutdown_wakes_blocked_getters_and_putters_in_other_processes) {
     CHECK_OK(mproc_queue_put(full, "f", 1, 0));
     int gate[2];
     CHECK(pipe(gate) == 0);
-    pid_t getter = fork();
-    CHECK(getter >= 0);
-    if (getter == 0) {
-      char c;
-      size_t len;
-      if (write(gate[1], "g", 1) != 1) _exit(3);
-      _exit(mproc_queue_get(empty, &c, 1, &len, MPROC_FOREVER) == MPROC_ESHUTDOWN ? 0 : 1);
-    }
+    pid_t getter = getter_until_shutdown(empty, gate[1]);
     pid_t putter = fork();
     CHECK(putter >= 0);
     if (putter == 0) {
@@ -581,14 +587,7 @@ MTEST(shutdown_immediate_while_a_getter_sleeps_in_another_process) {
   CHECK_OK(mproc_queue_create(&q, NULL));
   int gate[2];
   CHECK(pipe(gate) == 0);
-  pid_t getter = fork();
-  CHECK(getter >= 0);
-  if (getter == 0) {
-    char c;
-    size_t len;
-    if (write(gate[1], "g", 1) != 1) _exit(3);
-    _exit(mproc_queue_get(q, &c, 1, &len, MPROC_FOREVER) == MPROC_ESHUTDOWN ? 0 : 1);
-  }
+  pid_t getter = getter_until_shutdown(q, gate[1]);
   char c;
   CHECK_INT_EQ(read(gate[0], &c, 1), 1);
   mtest_later later;
