@@ -28,22 +28,39 @@ void mproc__job_free(mproc__job *j) {
   mproc__free(j);
 }
 
-/* A batch of items of any size (lock held or not: item_at only reads): what goes before the items' bytes on
- * the wire, their lengths, or address and length of each when the worker reads them in place (every item
- * for threads; the arena's items for processes, when all of the batch's are there).  One block holds the
- * lengths, then (for the manager's writes, not sent) the items' addresses, so that item_at is asked once per
- * item.  False: no memory. */
-static bool var_header(const mproc__items *m, mproc__job *j) {
+/* Batches of items of any size are described when they are handed out, in the worker's own block (reused
+ * from batch to batch, so a map's items cost no allocation and no first touch of memory per batch): what
+ * goes before the items' bytes on the wire, their lengths, or address and length of each when the worker
+ * reads them in place (every item for threads; the arena's items for processes, when all of the batch's
+ * are there).  After the lengths, for the manager's writes, not sent: the items' addresses, unless they lie
+ * one after the other in memory (a packed input, strings carved from one buffer), when the bytes go in one
+ * copy from tx_span.  item_at is asked once per item.  False: no memory. */
+#define TX_VAR_KEEP ((size_t)1 << 17) /* entries a worker's block keeps between batches (3 MiB) */
+static bool var_header(const mproc__items *m, const mproc__job *j, mproc__wstate *w) {
   size_t c = j->count;
-  uint64_t *h = mproc__malloc(c ? 3 * c * sizeof *h : 1);
-  if (!h) return false;
-  uint64_t *lens = h, *addrs = h + 2 * c, body = 0;
+  if (w->tx_var_cap < 3 * c) {
+    uint64_t *h = mproc__malloc(3 * c * sizeof *h);
+    if (!h) return false;
+    mproc__free(w->tx_var);
+    w->tx_var = h;
+    w->tx_var_cap = 3 * c;
+  }
+  uint64_t *h = w->tx_var, *lens = h, *addrs = h + 2 * c, body = 0;
   bool place = m->in_shared || m->in_arena;
+  const unsigned char *span = NULL, *next = NULL; /* the first item's bytes, and where the next would be */
+  bool contiguous = true;                         /* (empty items may lie anywhere) */
   for (size_t k = 0; k < c; k++) {
     size_t len;
-    const void *p = m->item_at(m, j->first + (int64_t)k, &len);
+    const unsigned char *p = m->item_at(m, j->first + (int64_t)k, &len);
     lens[k] = len;
     addrs[k] = (uint64_t)(uintptr_t)p;
+    if (len) {
+      if (!span)
+        span = p;
+      else if (p != next)
+        contiguous = false;
+      next = p + len;
+    }
     body += len;
     if (place && !m->in_shared && len) place = mproc__arena_has(p, len);
   }
@@ -56,13 +73,21 @@ static bool var_header(const mproc__items *m, mproc__job *j) {
     }
     body = 0;
   }
-  j->arg_owned = h;
-  j->arg = h;
-  j->arg_len = c * (place ? 2 : 1) * sizeof *h;
-  j->var_addrs = addrs;
-  j->var_in_place = place;
-  j->body_len = body;
+  w->tx_arg = h;
+  w->tx_arg_len = c * (place ? 2 : 1) * sizeof *h;
+  w->tx_in_place = place;
+  w->tx_body_len = body;
+  w->tx_span = body && contiguous ? span : NULL;
   return true;
+}
+
+/* After a batch's record is written: a block much larger than a map's usual batch is not kept. */
+static void var_header_done(mproc__wstate *w) {
+  if (w->tx_var_cap > 3 * TX_VAR_KEEP) {
+    mproc__free(w->tx_var);
+    w->tx_var = NULL;
+    w->tx_var_cap = 0;
+  }
 }
 
 mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double timeout, int retries) {
@@ -78,10 +103,6 @@ mproc__job *mproc__batch_new(mproc__items *m, size_t first, size_t count, double
   j->timeout = timeout;
   j->retries_left = retries;
   j->worker = -1;
-  if (m->var_in && !var_header(m, j)) {
-    mproc__free(j);
-    return NULL;
-  }
   return j;
 }
 
@@ -386,7 +407,12 @@ static int pick_worker(mproc__engine *e, const mproc__job *j) {
  * stopped; returns the bytes written.  Small items are gathered into one write of the ring (a write per
  * item cost more than the copy), a large one goes straight from the caller's memory. */
 static size_t tx_item_bytes(const mproc__job *j, mproc__wstate *w, mproc__ring *in) {
-  const uint64_t *lens = j->arg, *addrs = j->var_addrs;
+  if (w->tx_span) { /* one run of bytes: as much of it as the ring takes (tx_item_off counts them all) */
+    size_t n = mproc__ring_put_some_quiet(in, w->tx_span + w->tx_item_off, w->tx_body_len - w->tx_item_off);
+    w->tx_item_off += n;
+    return n;
+  }
+  const uint64_t *lens = w->tx_var, *addrs = w->tx_var + 2 * (size_t)j->count;
   unsigned char buf[4096];
   size_t wrote = 0, room = mproc__ring_free(in);
   while (w->tx_item < j->count && room > 0) {
@@ -436,9 +462,9 @@ static bool tx_progress(mproc__engine *e, int i) {
     if (w->tx_done < sizeof w->tx_hdr) {
       const unsigned char *hdr = (const unsigned char *)&w->tx_hdr;
       n = mproc__ring_put_some_quiet(in, hdr + w->tx_done, sizeof w->tx_hdr - w->tx_done);
-    } else if (w->tx_done - sizeof w->tx_hdr < j->arg_len) {
+    } else if (w->tx_done - sizeof w->tx_hdr < w->tx_arg_len) {
       size_t off = w->tx_done - sizeof w->tx_hdr;
-      n = mproc__ring_put_some_quiet(in, (const unsigned char *)j->arg + off, j->arg_len - off);
+      n = mproc__ring_put_some_quiet(in, (const unsigned char *)w->tx_arg + off, w->tx_arg_len - off);
     } else {
       n = tx_item_bytes(j, w, in);
     }
@@ -446,7 +472,10 @@ static bool tx_progress(mproc__engine *e, int i) {
     w->tx_done += n;
   }
   if (w->tx_done != before) mproc__ring_wake_if_unread(in); /* one wake for header and payload */
-  if (w->tx_done == total) w->tx_job = NULL;
+  if (w->tx_done == total) {
+    w->tx_job = NULL;
+    var_header_done(w);
+  }
   /* waiting for space or not; the manager checks the ring again after this store before it sleeps */
   uint32_t *waiting = &e->sh->slots[i].tx_waiting;
   if ((w->tx_job != NULL) != (__atomic_load_n(waiting, __ATOMIC_RELAXED) != 0))
@@ -495,6 +524,17 @@ static bool hand_out(mproc__engine *e) {
       }
     }
     mproc__wstate *w = &e->ws[i];
+    bool var = j->kind == JOB_BATCH && j->map->var_in;
+    w->tx_arg = j->arg;
+    w->tx_arg_len = j->arg_len;
+    w->tx_body_len = 0;
+    if (var && !var_header(j->map, j, w)) {
+      finish_job(
+          e, j,
+          &(mproc_outcome){.kind = MPROC_OUTCOME_FAILED, .code = MPROC_ENOMEM, .exit_code = -1, .worker = -1},
+          "no memory for the batch's item lengths");
+      continue;
+    }
     if (w->tail)
       w->tail->next = j;
     else
@@ -510,7 +550,6 @@ static bool hand_out(mproc__engine *e) {
     j->claim = w->claim_seq++;
     /* before the record: the ring's publication of it (a release) makes the word visible first */
     __atomic_store_n(&e->sh->slots[i].claim[j->claim % MPROC__CLAIMS], j->id, __ATOMIC_RELAXED);
-    bool var = j->kind == JOB_BATCH && j->map->var_in;
     bool in_place = !var && (j->kind == JOB_BATCH ? j->map->in_shared : j->arg_shared);
     w->tx_hdr = (wire_job){.magic = WIRE_MAGIC,
                            .kind = (uint32_t)j->kind,
@@ -521,8 +560,8 @@ static bool hand_out(mproc__engine *e) {
                            .attempt = (uint32_t)j->attempts,
                            .timed = j->timeout > 0,
                            .claim = j->claim % MPROC__CLAIMS,
-                           .payload_len = in_place ? 0 : j->arg_len + (var ? j->body_len : 0),
-                           .in_len = j->arg_len,
+                           .payload_len = in_place ? 0 : w->tx_arg_len + w->tx_body_len,
+                           .in_len = w->tx_arg_len,
                            .in_addr = in_place ? (uint64_t)(uintptr_t)j->arg : 0};
     if (j->kind == JOB_BATCH) {
       if (j->map->out_shared) w->tx_hdr.out_addr = (uint64_t)(uintptr_t)mproc__map_out(j->map, j->first);
@@ -530,7 +569,7 @@ static bool hand_out(mproc__engine *e) {
       w->tx_hdr.seed = j->map->seed;
       w->tx_hdr.in_size = (uint32_t)j->map->in_size;
       w->tx_hdr.out_size = (uint32_t)j->map->out_size;
-      w->tx_hdr.var = (var ? (j->var_in_place ? MPROC__VAR_IN_PLACE : MPROC__VAR_IN) : 0) |
+      w->tx_hdr.var = (var ? (w->tx_in_place ? MPROC__VAR_IN_PLACE : MPROC__VAR_IN) : 0) |
                       (j->map->var_out ? MPROC__VAR_OUT : 0);
     }
     w->tx_job = j;
@@ -1508,6 +1547,7 @@ void mproc__engine_stop(mproc__engine *e) {
       w->head = w->tail = NULL;
       finish_jobs(e, j, &cancelled_outcome, "the pool was destroyed");
       mproc__free(w->rx_buf);
+      mproc__free(w->tx_var);
     }
     mproc__engine_cancel_pending(e);
     mproc__engine_run_callbacks(e);

@@ -60,11 +60,6 @@ typedef struct mproc__job {
   uint32_t claim;   /* while handed to a worker: its claim word there (modulo MPROC__CLAIMS) */
   uint32_t done;    /* batch: items already completed (segments received), from first on */
   uint64_t busy_ns; /* batch: worker time of the segments received */
-  /* batch of items of any size: arg holds the lengths (or address/length pairs when the worker reads the
-   * items in place), body_len the bytes of the items that follow them on the wire */
-  bool var_in_place;
-  uint64_t body_len;
-  const uint64_t *var_addrs; /* the items' addresses, beside the lengths in arg (see var_header) */
   struct mproc__job *next;
   /* a small task argument's copy: one allocation less per submission */
   _Alignas(16) unsigned char arg_inline[MPROC__INLINE_BYTES];
@@ -82,8 +77,18 @@ typedef struct mproc__wstate {
   /* sending: the job whose record is being written, and how far */
   mproc__job *tx_job;
   wire_job tx_hdr;
-  size_t tx_done;   /* bytes of header+payload written */
-  uint32_t tx_item; /* items of any size: the item being written, and how much of it */
+  size_t tx_done;     /* bytes of header+payload written */
+  const void *tx_arg; /* what follows the header: the job's argument or records, or the lengths below */
+  size_t tx_arg_len;
+  /* a batch of items of any size, made when it is handed out (var_header): its items' lengths (or
+   * address/length pairs when the worker reads them in place), then their addresses; the bytes of the
+   * items that follow the lengths, and where they start when they lie one after the other in memory */
+  uint64_t *tx_var;
+  size_t tx_var_cap; /* entries */
+  uint64_t tx_body_len;
+  const unsigned char *tx_span;
+  bool tx_in_place;
+  uint32_t tx_item; /* the item being written, and how much of it */
   size_t tx_item_off;
   /* receiving */
   int rx_stage; /* 0 header, 1 message, 2 payload */

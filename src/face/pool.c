@@ -280,7 +280,7 @@ void mproc__map_report(const mproc__map *m, mproc_map_report *rep) {
   rep->failures_left_out = m->failures_left_out;
 }
 
-/* Frees batches never queued, with what they own (the lengths of items of any size). */
+/* Frees batches never queued. */
 static void free_batches(mproc__job **jobs, size_t nb) {
   for (size_t k = 0; k < nb; k++) {
     mproc__free(jobs[k]->arg_owned);
