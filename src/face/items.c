@@ -60,7 +60,9 @@ static void *store_alloc(void *old, size_t bytes) {
   return p;
 }
 
-/* Room for `slots` entries, those from r->slots on marked not run.  False without memory. */
+/* Room for `slots` entries, those from r->slots on marked not run (their offset and length are written
+ * with their result, and read only for an item whose code is 0: left as they come, they cost no pass over
+ * the arrays before the map starts).  False without memory. */
 static bool store_slots(mproc_results *r, size_t slots) {
   uint64_t *off = store_alloc(r->off, slots * sizeof *off);
   if (off) r->off = off;
@@ -69,10 +71,7 @@ static bool store_slots(mproc_results *r, size_t slots) {
   int *code = store_alloc(r->code, slots * sizeof *code);
   if (code) r->code = code;
   if (!off || !len || !code) return false;
-  for (size_t i = r->slots; i < slots; i++) {
-    r->off[i] = r->len[i] = 0;
-    r->code[i] = MPROC_ECANCELED; /* until it ends */
-  }
+  for (size_t i = r->slots; i < slots; i++) r->code[i] = MPROC_ECANCELED; /* until it ends */
   r->slots = slots;
   return true;
 }
@@ -88,8 +87,9 @@ static mproc_results *mproc__results_new(size_t n) {
   return r;
 }
 
-/* Keeps item i's result (lock held).  False when memory ran out. */
+/* Keeps item i's result (lock held).  False when memory ran out (the item then reads as empty). */
 static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
+  r->off[i] = r->len[i] = 0;
   if (r->cap - r->used < len) {
     size_t cap = r->cap ? r->cap : (r->n > 256 ? r->n * 16 : 4096); /* a guess: short results */
     while (cap - r->used < len) {
