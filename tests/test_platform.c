@@ -137,6 +137,24 @@ MTEST(prefault_maps_pages_in) {
   CHECK_OK(mproc__plat_shm_unmap(p + 9 * page, 7 * page));
 }
 
+/* The huge-page hint takes any address, as a block from malloc has (it once passed such an address to
+ * madvise as it came, which refuses a start inside a page: no large array had huge pages). */
+MTEST(advise_huge_takes_a_block_from_malloc) {
+  size_t len = (size_t)8 << 20;
+  unsigned char *p = malloc(len + 64);
+  CHECK(p != NULL);
+  int r = mproc__plat_advise_huge(p + 16, len);
+  if (r == -EINVAL && access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+    fprintf(stderr, "  (no transparent huge pages in this kernel: nothing more to check)\n");
+  } else {
+    CHECK_OK(r);
+    CHECK_OK(mproc__plat_advise_huge(p + 16, 100)); /* no whole page inside: nothing to do */
+    memset(p, 1, len + 64);                         /* still ordinary memory */
+    CHECK_INT_EQ(p[len + 63], 1);
+  }
+  free(p);
+}
+
 MTEST(named_segment) {
   char name[64];
   snprintf(name, sizeof name, "mproc-test-%d", (int)getpid());

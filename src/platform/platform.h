@@ -306,8 +306,10 @@ int mproc__plat_dir_each(int dirfd, const char *path, int (*visit)(void *ctx, co
 /* Makes descriptor target refer to what fd refers to, atomically (threads using target see the old file or
  * the new one, never a closed descriptor), close-on-exec; fd stays open.  0 or a negative errno. */
 int mproc__plat_replace_fd(int fd, int target);
-/* Asks for huge pages for the anonymous mapping [addr, addr+len) (a hint; errors are ignored). */
-void mproc__plat_advise_huge(void *addr, size_t len);
+/* Asks for huge pages for the whole pages of the anonymous memory [addr, addr+len) (any address: a block
+ * from malloc is fine).  A hint: 0, or a negative errno callers may ignore (-EINVAL where the kernel has
+ * no transparent huge pages, -ENOSYS where the system has no such call). */
+int mproc__plat_advise_huge(void *addr, size_t len);
 
 uid_t mproc__plat_euid(void);
 pid_t mproc__plat_pid(void);

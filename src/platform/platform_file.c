@@ -64,11 +64,16 @@ int mproc__plat_replace_fd(int fd, int target) {
   }
 }
 
-void mproc__plat_advise_huge(void *addr, size_t len) {
+int mproc__plat_advise_huge(void *addr, size_t len) {
 #ifdef MADV_HUGEPAGE
-  madvise(addr, len, MADV_HUGEPAGE);
+  /* madvise takes whole pages: the ones inside the range (a block from malloc starts past a page's start) */
+  uintptr_t page = (uintptr_t)mproc__plat_page_size(), from = ((uintptr_t)addr + page - 1) & ~(page - 1),
+            to = ((uintptr_t)addr + len) & ~(page - 1);
+  if (to <= from) return 0;
+  return madvise((void *)from, to - from, MADV_HUGEPAGE) == 0 ? 0 : -errno;
 #else
   (void)addr, (void)len;
+  return -ENOSYS;
 #endif
 }
 
