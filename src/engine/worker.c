@@ -353,8 +353,10 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
     mproc__task_begin(&t, priv, NULL, 0, w->index, idx); /* a growable result, its buffer kept */
     t.attempt = (int)j->attempt;
     int code = mproc__task_finish_code(&t, fn(len ? arg : NULL, len, &t));
-    wire_fail fail = {0};
+    wire_fail fail; /* read only when its code is set (no clearing of its message for every item) */
+    fail.code = code;
     if (code) {
+      memset(&fail, 0, sizeof fail);
       fail.index = idx;
       fail.code = code;
       snprintf(fail.msg, sizeof fail.msg, "%.123s", priv->msg);
