@@ -342,6 +342,105 @@ static void map_items_on(mproc_pool *p, mproc_backend b) {
   free(items);
   free(store);
 }
+/* Items that lie one after the other go to a worker in one copy, the others one by one: a batch that is
+ * contiguous, then jumps back, overlaps, repeats an item, holds empty items anywhere (NULL or not), or runs
+ * backwards, in batches of every size. */
+static void items_apart_and_together(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  static const char buf[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const mproc_item cases[][8] = {
+      {{buf, 3},
+       {buf + 3, 3},
+       {buf + 6, 4},
+       {buf + 10, 1},
+       {buf + 11, 5},
+       {buf + 16, 2},
+       {buf + 18, 9},
+       {buf + 27, 9}},
+      {{buf, 3},
+       {buf + 3, 3},
+       {buf + 2, 3},
+       {buf + 6, 4},
+       {buf + 6, 4},
+       {NULL, 0},
+       {buf + 10, 2},
+       {buf + 12, 1}},
+      {{NULL, 0},
+       {buf + 30, 0},
+       {buf + 4, 2},
+       {buf + 6, 0},
+       {buf + 6, 3},
+       {buf + 1, 0},
+       {buf + 9, 1},
+       {NULL, 0}},
+      {{buf + 30, 6},
+       {buf + 24, 6},
+       {buf + 18, 6},
+       {buf + 12, 6},
+       {buf + 6, 6},
+       {buf, 6},
+       {buf, 6},
+       {buf, 36}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    mproc_items in = mproc_items_array(cases[c], 8);
+    for (size_t chunk = 1; chunk <= 8; chunk++) {
+      mproc_results *res;
+      CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
+      check_all_reversed(res, &in);
+      mproc_results_free(res);
+    }
+  }
+  /* C strings carved from one buffer (each with its NUL): one copy per batch */
+  char lines[] = "one\0two\0\0three\0four";
+  const char *sv[] = {lines, lines + 4, lines + 8, lines + 9, lines + 15, lines + 4};
+  mproc_items si = mproc_items_strings(sv, 6);
+  for (size_t chunk = 1; chunk <= 6; chunk++) {
+    mproc_results *res;
+    CHECK_OK(mproc_pool_map_items(p, reverse, &si, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
+    check_all_reversed(res, &si);
+    mproc_results_free(res);
+  }
+  mproc_pool_destroy(p);
+}
+MTEST(items_apart_and_together_process) { items_apart_and_together(MPROC_BACKEND_PROCESS); }
+MTEST(items_apart_and_together_thread) { items_apart_and_together(MPROC_BACKEND_THREAD); }
+
+/* A batch's item lengths are made as it is handed out: without memory for them its items fail with
+ * MPROC_ENOMEM and a message, the map says so, and the pool goes on. */
+enum { NOMEM_ITEMS = 100000 };
+static size_t nomem_from = SIZE_MAX; /* allocations of this size or more fail */
+static void *nomem_malloc(size_t n) { return n >= nomem_from ? NULL : malloc(n); }
+static void *nomem_realloc(void *q, size_t n) { return n >= nomem_from ? NULL : realloc(q, n); }
+static void *nomem_calloc(size_t c, size_t n) { return c * n >= nomem_from ? NULL : calloc(c, n); }
+MTEST(items_without_memory_for_a_batch) {
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  mproc_item *items = malloc(NOMEM_ITEMS * sizeof *items);
+  CHECK(items != NULL);
+  for (size_t i = 0; i < NOMEM_ITEMS; i++) items[i] = (mproc_item){"xy", 2};
+  mproc_items in = mproc_items_array(items, NOMEM_ITEMS);
+  /* one batch of every item: its block (24 bytes per item) is the call's only allocation this large */
+  mproc_map_opts mo = {.chunk_size = NOMEM_ITEMS};
+  nomem_from = (size_t)24 * NOMEM_ITEMS;
+  CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
+  mproc_results *res = NULL;
+  mproc_map_report rep;
+  int r = mproc_pool_map_items(p, reverse, &in, &mo, &res, &rep);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK_INT_EQ(rep.failed, NOMEM_ITEMS);
+  CHECK_INT_EQ(rep.first_failure.code, MPROC_ENOMEM);
+  CHECK_STR_EQ(rep.message, "no memory for the batch's item lengths");
+  CHECK(res != NULL);
+  CHECK_ERR(mproc_results_get(res, 0, &(const void *){NULL}, &(size_t){0}), MPROC_ENOMEM);
+  mproc_results_free(res);
+  CHECK_OK(mproc_pool_map_items(p, reverse, &in, &mo, &res, NULL)); /* memory again: all well */
+  check_all_reversed(res, &in);
+  mproc_results_free(res);
+  free(items);
+  mproc_pool_destroy(p);
+}
+
 MTEST(map_items_process) { map_items_of_any_size(MPROC_BACKEND_PROCESS); }
 MTEST(map_items_thread) { map_items_of_any_size(MPROC_BACKEND_THREAD); }
 MTEST(map_items_serial) { map_items_of_any_size(MPROC_BACKEND_SERIAL); }
