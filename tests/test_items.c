@@ -437,6 +437,22 @@ MTEST(items_without_memory_for_a_batch) {
   CHECK_OK(mproc_pool_map_items(p, reverse, &in, &mo, &res, NULL)); /* memory again: all well */
   check_all_reversed(res, &in);
   mproc_results_free(res);
+  /* no memory for the results' bytes (their block's first size, 16 bytes per item, fails; batches of 1000
+   * need less): the map says -ENOMEM, every item reads as ended, none with bytes it does not have */
+  mo.chunk_size = 1000;
+  nomem_from = (size_t)16 * NOMEM_ITEMS;
+  CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
+  r = mproc_pool_map_items(p, reverse, &in, &mo, &res, &rep);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK(res != NULL);
+  for (size_t i = 0; i < NOMEM_ITEMS; i += 997) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_INT_EQ(len, 0);
+  }
+  mproc_results_free(res);
   free(items);
   mproc_pool_destroy(p);
 }

@@ -49,11 +49,18 @@ static bool var_header(const mproc__items *m, const mproc__job *j, mproc__wstate
   bool place = m->in_shared || m->in_arena;
   const unsigned char *span = NULL, *next = NULL; /* the first item's bytes, and where the next would be */
   bool contiguous = true;                         /* (empty items may lie anywhere) */
+  if (m->items_at) {
+    m->items_at(m, j->first, c, lens, addrs);
+  } else {
+    for (size_t k = 0; k < c; k++) {
+      size_t len;
+      addrs[k] = (uint64_t)(uintptr_t)m->item_at(m, j->first + (int64_t)k, &len);
+      lens[k] = len;
+    }
+  }
   for (size_t k = 0; k < c; k++) {
-    size_t len;
-    const unsigned char *p = m->item_at(m, j->first + (int64_t)k, &len);
-    lens[k] = len;
-    addrs[k] = (uint64_t)(uintptr_t)p;
+    size_t len = (size_t)lens[k];
+    const unsigned char *p = (const unsigned char *)(uintptr_t)addrs[k];
     if (len) {
       if (!span)
         span = p;
@@ -307,9 +314,16 @@ static bool var_records_ok(const unsigned char *recs, size_t len, uint32_t count
 
 /* The same for results of any size: each item's record from recs (checked by var_records_ok) goes to the
  * face before the item completes. */
+static void complete_ranges(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
+                            const wire_fail *fails, uint32_t nfail, int i);
 static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                                const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
   mproc__items *m = j->map;
+  if (m->items_results) { /* every record at once, then the items' ends */
+    m->items_results(m, first, count, recs);
+    complete_ranges(e, j, first, count, fails, nfail, i);
+    return;
+  }
   j->done += count;
   uint32_t f = 0;
   int64_t run = first; /* the first of the items since the last failure: their end is told at once */
@@ -345,6 +359,13 @@ static void complete_items(mproc__engine *e, mproc__job *j, int64_t first, uint3
     complete_var_items(e, j, first, count, recs, fails, nfail, i);
     return;
   }
+  complete_ranges(e, j, first, count, fails, nfail, i);
+}
+
+/* The ends of items [first, first + count) of job j: the runs between the nfail failures well (lock held). */
+static void complete_ranges(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
+                            const wire_fail *fails, uint32_t nfail, int i) {
+  mproc__items *m = j->map;
   j->done += count;
   int64_t at = first, end = first + count;
   for (uint32_t k = 0; k < nfail; k++) {

@@ -132,6 +132,12 @@ typedef struct mproc__items {
   bool var_in, var_out;
   const void *(*item_at)(const struct mproc__items *m, int64_t index, size_t *len);
   void (*item_result)(struct mproc__items *m, int64_t index, const void *data, size_t len);
+  /* The same for a run of items at once, where the face has them (may be NULL): items_at fills the lengths
+   * and addresses of items [first, first + count); items_results takes count records of results of any size
+   * (wire.h's MPROC__VAR_OUT, checked), one per item from first on, a failed item's empty. */
+  void (*items_at)(const struct mproc__items *m, int64_t first, size_t count, uint64_t *lens,
+                   uint64_t *addrs);
+  void (*items_results)(struct mproc__items *m, int64_t first, size_t count, const unsigned char *recs);
   /* The face's completion (lock held; the engine wakes done_cv after each call).  items_ok: items [first,
    * first + count) ended well, their records in place.  items_failed: they ended with outcome o (attempts
    * set; CANCELLED when they never ran) and message msg (may be NULL). */
@@ -182,6 +188,17 @@ struct mproc__engine {
   double job_ns_avg;    /* moving average of a job's run time in a worker (0: none yet) */
   bool first_wait_done; /* a caller has polled for a result (see poll_briefly in future.c) */
 };
+
+/* Reads the record at *p of the run given to items_results: its result's bytes and their length; *p moves
+ * past it. */
+static inline const unsigned char *mproc__var_rec_read(const unsigned char **p, size_t *len) {
+  uint64_t n;
+  memcpy(&n, *p, 8);
+  const unsigned char *data = *p + 8;
+  *len = (size_t)n;
+  *p += mproc__var_rec_size(n);
+  return data;
+}
 
 /* engine.c */
 int mproc__engine_start(mproc__engine *e, const mproc_pool_opts *opts);

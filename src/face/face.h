@@ -60,6 +60,9 @@ typedef struct mproc__map {
 typedef struct mproc__var_io {
   const void *(*item_at)(const mproc__items *m, int64_t index, size_t *len);
   void (*item_result)(mproc__items *m, int64_t index, const void *data, size_t len);
+  /* optional: the same for runs of items (see mproc__items) */
+  void (*items_at)(const mproc__items *m, int64_t first, size_t count, uint64_t *lens, uint64_t *addrs);
+  void (*items_results)(mproc__items *m, int64_t first, size_t count, const unsigned char *recs);
   void *ctx;
 } mproc__var_io;
 /* Makes m a map over items of any size read and kept through io. */

@@ -87,9 +87,8 @@ static mproc_results *mproc__results_new(size_t n) {
   return r;
 }
 
-/* Keeps item i's result (lock held).  False when memory ran out (the item then reads as empty). */
-static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
-  r->off[i] = r->len[i] = 0;
+/* Room for len more bytes of results (lock held).  False when memory ran out. */
+static bool results_room(mproc_results *r, size_t len) {
   if (r->cap - r->used < len) {
     size_t cap = r->cap ? r->cap : (r->n > 256 ? r->n * 16 : 4096); /* a guess: short results */
     while (cap - r->used < len) {
@@ -104,6 +103,13 @@ static bool mproc__results_put(mproc_results *r, size_t i, const void *data, siz
     r->buf = b;
     r->cap = cap;
   }
+  return true;
+}
+
+/* Keeps item i's result (lock held).  False when memory ran out (the item then reads as empty). */
+static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
+  r->off[i] = r->len[i] = 0;
+  if (!results_room(r, len)) return false;
   if (len) memcpy(r->buf + r->used, data, len);
   r->off[i] = r->used;
   r->len[i] = len;
@@ -218,6 +224,57 @@ static void map_item_result(mproc__items *m, int64_t index, const void *data, si
   (void)mproc__results_put(c->res, (size_t)index, data, len);
 }
 
+/* The same for a batch: one call, and a loop for the input's form. */
+static void map_items_at(const mproc__items *m, int64_t first, size_t count, uint64_t *lens,
+                         uint64_t *addrs) {
+  const mproc_items *in = ((const map_ctx *)((const mproc__map *)m)->var_ctx)->in;
+  size_t f = (size_t)first;
+  if (in->strings) {
+    for (size_t k = 0; k < count; k++) {
+      const char *s = in->strings[f + k];
+      lens[k] = strlen(s) + 1;
+      addrs[k] = (uint64_t)(uintptr_t)s;
+    }
+  } else if (in->array) {
+    for (size_t k = 0; k < count; k++) {
+      lens[k] = in->array[f + k].len;
+      addrs[k] = (uint64_t)(uintptr_t)in->array[f + k].data;
+    }
+  } else {
+    const size_t *off = in->offsets + f;
+    const unsigned char *base = in->packed;
+    for (size_t k = 0; k < count; k++) {
+      lens[k] = off[k + 1] - off[k];
+      addrs[k] = (uint64_t)(uintptr_t)(base + off[k]);
+    }
+  }
+}
+
+/* Every record's result into the store: its room made once, then the bytes. */
+static void map_items_results(mproc__items *m, int64_t first, size_t count, const unsigned char *recs) {
+  mproc_results *r = ((map_ctx *)((mproc__map *)m)->var_ctx)->res;
+  size_t total = 0, len;
+  const unsigned char *p = recs;
+  for (size_t k = 0; k < count; k++) {
+    (void)mproc__var_rec_read(&p, &len);
+    total += len;
+  }
+  bool room = results_room(r, total);
+  p = recs;
+  for (size_t k = 0; k < count; k++) {
+    const unsigned char *data = mproc__var_rec_read(&p, &len);
+    size_t i = (size_t)first + k;
+    if (!room) { /* the map fails with -ENOMEM; the items read as empty */
+      r->off[i] = r->len[i] = 0;
+      continue;
+    }
+    if (len) memcpy(r->buf + r->used, data, len);
+    r->off[i] = r->used;
+    r->len[i] = len;
+    r->used += len;
+  }
+}
+
 int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, const mproc_map_opts *opts,
                      mproc_results **out, mproc_map_report *report, const mproc__map_hooks *hooks) {
   if (out) *out = NULL;
@@ -232,7 +289,11 @@ int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, 
   if (!res) return MPROC_ENOMEM;
   o.item_codes = res->code;
   map_ctx c = {.in = in, .res = res};
-  mproc__var_io io = {.item_at = map_item_at, .item_result = map_item_result, .ctx = &c};
+  mproc__var_io io = {.item_at = map_item_at,
+                      .item_result = map_item_result,
+                      .items_at = map_items_at,
+                      .items_results = map_items_results,
+                      .ctx = &c};
   mproc__map_hooks h = hooks ? *hooks : (mproc__map_hooks){0};
   h.var = &io;
   r = mproc__pool_map_ex(pool, fn, NULL, in->n, 0, NULL, 0, &o, report, &h);

@@ -144,5 +144,7 @@ void mproc__map_set_var(mproc__map *m, const mproc__var_io *io) {
   m->items.var_in = m->items.var_out = true;
   m->items.item_at = io->item_at;
   m->items.item_result = io->item_result;
+  m->items.items_at = io->items_at;
+  m->items.items_results = io->items_results;
   m->var_ctx = io->ctx;
 }
