@@ -16,6 +16,9 @@ struct shared {
   uint32_t gate;
   uint32_t started;
   uint32_t inits;
+  int pid;      /* the worker that ran a task last */
+  int fail_at;  /* failure_of_a_worker_killed_while_sending_it: the failing item */
+  size_t stage; /* and the staging area's size for results of any size (0: fixed records) */
   uint32_t runs[MAXN];
   _Alignas(64) unsigned char barrier[256];
 };
@@ -318,6 +321,128 @@ MTEST_TIMEOUT(crash_after_the_ring_filled_runs_no_finished_item_again, 60) {
   mproc_pool_destroy(p);
   crash_at = fail_at = -1;
   unmap_shared();
+}
+
+/* ---- a failure is not a success when its worker dies sending it ---- */
+
+/* A worker whose item failed and that is killed while it sends that failure: the item must not be taken
+ * from the staging area as a success (it was, when the worker counted the item done before the failure
+ * was sent: `chaos_items_kills` met it as "outcome ok, faults call for fail").  The manager is held off
+ * (the test holds the engine's lock) so that the worker's ring fills: items 0..2 each fill a segment of
+ * their own (records of the staging area's size, or results of any size as large), and the failing item's
+ * segment (with, for results of any size, item 3's record) cannot all go in, so the worker waits in its
+ * send; there it is SIGKILLed. */
+enum { SEND_N = 8 };
+/* (in the shared page: the workers' template was forked before the test sets them) */
+#define send_fail_at (sh->fail_at)
+#define send_stage (sh->stage)
+/* What item i returns for results of any size: records of the staging area's size for the three first,
+ * so that each fills a segment, then one 16 bytes short, which the failing item's record joins. */
+static size_t send_rlen(int64_t i) { return i < 3 ? send_stage - 8 : i == 3 ? send_stage - 24 : sizeof(int); }
+static int fail_while_sending(const void *arg, size_t len, mproc_task *t) {
+  int64_t i = mproc_task_index(t);
+  (void)arg, (void)len;
+  __atomic_store_n(&sh->pid, (int)getpid(), __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&sh->runs[i], 1, __ATOMIC_SEQ_CST);
+  if (i == 0 && __atomic_load_n(&sh->runs[0], __ATOMIC_SEQ_CST) == 1) {
+    __atomic_fetch_add(&sh->started, 1, __ATOMIC_SEQ_CST);
+    mproc__plat_futex_wake(&sh->started, INT32_MAX);
+    double until = mproc__plat_now() + 30;
+    while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE) && mproc__plat_now() < until)
+      mproc__plat_futex_wait(&sh->gate, 0, 1);
+  }
+  if (i == send_fail_at) return mproc_task_fail(t, MPROC_EIO, "item %d failed", (int)i);
+  int v = (int)i * 10;
+  if (send_stage) {
+    unsigned char *out = mproc_task_return_buffer(t, send_rlen(i));
+    if (!out) return MPROC_ENOMEM;
+    memcpy(out, &v, sizeof v);
+    return 0;
+  }
+  return mproc_task_return(t, &v, sizeof v);
+}
+
+struct send_map {
+  mproc_pool *p;
+  bool var;
+  size_t rec;
+  int in[SEND_N], codes[SEND_N];
+  unsigned char *out;
+  mproc_results *res;
+  int r;
+};
+static void *run_send_map(void *arg) {
+  struct send_map *m = arg;
+  mproc_map_opts o = {.chunk_size = SEND_N, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = m->codes};
+  if (m->var) {
+    static mproc_item items[SEND_N];
+    for (int i = 0; i < SEND_N; i++) items[i] = (mproc_item){&m->in[i], sizeof m->in[i]};
+    mproc_items in = mproc_items_array(items, SEND_N);
+    m->r = mproc_pool_map_items(m->p, fail_while_sending, &in, &o, &m->res, NULL);
+  } else {
+    m->r = mproc_pool_map(m->p, fail_while_sending, m->in, SEND_N, sizeof m->in[0], m->out, m->rec, &o, NULL);
+  }
+  return NULL;
+}
+
+static void failure_of_a_worker_killed_while_sending_it(bool var) {
+  map_shared();
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1, .ring_bytes = 4096}));
+  mproc__engine *e = &p->eng;
+  mproc__slot *slot = &e->sh->slots[0];
+  struct send_map m = {.p = p, .var = var, .rec = (size_t)slot->staging_size};
+  send_stage = var ? (size_t)slot->staging_size : 0;
+  send_fail_at = var ? 4 : 3; /* fixed records: one per segment (the staging area holds one) */
+  m.out = calloc(SEND_N, m.rec);
+  CHECK(m.out != NULL);
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, run_send_map, &m) == 0);
+  await_started(1);
+  pthread_mutex_lock(&e->lock); /* the manager reads nothing from here on */
+  open_gate();
+  /* the failing item ran and its worker waits for room in the full ring */
+  double until = mproc__plat_now() + 20;
+  while (
+      (__atomic_load_n(&sh->runs[send_fail_at], __ATOMIC_SEQ_CST) == 0 || mproc__ring_free(slot->out) > 0) &&
+      __atomic_load_n(&sh->runs[send_fail_at + 1], __ATOMIC_SEQ_CST) == 0 && mproc__plat_now() < until)
+    sched_yield();
+  CHECK_INT_EQ(__atomic_load_n(&sh->runs[send_fail_at + 1], __ATOMIC_SEQ_CST), 0); /* it did wait there */
+  CHECK_INT_EQ(mproc__ring_free(slot->out), 0);
+  int64_t done = __atomic_load_n(&slot->items_done, __ATOMIC_ACQUIRE); /* checked below */
+  CHECK(kill(__atomic_load_n(&sh->pid, __ATOMIC_SEQ_CST), SIGKILL) == 0);
+  pthread_mutex_unlock(&e->lock);
+  CHECK(pthread_join(th, NULL) == 0);
+  /* the item whose failure was lost with its worker: a crash by SIGKILL, never a success */
+  CHECK_INT_EQ(m.codes[send_fail_at], MPROC_ECRASHED);
+  CHECK_ERR(m.r, MPROC_ECRASHED);
+  CHECK_INT_CMP(done, <=, send_fail_at); /* the failure was not sent: the item was not counted done */
+  for (int i = 0; i < SEND_N; i++) {
+    CHECK_INT_EQ(sh->runs[i], 1);
+    if (i == send_fail_at) continue;
+    CHECK_INT_EQ(m.codes[i], 0);
+    int v;
+    if (var) {
+      const void *data;
+      size_t len;
+      CHECK_OK(mproc_results_get(m.res, (size_t)i, &data, &len));
+      CHECK_INT_EQ(len, send_rlen(i));
+      memcpy(&v, data, sizeof v);
+    } else {
+      memcpy(&v, m.out + (size_t)i * m.rec, sizeof v);
+    }
+    CHECK_INT_EQ(v, i * 10);
+  }
+  mproc_results_free(m.res);
+  free(m.out);
+  mproc_pool_destroy(p);
+  unmap_shared();
+}
+MTEST_TIMEOUT(failure_of_a_worker_killed_while_sending_it_is_no_success, 60) {
+  failure_of_a_worker_killed_while_sending_it(false);
+}
+MTEST_TIMEOUT(failure_of_an_item_of_any_size_killed_while_sending_it_is_no_success, 60) {
+  failure_of_a_worker_killed_while_sending_it(true);
 }
 
 /* Records larger than a worker's ring still pass, and a crash after them loses none. */

@@ -61,8 +61,9 @@ static bool batch_aborted(mproc__shared *sh, uint64_t token) {
 /* Items [index, index + count) of a batch, one after the other, their records from rec on (out_size apart):
  * a tiny map's cost is this loop.  The job's fields are copied into locals first: the task function could
  * write anything reachable, so the compiler would read them again from the job after every call.  After each
- * item's record, items_done says so (see running_item).  Stops after an item that fails, describing it in
- * *fail (fail->code is 0 when none failed).  Returns the number of items run. */
+ * item's record, items_done says so (see running_item), but not after a failed one's: the caller says it once
+ * the failure is sent.  Stops after an item that fails, describing it in *fail (fail->code is 0 when none
+ * failed).  Returns the number of items run. */
 static uint32_t run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__task_priv *priv,
                           const wire_job *j, int64_t index, uint32_t count, const unsigned char *a,
                           unsigned char *rec, wire_fail *fail) {
@@ -84,7 +85,9 @@ static uint32_t run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mp
     int item_code = mproc__task_finish_code(t, fn(a, in_size, t));
     if (a) a += in_size;
     mproc__task_pad_record(t, rec, out_size);
-    __atomic_store_n(&slot->items_done, i + 1, __ATOMIC_RELEASE);
+    /* a failed item counts as done only once its failure is sent (run_batch): a death before that must not
+     * let the manager take its record from the staging area as a success */
+    if (__builtin_expect(item_code == 0, 1)) __atomic_store_n(&slot->items_done, i + 1, __ATOMIC_RELEASE);
     if (__builtin_expect(item_code != 0, 0)) {
       memset(fail, 0, sizeof *fail);
       fail->index = i;
@@ -167,6 +170,7 @@ static int run_batch(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__
       g.count = run_items(slot, fn, t, priv, j, index, 1, a, *scratch, &fail);
       index++;
       segment_send(&g, index == end, &fail, *scratch);
+      if (fail.code) __atomic_store_n(&slot->items_done, index, __ATOMIC_RELEASE);
       sent_last = index == end;
       segment_open(&g, index);
       continue;
@@ -184,6 +188,7 @@ static int run_batch(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mproc__
     index += ran;
     if (__builtin_expect(fail.code != 0, 0)) {
       segment_send(&g, index == end, &fail, staging);
+      __atomic_store_n(&slot->items_done, index, __ATOMIC_RELEASE); /* the failure is the manager's now */
       sent_last = index == end;
       if (index < end) segment_open(&g, index);
     }
@@ -385,10 +390,12 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
       used = 0;
     }
     used += put_var_record(staging + used, t.out, rlen);
-    __atomic_store_n(&slot->items_done, idx + 1, __ATOMIC_RELEASE);
+    /* a failed item counts as done only once its failure is sent (see run_items) */
+    if (!code) __atomic_store_n(&slot->items_done, idx + 1, __ATOMIC_RELEASE);
     g.count++;
     if (code || last) {
       segment_send_bytes(&g, last, &fail, staging, used);
+      if (code) __atomic_store_n(&slot->items_done, idx + 1, __ATOMIC_RELEASE);
       segment_open(&g, idx + 1);
       used = 0;
     }
