@@ -460,9 +460,11 @@ static void fill_info(mproc_cache_entry_info *i, const char *name, uint64_t fn_k
  * MPROC_ECORRUPT (not a regular file of this user, or shorter than a header), or another negative code. */
 static int read_header(const mproc_cache *c, int fnfd, const char *name, int *fdp, struct stat *st,
                        mproc__entry_header *h) {
-  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever */
-  int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
+  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever; O_NOCTTY: a
+   * terminal planted there would become the controlling terminal of a caller that leads a session */
+  int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+  /* ELOOP: a symbolic link; ENXIO: a socket (or a device without its driver): not an entry */
+  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP || fd == -ENXIO ? MPROC_ECORRUPT : fd;
   int rc = mproc__plat_fstat(fd, st);
   if (rc < 0) goto fail;
   if (!S_ISREG(st->st_mode) || st->st_uid != c->uid || (uint64_t)st->st_size < sizeof *h) {
@@ -636,7 +638,7 @@ static void say(mproc_cache *c, const char *what, const keyinfo *k) {
 /* The function's lock file, or -1 when it cannot be used (read-only cache, or a file that is not this
  * user's regular file): the caller then computes without waiting. */
 static int open_lock(mproc_cache *c, int fnfd) {
-  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
   if (fd < 0) return -1;
   struct stat st;
   if (mproc__plat_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != c->uid) {
@@ -781,7 +783,9 @@ int mproc_cache_lookup(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t
   if (rc < 0) return rc;
   validity v = validity_of(c, opts);
   int fnfd = open_fndir(c, &k, 0);
-  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM ? 0 : fnfd;
+  /* no directory of this user's there (none, another user's, or something planted in its place, a link
+   * included): nothing stored, as a call would find */
+  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM || fnfd == -ENOTDIR ? 0 : fnfd;
   rc = load_entry(c, fnfd, &k, NULL, 0, &v);
   mproc__plat_close(fnfd);
   if (rc < 0 && rc != MPROC_ECORRUPT) return rc;
