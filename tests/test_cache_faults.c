@@ -219,6 +219,24 @@ static int count_tmp(const char *dir) {
   return n;
 }
 
+/* Sets the times of every temporary file under dir an hour back (older than reduce's grace). */
+static void age_tmp(const char *dir) {
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+    struct stat st;
+    CHECK_INT_EQ(lstat(sub, &st), 0);
+    if (S_ISDIR(st.st_mode)) age_tmp(sub);
+    struct timespec ts[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    if (!strncmp(de->d_name, ".tmp.", 5)) CHECK_INT_EQ(utimensat(AT_FDCWD, sub, ts, AT_SYMLINK_NOFOLLOW), 0);
+  }
+  closedir(d);
+}
+
 /* How many entries the cache lists, and how many of them as corrupt. */
 static size_t count_entries(mproc_cache *c, size_t *corrupt) {
   static mproc_cache_entry_info v[4096];
@@ -410,6 +428,46 @@ static void reader(const char *dir, kill_board *b, uint64_t seed) {
   _exit(0);
 }
 
+/* Forks a writer with the plan drawn from s (blocked at its cut, or running free when *at is not NULL and
+ * the draw says so, then killed after a random moment) and waits until it is there: *at says where. */
+static pid_t spawn_writer(mproc_cache *wc[4], uint64_t s, int *at) {
+  uint32_t k = (uint32_t)((s >> 8) % NKEYS);
+  int fds[2];
+  CHECK_INT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  /* the cut: anywhere in the header, the data or past the end (then before the rename); 1 in 8 writers runs
+   * free and is killed at a random time instead */
+  g_plan = (writer_plan){.cut = (s >> 20) % (pattern_len(k) + 2 * sizeof(mproc__entry_header)),
+                         .over = (s >> 4) % 2,
+                         .free_run = at && (s >> 12) % 8 == 0,
+                         .report = fds[1],
+                         .tmp_fd = -1};
+  pid_t w = fork();
+  CHECK(w >= 0);
+  if (w == 0) {
+    close(fds[0]);
+    writer(wc[(s >> 30) % 4], (uint64_t)k << 8 | (s & 0xff));
+  }
+  close(fds[1]);
+  int where = AT_FREE;
+  if (g_plan.free_run) {
+    struct timespec ts = {0, (long)((s >> 24) % 4000000)}; /* the kill's random moment, not a wait */
+    nanosleep(&ts, NULL);
+  } else {
+    CHECK_INT_EQ(read(fds[0], &where, sizeof where), sizeof where);
+  }
+  close(fds[0]);
+  if (at) *at = where;
+  return w;
+}
+
+static void kill_writer(pid_t w) {
+  CHECK_INT_EQ(kill(w, SIGKILL), 0);
+  int st;
+  CHECK_INT_EQ(waitpid(w, &st, 0), w);
+  if (!WIFSIGNALED(st)) fprintf(stderr, "#   a writer exited %d\n", WEXITSTATUS(st));
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
 MTEST_TIMEOUT(writers_killed_mid_write, 300) {
   const char *dir = tmpcache();
   long kills = (long)((double)opt_kills / scale());
@@ -438,36 +496,9 @@ MTEST_TIMEOUT(writers_killed_mid_write, 300) {
   double t0 = mproc__plat_now();
   for (long i = 0; i < kills; i++) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    uint32_t k = (uint32_t)((s >> 8) % NKEYS);
-    int fds[2];
-    CHECK_INT_EQ(pipe2(fds, O_CLOEXEC), 0);
-    /* the cut: anywhere in the header, the data or past the end (then before the rename); 1 in 8 writers
-     * runs free and is killed at a random time instead */
-    g_plan = (writer_plan){.cut = (s >> 20) % (pattern_len(k) + 2 * sizeof(mproc__entry_header)),
-                           .over = (s >> 4) % 2,
-                           .free_run = (s >> 12) % 8 == 0,
-                           .report = fds[1],
-                           .tmp_fd = -1};
-    pid_t w = fork();
-    CHECK(w >= 0);
-    if (w == 0) {
-      close(fds[0]);
-      writer(wc[(s >> 30) % 4], (uint64_t)k << 8 | (s & 0xff));
-    }
-    close(fds[1]);
     int at = AT_FREE;
-    if (g_plan.free_run) {
-      struct timespec ts = {0, (long)((s >> 24) % 4000000)}; /* the kill's random moment, not a wait */
-      nanosleep(&ts, NULL);
-    } else {
-      CHECK_INT_EQ(read(fds[0], &at, sizeof at), sizeof at);
-    }
-    CHECK_INT_EQ(kill(w, SIGKILL), 0);
-    int st;
-    CHECK_INT_EQ(waitpid(w, &st, 0), w);
-    if (!WIFSIGNALED(st)) fprintf(stderr, "# writer exited %d\n", WEXITSTATUS(st));
-    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    close(fds[0]);
+    pid_t w = spawn_writer(wc, s, &at);
+    kill_writer(w);
     where[at]++;
     CHECK_INT_EQ(__atomic_load_n(&b->bad, __ATOMIC_ACQUIRE), 0);
   }
@@ -496,12 +527,23 @@ MTEST_TIMEOUT(writers_killed_mid_write, 300) {
   }
   free(scratch);
   CHECK_INT_EQ(stat_of(c, 0), 0);
+  /* reduce removes the temporary files of killed writers, not those of a live one (blocked in its write
+   * here), however old they look */
+  pid_t live = spawn_writer(wc, 1 << 20, NULL);
+  age_tmp(dir);
+  CHECK_OK(mproc_cache_reduce_size(c, MPROC_CACHE_NO_LIMIT, MPROC_CACHE_NO_LIMIT, MPROC_CACHE_NO_LIMIT));
+  CHECK_INT_EQ(count_tmp(dir), 1);
+  CHECK_INT_EQ(count_entries(c, &corrupt), n);
+  kill_writer(live);
+  CHECK_OK(mproc_cache_reduce(c, -1, -1));
+  CHECK_INT_EQ(count_tmp(dir), 0);
+  CHECK_INT_EQ(count_entries(c, &corrupt), n);
   printf(
       "# %ld writers SIGKILLed in %.1f s: %ld in the header, %ld in the data, %ld before the rename, %ld at "
       "random times; readers: %" PRIu64 " results checked byte for byte (%" PRIu64 " MB), %" PRIu64
       " hits, %" PRIu64 " loads through a handle, %" PRIu64
       " waits for a killed writer's lock, 0 wrong or "
-      "partial; %zu entries after, 0 corrupt; %d temporary files of killed writers\n",
+      "partial; %zu entries after, 0 corrupt; %d temporary files of killed writers, all removed by reduce\n",
       kills, secs, where[AT_HEADER], where[AT_DATA], where[AT_RENAME], where[AT_FREE], b->reads,
       b->bytes >> 20, b->hits, b->found, b->waits, n, tmp);
   mproc_cache_close(c);
