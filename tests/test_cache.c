@@ -1,5 +1,6 @@
-/* test_cache.c: the result cache: hits and misses, code-change invalidation, corruption, concurrent
- * processes, a computing process killed, storage failures, permissions, maintenance. */
+/* test_cache.c: the result cache: hits and misses, code-change invalidation, concurrent processes, a
+ * computing process killed, injected storage failures, maintenance.  Corruption, a full disk, permissions,
+ * planted files, copied entries, other users, chdir() and a removed directory: test_cache_faults.c. */
 #include "mtest.h"
 
 #include <dirent.h>
@@ -288,42 +289,6 @@ static void only_entry(char *out, size_t cap) {
   CHECK_INT_EQ(found, 1);
 }
 
-MTEST(corruption_recomputed) {
-  for (int level = -1; level <= 0; level++) {
-    for (int how = 0; how < 3; how++) { /* flip a data byte, flip a header byte, truncate */
-      mproc_cache *c;
-      CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = level}));
-      size_t n = 10000;
-      check_big(c, n, 0);
-      char path[1024];
-      only_entry(path, sizeof path);
-      struct stat st;
-      CHECK_INT_EQ(stat(path, &st), 0);
-      CHECK_INT_EQ(st.st_mode & 0777, 0600);
-      int fd = open(path, O_RDWR | O_CLOEXEC);
-      CHECK(fd >= 0);
-      if (how == 2) {
-        CHECK_INT_EQ(ftruncate(fd, st.st_size - 1), 0);
-      } else {
-        off_t at = how == 0 ? st.st_size - 7 : 9;
-        unsigned char b;
-        CHECK_INT_EQ(pread(fd, &b, 1, at), 1);
-        b ^= 0x10;
-        CHECK_INT_EQ(pwrite(fd, &b, 1, at), 1);
-      }
-      close(fd);
-      CHECK_INT_EQ(mproc_cache_contains(c, bigresult, &n, sizeof n), 0);
-      check_big(c, n, 0);
-      check_big(c, n, 1);
-      mproc_cache_stats s;
-      CHECK_OK(mproc_cache_get_stats(c, &s));
-      CHECK_INT_EQ(s.corrupt_recomputed, 1);
-      mproc_cache_close(c);
-      cleanup();
-    }
-  }
-}
-
 static int g_fail_errno;
 static ssize_t failing_write(int fd, const void *b, size_t n) {
   (void)fd, (void)b, (void)n;
@@ -334,36 +299,6 @@ static int failing_rename(int ad, const char *a, int bd, const char *b) {
   (void)ad, (void)a, (void)bd, (void)b;
   errno = g_fail_errno;
   return -1;
-}
-
-/* A read-only cache, as an unprivileged user: the child drops to uid 65534 (tests run as root, which
- * ignores permissions). */
-MTEST(read_only_cache_dir) {
-  if (geteuid() != 0) return;
-  const char *dir = tmpcache();
-  CHECK_INT_EQ(chmod(g_base, 0755), 0);
-  CHECK_INT_EQ(mkdir(dir, 0500), 0);
-  CHECK_INT_EQ(chown(dir, 65534, 65534), 0);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
-    mproc_cache *c;
-    if (mproc_cache_open(&c, dir, NULL) != 0) _exit(3);
-    int x = 3;
-    mproc_cache_result *r;
-    int rc = mproc_cache_call(c, twice, &x, sizeof x, &r);
-    int ok = rc == 0 && *(const int *)mproc_cache_result_data(r) == 6 &&
-             mproc_cache_result_store_error(r) == MPROC_EACCES;
-    mproc_cache_result_release(r);
-    mproc_cache_close(c);
-    _exit(ok ? 0 : 4);
-  }
-  int st;
-  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
-  CHECK(WIFEXITED(st));
-  CHECK_INT_EQ(WEXITSTATUS(st), 0);
-  cleanup();
 }
 
 static void entry_of(const mproc_cache_opts *o, mproc_task_fn fn, int x, char *out, size_t cap);
@@ -553,36 +488,6 @@ MTEST(verbose_lines) {
   cleanup();
 }
 
-/* An entry replaced by a symbolic link is not followed: the call recomputes and the target is untouched. */
-MTEST(entry_symlink_not_followed) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  int y, hit, x = 8;
-  CHECK_OK(call_int(c, twice, 8, &y, &hit));
-  char path[1024], target[160];
-  only_entry(path, sizeof path);
-  snprintf(target, sizeof target, "%s/target", g_base);
-  CHECK_INT_EQ(rename(path, target), 0); /* a valid entry, reachable only through the link */
-  CHECK_INT_EQ(symlink(target, path), 0);
-  CHECK(mproc_cache_contains(c, twice, &x, sizeof x) <= 0);
-  CHECK_OK(call_int(c, twice, 8, &y, &hit));
-  CHECK_INT_EQ(hit, 0);
-  CHECK_INT_EQ(y, 16);
-  struct stat st;
-  CHECK_INT_EQ(lstat(path, &st), 0);
-  CHECK(S_ISREG(st.st_mode)); /* the link was replaced by a new entry, not written through */
-  CHECK_INT_EQ(g_calls, 2);
-  mproc_cache_close(c);
-  cleanup();
-}
-
-static int thrice(const void *arg, size_t len, mproc_task *t) {
-  g_calls++;
-  int x = len == sizeof(int) ? *(const int *)arg : -1;
-  int y = 3 * x;
-  return mproc_task_return(t, &y, sizeof y);
-}
-
 /* The path of the entry of (fn, x) among several: the .e file whose removal makes contains() false. */
 static void entry_of(const mproc_cache_opts *o, mproc_task_fn fn, int x, char *out, size_t cap) {
   int found = 0;
@@ -636,67 +541,6 @@ static size_t get_file(const char *path, void *buf, size_t cap) {
   CHECK(n >= 0);
   close(fd);
   return (size_t)n;
-}
-
-/* A FIFO planted under an entry's name is refused as a miss, not opened for reading (which would wait for
- * a writer forever). */
-MTEST_TIMEOUT(fifo_entry_is_a_miss, 10) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  int y, hit, x = 5;
-  CHECK_OK(call_int(c, twice, 5, &y, &hit));
-  char path[1024];
-  only_entry(path, sizeof path);
-  CHECK_INT_EQ(unlink(path), 0);
-  CHECK_INT_EQ(mkfifo(path, 0600), 0);
-  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
-  CHECK_OK(call_int(c, twice, 5, &y, &hit));
-  CHECK_INT_EQ(hit, 0);
-  CHECK_INT_EQ(y, 10);
-  struct stat st;
-  CHECK_INT_EQ(lstat(path, &st), 0);
-  CHECK(S_ISREG(st.st_mode)); /* replaced by a real entry */
-  CHECK_OK(call_int(c, twice, 5, &y, &hit));
-  CHECK_INT_EQ(hit, 1);
-  mproc_cache_close(c);
-  cleanup();
-}
-
-/* An entry copied under another key's name, or into another function's directory, is not that key's
- * result. */
-MTEST(entry_bound_to_key_and_function) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), &(mproc_cache_opts){.compress_level = -1}));
-  int y, hit;
-  CHECK_OK(call_int(c, twice, 1, &y, &hit));
-  CHECK_OK(call_int(c, twice, 2, &y, &hit));
-  char p1[1024], p2[1024];
-  static char buf[4096];
-  entry_of(NULL, twice, 1, p1, sizeof p1);
-  entry_of(NULL, twice, 2, p2, sizeof p2);
-  put_file(p2, buf, get_file(p1, buf, sizeof buf));
-  CHECK_OK(call_int(c, twice, 2, &y, &hit));
-  CHECK_INT_EQ(y, 4);
-  CHECK_INT_EQ(hit, 0);
-  mproc_cache_stats s;
-  CHECK_OK(mproc_cache_get_stats(c, &s));
-  CHECK_INT_EQ(s.corrupt_recomputed, 1);
-  mproc_cache_close(c);
-  cleanup();
-  /* without the code hash, two functions give one argument the same entry name (in their own directories) */
-  mproc_cache_opts o = {.compress_level = -1, .ignore_code_hash = 1};
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), &o));
-  CHECK_OK(call_int(c, twice, 5, &y, &hit));
-  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
-  entry_of(&o, twice, 5, p1, sizeof p1);
-  entry_of(&o, thrice, 5, p2, sizeof p2);
-  CHECK_STR_EQ(strrchr(p1, '/'), strrchr(p2, '/'));
-  put_file(p2, buf, get_file(p1, buf, sizeof buf));
-  CHECK_OK(call_int(c, thrice, 5, &y, &hit));
-  CHECK_INT_EQ(y, 15);
-  CHECK_INT_EQ(hit, 0);
-  mproc_cache_close(c);
-  cleanup();
 }
 
 /* The layout of format 1 (no key in the header), as written before format 2. */
@@ -781,156 +625,6 @@ MTEST(raw_size_bounded_by_payload) {
   CHECK_OK(mproc_cache_get_stats(c, &s));
   CHECK_INT_EQ(s.corrupt_recomputed, 1);
   mproc_cache_close(c);
-  cleanup();
-}
-
-/* A cache opened by a relative path keeps working after the process changes its directory. */
-MTEST(relative_dir_survives_chdir) {
-  tmpcache();
-  char cwd[4096];
-  CHECK(getcwd(cwd, sizeof cwd) != NULL);
-  CHECK_INT_EQ(chdir(g_base), 0);
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, "c", NULL));
-  CHECK_INT_EQ(chdir("/"), 0);
-  int y, hit;
-  CHECK_OK(call_int(c, twice, 6, &y, &hit)); /* checks store_error == 0 */
-  CHECK_INT_EQ(hit, 0);
-  CHECK_OK(call_int(c, twice, 6, &y, &hit));
-  CHECK_INT_EQ(hit, 1);
-  CHECK_INT_EQ(y, 12);
-  rm_rf(g_dir); /* recreated under the parent it was opened in, not under the new working directory */
-  CHECK_OK(call_int(c, twice, 6, &y, &hit));
-  CHECK_INT_EQ(hit, 0);
-  struct stat st;
-  CHECK_INT_EQ(stat(g_dir, &st), 0);
-  mproc_cache_close(c);
-  CHECK_INT_EQ(chdir(cwd), 0);
-  cleanup();
-}
-
-/* The cache directory removed under a live handle is created again (0700), with the rules of open. */
-MTEST(removed_dir_recreated) {
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  int y, hit;
-  CHECK_OK(call_int(c, twice, 1, &y, &hit));
-  rm_rf(g_dir);
-  CHECK_OK(call_int(c, twice, 2, &y, &hit)); /* checks store_error == 0 */
-  CHECK_INT_EQ(hit, 0);
-  struct stat st;
-  CHECK_INT_EQ(lstat(g_dir, &st), 0);
-  CHECK(S_ISDIR(st.st_mode));
-  CHECK_INT_EQ(st.st_mode & 0777, 0700);
-  CHECK_OK(call_int(c, twice, 2, &y, &hit));
-  CHECK_INT_EQ(hit, 1);
-  /* replaced by a symbolic link: not followed; the result is still computed */
-  rm_rf(g_dir);
-  char target[128];
-  snprintf(target, sizeof target, "%s/target", g_base);
-  CHECK_INT_EQ(mkdir(target, 0700), 0);
-  CHECK_INT_EQ(symlink(target, g_dir), 0);
-  int x = 3;
-  mproc_cache_result *r;
-  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
-  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
-  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_ELOOP);
-  mproc_cache_result_release(r);
-  DIR *d = opendir(target);
-  CHECK(d != NULL);
-  struct dirent *de;
-  while ((de = readdir(d))) CHECK(de->d_name[0] == '.'); /* nothing written through the link */
-  closedir(d);
-  mproc_cache_close(c);
-  cleanup();
-}
-
-/* Entries and function directories of another user are not trusted: recomputed, never returned (root
- * only: only root can give files away). */
-MTEST(foreign_entries_refused) {
-  if (geteuid() != 0) return;
-  mproc_cache *c;
-  CHECK_OK(mproc_cache_open(&c, tmpcache(), NULL));
-  int y, hit, x = 3;
-  CHECK_OK(call_int(c, twice, 3, &y, &hit));
-  char path[1024];
-  only_entry(path, sizeof path);
-  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
-  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
-  CHECK_OK(call_int(c, twice, 3, &y, &hit));
-  CHECK_INT_EQ(hit, 0);
-  CHECK_INT_EQ(y, 6);
-  CHECK_OK(call_int(c, twice, 3, &y, &hit));
-  CHECK_INT_EQ(hit, 1);
-  /* another user's function directory, with a valid entry in it (a group-writable cache directory) */
-  char fndir[1024];
-  snprintf(fndir, sizeof fndir, "%s", path);
-  *strrchr(fndir, '/') = '\0';
-  CHECK_INT_EQ(chown(path, 65534, 65534), 0);
-  CHECK_INT_EQ(chown(fndir, 65534, 65534), 0);
-  CHECK_INT_EQ(mproc_cache_contains(c, twice, &x, sizeof x), 0);
-  mproc_cache_result *r;
-  CHECK_OK(mproc_cache_call(c, twice, &x, sizeof x, &r));
-  CHECK_INT_EQ(mproc_cache_result_hit(r), 0);
-  CHECK_INT_EQ(*(const int *)mproc_cache_result_data(r), 6);
-  CHECK_INT_EQ(mproc_cache_result_store_error(r), MPROC_EPERM);
-  mproc_cache_result_release(r);
-  mproc_cache_close(c);
-  cleanup();
-}
-
-/* With a file-size limit and SIGXFSZ at its default action, a store past the limit fails (EFBIG) and the
- * caller lives on with its result; no temporary file is left and no SIGXFSZ stays pending. */
-MTEST(file_size_limit_keeps_result) {
-  const char *dir = tmpcache();
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    signal(SIGXFSZ, SIG_DFL);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
-    rl.rlim_cur = 8192;
-    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
-    mproc_cache *c;
-    if (mproc_cache_open(&c, dir, &(mproc_cache_opts){.compress_level = -1}) != 0) _exit(3);
-    size_t n = 100000;
-    mproc_cache_result *r;
-    if (mproc_cache_call(c, bigresult, &n, sizeof n, &r) != 0) _exit(4);
-    const unsigned char *p = mproc_cache_result_data(r);
-    int ok = mproc_cache_result_len(r) == n && mproc_cache_result_store_error(r) == MPROC_EFBIG;
-    for (size_t i = 0; ok && i < n; i++) ok = p[i] == (unsigned char)(i % 251);
-    mproc_cache_result_release(r);
-    mproc_cache_close(c);
-    sigset_t pend;
-    if (sigpending(&pend) != 0 || sigismember(&pend, SIGXFSZ)) _exit(5);
-    _exit(ok ? 0 : 6);
-  }
-  int st;
-  CHECK_INT_EQ(waitpid(pid, &st, 0), pid);
-  if (WIFSIGNALED(st)) CHECK_INT_EQ(WTERMSIG(st), 0);
-  CHECK(WIFEXITED(st));
-  CHECK_INT_EQ(WEXITSTATUS(st), 0);
-  /* nothing but the function directory's info and lock files */
-  DIR *d = opendir(dir);
-  CHECK(d != NULL);
-  struct dirent *de;
-  int files = 0;
-  while ((de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    char sub[400];
-    snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
-    DIR *f = opendir(sub);
-    CHECK(f != NULL);
-    struct dirent *fe;
-    while ((fe = readdir(f)))
-      if (strcmp(fe->d_name, ".") && strcmp(fe->d_name, "..")) {
-        CHECK(strcmp(fe->d_name, "info") == 0 || strcmp(fe->d_name, "lock") == 0);
-        files++;
-      }
-    closedir(f);
-  }
-  closedir(d);
-  CHECK_INT_EQ(files, 2);
   cleanup();
 }
 

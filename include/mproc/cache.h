@@ -143,7 +143,8 @@ MPROC_API int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void 
 /* Looks up without computing (joblib's check_call_in_cache): returns 1 when a valid entry for (fn, arg,
  * opts) is stored, one that mproc_cache_call_with() would return as a hit (its checksums and the validity
  * callback say so), and then sets *out (when out is not NULL) to a handle to it; returns 0 with *out NULL
- * when there is none (absent, corrupt, or invalid: it is left for the next call to replace).  Does not run
+ * when there is none (absent, corrupt, or invalid: it is left for the next call to replace; also when the
+ * function's directory is another user's or not a directory).  Does not run
  * fn, nor touch the entry's access time, nor remove anything.  Returns -EINVAL (NULL c or fn, NULL arg with
  * len > 0, inconsistent opts), -ENOMEM, or an I/O error. */
 MPROC_API int mproc_cache_lookup(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len,
@@ -183,14 +184,17 @@ MPROC_API int mproc_cache_clear(mproc_cache *c);
 MPROC_API int mproc_cache_clear_function(mproc_cache *c, mproc_task_fn fn);
 /* Removes entries least recently used first until the entries' total size is at most max_bytes (<0: no
  * size limit), and every entry not used for more than max_age_s seconds (<0 or NaN... : no age limit;
- * NaN is -EINVAL).  Counts removals as evictions.  Returns 0 or a negative code. */
+ * NaN is -EINVAL).  Counts removals as evictions.  Also removes the temporary files of writers killed while
+ * they wrote (older than 60 s; never a live writer's), as mproc_cache_reduce_size() does.  Returns 0 or a
+ * negative code. */
 MPROC_API int mproc_cache_reduce(mproc_cache *c, int64_t max_bytes, double max_age_s);
 /* joblib's reduce_size(bytes_limit, items_limit, age_limit): removes entries least recently used first
  * while their total size is above bytes_limit or their number above items_limit, and every entry not used
  * for age_limit_s seconds or more.  Each limit is MPROC_CACHE_NO_LIMIT for none (also +INFINITY for the
  * age); 0 is a limit: 0 bytes, 0 items or an age of 0 s empty the cache.  Counts removals as evictions.
- * Returns 0; -EINVAL for NULL c, a negative limit other than MPROC_CACHE_NO_LIMIT, or a NaN age; or the
- * first error met (removal goes on past it). */
+ * Also removes the temporary files that writers killed while writing left (those more than 60 s old that no
+ * live writer holds; they are not entries and not counted).  Returns 0; -EINVAL for NULL c, a negative limit
+ * other than MPROC_CACHE_NO_LIMIT, or a NaN age; or the first error met (removal goes on past it). */
 MPROC_API int mproc_cache_reduce_size(mproc_cache *c, int64_t bytes_limit, int64_t items_limit,
                                       double age_limit_s);
 /* Copies the handle's counters into *out.  Returns 0 or -EINVAL. */

@@ -460,9 +460,11 @@ static void fill_info(mproc_cache_entry_info *i, const char *name, uint64_t fn_k
  * MPROC_ECORRUPT (not a regular file of this user, or shorter than a header), or another negative code. */
 static int read_header(const mproc_cache *c, int fnfd, const char *name, int *fdp, struct stat *st,
                        mproc__entry_header *h) {
-  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever */
-  int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP ? MPROC_ECORRUPT : fd;
+  /* O_NONBLOCK: a FIFO planted under the entry's name would block open() for a writer forever; O_NOCTTY: a
+   * terminal planted there would become the controlling terminal of a caller that leads a session */
+  int fd = mproc__plat_openat(fnfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+  /* ELOOP: a symbolic link; ENXIO: a socket (or a device without its driver): not an entry */
+  if (fd < 0) return fd == -ENOENT ? 0 : fd == -ELOOP || fd == -ENXIO ? MPROC_ECORRUPT : fd;
   int rc = mproc__plat_fstat(fd, st);
   if (rc < 0) goto fail;
   if (!S_ISREG(st->st_mode) || st->st_uid != c->uid || (uint64_t)st->st_size < sizeof *h) {
@@ -615,12 +617,15 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
     rc = fd;
     goto out;
   }
+  /* held until the file is renamed or removed: a temporary file nobody holds is a killed writer's, which
+   * reduce removes (sweep_tmp) */
+  mproc__plat_file_lock_byte(fd, 0, 0);
   if ((rc = write_full(fd, &h, sizeof h)) == 0) rc = write_full(fd, sdata, slen);
   /* durable: a power loss after the rename must not leave a name on data never written */
   if (rc == 0 && c->durable && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
-  mproc__plat_close(fd);
   if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
   if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
+  mproc__plat_close(fd);
 out:
   mproc__plat_xfsz_release(&g);
   mproc__free(cbuf);
@@ -636,7 +641,7 @@ static void say(mproc_cache *c, const char *what, const keyinfo *k) {
 /* The function's lock file, or -1 when it cannot be used (read-only cache, or a file that is not this
  * user's regular file): the caller then computes without waiting. */
 static int open_lock(mproc_cache *c, int fnfd) {
-  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+  int fd = mproc__plat_openat(fnfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
   if (fd < 0) return -1;
   struct stat st;
   if (mproc__plat_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != c->uid) {
@@ -781,7 +786,9 @@ int mproc_cache_lookup(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t
   if (rc < 0) return rc;
   validity v = validity_of(c, opts);
   int fnfd = open_fndir(c, &k, 0);
-  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM ? 0 : fnfd;
+  /* no directory of this user's there (none, another user's, or something planted in its place, a link
+   * included): nothing stored, as a call would find */
+  if (fnfd < 0) return fnfd == -ENOENT || fnfd == -EPERM || fnfd == -ENOTDIR ? 0 : fnfd;
   rc = load_entry(c, fnfd, &k, NULL, 0, &v);
   mproc__plat_close(fnfd);
   if (rc < 0 && rc != MPROC_ECORRUPT) return rc;
@@ -967,7 +974,22 @@ typedef struct lru_list {
   const char *fndir;
   mproc_cache *c;
   bool headers; /* also read each entry's header (mproc_cache_list) */
+  bool sweep;   /* also remove the temporary files of killed writers (reduce) */
 } lru_list;
+
+/* A temporary file whose writer is gone is removed: a writer holds a lock on its temporary file from just
+ * after creating it until it is renamed or removed, so one that can be locked is a killed writer's, or one
+ * created this instant (the age keeps those, also against clocks of network file systems that differ). */
+#define TMP_GRACE_NS ((int64_t)60 * 1000000000)
+static void sweep_tmp(lru_list *l, const char *name) {
+  int fd = mproc__plat_openat(l->fd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+  if (fd < 0) return;
+  struct stat st;
+  if (mproc__plat_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == l->c->uid &&
+      mproc__plat_realtime_ns() - mtime_ns(&st) > TMP_GRACE_NS && mproc__plat_file_lock_byte(fd, 0, 0) == 0)
+    mproc__plat_unlinkat(l->fd, name, 0);
+  mproc__plat_close(fd);
+}
 
 /* What the header of a listed entry says, when it is sane and names this file and directory. */
 static void list_header(lru_list *l, const char *name, lru_item *it) {
@@ -991,6 +1013,7 @@ static void list_header(lru_list *l, const char *name, lru_item *it) {
 static int lru_entry(void *ctx, const char *name) {
   lru_list *l = ctx;
   size_t n = strlen(name);
+  if (l->sweep && strncmp(name, ".tmp.", 5) == 0) sweep_tmp(l, name);
   if (n != 34 || strcmp(name + 32, ".e") != 0) return 0;
   struct stat st;
   if (mproc__plat_lstatat(l->fd, name, &st) != 0) return 0;
@@ -1046,7 +1069,7 @@ static int evict(mproc_cache *c, const lru_item *it) {
 
 /* Every entry (of the function directory fndir, when not NULL), least recently used first. */
 static int lru_collect(mproc_cache *c, const char *fndir, bool headers, lru_list *l) {
-  *l = (lru_list){.c = c, .headers = headers};
+  *l = (lru_list){.c = c, .headers = headers, .sweep = !headers}; /* reduce reads no headers, and sweeps */
   int rc = fndir ? lru_visit(c, fndir, l) : each_fndir(c, lru_visit, l);
   if (rc == 0) rc = l->err;
   if (rc < 0) {
