@@ -279,6 +279,19 @@ static int list_children(pid_t *out, int cap) {
   return n;
 }
 
+/* Whether a /dev/shm name carries this process's pid as a whole number.  mproc names no segment itself (only
+ * a caller's mproc_shm_create with a name does), and the tests name theirs with their pid: entries of tests
+ * running beside this one (ctest -j) are theirs to check, not leaks of this one. */
+static bool names_this_process(const char *name) {
+  char pid[24];
+  int n = snprintf(pid, sizeof pid, "%d", (int)getpid());
+  for (const char *at = strstr(name, pid); at; at = strstr(at + 1, pid)) {
+    bool start = at == name || at[-1] < '0' || at[-1] > '9', end = at[n] < '0' || at[n] > '9';
+    if (start && end) return true;
+  }
+  return false;
+}
+
 static void take_snapshot(struct snapshot *s) {
   memset(s, 0, sizeof *s);
   DIR *d = opendir("/proc/self/fd");
@@ -314,7 +327,7 @@ static void take_snapshot(struct snapshot *s) {
   if (d) {
     struct dirent *e;
     while ((e = readdir(d)) && s->nshm < MAX_ITEMS) {
-      if (strncmp(e->d_name, "mproc", 5) != 0) continue;
+      if (strncmp(e->d_name, "mproc", 5) != 0 || !names_this_process(e->d_name)) continue;
       snprintf(s->shm[s->nshm++], sizeof s->shm[0], "%.63s", e->d_name);
     }
     closedir(d);
