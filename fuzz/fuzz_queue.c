@@ -58,7 +58,8 @@ static void works(mproc_queue *q, uint64_t max_msg) {
   char buf[8];
   size_t len, n = max_msg < 5 ? (size_t)max_msg : 5;
   FUZZ_CHECK(mproc_queue_put(q, "works", n, 0) == 0);
-  FUZZ_CHECK(mproc_queue_get_nowait(q, buf, sizeof buf, &len) == 0 && len == n && memcmp(buf, "works", n) == 0);
+  FUZZ_CHECK(mproc_queue_get_nowait(q, buf, sizeof buf, &len) == 0 && len == n &&
+             memcmp(buf, "works", n) == 0);
   FUZZ_CHECK(mproc_queue_get_nowait(q, buf, sizeof buf, &len) == MPROC_EEMPTY);
 }
 

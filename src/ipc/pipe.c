@@ -12,9 +12,8 @@
 #include "ipc/waitable.h"
 
 #define PIPE_SPIN_SECONDS 20e-6
-#define PIPE_FIRST_PIECE                                                            \
-  ((size_t)64 << 10) /* what a message's allocation starts at before its bytes come \
-                      */
+/* What a message's allocation starts at, before its bytes come. */
+#define PIPE_FIRST_PIECE ((size_t)64 << 10)
 
 struct mproc_pipe {
   int fd;
