@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cache/entry.h"
+#include "engine/engine.h"
 #include "internal.h"
 #include "ipc/waitable.h"
 
@@ -125,6 +126,36 @@ static void cache_seed(const char *name, int level, size_t len) {
   rmdir(dir);
 }
 
+/* fuzz_wire_job: a job header and its payload, as engine.c writes them (wire.h's layout). */
+static void job_seed(const char *name, wire_job j, const void *payload, size_t n) {
+  j.magic = WIRE_MAGIC;
+  j.payload_len = n;
+  put_file("fuzz_wire_job", name, &j, sizeof j, payload, n);
+}
+
+/* fuzz_wire_segment: a flags byte, a segment's header and what follows its records read in place, as
+ * worker.c writes them: records of results of any size (put_var_record), then the failures. */
+static void segment_seed(const char *name, bool var_out, wire_result h, const uint64_t *lens, uint32_t n,
+                         const wire_fail *fails, uint32_t nfail) {
+  unsigned char body[2048] = {0};
+  size_t at = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    memcpy(body + at, &lens[k], 8);
+    memset(body + at + 8, 'r', lens[k]);
+    at += mproc__var_rec_size(lens[k]);
+  }
+  memcpy(body + at, fails, nfail * sizeof *fails);
+  at += nfail * sizeof *fails;
+  h.magic = WIRE_MAGIC;
+  h.kind = JOB_BATCH;
+  h.count = n;
+  h.nfail = nfail;
+  h.payload_len = at;
+  unsigned char pre[1 + sizeof h] = {var_out};
+  memcpy(pre + 1, &h, sizeof h);
+  put_file("fuzz_wire_segment", name, pre, sizeof pre, body, at);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -141,5 +172,34 @@ int main(int argc, char **argv) {
   cache_seed("real-stored", -1, 3000);
   cache_seed("real-empty", 3, 0);
   cache_seed("real-small", 3, 7);
+  job_seed("real-task", (wire_job){.kind = JOB_TASK, .id = 7, .first = -1, .in_len = 5}, "hello", 5);
+  job_seed("real-batch", (wire_job){.kind = JOB_BATCH, .id = 8, .count = 4, .in_size = 8, .out_size = 8},
+           "0123456789abcdef0123456789abcdef", 32);
+  uint64_t var_in[3 + 1] = {3, 0, 5};
+  memcpy(&var_in[3], "abcdefgh", 8);
+  job_seed("real-items",
+           (wire_job){.kind = JOB_BATCH, .id = 9, .count = 3, .var = MPROC__VAR_IN | MPROC__VAR_OUT}, var_in,
+           sizeof var_in);
+  uint64_t pairs[4] = {0x7f0000001000, 16, 0x7f0000002000, 0};
+  job_seed("real-items-in-place",
+           (wire_job){.kind = JOB_BATCH, .id = 10, .count = 2, .var = MPROC__VAR_IN_PLACE | MPROC__VAR_OUT},
+           pairs, sizeof pairs);
+  job_seed("real-stop", (wire_job){.kind = JOB_STOP}, NULL, 0);
+  wire_fail fail = {.index = 11, .code = -22};
+  snprintf(fail.msg, sizeof fail.msg, "bad item");
+  segment_seed("real-any-size", true, (wire_result){.id = 9, .first = 10, .last = 1}, (uint64_t[]){3, 0, 17},
+               3, &fail, 1);
+  segment_seed("real-any-size-ok", true, (wire_result){.id = 9, .first = 0}, (uint64_t[]){8, 1}, 2, NULL, 0);
+  unsigned char pre[1 + sizeof(wire_result)] = {0};
+  wire_result h = {.magic = WIRE_MAGIC,
+                   .kind = JOB_BATCH,
+                   .id = 8,
+                   .first = 10,
+                   .count = 2,
+                   .nfail = 1,
+                   .last = 1,
+                   .payload_len = 16 + sizeof fail};
+  memcpy(pre + 1, &h, sizeof h);
+  put_file("fuzz_wire_segment", "real-fixed-size-failure", pre, sizeof pre, &fail, sizeof fail);
   return 0;
 }
