@@ -2,10 +2,12 @@
 BUILD ?= build
 SAN_BUILD ?= build-sanitize
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_RUNS ?= 20000
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all demo test test-sanitize test-tsan bench clean
+.PHONY: all demo test test-sanitize test-tsan fuzz bench clean
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
@@ -33,5 +35,12 @@ test-tsan:
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  MTEST_TIMEOUT_SCALE=3 ctest --output-on-failure -L tsan -j $(JOBS)
 
+# Every fuzz target under libFuzzer (clang) for FUZZ_RUNS inputs each (fuzz/run.sh; FUZZ_TARGETS for some).
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_FUZZ=ON -DMPROC_BUILD_TESTS=OFF \
+	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 files=$(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' 'examples/*.c' 'bench/c/*.c' \
-  'bench/c/*.h')
+  'bench/c/*.h' 'fuzz/*.c' 'fuzz/*.h')
 if [ "${1:-}" = --fix ]; then
   # shellcheck disable=SC2086
   clang-format -i $files

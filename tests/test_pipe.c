@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipc/waitable.h"
 #include "mtest.h"
 
 static void reap(pid_t pid, int want_code) {
@@ -231,6 +232,56 @@ MTEST(out_of_memory) {
   mproc_free(m);
   mproc_pipe_destroy(a);
   mproc_pipe_destroy(b);
+}
+
+static size_t largest_request;
+static void *counting_malloc(size_t n) {
+  if (n > largest_request) largest_request = n;
+  return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n) {
+  if (n > largest_request) largest_request = n;
+  return realloc(p, n);
+}
+
+/* A sender's length is its word only: memory is taken as the bytes come (fuzz/corpus/fuzz_pipe/
+ * timeout-claimed-gigabyte: 8 bytes claiming 939 MB made the receiver allocate it at once).  The message
+ * also grows across timeouts, into an allocation and then into the caller's buffer. */
+MTEST(a_claimed_length_takes_memory_as_its_bytes_come) {
+  mproc_pipe *a, *b;
+  CHECK_OK(mproc_pipe_create(&a, &b, 1));
+  int fd;
+  CHECK_OK(mproc__pipe_wait_fd(b, &fd));
+  enum { PART = 100000 };
+  unsigned char *msg = malloc(3 * PART), *in = malloc(3 * PART);
+  fill(msg, 3 * PART, 7);
+  uint64_t n = 3 * PART;
+  largest_request = 0;
+  CHECK_OK(mproc_replace_allocator(counting_malloc, counting_realloc, calloc, free));
+  CHECK_INT_EQ(write(fd, &n, 8), 8);
+  void *m = NULL;
+  size_t l;
+  for (int i = 0; i < 3; i++) {
+    CHECK_INT_EQ(write(fd, msg + i * PART, PART), PART);
+    if (i == 0) CHECK_ERR(mproc_pipe_recv_alloc(a, &m, &l, 0), MPROC_EEMPTY); /* kept in the handle */
+    if (i == 1) CHECK_ERR(mproc_pipe_recv(a, in, 3 * PART, &l, 0), MPROC_EEMPTY);
+  }
+  CHECK_OK(mproc_pipe_recv(a, in, 3 * PART, &l, 0));
+  CHECK_INT_EQ(l, 3 * PART);
+  CHECK(memcmp(in, msg, 3 * PART) == 0);
+  n = (uint64_t)1 << 30; /* then a gigabyte is announced, and the sender dies after 100 kB of it */
+  CHECK_INT_EQ(write(fd, &n, 8), 8);
+  CHECK_INT_EQ(write(fd, msg, PART), PART);
+  largest_request = 0;
+  CHECK_ERR(mproc_pipe_recv_alloc(a, &m, &l, 0), MPROC_EEMPTY);
+  mproc_pipe_destroy(b);
+  CHECK_ERR(mproc_pipe_recv_alloc(a, &m, &l, 0), MPROC_EEOF);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_INT_CMP(largest_request, <=, 2 * PART);
+  CHECK(m == NULL);
+  mproc_pipe_destroy(a);
+  free(msg);
+  free(in);
 }
 
 static void send_hi(void *w) { mproc_pipe_send(w, "hi", 2, MPROC_FOREVER); }

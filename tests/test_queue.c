@@ -651,6 +651,36 @@ MTEST(out_of_memory_leaves_the_message) {
   mproc_queue_destroy(q);
 }
 
+/* Records no producer wrote (the queue's memory overwritten; fuzz/corpus/fuzz_queue/ has the inputs that
+ * found these): a part longer than its message was copied past the caller's allocation, and a tail past
+ * what the ring holds made get walk the ring forever.  Each is MPROC_ECORRUPT, what was queued is dropped,
+ * and the queue works after. */
+MTEST(records_no_producer_wrote_are_corrupt_not_copied) {
+  static _Alignas(64) unsigned char mem[4096];
+  struct {
+    uint32_t len, flags;
+    uint64_t seq, total;
+    unsigned char bytes[200];
+  } rec = {200, 3, 0, 8, {0}}; /* FIRST|LAST: 200 bytes of an 8-byte message */
+  for (int bad = 0; bad < 2; bad++) {
+    mproc_queue *q;
+    CHECK_OK(mproc_queue_init(&q, mem, sizeof mem, &(mproc_queue_opts){.buffer_bytes = 256}));
+    if (bad == 0)
+      mproc__queue_forge((struct mproc_queue *)q, 40, &rec, sizeof rec, 40 + sizeof rec);
+    else
+      mproc__queue_forge((struct mproc_queue *)q, 40, "", 0, 40 + 257);
+    void *m = NULL;
+    size_t len = 7;
+    CHECK_ERR(mproc_queue_get_alloc(q, &m, &len, 0), MPROC_ECORRUPT);
+    CHECK(m == NULL);
+    CHECK_INT_EQ(len, 7);
+    CHECK_ERR(mproc_queue_get_alloc(q, &m, &len, 0), MPROC_EEMPTY);
+    CHECK_OK(mproc_queue_put(q, "kept", 4, 0));
+    check_get(q, "kept", 4, 0);
+    mproc_queue_destroy(q);
+  }
+}
+
 static void put_hi(void *q) { mproc_queue_put(q, "hi", 2, MPROC_FOREVER); }
 static void get_and_done(void *q) {
   char buf[8];

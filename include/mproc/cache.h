@@ -138,7 +138,9 @@ MPROC_API const char *mproc_cache_result_message(const mproc_cache_result *r);
 MPROC_API void mproc_cache_result_release(mproc_cache_result *r);
 
 /* Returns 1 when a valid entry for (fn, arg) is stored (a hit of mproc_cache_call()), 0 when not, or a
- * negative code (-EINVAL, an I/O error).  Does not run fn nor touch the entry's access time. */
+ * negative code (-EINVAL, an I/O error).  Does not run fn nor touch the entry's access time.  Its header
+ * and checksums are checked, its result is not decompressed: bytes that pass the checksum and then fail to
+ * decompress (a forged checksum; the writer never makes them) count here and are recomputed by a call. */
 MPROC_API int mproc_cache_contains(mproc_cache *c, mproc_task_fn fn, const void *arg, size_t len);
 /* Looks up without computing (joblib's check_call_in_cache): returns 1 when a valid entry for (fn, arg,
  * opts) is stored, one that mproc_cache_call_with() would return as a hit (its checksums and the validity

@@ -79,9 +79,10 @@ MPROC_API int mproc_queue_put_nowait(mproc_queue *q, const void *data, size_t le
  * in the queue; MPROC_EEMPTY when timeout is 0 and the queue is empty (or another consumer is busy);
  * -ETIMEDOUT when a positive timeout ran out; MPROC_ECLOSED when the queue is closed and drained;
  * MPROC_ESHUTDOWN when it is shut down and drained (at once after an immediate shutdown);
- * -EINVAL for NULL q or len, NULL buf with cap > 0, NaN timeout.  Once the first part of a multi-part
- * message has been taken, get waits for the rest beyond its timeout for as long as the producer lives and
- * goes on (see docs).  On error buf's contents are unspecified. */
+ * MPROC_ECORRUPT when the queue's memory holds what no producer wrote (a program wrote over it): what was
+ * queued is dropped; -EINVAL for NULL q or len, NULL buf with cap > 0, NaN timeout.  Once the first part
+ * of a multi-part message has been taken, get waits for the rest beyond its timeout for as long as the
+ * producer lives and goes on (see docs).  On error buf's contents are unspecified. */
 MPROC_API int mproc_queue_get(mproc_queue *q, void *buf, size_t cap, size_t *len, double timeout);
 /* mproc_queue_get(q, buf, cap, len, 0). */
 MPROC_API int mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap, size_t *len);

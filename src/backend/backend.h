@@ -93,6 +93,19 @@ int mproc__forkserver_request(void *addr, size_t size, int memfd, int tsock, pid
 /* backend_exec.c: starts the pool's template as a fresh image of the program (lock held).  0 or negative
  * errno; MPROC_EEXIST when the pool's address stayed taken in three fresh images. */
 int mproc__exec_template_start(mproc__engine *e);
+/* The exec handoff, MPROC_EXEC_TEMPLATE's value: "1 <ppid> <sock> <n> <tag>:<fd>:<hexaddr>:<size>...", n
+ * of them.  The new image reads at most MPROC__EXEC_HANDOFF_CHARS - 1 characters of it. */
+#define MPROC__EXEC_HANDOFF_MAX 4
+#define MPROC__EXEC_HANDOFF_CHARS (64 + MPROC__EXEC_HANDOFF_MAX * 64)
+typedef struct mproc__exec_handoff {
+  unsigned tag;
+  int fd;
+  void *addr;
+  size_t size;
+} mproc__exec_handoff;
+/* Parses s: true with the fields set when it is that (fd, sock >= 0, addr and size not 0, n from 1 to
+ * MPROC__EXEC_HANDOFF_MAX), false otherwise (fuzz/fuzz_exec_handoff.c). */
+bool mproc__exec_handoff_parse(const char *s, pid_t *ppid, int *sock, mproc__exec_handoff *h, int *n);
 
 /* template.c: the template's loop, and the manager's side of it shared by the process-like
  * backends */

@@ -14,7 +14,9 @@
  * taken in the new image is reported as TPL_SPAWN_FAILED/EEXIST; the caller then tries a new image (ASLR
  * lays each out anew) twice more before the pool fails with MPROC_EEXIST: falling back to a fork would
  * quietly give workers the caller's memory, which an exec pool promises they do not see. */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +26,12 @@
 #include "ipc/arena.h"
 
 #define EXEC_ENV "MPROC_EXEC_TEMPLATE"
-#define MAX_HANDOFF 4
+#define MAX_HANDOFF MPROC__EXEC_HANDOFF_MAX
 #define READY_TIMEOUT 30.0
 
 enum { HANDOFF_POOL = 1, HANDOFF_ARENA = 2 };
 
-typedef struct handoff {
-  unsigned tag;
-  int fd;
-  void *addr;
-  size_t size;
-} handoff;
+typedef mproc__exec_handoff handoff;
 
 /* ---- the caller's side ---- */
 
@@ -107,23 +104,35 @@ static void fail(int sock, int err) {
   mproc__plat_exit(1);
 }
 
+/* The number at *end (strtol's base; an int of 0..INT_MAX when max is INT_MAX): false when there is none or
+ * it is out of 0..max (a value that would wrap in the cast). */
+static bool field(char **end, int base, unsigned long long max, unsigned long long *v) {
+  const char *s = *end;
+  while (*s == ' ') s++;
+  if (!(base == 16 ? isxdigit((unsigned char)*s) : isdigit((unsigned char)*s)))
+    return false; /* no sign: strtoull would wrap "-1" */
+  errno = 0;
+  *v = strtoull(s, end, base);
+  return errno == 0 && *v <= max;
+}
+
 /* Parses "1 <ppid> <sock> <n> <tag>:<fd>:<hexaddr>:<size>..."; false when it is not that. */
-static bool parse(const char *s, pid_t *ppid, int *sock, handoff *h, int *n) {
-  char *end;
-  if (strtol(s, &end, 10) != 1) return false;
-  *ppid = (pid_t)strtol(end, &end, 10);
-  *sock = (int)strtol(end, &end, 10);
-  *n = (int)strtol(end, &end, 10);
-  if (*n < 1 || *n > MAX_HANDOFF || *sock < 0) return false;
+bool mproc__exec_handoff_parse(const char *s, pid_t *ppid, int *sock, handoff *h, int *n) {
+  char *end = (char *)s;
+  unsigned long long one, pid, sk, cnt, tag, fd, addr, size;
+  if (!field(&end, 10, 1, &one) || one != 1 || !field(&end, 10, INT_MAX, &pid) ||
+      !field(&end, 10, INT_MAX, &sk) || !field(&end, 10, MAX_HANDOFF, &cnt) || cnt < 1)
+    return false;
+  *ppid = (pid_t)pid;
+  *sock = (int)sk;
+  *n = (int)cnt;
   for (int i = 0; i < *n; i++) {
-    h[i].tag = (unsigned)strtoul(end, &end, 10);
-    if (*end++ != ':') return false;
-    h[i].fd = (int)strtol(end, &end, 10);
-    if (*end++ != ':') return false;
-    h[i].addr = (void *)(uintptr_t)strtoull(end, &end, 16);
-    if (*end++ != ':') return false;
-    h[i].size = (size_t)strtoull(end, &end, 10);
-    if (h[i].fd < 0 || !h[i].addr || !h[i].size) return false;
+    if (!field(&end, 10, UINT_MAX, &tag) || *end++ != ':' || !field(&end, 10, INT_MAX, &fd) ||
+        *end++ != ':' || !field(&end, 16, UINTPTR_MAX, &addr) || *end++ != ':' ||
+        !field(&end, 10, SIZE_MAX, &size))
+      return false;
+    h[i] = (handoff){(unsigned)tag, (int)fd, (void *)(uintptr_t)addr, (size_t)size};
+    if (!h[i].addr || !h[i].size) return false;
   }
   return *end == '\0';
 }
@@ -142,13 +151,13 @@ static bool resolve_conf_fn(const mproc__shared *sh, uint64_t ref, uintptr_t *fn
 __attribute__((constructor(101))) static void exec_template_entry(void) {
   const char *v = getenv(EXEC_ENV);
   if (!v) return;
-  char buf[64 + MAX_HANDOFF * 64];
+  char buf[MPROC__EXEC_HANDOFF_CHARS];
   snprintf(buf, sizeof buf, "%s", v);
   unsetenv(EXEC_ENV); /* the workers' own children are ordinary programs */
   pid_t ppid;
   int sock, n;
   handoff h[MAX_HANDOFF];
-  if (!parse(buf, &ppid, &sock, h, &n)) {
+  if (!mproc__exec_handoff_parse(buf, &ppid, &sock, h, &n)) {
     fprintf(stderr, "mproc: malformed %s=\"%s\"\n", EXEC_ENV, buf);
     mproc__plat_exit(126);
   }

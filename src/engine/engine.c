@@ -293,29 +293,11 @@ static void cancel_queued_batches(mproc__engine *e, mproc__items *m) {
 
 void mproc__engine_cancel_batches(mproc__engine *e, mproc__items *m) { cancel_queued_batches(e, m); }
 
-/* The bytes that count whole records of results of any size (see MPROC__VAR_OUT) take at the start of
- * recs[0, size), or SIZE_MAX when they do not fit there. */
-static size_t var_records_span(const unsigned char *recs, size_t size, uint32_t count) {
-  size_t at = 0;
-  for (uint32_t k = 0; k < count; k++) {
-    uint64_t n;
-    if (size - at < 8) return SIZE_MAX;
-    memcpy(&n, recs + at, 8);
-    if (n > size - at - 8 || mproc__var_rec_size(n) > size - at) return SIZE_MAX;
-    at += mproc__var_rec_size(n);
-  }
-  return at;
-}
-
-/* Whether recs[0, len) holds exactly count records. */
-static bool var_records_ok(const unsigned char *recs, size_t len, uint32_t count) {
-  return var_records_span(recs, len, count) == len;
-}
-
-/* The same for results of any size: each item's record from recs (checked by var_records_ok) goes to the
- * face before the item completes. */
 static void complete_ranges(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                             const wire_fail *fails, uint32_t nfail, int i);
+
+/* The same for results of any size: each item's record from recs (checked by mproc__wire_segment_split or
+ * mproc__var_records_span) goes to the face before the item completes. */
 static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                                const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
   mproc__items *m = j->map;
@@ -712,18 +694,15 @@ static void finish_segment(mproc__engine *e, int i, mproc__job *j) {
     return;
   }
   j->busy_ns += h->busy_ns;
-  const unsigned char *recs = NULL;
-  const wire_fail *fails = (const wire_fail *)w->rx_buf;
-  if (j->map->var_out) { /* the records, then the failures */
-    size_t fail_bytes = (size_t)h->nfail * sizeof *fails;
-    size_t rec_bytes = h->payload_len >= fail_bytes ? h->payload_len - fail_bytes : SIZE_MAX;
-    if (rec_bytes == SIZE_MAX || !var_records_ok(w->rx_buf, rec_bytes, h->count)) {
-      /* cannot happen with a sane worker: treat it as a crash of that worker */
-      mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);
-      return;
-    }
-    recs = w->rx_buf;
-    fails = (const wire_fail *)(w->rx_buf + rec_bytes);
+  /* what came after the records read in place (rx_read): results of any size, then the failures */
+  size_t nout = j->map->out_shared ? 0 : (size_t)h->count * j->map->out_size;
+  const unsigned char *recs;
+  const wire_fail *fails;
+  if (h->payload_len < nout ||
+      !mproc__wire_segment_split(h, w->rx_buf, h->payload_len - nout, j->map->var_out, &recs, &fails)) {
+    /* cannot happen with a sane worker: treat it as a crash of that worker */
+    mproc__engine_kill_worker(e, i, MPROC_OUTCOME_CRASHED);
+    return;
   }
   complete_items(e, j, h->first, h->count, recs, fails, h->nfail, i);
   if (!h->last) return;
@@ -965,7 +944,7 @@ static uint32_t recover_finished(mproc__engine *e, int i, mproc__job *j, bool cl
   if (m->var_out && clean) {
     int64_t alone = __atomic_load_n(&slot->sent_alone, __ATOMIC_ACQUIRE);
     clean = !(alone > from && alone <= upto) &&
-            var_records_span(slot->staging, (size_t)slot->staging_size, n) != SIZE_MAX;
+            mproc__var_records_span(slot->staging, (size_t)slot->staging_size, n) != SIZE_MAX;
   }
   if (!clean || (staged && m->out_size > slot->staging_size)) {
     /* a record too large for the staging area was being sent (or what was sent could not all be read) */

@@ -4,6 +4,8 @@
 #ifndef MPROC_WIRE_H
 #define MPROC_WIRE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* JOB_PAD: a record of either ring that only rewinds it (mproc__ring_pad_gap): payload_len bytes of
@@ -67,6 +69,19 @@ typedef struct wire_fail {
   int32_t code;
   char msg[124];
 } wire_fail;
+
+/* wire.c: the checks a reader makes before it walks what it read (a sane writer always passes them).
+ * mproc__var_records_span: the bytes that count whole records of results of any size take at the start of
+ * recs[0, size), or SIZE_MAX when they do not fit there (a segment's, or a dead worker's staging area).
+ * mproc__wire_job_ok: whether job j's payload (j->payload_len bytes) holds the arguments j says (a worker
+ * reads no further).  mproc__wire_segment_split: whether buf[0, len), what follows a batch segment's
+ * records of fixed size (read in place) or what is all of its payload (results of any size: var_out),
+ * holds exactly its records and its nfail failures (in item order, within the segment, each message
+ * ended); then *recs (results of any size; else NULL) and *fails point into buf. */
+size_t mproc__var_records_span(const unsigned char *recs, size_t size, uint32_t count);
+bool mproc__wire_job_ok(const wire_job *j, const unsigned char *payload);
+bool mproc__wire_segment_split(const wire_result *h, const unsigned char *buf, size_t len, bool var_out,
+                               const unsigned char **recs, const wire_fail **fails);
 
 /* What the template and the manager tell each other. */
 enum { TPL_SPAWN = 1, TPL_KILL, TPL_SPAWNED, TPL_SPAWN_FAILED, TPL_DIED, TPL_READY };

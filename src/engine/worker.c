@@ -251,7 +251,7 @@ static int next_job(worker *w, wire_job *j) {
   if (!grow(&w->arg, &w->arg_cap, j->payload_len)) return 121;
   if (j->payload_len) mproc__ring_get_all_quiet(in, w->arg, j->payload_len);
   mproc__ring_wake_producer(in); /* once for header and payload */
-  return GOT_JOB;
+  return mproc__wire_job_ok(j, w->arg) ? GOT_JOB : 122;
 }
 
 /* Takes the job by swapping its claim word from its id to 0; false when the manager took it back for an

@@ -12,6 +12,8 @@
 #include "ipc/waitable.h"
 
 #define PIPE_SPIN_SECONDS 20e-6
+/* What a message's allocation starts at, before its bytes come. */
+#define PIPE_FIRST_PIECE ((size_t)64 << 10)
 
 struct mproc_pipe {
   int fd;
@@ -20,7 +22,7 @@ struct mproc_pipe {
   unsigned char hdr[8];
   size_t hdr_got;
   unsigned char *body; /* the part of the current message received so far, when it came in pieces */
-  size_t body_got;
+  size_t body_got, body_cap;
 };
 
 static mproc_pipe *new_end(int fd, int can_send, int can_recv) {
@@ -118,6 +120,7 @@ static void reset_msg(mproc_pipe *p) {
   mproc__free(p->body);
   p->body = NULL;
   p->body_got = 0;
+  p->body_cap = 0;
 }
 
 /* Receives into buf (cap bytes), or into a new allocation stored in *out when out is not NULL. */
@@ -147,55 +150,70 @@ static int recv_common(mproc_pipe *p, void *buf, size_t cap, void **out, size_t 
     return -EMSGSIZE;
   }
   /* The destination: the handle's partial buffer if one exists, else the caller's buffer (or a new
-   * allocation), moved into the handle if a timeout strikes mid-message. */
+   * allocation), moved into the handle if a timeout strikes mid-message.  An allocation grows with the
+   * bytes that arrive: the length is the sender's word, and a sender that dies after it (or lies) must
+   * not make this process take a gigabyte for nothing. */
   unsigned char *dst = p->body;
+  size_t room = p->body_cap;
   int own = dst != NULL;
   if (!dst) {
-    dst = out ? mproc__malloc(n ? n : 1) : buf;
+    room = out && n > PIPE_FIRST_PIECE ? PIPE_FIRST_PIECE : (size_t)n;
+    dst = out ? mproc__malloc(room ? room : 1) : buf;
     if (!dst && (out || n)) return -ENOMEM; /* buf may be NULL (cap 0) for an empty message */
   }
   size_t got = p->body_got;
+  int r = 0;
   while (got < n) {
-    ssize_t r = read_some(p, dst + got, n - got, deadline, timeout);
-    if (r > 0) {
-      got += (size_t)r;
+    if (got == room) { /* only an allocation fills before the end: twice as large, or the whole message */
+      size_t grow = room > n - room ? (size_t)n : 2 * room;
+      unsigned char *g = mproc__realloc(dst, grow);
+      if (!g) {
+        r = -ENOMEM;
+        break;
+      }
+      dst = g;
+      room = grow;
+    }
+    ssize_t k = read_some(p, dst + got, room - got, deadline, timeout);
+    if (k > 0) {
+      got += (size_t)k;
       continue;
     }
-    if (r == 0) { /* end of file inside a message: it is discarded, never delivered torn */
-      if (!own && out) mproc__free(dst);
+    if (k == 0) { /* end of file inside a message: it is discarded, never delivered torn */
+      if (out || own) mproc__free(dst);
+      p->body = NULL; /* freed above (moved, if it grew) */
       p->eof = 1;
       reset_msg(p);
       return MPROC_EEOF;
     }
-    /* Timed out (or failed) mid-message: keep what arrived in the handle. */
-    if (!own) {
-      if (out) {
-        p->body = dst;
-      } else if (got) {
-        p->body = mproc__malloc(n);
-        if (!p->body) { /* cannot keep it: the stream is lost */
-          p->eof = 1;
-          return -ENOMEM;
-        }
-        memcpy(p->body, dst, got);
+    r = (int)k;
+    break;
+  }
+  if (r < 0) { /* timed out (or failed) mid-message: keep what arrived in the handle */
+    if (out || own) {
+      p->body = dst;
+      p->body_cap = room;
+    } else if (got) {
+      p->body = mproc__malloc(got);
+      if (!p->body) { /* cannot keep it: the stream is lost */
+        p->eof = 1;
+        return -ENOMEM;
       }
+      memcpy(p->body, dst, got);
+      p->body_cap = got;
     }
     p->body_got = got;
-    return (int)r;
+    return r;
   }
   if (out) {
     *out = dst;
-    if (own) p->body = NULL;
   } else if (own) {
     memcpy(buf, dst, n);
+    mproc__free(dst);
   }
   *len = (size_t)n;
-  p->hdr_got = 0;
-  p->body_got = 0;
-  if (p->body) {
-    mproc__free(p->body);
-    p->body = NULL;
-  }
+  p->body = NULL; /* given away, or freed above */
+  reset_msg(p);
   return 0;
 }
 

@@ -210,6 +210,20 @@ static void ring_read(struct mproc_queue *q, uint64_t pos, void *dst, size_t n) 
   if (n > first) memcpy((char *)dst + first, q->ring, n - first);
 }
 
+/* ---- records ---- */
+
+/* Whether h, read at head, can be a record a producer wrote: whole within the avail bytes published, and
+ * for a message's first part, a length within its message and the queue's largest.  Producers publish
+ * only whole records, dead or alive, so a record that fails this means the queue's memory was overwritten:
+ * its consumer says MPROC_ECORRUPT and drops what is queued, instead of copying out of bounds or walking past
+ * tail. */
+static bool rec_ok(const struct mproc_queue *q, const rec_hdr *h, uint64_t avail) {
+  if (avail > q->cap || rec_size(h->len) > avail) return false;
+  if (!(h->flags & F_FIRST)) return true;
+  return h->seq != NONE && h->total <= q->max_msg && h->len <= h->total &&
+         (!(h->flags & F_LAST) || h->len == h->total);
+}
+
 /* ---- waiting ---- */
 
 /* What a call on an ended queue returns: a shutdown wins over a close. */
@@ -428,9 +442,14 @@ static void count_done(struct mproc_queue *q) {
  * drops counts as taken and done at once (Python's shutdown calls task_done for each item it drains); the
  * parts of it that follow later are orphans that count nothing again (dropped_seq). */
 static void drop_queued(struct mproc_queue *q) {
-  while (LDSC(&q->tail) != q->head) {
+  uint64_t tail;
+  while ((tail = LDSC(&q->tail)) != q->head) {
     rec_hdr h;
     ring_read(q, q->head, &h, sizeof h);
+    if (!rec_ok(q, &h, tail - q->head)) {
+      free_rec(q, tail - q->head);
+      break;
+    }
     free_rec(q, rec_size(h.len));
     if (h.flags & F_FIRST) {
       STSC(&q->got_count, h.seq + 1);
@@ -463,6 +482,10 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
     r = wait_data(q, deadline, timeout, NONE);
     if (r) break;
     ring_read(q, q->head, &h, sizeof h);
+    if (!rec_ok(q, &h, LDSC(&q->tail) - q->head)) {
+      r = MPROC_ECORRUPT;
+      break;
+    }
     if (!(h.flags & F_FIRST)) { /* orphan part of a message whose consumer died, or that a shutdown dropped */
       free_rec(q, rec_size(h.len));
       if ((h.flags & F_LAST) && h.seq != q->dropped_seq) count_done(q);
@@ -495,6 +518,10 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
         break;
       }
       ring_read(q, q->head, &h, sizeof h);
+      if (!rec_ok(q, &h, LDSC(&q->tail) - q->head)) {
+        aborted = 2;
+        break;
+      }
       if ((h.flags & F_FIRST) || h.seq != n || off + h.len > total) { /* a new message: ours was abandoned */
         aborted = 1;
         break;
@@ -503,6 +530,10 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
     if (aborted || off != total) {
       if (out) mproc__free(dst);
       count_done(q);
+      if (aborted == 2) {
+        r = MPROC_ECORRUPT;
+        break;
+      }
       continue;
     }
     if (out) *out = dst;
@@ -511,6 +542,7 @@ static int get_common(struct mproc_queue *q, void *buf, size_t cap, void **out, 
     break;
   }
   if (r == MPROC_ESHUTDOWN && (LDSC(&q->closed) & Q_SHUT_NOW)) drop_queued(q);
+  if (r == MPROC_ECORRUPT) free_rec(q, LDSC(&q->tail) - q->head); /* what follows cannot be read either */
   mproc__plat_mutex_unlock(&q->get_lock);
   return r;
 }
@@ -578,6 +610,12 @@ int mproc_queue_shutdown(mproc_queue *q, int immediate) {
   drop_queued(q);
   mproc__plat_mutex_unlock(&q->get_lock);
   return 0;
+}
+
+void mproc__queue_forge(mproc_queue *q, uint64_t head, const void *bytes, size_t n, uint64_t tail) {
+  q->head = head;
+  ring_write(q, head, bytes, n < q->cap ? n : q->cap);
+  q->tail = tail;
 }
 
 /* ---- watchers (mproc_wait) ---- */
