@@ -30,6 +30,19 @@ if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
     set_tests_properties(mpi_cluster_${n} PROPERTIES LABELS mpi TIMEOUT 300 RESOURCE_LOCK mpi_cluster
       ENVIRONMENT "${mpi_env}")
   endforeach()
+  # ranks 1 and 2 run another build of the program (same name, other build-id): refused before any task
+  add_executable(mpi_cluster_other mpi_cluster.c)
+  target_link_libraries(mpi_cluster_other PRIVATE mproc_static m)
+  target_compile_options(mpi_cluster_other PRIVATE ${MPROC_WARNINGS} -Wno-missing-prototypes)
+  target_compile_definitions(mpi_cluster_other PRIVATE _GNU_SOURCE MPI_CLUSTER_OTHER)
+  set_target_properties(mpi_cluster_other PROPERTIES OUTPUT_NAME mpi_cluster
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/other)
+  add_test(NAME mpi_cluster_mismatch
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh --expect-fail "not rank 0's program" mpi_cluster
+            ${MPIEXEC_EXECUTABLE} ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 1 ${MPIEXEC_PREFLAGS}
+            $<TARGET_FILE:mpi_cluster> 3 mismatch : ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mpi_cluster_other> 3 mismatch)
+  set_tests_properties(mpi_cluster_mismatch PROPERTIES LABELS mpi TIMEOUT 120 RESOURCE_LOCK mpi_cluster
+    ENVIRONMENT "${mpi_env}")
   # a rank SIGKILLed mid-map (mpirun ends the job), one SIGSTOPped (the master ends it after its silence)
   if(oversubscribe)
     foreach(how kill stop)
@@ -44,6 +57,14 @@ if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
       set_tests_properties(mpi_cluster_rank_${how} PROPERTIES LABELS mpi TIMEOUT 120 RESOURCE_LOCK mpi_cluster
         ENVIRONMENT "${mpi_env}")
     endforeach()
+  endif()
+  # the example that runs unchanged with and without mpirun (examples/CMakeLists.txt runs it without)
+  if(MPROC_BUILD_EXAMPLES)
+    add_test(NAME example_cluster_squares_mpi
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh cluster_squares ${MPIEXEC_EXECUTABLE} ${oversubscribe}
+              ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS} $<TARGET_FILE:cluster_squares> ${MPIEXEC_POSTFLAGS})
+    set_tests_properties(example_cluster_squares_mpi PROPERTIES LABELS mpi TIMEOUT 120 ENVIRONMENT "${mpi_env}"
+      PASS_REGULAR_EXPRESSION "on the other MPI ranks" FAIL_REGULAR_EXPRESSION "mpi_run: processes left")
   endif()
   set_tests_properties(mpi_cluster_local PROPERTIES RESOURCE_LOCK mpi_cluster)
 endif()

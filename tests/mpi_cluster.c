@@ -18,6 +18,11 @@
 #include <mproc.h>
 
 static const char *current = "start";
+#ifdef MPI_CLUSTER_OTHER
+#define VARIANT "another" /* a build of this file for the ranks of the mismatch test: other bytes */
+#else
+#define VARIANT "the main"
+#endif
 
 #define CHECK(c)                                                                                      \
   do {                                                                                                \
@@ -231,13 +236,13 @@ static void remote_faults_fail_alone(void) {
     CHECK_EQ(mproc_pool_apply(p, square, &n, sizeof n, &r, sizeof r, NULL), 0);
     CHECK_EQ(r, 81);
   }
-  /* in a map: the item that crashes fails, every other item has its result */
+  /* in a map that goes on after a failure: the item that crashes fails, every other item has its result */
   enum { N = 400 };
   static int64_t in[N], out[N];
   for (int i = 0; i < N; i++) in[i] = i == 123 ? -1 : i;
   mproc_map_report rep;
   CHECK_EQ(mproc_pool_map(p, misbehave, in, N, sizeof *in, out, sizeof *out,
-                          &(mproc_map_opts){.chunk_size = 20}, &rep),
+                          &(mproc_map_opts){.chunk_size = 20, .on_error = MPROC_ON_ERROR_CONTINUE}, &rep),
            MPROC_ECRASHED);
   CHECK_EQ(rep.failed, 1);
   CHECK_EQ(rep.ok, N - 1);
@@ -263,6 +268,66 @@ static void remote_timeout(void) {
   CHECK_EQ(mproc_pool_apply(p, square, &n, sizeof n, &r, sizeof r, NULL), 0);
   CHECK_EQ(r, 25);
   mproc_pool_destroy(p);
+}
+
+/* Set by the pool's initializer in each worker, from its argument. */
+static int init_value;
+static int init_worker(const void *arg, size_t len, mproc_task *t) {
+  init_value = *(const int *)arg;
+  return 0;
+}
+static int report_init_and_pid(const void *arg, size_t len, mproc_task *t) {
+  int v[2] = {init_value, (int)getpid()};
+  return mproc_task_return(t, v, sizeof v);
+}
+
+/* What the engine does for any backend works on remote workers: the initializer (a function sent as
+ * (object, offset), with its argument), max_tasks_per_child (a fresh worker per task), retries of a crash. */
+static void engine_features_remote(void) {
+  int seven = 7;
+  mproc_pool *p = NULL;
+  CHECK_EQ(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2,
+                                                    .backend = MPROC_BACKEND_MPI,
+                                                    .initializer = init_worker,
+                                                    .init_arg = &seven,
+                                                    .init_arg_len = sizeof seven,
+                                                    .max_tasks_per_child = 1}),
+           0);
+  int pids[8];
+  for (int i = 0; i < 8; i++) {
+    int v[2] = {0, 0};
+    CHECK_EQ(mproc_pool_apply(p, report_init_and_pid, NULL, 0, v, sizeof v, NULL), 0);
+    CHECK_EQ(v[0], 7);
+    pids[i] = v[1];
+    for (int k = 0; k < i; k++) CHECK(pids[k] != pids[i]); /* one task per worker */
+  }
+  /* a crash retried once: two attempts, then the crash */
+  int64_t crash = -1;
+  mproc_future *f;
+  CHECK_EQ(mproc_pool_submit(p, misbehave, &crash, sizeof crash, &(mproc_submit_opts){.max_retries = 1}, &f),
+           0);
+  CHECK_EQ(mproc_future_result(f, 30, NULL, NULL), MPROC_ECRASHED);
+  mproc_outcome o;
+  CHECK_EQ(mproc_future_outcome(f, &o), 0);
+  CHECK_EQ(o.attempts, 2);
+  CHECK_EQ(o.signal, SIGSEGV);
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
+}
+
+/* joblib's Parallel on remote workers: its probe and measured batches, results in order. */
+static void parallel_remote(void) {
+  mproc_parallel *par = NULL;
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 4, .backend = MPROC_BACKEND_MPI}), 0);
+  enum { N = 5000 };
+  static int64_t in[N];
+  static rec out[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  mproc_map_report rep;
+  CHECK_EQ(mproc_parallel_run(par, square_where, in, N, sizeof *in, out, sizeof *out, NULL, &rep), 0);
+  CHECK_EQ(rep.ok, N);
+  for (int i = 0; i < N; i++) CHECK_EQ(out[i].sq, (int64_t)i * i);
+  mproc_parallel_destroy(par);
 }
 
 /* Items of any size both ways, and an ordered stream (imap) of fixed records. */
@@ -428,6 +493,15 @@ static void without_launcher(void) {
 
 int main(int argc, char **argv) {
   int r = mproc_init(&argc, &argv); /* ranks other than 0 serve from here, and never return */
+  if (argc > 2 && strcmp(argv[2], "mismatch") == 0) {
+    /* the other ranks run another build of this program (tests/mpi.cmake): refused at mproc_init() */
+    current = "mismatch";
+    printf("mpi_cluster: %s build\n", VARIANT);
+    CHECK_EQ(r, MPROC_ENOBACKEND);
+    CHECK_EQ(mproc_backend_available("mpi"), 0);
+    CHECK(strstr(mproc_last_error_message(), "other than rank 0's") != NULL);
+    return 0;
+  }
   CHECK_EQ(r, 0);
   int ranks = argc > 1 ? atoi(argv[1]) : 0;
   if (ranks == 0) {
@@ -454,11 +528,11 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {{"futures_round_trip", futures_round_trip},
-               {"remote_faults_fail_alone", remote_faults_fail_alone},
-               {"remote_timeout", remote_timeout},
-               {"items_and_streams", items_and_streams},
-               {"large_payloads", large_payloads}};
+  } tests[] = {
+      {"futures_round_trip", futures_round_trip}, {"remote_faults_fail_alone", remote_faults_fail_alone},
+      {"remote_timeout", remote_timeout},         {"engine_features_remote", engine_features_remote},
+      {"parallel_remote", parallel_remote},       {"items_and_streams", items_and_streams},
+      {"large_payloads", large_payloads}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     current = tests[i].name;
     double t0 = now();

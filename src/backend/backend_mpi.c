@@ -1232,6 +1232,33 @@ static _Noreturn void agent_main(void) {
 
 /* ---- start ---- */
 
+/* Whether every rank runs rank 0's program (its build-id): functions travel as (object, offset), which
+ * another build would run as anything.  A rank whose program differs says so, naming its file. */
+static bool same_program(const char *host) {
+  struct {
+    uint32_t len;
+    unsigned char id[60];
+  } mine = {0}, master;
+  char path[1024];
+  mine.len = (uint32_t)mproc__plat_program_id(mine.id, sizeof mine.id, path, sizeof path);
+  if (mine.len > sizeof mine.id) mine.len = sizeof mine.id;
+  master = mine;
+  MPI_Bcast(&master, sizeof master, MPI_BYTE, 0, mpi.comm);
+  int differs = master.len != mine.len || memcmp(master.id, mine.id, mine.len) != 0, any = 0;
+  if (differs) {
+    char a[2 * sizeof mine.id + 1] = "", b[2 * sizeof mine.id + 1] = "";
+    for (uint32_t k = 0; k < mine.len; k++) snprintf(a + 2 * (size_t)k, 3, "%02x", mine.id[k]);
+    for (uint32_t k = 0; k < master.len; k++) snprintf(b + 2 * (size_t)k, 3, "%02x", master.id[k]);
+    fprintf(
+        stderr,
+        "mproc: MPI rank %d (host %s) runs %s, build-id %s, not rank 0's program (build-id %s): every rank "
+        "must run the same binary\n",
+        mpi.rank, host, path[0] ? path : "(unknown)", a[0] ? a : "none", b[0] ? b : "none");
+  }
+  MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, mpi.comm);
+  return !any;
+}
+
 int mproc__mpi_init(int *argc, char ***argv) {
   if (mpi.state != OFF) return 0;
   if (!launched()) return 0;
@@ -1284,6 +1311,17 @@ int mproc__mpi_init(int *argc, char ***argv) {
   }
   MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, mpi.hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
              mpi.comm);
+  if (!same_program(name)) {
+    /* refused before any task runs: every rank leaves MPI; the master goes on without the backend */
+    mpi.state = FAILED;
+    snprintf(mpi.why, sizeof mpi.why,
+             "ranks run a program other than rank 0's (each such rank said which file on stderr)");
+    MPI_Comm_free(&mpi.comm);
+    MPI_Finalize();
+    if (mpi.rank > 0) exit(1);
+    fprintf(stderr, "mproc: %s: the MPI backend is off\n", mpi.why);
+    return MPROC_ENOBACKEND;
+  }
   if (mpi.rank > 0) {
     mpi.state = AGENT;
     agent_main();
