@@ -1216,7 +1216,7 @@ static const mproc_pool_opts bad_pool_opts[] = {
     {.workers = INT_MAX},
     {.max_tasks_per_child = -1},
     {.backend = (mproc_backend)-1},
-    {.backend = (mproc_backend)4},
+    {.backend = (mproc_backend)5}, /* one past the last (MPROC_BACKEND_MPI) */
     {.backend = (mproc_backend)INT_MAX},
     {.start_method = (mproc_start_method)-1},
     {.start_method = (mproc_start_method)4},
@@ -1246,6 +1246,9 @@ static void bad_mproc_pool_create(void) {
   CHECK_ERR(mproc_pool_create(
                 &p, &(mproc_pool_opts){.workers = 1, .backend = MPROC_BACKEND_THREAD, .task_timeout = 1}),
             MPROC_ENOTSUP);
+  /* the MPI backend without a launcher (or without MPI in this build) */
+  CHECK_ERR(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1, .backend = MPROC_BACKEND_MPI}),
+            MPROC_ENOBACKEND);
   CHECK(p == untouched);
   /* Accepted: a task timeout beyond any deadline (no limit in effect), a nonzero flag of any value. */
   const mproc_pool_opts fine[] = {
@@ -1263,6 +1266,16 @@ static void bad_mproc_pool_create(void) {
     CHECK_INT_EQ(v, 42);
     mproc_pool_destroy(p);
   }
+}
+
+static void bad_mproc_backend_available(void) {
+  CHECK_ERR(mproc_backend_available(NULL), MPROC_EINVAL);
+  CHECK_ERR(mproc_backend_available(""), MPROC_EINVAL);
+  CHECK_ERR(mproc_backend_available("Process"), MPROC_EINVAL); /* names are exact */
+  CHECK_ERR(mproc_backend_available("quantum"), MPROC_EINVAL);
+  CHECK_INT_EQ(mproc_backend_available("serial"), 1);
+  CHECK_INT_EQ(mproc_backend_available("mpi"), 0); /* no MPI launcher started the tests */
+  CHECK(strstr(mproc_last_error_message(), "MPI") != NULL);
 }
 
 static void bad_mproc_pool_workers(void) { CHECK_ERR(mproc_pool_workers(NULL), MPROC_EINVAL); }
@@ -1818,7 +1831,7 @@ static void bad_mproc_executor_with(void) {
 
 static const mproc_parallel_opts bad_parallel_opts[] = {
     {.backend = (mproc_backend)-1},
-    {.backend = (mproc_backend)4},
+    {.backend = (mproc_backend)5}, /* one past the last (MPROC_BACKEND_MPI) */
     {.timeout = NAN},
     {.timeout = -1},
     {.progress_interval = NAN},
@@ -2519,6 +2532,7 @@ static const struct row rows[] = {
     ROW(mproc_as_completed_create),
     ROW(mproc_as_completed_destroy),
     ROW(mproc_as_completed_next),
+    ROW(mproc_backend_available),
     ROW(mproc_barrier_abort),
     ROW(mproc_barrier_broken),
     ROW(mproc_barrier_create),

@@ -19,8 +19,8 @@ typedef struct mproc_future mproc_future;
 
 /* Where tasks run. */
 typedef enum mproc_backend {
-  MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "thread", "serial"), else
-                                process */
+  MPROC_BACKEND_DEFAULT = 0, /* MPROC_BACKEND from the environment ("process", "thread", "serial", "mpi"),
+                                else process */
   MPROC_BACKEND_PROCESS = 1, /* worker processes forked from a clean single-threaded template process */
   MPROC_BACKEND_SERIAL = 2,  /* no workers: a task runs in the calling thread when submitted, a map's and a
                                 stream's items while the caller waits for them (debugging); task timeouts
@@ -28,7 +28,17 @@ typedef enum mproc_backend {
   MPROC_BACKEND_THREAD = 3,  /* worker threads in the calling process: same semantics, but a crashing task
                                 ends the whole process and running tasks cannot be killed, so task
                                 timeouts are refused (-ENOTSUP) and terminate/destroy wait for them */
+  MPROC_BACKEND_MPI = 4,     /* worker processes on the other ranks of an MPI job (docs/cluster.md): the
+                                program runs under mpirun or srun and calls mproc_init() first; rank 0 runs
+                                main, the others serve.  Otherwise MPROC_ENOBACKEND, with
+                                mproc_last_error_message() saying why.  Default workers: the CPUs of all
+                                the other ranks */
 } mproc_backend;
+
+/* Whether pools of the backend named `name` ("process", "thread", "serial", "mpi") can be created in this
+ * process now: 1 yes, 0 no (then mproc_last_error_message() says why: for "mpi", MPI not in this build, no
+ * MPI launcher, mproc_init() not called, or a job of one rank), -EINVAL for NULL or an unknown name. */
+MPROC_API int mproc_backend_available(const char *name);
 
 /* Options of mproc_pool_create(); all zero means the defaults. */
 typedef struct mproc_pool_opts {
@@ -77,10 +87,14 @@ typedef struct mproc_pool_opts {
 } mproc_pool_opts;
 
 /* Optional; call it first thing in main, while the program is small and has one thread: starts mproc's
- * fork server, from which pools created later get their workers (MPROC_START_FORKSERVER).  argc and argv
- * may be NULL; they are reserved for the MPI backend.  Returns 0, -EALREADY when the server already runs,
- * or the fork's error.  The server lasts as long as the program's process, whichever thread called this,
- * and is stopped by mproc_shutdown() or at exit. */
+ * fork server, from which pools created later get their workers (MPROC_START_FORKSERVER).  Under an MPI
+ * launcher (mpirun, srun) in a build with MPI, it then initialises MPI (given argc and argv, which may be
+ * NULL): rank 0 returns as the master, every other rank serves the master's MPI pools from inside this call
+ * and leaves the program with exit(0) when the master ends (docs/cluster.md).  Returns 0, -EALREADY when
+ * the server already runs, the fork's error, MPROC_ESTATE when MPI was initialised before, or
+ * MPROC_ENOBACKEND when the launch is broken (srun without a PMI plugin: every task rank 0 of 1; the message
+ * on stderr says what to pass); the server runs in these last two cases.  The server lasts as long as the
+ * program's process, whichever thread called this, and is stopped by mproc_shutdown() or at exit. */
 MPROC_API int mproc_init(int *argc, char ***argv);
 /* Stops the fork server.  Pools made from it must be destroyed first.  Safe to call when none runs. */
 MPROC_API void mproc_shutdown(void);

@@ -80,9 +80,22 @@ typedef struct mproc__backend_ops {
   void (*run)(struct mproc__engine *e, struct mproc__job *j);
 } mproc__backend_ops;
 
-/* The tables: template.c (fork), forkserver.c, backend_exec.c, backend_thread.c, backend_serial.c. */
+/* The tables: template.c (fork), forkserver.c, backend_exec.c, backend_thread.c, backend_serial.c,
+ * backend_mpi.c (whose start fails with MPROC_ENOBACKEND in a build without MPI). */
 extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, mproc__backend_exec,
-    mproc__backend_thread, mproc__backend_serial;
+    mproc__backend_thread, mproc__backend_serial, mproc__backend_mpi;
+
+/* backend_mpi.c.  mproc__mpi_init: from mproc_init() once the fork server runs: when an MPI launcher
+ * started the program, initialises MPI; rank 0 returns 0 (the master), every other rank serves as an agent
+ * and never returns.  Without a launcher (or without MPI in this build) it does nothing and returns 0;
+ * MPROC_ENOBACKEND when the launch is broken (srun without PMI: a message on stderr says what to pass).
+ * mproc__mpi_usable: 0 when pools of the MPI backend can be created here and now, else MPROC_ENOBACKEND
+ * with the last error message (mproc_last_error_message()) saying why, beginning with `asked` (what asked
+ * for the backend).  mproc__mpi_default_workers: the
+ * agents' CPUs, the default size of an MPI pool. */
+int mproc__mpi_init(int *argc, char ***argv);
+int mproc__mpi_usable(const char *asked);
+int mproc__mpi_default_workers(void);
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);

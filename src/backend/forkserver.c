@@ -129,7 +129,6 @@ static void server_entry(void *vctx) {
 }
 
 int mproc_init(int *argc, char ***argv) {
-  (void)argc, (void)argv;
   pthread_mutex_lock(&srv.lock);
   if (srv.sock >= 0 && srv.owner == getpid()) {
     pthread_mutex_unlock(&srv.lock);
@@ -164,7 +163,9 @@ int mproc_init(int *argc, char ***argv) {
   srv.owner = getpid();
   if (!srv.atexit_set) srv.atexit_set = atexit(mproc_shutdown) == 0;
   pthread_mutex_unlock(&srv.lock);
-  return 0;
+  /* under an MPI launcher: MPI starts after the server, whose children never inherit its state; ranks
+   * other than 0 serve the master from here and never return */
+  return mproc__mpi_init(argc, argv);
 }
 
 bool mproc__forkserver_running(void) {

@@ -72,10 +72,9 @@ int mproc__env_backend(mproc_backend *backend) {
   } else if (strcmp(v, "thread") == 0) {
     *backend = MPROC_BACKEND_THREAD;
   } else if (strcmp(v, "mpi") == 0) {
-    mproc__env_error("MPROC_BACKEND=\"mpi\": the MPI backend is not in this build");
-    return MPROC_ENOBACKEND;
+    *backend = MPROC_BACKEND_MPI; /* whether it can run: the pool's creation says (mproc__mpi_usable) */
   } else {
-    mproc__env_error("MPROC_BACKEND=\"%s\" is not a backend: process, thread or serial", v);
+    mproc__env_error("MPROC_BACKEND=\"%s\" is not a backend: process, thread, serial or mpi", v);
     return MPROC_EINVAL;
   }
   return 0;

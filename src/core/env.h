@@ -12,8 +12,8 @@
  * mproc__env_error). */
 int mproc__env_workers(int *workers);
 
-/* MPROC_BACKEND: "process" (also when unset or empty), "thread", "serial".  0; MPROC_ENOBACKEND for "mpi"
- * (not in this build); -EINVAL for anything else; both with the last error message set. */
+/* MPROC_BACKEND: "process" (also when unset or empty), "thread", "serial", "mpi".  0; -EINVAL for anything
+ * else, with the last error message set.  (Whether MPI pools can run is the pool's creation's business.) */
 int mproc__env_backend(mproc_backend *backend);
 
 /* MPROC_SHARED_BYTES: a byte count (> 0, at most max) with an optional k, m, g or t suffix.  Returns

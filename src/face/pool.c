@@ -28,8 +28,14 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     int r = env_backend(&backend);
     if (r < 0) return r;
   } else if (backend != MPROC_BACKEND_PROCESS && backend != MPROC_BACKEND_SERIAL &&
-             backend != MPROC_BACKEND_THREAD) {
+             backend != MPROC_BACKEND_THREAD && backend != MPROC_BACKEND_MPI) {
     return MPROC_EINVAL;
+  }
+  if (backend == MPROC_BACKEND_MPI) {
+    /* not built, no launcher, no mproc_init(), one rank: the message says */
+    int r = mproc__mpi_usable(opts->backend == MPROC_BACKEND_DEFAULT ? "MPROC_BACKEND=\"mpi\""
+                                                                     : "MPROC_BACKEND_MPI");
+    if (r < 0) return r;
   }
   if (backend == MPROC_BACKEND_THREAD && opts->task_timeout > 0)
     return MPROC_ENOTSUP; /* threads cannot be killed */
@@ -47,7 +53,8 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   if (workers == 0) {
     workers = env_int("MPROC_WORKERS");
     if (workers < 0) return workers;
-    if (workers == 0) workers = mproc_cpu_count();
+    if (workers == 0)
+      workers = backend == MPROC_BACKEND_MPI ? mproc__mpi_default_workers() : mproc_cpu_count();
   }
   mproc_pool *p = mproc__calloc(1, sizeof *p);
   if (!p) return MPROC_ENOMEM;
@@ -55,6 +62,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   p->eng.backend = backend;
   p->eng.ops = backend == MPROC_BACKEND_THREAD   ? &mproc__backend_thread
                : backend == MPROC_BACKEND_SERIAL ? &mproc__backend_serial
+               : backend == MPROC_BACKEND_MPI    ? &mproc__backend_mpi
                : exec                            ? &mproc__backend_exec
                : forkserver                      ? &mproc__backend_forkserver
                                                  : &mproc__backend_fork;
@@ -69,6 +77,13 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
   }
   *out = p;
   return 0;
+}
+
+int mproc_backend_available(const char *name) {
+  if (!name) return MPROC_EINVAL;
+  if (strcmp(name, "process") == 0 || strcmp(name, "thread") == 0 || strcmp(name, "serial") == 0) return 1;
+  if (strcmp(name, "mpi") == 0) return mproc__mpi_usable("the MPI backend") == 0;
+  return MPROC_EINVAL;
 }
 
 int mproc_pool_workers(const mproc_pool *pool) { return pool ? pool->eng.nworkers : MPROC_EINVAL; }

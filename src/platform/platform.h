@@ -275,6 +275,10 @@ int mproc__plat_code_locate(const void *addr, char *object, size_t cap, uintptr_
 /* The load bias of object (named as by mproc__plat_code_locate) in this process, loading it with dlopen when
  * it is not loaded yet (it then stays loaded).  Returns 0, or -ENOENT with the loader's message in err. */
 int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t errcap);
+/* The main program's GNU build-id (NT_GNU_BUILD_ID, what the linker hashes from its contents): its length,
+ * with up to cap bytes of it in id; 0 when the program has none.  *path: the program's file (its
+ * /proc/self/exe link), "" when unknown. */
+size_t mproc__plat_program_id(unsigned char *id, size_t cap, char *path, size_t path_cap);
 
 /* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
  * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops

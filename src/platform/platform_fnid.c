@@ -163,6 +163,45 @@ int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t
   return 0;
 }
 
+struct build_id {
+  unsigned char *id;
+  size_t cap, len;
+};
+
+/* The first object (the main program): its PT_NOTE segments' GNU build-id note. */
+static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct build_id *b = arg;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_NOTE) continue;
+    const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      ElfW(Nhdr) n;
+      memcpy(&n, p, sizeof n);
+      const unsigned char *name = p + sizeof n, *desc = name + ((n.n_namesz + 3) & ~3u);
+      if (desc + n.n_descsz > end) break;
+      if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+        b->len = n.n_descsz;
+        memcpy(b->id, desc, n.n_descsz < b->cap ? n.n_descsz : b->cap);
+        return 1;
+      }
+      p = desc + ((n.n_descsz + 3) & ~3u);
+    }
+  }
+  return 1;
+}
+
+size_t mproc__plat_program_id(unsigned char *id, size_t cap, char *path, size_t path_cap) {
+  struct build_id b = {id, cap, 0};
+  dl_iterate_phdr(build_id_cb, &b);
+  if (path_cap) {
+    ssize_t n = readlink("/proc/self/exe", path, path_cap - 1);
+    path[n > 0 ? n : 0] = '\0';
+  }
+  return b.len;
+}
+
 int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait) {
   struct flock fl = {
       .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(off & INT64_MAX / 2), .l_len = 1};

@@ -1,0 +1,27 @@
+# mpi.cmake: the MPI backend (src/backend/backend_mpi.c, docs/cluster.md) when CMake finds MPI for C; without
+# it that file builds as stubs and mproc_backend_available("mpi") says 0.  -DMPROC_WITH_MPI=OFF leaves it out.
+option(MPROC_WITH_MPI "Build the MPI backend when MPI is found" ON)
+set(MPROC_FIND_MPI "")
+if(MPROC_WITH_MPI)
+  find_package(MPI COMPONENTS C QUIET)
+endif()
+if(MPROC_WITH_MPI AND MPI_C_FOUND)
+  message(STATUS "mproc: the MPI backend is built (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
+  target_compile_definitions(mproc_objects PRIVATE MPROC_HAVE_MPI=1)
+  target_link_libraries(mproc_objects PRIVATE MPI::MPI_C)
+  target_link_libraries(mproc PRIVATE MPI::MPI_C)
+  # a static archive's consumers link MPI themselves: the exported target names it, and the package
+  # config finds it (find_dependency); pkg-config --static lists its libraries
+  target_link_libraries(mproc_static PUBLIC MPI::MPI_C)
+  set(MPROC_FIND_MPI "find_dependency(MPI COMPONENTS C)")
+  foreach(lib ${MPI_C_LIBRARIES})
+    get_filename_component(dir ${lib} DIRECTORY)
+    get_filename_component(name ${lib} NAME_WE)
+    string(REGEX REPLACE "^lib" "" name "${name}")
+    string(APPEND MPROC_PC_LIBS_PRIVATE " -L${dir} -l${name}")
+  endforeach()
+  set(MPROC_HAVE_MPI ON)
+else()
+  message(STATUS "mproc: the MPI backend is not built (MPI for C not found, or MPROC_WITH_MPI=OFF)")
+  set(MPROC_HAVE_MPI OFF)
+endif()

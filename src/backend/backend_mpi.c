@@ -1,0 +1,1380 @@
+/* backend_mpi.c: the cluster backend (MPROC_BACKEND_MPI): a pool's workers are processes of the other MPI
+ * ranks.  Every MPI call of mproc is in this file.
+ *
+ * Ranks.  mproc_init() starts the fork server first, then, only when an MPI launcher started the program
+ * (launched(): its variables are set before MPI_Init), initialises MPI (MPI_THREAD_SERIALIZED: the thread
+ * that calls mproc_init() and the courier thread below take turns, never at once).  Rank 0 returns into
+ * main as the master; every other rank becomes an agent in agent_main() and leaves with exit(0) when the
+ * master ends.  Without a launcher MPI_Init is never called and nothing here runs.
+ *
+ * The master.  A pool of this backend is an engine like any other: its slots have rings in the pool's
+ * shared mapping and the engine reads and writes them as for local workers.  What sits at the far end of a
+ * slot's rings is not a worker but the courier, one thread per process that makes every MPI call of the
+ * master: it takes each job record the engine writes into a slot's `in` ring, claims it there as a worker
+ * would (so a job still in the ring can be taken back for an idle worker), and sends it as one message
+ * (fixed header + the record's bytes) to the agent rank that hosts the slot; it writes what the agent sends
+ * back (result records, one per message, and deaths) into the slot's `out` ring, and tells the engine of
+ * workers' births and deaths through the event socket as the template does (SPAWNED, SPAWN_FAILED, DIED
+ * with the wait status).  Master slot i runs on rank 1 + i % A, as worker i / A there (A agents).
+ *
+ * The agents.  An agent runs, per pool, mproc's own local process pool machinery: a shared mapping laid
+ * out as the engine's (slots with rings and staging areas, the workers' configuration, a table of loaded
+ * objects) and a template from the fork server, which mproc_init() started *before* MPI_Init, so no worker
+ * ever inherits MPI state.  The agent is a relay: a job message is written as is into its worker's `in`
+ * ring, the worker's result records are sent back as they are, and when the template reports a worker's
+ * death the agent sends what is left in the `out` ring, then the death with the words the engine reads
+ * after one (running_job, running_item, items_done, sent_alone, in_init) and the staging area.  The master
+ * writes those into its own slot before it reports DIED, so the engine's fault handling (what finished is
+ * kept, the running job or item is retried or fails as MPROC_ECRASHED with its signal, the rest is queued
+ * again, a new worker is asked for) works unchanged for remote workers.  Jobs that reach an agent for a
+ * dead worker are dropped: the engine has queued them again, and MPI keeps the order of two messages
+ * between two ranks, so they all come before the SPAWN that starts the next worker in the slot.  Functions
+ * travel as (loaded object, offset) as for exec pools (fresh_image): the courier sends the table of
+ * objects' paths to the agents before the first job that uses an entry.  For task timeouts, an agent sends
+ * the running job and item of a slot, and how long it has run, whenever they change while the slot has a
+ * timed job; the courier writes them into its slot, where the engine's timeout check reads them.
+ *
+ * Messages: msg_hdr then bytes, tag TAG on a duplicate of MPI_COMM_WORLD (the program's own MPI traffic
+ * never matches ours).  Receives are MPI_Improbe + MPI_Mrecv (any size); sends are MPI_Isend, completed by
+ * MPI_Test in the loop (a blocking send of a large message could wait for a peer that is itself blocked
+ * sending).  Neither side blocks in MPI: idle, they yield the CPU for IDLE_YIELD seconds, then nap, the nap
+ * doubling up to IDLE_NAP_MAX (issue 18 measured 8-13 us per task at 2% idle CPU with this policy, where a
+ * blocking receive costs a core per idle rank).
+ *
+ * The end.  At exit (atexit, in the thread that initialised MPI) the master's courier sends STOP to every
+ * agent, which closes its pools (its templates kill and reap their workers), sends BYE and finalises; the
+ * courier waits for every BYE, so that no send of either side is left unmatched, and ends; then the
+ * master finalises.  A rank that dies ends the whole job (Open MPI's mpirun; Debian's Open MPI has no
+ * ULFM): nothing here can survive it yet.
+ *
+ * Lock order: the engine lock, then mpi.lock (start, spawn, kill and stop queue commands for the courier
+ * under it); the courier takes no engine lock. */
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/env.h"
+#include "engine/engine.h"
+
+/* Whether an MPI launcher started this process: the variables mpirun (Open MPI, MPICH's Hydra: PMI_RANK),
+ * PMIx launchers and srun (its task id beside the task count) set before MPI_Init.  A batch script's shell
+ * has SLURM_NTASKS but no SLURM_PROCID: a program run there directly is not launched. */
+static bool launched(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE") ||
+         (getenv("SLURM_NTASKS") && getenv("SLURM_PROCID"));
+}
+
+#if MPROC_HAVE_MPI
+#include <mpi.h>
+
+#define TAG 0x6d70
+#define IDLE_YIELD 100e-6
+#define IDLE_NAP_FIRST 10e-6
+#define IDLE_NAP_MAX 1e-3
+/* Agents send a heartbeat this often; the master ends the job when a rank has been silent this long. */
+#define HEARTBEAT_EVERY 0.5
+#define SILENCE_LIMIT 10.0
+/* How long the master's end waits for the agents' BYE, and a pool's close for the agents' CLOSED. */
+#define BYE_WAIT 30.0
+#define CLOSE_WAIT 30.0
+
+enum {
+  /* master -> agent */
+  M_OPEN = 1, /* a pool: open_conf, then the initializer's argument */
+  M_OBJS,     /* value: index in the table of objects; bytes: the path */
+  M_JOB,      /* one job record of the `in` ring */
+  M_SPAWN,
+  M_KILL,  /* value: the signal */
+  M_ABORT, /* value: the token of an aborted map */
+  M_CLOSE,
+  M_STOP,
+  /* agent -> master */
+  M_SPAWNED,
+  M_SPAWN_FAILED, /* value: errno */
+  M_RESULT,       /* bytes of the `out` ring; flags: F_RECORD when they begin a record */
+  M_DIED,         /* value: wait status; bytes: death, then the staging area */
+  M_STATE,        /* bytes: state */
+  M_CLOSED,
+  M_BYE,
+  M_HEARTBEAT,
+};
+enum { F_RECORD = 1 };
+
+typedef struct msg_hdr {
+  uint32_t kind, pool;
+  int32_t slot;  /* the master's slot index */
+  int32_t local; /* the worker's index on its agent */
+  int64_t value;
+  uint64_t flags;
+} msg_hdr;
+
+typedef struct open_conf {
+  uint64_t ring_size, init_arg_len, initializer_ref, finalizer_ref;
+  int32_t nlocal, max_tasks_per_child, keep_thread_env;
+  uint32_t nobjs; /* paths of the table of objects after the initializer's argument, each with its NUL */
+} open_conf;
+
+/* What the engine reads of a slot after its worker's death (see worker_died in engine.c). */
+typedef struct death {
+  uint64_t running_job;
+  int64_t running_item, items_done, sent_alone;
+  uint32_t in_init, pad_;
+  uint64_t staging_len;
+} death;
+
+/* What its timeout check reads while a timed job runs. */
+typedef struct state {
+  uint64_t running_job;
+  int64_t running_item;
+  uint64_t ran_ns; /* since the job or item started */
+} state;
+
+/* A message received or to send: the header and the bytes right after it. */
+typedef struct msg {
+  struct msg *next;
+  size_t len; /* of the bytes */
+  int src;    /* received: the sender's rank */
+  MPI_Request req;
+  msg_hdr h;
+  unsigned char bytes[]; /* right after h: one block on the wire (read with memcpy: no alignment) */
+} msg;
+_Static_assert(offsetof(msg, bytes) == offsetof(msg, h) + sizeof(msg_hdr), "msg: header and bytes apart");
+
+static struct {
+  int state; /* OFF, MASTER, AGENT, FAILED */
+  char why[256];
+  MPI_Comm comm;
+  int rank, size, agents, total_cpus;
+  char (*hosts)[MPI_MAX_PROCESSOR_NAME]; /* master: each rank's processor name */
+  double *heard;                         /* master: when the courier last had a message from each rank */
+  /* the master's courier */
+  pthread_mutex_t lock;
+  uint32_t bell; /* bumped to wake the courier */
+  struct cmd *cmd_head, *cmd_tail;
+  bool stop, courier_running;
+  pthread_t courier;
+  uint32_t next_pool;
+  /* sends not yet complete (the courier's, or the agent's) */
+  msg *sends;
+} mpi = {.lock = PTHREAD_MUTEX_INITIALIZER};
+enum { OFF = 0, MASTER, AGENT, FAILED };
+
+static unsigned char *msg_data(msg *m) { return m->bytes; }
+
+/* Out of memory where the job cannot go on (a peer would wait for ever for what was lost): ends it. */
+static _Noreturn void die(const char *what, size_t bytes) {
+  fprintf(stderr, "mproc: MPI rank %d: out of memory for %s (%zu bytes): the job ends\n", mpi.rank, what,
+          bytes);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  abort(); /* MPI_Abort does not return */
+}
+
+/* Sends a message (the header, then len bytes from data) without waiting; it completes in progress_sends.
+ * No memory: the job cannot go on (its peers would wait for ever), so it ends. */
+static void post(int dest, msg_hdr h, const void *data, size_t len, const void *data2, size_t len2) {
+  msg *m = mproc__malloc(sizeof *m + len + len2);
+  if (!m) die("a message to send", len + len2);
+  m->h = h;
+  m->len = len + len2;
+  if (len) memcpy(m->bytes, data, len);
+  if (len2) memcpy(m->bytes + len, data2, len2);
+  /* header and bytes are one block: sizeof h is a multiple of 8 and bytes follows it */
+  MPI_Isend(&m->h, (int)(sizeof m->h + m->len), MPI_BYTE, dest, TAG, mpi.comm, &m->req);
+  m->next = mpi.sends;
+  mpi.sends = m;
+}
+
+/* Completes what it can of the sends; true when none is left. */
+static bool progress_sends(void) {
+  for (msg **p = &mpi.sends; *p;) {
+    int done = 0;
+    MPI_Test(&(*p)->req, &done, MPI_STATUS_IGNORE);
+    if (done) {
+      msg *m = *p;
+      *p = m->next;
+      mproc__free(m);
+    } else {
+      p = &(*p)->next;
+    }
+  }
+  return mpi.sends == NULL;
+}
+
+/* The next message from src (MPI_ANY_SOURCE for any), or NULL when none has arrived. */
+static msg *receive(int src) {
+  int flag = 0;
+  MPI_Message mm;
+  MPI_Status st;
+  MPI_Improbe(src, TAG, mpi.comm, &flag, &mm, &st);
+  if (!flag) return NULL;
+  int count = 0;
+  MPI_Get_count(&st, MPI_BYTE, &count);
+  size_t len = (size_t)count >= sizeof(msg_hdr) ? (size_t)count - sizeof(msg_hdr) : 0;
+  msg *m = mproc__malloc(sizeof *m + len);
+  if (!m) die("a message received", len);
+  MPI_Mrecv(&m->h, count, MPI_BYTE, &mm, &st);
+  m->src = st.MPI_SOURCE;
+  m->len = len;
+  m->next = NULL;
+  return m;
+}
+
+/* ---- waiting when idle ---- */
+
+typedef struct idle {
+  double since, nap;
+} idle;
+
+static void idle_reset(idle *d) { d->since = 0, d->nap = 0; }
+
+static void idle_wait(idle *d, uint32_t *bell) {
+  double now = mproc__plat_now();
+  if (d->since == 0) d->since = now;
+  if (now - d->since < IDLE_YIELD) {
+    sched_yield();
+    return;
+  }
+  d->nap = d->nap > 0 ? d->nap * 2 : IDLE_NAP_FIRST;
+  if (d->nap > IDLE_NAP_MAX) d->nap = IDLE_NAP_MAX;
+  uint32_t seen = __atomic_load_n(bell, __ATOMIC_ACQUIRE);
+  mproc__plat_futex_wait(bell, seen, d->nap);
+}
+
+/* ---- the master: pools, commands, the courier ---- */
+
+enum { S_SPAWNING = 0, S_ALIVE, S_DEAD };
+
+typedef struct mslot {
+  int rank, local, state;
+  int32_t pid;  /* what the engine was told */
+  int inflight; /* jobs sent to the agent whose last result has not come back */
+  bool timed_seen;
+  /* the job record being read from the `in` ring: need bytes in all, len of them read */
+  unsigned char *tx;
+  size_t tx_cap, tx_len, tx_need;
+  /* what the agent sent, in order, still to be written into the `out` ring */
+  msg *q_head, *q_tail;
+  size_t q_off;
+} mslot;
+
+typedef struct mpool {
+  mproc__engine *e;
+  mproc__shared *sh;
+  uint32_t id;
+  int sock; /* the end the courier reports on */
+  int n;
+  mslot *slots;
+  uint32_t objs_sent, aborted_seen;
+  int32_t pid_seq;
+  int closes_due;
+  bool closing;
+  uint32_t closed; /* futex word: 1 once every agent has closed it (the courier has let go of it) */
+  msg *open;       /* the M_OPEN message's bytes (open_conf, initializer's argument, objects' paths) */
+  struct mpool *next;
+} mpool;
+
+typedef struct cmd {
+  struct cmd *next;
+  int kind; /* M_OPEN, M_SPAWN, M_KILL, M_CLOSE */
+  mpool *p;
+  int slot, value;
+} cmd;
+
+static void wake_courier(void) {
+  __atomic_fetch_add(&mpi.bell, 1, __ATOMIC_SEQ_CST);
+  mproc__plat_futex_wake(&mpi.bell, 1);
+}
+
+/* Queues a command for the courier (from the engine: lock order engine, then mpi.lock).  False without
+ * memory. */
+static bool command(int kind, mpool *p, int slot, int value) {
+  cmd *c = mproc__malloc(sizeof *c);
+  if (!c) return false;
+  *c = (cmd){NULL, kind, p, slot, value};
+  pthread_mutex_lock(&mpi.lock);
+  if (mpi.cmd_tail)
+    mpi.cmd_tail->next = c;
+  else
+    mpi.cmd_head = c;
+  mpi.cmd_tail = c;
+  pthread_mutex_unlock(&mpi.lock);
+  wake_courier();
+  return true;
+}
+
+static mpool *pools; /* the courier's */
+
+static msg_hdr hdr(int kind, const mpool *p, int slot, int local, int64_t value) {
+  return (msg_hdr){(uint32_t)kind, p ? p->id : 0, slot, local, value, 0};
+}
+
+static void report(mpool *p, tpl_msg m) { mproc__template_notify(p->sh, p->sock, m); }
+
+/* Hosts of the pool: the agents that run at least one of its workers (ranks 1 to hosts). */
+static int hosts(const mpool *p) { return p->n < mpi.agents ? p->n : mpi.agents; }
+
+/* The table of objects' paths, sent to every agent up to what the engine has published. */
+static void sync_objs(mpool *p) {
+  uint32_t n = __atomic_load_n(&p->sh->objs->count, __ATOMIC_ACQUIRE);
+  for (; p->objs_sent < n; p->objs_sent++) {
+    const char *path = p->sh->objs->path[p->objs_sent];
+    for (int r = 1; r <= hosts(p); r++)
+      post(r, hdr(M_OBJS, p, -1, -1, p->objs_sent), path, strlen(path) + 1, NULL, 0);
+  }
+}
+
+/* Maps aborted since the last look: the agents' workers skip their batches too. */
+static void sync_aborted(mpool *p) {
+  uint32_t next = __atomic_load_n(&p->sh->aborted_next, __ATOMIC_ACQUIRE);
+  for (; p->aborted_seen != next; p->aborted_seen++) {
+    uint64_t token = __atomic_load_n(&p->sh->aborted[p->aborted_seen % 16], __ATOMIC_ACQUIRE);
+    for (int r = 1; r <= hosts(p); r++) post(r, hdr(M_ABORT, p, -1, -1, (int64_t)token), NULL, 0, NULL, 0);
+  }
+}
+
+static bool grow(unsigned char **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return true;
+  size_t c = *cap ? *cap : 4096;
+  while (c < need) c *= 2;
+  unsigned char *b = mproc__realloc(*buf, c);
+  if (!b) return false;
+  *buf = b;
+  *cap = c;
+  return true;
+}
+
+/* Takes the job records the engine wrote into slot i's `in` ring and sends each whole to its agent. */
+static bool forward_jobs(mpool *p, int i) {
+  mslot *s = &p->slots[i];
+  mproc__slot *slot = &p->sh->slots[i];
+  mproc__ring *in = slot->in;
+  bool progressed = false;
+  for (;;) {
+    if (s->tx_need == 0) {
+      wire_job h;
+      if (mproc__ring_used(in) < sizeof h) break;
+      mproc__ring_peek(in, &h, sizeof h);
+      if (h.magic == WIRE_MAGIC && h.kind == JOB_PAD) {
+        mproc__ring_get_some_quiet(in, &h, sizeof h);
+        mproc__ring_skip(in, h.payload_len);
+        progressed = true;
+        continue;
+      }
+      if (!grow(&s->tx, &s->tx_cap, sizeof h + h.payload_len)) break; /* tried again in the next round */
+      s->tx_need = sizeof h + h.payload_len;
+      s->tx_len = 0;
+    }
+    size_t n = mproc__ring_get_some_quiet(in, s->tx + s->tx_len, s->tx_need - s->tx_len);
+    if (n == 0) break;
+    progressed = true;
+    s->tx_len += n;
+    if (s->tx_len < s->tx_need) continue;
+    s->tx_need = 0;
+    wire_job j;
+    memcpy(&j, s->tx, sizeof j);
+    if (j.kind == JOB_TASK || j.kind == JOB_BATCH) {
+      /* claimed here for the remote worker: a job still in the ring could be taken back for an idle worker,
+       * one that has left cannot */
+      uint64_t want = j.id;
+      if (!__atomic_compare_exchange_n(&slot->claim[j.claim % MPROC__CLAIMS], &want, 0, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        continue;
+      if (j.timed) s->timed_seen = true;
+      s->inflight++;
+      sync_objs(p);
+    }
+    post(s->rank, hdr(M_JOB, p, i, s->local, 0), s->tx, s->tx_len, NULL, 0);
+  }
+  if (progressed) mproc__ring_wake_producer(in);
+  return progressed;
+}
+
+/* Writes what slot i's agent sent into its `out` ring, in order; a death once all before it is written. */
+static bool deliver(mpool *p, int i) {
+  mslot *s = &p->slots[i];
+  mproc__slot *slot = &p->sh->slots[i];
+  mproc__ring *out = slot->out;
+  bool wrote = false, progressed = false;
+  while (s->q_head) {
+    msg *m = s->q_head;
+    if (m->h.kind == M_RESULT) {
+      if (s->q_off == 0 && (m->h.flags & F_RECORD)) {
+        wire_result r;
+        if (m->len >= sizeof r) {
+          memcpy(&r, msg_data(m), sizeof r);
+          if (r.last && s->inflight > 0) s->inflight--;
+        }
+        size_t gap = mproc__ring_pad_gap(out, MPROC__REWIND_FROM, sizeof(wire_result));
+        if (gap) {
+          wire_result pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+          mproc__ring_put_pad(out, &pad, sizeof pad, gap);
+        }
+      }
+      size_t n = mproc__ring_put_some_quiet(out, msg_data(m) + s->q_off, m->len - s->q_off);
+      s->q_off += n;
+      wrote |= n > 0;
+      if (s->q_off < m->len) break; /* the ring is full: the engine reads it */
+    } else if (m->h.kind == M_STATE && m->len >= sizeof(state)) {
+      state st;
+      memcpy(&st, msg_data(m), sizeof st);
+      __atomic_store_n(&slot->started_ns, mproc__now_ns() - st.ran_ns, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_item, st.running_item, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_job, st.running_job, __ATOMIC_RELEASE);
+    } else if (m->h.kind == M_DIED) {
+      if (wrote) mproc__ring_wake_if_unread(out);
+      wrote = false;
+      death d = {0};
+      if (m->len >= sizeof d) memcpy(&d, msg_data(m), sizeof d);
+      size_t staged = m->len >= sizeof d + d.staging_len ? (size_t)d.staging_len : 0;
+      if (staged > slot->staging_size) staged = (size_t)slot->staging_size;
+      if (staged) memcpy(slot->staging, msg_data(m) + sizeof d, staged);
+      __atomic_store_n(&slot->running_item, d.running_item, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->items_done, d.items_done, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->sent_alone, d.sent_alone, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->in_init, d.in_init, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->running_job, d.running_job, __ATOMIC_RELEASE);
+      s->state = S_DEAD;
+      s->tx_need = 0;
+      s->timed_seen = false;
+      s->inflight = 0;
+      report(p, (tpl_msg){TPL_DIED, i, s->pid, (int32_t)m->h.value});
+    }
+    s->q_head = m->next;
+    if (!s->q_head) s->q_tail = NULL;
+    s->q_off = 0;
+    mproc__free(m);
+    progressed = true;
+  }
+  if (wrote) mproc__ring_wake_if_unread(out);
+  return progressed;
+}
+
+static mpool *pool_by_id(uint32_t id) {
+  for (mpool *p = pools; p; p = p->next)
+    if (p->id == id) return p;
+  return NULL;
+}
+
+/* A message from an agent. */
+static void master_receive(msg *m) {
+  mpool *p = pool_by_id(m->h.pool);
+  int i = m->h.slot;
+  if (m->h.kind == M_BYE || !p || (m->h.kind != M_CLOSED && (p->closing || i < 0 || i >= p->n))) {
+    mproc__free(m);
+    return;
+  }
+  mslot *s = i >= 0 && i < p->n ? &p->slots[i] : NULL;
+  switch (m->h.kind) {
+    case M_SPAWNED:
+      s->state = S_ALIVE;
+      /* a pid for the engine: positive and never reused while the pool lives */
+      s->pid = ++p->pid_seq;
+      report(p, (tpl_msg){TPL_SPAWNED, i, s->pid, 0});
+      mproc__free(m);
+      return;
+    case M_SPAWN_FAILED:
+      s->state = S_DEAD;
+      report(p, (tpl_msg){TPL_SPAWN_FAILED, i, 0, (int32_t)m->h.value});
+      mproc__free(m);
+      return;
+    case M_RESULT:
+    case M_DIED:
+    case M_STATE:
+      m->next = NULL;
+      if (s->q_tail)
+        s->q_tail->next = m;
+      else
+        s->q_head = m;
+      s->q_tail = m;
+      return;
+    case M_CLOSED:
+      mproc__free(m);
+      if (--p->closes_due > 0) return;
+      /* the pool's workers are gone on every rank: its stop may free it */
+      for (mpool **q = &pools; *q; q = &(*q)->next)
+        if (*q == p) {
+          *q = p->next;
+          break;
+        }
+      __atomic_store_n(&p->closed, 1, __ATOMIC_RELEASE);
+      mproc__plat_futex_wake(&p->closed, INT32_MAX);
+      return;
+    default:
+      mproc__free(m);
+  }
+}
+
+static void run_command(cmd *c) {
+  mpool *p = c->p;
+  if (c->kind == M_OPEN) {
+    p->next = pools;
+    pools = p;
+    open_conf oc;
+    memcpy(&oc, msg_data(p->open), sizeof oc);
+    for (int r = 1; r <= hosts(p); r++) {
+      oc.nlocal = (p->n - (r - 1) + mpi.agents - 1) / mpi.agents;
+      post(r, hdr(M_OPEN, p, -1, -1, 0), &oc, sizeof oc, msg_data(p->open) + sizeof oc,
+           p->open->len - sizeof oc);
+    }
+  } else if (c->kind == M_SPAWN) {
+    mslot *s = &p->slots[c->slot];
+    s->state = S_SPAWNING;
+    post(s->rank, hdr(M_SPAWN, p, c->slot, s->local, 0), NULL, 0, NULL, 0);
+  } else if (c->kind == M_KILL) {
+    mslot *s = &p->slots[c->slot];
+    if (s->state != S_DEAD) post(s->rank, hdr(M_KILL, p, c->slot, s->local, c->value), NULL, 0, NULL, 0);
+  } else if (c->kind == M_CLOSE) {
+    p->closing = true;
+    p->closes_due = hosts(p);
+    for (int r = 1; r <= hosts(p); r++) post(r, hdr(M_CLOSE, p, -1, -1, 0), NULL, 0, NULL, 0);
+  }
+  mproc__free(c);
+}
+
+/* A rank silent for SILENCE_LIMIT (stopped, hung, its node gone) would leave the program waiting for ever
+ * for what it holds: the job ends, saying which rank and which of the pools' workers were there.  A rank
+ * that dies ends the job without this (Open MPI's mpirun aborts it; no ULFM: see docs/cluster.md). */
+static void check_silence(double now) {
+  for (int r = 1; r < mpi.size; r++) {
+    if (now - mpi.heard[r] < SILENCE_LIMIT) continue;
+    fprintf(stderr,
+            "mproc: MPI rank %d (host %s) has not been heard from for %.0f s: it is stopped, hung or lost;"
+            " the job ends.",
+            r, mpi.hosts[r], now - mpi.heard[r]);
+    for (mpool *p = pools; p; p = p->next) {
+      int workers = 0, held = 0;
+      for (int i = 0; i < p->n; i++) {
+        if (p->slots[i].rank != r) continue;
+        workers++;
+        held += p->slots[i].inflight;
+      }
+      fprintf(stderr, " Pool %u: its %d workers there held %d jobs (tasks or batches).", p->id, workers,
+              held);
+    }
+    fprintf(stderr, "\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+}
+
+/* At the master's end: every agent is told to stop; the courier receives (and drops) all they still send
+ * up to their BYE, so that every send of theirs and ours is matched. */
+static void say_goodbye(void) {
+  for (int r = 1; r < mpi.size; r++) post(r, hdr(M_STOP, NULL, -1, -1, 0), NULL, 0, NULL, 0);
+  int byes = 0;
+  double deadline = mproc__plat_now() + BYE_WAIT;
+  idle d = {0};
+  while (byes < mpi.size - 1 && mproc__plat_now() < deadline) {
+    msg *m = receive(MPI_ANY_SOURCE);
+    progress_sends();
+    if (!m) {
+      idle_wait(&d, &mpi.bell);
+      continue;
+    }
+    idle_reset(&d);
+    byes += m->h.kind == M_BYE;
+    mproc__free(m);
+  }
+  deadline = mproc__plat_now() + BYE_WAIT;
+  while (!progress_sends() && mproc__plat_now() < deadline) idle_wait(&d, &mpi.bell);
+  if (byes < mpi.size - 1)
+    fprintf(stderr, "mproc: %d MPI agent ranks did not answer the end\n", mpi.size - 1 - byes);
+}
+
+static void *courier_main(void *arg) {
+  (void)arg;
+  idle d = {0};
+  for (int r = 0; r < mpi.size; r++) mpi.heard[r] = mproc__plat_now();
+  for (;;) {
+    bool progressed = false;
+    pthread_mutex_lock(&mpi.lock);
+    cmd *c = mpi.cmd_head;
+    mpi.cmd_head = mpi.cmd_tail = NULL;
+    bool stop = mpi.stop;
+    pthread_mutex_unlock(&mpi.lock);
+    while (c) {
+      cmd *next = c->next;
+      run_command(c);
+      c = next;
+      progressed = true;
+    }
+    if (stop) break;
+    for (mpool *p = pools; p; p = p->next) {
+      if (p->closing) continue;
+      sync_aborted(p);
+      for (int i = 0; i < p->n; i++) {
+        if (p->slots[i].state == S_ALIVE) progressed |= forward_jobs(p, i);
+        progressed |= deliver(p, i);
+      }
+    }
+    double t = mproc__plat_now();
+    for (int k = 0; k < 64; k++) {
+      msg *m = receive(MPI_ANY_SOURCE);
+      if (!m) break;
+      if (m->src > 0 && m->src < mpi.size) mpi.heard[m->src] = t;
+      master_receive(m);
+      progressed = true;
+    }
+    check_silence(t);
+    progress_sends();
+    if (progressed)
+      idle_reset(&d);
+    else
+      idle_wait(&d, &mpi.bell);
+  }
+  say_goodbye();
+  return NULL;
+}
+
+/* At exit, in the thread that called mproc_init() (MPI_Finalize's place). */
+static void master_end(void) {
+  if (mpi.state != MASTER) return;
+  pthread_mutex_lock(&mpi.lock);
+  mpi.stop = true;
+  pthread_mutex_unlock(&mpi.lock);
+  wake_courier();
+  if (mpi.courier_running) pthread_join(mpi.courier, NULL);
+  mpi.courier_running = false;
+  mpi.state = FAILED;
+  snprintf(mpi.why, sizeof mpi.why, "MPI has ended (the program is exiting)");
+  MPI_Comm_free(&mpi.comm);
+  MPI_Finalize();
+}
+
+/* ---- the backend's table (master) ---- */
+
+static mpool *pool_of(mproc__engine *e) { return e->backend_state; }
+
+static void pool_free(mpool *p) {
+  for (int i = 0; p->slots && i < p->n; i++) {
+    mproc__free(p->slots[i].tx);
+    for (msg *m = p->slots[i].q_head, *next; m; m = next) {
+      next = m->next;
+      mproc__free(m);
+    }
+  }
+  mproc__free(p->slots);
+  mproc__free(p->open);
+  mproc__free(p);
+}
+
+static int mpi_start(mproc__engine *e) {
+  if (mpi.state != MASTER) return MPROC_ENOBACKEND;
+  const mproc__wconf *conf = &e->sh->conf;
+  mpool *p = mproc__calloc(1, sizeof *p);
+  if (!p) return MPROC_ENOMEM;
+  p->e = e;
+  p->sh = e->sh;
+  p->n = e->nworkers;
+  p->slots = mproc__calloc((size_t)p->n, sizeof *p->slots);
+  /* the table of objects so far (the initializer's and finalizer's): later entries go as M_OBJS */
+  uint32_t nobjs = __atomic_load_n(&e->sh->objs->count, __ATOMIC_ACQUIRE);
+  size_t paths = 0;
+  for (uint32_t k = 0; k < nobjs; k++) paths += strlen(e->sh->objs->path[k]) + 1;
+  p->open = mproc__malloc(sizeof(msg) + sizeof(open_conf) + conf->init_arg_len + paths);
+  int sv[2] = {-1, -1};
+  int r = p->slots && p->open ? mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv) : MPROC_ENOMEM;
+  if (r < 0) {
+    pool_free(p);
+    return r;
+  }
+  for (int i = 0; i < p->n; i++)
+    p->slots[i] = (mslot){.rank = 1 + i % mpi.agents, .local = i / mpi.agents, .state = S_SPAWNING};
+  open_conf oc = {.ring_size = e->ring_size,
+                  .init_arg_len = conf->init_arg_len,
+                  .initializer_ref = conf->initializer_ref,
+                  .finalizer_ref = conf->finalizer_ref,
+                  .max_tasks_per_child = conf->max_tasks_per_child,
+                  .keep_thread_env = conf->keep_thread_env,
+                  .nobjs = nobjs};
+  p->open->len = sizeof oc + conf->init_arg_len + paths;
+  unsigned char *at = msg_data(p->open);
+  memcpy(at, &oc, sizeof oc);
+  at += sizeof oc;
+  if (conf->init_arg_len) memcpy(at, conf->init_arg, conf->init_arg_len);
+  at += conf->init_arg_len;
+  for (uint32_t k = 0; k < nobjs; k++) {
+    size_t len = strlen(e->sh->objs->path[k]) + 1;
+    memcpy(at, e->sh->objs->path[k], len);
+    at += len;
+  }
+  p->objs_sent = nobjs;
+  pthread_mutex_lock(&mpi.lock);
+  p->id = ++mpi.next_pool;
+  pthread_mutex_unlock(&mpi.lock);
+  p->sock = sv[1];
+  if (!command(M_OPEN, p, -1, 0)) {
+    mproc__plat_close(sv[0]);
+    mproc__plat_close(sv[1]);
+    pool_free(p);
+    return MPROC_ENOMEM;
+  }
+  e->tpl_sock = sv[0];
+  e->backend_state = p;
+  return 0;
+}
+
+/* Lock held, after the worker's death was reported: the courier no longer touches the slot. */
+static void mpi_spawn(mproc__engine *e, int i) {
+  mproc__slot *s = &e->sh->slots[i];
+  mproc__ring_reset(s->in);
+  mproc__ring_reset(s->out);
+  s->running_job = 0;
+  s->in_init = 0;
+  if (!command(M_SPAWN, pool_of(e), i, 0)) report(pool_of(e), (tpl_msg){TPL_SPAWN_FAILED, i, 0, ENOMEM});
+}
+
+static void mpi_kill(mproc__engine *e, int i) {
+  /* without memory the kill is lost: the job runs to its end, as on a thread */
+  (void)command(M_KILL, pool_of(e), i, SIGKILL);
+}
+
+static void mpi_stop(mproc__engine *e) {
+  mpool *p = pool_of(e);
+  if (!p) return;
+  bool closed = false;
+  if (command(M_CLOSE, p, -1, 0)) {
+    double deadline = mproc__plat_now() + CLOSE_WAIT;
+    while (!(closed = __atomic_load_n(&p->closed, __ATOMIC_ACQUIRE)) && mpi.courier_running &&
+           mproc__plat_now() < deadline)
+      mproc__plat_futex_wait(&p->closed, 0, deadline - mproc__plat_now());
+  }
+  mproc__plat_close(e->tpl_sock);
+  e->tpl_sock = -1;
+  e->backend_state = NULL;
+  if (!closed) {
+    /* the courier may still hold it: leak it rather than free what another thread uses */
+    fprintf(stderr, "mproc: an MPI pool's agents did not confirm its end within %.0f s\n", CLOSE_WAIT);
+    return;
+  }
+  mproc__plat_close(p->sock);
+  pool_free(p);
+}
+
+const mproc__backend_ops mproc__backend_mpi = {
+    .fresh_image = true,
+    .starts_workers = true,
+    .start = mpi_start,
+    .spawn = mpi_spawn,
+    .kill = mpi_kill,
+    .stop_in_manager = mpi_stop,
+};
+
+/* ---- the agent ---- */
+
+enum { A_SPAWNING = 0, A_ALIVE, A_DEAD };
+
+typedef struct aslot {
+  int state, slot; /* slot: the master's index */
+  pid_t pid;
+  msg *q_head, *q_tail; /* job records to write into the `in` ring */
+  size_t q_off;
+  bool timed;        /* a timed job was written: the master follows the running job (M_STATE) */
+  uint64_t sent_job; /* what M_STATE said last */
+  int64_t sent_item;
+  uint64_t rec_left; /* bytes of a large record still to send, which began in an earlier message */
+  unsigned char *rx;
+  size_t rx_cap;
+} aslot;
+
+typedef struct apool {
+  uint32_t id;
+  mproc__shared *sh;
+  size_t bytes;
+  size_t ring_size;
+  int tsock, tpidfd;
+  pid_t tpid;
+  uint32_t tpl_seen;
+  int n;
+  aslot *slots;
+  struct apool *next;
+} apool;
+
+static apool *apools;
+
+static apool *apool_by_id(uint32_t id) {
+  for (apool *p = apools; p; p = p->next)
+    if (p->id == id) return p;
+  return NULL;
+}
+
+static msg_hdr ahdr(int kind, const apool *p, int local, int64_t value) {
+  return (msg_hdr){(uint32_t)kind, p->id, p->slots[local].slot, local, value, 0};
+}
+
+static size_t cacheline_up(size_t n) { return (n + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1); }
+
+/* The pool's shared mapping as the engine lays it out (engine.c's plan_layout: the same slot, ring and
+ * staging sizes, so the master's staging area takes a copy of ours), then the configuration; 0 or negative
+ * errno.  *memfd: the file for the fork server's template. */
+static int apool_map(apool *p, const open_conf *oc, const void *init_arg, int *memfd) {
+  size_t ring_bytes = cacheline_up(mproc__ring_bytes(oc->ring_size));
+  size_t staging = cacheline_up(oc->ring_size / 4), per = 2 * ring_bytes + staging;
+  size_t slots_at = cacheline_up(sizeof(mproc__shared) + (size_t)p->n * sizeof(mproc__slot));
+  size_t conf_end = slots_at + (size_t)p->n * per;
+  size_t objs_at = cacheline_up(conf_end + oc->init_arg_len);
+  p->bytes = objs_at + sizeof(mproc__objtab);
+  p->ring_size = oc->ring_size;
+  *memfd = mproc__plat_shm_create_fd("mproc-mpi-pool", p->bytes);
+  if (*memfd < 0) return *memfd;
+  int err = 0;
+  p->sh = mproc__plat_shm_map(*memfd, p->bytes, &err);
+  if (!p->sh) return err;
+  mproc__shared *sh = p->sh;
+  sh->nworkers = (uint32_t)p->n;
+  for (int i = 0; i < p->n; i++) {
+    unsigned char *base = (unsigned char *)sh + slots_at + (size_t)i * per;
+    mproc__slot *s = &sh->slots[i];
+    s->in = (mproc__ring *)base;
+    s->out = (mproc__ring *)(base + ring_bytes);
+    s->staging = base + 2 * ring_bytes;
+    s->staging_size = staging;
+    mproc__ring_init(s->in, oc->ring_size);
+    mproc__ring_init(s->out, oc->ring_size);
+  }
+  unsigned char *arg = (unsigned char *)sh + conf_end;
+  if (oc->init_arg_len) memcpy(arg, init_arg, oc->init_arg_len);
+  sh->objs = (mproc__objtab *)((unsigned char *)sh + objs_at);
+  const char *path = (const char *)init_arg + oc->init_arg_len;
+  for (uint32_t k = 0; k < oc->nobjs && k < MPROC_FN_OBJECTS; k++) {
+    snprintf(sh->objs->path[k], MPROC_FN_PATH, "%s", path);
+    path += strlen(path) + 1;
+  }
+  sh->objs->count = oc->nobjs < MPROC_FN_OBJECTS ? oc->nobjs : MPROC_FN_OBJECTS;
+  sh->conf = (mproc__wconf){.nworkers = p->n,
+                            .max_tasks_per_child = oc->max_tasks_per_child,
+                            .keep_thread_env = oc->keep_thread_env,
+                            .own_mappings = 1,
+                            .init_arg = oc->init_arg_len ? arg : NULL,
+                            .init_arg_len = oc->init_arg_len,
+                            .initializer_ref = oc->initializer_ref,
+                            .finalizer_ref = oc->finalizer_ref};
+  if (!oc->keep_thread_env) sh->conf.thread_env_n = mproc__thread_env_value(mproc_cpu_count(), p->n);
+  return 0;
+}
+
+/* The workers' initializer and finalizer in this image (the fork server's workers are copies of it). */
+static int apool_resolve_conf(apool *p) {
+  char msg_[MPROC_TASK_MSG_MAX];
+  mproc__wconf *c = &p->sh->conf;
+  if (c->initializer_ref) {
+    uintptr_t fn = mproc__fnref_resolve(p->sh, c->initializer_ref, msg_, sizeof msg_);
+    if (!fn) fprintf(stderr, "mproc: MPI rank %d: %s\n", mpi.rank, msg_);
+    if (!fn) return MPROC_ENOTSUP;
+    c->initializer = (mproc_task_fn)fn;
+  }
+  if (c->finalizer_ref) {
+    uintptr_t fn = mproc__fnref_resolve(p->sh, c->finalizer_ref, msg_, sizeof msg_);
+    if (!fn) fprintf(stderr, "mproc: MPI rank %d: %s\n", mpi.rank, msg_);
+    if (!fn) return MPROC_ENOTSUP;
+    c->finalizer = (void (*)(void))fn;
+  }
+  return 0;
+}
+
+static void apool_close(apool *p) {
+  if (p->tsock >= 0) {
+    /* the template kills and reaps its workers and ends; the fork server reaps it */
+    mproc__plat_sock_hangup(p->tsock);
+    mproc__plat_close(p->tsock);
+    if (p->tpidfd >= 0) mproc__plat_poll_fd(p->tpidfd, POLLIN, -1);
+  }
+  mproc__plat_close(p->tpidfd);
+  for (int i = 0; p->slots && i < p->n; i++) {
+    for (msg *m = p->slots[i].q_head, *next; m; m = next) {
+      next = m->next;
+      mproc__free(m);
+    }
+    mproc__free(p->slots[i].rx);
+  }
+  if (p->sh) mproc__plat_shm_unmap(p->sh, p->bytes);
+  mproc__free(p->slots);
+  mproc__free(p);
+}
+
+static void agent_open(msg *m) {
+  open_conf oc;
+  if (m->len < sizeof oc) return;
+  memcpy(&oc, msg_data(m), sizeof oc);
+  if (oc.init_arg_len > m->len - sizeof oc) return;
+  /* the paths must end within the message: a NUL at its end */
+  if (oc.nobjs && msg_data(m)[m->len - 1] != '\0') return;
+  apool *p = mproc__calloc(1, sizeof *p);
+  if (!p) die("a pool", sizeof *p);
+  p->id = m->h.pool;
+  p->n = oc.nlocal;
+  p->tsock = p->tpidfd = -1;
+  p->slots = mproc__calloc((size_t)p->n, sizeof *p->slots);
+  if (!p->slots) die("a pool's slots", (size_t)p->n * sizeof *p->slots);
+  for (int w = 0; w < p->n; w++)
+    p->slots[w] = (aslot){.state = A_SPAWNING, .slot = mpi.rank - 1 + w * mpi.agents};
+  p->next = apools;
+  apools = p;
+  int memfd = -1;
+  int r = apool_map(p, &oc, msg_data(m) + sizeof oc, &memfd);
+  if (r == 0) r = apool_resolve_conf(p);
+  int sv[2] = {-1, -1};
+  if (r == 0) r = mproc__plat_socketpair(MPROC__PLAT_SOCK_MSG, sv);
+  if (r == 0) {
+    __atomic_store_n(&p->sh->conf_ready, 1, __ATOMIC_RELEASE);
+    r = mproc__forkserver_request(p->sh, p->bytes, memfd, sv[1], &p->tpid);
+    mproc__plat_close(sv[1]);
+    if (r == 0) r = mproc__template_await_ready(sv[0], 10.0);
+    if (r == 0) {
+      p->tsock = sv[0];
+      p->tpidfd = mproc__plat_pidfd_open(p->tpid);
+    } else {
+      mproc__plat_close(sv[0]);
+    }
+  }
+  mproc__plat_close(memfd);
+  if (r < 0) {
+    fprintf(stderr, "mproc: MPI rank %d: no workers for a pool: %s\n", mpi.rank, mproc_strerror(r));
+    for (int w = 0; w < p->n; w++) {
+      p->slots[w].state = A_DEAD;
+      post(0, ahdr(M_SPAWN_FAILED, p, w, -r), NULL, 0, NULL, 0);
+    }
+  }
+}
+
+/* Queues a job record for worker w; dropped when the worker that was sent it has died. */
+static void agent_job(apool *p, int w, msg *m) {
+  aslot *s = &p->slots[w];
+  if (s->state != A_ALIVE) {
+    mproc__free(m);
+    return;
+  }
+  m->next = NULL;
+  if (s->q_tail)
+    s->q_tail->next = m;
+  else
+    s->q_head = m;
+  s->q_tail = m;
+}
+
+/* Writes the queued job records into worker w's `in` ring, as much as fits. */
+static bool write_jobs(apool *p, int w) {
+  aslot *s = &p->slots[w];
+  mproc__slot *slot = &p->sh->slots[w];
+  mproc__ring *in = slot->in;
+  bool wrote = false;
+  while (s->q_head) {
+    msg *m = s->q_head;
+    if (s->q_off == 0) {
+      wire_job j;
+      if (m->len < sizeof j) { /* not a record: dropped */
+        s->q_head = m->next;
+        if (!s->q_head) s->q_tail = NULL;
+        mproc__free(m);
+        continue;
+      }
+      memcpy(&j, msg_data(m), sizeof j);
+      if (mproc__ring_free(in) < sizeof j) break;
+      size_t gap = mproc__ring_pad_gap(in, MPROC__REWIND_FROM, sizeof j);
+      if (gap) {
+        wire_job pad = {.magic = WIRE_MAGIC, .kind = JOB_PAD, .payload_len = gap - sizeof pad};
+        mproc__ring_put_pad(in, &pad, sizeof pad, gap);
+      }
+      /* the worker claims it from this word, as from the manager's (the ring's publication orders them) */
+      if (j.kind == JOB_TASK || j.kind == JOB_BATCH)
+        __atomic_store_n(&slot->claim[j.claim % MPROC__CLAIMS], j.id, __ATOMIC_RELAXED);
+      if (j.timed) s->timed = true;
+    }
+    size_t n = mproc__ring_put_some_quiet(in, msg_data(m) + s->q_off, m->len - s->q_off);
+    s->q_off += n;
+    wrote |= n > 0;
+    if (s->q_off < m->len) break;
+    s->q_head = m->next;
+    if (!s->q_head) s->q_tail = NULL;
+    s->q_off = 0;
+    mproc__free(m);
+  }
+  if (wrote) mproc__ring_wake_if_unread(in);
+  return wrote;
+}
+
+/* Sends worker w's result records to the master: each record whole in one message, except one larger than
+ * half the ring, which goes in pieces as it comes.  all: the worker has died, everything it published goes
+ * (a record it left half-written too: the engine drops it with the ring). */
+static bool send_results(apool *p, int w, bool all) {
+  aslot *s = &p->slots[w];
+  mproc__ring *out = p->sh->slots[w].out;
+  bool progressed = false;
+  for (;;) {
+    size_t used = mproc__ring_used(out);
+    if (used == 0) break;
+    uint64_t flags = 0;
+    size_t n;
+    if (s->rec_left == 0) {
+      wire_result h;
+      if (used < sizeof h) {
+        if (!all) break;
+        n = used;
+      } else {
+        mproc__ring_peek(out, &h, sizeof h);
+        if (h.magic == WIRE_MAGIC && h.kind == JOB_PAD) {
+          mproc__ring_get_some_quiet(out, &h, sizeof h);
+          mproc__ring_skip(out, h.payload_len);
+          progressed = true;
+          continue;
+        }
+        uint64_t total = sizeof h + h.msg_len + h.payload_len;
+        if (used < total && total <= p->ring_size / 2 && !all) break; /* whole, once it is all there */
+        flags = F_RECORD;
+        n = used < total ? used : (size_t)total;
+        s->rec_left = total - n;
+      }
+    } else {
+      n = used < s->rec_left ? used : (size_t)s->rec_left;
+      s->rec_left -= n;
+    }
+    if (!grow(&s->rx, &s->rx_cap, n)) die("a result record", n);
+    mproc__ring_get_some_quiet(out, s->rx, n);
+    msg_hdr h = ahdr(M_RESULT, p, w, 0);
+    h.flags = flags;
+    post(0, h, s->rx, n, NULL, 0);
+    progressed = true;
+  }
+  if (progressed) mproc__ring_wake_producer(out);
+  return progressed;
+}
+
+/* While a timed job may run: tells the master which job and item run, and since when. */
+static void send_state(apool *p, int w) {
+  aslot *s = &p->slots[w];
+  mproc__slot *slot = &p->sh->slots[w];
+  uint64_t job = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
+  int64_t item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE);
+  if (job == s->sent_job && item == s->sent_item) return;
+  uint64_t started = __atomic_load_n(&slot->started_ns, __ATOMIC_ACQUIRE), now = mproc__now_ns();
+  state st = {job, item, now > started ? now - started : 0};
+  s->sent_job = job;
+  s->sent_item = item;
+  post(0, ahdr(M_STATE, p, w, 0), &st, sizeof st, NULL, 0);
+}
+
+/* Worker w has died: what it published, then the death with what the engine reads after one. */
+static void agent_died(apool *p, int w, int status) {
+  aslot *s = &p->slots[w];
+  mproc__slot *slot = &p->sh->slots[w];
+  send_results(p, w, true);
+  death d = {.running_job = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE),
+             .running_item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE),
+             .items_done = __atomic_load_n(&slot->items_done, __ATOMIC_ACQUIRE),
+             .sent_alone = __atomic_load_n(&slot->sent_alone, __ATOMIC_ACQUIRE),
+             .in_init = __atomic_load_n(&slot->in_init, __ATOMIC_ACQUIRE),
+             .staging_len = slot->staging_size};
+  post(0, ahdr(M_DIED, p, w, status), &d, sizeof d, slot->staging, (size_t)slot->staging_size);
+  s->state = A_DEAD;
+  s->pid = 0;
+  s->rec_left = 0;
+  s->q_off = 0;
+  s->timed = false;
+  s->sent_job = 0;
+  s->sent_item = 0;
+  for (msg *m = s->q_head, *next; m; m = next) {
+    next = m->next;
+    mproc__free(m);
+  }
+  s->q_head = s->q_tail = NULL;
+}
+
+/* The template's news (its SPAWNED, SPAWN_FAILED and DIED); true when there was any. */
+static bool template_news(apool *p) {
+  if (p->tsock < 0) return false;
+  uint32_t ev = __atomic_load_n(&p->sh->template_events, __ATOMIC_ACQUIRE);
+  if (ev == p->tpl_seen) return false;
+  p->tpl_seen = ev;
+  tpl_msg t;
+  ssize_t got;
+  while ((got = mproc__plat_recv_msg(p->tsock, &t, sizeof t, false)) == (ssize_t)sizeof t) {
+    if (t.slot < 0 || t.slot >= p->n) continue;
+    aslot *s = &p->slots[t.slot];
+    if (t.op == TPL_SPAWNED) {
+      s->state = A_ALIVE;
+      s->pid = t.pid;
+      post(0, ahdr(M_SPAWNED, p, t.slot, 0), NULL, 0, NULL, 0);
+    } else if (t.op == TPL_SPAWN_FAILED) {
+      s->state = A_DEAD;
+      post(0, ahdr(M_SPAWN_FAILED, p, t.slot, t.value), NULL, 0, NULL, 0);
+    } else if (t.op == TPL_DIED) {
+      agent_died(p, t.slot, t.value);
+    }
+  }
+  if (got == 0) {
+    /* the template has died (killed from outside): its workers die with it, and none can be made */
+    for (int w = 0; w < p->n; w++)
+      if (p->slots[w].state == A_ALIVE) agent_died(p, w, SIGKILL /* as W_TERMSIG: killed */);
+    mproc__plat_close(p->tsock);
+    p->tsock = -1;
+  }
+  return true;
+}
+
+static void agent_receive(msg *m) {
+  if (m->h.kind == M_OPEN) {
+    agent_open(m);
+    mproc__free(m);
+    return;
+  }
+  apool *p = apool_by_id(m->h.pool);
+  int w = m->h.local;
+  bool has_slot = p && w >= 0 && w < p->n;
+  switch (m->h.kind) {
+    case M_OBJS:
+      if (p && m->len > 0 && m->len <= MPROC_FN_PATH && m->h.value == (int64_t)p->sh->objs->count &&
+          m->h.value < MPROC_FN_OBJECTS) {
+        memcpy(p->sh->objs->path[m->h.value], msg_data(m), m->len);
+        p->sh->objs->path[m->h.value][m->len - 1] = '\0';
+        __atomic_store_n(&p->sh->objs->count, (uint32_t)m->h.value + 1, __ATOMIC_RELEASE);
+      }
+      break;
+    case M_JOB:
+      if (has_slot) {
+        agent_job(p, w, m);
+        return;
+      }
+      break;
+    case M_SPAWN:
+      if (has_slot && p->slots[w].state == A_DEAD) {
+        if (p->tsock >= 0) {
+          p->slots[w].state = A_SPAWNING;
+          tpl_msg t = {TPL_SPAWN, w, 0, 0};
+          if (mproc__plat_send_msg(p->tsock, &t, sizeof t, true) < 0) p->slots[w].state = A_DEAD;
+        }
+        if (p->slots[w].state == A_DEAD) post(0, ahdr(M_SPAWN_FAILED, p, w, EPIPE), NULL, 0, NULL, 0);
+      }
+      break;
+    case M_KILL:
+      if (has_slot && p->slots[w].state == A_ALIVE && p->tsock >= 0) {
+        tpl_msg t = {TPL_KILL, w, p->slots[w].pid, (int32_t)m->h.value};
+        (void)mproc__plat_send_msg(p->tsock, &t, sizeof t, true); /* a dead template: its news says so */
+      }
+      break;
+    case M_ABORT:
+      if (p) {
+        uint32_t k = __atomic_fetch_add(&p->sh->aborted_next, 1, __ATOMIC_SEQ_CST) % 16;
+        __atomic_store_n(&p->sh->aborted[k], (uint64_t)m->h.value, __ATOMIC_SEQ_CST);
+      }
+      break;
+    case M_CLOSE:
+      if (p) {
+        for (apool **q = &apools; *q; q = &(*q)->next)
+          if (*q == p) {
+            *q = p->next;
+            break;
+          }
+        uint32_t id = p->id;
+        apool_close(p);
+        post(0, (msg_hdr){M_CLOSED, id, -1, -1, 0, 0}, NULL, 0, NULL, 0);
+      }
+      break;
+    default:
+      break;
+  }
+  mproc__free(m);
+}
+
+static _Noreturn void agent_main(void) {
+  idle d = {0};
+  uint32_t bell = 0; /* nobody rings it: the agent naps on it */
+  bool stopping = false;
+  double beat = 0;
+  while (!stopping) {
+    bool progressed = false;
+    double t = mproc__plat_now();
+    if (t - beat >= HEARTBEAT_EVERY) { /* also while busy: the loop never blocks for long */
+      post(0, (msg_hdr){M_HEARTBEAT, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
+      beat = t;
+    }
+    for (int k = 0; k < 64 && !stopping; k++) {
+      msg *m = receive(0);
+      if (!m) break;
+      progressed = true;
+      if (m->h.kind == M_STOP) {
+        stopping = true;
+        mproc__free(m);
+      } else {
+        agent_receive(m);
+      }
+    }
+    for (apool *p = apools; p && !stopping; p = p->next) {
+      progressed |= template_news(p);
+      for (int w = 0; w < p->n; w++) {
+        aslot *s = &p->slots[w];
+        if (s->state != A_ALIVE) continue;
+        progressed |= write_jobs(p, w);
+        progressed |= send_results(p, w, false);
+        if (s->timed) send_state(p, w);
+      }
+    }
+    progress_sends();
+    if (progressed)
+      idle_reset(&d);
+    else
+      idle_wait(&d, &bell);
+  }
+  /* the master ends: every pool's workers with it; then BYE, the last message, and the end of MPI */
+  while (apools) {
+    apool *p = apools;
+    apools = p->next;
+    apool_close(p);
+  }
+  post(0, (msg_hdr){M_BYE, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
+  while (!progress_sends()) idle_wait(&d, &bell);
+  MPI_Comm_free(&mpi.comm);
+  MPI_Finalize();
+  exit(0);
+}
+
+/* ---- start ---- */
+
+/* Whether every rank runs rank 0's program (its build-id): functions travel as (object, offset), which
+ * another build would run as anything.  A rank whose program differs says so, naming its file. */
+static bool same_program(const char *host) {
+  struct {
+    uint32_t len;
+    unsigned char id[60];
+  } mine = {0}, master;
+  char path[1024];
+  mine.len = (uint32_t)mproc__plat_program_id(mine.id, sizeof mine.id, path, sizeof path);
+  if (mine.len > sizeof mine.id) mine.len = sizeof mine.id;
+  master = mine;
+  MPI_Bcast(&master, sizeof master, MPI_BYTE, 0, mpi.comm);
+  int differs = master.len != mine.len || memcmp(master.id, mine.id, mine.len) != 0, any = 0;
+  if (differs) {
+    char a[2 * sizeof mine.id + 1] = "", b[2 * sizeof mine.id + 1] = "";
+    for (uint32_t k = 0; k < mine.len; k++) snprintf(a + 2 * (size_t)k, 3, "%02x", mine.id[k]);
+    for (uint32_t k = 0; k < master.len; k++) snprintf(b + 2 * (size_t)k, 3, "%02x", master.id[k]);
+    fprintf(
+        stderr,
+        "mproc: MPI rank %d (host %s) runs %s, build-id %s, not rank 0's program (build-id %s): every rank "
+        "must run the same binary\n",
+        mpi.rank, host, path[0] ? path : "(unknown)", a[0] ? a : "none", b[0] ? b : "none");
+  }
+  MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, mpi.comm);
+  return !any;
+}
+
+int mproc__mpi_init(int *argc, char ***argv) {
+  if (mpi.state != OFF) return 0;
+  if (!launched()) return 0;
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (inited) {
+    mpi.state = FAILED;
+    snprintf(mpi.why, sizeof mpi.why, "MPI was initialised before mproc_init(): call mproc_init() first");
+    fprintf(stderr, "mproc: %s\n", mpi.why);
+    return MPROC_ESTATE;
+  }
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+    mpi.state = FAILED;
+    snprintf(mpi.why, sizeof mpi.why, "MPI_Init_thread failed");
+    return MPROC_ENOBACKEND;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &mpi.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &mpi.size);
+  if (provided < MPI_THREAD_SERIALIZED) {
+    if (mpi.rank == 0)
+      fprintf(stderr, "mproc: this MPI library gives thread level %d, below MPI_THREAD_SERIALIZED\n",
+              provided);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  const char *ntasks = getenv("SLURM_NTASKS");
+  if (mpi.size == 1 && ntasks && atoi(ntasks) > 1) {
+    /* srun without a PMI plugin its MPI understands starts each task as a singleton */
+    mpi.state = FAILED;
+    snprintf(mpi.why, sizeof mpi.why,
+             "srun started %s tasks, but each is rank 0 of 1: run srun --mpi=pmix (see srun --mpi=list)",
+             ntasks);
+    fprintf(stderr, "mproc: %s\n", mpi.why);
+    MPI_Finalize();
+    return MPROC_ENOBACKEND;
+  }
+  MPI_Comm_dup(MPI_COMM_WORLD, &mpi.comm);
+  mpi.agents = mpi.size - 1;
+  /* each rank's CPUs: the default number of workers is all the agents' */
+  int cpus = mproc_cpu_count(), total = 0;
+  MPI_Reduce(&cpus, &total, 1, MPI_INT, MPI_SUM, 0, mpi.comm);
+  mpi.total_cpus = total - cpus;
+  char name[MPI_MAX_PROCESSOR_NAME] = "";
+  int name_len = 0;
+  MPI_Get_processor_name(name, &name_len);
+  if (mpi.rank == 0) {
+    mpi.hosts = mproc__calloc((size_t)mpi.size, sizeof *mpi.hosts);
+    mpi.heard = mproc__calloc((size_t)mpi.size, sizeof *mpi.heard);
+    if (!mpi.hosts || !mpi.heard) die("the ranks' table", (size_t)mpi.size * sizeof *mpi.hosts);
+  }
+  MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, mpi.hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
+             mpi.comm);
+  if (!same_program(name)) {
+    /* refused before any task runs: every rank leaves MPI; the master goes on without the backend */
+    mpi.state = FAILED;
+    snprintf(mpi.why, sizeof mpi.why,
+             "ranks run a program other than rank 0's (each such rank said which file on stderr)");
+    MPI_Comm_free(&mpi.comm);
+    MPI_Finalize();
+    if (mpi.rank > 0) exit(1);
+    fprintf(stderr, "mproc: %s: the MPI backend is off\n", mpi.why);
+    return MPROC_ENOBACKEND;
+  }
+  if (mpi.rank > 0) {
+    mpi.state = AGENT;
+    agent_main();
+  }
+  mpi.state = MASTER;
+  if (mpi.agents == 0)
+    snprintf(mpi.why, sizeof mpi.why,
+             "the MPI job has one rank: no agent ranks to run workers (mpirun -n 4 ./prog)");
+  int r = pthread_create(&mpi.courier, NULL, courier_main, NULL);
+  if (r != 0) {
+    fprintf(stderr, "mproc: cannot start the MPI courier thread: %s\n", mproc_strerror(-r));
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  mpi.courier_running = true;
+  atexit(master_end);
+  return 0;
+}
+
+int mproc__mpi_usable(const char *asked) {
+  if (mpi.state == MASTER && mpi.agents > 0) return 0;
+  if (mpi.state == OFF)
+    mproc__env_error("%s: the MPI backend needs %s", asked,
+                     launched()
+                         ? "mproc_init(&argc, &argv) called first thing in main"
+                         : "the program started by an MPI launcher (mpirun -n 4 ./prog, srun --mpi=pmix "
+                           "./prog) and mproc_init(&argc, &argv) called first thing in main");
+  else
+    mproc__env_error("%s: the MPI backend cannot run: %s", asked, mpi.why);
+  return MPROC_ENOBACKEND;
+}
+
+int mproc__mpi_default_workers(void) { return mpi.total_cpus > 0 ? mpi.total_cpus : mpi.agents; }
+
+#else /* no MPI in this build */
+
+int mproc__mpi_init(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  return 0;
+}
+
+int mproc__mpi_usable(const char *asked) {
+  mproc__env_error("%s: the MPI backend is not in this build (mproc was built without MPI)%s", asked,
+                   launched() ? "" : ", and no MPI launcher started this program");
+  return MPROC_ENOBACKEND;
+}
+
+int mproc__mpi_default_workers(void) { return 1; }
+
+static int mpi_start(mproc__engine *e) {
+  (void)e;
+  return MPROC_ENOBACKEND;
+}
+
+const mproc__backend_ops mproc__backend_mpi = {.start = mpi_start};
+
+#endif
