@@ -1,0 +1,525 @@
+/* test_faults.c: issue 17's fault-injection group (ctest label faults).  Faults come through the two doors
+ * the library keeps for them: the platform layer's system-call table (mproc__plat_sys) and the allocator
+ * (mproc_replace_allocator).
+ *
+ * - Every create or open call of the public headers (one row each in `creates` below) is run once to count
+ *   the allocations and the table's calls it makes in the calling thread, then once per site: the k-th
+ *   allocation fails, or the k-th call of one table entry fails with the errno it gives in practice.  Each
+ *   round must return the injected error (or succeed where the library has a fallback), leave the output
+ *   untouched, and leave nothing behind: allocations balanced, no descriptor, child, shared mapping or
+ *   /dev/shm entry more than before (mtest_mark).  A last round without faults must then succeed.
+ * - EINTR: every table entry that can be interrupted in practice fails with EINTR at every other call, in
+ *   the caller and in every process it forks, while a tour of public operations runs; each must succeed.
+ * - fork failing with EAGAIN for each start method, when the pool is made and later, when a worker must be
+ *   replaced: the create returns the error, or the tasks complete as MPROC_ELOST within a bound, with a
+ *   message naming the failure; never a hang with no worker.
+ * - The cache's store: write, renameat and fsync failing with ENOSPC and EIO at each of their calls.
+ * The injections that exist elsewhere (test_process.c fork_failure_is_reported, test_worker_faults.c
+ * fork_failure_leaves_nothing and no_worker_can_start_fails_tasks_not_the_caller, test_queue.c's and
+ * test_cache.c's failing mmap, test_shared.c no_memfd, test_platform.c's flaky send, test_cache.c
+ * store_failure_keeps_result) stay where they are; this file covers the whole list systematically.
+ *
+ * `test_faults --figures 1` prints, after each test, the injections made and the sites covered
+ * (docs/reliability.md quotes them). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mtest.h"
+#include "platform/platform.h"
+
+/* ---- the injector: an allocator and a system-call table that count, and fail on demand ---- */
+
+enum site {
+  S_ALLOC, /* mproc__malloc, mproc__calloc, mproc__realloc (through the replaced allocator) */
+  S_FORK,
+  S_PIPE2,
+  S_MMAP,
+  S_OPENAT,
+  S_READ,
+  S_WRITE,
+  S_RENAMEAT,
+  S_FSYNC,
+  S_MEMFD,
+  S_FTRUNCATE,
+  S_PIDFD,
+  S_SEND,
+  S_N
+};
+static const char *const site_name[S_N] = {"allocation", "fork",     "pipe2",     "mmap",        "openat",
+                                           "read",       "write",    "renameat",  "fsync",       "memfd_create",
+                                           "ftruncate",  "pidfd_open", "send"};
+/* The errno each entry fails with when a test fails it: the one it gives in practice. */
+static const int site_errno[S_N] = {ENOMEM, EAGAIN, EMFILE, ENOMEM, EMFILE, EIO, ENOSPC,
+                                    EIO,    EIO,    EMFILE, ENOSPC, EMFILE, ENOBUFS};
+/* The entries whose call can be interrupted by a signal (EINTR): the others never return it. */
+static const bool site_interruptible[S_N] = {[S_OPENAT] = true, [S_READ] = true,      [S_WRITE] = true,
+                                             [S_FSYNC] = true,  [S_FTRUNCATE] = true, [S_SEND] = true};
+
+enum mode { M_OFF, M_COUNT, M_FAIL, M_EINTR };
+static struct {
+  pid_t pid;      /* the test's process: calls in the processes it forks are not counted nor failed */
+  enum mode mode; /* M_EINTR holds in forked processes too */
+  enum site site; /* M_FAIL: which site fails */
+  long fail_at;   /* M_FAIL: at its fail_at-th call (1-based) */
+  long calls[S_N];
+  long injected, eintr_injected;
+} inj;
+static _Thread_local bool inj_thread; /* counting and failing only in the thread that runs the call */
+static atomic_long live_blocks;       /* allocations not yet freed, every thread of the test's process */
+
+static bool inj_fails(enum site s) {
+  if (inj.mode == M_EINTR) {
+    if (!site_interruptible[s]) return false;
+    long k = __atomic_add_fetch(&inj.calls[s], 1, __ATOMIC_RELAXED);
+    if (k % 2 == 0) return false;
+    __atomic_add_fetch(&inj.eintr_injected, 1, __ATOMIC_RELAXED);
+    errno = EINTR;
+    return true;
+  }
+  if (inj.mode == M_OFF || !inj_thread || getpid() != inj.pid) return false;
+  long k = ++inj.calls[s];
+  if (inj.mode != M_FAIL || s != inj.site || k != inj.fail_at) return false;
+  inj.injected++;
+  errno = site_errno[s];
+  return true;
+}
+
+static bool counts_live(void) { return getpid() == inj.pid; }
+static void *f_malloc(size_t n) {
+  if (inj_fails(S_ALLOC)) return NULL;
+  void *p = malloc(n);
+  if (p && counts_live()) atomic_fetch_add(&live_blocks, 1);
+  return p;
+}
+static void *f_calloc(size_t a, size_t b) {
+  if (inj_fails(S_ALLOC)) return NULL;
+  void *p = calloc(a, b);
+  if (p && counts_live()) atomic_fetch_add(&live_blocks, 1);
+  return p;
+}
+static void *f_realloc(void *old, size_t n) {
+  if (inj_fails(S_ALLOC)) return NULL;
+  void *p = realloc(old, n);
+  if (p && !old && counts_live()) atomic_fetch_add(&live_blocks, 1);
+  return p;
+}
+static void f_free(void *p) {
+  if (p && counts_live()) atomic_fetch_sub(&live_blocks, 1);
+  free(p);
+}
+
+static struct mproc__plat_syscalls real_sys;
+static pid_t w_fork(void) { return inj_fails(S_FORK) ? -1 : real_sys.fork(); }
+static int w_pipe2(int fds[2], int flags) { return inj_fails(S_PIPE2) ? -1 : real_sys.pipe2(fds, flags); }
+static void *w_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) {
+  return inj_fails(S_MMAP) ? MAP_FAILED : real_sys.mmap(a, n, prot, flags, fd, off);
+}
+static int w_openat(int dir, const char *path, int flags, mode_t mode) {
+  return inj_fails(S_OPENAT) ? -1 : real_sys.openat(dir, path, flags, mode);
+}
+static ssize_t w_read(int fd, void *buf, size_t n) { return inj_fails(S_READ) ? -1 : real_sys.read(fd, buf, n); }
+static ssize_t w_write(int fd, const void *buf, size_t n) {
+  return inj_fails(S_WRITE) ? -1 : real_sys.write(fd, buf, n);
+}
+static int w_renameat(int fd1, const char *a, int fd2, const char *b) {
+  return inj_fails(S_RENAMEAT) ? -1 : real_sys.renameat(fd1, a, fd2, b);
+}
+static int w_fsync(int fd) { return inj_fails(S_FSYNC) ? -1 : real_sys.fsync(fd); }
+static int w_memfd(const char *name, unsigned flags) {
+  return inj_fails(S_MEMFD) ? -1 : real_sys.memfd_create(name, flags);
+}
+static int w_ftruncate(int fd, off_t n) { return inj_fails(S_FTRUNCATE) ? -1 : real_sys.ftruncate(fd, n); }
+static int w_pidfd(pid_t pid, unsigned flags) { return inj_fails(S_PIDFD) ? -1 : real_sys.pidfd_open(pid, flags); }
+static ssize_t w_send(int s, const void *buf, size_t n, int flags) {
+  return inj_fails(S_SEND) ? -1 : real_sys.send(s, buf, n, flags);
+}
+
+/* Puts the counting allocator and table in place (nothing counted nor failed yet). */
+static void injector_install(void) {
+  inj.pid = getpid();
+  inj.mode = M_OFF;
+  inj_thread = true;
+  mproc__plat_syscalls_reset();
+  real_sys = mproc__plat_sys;
+  mproc__plat_sys = (struct mproc__plat_syscalls){
+      .fork = w_fork,          .pipe2 = w_pipe2,         .mmap = w_mmap,       .openat = w_openat,
+      .read = w_read,          .write = w_write,         .renameat = w_renameat, .fsync = w_fsync,
+      .memfd_create = w_memfd, .ftruncate = w_ftruncate, .pidfd_open = w_pidfd, .send = w_send,
+  };
+  CHECK_OK(mproc_replace_allocator(f_malloc, f_realloc, f_calloc, f_free));
+}
+static void injector_remove(void) {
+  inj.mode = M_OFF;
+  mproc__plat_syscalls_reset();
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+}
+static void inj_start(enum mode m, enum site s, long k) {
+  memset(inj.calls, 0, sizeof inj.calls);
+  inj.site = s;
+  inj.fail_at = k;
+  inj.mode = m;
+}
+
+/* --figures: what each test injected, for docs/reliability.md. */
+static bool figures;
+static const char *figures_option(const char *value) {
+  figures = strcmp(value, "0") != 0;
+  return NULL;
+}
+__attribute__((constructor)) static void register_options(void) { mtest_register_option("--figures", figures_option); }
+
+/* ---- tasks and the rows: every public create/open call ---- */
+
+static int square(const void *arg, size_t len, mproc_task *t) {
+  int n = len == sizeof(int) ? *(const int *)arg : 0, sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+static int child_ok(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  return 0;
+}
+
+static char cache_dir[80];
+
+typedef struct create_row {
+  const char *name;
+  int (*make)(void **out);
+  void (*drop)(void *obj);
+  bool needs_server; /* mproc_init() first (forkserver rows) */
+  bool cold;         /* the first call makes process-wide state (the shared arena): each round runs in a fresh
+                        child process, and a successful one may keep that state */
+} create_row;
+
+static int pool_of(void **out, mproc_backend b, mproc_start_method m) {
+  return mproc_pool_create((mproc_pool **)out, &(mproc_pool_opts){.workers = 2, .backend = b, .start_method = m});
+}
+static int mk_pool_fork(void **o) { return pool_of(o, MPROC_BACKEND_PROCESS, MPROC_START_FORK); }
+static int mk_pool_fsrv(void **o) { return pool_of(o, MPROC_BACKEND_PROCESS, MPROC_START_FORKSERVER); }
+static int mk_pool_exec(void **o) { return pool_of(o, MPROC_BACKEND_PROCESS, MPROC_START_EXEC); }
+static int mk_pool_thread(void **o) { return pool_of(o, MPROC_BACKEND_THREAD, 0); }
+static int mk_pool_serial(void **o) { return pool_of(o, MPROC_BACKEND_SERIAL, 0); }
+static void drop_pool(void *o) { /* works (also after a fallback), then goes */
+  int in[4] = {1, 2, 3, 4}, out[4];
+  CHECK_OK(mproc_pool_map(o, square, in, 4, sizeof *in, out, sizeof *out, NULL, NULL));
+  CHECK_INT_EQ(out[3], 16);
+  mproc_pool_destroy(o);
+}
+static int mk_executor(void **o) {
+  return mproc_executor_create((mproc_executor **)o, &(mproc_pool_opts){.workers = 2});
+}
+static int mk_parallel(void **o) {
+  return mproc_parallel_create((mproc_parallel **)o, &(mproc_parallel_opts){.n_jobs = 2});
+}
+static void drop_parallel(void *o) { mproc_parallel_destroy(o); }
+static int with_body(mproc_pool *p, void *user) {
+  (void)p;
+  return *(int *)user = 1, 0;
+}
+/* The `with` calls hold nothing after they return: *out gets a marker the drop ignores. */
+static int mk_pool_with(void **o) {
+  int ran = 0, r = mproc_pool_with(&(mproc_pool_opts){.workers = 2}, with_body, &ran);
+  if (r == 0) *o = &cache_dir;
+  return r == 0 && !ran ? -1 : r;
+}
+static int mk_executor_with(void **o) {
+  int ran = 0, r = mproc_executor_with(&(mproc_pool_opts){.workers = 2}, with_body, &ran);
+  if (r == 0) *o = &cache_dir;
+  return r == 0 && !ran ? -1 : r;
+}
+static void drop_nothing(void *o) { (void)o; }
+static int mk_init(void **o) {
+  int r = mproc_init(NULL, NULL);
+  if (r == 0) *o = &cache_dir;
+  return r;
+}
+static void drop_init(void *o) { (void)o, mproc_shutdown(); }
+static int mk_queue(void **o) { return mproc_queue_create((mproc_queue **)o, &(mproc_queue_opts){.buffer_bytes = 4096}); }
+static int mk_queue_init(void **o) {
+  static _Alignas(64) unsigned char mem[16384];
+  return mproc_queue_init((mproc_queue **)o, mem, sizeof mem, &(mproc_queue_opts){.buffer_bytes = 4096});
+}
+static void drop_queue(void *o) { mproc_queue_destroy(o); }
+static int mk_pipe(void **o, int duplex) {
+  mproc_pipe *a, *b;
+  int r = mproc_pipe_create(&a, &b, duplex);
+  if (r == 0) {
+    mproc_pipe **pair = malloc(2 * sizeof *pair); /* not the library's: neither counted nor failed */
+    if (!pair) return mproc_pipe_destroy(a), mproc_pipe_destroy(b), -1;
+    pair[0] = a, pair[1] = b;
+    *o = pair;
+  }
+  return r;
+}
+static int mk_pipe_simplex(void **o) { return mk_pipe(o, 0); }
+static int mk_pipe_duplex(void **o) { return mk_pipe(o, 1); }
+static void drop_pipe(void *o) {
+  mproc_pipe **pair = o;
+  mproc_pipe_destroy(pair[0]);
+  mproc_pipe_destroy(pair[1]);
+  free(pair);
+}
+static int mk_shm_anon(void **o) { return mproc_shm_create((mproc_shm **)o, 65536, NULL); }
+static char shm_name[64], open_name[64];
+static int mk_shm_named(void **o) {
+  return mproc_shm_create((mproc_shm **)o, 65536, &(mproc_shm_opts){.name = shm_name});
+}
+static void drop_shm(void *o) { mproc_shm_destroy(o); }
+static mproc_shm *shm_to_open;
+static int mk_shm_open(void **o) { return mproc_shm_open((mproc_shm **)o, open_name); }
+static int shm_socks[2] = {-1, -1};
+static int mk_shm_recv(void **o) {
+  inj_thread = false; /* the sending side is not under test here */
+  CHECK_OK(mproc_shm_send(shm_to_open, shm_socks[0]));
+  inj_thread = true;
+  int r = mproc_shm_recv((mproc_shm **)o, shm_socks[1]);
+  char c;
+  while (recv(shm_socks[1], &c, 1, MSG_DONTWAIT) > 0) { /* drain what a failed receive left */
+  }
+  return r;
+}
+static int mk_array(void **o) { return mproc_array_create((mproc_array **)o, 8, 100, 1); }
+static int mk_array_nolock(void **o) { return mproc_array_create((mproc_array **)o, 8, 100, 0); }
+static void drop_array(void *o) { mproc_array_destroy(o); }
+static int mk_shared(void **o) { return mproc_shared_alloc(o, 1000); }
+static int mk_shared_big(void **o) { return mproc_shared_alloc(o, (size_t)8 << 20); }
+static void drop_shared(void *o) { CHECK_OK(mproc_shared_free(o)); }
+static int mk_lock(void **o) { return mproc_lock_create((mproc_lock **)o, 0); }
+static int mk_rlock(void **o) { return mproc_lock_create((mproc_lock **)o, 1); }
+static void drop_lock(void *o) { mproc_lock_destroy(o); }
+static int mk_semaphore(void **o) { return mproc_semaphore_create((mproc_semaphore **)o, 1, 2); }
+static void drop_semaphore(void *o) { mproc_semaphore_destroy(o); }
+static int mk_event(void **o) { return mproc_event_create((mproc_event **)o); }
+static void drop_event(void *o) { mproc_event_destroy(o); }
+static mproc_lock *cond_lock;
+static int mk_condition(void **o) { return mproc_condition_create((mproc_condition **)o, cond_lock); }
+static void drop_condition(void *o) { mproc_condition_destroy(o); }
+static int mk_barrier(void **o) { return mproc_barrier_create((mproc_barrier **)o, 2, NULL, NULL); }
+static void drop_barrier(void *o) { mproc_barrier_destroy(o); }
+static int mk_cache(void **o) { return mproc_cache_open((mproc_cache **)o, cache_dir, NULL); }
+static void drop_cache(void *o) { mproc_cache_close(o); }
+static int process_of(void **o, mproc_start_method m) {
+  return mproc_process_start((mproc_process **)o, child_ok, "abc", 3, &(mproc_process_opts){.start_method = m});
+}
+static int mk_process_fork(void **o) { return process_of(o, MPROC_START_FORK); } /* the one it takes */
+static void drop_process(void *o) {
+  CHECK_OK(mproc_process_join(o, 10.0));
+  CHECK_OK(mproc_process_destroy(o));
+}
+static mproc_pool *aux_pool; /* the pool of the rows that make something of a pool */
+static mproc_future *aux_future;
+static int mk_as_completed(void **o) {
+  return mproc_as_completed_create((mproc_as_completed **)o, &aux_future, 1);
+}
+static void drop_as_completed(void *o) { mproc_as_completed_destroy(o); }
+static int mk_submit(void **o) {
+  int n = 3;
+  return mproc_pool_submit(aux_pool, square, &n, sizeof n, NULL, (mproc_future **)o);
+}
+static void drop_future(void *o) {
+  CHECK_OK(mproc_future_wait(o, 10.0));
+  mproc_future_release(o);
+}
+static int imap_in[4] = {1, 2, 3, 4};
+static int mk_imap(void **o) {
+  return mproc_pool_imap(aux_pool, square, imap_in, 4, sizeof(int), sizeof(int), NULL, (mproc_stream **)o);
+}
+static void drop_stream(void *o) { mproc_stream_destroy(o); }
+
+static const create_row creates[] = {
+    {"pool_create(process, fork)", mk_pool_fork, drop_pool, false, false},
+    {"pool_create(process, forkserver)", mk_pool_fsrv, drop_pool, true, false},
+    {"pool_create(process, exec)", mk_pool_exec, drop_pool, false, false},
+    {"pool_create(thread)", mk_pool_thread, drop_pool, false, false},
+    {"pool_create(serial)", mk_pool_serial, drop_pool, false, false},
+    {"executor_create", mk_executor, drop_pool, false, false},
+    {"parallel_create", mk_parallel, drop_parallel, false, false},
+    {"pool_with", mk_pool_with, drop_nothing, false, false},
+    {"executor_with", mk_executor_with, drop_nothing, false, false},
+    {"init (the fork server)", mk_init, drop_init, false, false},
+    {"queue_create", mk_queue, drop_queue, false, false},
+    {"queue_init", mk_queue_init, drop_queue, false, false},
+    {"pipe_create(simplex)", mk_pipe_simplex, drop_pipe, false, false},
+    {"pipe_create(duplex)", mk_pipe_duplex, drop_pipe, false, false},
+    {"shm_create(anonymous)", mk_shm_anon, drop_shm, false, false},
+    {"shm_create(named)", mk_shm_named, drop_shm, false, false},
+    {"shm_open", mk_shm_open, drop_shm, false, false},
+    {"shm_recv", mk_shm_recv, drop_shm, false, false},
+    {"array_create(lock)", mk_array, drop_array, false, false},
+    {"array_create(no lock)", mk_array_nolock, drop_array, false, false},
+    {"shared_alloc(small)", mk_shared, drop_shared, false, false},
+    {"shared_alloc(8 MiB)", mk_shared_big, drop_shared, false, false},
+    {"shared_alloc(the arena's first)", mk_shared, drop_shared, false, true},
+    {"lock_create", mk_lock, drop_lock, false, false},
+    {"lock_create(recursive)", mk_rlock, drop_lock, false, false},
+    {"semaphore_create", mk_semaphore, drop_semaphore, false, false},
+    {"event_create", mk_event, drop_event, false, false},
+    {"condition_create", mk_condition, drop_condition, false, false},
+    {"barrier_create", mk_barrier, drop_barrier, false, false},
+    {"cache_open", mk_cache, drop_cache, false, false},
+    {"process_start(fork)", mk_process_fork, drop_process, false, false},
+    {"as_completed_create", mk_as_completed, drop_as_completed, false, false},
+    {"pool_submit", mk_submit, drop_future, false, false},
+    {"pool_imap", mk_imap, drop_stream, false, false},
+};
+#define NCREATES (sizeof creates / sizeof *creates)
+
+/* What every row needs around it: a cache directory, a named segment to open, a socket pair, a lock, a pool
+ * with a finished future.  Made before the injector counts, released after. */
+static char cache_base[64];
+static int rm_cb(const char *p, const struct stat *s, int flag, struct FTW *f) {
+  (void)s, (void)flag, (void)f;
+  return remove(p);
+}
+static void fixtures_make(void) {
+  snprintf(cache_base, sizeof cache_base, "/tmp/mproc_faults.XXXXXX");
+  CHECK(mkdtemp(cache_base) != NULL);
+  snprintf(cache_dir, sizeof cache_dir, "%s/c", cache_base);
+  snprintf(shm_name, sizeof shm_name, "mproc_faults_%d", (int)getpid());
+  snprintf(open_name, sizeof open_name, "mproc_faults_open_%d", (int)getpid());
+  CHECK_OK(mproc_shm_create(&shm_to_open, 4096, &(mproc_shm_opts){.name = open_name}));
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, shm_socks) == 0);
+  CHECK_OK(mproc_lock_create(&cond_lock, 0));
+  CHECK_OK(mproc_pool_create(&aux_pool, &(mproc_pool_opts){.workers = 1}));
+  int n = 2;
+  CHECK_OK(mproc_pool_submit(aux_pool, square, &n, sizeof n, NULL, &aux_future));
+  CHECK_OK(mproc_future_wait(aux_future, 10.0));
+}
+static void fixtures_drop(void) {
+  mproc_future_release(aux_future);
+  mproc_pool_destroy(aux_pool);
+  mproc_lock_destroy(cond_lock);
+  close(shm_socks[0]);
+  close(shm_socks[1]);
+  mproc_shm_destroy(shm_to_open);
+  nftw(cache_base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the sweep ---- */
+
+static long total_injections, total_sites, total_rounds;
+
+/* Runs row r once with site s failing at its k-th call (k 0: none); checks the result and that nothing was
+ * left.  Returns the call's code. */
+static int run_round_here(const create_row *r, enum site s, long k);
+static int run_round(const create_row *r, enum site s, long k) {
+  if (!r->cold) return run_round_here(r, s, k);
+  int fds[2];
+  CHECK(pipe2(fds, O_CLOEXEC) == 0);
+  fflush(NULL);
+  pid_t pid = fork(); /* not through the table: this is the test's own */
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    inj.pid = getpid();
+    int rc = run_round_here(r, s, k);
+    CHECK(write(fds[1], &rc, sizeof rc) == sizeof rc);
+    CHECK(write(fds[1], inj.calls, sizeof inj.calls) == sizeof inj.calls);
+    CHECK(write(fds[1], &inj.injected, sizeof inj.injected) == sizeof inj.injected);
+    _exit(0);
+  }
+  close(fds[1]);
+  int rc = 0, st = 0;
+  bool got = read(fds[0], &rc, sizeof rc) == sizeof rc &&
+             read(fds[0], inj.calls, sizeof inj.calls) == sizeof inj.calls &&
+             read(fds[0], &inj.injected, sizeof inj.injected) == sizeof inj.injected;
+  close(fds[0]);
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECK(got && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  total_rounds++;
+  return rc;
+}
+static int run_round_here(const create_row *r, enum site s, long k) {
+  void *marker = &total_rounds, *obj = marker;
+  long live_before = atomic_load(&live_blocks);
+  mtest_mark();
+  inj_start(k ? M_FAIL : M_COUNT, s, k);
+  int rc = r->make(&obj);
+  inj.mode = M_OFF;
+  total_rounds++;
+  if (k == 0) {
+    if (rc != 0) mtest_fail(__FILE__, __LINE__, "%s without faults: %s", r->name, mproc_err_name(rc));
+    r->drop(obj);
+    if (r->cold) return rc;
+  } else if (rc == 0) {
+    r->drop(obj); /* a fallback took over: fine, as long as nothing is left */
+  } else {
+    if (obj != marker)
+      mtest_fail(__FILE__, __LINE__, "%s, %s %ld failed: the output was written", r->name, site_name[s], k);
+    if (rc != -site_errno[s])
+      mtest_fail(__FILE__, __LINE__, "%s, %s %ld failing with %s: returned %s (%s)", r->name, site_name[s], k,
+                 mproc_err_name(-site_errno[s]), mproc_err_name(rc), mproc_last_error_message());
+  }
+  long live = atomic_load(&live_blocks) - live_before;
+  int leaks = mtest_leaks_since_mark();
+  if (live != 0 || leaks != 0)
+    mtest_fail(__FILE__, __LINE__, "%s, %s %ld failed (returned %s): %ld allocation(s), %d other thing(s) left",
+               r->name, site_name[s], k, mproc_err_name(rc), live, leaks);
+  return rc;
+}
+
+static long count_calls[S_N];
+/* Counts row r's calls per site (a round without faults, twice: the counts must not change). */
+static void count_row(const create_row *r) {
+  if (!r->cold) { /* a first call, unchecked, makes what is made once per process (the shared arena) */
+    void *obj;
+    CHECK_OK(r->make(&obj));
+    r->drop(obj);
+  }
+  run_round(r, S_ALLOC, 0);
+  memcpy(count_calls, inj.calls, sizeof count_calls);
+  run_round(r, S_ALLOC, 0);
+  for (int s = 0; s < S_N; s++)
+    if (inj.calls[s] != count_calls[s])
+      mtest_fail(__FILE__, __LINE__, "%s: %s calls vary from one run to the next: %ld then %ld", r->name,
+                 site_name[s], count_calls[s], inj.calls[s]);
+}
+
+/* Every row, every site in `sites` (a bit per enum site), every call of it. */
+static void sweep(unsigned sites) {
+  injector_install();
+  fixtures_make();
+  long injections = 0, nsites = 0, fallbacks = 0;
+  for (size_t i = 0; i < NCREATES; i++) {
+    const create_row *r = &creates[i];
+    if (r->needs_server) CHECK_OK(mproc_init(NULL, NULL));
+    count_row(r);
+    long n[S_N];
+    memcpy(n, count_calls, sizeof n);
+    for (int s = 0; s < S_N; s++) {
+      if (!(sites & (1u << s))) continue;
+      nsites += n[s];
+      for (long k = 1; k <= n[s]; k++) {
+        long before = inj.injected;
+        bool fell_back = run_round(r, (enum site)s, k) == 0;
+        fallbacks += fell_back;
+        if (figures && fell_back) printf("#     %s %ld failing: succeeded all the same\n", site_name[s], k);
+        injections += inj.injected - before;
+      }
+    }
+    run_round(r, S_ALLOC, 0); /* and it works again */
+    if (r->needs_server) mproc_shutdown();
+    if (figures) {
+      printf("#   %-34s", r->name);
+      for (int s = 0; s < S_N; s++)
+        if ((sites & (1u << s)) && n[s]) printf(" %s %ld", site_name[s], n[s]);
+      printf("\n");
+    }
+  }
+  fixtures_drop();
+  injector_remove();
+  total_injections += injections, total_sites += nsites;
+  if (figures)
+    printf("#   %zu calls, %ld sites, %ld injections (%ld taken by a fallback), %ld rounds, leaks 0\n", NCREATES,
+           nsites, injections, fallbacks, total_rounds);
+}
+
+MTEST_TIMEOUT(allocation_failure_at_every_site_of_every_create, 300) { sweep(1u << S_ALLOC); }
+
+MTEST_TIMEOUT(system_call_failure_at_every_site_of_every_create, 300) { sweep(~(1u << S_ALLOC) & ((1u << S_N) - 1)); }
