@@ -53,11 +53,11 @@ enum site {
   S_SEND,
   S_N
 };
-static const char *const site_name[S_N] = {"allocation", "fork",     "pipe2",     "mmap",        "openat",
-                                           "read",       "write",    "renameat",  "fsync",       "memfd_create",
+static const char *const site_name[S_N] = {"allocation", "fork",       "pipe2",    "mmap",  "openat",
+                                           "read",       "write",      "renameat", "fsync", "memfd_create",
                                            "ftruncate",  "pidfd_open", "send"};
 /* The errno each entry fails with when a test fails it: the one it gives in practice. */
-static const int site_errno[S_N] = {ENOMEM, EAGAIN, EMFILE, ENOMEM, EMFILE, EIO, ENOSPC,
+static const int site_errno[S_N] = {ENOMEM, EAGAIN, EMFILE, ENOMEM, EMFILE, EIO,    ENOSPC,
                                     EIO,    EIO,    EMFILE, ENOSPC, EMFILE, ENOBUFS};
 /* The entries whose call can be interrupted by a signal (EINTR): the others never return it. */
 static const bool site_interruptible[S_N] = {[S_OPENAT] = true, [S_READ] = true,      [S_WRITE] = true,
@@ -125,7 +125,9 @@ static void *w_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) {
 static int w_openat(int dir, const char *path, int flags, mode_t mode) {
   return inj_fails(S_OPENAT) ? -1 : real_sys.openat(dir, path, flags, mode);
 }
-static ssize_t w_read(int fd, void *buf, size_t n) { return inj_fails(S_READ) ? -1 : real_sys.read(fd, buf, n); }
+static ssize_t w_read(int fd, void *buf, size_t n) {
+  return inj_fails(S_READ) ? -1 : real_sys.read(fd, buf, n);
+}
 static ssize_t w_write(int fd, const void *buf, size_t n) {
   return inj_fails(S_WRITE) ? -1 : real_sys.write(fd, buf, n);
 }
@@ -137,7 +139,9 @@ static int w_memfd(const char *name, unsigned flags) {
   return inj_fails(S_MEMFD) ? -1 : real_sys.memfd_create(name, flags);
 }
 static int w_ftruncate(int fd, off_t n) { return inj_fails(S_FTRUNCATE) ? -1 : real_sys.ftruncate(fd, n); }
-static int w_pidfd(pid_t pid, unsigned flags) { return inj_fails(S_PIDFD) ? -1 : real_sys.pidfd_open(pid, flags); }
+static int w_pidfd(pid_t pid, unsigned flags) {
+  return inj_fails(S_PIDFD) ? -1 : real_sys.pidfd_open(pid, flags);
+}
 static ssize_t w_send(int s, const void *buf, size_t n, int flags) {
   return inj_fails(S_SEND) ? -1 : real_sys.send(s, buf, n, flags);
 }
@@ -150,9 +154,18 @@ static void injector_install(void) {
   mproc__plat_syscalls_reset();
   real_sys = mproc__plat_sys;
   mproc__plat_sys = (struct mproc__plat_syscalls){
-      .fork = w_fork,          .pipe2 = w_pipe2,         .mmap = w_mmap,       .openat = w_openat,
-      .read = w_read,          .write = w_write,         .renameat = w_renameat, .fsync = w_fsync,
-      .memfd_create = w_memfd, .ftruncate = w_ftruncate, .pidfd_open = w_pidfd, .send = w_send,
+      .fork = w_fork,
+      .pipe2 = w_pipe2,
+      .mmap = w_mmap,
+      .openat = w_openat,
+      .read = w_read,
+      .write = w_write,
+      .renameat = w_renameat,
+      .fsync = w_fsync,
+      .memfd_create = w_memfd,
+      .ftruncate = w_ftruncate,
+      .pidfd_open = w_pidfd,
+      .send = w_send,
   };
   CHECK_OK(mproc_replace_allocator(f_malloc, f_realloc, f_calloc, f_free));
 }
@@ -174,7 +187,9 @@ static const char *figures_option(const char *value) {
   figures = strcmp(value, "0") != 0;
   return NULL;
 }
-__attribute__((constructor)) static void register_options(void) { mtest_register_option("--figures", figures_option); }
+__attribute__((constructor)) static void register_options(void) {
+  mtest_register_option("--figures", figures_option);
+}
 
 /* ---- tasks and the rows: every public create/open call ---- */
 
@@ -199,7 +214,8 @@ typedef struct create_row {
 } create_row;
 
 static int pool_of(void **out, mproc_backend b, mproc_start_method m) {
-  return mproc_pool_create((mproc_pool **)out, &(mproc_pool_opts){.workers = 2, .backend = b, .start_method = m});
+  return mproc_pool_create((mproc_pool **)out,
+                           &(mproc_pool_opts){.workers = 2, .backend = b, .start_method = m});
 }
 static int mk_pool_fork(void **o) { return pool_of(o, MPROC_BACKEND_PROCESS, MPROC_START_FORK); }
 static int mk_pool_fsrv(void **o) { return pool_of(o, MPROC_BACKEND_PROCESS, MPROC_START_FORKSERVER); }
@@ -241,7 +257,9 @@ static int mk_init(void **o) {
   return r;
 }
 static void drop_init(void *o) { (void)o, mproc_shutdown(); }
-static int mk_queue(void **o) { return mproc_queue_create((mproc_queue **)o, &(mproc_queue_opts){.buffer_bytes = 4096}); }
+static int mk_queue(void **o) {
+  return mproc_queue_create((mproc_queue **)o, &(mproc_queue_opts){.buffer_bytes = 4096});
+}
 static int mk_queue_init(void **o) {
   static _Alignas(64) unsigned char mem[16384];
   return mproc_queue_init((mproc_queue **)o, mem, sizeof mem, &(mproc_queue_opts){.buffer_bytes = 4096});
@@ -306,7 +324,8 @@ static void drop_barrier(void *o) { mproc_barrier_destroy(o); }
 static int mk_cache(void **o) { return mproc_cache_open((mproc_cache **)o, cache_dir, NULL); }
 static void drop_cache(void *o) { mproc_cache_close(o); }
 static int process_of(void **o, mproc_start_method m) {
-  return mproc_process_start((mproc_process **)o, child_ok, "abc", 3, &(mproc_process_opts){.start_method = m});
+  return mproc_process_start((mproc_process **)o, child_ok, "abc", 3,
+                             &(mproc_process_opts){.start_method = m});
 }
 static int mk_process_fork(void **o) { return process_of(o, MPROC_START_FORK); } /* the one it takes */
 static void drop_process(void *o) {
@@ -459,8 +478,9 @@ static int run_round_here(const create_row *r, enum site s, long k) {
   long live = atomic_load(&live_blocks) - live_before;
   int leaks = mtest_leaks_since_mark();
   if (live != 0 || leaks != 0)
-    mtest_fail(__FILE__, __LINE__, "%s, %s %ld failed (returned %s): %ld allocation(s), %d other thing(s) left",
-               r->name, site_name[s], k, mproc_err_name(rc), live, leaks);
+    mtest_fail(__FILE__, __LINE__,
+               "%s, %s %ld failed (returned %s): %ld allocation(s), %d other thing(s) left", r->name,
+               site_name[s], k, mproc_err_name(rc), live, leaks);
   return rc;
 }
 
@@ -516,10 +536,152 @@ static void sweep(unsigned sites) {
   injector_remove();
   total_injections += injections, total_sites += nsites;
   if (figures)
-    printf("#   %zu calls, %ld sites, %ld injections (%ld taken by a fallback), %ld rounds, leaks 0\n", NCREATES,
-           nsites, injections, fallbacks, total_rounds);
+    printf("#   %zu calls, %ld sites, %ld injections (%ld taken by a fallback), %ld rounds, leaks 0\n",
+           NCREATES, nsites, injections, fallbacks, total_rounds);
 }
 
 MTEST_TIMEOUT(allocation_failure_at_every_site_of_every_create, 300) { sweep(1u << S_ALLOC); }
 
-MTEST_TIMEOUT(system_call_failure_at_every_site_of_every_create, 300) { sweep(~(1u << S_ALLOC) & ((1u << S_N) - 1)); }
+MTEST_TIMEOUT(system_call_failure_at_every_site_of_every_create, 300) {
+  sweep(~(1u << S_ALLOC) & ((1u << S_N) - 1));
+}
+
+/* ---- fork failing with EAGAIN, for each start method, at each moment a pool forks ----
+ * The fork entry of every process of the test (the caller, the fork server, a template, the workers)
+ * obeys a page shared with them all: the first `allow` forks succeed, every later one fails with EAGAIN.
+ * An exec start method's template is a fresh image of the program with the real table: there, only the
+ * caller's fork (of that image) can be failed. */
+static struct forkctl {
+  int32_t allow;
+  uint32_t failed;
+} * forkctl;
+static pid_t (*fork_real)(void);
+static pid_t counted_fork(void) {
+  if (__atomic_sub_fetch(&forkctl->allow, 1, __ATOMIC_SEQ_CST) >= 0) return fork_real();
+  __atomic_add_fetch(&forkctl->failed, 1, __ATOMIC_SEQ_CST);
+  errno = EAGAIN;
+  return -1;
+}
+static void forkctl_install(void) {
+  forkctl = mmap(NULL, sizeof *forkctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(forkctl != MAP_FAILED);
+  forkctl->allow = INT32_MAX;
+  fork_real = mproc__plat_sys.fork;
+  mproc__plat_sys.fork = counted_fork;
+}
+static void forkctl_remove(void) {
+  mproc__plat_syscalls_reset();
+  munmap(forkctl, sizeof *forkctl);
+}
+
+enum fork_when { AT_CREATE, AT_WORKERS, AT_REPLACEMENT };
+static const char *const when_name[] = {"when the pool is made", "for every worker", "for every replacement"};
+
+/* A bound on how long tasks may wait for a pool that cannot start a worker: never a hang. */
+#define LOST_BOUND 10.0
+
+static void fork_eagain(mproc_start_method m, enum fork_when when) {
+  forkctl_install();
+  if (m == MPROC_START_FORKSERVER) CHECK_OK(mproc_init(NULL, NULL)); /* the server has the counted fork */
+  mtest_mark();
+  /* forks that succeed: none; the template's (by the caller or the server); the template's and the two
+   * first workers' (which run one task each, then end and must be replaced) */
+  forkctl->allow = when == AT_CREATE ? 0 : when == AT_WORKERS ? 1 : 3;
+  mproc_pool *p = NULL;
+  int r = mproc_pool_create(
+      &p, &(mproc_pool_opts){.workers = 2, .start_method = m, .max_tasks_per_child = when == AT_REPLACEMENT});
+  if (when == AT_CREATE) {
+    if (r != MPROC_EAGAIN)
+      mtest_fail(__FILE__, __LINE__, "start method %d, fork failing %s: create returned %s", (int)m,
+                 when_name[when], mproc_err_name(r));
+    CHECK(p == NULL);
+  } else {
+    CHECK_OK(r);
+    enum { N = 8 };
+    mproc_future *f[N];
+    int ok = 0, lost = 0, nf = 0, refused = 0;
+    for (int i = 0; i < N; i++) { /* once the pool knows it is lost, it refuses more, saying why */
+      int rs = mproc_pool_submit(p, square, &i, sizeof i, NULL, &f[nf]);
+      if (rs == 0) {
+        nf++;
+        continue;
+      }
+      CHECK_ERR(rs, MPROC_EAGAIN);
+      if (!strstr(mproc_last_error_message(), "no worker could be started"))
+        mtest_fail(__FILE__, __LINE__, "a refused submission does not say why: \"%s\"",
+                   mproc_last_error_message());
+      refused++;
+    }
+    for (int i = 0; i < nf; i++) {
+      if (mproc_future_wait(f[i], LOST_BOUND) != 0)
+        mtest_fail(__FILE__, __LINE__,
+                   "start method %d, fork failing %s: task %d not done after %.0f s (a hang)", (int)m,
+                   when_name[when], i, LOST_BOUND);
+      mproc_outcome o;
+      CHECK_OK(mproc_future_outcome(f[i], &o));
+      if (o.kind == MPROC_OUTCOME_OK) {
+        ok++;
+      } else {
+        lost++;
+        CHECK_INT_EQ(o.kind, MPROC_OUTCOME_LOST);
+        CHECK_ERR(o.code, MPROC_EAGAIN);
+        if (!strstr(o.message, "no worker could be started") || !strstr(o.message, mproc_strerror(-EAGAIN)))
+          mtest_fail(__FILE__, __LINE__, "the lost task's message does not say why: \"%s\"", o.message);
+      }
+      mproc_future_release(f[i]);
+    }
+    CHECK_INT_EQ(ok + lost + refused, N);
+    CHECK_INT_CMP(ok, <=, when == AT_WORKERS ? 0 : 2); /* a worker runs one task, then wants a successor */
+    CHECK_INT_CMP(lost + refused, >=, 1);
+    /* the pool says so from now on, at once */
+    int n = 1, out;
+    mproc_future *g;
+    CHECK_ERR(mproc_pool_submit(p, square, &n, sizeof n, NULL, &g), MPROC_EAGAIN);
+    CHECK_ERR(mproc_pool_map(p, square, &n, 1, sizeof n, &out, sizeof out, NULL, NULL), MPROC_EAGAIN);
+    mproc_stream *st;
+    CHECK_ERR(mproc_pool_imap(p, square, &n, 1, sizeof n, sizeof out, NULL, &st), MPROC_EAGAIN);
+    if (!strstr(mproc_last_error_message(), "no worker could be started"))
+      mtest_fail(__FILE__, __LINE__, "a refused imap does not say why: \"%s\"", mproc_last_error_message());
+    mproc_pool_destroy(p);
+  }
+  CHECK_INT_CMP(forkctl->failed, >=, 1);
+  if (mtest_leaks_since_mark() != 0) mtest_fail(__FILE__, __LINE__, "left behind (see above)");
+  if (m == MPROC_START_FORKSERVER) mproc_shutdown();
+  forkctl_remove();
+}
+
+MTEST(fork_eagain_fork_start) {
+  for (int w = AT_CREATE; w <= AT_REPLACEMENT; w++) fork_eagain(MPROC_START_FORK, (enum fork_when)w);
+}
+MTEST(fork_eagain_forkserver_start) {
+  for (int w = AT_CREATE; w <= AT_REPLACEMENT; w++) fork_eagain(MPROC_START_FORKSERVER, (enum fork_when)w);
+}
+MTEST(fork_eagain_exec_start) { fork_eagain(MPROC_START_EXEC, AT_CREATE); }
+
+/* Parallel and the executor over a pool that cannot fork: the error comes back, nothing hangs. */
+MTEST(fork_eagain_parallel_and_executor) {
+  forkctl_install();
+  forkctl->allow = 0;
+  int in[4] = {1, 2, 3, 4}, out[4];
+  CHECK_ERR(mproc_parallel_call(square, in, 4, sizeof *in, out, sizeof *out,
+                                &(mproc_parallel_opts){.n_jobs = 2}, NULL),
+            MPROC_EAGAIN);
+  mproc_executor *ex = NULL;
+  CHECK_ERR(mproc_executor_create(&ex, &(mproc_pool_opts){.workers = 2}), MPROC_EAGAIN);
+  CHECK(ex == NULL);
+  forkctl->allow = 1; /* the template, then no worker: the map fails, lost, within the bound */
+  mproc_parallel *par;
+  CHECK_OK(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2}));
+  mproc_map_report rep;
+  double t0 = mproc__plat_now();
+  CHECK_ERR(mproc_parallel_run(par, square, in, 4, sizeof *in, out, sizeof *out, NULL, &rep), MPROC_EAGAIN);
+  CHECK_INT_CMP(mproc__plat_now() - t0, <, LOST_BOUND);
+  /* the pool may learn it is lost before the run queues anything (the run is refused, and says why) or
+   * after (its items complete as lost, and the report says why) */
+  if (!strstr(rep.message, "no worker could be started") &&
+      !strstr(mproc_last_error_message(), "no worker could be started"))
+    mtest_fail(__FILE__, __LINE__, "neither the report nor the last error says why: \"%s\", \"%s\"",
+               rep.message, mproc_last_error_message());
+  mproc_parallel_destroy(par);
+  forkctl_remove();
+}
