@@ -166,6 +166,14 @@ static void injector_install(void) {
       .ftruncate = w_ftruncate,
       .pidfd_open = w_pidfd,
       .send = w_send,
+      /* the waits: not failed here */
+      .ppoll = real_sys.ppoll,
+      .waitpid = real_sys.waitpid,
+      .recv = real_sys.recv,
+      .recvmsg = real_sys.recvmsg,
+      .sendmsg = real_sys.sendmsg,
+      .futex_wait = real_sys.futex_wait,
+      .futex_waitv = real_sys.futex_waitv,
   };
   CHECK_OK(mproc_replace_allocator(f_malloc, f_realloc, f_calloc, f_free));
 }
