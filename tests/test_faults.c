@@ -26,6 +26,7 @@
 #include <ftw.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,17 +52,29 @@ enum site {
   S_FTRUNCATE,
   S_PIDFD,
   S_SEND,
+  S_PPOLL, /* from here on: the waits, failed only with EINTR */
+  S_WAITPID,
+  S_RECV,
+  S_RECVMSG,
+  S_SENDMSG,
+  S_FUTEX,
+  S_FUTEXV,
   S_N
 };
-static const char *const site_name[S_N] = {"allocation", "fork",       "pipe2",    "mmap",  "openat",
-                                           "read",       "write",      "renameat", "fsync", "memfd_create",
-                                           "ftruncate",  "pidfd_open", "send"};
+#define S_FAILABLE ((1u << S_PPOLL) - 1) /* the sites the sweeps fail with an error */
+static const char *const site_name[S_N] = {
+    "allocation", "fork",  "pipe2",        "mmap",      "openat",     "read",       "write",
+    "renameat",   "fsync", "memfd_create", "ftruncate", "pidfd_open", "send",       "ppoll",
+    "waitpid",    "recv",  "recvmsg",      "sendmsg",   "futex_wait", "futex_waitv"};
 /* The errno each entry fails with when a test fails it: the one it gives in practice. */
-static const int site_errno[S_N] = {ENOMEM, EAGAIN, EMFILE, ENOMEM, EMFILE, EIO,    ENOSPC,
-                                    EIO,    EIO,    EMFILE, ENOSPC, EMFILE, ENOBUFS};
+static const int site_errno[S_N] = {ENOMEM, EAGAIN, EMFILE, ENOMEM, EMFILE, EIO,     ENOSPC,
+                                    EIO,    EIO,    EMFILE, ENOSPC, EMFILE, ENOBUFS, EINTR,
+                                    EINTR,  EINTR,  EINTR,  EINTR,  EINTR,  EINTR};
 /* The entries whose call can be interrupted by a signal (EINTR): the others never return it. */
-static const bool site_interruptible[S_N] = {[S_OPENAT] = true, [S_READ] = true,      [S_WRITE] = true,
-                                             [S_FSYNC] = true,  [S_FTRUNCATE] = true, [S_SEND] = true};
+static const bool site_interruptible[S_N] = {
+    [S_OPENAT] = true,  [S_READ] = true,  [S_WRITE] = true,   [S_FSYNC] = true, [S_FTRUNCATE] = true,
+    [S_SEND] = true,    [S_PPOLL] = true, [S_WAITPID] = true, [S_RECV] = true,  [S_RECVMSG] = true,
+    [S_SENDMSG] = true, [S_FUTEX] = true, [S_FUTEXV] = true};
 
 enum mode { M_OFF, M_COUNT, M_FAIL, M_EINTR };
 static struct {
@@ -145,6 +158,27 @@ static int w_pidfd(pid_t pid, unsigned flags) {
 static ssize_t w_send(int s, const void *buf, size_t n, int flags) {
   return inj_fails(S_SEND) ? -1 : real_sys.send(s, buf, n, flags);
 }
+static int w_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+  return inj_fails(S_PPOLL) ? -1 : real_sys.ppoll(fds, n, ts, mask);
+}
+static pid_t w_waitpid(pid_t pid, int *st, int opts) {
+  return inj_fails(S_WAITPID) ? -1 : real_sys.waitpid(pid, st, opts);
+}
+static ssize_t w_recv(int s, void *buf, size_t n, int flags) {
+  return inj_fails(S_RECV) ? -1 : real_sys.recv(s, buf, n, flags);
+}
+static ssize_t w_recvmsg(int s, struct msghdr *m, int flags) {
+  return inj_fails(S_RECVMSG) ? -1 : real_sys.recvmsg(s, m, flags);
+}
+static ssize_t w_sendmsg(int s, const struct msghdr *m, int flags) {
+  return inj_fails(S_SENDMSG) ? -1 : real_sys.sendmsg(s, m, flags);
+}
+static int w_futex(uint32_t *addr, uint32_t expected, const struct timespec *rel) {
+  return inj_fails(S_FUTEX) ? -1 : real_sys.futex_wait(addr, expected, rel);
+}
+static int w_futexv(void *w, unsigned n, const struct timespec *abs) {
+  return inj_fails(S_FUTEXV) ? -1 : real_sys.futex_waitv(w, n, abs);
+}
 
 /* Puts the counting allocator and table in place (nothing counted nor failed yet). */
 static void injector_install(void) {
@@ -166,14 +200,13 @@ static void injector_install(void) {
       .ftruncate = w_ftruncate,
       .pidfd_open = w_pidfd,
       .send = w_send,
-      /* the waits: not failed here */
-      .ppoll = real_sys.ppoll,
-      .waitpid = real_sys.waitpid,
-      .recv = real_sys.recv,
-      .recvmsg = real_sys.recvmsg,
-      .sendmsg = real_sys.sendmsg,
-      .futex_wait = real_sys.futex_wait,
-      .futex_waitv = real_sys.futex_waitv,
+      .ppoll = w_ppoll,
+      .waitpid = w_waitpid,
+      .recv = w_recv,
+      .recvmsg = w_recvmsg,
+      .sendmsg = w_sendmsg,
+      .futex_wait = w_futex,
+      .futex_waitv = w_futexv,
   };
   CHECK_OK(mproc_replace_allocator(f_malloc, f_realloc, f_calloc, f_free));
 }
@@ -551,7 +584,7 @@ static void sweep(unsigned sites) {
 MTEST_TIMEOUT(allocation_failure_at_every_site_of_every_create, 300) { sweep(1u << S_ALLOC); }
 
 MTEST_TIMEOUT(system_call_failure_at_every_site_of_every_create, 300) {
-  sweep(~(1u << S_ALLOC) & ((1u << S_N) - 1));
+  sweep(S_FAILABLE & ~(1u << S_ALLOC));
 }
 
 /* ---- fork failing with EAGAIN, for each start method, at each moment a pool forks ----
@@ -692,4 +725,240 @@ MTEST(fork_eagain_parallel_and_executor) {
                rep.message, mproc_last_error_message());
   mproc_parallel_destroy(par);
   forkctl_remove();
+}
+
+/* ---- EINTR everywhere ----
+ * Every interruptible entry of the table fails with EINTR at every other call (its first, third...), in
+ * this process and in every process it forks, while a tour of the public operations runs: each must
+ * succeed, and each timed wait must still wait its whole timeout (a wait that took EINTR for a wake-up
+ * or for the end of its time would return early). */
+
+static void eintr_begin(void) {
+  injector_install();
+  inj_start(M_EINTR, S_ALLOC, 0);
+}
+static long eintr_end(void) {
+  long n = inj.eintr_injected;
+  injector_remove();
+  if (figures) {
+    printf("#   EINTR in the test's process, failed/calls:");
+    for (int s = 0; s < S_N; s++)
+      if (site_interruptible[s] && inj.calls[s])
+        printf(" %s %ld/%ld", site_name[s], (inj.calls[s] + 1) / 2, inj.calls[s]);
+    printf("\n");
+  }
+  return n;
+}
+/* A timed wait that nobody ends: it returns code, and not before its time. */
+#define CHECK_WAITS_ITS_TIME(expr, code, t)                                                                 \
+  do {                                                                                                      \
+    double t0_ = mproc__plat_now();                                                                         \
+    CHECK_ERR(expr, code);                                                                                  \
+    double took_ = mproc__plat_now() - t0_;                                                                 \
+    if (took_ < (t)) mtest_fail(__FILE__, __LINE__, "%s returned after %.3f s of %.3f", #expr, took_, (t)); \
+  } while (0)
+
+static int crash_on_minus(const void *arg, size_t len, mproc_task *t) {
+  int n = len == sizeof(int) ? *(const int *)arg : 0;
+  if (n == -1) raise(SIGSEGV);
+  if (n == -2)
+    for (;;) pause();
+  return square(arg, len, t);
+}
+
+static void pool_tour(const mproc_pool_opts *o) {
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, o));
+  enum { N = 200 };
+  int in[N], out[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], i * i);
+  mproc_stream *st;
+  CHECK_OK(mproc_pool_imap_unordered(p, square, in, N, sizeof *in, sizeof *out, NULL, &st));
+  int64_t idx, sum = 0, seen = 0;
+  const void *res;
+  while (mproc_stream_next(st, 10.0, &idx, &res, NULL) == 0) sum += *(const int *)res, seen++;
+  CHECK_INT_EQ(seen, N);
+  CHECK_INT_EQ(sum, (int64_t)(N - 1) * N * (2 * N - 1) / 6);
+  mproc_stream_destroy(st);
+  int n = 9, sq;
+  CHECK_OK(mproc_pool_apply(p, square, &n, sizeof n, &sq, sizeof sq, NULL));
+  CHECK_INT_EQ(sq, 81);
+  if (o->backend != MPROC_BACKEND_THREAD) { /* a crash and a timeout: worker deaths, waits, replacements */
+    mproc_future *f;
+    int bad = -1;
+    CHECK_OK(mproc_pool_submit(p, crash_on_minus, &bad, sizeof bad, NULL, &f));
+    CHECK_ERR(mproc_future_error(f, 10.0), MPROC_ECRASHED);
+    mproc_future_release(f);
+    bad = -2;
+    CHECK_OK(
+        mproc_pool_submit(p, crash_on_minus, &bad, sizeof bad, &(mproc_submit_opts){.timeout = 0.05}, &f));
+    CHECK_ERR(mproc_future_error(f, 10.0), MPROC_ETASKTIMEOUT);
+    mproc_future_release(f);
+    CHECK_OK(mproc_pool_apply(p, crash_on_minus, &n, sizeof n, &sq, sizeof sq, NULL));
+    CHECK_INT_EQ(sq, 81);
+  }
+  CHECK_OK(mproc_pool_join(p, 10.0));
+  mproc_pool_destroy(p);
+}
+
+MTEST_TIMEOUT(eintr_pools, 120) {
+  eintr_begin();
+  pool_tour(&(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORK});
+  pool_tour(&(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_EXEC});
+  pool_tour(&(mproc_pool_opts){.workers = 2, .backend = MPROC_BACKEND_THREAD});
+  CHECK_OK(mproc_init(NULL, NULL));
+  pool_tour(&(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORKSERVER});
+  mproc_shutdown();
+  int in[64], out[64];
+  for (int i = 0; i < 64; i++) in[i] = i;
+  CHECK_OK(mproc_parallel_call(square, in, 64, sizeof *in, out, sizeof *out,
+                               &(mproc_parallel_opts){.n_jobs = 2}, NULL));
+  CHECK_INT_EQ(out[63], 63 * 63);
+  mproc_parallel_shutdown();
+  CHECK_INT_CMP(eintr_end(), >, 0);
+}
+
+/* The other side of the IPC tour, in a child process (the table, in EINTR mode, comes with it). */
+static mproc_queue *tq;
+static mproc_pipe *tp_child;
+static mproc_event *tev;
+static mproc_semaphore *tsem;
+static mproc_barrier *tbar;
+static mproc_condition *tcond;
+static uint32_t *tflag;
+static int flag_set(void *u) { return __atomic_load_n((uint32_t *)u, __ATOMIC_ACQUIRE) != 0; }
+static int ipc_child(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  char buf[64];
+  size_t n;
+  if (mproc_queue_get(tq, buf, sizeof buf, &n, 10.0) != 0 || n != 5) return 1;
+  if (mproc_queue_put(tq, "pong", 5, 10.0) != 0) return 2;
+  if (mproc_pipe_recv(tp_child, buf, sizeof buf, &n, 10.0) != 0 || n != 3) return 3;
+  if (mproc_pipe_send(tp_child, "ok", 3, 10.0) != 0) return 4;
+  if (mproc_semaphore_acquire(tsem, 10.0) != 0) return 5;
+  if (mproc_barrier_wait(tbar, 10.0) < 0) return 6;
+  if (mproc_event_set(tev) != 0) return 7;
+  mproc_lock *l = mproc_condition_lock(tcond);
+  if (mproc_lock_acquire(l, 10.0) != 0) return 8;
+  __atomic_store_n(tflag, 1, __ATOMIC_RELEASE);
+  mproc_condition_notify_all(tcond);
+  mproc_lock_release(l);
+  return 0;
+}
+
+MTEST_TIMEOUT(eintr_ipc_sync_and_processes, 60) {
+  eintr_begin();
+  CHECK_OK(mproc_queue_create(&tq, NULL));
+  mproc_pipe *tp;
+  CHECK_OK(mproc_pipe_create(&tp, &tp_child, 1));
+  CHECK_OK(mproc_event_create(&tev));
+  CHECK_OK(mproc_semaphore_create(&tsem, 0, 1));
+  CHECK_OK(mproc_barrier_create(&tbar, 2, NULL, NULL));
+  CHECK_OK(mproc_condition_create(&tcond, NULL));
+  CHECK_OK(mproc_shared_alloc((void **)&tflag, sizeof *tflag));
+  *tflag = 0;
+  /* timed waits that nobody ends: each waits its whole time */
+  char buf[64];
+  size_t n;
+  CHECK_WAITS_ITS_TIME(mproc_queue_get(tq, buf, sizeof buf, &n, 0.05), -ETIMEDOUT, 0.05);
+  CHECK_WAITS_ITS_TIME(mproc_pipe_recv(tp, buf, sizeof buf, &n, 0.05), -ETIMEDOUT, 0.05);
+  CHECK_WAITS_ITS_TIME(mproc_event_wait(tev, 0.05), -ETIMEDOUT, 0.05);
+  CHECK_WAITS_ITS_TIME(mproc_semaphore_acquire(tsem, 0.05), -ETIMEDOUT, 0.05);
+  mproc_lock *l = mproc_condition_lock(tcond);
+  CHECK_OK(mproc_lock_acquire(l, 1.0));
+  CHECK_WAITS_ITS_TIME(mproc_condition_wait(tcond, 0.05), -ETIMEDOUT, 0.05);
+  CHECK_OK(mproc_lock_release(l));
+  mproc_waitable wq[2] = {mproc_waitable_queue(tq), mproc_waitable_pipe(tp)};
+  CHECK_WAITS_ITS_TIME(mproc_wait(wq, 1, 0.05, NULL), 0, 0.05); /* a queue alone: futex_waitv */
+  CHECK_WAITS_ITS_TIME(mproc_wait(wq, 2, 0.05, NULL), 0, 0.05); /* with a pipe: ppoll and a helper thread */
+  /* and the same objects with a process at the other end */
+  mproc_process *pr;
+  CHECK_OK(mproc_process_start(&pr, ipc_child, NULL, 0, NULL));
+  CHECK_OK(mproc_queue_put(tq, "ping", 5, 10.0));
+  CHECK_OK(mproc_pipe_send(tp, "hi", 3, 10.0));
+  CHECK_OK(mproc_semaphore_release(tsem, 1));
+  CHECK_INT_CMP(mproc_barrier_wait(tbar, 10.0), >=, 0);
+  CHECK_OK(mproc_event_wait(tev, 10.0));
+  CHECK_OK(mproc_lock_acquire(l, 10.0));
+  CHECK_OK(mproc_condition_wait_for(tcond, flag_set, tflag, 10.0));
+  CHECK_OK(mproc_lock_release(l));
+  mproc_waitable w[2] = {mproc_waitable_process(pr), mproc_waitable_pipe(tp)};
+  size_t ready[2];
+  CHECK_INT_CMP(mproc_wait(w, 2, 10.0, ready), >=, 1); /* how many are ready: none would be a timeout */
+  CHECK_OK(mproc_queue_get(tq, buf, sizeof buf, &n, 10.0));
+  CHECK_STR_EQ(buf, "pong");
+  CHECK_OK(mproc_pipe_recv(tp, buf, sizeof buf, &n, 10.0));
+  CHECK_STR_EQ(buf, "ok");
+  CHECK_OK(mproc_process_join(pr, 10.0));
+  int code = -1;
+  CHECK_OK(mproc_process_exitcode(pr, &code));
+  CHECK_INT_EQ(code, 0);
+  CHECK_OK(mproc_process_destroy(pr));
+  /* a segment passed over a socket */
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  mproc_shm *a, *b;
+  CHECK_OK(mproc_shm_create(&a, 4096, NULL));
+  memcpy(mproc_shm_addr(a), "seg", 4);
+  CHECK_OK(mproc_shm_send(a, sv[0]));
+  CHECK_OK(mproc_shm_recv(&b, sv[1]));
+  CHECK_STR_EQ(mproc_shm_addr(b), "seg");
+  mproc_shm_destroy(b);
+  mproc_shm_destroy(a);
+  close(sv[0]);
+  close(sv[1]);
+  CHECK_OK(mproc_shared_free(tflag));
+  mproc_condition_destroy(tcond);
+  mproc_barrier_destroy(tbar);
+  mproc_semaphore_destroy(tsem);
+  mproc_event_destroy(tev);
+  mproc_pipe_destroy(tp);
+  mproc_pipe_destroy(tp_child);
+  mproc_queue_destroy(tq);
+  CHECK_INT_CMP(eintr_end(), >, 0);
+}
+
+static int bytes_of(const void *arg, size_t len, mproc_task *t) {
+  size_t n = len == sizeof(size_t) ? *(const size_t *)arg : 0;
+  char *buf = malloc(n + 1);
+  if (!buf) return mproc_task_fail(t, -ENOMEM, "no memory");
+  for (size_t i = 0; i < n + 1; i++) buf[i] = (char)(i * 7);
+  int r = mproc_task_return(t, buf, n + 1);
+  free(buf);
+  return r;
+}
+
+static void cache_dir_make(void) {
+  snprintf(cache_base, sizeof cache_base, "/tmp/mproc_faults.XXXXXX");
+  CHECK(mkdtemp(cache_base) != NULL);
+  snprintf(cache_dir, sizeof cache_dir, "%s/c", cache_base);
+}
+
+MTEST(eintr_cache) {
+  cache_dir_make();
+  eintr_begin();
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, cache_dir, &(mproc_cache_opts){.durable = 1}));
+  size_t sizes[] = {10, 100000, (size_t)3 << 20}; /* small, compressed, mapped on load */
+  for (int hit = 0; hit < 2; hit++)
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      mproc_cache_result *r;
+      CHECK_OK(mproc_cache_call(c, bytes_of, &sizes[i], sizeof sizes[i], &r));
+      CHECK_INT_EQ(mproc_cache_result_hit(r), hit);
+      CHECK_INT_EQ(mproc_cache_result_store_error(r), 0);
+      CHECK_INT_EQ(mproc_cache_result_len(r), sizes[i] + 1);
+      const char *d = mproc_cache_result_data(r);
+      for (size_t k = 0; k < sizes[i] + 1; k += 997) CHECK_INT_EQ(d[k], (char)(k * 7));
+      mproc_cache_result_release(r);
+    }
+  mproc_cache_stats s;
+  CHECK_OK(mproc_cache_get_stats(c, &s));
+  CHECK_INT_EQ(s.store_failures, 0);
+  CHECK_INT_EQ(s.corrupt_recomputed, 0);
+  CHECK_INT_EQ(s.hits, 3);
+  mproc_cache_close(c);
+  CHECK_INT_CMP(eintr_end(), >, 0);
+  nftw(cache_base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -298,6 +298,8 @@ int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait);
 
 /* openat through mproc__plat_sys.openat (always close-on-exec).  The descriptor or a negative errno. */
 int mproc__plat_openat(int dirfd, const char *path, int flags, mode_t mode);
+/* fsync through mproc__plat_sys, again when a signal interrupted it.  0 or negative errno. */
+int mproc__plat_fsync(int fd);
 /* A descriptor that names the directory at path (relative to dirfd) for use as the dirfd of *at calls only:
  * it needs search permission on the path but no read permission on the directory (O_PATH on Linux). */
 int mproc__plat_dir_handle(int dirfd, const char *path);

@@ -168,10 +168,18 @@ int mproc__plat_mutex_consistent(mproc__plat_mutex *m) {
   return -pthread_mutex_consistent((pthread_mutex_t *)(void *)m->opaque);
 }
 
+/* ftruncate through mproc__plat_sys, again when a signal interrupted it (it may sleep for memory). */
+static int ftruncate_retrying(int fd, off_t size) {
+  int r;
+  while ((r = mproc__plat_sys.ftruncate(fd, size)) != 0 && errno == EINTR) {
+  }
+  return r;
+}
+
 int mproc__plat_shm_create_fd(const char *debug_name, size_t size) {
   int fd = mproc__plat_sys.memfd_create(debug_name ? debug_name : "mproc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return -errno;
-  if (mproc__plat_sys.ftruncate(fd, (off_t)size) != 0) {
+  if (ftruncate_retrying(fd, (off_t)size) != 0) {
     int err = errno;
     close(fd);
     return -err;
@@ -186,7 +194,7 @@ int mproc__plat_shm_open_named(const char *name, int create, size_t *size) {
   int fd = shm_open(path, flags, 0600);
   if (fd < 0) return -errno;
   if (create) {
-    if (mproc__plat_sys.ftruncate(fd, (off_t)*size) != 0) {
+    if (ftruncate_retrying(fd, (off_t)*size) != 0) {
       int err = errno;
       close(fd);
       shm_unlink(path);
