@@ -82,6 +82,7 @@ static struct {
   enum mode mode; /* M_EINTR holds in forked processes too */
   enum site site; /* M_FAIL: which site fails */
   long fail_at;   /* M_FAIL: at its fail_at-th call (1-based) */
+  int err;        /* M_FAIL: with this errno (0: the site's own, site_errno) */
   long calls[S_N];
   long injected, eintr_injected;
 } inj;
@@ -101,7 +102,7 @@ static bool inj_fails(enum site s) {
   long k = ++inj.calls[s];
   if (inj.mode != M_FAIL || s != inj.site || k != inj.fail_at) return false;
   inj.injected++;
-  errno = site_errno[s];
+  errno = inj.err ? inj.err : site_errno[s];
   return true;
 }
 
@@ -187,6 +188,8 @@ static void injector_install(void) {
   inj_thread = true;
   mproc__plat_syscalls_reset();
   real_sys = mproc__plat_sys;
+  _Static_assert(sizeof(struct mproc__plat_syscalls) == (S_N - 1) * sizeof(void *),
+                 "each entry of the table needs its site and wrapper here");
   mproc__plat_sys = (struct mproc__plat_syscalls){
       .fork = w_fork,
       .pipe2 = w_pipe2,
@@ -961,4 +964,148 @@ MTEST(eintr_cache) {
   mproc_cache_close(c);
   CHECK_INT_CMP(eintr_end(), >, 0);
   nftw(cache_base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the cache's store failing: write, renameat, fsync with ENOSPC and EIO, at each of their calls ----
+ * For each (entry, errno, k) and each result size (one write, several writes of a large compressed-less
+ * result), a miss of a durable cache whose k-th call of that entry fails: the computed result is returned
+ * with the error in store_error, nothing is stored (the next call misses again and stores), and no
+ * temporary file is left.  A write that stores only half of what it was given (a disk filling up) must be
+ * finished by the next write, and the entry stored whole. */
+
+static int files_in(const char *dir, int *tmp_files) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "find '%s' -type f", dir);
+  FILE *f = popen(cmd, "r");
+  CHECK(f != NULL);
+  char line[512];
+  int n = 0;
+  *tmp_files = 0;
+  while (fgets(line, sizeof line, f)) {
+    n++;
+    if (strstr(line, "/.tmp.")) ++*tmp_files;
+  }
+  pclose(f);
+  return n;
+}
+
+/* M_FAIL on S_WRITE: the k-th write stores half, and says so, instead of failing. */
+static ssize_t w_write_half(int fd, const void *buf, size_t n) {
+  if (inj.mode == M_FAIL && inj_thread && getpid() == inj.pid && ++inj.calls[S_WRITE] == inj.fail_at &&
+      n > 1) {
+    inj.injected++;
+    return real_sys.write(fd, buf, n / 2);
+  }
+  return real_sys.write(fd, buf, n);
+}
+
+/* n + 1 bytes; the key is (n, salt): each round stores a new entry in the function's folder, made (with its
+ * info file, whose write may fail: it is informative only) before the rounds count. */
+typedef struct sized_key {
+  size_t n;
+  long salt;
+} sized_key;
+static int bytes_of_key(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  return bytes_of(&((const sized_key *)arg)->n, sizeof(size_t), t);
+}
+static long salt;
+static mproc_cache_result *cached(mproc_cache *c, size_t n, int hit) {
+  mproc_cache_result *r;
+  sized_key key = {n, salt};
+  CHECK_OK(mproc_cache_call(c, bytes_of_key, &key, sizeof key, &r));
+  if (hit >= 0) CHECK_INT_EQ(mproc_cache_result_hit(r), hit);
+  CHECK_INT_EQ(mproc_cache_result_len(r), n + 1);
+  const char *d = mproc_cache_result_data(r);
+  for (size_t k = 0; k < n + 1; k += 101) CHECK_INT_EQ(d[k], (char)(k * 7));
+  return r;
+}
+
+MTEST_TIMEOUT(cache_store_fails_at_each_call, 120) {
+  static const enum site failing[] = {S_WRITE, S_RENAMEAT, S_FSYNC};
+  static const int errs[] = {ENOSPC, EIO};
+  size_t sizes[] = {100, (size_t)1 << 20}; /* one write; more than one (uncompressed: a write per chunk?) */
+  cache_dir_make();
+  injector_install();
+  long injections = 0, rounds = 0;
+  mproc_cache *c;
+  CHECK_OK(mproc_cache_open(&c, cache_dir, &(mproc_cache_opts){.durable = 1, .compress_level = -1}));
+  mproc_cache_result_release(cached(c, 1, 0)); /* the function's folder */
+  for (size_t zi = 0; zi < sizeof sizes / sizeof *sizes; zi++) {
+    size_t n = sizes[zi];
+    /* how many calls of each entry a store makes */
+    salt++;
+    inj_start(M_COUNT, S_ALLOC, 0);
+    mproc_cache_result_release(cached(c, n, 0));
+    inj.mode = M_OFF;
+    long calls[S_N];
+    memcpy(calls, inj.calls, sizeof calls);
+    for (size_t fi = 0; fi < sizeof failing / sizeof *failing; fi++) {
+      enum site s = failing[fi];
+      CHECK_INT_CMP(calls[s], >=, 1);
+      for (size_t ei = 0; ei < sizeof errs / sizeof *errs; ei++)
+        for (long k = 1; k <= calls[s]; k++) {
+          salt++;
+          inj_start(M_FAIL, s, k);
+          mproc__plat_sys.write = w_write; /* failing, not halving */
+          long before = inj.injected;
+          inj.err = errs[ei];
+          mproc_cache_result *r = cached(c, n, 0);
+          inj.mode = M_OFF;
+          inj.err = 0;
+          CHECK_INT_EQ(inj.injected - before, 1);
+          if (mproc_cache_result_store_error(r) != -errs[ei])
+            mtest_fail(__FILE__, __LINE__, "%zu bytes, %s %ld failing with %s: store_error %s", n,
+                       site_name[s], k, mproc_err_name(-errs[ei]),
+                       mproc_err_name(mproc_cache_result_store_error(r)));
+          mproc_cache_result_release(r);
+          int tmp;
+          if (files_in(cache_dir, &tmp) > 0 && tmp > 0)
+            mtest_fail(__FILE__, __LINE__, "%s %ld failing: a temporary file was left", site_name[s], k);
+          mproc_cache_result_release(cached(c, n, 0)); /* not stored: a miss, stored now */
+          mproc_cache_result_release(cached(c, n, 1));
+          injections++, rounds++;
+        }
+    }
+    { /* and writes that store half */
+      mproc__plat_sys.write = w_write_half;
+      for (long k = 1; k <= calls[S_WRITE]; k++) {
+        salt++;
+        inj_start(M_FAIL, S_WRITE, k);
+        mproc_cache_result *r = cached(c, n, 0);
+        inj.mode = M_OFF;
+        CHECK_INT_EQ(mproc_cache_result_store_error(r), 0);
+        mproc_cache_result_release(r);
+        mproc_cache_result_release(cached(c, n, 1));
+        injections++, rounds++;
+      }
+      mproc__plat_sys.write = w_write;
+    }
+    /* and a hit whose k-th read fails with EIO: read again (the load is tried twice) or recomputed; right */
+    salt++;
+    mproc_cache_result_release(cached(c, n, 0));
+    inj_start(M_COUNT, S_ALLOC, 0);
+    mproc_cache_result_release(cached(c, n, 1));
+    inj.mode = M_OFF;
+    long reads = inj.calls[S_READ];
+    for (long k = 1; k <= reads; k++) {
+      inj_start(M_FAIL, S_READ, k);
+      mproc_cache_result *r = cached(c, n, -1);
+      inj.mode = M_OFF;
+      CHECK_INT_EQ(mproc_cache_result_store_error(r), 0);
+      mproc_cache_result_release(r);
+      mproc_cache_result_release(cached(c, n, 1));
+      injections++, rounds++;
+    }
+    if (figures)
+      printf("#   %zu bytes: a store makes %ld write, %ld renameat, %ld fsync; a hit %ld read\n", n,
+             calls[S_WRITE], calls[S_RENAMEAT], calls[S_FSYNC], reads);
+  }
+  mproc_cache_stats st;
+  CHECK_OK(mproc_cache_get_stats(c, &st));
+  CHECK_INT_EQ(st.corrupt_recomputed, 0);
+  mproc_cache_close(c);
+  injector_remove();
+  nftw(cache_base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  if (figures) printf("#   %ld injections, %ld rounds\n", injections, rounds);
 }
