@@ -1109,3 +1109,20 @@ MTEST_TIMEOUT(cache_store_fails_at_each_call, 120) {
   nftw(cache_base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
   if (figures) printf("#   %ld injections, %ld rounds\n", injections, rounds);
 }
+
+/* One worker's fork fails, the other's succeeds: the pool goes on with the one (the slot of the failed
+ * fork stays empty), every task completes, nothing is lost, nothing is left. */
+MTEST(fork_eagain_for_one_worker_of_two) {
+  forkctl_install();
+  forkctl->allow = 2; /* the template's, the first worker's */
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = MPROC_START_FORK}));
+  enum { N = 64 };
+  int in[N], out[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < N; i++) CHECK_INT_EQ(out[i], i * i);
+  CHECK_INT_EQ(forkctl->failed, 1);
+  mproc_pool_destroy(p);
+  forkctl_remove();
+}
