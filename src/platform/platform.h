@@ -43,7 +43,8 @@ struct mproc__plat_syscalls {
   int (*futex_waitv)(void *waiters, unsigned n, const struct timespec *abs);
 };
 extern struct mproc__plat_syscalls mproc__plat_sys;
-/* Puts every entry of mproc__plat_sys back to the real call. */
+/* Puts every entry of mproc__plat_sys back to the real call, writing only those that differ (threads of live
+ * pools read the others meanwhile). */
 void mproc__plat_syscalls_reset(void);
 
 /* Monotonic clock in seconds. */

@@ -63,7 +63,16 @@ static int real_futex_waitv(void *waiters, unsigned n, const struct timespec *ab
 
 struct mproc__plat_syscalls mproc__plat_sys = REAL_SYSCALLS;
 
-void mproc__plat_syscalls_reset(void) { mproc__plat_sys = (struct mproc__plat_syscalls)REAL_SYSCALLS; }
+void mproc__plat_syscalls_reset(void) {
+  /* Entry by entry, and only those that differ: the threads of live pools read the others meanwhile (a
+   * manager sleeping in futex_wait), and a write of the same value would still race with those reads. */
+  static const struct mproc__plat_syscalls real = REAL_SYSCALLS;
+  typedef void (*entry)(void);
+  unsigned char *cur = (unsigned char *)&mproc__plat_sys;
+  const unsigned char *want = (const unsigned char *)&real;
+  for (size_t off = 0; off + sizeof(entry) <= sizeof real; off += sizeof(entry))
+    if (memcmp(cur + off, want + off, sizeof(entry)) != 0) memcpy(cur + off, want + off, sizeof(entry));
+}
 
 double mproc__plat_now(void) {
   struct timespec ts;
