@@ -251,6 +251,8 @@ void mtest_skip_leak_check(void) { leak_check_on = 0; }
 /* ---- what a process holds: children, descriptors, shared mappings, /dev/shm entries ---- */
 
 struct snapshot {
+  int nkids;
+  pid_t kids[MAX_ITEMS];
   int nfds;
   int fds[MAX_ITEMS];
   char fd_targets[MAX_ITEMS][128];
@@ -294,6 +296,7 @@ static bool names_this_process(const char *name) {
 
 static void take_snapshot(struct snapshot *s) {
   memset(s, 0, sizeof *s);
+  s->nkids = list_children(s->kids, MAX_ITEMS);
   DIR *d = opendir("/proc/self/fd");
   if (d) {
     int self_fd = dirfd(d);
@@ -341,6 +344,9 @@ static int report_leaks(const struct snapshot *before) {
   pid_t kids[MAX_ITEMS];
   int nkids = list_children(kids, MAX_ITEMS);
   for (int i = 0; i < nkids; i++) {
+    int known = 0;
+    for (int j = 0; j < before->nkids && !known; j++) known = before->kids[j] == kids[i];
+    if (known) continue;
     /* "pid (comm) state ...": the name may itself hold parentheses, the state follows the last one */
     char path[64], line[256] = "", *comm = "?", state = '?';
     snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
@@ -411,7 +417,10 @@ void mtest_fail(const char *file, int line, const char *fmt, ...) {
   _exit(1);
 }
 
-static struct snapshot baseline;
+static struct snapshot baseline, mark;
+
+void mtest_mark(void) { take_snapshot(&mark); }
+int mtest_leaks_since_mark(void) { return report_leaks(&mark); }
 
 static int run_in_child(const struct test *t) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -79,6 +79,13 @@ void mtest_later_join(mtest_later *l);
  * the test fails. */
 uint64_t mtest_seed(void);
 
+/* The leak check in the middle of a test (for tests that inject a fault many times over and check each
+ * round): mtest_mark() records what the process holds (children, descriptors, shared mappings, /dev/shm
+ * entries); mtest_leaks_since_mark() prints what it holds beyond that ("#   leak: ...") and returns how
+ * many such things there are. */
+void mtest_mark(void);
+int mtest_leaks_since_mark(void);
+
 /* Marks the leak check off for the current test (only for tests that leak on purpose and clean up
  * themselves, such as the harness's own self-test). */
 void mtest_skip_leak_check(void);

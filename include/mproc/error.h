@@ -61,8 +61,10 @@ MPROC_API const char *mproc_err_name(int code);
 /* A sentence saying why the calling thread's most recent failed call that gives one failed, naming the
  * culprit: today the calls that read a bad environment variable (mproc_pool_create() and everything that
  * makes a pool, with MPROC_WORKERS or MPROC_BACKEND set to a value they refuse; see docs/environment.md),
- * such as: MPROC_WORKERS="abc" is not a number of workers: ...  "" when no call of this thread has set
- * one.  Like errno, it is not cleared by calls that succeed: read it right after the call that failed.
+ * such as: MPROC_WORKERS="abc" is not a number of workers: ...; and the calls a lost pool refuses (submit,
+ * map, imap, Parallel's runs), such as: the pool is lost: no worker could be started: ...  "" when no call
+ * of this thread has set one.  Like errno, it is not cleared by calls that succeed: read it right after the
+ * call that failed.
  * Thread-local; valid until the thread's next call that sets it.  With MPROC_VERBOSE=1 or more in the
  * environment the message is also written on stderr as it is set. */
 MPROC_API const char *mproc_last_error_message(void);

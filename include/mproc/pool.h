@@ -146,8 +146,9 @@ typedef struct mproc_submit_opts {
 
 /* Submits fn(arg, arg_len) to the pool.  The argument bytes are copied.  On success *out receives a new
  * future (release it with mproc_future_release()).  Errors: -EINVAL, MPROC_ECLOSED after close/shutdown,
- * MPROC_ELOST when the pool's template process died or the pool and it could no longer exchange messages
- * (its tasks then completed as MPROC_ELOST: destroy the pool and make a new one), -ENOMEM; *out untouched. */
+ * MPROC_ELOST when the pool's template process died or the pool and it could no longer exchange messages,
+ * the fork's error (-EAGAIN) when no worker could be started (its tasks then completed as MPROC_OUTCOME_LOST:
+ * destroy the pool and make a new one; mproc_last_error_message() says why), -ENOMEM; *out untouched. */
 MPROC_API int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_t arg_len,
                                 const mproc_submit_opts *opts, mproc_future **out);
 
@@ -312,7 +313,8 @@ typedef struct mproc_map_report {
  * when in_size is 0 (each task then gets no argument and reads its index with mproc_task_index()); out may
  * be NULL when out_size is 0.  Returns 0 when every item succeeded, else the first failure's code by index
  * (details in *report when not NULL); -EINVAL for bad arguments (also n records of in_size or out_size
- * bytes beyond what memory can hold); MPROC_ECLOSED on a closed pool;
+ * bytes beyond what memory can hold); MPROC_ECLOSED on a closed pool, a lost one's code as
+ * mproc_pool_submit();
  * -ETIMEDOUT when opts->timeout passed; MPROC_EINTERRUPTED on Ctrl-C (see docs/pool.md).  In the last two
  * cases the items not done are cancelled and no worker writes into out any more when the call returns. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
@@ -340,7 +342,8 @@ typedef struct mproc_stream_opts {
 /* Starts fn over the n records of in (as mproc_pool_map(), results of out_size bytes each); in must stay
  * valid until the stream is destroyed.  imap yields results in input order, imap_unordered as they
  * complete.  On success *out is the stream (release with mproc_stream_destroy()); while it exists, Ctrl-C
- * is counted for it (docs/pool.md, "Ctrl-C").  Errors: -EINVAL, -ENOMEM, MPROC_ECLOSED. */
+ * is counted for it (docs/pool.md, "Ctrl-C").  Errors: -EINVAL, -ENOMEM, MPROC_ECLOSED, a lost pool's code as
+ * mproc_pool_submit(). */
 MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                               size_t out_size, const mproc_stream_opts *opts, mproc_stream **out);
 MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n,

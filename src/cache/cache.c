@@ -622,7 +622,7 @@ static int store_entry(mproc_cache *c, int fnfd, const keyinfo *k, const void *d
   mproc__plat_file_lock_byte(fd, 0, 0);
   if ((rc = write_full(fd, &h, sizeof h)) == 0) rc = write_full(fd, sdata, slen);
   /* durable: a power loss after the rename must not leave a name on data never written */
-  if (rc == 0 && c->durable && mproc__plat_sys.fsync(fd) != 0) rc = -errno;
+  if (rc == 0 && c->durable) rc = mproc__plat_fsync(fd);
   if (rc == 0 && mproc__plat_sys.renameat(fnfd, tmp, fnfd, k->name) != 0) rc = -errno;
   if (rc < 0) mproc__plat_unlinkat(fnfd, tmp, 0);
   mproc__plat_close(fd);

@@ -1155,6 +1155,7 @@ bool mproc__engine_poll(mproc__engine *e) {
  * held). */
 static void pool_lost(mproc__engine *e, int code, const char *msg) {
   e->broken = code;
+  snprintf(e->broken_msg, sizeof e->broken_msg, "%s", msg);
   e->closed = true;
   mproc_outcome lost = {.kind = MPROC_OUTCOME_LOST, .code = code, .exit_code = -1, .worker = -1};
   for (int i = 0; i < e->nworkers; i++) {

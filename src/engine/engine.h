@@ -165,7 +165,8 @@ struct mproc__engine {
    * destroy until the last of them is released (destroyed then says the pool is gone). */
   size_t holders;
   bool destroyed;
-  int broken; /* nothing can run (see pool_lost): every task fails with this code */
+  int broken;                          /* nothing can run (see pool_lost): every task fails with this code */
+  char broken_msg[MPROC_TASK_MSG_MAX]; /* and this message, which says why */
   uint64_t next_id;
   size_t outstanding; /* jobs submitted and not completed */
   mproc__job *pend_head, *pend_tail;

@@ -70,6 +70,10 @@ void mproc__map_set_var(mproc__map *m, const mproc__var_io *io);
 /* 0 when in describes items in one form (or none, empty), -EINVAL otherwise.  mproc__items_at: item i of a
  * description that is not lazy. */
 int mproc__items_check(const mproc_items *in);
+/* The code of a call refused by a closed pool (lock held): MPROC_ECLOSED, or the code of a pool that was
+ * lost (no worker could be started, its template died), whose reason then becomes the calling thread's
+ * mproc_last_error_message(). */
+int mproc__pool_refusal(const mproc__engine *e);
 const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len);
 
 /* Whether n records of in_size and of out_size bytes fit in memory, and their indices in an int64_t: a

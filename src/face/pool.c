@@ -192,7 +192,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   j->worker = -1;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
-    int code = e->broken ? e->broken : MPROC_ECLOSED;
+    int code = mproc__pool_refusal(e);
     pthread_mutex_unlock(&e->lock);
     mproc__free(f);
     mproc__job_free(j);
@@ -481,7 +481,7 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
   if (err) return err;
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
-    int code = e->broken ? e->broken : MPROC_ECLOSED;
+    int code = mproc__pool_refusal(e);
     pthread_mutex_unlock(&e->lock);
     free_batches(jobs, nb);
     return code;
@@ -593,4 +593,10 @@ int mproc_pool_with(const mproc_pool_opts *opts, mproc_pool_body body, void *use
 
 int mproc_executor_with(const mproc_pool_opts *opts, mproc_pool_body body, void *user) {
   return with_pool(opts, body, user, true);
+}
+
+int mproc__pool_refusal(const mproc__engine *e) {
+  if (!e->broken) return MPROC_ECLOSED;
+  mproc__env_error("the pool is lost: %s", e->broken_msg);
+  return e->broken;
 }

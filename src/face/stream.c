@@ -240,9 +240,10 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
   }
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
+    int code = mproc__pool_refusal(e);
     pthread_mutex_unlock(&e->lock);
     free_stream(s);
-    return MPROC_ECLOSED;
+    return code;
   }
   s->sigint = mproc__sigint_begin(); /* ended by destroy */
   e->holders++;                      /* the pool's memory outlives its destroy until the stream's */

@@ -322,11 +322,14 @@ int mproc_condition_wait(mproc_condition *c, double timeout) {
     __atomic_fetch_sub(&c->sleepers, 1, __ATOMIC_SEQ_CST);
     return r; /* -EPERM: the caller did not hold it */
   }
-  int w = 0;
-  if (timeout != 0)
-    w = mproc__plat_futex_wait(&c->seq, seq, timeout);
-  else
-    w = MPROC_ETIMEDOUT;
+  int w = MPROC_ETIMEDOUT;
+  if (timeout != 0) {
+    /* a signal is no notify: sleep again for the time left (Python's wait() never wakes spuriously) */
+    double deadline = mproc__deadline(timeout);
+    do {
+      w = mproc__plat_futex_wait(&c->seq, seq, mproc__remaining(deadline));
+    } while (w == -EINTR);
+  }
   __atomic_fetch_sub(&c->sleepers, 1, __ATOMIC_SEQ_CST);
   r = mproc_lock_acquire(c->lock, MPROC_FOREVER);
   if (r < 0) return r;

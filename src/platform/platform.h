@@ -17,7 +17,9 @@
 
 /* The system calls that tests fail on purpose (SQLite's aSyscall[] idea): the library calls them through
  * this table, and a test may point an entry at a function that fails with EINTR, ENOSPC, EIO, EAGAIN...
- * and restore it afterwards.  Entries follow the libc convention: -1 and errno on failure. */
+ * and restore it afterwards.  Entries follow the libc convention: -1 and errno on failure.  The entries
+ * after send are the waits a signal interrupts (EINTR), so that tests can check every caller retries. */
+struct msghdr;
 struct mproc__plat_syscalls {
   pid_t (*fork)(void);
   int (*pipe2)(int fds[2], int flags);
@@ -31,9 +33,18 @@ struct mproc__plat_syscalls {
   int (*ftruncate)(int fd, off_t len);
   int (*pidfd_open)(pid_t pid, unsigned flags); /* -1 and ENOSYS where the kernel has none */
   ssize_t (*send)(int sock, const void *buf, size_t len, int flags); /* the template protocol's messages */
+  int (*ppoll)(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask);
+  pid_t (*waitpid)(pid_t pid, int *status, int options);
+  ssize_t (*recv)(int sock, void *buf, size_t len, int flags);
+  ssize_t (*recvmsg)(int sock, struct msghdr *msg, int flags);
+  ssize_t (*sendmsg)(int sock, const struct msghdr *msg, int flags);
+  /* FUTEX_WAIT on a shared word (rel: relative, NULL forever) and futex_waitv (abs: CLOCK_MONOTONIC) */
+  int (*futex_wait)(uint32_t *addr, uint32_t expected, const struct timespec *rel);
+  int (*futex_waitv)(void *waiters, unsigned n, const struct timespec *abs);
 };
 extern struct mproc__plat_syscalls mproc__plat_sys;
-/* Puts every entry of mproc__plat_sys back to the real call. */
+/* Puts every entry of mproc__plat_sys back to the real call, writing only those that differ (threads of live
+ * pools read the others meanwhile). */
 void mproc__plat_syscalls_reset(void);
 
 /* Monotonic clock in seconds. */
@@ -292,6 +303,8 @@ int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait);
 
 /* openat through mproc__plat_sys.openat (always close-on-exec).  The descriptor or a negative errno. */
 int mproc__plat_openat(int dirfd, const char *path, int flags, mode_t mode);
+/* fsync through mproc__plat_sys, again when a signal interrupted it.  0 or negative errno. */
+int mproc__plat_fsync(int fd);
 /* A descriptor that names the directory at path (relative to dirfd) for use as the dirfd of *at calls only:
  * it needs search permission on the path but no read permission on the directory (O_PATH on Linux). */
 int mproc__plat_dir_handle(int dirfd, const char *path);

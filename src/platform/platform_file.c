@@ -20,6 +20,13 @@ int mproc__plat_openat(int dirfd, const char *path, int flags, mode_t mode) {
   }
 }
 
+int mproc__plat_fsync(int fd) {
+  for (;;) {
+    if (mproc__plat_sys.fsync(fd) == 0) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
 int mproc__plat_dir_handle(int dirfd, const char *path) {
   int fd = openat(dirfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   return fd < 0 ? -errno : fd;

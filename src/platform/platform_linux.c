@@ -1,6 +1,7 @@
 /* platform_linux.c: the Linux implementation of platform.h (pidfd, prctl, affinity, cgroups). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <poll.h>
 #include <sched.h>
@@ -37,17 +38,41 @@ static int real_pidfd_open(pid_t pid, unsigned flags) {
 #endif
 }
 
+static int real_futex_wait(uint32_t *addr, uint32_t expected, const struct timespec *rel) {
+  /* Not FUTEX_PRIVATE_FLAG: the word may be shared between processes. */
+  return (int)syscall(SYS_futex, addr, FUTEX_WAIT, expected, rel, NULL, 0);
+}
+static int real_futex_waitv(void *waiters, unsigned n, const struct timespec *abs) {
+#ifdef SYS_futex_waitv
+  return (int)syscall(SYS_futex_waitv, waiters, n, 0, abs, CLOCK_MONOTONIC);
+#else
+  (void)waiters, (void)n, (void)abs;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 /* The real calls, named once: the table starts with them and a reset puts them back. */
-#define REAL_SYSCALLS                                                                                     \
-  {                                                                                                       \
-    .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .openat = real_openat, .read = read, .write = write, \
-    .renameat = renameat, .fsync = fsync, .memfd_create = real_memfd_create, .ftruncate = ftruncate,      \
-    .pidfd_open = real_pidfd_open, .send = send,                                                          \
+#define REAL_SYSCALLS                                                                                       \
+  {                                                                                                         \
+    .fork = fork, .pipe2 = real_pipe2, .mmap = mmap, .openat = real_openat, .read = read, .write = write,   \
+    .renameat = renameat, .fsync = fsync, .memfd_create = real_memfd_create, .ftruncate = ftruncate,        \
+    .pidfd_open = real_pidfd_open, .send = send, .ppoll = ppoll, .waitpid = waitpid, .recv = recv,          \
+    .recvmsg = recvmsg, .sendmsg = sendmsg, .futex_wait = real_futex_wait, .futex_waitv = real_futex_waitv, \
   }
 
 struct mproc__plat_syscalls mproc__plat_sys = REAL_SYSCALLS;
 
-void mproc__plat_syscalls_reset(void) { mproc__plat_sys = (struct mproc__plat_syscalls)REAL_SYSCALLS; }
+void mproc__plat_syscalls_reset(void) {
+  /* Entry by entry, and only those that differ: the threads of live pools read the others meanwhile (a
+   * manager sleeping in futex_wait), and a write of the same value would still race with those reads. */
+  static const struct mproc__plat_syscalls real = REAL_SYSCALLS;
+  typedef void (*entry)(void);
+  unsigned char *cur = (unsigned char *)&mproc__plat_sys;
+  const unsigned char *want = (const unsigned char *)&real;
+  for (size_t off = 0; off + sizeof(entry) <= sizeof real; off += sizeof(entry))
+    if (memcmp(cur + off, want + off, sizeof(entry)) != 0) memcpy(cur + off, want + off, sizeof(entry));
+}
 
 double mproc__plat_now(void) {
   struct timespec ts;
@@ -154,7 +179,7 @@ int mproc__plat_poll_fd(int fd, short events, double timeout) {
       double left = deadline - mproc__plat_now();
       if (mproc__plat_rel_timespec(left > 0 ? left : 0, &ts)) tsp = &ts;
     }
-    int r = ppoll(&p, 1, tsp, NULL);
+    int r = mproc__plat_sys.ppoll(&p, 1, tsp, NULL);
     if (r > 0) return 1;
     if (r == 0) return 0;
     if (errno != EINTR) return -errno;
@@ -166,7 +191,7 @@ int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
   double backoff = 0.0005;
   for (;;) {
     int st = 0;
-    pid_t r = waitpid(pid, &st, WNOHANG);
+    pid_t r = mproc__plat_sys.waitpid(pid, &st, WNOHANG);
     if (r == pid) {
       *wstatus = st;
       return 0;
@@ -455,7 +480,7 @@ int mproc__plat_send_msg(int sock, const void *buf, size_t len, bool wait) {
 
 ssize_t mproc__plat_recv_msg(int sock, void *buf, size_t len, bool wait) {
   for (;;) {
-    ssize_t r = recv(sock, buf, len, wait ? 0 : MSG_DONTWAIT);
+    ssize_t r = mproc__plat_sys.recv(sock, buf, len, wait ? 0 : MSG_DONTWAIT);
     if (r >= 0) return r;
     if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   }
@@ -465,7 +490,7 @@ bool mproc__plat_sock_at_eof(int sock) {
   char c;
   ssize_t r;
   do {
-    r = recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    r = mproc__plat_sys.recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   return r == 0;
 }
@@ -477,7 +502,7 @@ ssize_t mproc__plat_send2_nowait(int sock, const void *a, size_t alen, const voi
   if (blen) iov[cnt++] = (struct iovec){(void *)b, blen};
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
   for (;;) {
-    ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t r = mproc__plat_sys.sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r >= 0) return r;
     if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   }
@@ -496,7 +521,7 @@ int mproc__plat_poll(struct pollfd *fds, size_t n, double timeout) {
       ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
       tsp = &ts;
     }
-    int r = ppoll(fds, (nfds_t)n, tsp, NULL);
+    int r = mproc__plat_sys.ppoll(fds, (nfds_t)n, tsp, NULL);
     if (r >= 0) return r;
     if (errno != EINTR) return -errno;
   }

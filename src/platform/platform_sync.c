@@ -47,8 +47,7 @@ bool mproc__plat_abs_timespec(double timeout, struct timespec *ts) {
 int mproc__plat_futex_wait(uint32_t *addr, uint32_t expected, double timeout) {
   struct timespec rel, *tsp = NULL;
   if (mproc__plat_rel_timespec(timeout, &rel)) tsp = &rel;
-  /* Not FUTEX_PRIVATE_FLAG: the word may be shared between processes. */
-  long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, NULL, 0);
+  long r = mproc__plat_sys.futex_wait(addr, expected, tsp);
   if (r == 0) return 0;
   if (errno == EAGAIN) return 0; /* value already changed */
   if (errno == ETIMEDOUT) return -ETIMEDOUT;
@@ -69,7 +68,7 @@ int mproc__plat_futex_wait_any(uint32_t *const *words, const uint32_t *expected,
     w[i] = (struct futex_waitv){.val = expected[i], .uaddr = (uintptr_t)words[i], .flags = FUTEX_32};
   struct timespec abs, *tsp = NULL;
   if (mproc__plat_abs_timespec(timeout, &abs)) tsp = &abs;
-  long r = syscall(SYS_futex_waitv, w, (unsigned)n, 0, tsp, CLOCK_MONOTONIC);
+  long r = mproc__plat_sys.futex_waitv(w, (unsigned)n, tsp);
   if (r >= 0) return 0;
   if (errno == EAGAIN) return 0; /* a value had already changed */
   if (errno == ETIMEDOUT) return -ETIMEDOUT;
@@ -169,10 +168,18 @@ int mproc__plat_mutex_consistent(mproc__plat_mutex *m) {
   return -pthread_mutex_consistent((pthread_mutex_t *)(void *)m->opaque);
 }
 
+/* ftruncate through mproc__plat_sys, again when a signal interrupted it (it may sleep for memory). */
+static int ftruncate_retrying(int fd, off_t size) {
+  int r;
+  while ((r = mproc__plat_sys.ftruncate(fd, size)) != 0 && errno == EINTR) {
+  }
+  return r;
+}
+
 int mproc__plat_shm_create_fd(const char *debug_name, size_t size) {
   int fd = mproc__plat_sys.memfd_create(debug_name ? debug_name : "mproc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return -errno;
-  if (mproc__plat_sys.ftruncate(fd, (off_t)size) != 0) {
+  if (ftruncate_retrying(fd, (off_t)size) != 0) {
     int err = errno;
     close(fd);
     return -err;
@@ -187,7 +194,7 @@ int mproc__plat_shm_open_named(const char *name, int create, size_t *size) {
   int fd = shm_open(path, flags, 0600);
   if (fd < 0) return -errno;
   if (create) {
-    if (mproc__plat_sys.ftruncate(fd, (off_t)*size) != 0) {
+    if (ftruncate_retrying(fd, (off_t)*size) != 0) {
       int err = errno;
       close(fd);
       shm_unlink(path);
@@ -285,7 +292,7 @@ int mproc__plat_send_fds(int sock, const int *fds, int nfds, const void *data, s
     memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
   }
   for (;;) {
-    ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    ssize_t r = mproc__plat_sys.sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (r >= 0) return 0;
     if (errno != EINTR) return -errno;
   }
@@ -302,7 +309,7 @@ int mproc__plat_recv_fds(int sock, int *fds, int *nfds, void *data, size_t len) 
       .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t r;
   do {
-    r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    r = mproc__plat_sys.recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return -errno;
   if (r == 0) return -ECONNRESET;
