@@ -204,6 +204,14 @@ int mproc__plat_pidfd_open(pid_t pid);
  * if its parent is already gone.  Where the kernel has no pidfds: -1, and the parent-death signal is set
  * (tied to the forking thread: the best there is). */
 int mproc__plat_watch_parent(pid_t parent);
+/* For a single-threaded process that waits in poll() for its children to end, where the kernel has no
+ * pidfds (before Linux 5.3; also under valgrind 3.19, which does not know the call): blocks SIGCHLD and
+ * returns a close-on-exec descriptor (a signalfd) that is readable once a child has ended since the last
+ * mproc__plat_child_events_drain(fd); the caller then asks each child with mproc__plat_wait(pid, -1, 0).
+ * The children it forks afterwards (mproc__plat_spawn and its kin) do not inherit the descriptor, and get
+ * SIGCHLD back as it was blocked or not before.  The descriptor or negative errno. */
+int mproc__plat_child_events_open(void);
+void mproc__plat_child_events_drain(int fd);
 
 /* ---- sockets between the processes of a pool ---- */
 
