@@ -239,8 +239,14 @@ void mproc__template_stop(mproc__engine *e) {
   mproc__template *t = mproc__template_of(e);
   if (!t) return;
   if (t->foreign) {
-    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
-    if (t->pidfd >= 0) mproc__plat_poll_fd(t->pidfd, POLLIN, -1);
+    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it.
+     * Without a pidfd, until the server has reaped it: a server stopped meanwhile would kill it in the
+     * middle of reaping its workers, and leave them to a subreaper above us, or to us. */
+    if (t->pidfd >= 0) {
+      mproc__plat_poll_fd(t->pidfd, POLLIN, -1);
+    } else if (t->pid > 0) {
+      mproc__plat_wait_gone(t->pid, ORPHANS_WAIT);
+    }
   } else if (t->pid > 0) {
     int st;
     mproc__plat_wait(t->pid, t->pidfd, -1, &st);

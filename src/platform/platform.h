@@ -212,6 +212,10 @@ int mproc__plat_watch_parent(pid_t parent);
  * SIGCHLD back as it was blocked or not before.  The descriptor or negative errno. */
 int mproc__plat_child_events_open(void);
 void mproc__plat_child_events_drain(int fd);
+/* Waits until no process has pid any more (ended and reaped by its parent), at most timeout seconds: for a
+ * process that is not our child, where there are no pidfds.  It looks again every few milliseconds (a pid
+ * reused meanwhile would keep it waiting until the timeout).  0 or -ETIMEDOUT. */
+int mproc__plat_wait_gone(pid_t pid, double timeout);
 
 /* ---- sockets between the processes of a pool ---- */
 

@@ -235,6 +235,18 @@ int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
   }
 }
 
+int mproc__plat_wait_gone(pid_t pid, double timeout) {
+  double deadline = mproc__plat_now() + timeout, backoff = 0.0005;
+  while (kill(pid, 0) == 0 || errno != ESRCH) {
+    double left = deadline - mproc__plat_now();
+    if (left <= 0) return -ETIMEDOUT;
+    struct timespec ts;
+    if (mproc__plat_rel_timespec(backoff < left ? backoff : left, &ts)) nanosleep(&ts, NULL);
+    if (backoff < 0.01) backoff *= 2;
+  }
+  return 0;
+}
+
 int mproc__plat_signal(pid_t pid, int pidfd, int sig) {
 #ifdef SYS_pidfd_send_signal
   if (pidfd >= 0) {
