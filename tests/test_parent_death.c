@@ -84,7 +84,9 @@ MTEST_HELPER(pd_victim) {
   if (m == M_FORK) o.start_method = MPROC_START_FORK;
   if (m == M_FORKSERVER) o.start_method = MPROC_START_FORKSERVER;
   if (m == M_EXEC) o.start_method = MPROC_START_EXEC;
-  o.backend = m == M_THREAD ? MPROC_BACKEND_THREAD : m == M_SERIAL ? MPROC_BACKEND_SERIAL : MPROC_BACKEND_PROCESS;
+  o.backend = m == M_THREAD   ? MPROC_BACKEND_THREAD
+              : m == M_SERIAL ? MPROC_BACKEND_SERIAL
+                              : MPROC_BACKEND_PROCESS;
   if (!send_mark(fd, 'c')) return 4;
   mproc_pool *p;
   if (mproc_pool_create(&p, &o) != 0) return 5;
@@ -305,8 +307,9 @@ static void one_run(const char *method, const char *dir, char after, long delay_
   int most = 0;
   double t = wait_descendants_gone(t0 + CLEAN_LIMIT, &most);
   if (t < 0)
-    mtest_fail(__FILE__, __LINE__, "%s, killed %ld us after '%c': processes still alive %.1f s after the kill",
-               method, delay_us, after, CLEAN_LIMIT);
+    mtest_fail(__FILE__, __LINE__,
+               "%s, killed %ld us after '%c': processes still alive %.1f s after the kill", method, delay_us,
+               after, CLEAN_LIMIT);
   while (waitpid(-1, &st, 0) > 0 || errno == EINTR) { /* the orphans came to this process: reap them */
   }
   if (most > f->most_procs) f->most_procs = most;
@@ -336,10 +339,11 @@ static void parent_death(const char *method, bool mid_map) {
   }
   char *tmp_after = dir_listing(dir), *shm_after = dir_listing("/dev/shm");
   int files = new_entries(dir, "", tmp_after) + new_entries("/dev/shm", shm_before, shm_after);
-  printf("# %s, killed %s: %d runs (%d before the pool was made), kill window %.1f ms, up to %d processes "
-         "after a kill, all ended within %.1f ms at most (mean %.1f ms); files left: %d\n",
-         method, mid_map ? "mid-map" : "while making the pool", f.runs, f.before_pool, (double)window_us / 1e3,
-         f.most_procs, f.max_clean * 1e3, f.sum_clean / f.runs * 1e3, files);
+  printf(
+      "# %s, killed %s: %d runs (%d before the pool was made), kill window %.1f ms, up to %d processes "
+      "after a kill, all ended within %.1f ms at most (mean %.1f ms); files left: %d\n",
+      method, mid_map ? "mid-map" : "while making the pool", f.runs, f.before_pool, (double)window_us / 1e3,
+      f.most_procs, f.max_clean * 1e3, f.sum_clean / f.runs * 1e3, files);
   CHECK_INT_EQ(files, 0);
   free(tmp_after);
   free(shm_after);

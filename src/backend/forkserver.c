@@ -53,7 +53,8 @@ static void template_entry(void *vctx) {
   }
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
   if (mproc__plat_send_msg(c->tsock, &m, sizeof m, true) < 0) mproc__plat_exit(1);
-  mproc__template_main(p, c->tsock, getppid()); /* the server: single-threaded, so its death signal holds */
+  /* the server: single-threaded, so its death signal holds until the watch replaces it */
+  mproc__template_main(p, c->tsock, mproc__plat_watch_parent(getppid()));
 }
 
 /* owner: a pidfd of the program's process (-1 where the kernel has none: the parent-death signal then) */

@@ -86,13 +86,12 @@ static bool spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals
   return tell_manager(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
 }
 
-void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
+void mproc__template_main(mproc__shared *sh, int sock, int owner) {
   mproc__plat_ignore_signal(SIGINT);
   /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
    * have had handlers installed by constructors */
   bool reset_signals = sh->objs != NULL;
   int n = sh->conf.nworkers;
-  int owner = mproc__plat_watch_parent(parent);
   /* no pidfds (an old kernel): a worker's end is told by SIGCHLD instead of its pidfd */
   int chld = owner < 0 ? mproc__plat_child_events_open() : -1;
   pid_t *pids = calloc((size_t)n, sizeof *pids);
@@ -273,7 +272,7 @@ struct start_ctx {
 static void template_entry(void *vctx) {
   struct start_ctx *c = vctx;
   mproc__plat_close(c->other);
-  mproc__template_main(c->e->sh, c->sock, c->caller);
+  mproc__template_main(c->e->sh, c->sock, mproc__plat_watch_parent(c->caller));
 }
 
 int mproc__template_begin(mproc__engine *e, int sv[2]) {

@@ -83,8 +83,9 @@ int mproc__plat_spawn_unbound(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx
  * other argument) with env_entry ("NAME=value", replacing any NAME in the environment) added: a new image,
  * laid out anew by ASLR.  Only descriptors 0-2 and the nkeep ones in keep[] pass into it (everything else
  * is made close-on-exec in the child, between fork and exec, where only async-signal-safe calls are made).
- * No parent-death signal is set (see mproc__plat_spawn_unbound): the new image checks its parent and watches
- * it itself.  Returns once the exec has happened: 0, or a negative errno (the
+ * The parent-death signal is set, tied to the forking thread (see mproc__plat_spawn_unbound), and survives
+ * the exec: the caller must wait until the new image has watched its parent (mproc__plat_watch_parent)
+ * before that thread may end.  Returns once the exec has happened: 0, or a negative errno (the
  * fork's, or the exec's, the child then being reaped). */
 int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, const int *keep, int nkeep);
 

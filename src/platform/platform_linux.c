@@ -458,7 +458,7 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
     return err;
   }
   struct exec_ctx c = {argv, envp, keep, nkeep, ep[1]};
-  int r = spawn(pid, pidfd, exec_self_child, &c, true, false, NULL);
+  int r = spawn(pid, pidfd, exec_self_child, &c, true, true, NULL);
   close(ep[1]);
   free(envp);
   if (r < 0) {
