@@ -9,7 +9,8 @@
  * directly or through the fork server or the pool's template, is its descendant before and after the kill:
  * the live descendants in /proc are exactly the processes of mproc left.  The test waits on their pidfds,
  * looks again (a process may have been forked meanwhile) until none is left, and fails if one still runs
- * 1 s after the kill.  The victim runs in a directory of its own, also its TMPDIR: the library makes no
+ * 1 s after the kill.  The victim runs in a directory of its own, also its TMPDIR, as a user of its own when
+ * the test runs as root (see victim_uid): the library makes no
  * file there nor in /dev/shm (its shared memory is memfds, the exec method's handoff is descriptors named in
  * the environment, the fork server's sockets are socket pairs), and the test checks both stay as they were.
  *
@@ -207,8 +208,16 @@ static char *dir_listing(const char *path) {
   return s;
 }
 
-/* Each name in `after` that is not in `before`, on stderr; returns how many. */
-static int new_entries(const char *dir, const char *before, const char *after) {
+/* The user the victim runs as: as root, an unused uid, so that what it leaves in /dev/shm, which every
+ * program on the machine shares (other tests of the suite, run at the same time, make named segments there;
+ * Open MPI makes its own), is told by its owner; otherwise our own (and another program of ours could then
+ * be taken for the victim). */
+#define VICTIM_UID 64999
+static uid_t victim_uid(void) { return getuid() == 0 ? VICTIM_UID : getuid(); }
+
+/* Each name in `after` that is not in `before` (and, with owner_only, belongs to the victim's user), on
+ * stderr; returns how many. */
+static int new_entries(const char *dir, const char *before, const char *after, bool owner_only) {
   int found = 0;
   for (const char *p = after; *p;) {
     const char *nl = strchr(p, '\n');
@@ -219,8 +228,11 @@ static int new_entries(const char *dir, const char *before, const char *after) {
       old = (size_t)(qn - q) == len && memcmp(p, q, len) == 0;
       q = qn + 1;
     }
-    if (!old) {
-      fprintf(stderr, "#   left behind: %s/%.*s\n", dir, (int)len, p);
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%.*s", dir, (int)len, p);
+    if (!old && (!owner_only || (lstat(path, &st) == 0 && st.st_uid == victim_uid()))) {
+      fprintf(stderr, "#   left behind: %s\n", path);
       found++;
     }
     p = nl + 1;
@@ -270,6 +282,7 @@ static pid_t start_victim(const char *method, const char *dir, int *rd) {
     int w = dup(fds[1]); /* without O_CLOEXEC: the helper's end */
     snprintf(a, sizeof a, "%d", w);
     if (w < 0 || chdir(dir) != 0 || setenv("TMPDIR", dir, 1) != 0) _exit(126);
+    if (getuid() == 0 && (setgid(VICTIM_UID) != 0 || setuid(VICTIM_UID) != 0)) _exit(126);
     execv(mtest_self(), mtest_helper_argv("pd_victim", method, a, NULL));
     _exit(127);
   }
@@ -324,6 +337,7 @@ static void parent_death(const char *method, bool mid_map) {
   uint64_t s = mtest_seed();
   char dir[] = "/tmp/mproc-parent-death-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
+  CHECK_INT_EQ(chown(dir, victim_uid(), (gid_t)-1), 0);
   char *shm_before = dir_listing("/dev/shm");
   struct figures f = {0};
   long window_us = MAP_WINDOW_US;
@@ -338,7 +352,7 @@ static void parent_death(const char *method, bool mid_map) {
     one_run(method, dir, mid_map ? 'm' : 'c', delay, &f);
   }
   char *tmp_after = dir_listing(dir), *shm_after = dir_listing("/dev/shm");
-  int files = new_entries(dir, "", tmp_after) + new_entries("/dev/shm", shm_before, shm_after);
+  int files = new_entries(dir, "", tmp_after, false) + new_entries("/dev/shm", shm_before, shm_after, true);
   printf(
       "# %s, killed %s: %d runs (%d before the pool was made), kill window %.1f ms, up to %d processes "
       "after a kill, all ended within %.1f ms at most (mean %.1f ms); files left: %d\n",
