@@ -6,7 +6,7 @@
 # joblib and numpy, Open MPI).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-pkgs="build-essential cmake pkg-config libxxhash-dev libzstd-dev clang-format clang-tidy clang libclang-rt-dev"
+pkgs="build-essential cmake pkg-config libxxhash-dev libzstd-dev clang-format clang-tidy clang libclang-rt-dev valgrind"
 if [ "${MPROC_DEPS_MINIMAL:-0}" != 1 ]; then
   pkgs="$pkgs python3 python3-joblib python3-numpy libopenmpi-dev openmpi-bin"
 fi

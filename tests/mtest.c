@@ -418,6 +418,9 @@ void mtest_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 static struct snapshot baseline, mark;
+/* The runner's signal mask as it started, given back to each test's process: the runner itself blocks
+ * SIGCHLD, so that where there is no pidfd it can wait for a test's end with sigtimedwait. */
+static sigset_t runner_mask;
 
 void mtest_mark(void) { take_snapshot(&mark); }
 int mtest_leaks_since_mark(void) { return report_leaks(&mark); }
@@ -451,7 +454,10 @@ static int run_test(int index, const struct test *t, double scale) {
     printf("not ok %d - %s: fork failed: %s\n", index, t->name, strerror(errno));
     return 0;
   }
-  if (pid == 0) exit(run_in_child(t));
+  if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &runner_mask, NULL);
+    exit(run_in_child(t));
+  }
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   double limit = t->timeout * scale;
   int st = 0, timed_out = 0;
@@ -465,8 +471,16 @@ static int run_test(int index, const struct test *t, double scale) {
       waitpid(pid, &st, 0);
       break;
     }
-    struct pollfd p = {.fd = pidfd, .events = POLLIN};
-    poll(&p, 1, (int)(left * 1000) + 1);
+    if (pidfd >= 0) {
+      struct pollfd p = {.fd = pidfd, .events = POLLIN};
+      poll(&p, 1, (int)(left * 1000) + 1);
+    } else { /* no pidfd (an old kernel, or valgrind, which does not know the call): the next SIGCHLD */
+      sigset_t chld;
+      sigemptyset(&chld);
+      sigaddset(&chld, SIGCHLD);
+      struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+      sigtimedwait(&chld, NULL, &ts);
+    }
   }
   if (pidfd >= 0) close(pidfd);
   int orphans = kill_children(); /* what the test process left behind and was orphaned to us */
@@ -533,6 +547,10 @@ int main(int argc, char **argv) {
   }
   if (scale <= 0) scale = 1.0;
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &runner_mask);
   int passed = 0, failed = 0, index = 0;
   for (int i = 0; i < ntests; i++) {
     int wanted = nonly == 0;

@@ -375,3 +375,39 @@ MTEST(pool_destroyed_just_after_its_template_died) {
   CHECK(kill(mproc__template_pid(&p->eng), SIGKILL) == 0);
   mproc_pool_destroy(p);
 }
+
+/* Where the kernel has no pidfds (before Linux 5.3; valgrind 3.19 does not know the call either), the
+ * template learns of a worker's end by SIGCHLD: a crash is reported and the worker replaced, a closed
+ * pool's workers end and are reaped (the join returns), and so with the fork server's templates.  Before,
+ * a pool there never saw a worker end: a crash or a join waited for ever. */
+static int no_pidfd_open(pid_t pid, unsigned flags) {
+  (void)pid, (void)flags;
+  errno = ENOSYS;
+  return -1;
+}
+
+static void pool_without_pidfds(mproc_start_method how) {
+  mproc__plat_sys.pidfd_open = no_pidfd_open; /* the template and the server inherit the table */
+  if (how == MPROC_START_FORKSERVER) CHECK_OK(mproc_init(NULL, NULL));
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .start_method = how}));
+  for (int round = 0; round < 3; round++) {
+    int n = -1;
+    mproc_future *f;
+    CHECK_OK(mproc_pool_submit(p, misbehave, &n, sizeof n, NULL, &f));
+    check_crash(f, MPROC_OUTCOME_CRASHED, MPROC_ECRASHED, SIGSEGV, -1);
+    mproc_future_release(f);
+  }
+  int in[50], out[50];
+  for (int i = 0; i < 50; i++) in[i] = i;
+  CHECK_OK(mproc_pool_map(p, square, in, 50, sizeof *in, out, sizeof *out, NULL, NULL));
+  for (int i = 0; i < 50; i++) CHECK_INT_EQ(out[i], i * i);
+  CHECK_OK(mproc_pool_close(p));
+  CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+  mproc_pool_destroy(p);
+  if (how == MPROC_START_FORKSERVER) mproc_shutdown();
+  mproc__plat_syscalls_reset();
+}
+
+MTEST(pool_without_pidfds_sees_its_workers_end) { pool_without_pidfds(MPROC_START_FORK); }
+MTEST(forkserver_pool_without_pidfds_sees_its_workers_end) { pool_without_pidfds(MPROC_START_FORKSERVER); }

@@ -156,7 +156,10 @@ int mproc__template_await_ready(int sock, double timeout);
   .stop_in_manager = mproc__template_stop
 /* max(1, cpus / workers) for OMP_NUM_THREADS & co, or 0 when the user has set all of them. */
 int mproc__thread_env_value(int cpus, int workers);
-void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) __attribute__((noreturn));
+/* The template's life.  owner: mproc__plat_watch_parent()'s descriptor of the caller's process (-1 where
+ * the kernel has none), which the caller of this function opens before it tells anyone the template is
+ * ready. */
+void mproc__template_main(mproc__shared *sh, int sock, int owner) __attribute__((noreturn));
 /* Sends the manager an event on sock, bumps template_events and rings the doorbell: how the template, and
  * the thread backend's workers, report to the manager. */
 void mproc__template_notify(mproc__shared *sh, int sock, tpl_msg m);

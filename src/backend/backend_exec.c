@@ -4,10 +4,12 @@
  * with the template's socket and the shared mappings' memfds as its only inherited descriptors, and their
  * description in MPROC_EXEC_TEMPLATE.  In the new image, the constructor below runs before main (and before
  * the program's unprioritised constructors), takes the variable out of the environment, checks that its
- * parent is still the caller (PR_SET_PDEATHSIG survives the exec; a parent that died before the exec is seen
- * by getppid), maps each memfd at the caller's address with MAP_FIXED_NOREPLACE, turns the workers'
- * initializer and finalizer from (object, offset) into its own addresses, says TPL_READY and becomes the
- * template; it never returns to the program.
+ * parent is still the caller (PR_SET_PDEATHSIG, set between fork and exec, survives the exec and ends an
+ * image whose caller dies while it loads; a parent that died before the exec is seen by getppid), watches it
+ * before it says it is ready (the creating thread, to which the signal is tied, waits until then), maps each
+ * memfd at the caller's address with MAP_FIXED_NOREPLACE, turns the workers' initializer and finalizer from
+ * (object, offset) into its own addresses, says TPL_READY and becomes the template; it never returns to the
+ * program.
  *
  * The handoff is a list of (tag, fd, address, size): the pool's own mapping is one entry, and any other
  * mapping that must sit at one address in every process (a process-wide arena) is another.  An address
@@ -183,9 +185,11 @@ __attribute__((constructor(101))) static void exec_template_entry(void) {
   /* the workers are forked from this image: these addresses are theirs */
   sh->conf.initializer = (mproc_task_fn)init;
   sh->conf.finalizer = (void (*)(void))fin;
+  /* before READY: until then the thread that forked us waits for it, so its parent-death signal holds */
+  int owner = mproc__plat_watch_parent(ppid);
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
   if (mproc__plat_send_msg(sock, &m, sizeof m, true) < 0) mproc__plat_exit(1); /* the caller is gone */
-  mproc__template_main(sh, sock, ppid);
+  mproc__template_main(sh, sock, owner);
 }
 
 /* MPROC_START_EXEC: the template is a fresh image of the program; the rest is the template protocol. */

@@ -53,7 +53,8 @@ static void template_entry(void *vctx) {
   }
   tpl_msg m = {TPL_READY, -1, getpid(), 0};
   if (mproc__plat_send_msg(c->tsock, &m, sizeof m, true) < 0) mproc__plat_exit(1);
-  mproc__template_main(p, c->tsock, getppid()); /* the server: single-threaded, so its death signal holds */
+  /* the server: single-threaded, so its death signal holds until the watch replaces it */
+  mproc__template_main(p, c->tsock, mproc__plat_watch_parent(getppid()));
 }
 
 /* owner: a pidfd of the program's process (-1 where the kernel has none: the parent-death signal then) */
@@ -61,18 +62,27 @@ static void server_main(int sock, int owner) {
   mproc__plat_ignore_signal(SIGINT);
   static pid_t pids[MAX_TEMPLATES];
   static int pidfds[MAX_TEMPLATES];
-  static struct pollfd pfd[MAX_TEMPLATES + 2];
+  static struct pollfd pfd[MAX_TEMPLATES + 3];
   int n = 0;
+  /* no pidfds (an old kernel): a template's end is told by SIGCHLD instead of its pidfd */
+  int chld = owner < 0 ? mproc__plat_child_events_open() : -1;
   for (;;) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
     pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN}; /* ignored when -1 */
-    if (mproc__plat_poll(pfd, (size_t)n + 2, -1) < 0) break;
+    pfd[n + 2] = (struct pollfd){.fd = chld, .events = POLLIN};  /* likewise */
+    if (mproc__plat_poll(pfd, (size_t)n + 3, -1) < 0) break;
     if (pfd[n + 1].revents) break; /* the program's process ended (a fork of it may hold the socket) */
+    bool chld_fired = chld >= 0 && pfd[n + 2].revents;
+    if (chld_fired) mproc__plat_child_events_drain(chld);
     for (int i = n - 1; i >= 0; i--) {
-      if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st;
-      mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      if (pidfds[i] >= 0) {
+        if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
+        mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      } else if (!chld_fired || mproc__plat_wait(pids[i], -1, 0, &st) != 0) {
+        continue; /* still running */
+      }
       mproc__plat_close(pidfds[i]);
       pids[i] = pids[n - 1];
       pidfds[i] = pidfds[n - 1];

@@ -86,16 +86,17 @@ static bool spawn_slot(mproc__shared *sh, int sock, int slot, bool reset_signals
   return tell_manager(sh, sock, (tpl_msg){TPL_SPAWNED, slot, pid, 0});
 }
 
-void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
+void mproc__template_main(mproc__shared *sh, int sock, int owner) {
   mproc__plat_ignore_signal(SIGINT);
   /* a template forked from a process whose caught signals were reset has none; a fresh image (exec) may
    * have had handlers installed by constructors */
   bool reset_signals = sh->objs != NULL;
   int n = sh->conf.nworkers;
-  int owner = mproc__plat_watch_parent(parent);
+  /* no pidfds (an old kernel): a worker's end is told by SIGCHLD instead of its pidfd */
+  int chld = owner < 0 ? mproc__plat_child_events_open() : -1;
   pid_t *pids = calloc((size_t)n, sizeof *pids);
   int *pidfds = calloc((size_t)n, sizeof *pidfds);
-  struct pollfd *pfd = calloc((size_t)n + 2, sizeof *pfd);
+  struct pollfd *pfd = calloc((size_t)n + 3, sizeof *pfd);
   if (!pids || !pidfds || !pfd) mproc__plat_exit(125);
   for (int i = 0; i < n; i++) pidfds[i] = -1;
   /* An event the manager did not get would leave it waiting for ever (for a worker it never heard of, or
@@ -109,12 +110,20 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
     for (int i = 0; i < n; i++) pfd[i + 1] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
     pfd[n + 1] = (struct pollfd){.fd = owner, .events = POLLIN};
-    if (mproc__plat_poll(pfd, (size_t)n + 2, -1) < 0) break;
+    pfd[n + 2] = (struct pollfd){.fd = chld, .events = POLLIN}; /* -1 (ignored) where there are pidfds */
+    if (mproc__plat_poll(pfd, (size_t)n + 3, -1) < 0) break;
     if (pfd[n + 1].revents) break; /* the caller's process ended */
+    bool chld_fired = chld >= 0 && pfd[n + 2].revents;
+    if (chld_fired) mproc__plat_child_events_drain(chld);
     for (int i = 0; i < n; i++) {
-      if (pidfds[i] < 0 || !(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
       int st = 0;
-      mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      if (!pids[i]) continue;
+      if (pidfds[i] >= 0) {
+        if (!(pfd[i + 1].revents & (POLLIN | POLLHUP))) continue;
+        mproc__plat_wait(pids[i], pidfds[i], -1, &st);
+      } else if (!chld_fired || mproc__plat_wait(pids[i], -1, 0, &st) != 0) {
+        continue; /* still running */
+      }
       mproc__plat_close(pidfds[i]);
       pidfds[i] = -1;
       if (!tell_manager(sh, sock, (tpl_msg){TPL_DIED, i, pids[i], st})) told = false;
@@ -142,6 +151,9 @@ void mproc__template_main(mproc__shared *sh, int sock, pid_t parent) {
     int st;
     mproc__plat_wait(pids[i], pidfds[i], -1, &st);
   }
+  free(pfd); /* the exit would free them too; freed, valgrind's leak check finds none */
+  free(pidfds);
+  free(pids);
   mproc__plat_exit(0);
 }
 
@@ -226,8 +238,14 @@ void mproc__template_stop(mproc__engine *e) {
   mproc__template *t = mproc__template_of(e);
   if (!t) return;
   if (t->foreign) {
-    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it */
-    if (t->pidfd >= 0) mproc__plat_poll_fd(t->pidfd, POLLIN, -1);
+    /* the fork server's child: wait for it to end (it reaps its workers first); the server reaps it.
+     * Without a pidfd, until the server has reaped it: a server stopped meanwhile would kill it in the
+     * middle of reaping its workers, and leave them to a subreaper above us, or to us. */
+    if (t->pidfd >= 0) {
+      mproc__plat_poll_fd(t->pidfd, POLLIN, -1);
+    } else if (t->pid > 0) {
+      mproc__plat_wait_gone(t->pid, ORPHANS_WAIT);
+    }
   } else if (t->pid > 0) {
     int st;
     mproc__plat_wait(t->pid, t->pidfd, -1, &st);
@@ -254,7 +272,7 @@ struct start_ctx {
 static void template_entry(void *vctx) {
   struct start_ctx *c = vctx;
   mproc__plat_close(c->other);
-  mproc__template_main(c->e->sh, c->sock, c->caller);
+  mproc__template_main(c->e->sh, c->sock, mproc__plat_watch_parent(c->caller));
 }
 
 int mproc__template_begin(mproc__engine *e, int sv[2]) {

@@ -94,8 +94,9 @@ int mproc__plat_spawn_unbound(pid_t *pid, int *pidfd, void (*child_fn)(void *ctx
  * other argument) with env_entry ("NAME=value", replacing any NAME in the environment) added: a new image,
  * laid out anew by ASLR.  Only descriptors 0-2 and the nkeep ones in keep[] pass into it (everything else
  * is made close-on-exec in the child, between fork and exec, where only async-signal-safe calls are made).
- * No parent-death signal is set (see mproc__plat_spawn_unbound): the new image checks its parent and watches
- * it itself.  Returns once the exec has happened: 0, or a negative errno (the
+ * The parent-death signal is set, tied to the forking thread (see mproc__plat_spawn_unbound), and survives
+ * the exec: the caller must wait until the new image has watched its parent (mproc__plat_watch_parent)
+ * before that thread may end.  Returns once the exec has happened: 0, or a negative errno (the
  * fork's, or the exec's, the child then being reaped). */
 int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, const int *keep, int nkeep);
 
@@ -215,6 +216,18 @@ int mproc__plat_pidfd_open(pid_t pid);
  * if its parent is already gone.  Where the kernel has no pidfds: -1, and the parent-death signal is set
  * (tied to the forking thread: the best there is). */
 int mproc__plat_watch_parent(pid_t parent);
+/* For a single-threaded process that waits in poll() for its children to end, where the kernel has no
+ * pidfds (before Linux 5.3; also under valgrind 3.19, which does not know the call): blocks SIGCHLD and
+ * returns a close-on-exec descriptor (a signalfd) that is readable once a child has ended since the last
+ * mproc__plat_child_events_drain(fd); the caller then asks each child with mproc__plat_wait(pid, -1, 0).
+ * The children it forks afterwards (mproc__plat_spawn and its kin) do not inherit the descriptor, and get
+ * SIGCHLD back as it was blocked or not before.  The descriptor or negative errno. */
+int mproc__plat_child_events_open(void);
+void mproc__plat_child_events_drain(int fd);
+/* Waits until no process has pid any more (ended and reaped by its parent), at most timeout seconds: for a
+ * process that is not our child, where there are no pidfds.  It looks again every few milliseconds (a pid
+ * reused meanwhile would keep it waiting until the timeout).  0 or -ETIMEDOUT. */
+int mproc__plat_wait_gone(pid_t pid, double timeout);
 
 /* ---- sockets between the processes of a pool ---- */
 

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -93,6 +94,35 @@ static int pidfd_open_compat(pid_t pid) {
   return fd >= 0 ? fd : -1;
 }
 
+/* The descriptor of mproc__plat_child_events_open in this process (-1: none), and whether SIGCHLD was
+ * blocked before it blocked it: a child forked afterwards closes the one and restores the other. */
+static struct {
+  int fd;
+  bool was_blocked;
+} child_events = {-1, false};
+
+int mproc__plat_child_events_open(void) {
+  sigset_t chld, old;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &chld, &old) != 0) return -errno;
+  int fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) {
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return -err;
+  }
+  child_events.fd = fd;
+  child_events.was_blocked = sigismember(&old, SIGCHLD) == 1;
+  return fd;
+}
+
+void mproc__plat_child_events_drain(int fd) {
+  struct signalfd_siginfo si[8];
+  while (read(fd, si, sizeof si) > 0) {
+  }
+}
+
 /* Everything the child does before running its function: only async-signal-safe calls until it restores
  * the signal mask, because the parent may have had other threads at the fork. */
 static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), void *ctx, bool reset_signals,
@@ -128,6 +158,11 @@ static int spawn(pid_t *pid_out, int *pidfd_out, void (*child_fn)(void *ctx), vo
         sigemptyset(&sa.sa_mask);
         sigaction(sig, &sa, NULL);
       }
+    }
+    if (child_events.fd >= 0) { /* the parent's, not the child's */
+      close(child_events.fd);
+      child_events.fd = -1;
+      if (!child_events.was_blocked) sigdelset(&old, SIGCHLD);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     child_fn(ctx);
@@ -207,6 +242,15 @@ int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
       if (p < 0) return p;
       continue; /* readable (ended) or timed out: the next round tells which */
     }
+    if (isinf(deadline)) { /* no pidfd (an old kernel) and no deadline: the wait itself blocks */
+      r = waitpid(pid, &st, 0);
+      if (r == pid) {
+        *wstatus = st;
+        return 0;
+      }
+      if (r < 0 && errno != EINTR) return -errno;
+      continue;
+    }
     /* No pidfd (old kernel): back off between polls, bounded by the deadline. */
     double nap = backoff;
     if (left >= 0 && nap > left) nap = left;
@@ -214,6 +258,18 @@ int mproc__plat_wait(pid_t pid, int pidfd, double timeout, int *wstatus) {
     if (mproc__plat_rel_timespec(nap, &ts)) nanosleep(&ts, NULL);
     if (backoff < 0.01) backoff *= 2;
   }
+}
+
+int mproc__plat_wait_gone(pid_t pid, double timeout) {
+  double deadline = mproc__plat_now() + timeout, backoff = 0.0005;
+  while (kill(pid, 0) == 0 || errno != ESRCH) {
+    double left = deadline - mproc__plat_now();
+    if (left <= 0) return -ETIMEDOUT;
+    struct timespec ts;
+    if (mproc__plat_rel_timespec(backoff < left ? backoff : left, &ts)) nanosleep(&ts, NULL);
+    if (backoff < 0.01) backoff *= 2;
+  }
+  return 0;
 }
 
 int mproc__plat_signal(pid_t pid, int pidfd, int sig) {
@@ -427,7 +483,7 @@ int mproc__plat_spawn_exec_self(pid_t *pid, int *pidfd, const char *env_entry, c
     return err;
   }
   struct exec_ctx c = {argv, envp, keep, nkeep, ep[1]};
-  int r = spawn(pid, pidfd, exec_self_child, &c, true, false, NULL);
+  int r = spawn(pid, pidfd, exec_self_child, &c, true, true, NULL);
   close(ep[1]);
   free(envp);
   if (r < 0) {
