@@ -342,6 +342,16 @@ static void map_items_on(mproc_pool *p, mproc_backend b) {
   free(items);
   free(store);
 }
+/* Maps reverse() over in in batches of every size from 1 to in->n: every result right. */
+static void reversed_in_every_batch_size(mproc_pool *p, const mproc_items *in) {
+  for (size_t chunk = 1; chunk <= in->n; chunk++) {
+    mproc_results *res;
+    CHECK_OK(mproc_pool_map_items(p, reverse, in, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
+    check_all_reversed(res, in);
+    mproc_results_free(res);
+  }
+}
+
 /* Items that lie one after the other go to a worker in one copy, the others one by one: a batch that is
  * contiguous, then jumps back, overlaps, repeats an item, holds empty items anywhere (NULL or not), or runs
  * backwards, in batches of every size. */
@@ -384,23 +394,13 @@ static void items_apart_and_together(mproc_backend b) {
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     mproc_items in = mproc_items_array(cases[c], 8);
-    for (size_t chunk = 1; chunk <= 8; chunk++) {
-      mproc_results *res;
-      CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
-      check_all_reversed(res, &in);
-      mproc_results_free(res);
-    }
+    reversed_in_every_batch_size(p, &in);
   }
   /* C strings carved from one buffer (each with its NUL): one copy per batch */
   char lines[] = "one\0two\0\0three\0four";
   const char *sv[] = {lines, lines + 4, lines + 8, lines + 9, lines + 15, lines + 4};
   mproc_items si = mproc_items_strings(sv, 6);
-  for (size_t chunk = 1; chunk <= 6; chunk++) {
-    mproc_results *res;
-    CHECK_OK(mproc_pool_map_items(p, reverse, &si, &(mproc_map_opts){.chunk_size = chunk}, &res, NULL));
-    check_all_reversed(res, &si);
-    mproc_results_free(res);
-  }
+  reversed_in_every_batch_size(p, &si);
   mproc_pool_destroy(p);
 }
 MTEST(items_apart_and_together_process) { items_apart_and_together(MPROC_BACKEND_PROCESS); }
