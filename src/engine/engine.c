@@ -301,35 +301,20 @@ static void complete_ranges(mproc__engine *e, mproc__job *j, int64_t first, uint
 static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                                const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
   mproc__items *m = j->map;
-  if (m->items_results) { /* every record at once, then the items' ends */
+  if (m->items_results) { /* every record at once */
     m->items_results(m, first, count, recs);
-    complete_ranges(e, j, first, count, fails, nfail, i);
-    return;
-  }
-  j->done += count;
-  uint32_t f = 0;
-  int64_t run = first; /* the first of the items since the last failure: their end is told at once */
-  for (uint32_t k = 0; k < count; k++) {
-    int64_t idx = first + k;
-    uint64_t len;
-    memcpy(&len, recs, 8);
-    if (f < nfail && fails[f].index == idx) {
-      if (idx > run) m->items_ok(m, run, (size_t)(idx - run));
-      mproc_outcome o = {.kind = MPROC_OUTCOME_FAILED,
-                         .code = fails[f].code,
-                         .exit_code = -1,
-                         .worker = i,
-                         .attempts = j->attempts};
-      m->items_failed(m, idx, 1, &o, fails[f].msg);
-      f++;
-      run = idx + 1;
-    } else {
-      m->item_result(m, idx, recs + 8, (size_t)len);
+  } else { /* one call per item, a failed item's (empty) record skipped */
+    uint32_t f = 0;
+    for (uint32_t k = 0; k < count; k++) {
+      size_t len;
+      const unsigned char *data = mproc__var_rec_read(&recs, &len);
+      if (f < nfail && fails[f].index == first + k)
+        f++;
+      else
+        m->item_result(m, first + k, data, len);
     }
-    recs += mproc__var_rec_size(len);
   }
-  if (first + count > run) m->items_ok(m, run, (size_t)(first + count - run));
-  if (nfail) mproc__engine_notify(e);
+  complete_ranges(e, j, first, count, fails, nfail, i); /* then the items' ends */
 }
 
 /* Items [first, first + count) of job j completed in worker i, all well but the nfail failures listed (in
