@@ -16,6 +16,17 @@ void *mproc__realloc(void *p, size_t n);
 void mproc__free(void *p);
 char *mproc__strdup(const char *s);
 
+/* A large array written once in order (a results store's): from 512 KiB on, it begins on a 2 MiB boundary
+ * with the huge-page hint over all of it (see alloc.c).  Zero-initialised {0} is empty. */
+typedef struct mproc__big {
+  void *base;   /* the allocator's block */
+  void *p;      /* the array, inside it */
+  size_t bytes; /* the array's size */
+} mproc__big;
+/* Resizes b to `bytes`, keeping the first min(old, new) bytes; false without memory (b unchanged). */
+bool mproc__big_resize(mproc__big *b, size_t bytes);
+void mproc__big_free(mproc__big *b);
+
 /* Rejects a NaN timeout; every other value is valid (see mproc/common.h). */
 static inline bool mproc__timeout_valid(double timeout) { return !isnan(timeout); }
 

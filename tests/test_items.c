@@ -408,8 +408,14 @@ MTEST(items_apart_and_together_thread) { items_apart_and_together(MPROC_BACKEND_
 
 /* A batch's item lengths are made as it is handed out: without memory for them its items fail with
  * MPROC_ENOMEM and a message, the map says so, and the pool goes on. */
-enum { NOMEM_ITEMS = 100000 };
+enum { NOMEM_ITEMS = 200000 };
 static size_t nomem_from = SIZE_MAX; /* allocations of this size or more fail */
+/* What mproc asks the allocator for an array of `bytes` (src/core/alloc.c, mproc__big_resize): from 512 KiB
+ * on, whole 2 MiB spans and 2 MiB to spare, to begin on a 2 MiB boundary. */
+static size_t big_request(size_t bytes) {
+  const size_t huge = (size_t)2 << 20;
+  return bytes < huge / 4 ? bytes : (bytes + huge - 1) / huge * huge + huge;
+}
 static void *nomem_malloc(size_t n) { return n >= nomem_from ? NULL : malloc(n); }
 static void *nomem_realloc(void *q, size_t n) { return n >= nomem_from ? NULL : realloc(q, n); }
 static void *nomem_calloc(size_t c, size_t n) { return c * n >= nomem_from ? NULL : calloc(c, n); }
@@ -419,9 +425,10 @@ MTEST(items_without_memory_for_a_batch) {
   CHECK(items != NULL);
   for (size_t i = 0; i < NOMEM_ITEMS; i++) items[i] = (mproc_item){"xy", 2};
   mproc_items in = mproc_items_array(items, NOMEM_ITEMS);
-  /* one batch of every item: its block (24 bytes per item) is the call's only allocation this large */
+  /* one batch of every item: its block (24 bytes per item) is the call's largest allocation (the store's
+   * arrays take 8, 8, 4 and 16 bytes per item) */
   mproc_map_opts mo = {.chunk_size = NOMEM_ITEMS};
-  nomem_from = (size_t)24 * NOMEM_ITEMS;
+  nomem_from = big_request((size_t)24 * NOMEM_ITEMS);
   CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
   mproc_results *res = NULL;
   mproc_map_report rep;
@@ -438,9 +445,10 @@ MTEST(items_without_memory_for_a_batch) {
   check_all_reversed(res, &in);
   mproc_results_free(res);
   /* no memory for the results' bytes (their block's first size, 16 bytes per item, fails; batches of 1000
-   * need less): the map says -ENOMEM, every item reads as ended, none with bytes it does not have */
+   * and the store's other arrays need less): the map says -ENOMEM, every item reads as ended, none with
+   * bytes it does not have */
   mo.chunk_size = 1000;
-  nomem_from = (size_t)16 * NOMEM_ITEMS;
+  nomem_from = big_request((size_t)16 * NOMEM_ITEMS);
   CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
   r = mproc_pool_map_items(p, reverse, &in, &mo, &res, &rep);
   CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));

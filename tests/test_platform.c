@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -153,6 +154,47 @@ MTEST(advise_huge_takes_a_block_from_malloc) {
     CHECK_INT_EQ(p[len + 63], 1);
   }
   free(p);
+}
+
+/* A large array begins on a 2 MiB boundary, so the huge-page hint covers all of it (a block as malloc gives
+ * it begins just past a page's start: a quarter of an 8 MiB array had 4 KiB pages, a fault each); growth
+ * keeps the bytes wherever the boundary falls in the new block; without memory, nothing changes. */
+static size_t fail_from = SIZE_MAX;
+static void *big_malloc(size_t n) { return n >= fail_from ? NULL : malloc(n); }
+static void *big_realloc(void *q, size_t n) { return n >= fail_from ? NULL : realloc(q, n); }
+static void *big_calloc(size_t c, size_t n) { return c * n >= fail_from ? NULL : calloc(c, n); }
+MTEST(big_array_begins_on_a_huge_page_boundary) {
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  mproc__big b = {0};
+  CHECK(mproc__big_resize(&b, 1000)); /* small: the block itself */
+  CHECK(b.p == b.base && b.bytes == 1000);
+  memset(b.p, 7, 1000);
+  size_t sizes[] = {(size_t)512 << 10, (size_t)3 << 20, (size_t)8 << 20, (size_t)13 << 20};
+  size_t kept = 1000;
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    CHECK(mproc__big_resize(&b, sizes[k]));
+    CHECK_INT_EQ((uintptr_t)b.p % huge, 0);
+    CHECK_INT_EQ(b.bytes, sizes[k]);
+    unsigned char *c = b.p;
+    for (size_t i = 0; i < kept; i += 4093) CHECK_INT_EQ(c[i], (unsigned char)(7 + i % 3));
+    for (size_t i = 0; i < sizes[k]; i++) c[i] = (unsigned char)(7 + i % 3);
+    kept = sizes[k];
+  }
+  /* without memory: false, the array as it was */
+  mproc__big before = b;
+  fail_from = (size_t)16 << 20;
+  CHECK_OK(mproc_replace_allocator(big_malloc, big_realloc, big_calloc, free));
+  bool grew = mproc__big_resize(&b, (size_t)20 << 20);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK(!grew);
+  CHECK(b.base == before.base && b.p == before.p && b.bytes == before.bytes);
+  CHECK_INT_EQ(((unsigned char *)b.p)[kept - 1], (unsigned char)(7 + (kept - 1) % 3));
+  /* shrinking below 512 KiB keeps it where it is, with its first bytes */
+  CHECK(mproc__big_resize(&b, 4096));
+  CHECK_INT_EQ(((unsigned char *)b.p)[4095], (unsigned char)(7 + 4095 % 3));
+  mproc__big_free(&b);
+  CHECK(b.base == NULL && b.p == NULL && b.bytes == 0);
+  mproc__big_free(&b); /* twice: nothing */
 }
 
 MTEST(named_segment) {

@@ -39,10 +39,8 @@ void mproc__job_free(mproc__job *j) {
 static bool var_header(const mproc__items *m, const mproc__job *j, mproc__wstate *w) {
   size_t c = j->count;
   if (w->tx_var_cap < 3 * c) {
-    uint64_t *h = mproc__malloc(3 * c * sizeof *h);
-    if (!h) return false;
-    mproc__free(w->tx_var);
-    w->tx_var = h;
+    if (!mproc__big_resize(&w->tx_block, 3 * c * sizeof *w->tx_var)) return false;
+    w->tx_var = w->tx_block.p;
     w->tx_var_cap = 3 * c;
   }
   uint64_t *h = w->tx_var, *lens = h, *addrs = h + 2 * c, body = 0;
@@ -91,7 +89,7 @@ static bool var_header(const mproc__items *m, const mproc__job *j, mproc__wstate
 /* After a batch's record is written: a block much larger than a map's usual batch is not kept. */
 static void var_header_done(mproc__wstate *w) {
   if (w->tx_var_cap > 3 * TX_VAR_KEEP) {
-    mproc__free(w->tx_var);
+    mproc__big_free(&w->tx_block);
     w->tx_var = NULL;
     w->tx_var_cap = 0;
   }
@@ -1533,7 +1531,7 @@ void mproc__engine_stop(mproc__engine *e) {
       w->head = w->tail = NULL;
       finish_jobs(e, j, &cancelled_outcome, "the pool was destroyed");
       mproc__free(w->rx_buf);
-      mproc__free(w->tx_var);
+      mproc__big_free(&w->tx_block);
     }
     mproc__engine_cancel_pending(e);
     mproc__engine_run_callbacks(e);

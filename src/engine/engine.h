@@ -84,7 +84,8 @@ typedef struct mproc__wstate {
    * address/length pairs when the worker reads them in place), then their addresses; the bytes of the
    * items that follow the lengths, and where they start when they lie one after the other in memory */
   uint64_t *tx_var;
-  size_t tx_var_cap; /* entries */
+  size_t tx_var_cap;   /* entries */
+  mproc__big tx_block; /* where tx_var lies (on huge pages for a map's large batches) */
   uint64_t tx_body_len;
   const unsigned char *tx_span;
   bool tx_in_place;

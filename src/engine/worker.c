@@ -209,8 +209,8 @@ typedef struct worker {
   mproc__slot *slot;
   const mproc__wconf *o;
   int index;
-  unsigned char *arg; /* the payload of the job read last */
-  size_t arg_cap;
+  unsigned char *arg;     /* the payload of the job read last */
+  mproc__big arg_block;   /* where it lies: a map's batches of items are megabytes, on huge pages */
   unsigned char *scratch; /* a batch's record larger than the staging area (see run_batch) */
   size_t scratch_cap;
   mproc__task_priv priv;
@@ -248,7 +248,12 @@ static int next_job(worker *w, wire_job *j) {
     if (j->kind != JOB_PAD) break;
     mproc__ring_skip(in, j->payload_len); /* published whole with its header */
   }
-  if (!grow(&w->arg, &w->arg_cap, j->payload_len)) return 121;
+  if (j->payload_len > w->arg_block.bytes) { /* doubling, from 4 KiB */
+    size_t c = w->arg_block.bytes ? w->arg_block.bytes : 4096;
+    while (c < j->payload_len) c *= 2;
+    if (!mproc__big_resize(&w->arg_block, c)) return 121;
+    w->arg = w->arg_block.p;
+  }
   if (j->payload_len) mproc__ring_get_all_quiet(in, w->arg, j->payload_len);
   mproc__ring_wake_producer(in); /* once for header and payload */
   return mproc__wire_job_ok(j, w->arg) ? GOT_JOB : 122;
@@ -475,7 +480,7 @@ int mproc__worker_loop(mproc__shared *sh, int index) {
   }
   if (code == GOT_STOP) code = 0;
   if (code == 0 && w.o->finalizer) w.o->finalizer();
-  mproc__free(w.arg);
+  mproc__big_free(&w.arg_block);
   mproc__free(w.scratch);
   mproc__free(w.priv.heap);
   return code;

@@ -50,25 +50,22 @@ struct mproc_results {
   unsigned char *buf; /* every result's bytes, in the order they came */
   size_t used, cap;
   bool out_of_memory; /* a result could not be kept: the map fails with -ENOMEM */
+  mproc__big off_block, len_block, code_block, buf_block; /* where the four arrays live */
 };
 
-/* Large arrays of the store are asked for huge pages: they are written once each, in order, and a page
- * fault per 4 KiB was most of their cost. */
-static void *store_alloc(void *old, size_t bytes) {
-  void *p = mproc__realloc(old, bytes ? bytes : 1);
-  if (p && bytes >= ((size_t)2 << 20)) mproc__plat_advise_huge(p, bytes);
-  return p;
-}
+/* Large arrays of the store are on huge pages from their first byte (mproc__big_resize): they are written
+ * once each, in order, and a page fault per 4 KiB was most of a first map's cost. */
+static void *store_alloc(mproc__big *b, size_t bytes) { return mproc__big_resize(b, bytes) ? b->p : NULL; }
 
 /* Room for `slots` entries, those from r->slots on marked not run (their offset and length are written
  * with their result, and read only for an item whose code is 0: left as they come, they cost no pass over
  * the arrays before the map starts).  False without memory. */
 static bool store_slots(mproc_results *r, size_t slots) {
-  uint64_t *off = store_alloc(r->off, slots * sizeof *off);
+  uint64_t *off = store_alloc(&r->off_block, slots * sizeof *off);
   if (off) r->off = off;
-  uint64_t *len = store_alloc(r->len, slots * sizeof *len);
+  uint64_t *len = store_alloc(&r->len_block, slots * sizeof *len);
   if (len) r->len = len;
-  int *code = store_alloc(r->code, slots * sizeof *code);
+  int *code = store_alloc(&r->code_block, slots * sizeof *code);
   if (code) r->code = code;
   if (!off || !len || !code) return false;
   for (size_t i = r->slots; i < slots; i++) r->code[i] = MPROC_ECANCELED; /* until it ends */
@@ -95,7 +92,7 @@ static bool results_room(mproc_results *r, size_t len) {
       if (cap > SIZE_MAX / 2) return false;
       cap *= 2;
     }
-    unsigned char *b = store_alloc(r->buf, cap);
+    unsigned char *b = store_alloc(&r->buf_block, cap);
     if (!b) {
       r->out_of_memory = true;
       return false;
@@ -131,10 +128,10 @@ int mproc_results_get(const mproc_results *r, size_t i, const void **data, size_
 
 void mproc_results_free(mproc_results *r) {
   if (!r) return;
-  mproc__free(r->off);
-  mproc__free(r->len);
-  mproc__free(r->code);
-  mproc__free(r->buf);
+  mproc__big_free(&r->off_block);
+  mproc__big_free(&r->len_block);
+  mproc__big_free(&r->code_block);
+  mproc__big_free(&r->buf_block);
   mproc__free(r);
 }
 
