@@ -7,6 +7,7 @@
  * ends the run with status 1 (under mpirun: the whole job fails).  What processes are left after the job is
  * checked by the ctest command (tests/mpi.cmake). */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -491,8 +492,35 @@ static void without_launcher(void) {
   mproc_pool_destroy(p);
 }
 
+/* `lib`: the library libmpi_cluster_lib.so, loaded before mproc_init() from LD_LIBRARY_PATH (tests/mpi.cmake
+ * gives each rank its directory).  Where every rank loads the same build, a task that lives in it runs on the
+ * agents (as (object, offset)); where the agents load another build, mproc_init() refuses. */
+static int library_check(int r, void *lib) {
+  current = "library";
+  CHECK(lib != NULL);
+  const char *expect = getenv("MPI_CLUSTER_EXPECT");
+  if (expect && strcmp(expect, "refused") == 0) {
+    CHECK_EQ(r, MPROC_ENOBACKEND);
+    CHECK_EQ(mproc_backend_available("mpi"), 0);
+    CHECK(strstr(mproc_last_error_message(), "libraries other than rank 0's") != NULL);
+    printf("mpi_cluster: refused as expected\n");
+    return 0;
+  }
+  CHECK_EQ(r, 0);
+  mproc_task_fn fn;
+  *(void **)&fn = dlsym(lib, "mpi_cluster_lib_task");
+  CHECK(fn != NULL);
+  mproc_pool *p = mpi_pool(2, 0);
+  for (int i = 0; i < 4; i++) CHECK_EQ(mproc_pool_apply(p, fn, NULL, 0, NULL, 0, NULL), -EDOM);
+  mproc_pool_destroy(p);
+  printf("mpi_cluster: a task from the library ran on the agents\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  void *lib = argc > 2 && strcmp(argv[2], "lib") == 0 ? dlopen("libmpi_cluster_lib.so", RTLD_NOW) : NULL;
   int r = mproc_init(&argc, &argv); /* ranks other than 0 serve from here, and never return */
+  if (argc > 2 && strcmp(argv[2], "lib") == 0) return library_check(r, lib);
   if (argc > 2 && strcmp(argv[2], "mismatch") == 0) {
     /* the other ranks run another build of this program (tests/mpi.cmake): refused at mproc_init() */
     current = "mismatch";
