@@ -1022,6 +1022,98 @@ static void parallel_progress_and_errors(void) {
   mproc_parallel_destroy(par);
 }
 
+/* The executor's names, Parallel's generator forms, close, join and terminate (test_pool_basics.c): an
+ * executor shut down with cancel_futures cancels what waits and lets what runs finish; terminate cancels
+ * a task held at the gate by killing its worker on its rank; a closed pool refuses new tasks. */
+static void executor_terminate_generators(void) {
+  gate_make();
+  mproc_executor *ex = NULL;
+  CHECK_EQ(mproc_executor_create(&ex, &(mproc_pool_opts){.workers = 1, .backend = MPROC_BACKEND_MPI}), 0);
+  gate_arg g = gated_arg(3);
+  mproc_future *held, *waiting[4];
+  CHECK_EQ(mproc_executor_submit(ex, gated, &g, sizeof g, &held), 0);
+  await_started(1);
+  for (int i = 0; i < 4; i++) {
+    int64_t n = i;
+    CHECK_EQ(mproc_executor_submit(ex, square64, &n, sizeof n, &waiting[i]), 0);
+  }
+  CHECK_EQ(mproc_executor_shutdown(ex, 0, 1), 0); /* while the gate holds the first: the rest wait */
+  gate_open(1);
+  CHECK_EQ(mproc_executor_shutdown(ex, 1, 0), 0); /* returns once every task has completed */
+  CHECK_EQ(mproc_future_result(held, 0, NULL, NULL), 0);
+  int cancelled = 0;
+  for (int i = 0; i < 4; i++) {
+    CHECK_EQ(mproc_future_done(waiting[i]), 1);
+    int r = mproc_future_result(waiting[i], 0, NULL, NULL);
+    CHECK(r == 0 || r == MPROC_ECANCELED);
+    cancelled += r == MPROC_ECANCELED;
+    mproc_future_release(waiting[i]);
+  }
+  CHECK(cancelled >= 2); /* at most two tasks are handed to a worker at a time: the others waited */
+  mproc_future_release(held);
+  mproc_future *late;
+  int64_t one = 1;
+  CHECK_EQ(mproc_executor_submit(ex, square64, &one, sizeof one, &late), MPROC_ECLOSED);
+  mproc_executor_destroy(ex);
+  /* terminate: the running task is killed with its worker, the queued one cancelled */
+  mproc_pool *p = mpi_pool(1, 0);
+  mproc_future *run, *queued;
+  CHECK_EQ(mproc_pool_submit(p, gated, &g, sizeof g, NULL, &run), 0);
+  await_started(1);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &queued), 0);
+  CHECK_EQ(mproc_pool_terminate(p), 0);
+  CHECK_EQ(mproc_future_result(run, 30, NULL, NULL), MPROC_ECANCELED);
+  CHECK_EQ(mproc_future_result(queued, 30, NULL, NULL), MPROC_ECANCELED);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &late), MPROC_ECLOSED);
+  mproc_future_release(run);
+  mproc_future_release(queued);
+  mproc_pool_destroy(p);
+  /* close: queued tasks still run, new ones are refused; join waits for them */
+  p = mpi_pool(2, 0);
+  mproc_future *fs[6];
+  for (int64_t i = 0; i < 6; i++) CHECK_EQ(mproc_pool_submit(p, square64, &i, sizeof i, NULL, &fs[i]), 0);
+  CHECK_EQ(mproc_pool_close(p), 0);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &late), MPROC_ECLOSED);
+  CHECK_EQ(mproc_pool_join(p, 30), 0);
+  for (int i = 0; i < 6; i++) {
+    CHECK_EQ(mproc_future_done(fs[i]), 1);
+    const void *data;
+    CHECK_EQ(mproc_future_result(fs[i], 0, &data, NULL), 0);
+    CHECK_EQ(*(const int64_t *)data, (int64_t)i * i);
+    mproc_future_release(fs[i]);
+  }
+  mproc_pool_destroy(p);
+  /* Parallel's generators: ordered, and in completion order with every item once */
+  mproc_parallel *par = NULL;
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 3, .backend = MPROC_BACKEND_MPI}), 0);
+  enum { N = 2000 };
+  static int64_t in[N];
+  static unsigned char seen[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  for (int order = MPROC_RETURN_GENERATOR; order <= MPROC_RETURN_GENERATOR_UNORDERED; order++) {
+    mproc_stream *s;
+    CHECK_EQ(
+        mproc_parallel_stream(par, square64, in, N, sizeof *in, sizeof(int64_t), (mproc_return_as)order, &s),
+        0);
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < N; k++) {
+      int64_t idx;
+      const void *res;
+      CHECK_EQ(mproc_stream_next(s, 30, &idx, &res, NULL), 0);
+      if (order == MPROC_RETURN_GENERATOR) CHECK_EQ(idx, k);
+      CHECK(idx >= 0 && idx < N);
+      CHECK_EQ(seen[idx]++, 0);
+      CHECK_EQ(*(const int64_t *)res, idx * idx);
+    }
+    int64_t idx;
+    const void *res;
+    CHECK_EQ(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
+  }
+  mproc_parallel_destroy(par);
+  gate_remove();
+}
+
 /* joblib's negative n_jobs count the cluster's CPUs on MPI (the agent ranks', as an MPI pool's default size
  * does), not rank 0's machine's; so does MPROC_WORKERS=-1. */
 static void parallel_n_jobs_cluster(void) {
@@ -1159,6 +1251,7 @@ int main(int argc, char **argv) {
                {"timeouts_and_aborts", timeouts_and_aborts},
                {"finalizer_remote", finalizer_remote},
                {"parallel_progress_and_errors", parallel_progress_and_errors},
+               {"executor_terminate_generators", executor_terminate_generators},
                {"parallel_n_jobs_cluster", parallel_n_jobs_cluster}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     current = tests[i].name;
