@@ -1012,13 +1012,32 @@ static void parallel_progress_and_errors(void) {
   CHECK_EQ(progress_seen.last.workers, 3);
   CHECK(progress_seen.last.rate > 0);
   mproc_parallel_destroy(par);
-  /* by default the first failure stops the run */
-  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2, .backend = MPROC_BACKEND_MPI}), 0);
+  /* by default the first failure stops the run (test_parallel.c's errors_and_timeouts) */
+  CHECK_EQ(mproc_parallel_create(
+               &par, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 1, .backend = MPROC_BACKEND_MPI}),
+           0);
   CHECK_EQ(mproc_parallel_run(par, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out, codes, &rep),
            MPROC_ERANGE);
   CHECK_EQ(rep.first_failed_index, 6);
+  CHECK(strcmp(rep.message, "7 is a multiple of 7") == 0);
   CHECK_EQ(rep.ok + rep.failed + rep.cancelled, N);
-  CHECK(rep.cancelled > 0);
+  for (int i = 0; i < 6; i++) CHECK_EQ(codes[i], 0);
+  mproc_parallel_destroy(par);
+  /* a per-item timeout, the rest running: the item is killed on its rank */
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2,
+                                                              .timeout = 0.3,
+                                                              .on_error = MPROC_ON_ERROR_CONTINUE,
+                                                              .backend = MPROC_BACKEND_MPI}),
+           0);
+  for (int i = 0; i < 40; i++) in[i] = i == 5 ? -4 : i;
+  CHECK_EQ(mproc_parallel_run(par, misbehave, in, 40, sizeof *in, out, sizeof *out, codes, &rep),
+           MPROC_ETASKTIMEOUT);
+  CHECK_EQ(rep.failed, 1);
+  CHECK_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
+  for (int i = 0; i < 40; i++) {
+    CHECK_EQ(codes[i], i == 5 ? MPROC_ETASKTIMEOUT : 0);
+    if (i != 5) CHECK_EQ(out[i], i);
+  }
   mproc_parallel_destroy(par);
 }
 

@@ -30,7 +30,9 @@
  * dead worker are dropped: the engine has queued them again, and MPI keeps the order of two messages
  * between two ranks, so they all come before the SPAWN that starts the next worker in the slot.  Functions
  * travel as (loaded object, offset) as for exec pools (fresh_image): the courier sends the table of
- * objects' paths to the agents before the first job that uses an entry.  For task timeouts, an agent sends
+ * objects' paths to the agents before the first job that uses an entry; an offset means the same code
+ * only in the same build, so mproc_init() first compares every rank's program and libraries with rank 0's
+ * by build-id (same_objects()).  For task timeouts, an agent sends
  * the running job and item of a slot, and how long it has run, whenever they change while the slot has a
  * timed job; the courier writes them into its slot, where the engine's timeout check reads them.
  *
