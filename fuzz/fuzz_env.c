@@ -19,7 +19,7 @@ static const char *const names[] = {"MPROC_WORKERS", "MPROC_BACKEND", "MPROC_SHA
 
 static void check_workers(const char *v) {
   int w = -1;
-  int rc = mproc__env_workers(&w);
+  int rc = mproc__env_workers(mproc_cpu_count(), &w);
   if (!v || !*v) FUZZ_CHECK(rc == 0 && w == 0);
   if (rc == 0 && v && *v) FUZZ_CHECK(w >= 1 && w <= 4096);
   if (rc != 0) FUZZ_CHECK(rc == MPROC_EINVAL && w == 0 && mproc_last_error_message()[0]);
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   snprintf(buf, sizeof buf, "%lld", w);
   setenv("MPROC_WORKERS", buf, 1);
   int got = -1;
-  int rc = mproc__env_workers(&got);
+  int rc = mproc__env_workers(mproc_cpu_count(), &got);
   if (w >= 1 && w <= 4096) FUZZ_CHECK(rc == 0 && got == w);
   long long all_but = mproc_cpu_count() + 1 + w;
   if (w < 0) FUZZ_CHECK(rc == 0 && got == (all_but < 1 ? 1 : all_but));

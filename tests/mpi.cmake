@@ -5,6 +5,7 @@ add_executable(mpi_cluster mpi_cluster.c)
 target_link_libraries(mpi_cluster PRIVATE mproc_static m)
 target_compile_options(mpi_cluster PRIVATE ${MPROC_WARNINGS} -Wno-missing-prototypes)
 target_compile_definitions(mpi_cluster PRIVATE _GNU_SOURCE)
+target_link_libraries(mpi_cluster PRIVATE ${CMAKE_DL_LIBS})
 add_test(NAME mpi_cluster_local COMMAND mpi_cluster)
 set_tests_properties(mpi_cluster_local PROPERTIES LABELS mpi TIMEOUT 120)
 if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
@@ -42,6 +43,32 @@ if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
             ${MPIEXEC_EXECUTABLE} ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 1 ${MPIEXEC_PREFLAGS}
             $<TARGET_FILE:mpi_cluster> 3 mismatch : ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mpi_cluster_other> 3 mismatch)
   set_tests_properties(mpi_cluster_mismatch PROPERTIES LABELS mpi TIMEOUT 120 RESOURCE_LOCK mpi_cluster
+    ENVIRONMENT "${mpi_env}")
+  # a library built twice (other bytes, other build-ids), in liba/ and libb/, loaded by the program before
+  # mproc_init() from LD_LIBRARY_PATH: every rank with liba runs a task that lives in it; agents with libb
+  # are refused, naming the file
+  foreach(v a b)
+    add_library(mpi_cluster_lib_${v} SHARED mpi_cluster_lib.c)
+    target_compile_options(mpi_cluster_lib_${v} PRIVATE ${MPROC_WARNINGS})
+    set_target_properties(mpi_cluster_lib_${v} PROPERTIES OUTPUT_NAME mpi_cluster_lib
+      LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/lib${v})
+    add_dependencies(mpi_cluster mpi_cluster_lib_${v})
+  endforeach()
+  target_compile_definitions(mpi_cluster_lib_b PRIVATE MPI_CLUSTER_LIB_CODE=ERANGE)
+  set(lib_a "LD_LIBRARY_PATH=${CMAKE_CURRENT_BINARY_DIR}/liba")
+  set(lib_b "LD_LIBRARY_PATH=${CMAKE_CURRENT_BINARY_DIR}/libb")
+  add_test(NAME mpi_cluster_library
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh mpi_cluster ${MPIEXEC_EXECUTABLE} ${oversubscribe}
+            ${MPIEXEC_NUMPROC_FLAG} 3 ${MPIEXEC_PREFLAGS} env ${lib_a} $<TARGET_FILE:mpi_cluster> 3 lib)
+  set_tests_properties(mpi_cluster_library PROPERTIES LABELS mpi TIMEOUT 120 RESOURCE_LOCK mpi_cluster
+    ENVIRONMENT "${mpi_env}")
+  add_test(NAME mpi_cluster_library_mismatch
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh --expect-fail
+            "loads the library [^ ]*/libb/libmpi_cluster_lib.so, build-id [0-9a-f]+, not the one rank 0 loads \\([^ ]*/liba/libmpi_cluster_lib.so"
+            mpi_cluster ${MPIEXEC_EXECUTABLE} ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 1 ${MPIEXEC_PREFLAGS}
+            env ${lib_a} MPI_CLUSTER_EXPECT=refused $<TARGET_FILE:mpi_cluster> 3 lib
+            : ${MPIEXEC_NUMPROC_FLAG} 2 env ${lib_b} $<TARGET_FILE:mpi_cluster> 3 lib)
+  set_tests_properties(mpi_cluster_library_mismatch PROPERTIES LABELS mpi TIMEOUT 120 RESOURCE_LOCK mpi_cluster
     ENVIRONMENT "${mpi_env}")
   # a rank SIGKILLed mid-map (mpirun ends the job), one SIGSTOPped (the master ends it after its silence)
   if(oversubscribe)

@@ -7,12 +7,17 @@
  * ends the run with status 1 (under mpirun: the whole job fails).  What processes are left after the job is
  * checked by the ctest command (tests/mpi.cmake). */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <mproc.h>
@@ -469,6 +474,703 @@ static void idle_ranks_cost_little(int ranks) {
   mproc_pool_destroy(p);
 }
 
+/* ---- the process backend's semantic tests, on remote workers (modelled on tests/test_futures.c,
+ * test_map.c, test_streams.c, test_parallel.c and test_pool_basics.c) ---- */
+
+/* A gate for tasks on other ranks, from two FIFOs in a directory (the job's ranks share this machine): a
+ * gated task writes one byte into `started`, then waits for one byte from `gate`.  The master holds both
+ * open read-write, so neither open blocks; it opens the gate by writing a byte per task to let through. */
+typedef struct gate_arg {
+  int64_t n;
+  char dir[112];
+} gate_arg;
+
+static struct {
+  char dir[112];
+  int started, gate;
+} gate_here;
+
+static void gate_make(void) {
+  snprintf(gate_here.dir, sizeof gate_here.dir, "/tmp/mpi_cluster-gate-XXXXXX");
+  CHECK(mkdtemp(gate_here.dir) != NULL);
+  char path[160];
+  snprintf(path, sizeof path, "%s/started", gate_here.dir);
+  CHECK(mkfifo(path, 0600) == 0);
+  gate_here.started = open(path, O_RDWR | O_CLOEXEC);
+  snprintf(path, sizeof path, "%s/gate", gate_here.dir);
+  CHECK(mkfifo(path, 0600) == 0);
+  gate_here.gate = open(path, O_RDWR | O_CLOEXEC);
+  CHECK(gate_here.started >= 0 && gate_here.gate >= 0);
+}
+
+static void gate_remove(void) {
+  char path[160];
+  close(gate_here.started);
+  close(gate_here.gate);
+  snprintf(path, sizeof path, "%s/started", gate_here.dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/gate", gate_here.dir);
+  unlink(path);
+  rmdir(gate_here.dir);
+}
+
+static gate_arg gated_arg(int64_t n) {
+  gate_arg a = {n, ""};
+  memcpy(a.dir, gate_here.dir, sizeof a.dir);
+  return a;
+}
+
+/* Lets k gated tasks through. */
+static void gate_open(int k) {
+  for (int i = 0; i < k; i++) CHECK(write(gate_here.gate, "g", 1) == 1);
+}
+
+/* Waits (30 s at most) until k more gated tasks have started. */
+static void await_started(int k) {
+  for (int i = 0; i < k; i++) {
+    struct pollfd pfd = {gate_here.started, POLLIN, 0};
+    CHECK(poll(&pfd, 1, 30000) == 1);
+    char c;
+    CHECK(read(gate_here.started, &c, 1) == 1);
+  }
+}
+
+/* Says it started, waits at the gate, returns its number squared. */
+static int gated(const void *arg, size_t len, mproc_task *t) {
+  const gate_arg *a = arg;
+  char path[160];
+  snprintf(path, sizeof path, "%s/started", a->dir);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "s", 1) != 1) return mproc_task_fail(t, -EIO, "cannot say it started");
+  close(fd);
+  snprintf(path, sizeof path, "%s/gate", a->dir);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  char c;
+  if (fd < 0 || read(fd, &c, 1) != 1) return mproc_task_fail(t, -EIO, "no way through the gate");
+  close(fd);
+  int64_t sq = a->n * a->n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+static int square64(const void *arg, size_t len, mproc_task *t) {
+  int64_t n = *(const int64_t *)arg, sq = n * n;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+/* Items whose number is a multiple of 7 fail with a message; the others return their number. */
+static int fail_on_multiples_of_7(const void *arg, size_t len, mproc_task *t) {
+  int64_t n = *(const int64_t *)arg;
+  if (n % 7 == 0) return mproc_task_fail(t, MPROC_ERANGE, "%lld is a multiple of 7", (long long)n);
+  return mproc_task_return(t, &n, sizeof n);
+}
+
+/* Callbacks: in the order they ran, counted under a lock (they run on the pool's manager thread). */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int count, order[8];
+} cbs = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}};
+
+static void on_done(mproc_future *f, void *user) {
+  (void)f;
+  pthread_mutex_lock(&cbs.lock);
+  if (cbs.count < 8) cbs.order[cbs.count] = (int)(intptr_t)user;
+  cbs.count++;
+  pthread_cond_broadcast(&cbs.cond);
+  pthread_mutex_unlock(&cbs.lock);
+}
+
+static void await_callbacks(int n) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&cbs.lock);
+  while (cbs.count < n && pthread_cond_timedwait(&cbs.cond, &cbs.lock, &until) == 0) {
+  }
+  int got = cbs.count;
+  pthread_mutex_unlock(&cbs.lock);
+  CHECK_EQ(got, n);
+}
+
+/* test_futures.c's cancel_before_start_and_callbacks: one worker held at the gate; a task handed to it
+ * counts as running, one waiting in the queue is cancelled; waits with timeouts time out; callbacks run
+ * after completion in the order added; completion order is submission order on one worker. */
+static void cancel_wait_callbacks(void) {
+  gate_make();
+  mproc_pool *p = mpi_pool(1, 0);
+  gate_arg g = gated_arg(2);
+  int64_t two = 2;
+  mproc_future *running, *queued1, *queued2, *queued3;
+  CHECK_EQ(mproc_pool_submit(p, gated, &g, sizeof g, NULL, &running), 0);
+  await_started(1);
+  CHECK_EQ(mproc_future_running(running), 1);
+  CHECK_EQ(mproc_future_cancel(running), 0); /* running: cannot be cancelled */
+  CHECK_EQ(mproc_pool_submit(p, square64, &two, sizeof two, NULL, &queued1), 0); /* handed out: running */
+  CHECK_EQ(mproc_pool_submit(p, square64, &two, sizeof two, NULL, &queued2), 0); /* waits in the queue */
+  CHECK_EQ(mproc_pool_submit(p, square64, &two, sizeof two, NULL, &queued3), 0);
+  cbs.count = 0;
+  CHECK_EQ(mproc_future_add_done_callback(queued3, on_done, (void *)3), 0);
+  CHECK_EQ(mproc_future_add_done_callback(running, on_done, (void *)1), 0);
+  CHECK_EQ(mproc_future_add_done_callback(running, on_done, (void *)2), 0);
+  CHECK_EQ(mproc_future_cancel(queued2), 1);
+  CHECK_EQ(mproc_future_cancel(queued2), 1); /* again: still cancelled */
+  CHECK_EQ(mproc_future_cancelled(queued2), 1);
+  CHECK_EQ(mproc_future_done(queued2), 1);
+  CHECK_EQ(mproc_future_result(queued2, 0, NULL, NULL), MPROC_ECANCELED);
+  mproc_outcome o;
+  CHECK_EQ(mproc_future_outcome(queued2, &o), 0);
+  CHECK_EQ(o.kind, MPROC_OUTCOME_CANCELLED);
+  /* waits with a timeout: nothing else can finish while the gate is shut */
+  mproc_future *all[] = {running, queued1, queued3};
+  size_t ndone = 9;
+  CHECK_EQ(mproc_futures_wait(all, 3, 0.05, MPROC_FIRST_COMPLETED, &ndone, NULL), MPROC_ETIMEDOUT);
+  CHECK_EQ(ndone, 0);
+  CHECK_EQ(mproc_future_wait(running, 0.02), MPROC_ETIMEDOUT);
+  CHECK_EQ(mproc_future_result(running, 0, NULL, NULL), MPROC_ETIMEDOUT);
+  mproc_as_completed *it;
+  CHECK_EQ(mproc_as_completed_create(&it, all, 3), 0);
+  mproc_future *f;
+  CHECK_EQ(mproc_as_completed_next(it, 0.02, &f), MPROC_ETIMEDOUT);
+  gate_open(1);
+  CHECK_EQ(mproc_futures_wait(all, 3, 30, MPROC_FIRST_COMPLETED, &ndone, NULL), 0);
+  CHECK(ndone >= 1);
+  unsigned char flags[3];
+  CHECK_EQ(mproc_futures_wait(all, 3, 30, MPROC_ALL_COMPLETED, &ndone, flags), 0);
+  CHECK_EQ(ndone, 3);
+  for (int k = 0; k < 3; k++) CHECK_EQ(flags[k], 1);
+  for (int k = 0; k < 3; k++) { /* completion order is submission order on one worker */
+    CHECK_EQ(mproc_as_completed_next(it, 30, &f), 0);
+    CHECK(f == all[k]);
+  }
+  CHECK_EQ(mproc_as_completed_next(it, 0, &f), MPROC_EEOF);
+  mproc_as_completed_destroy(it);
+  const void *data;
+  CHECK_EQ(mproc_future_result(running, 0, &data, NULL), 0);
+  CHECK_EQ(*(const int64_t *)data, 4);
+  CHECK_EQ(mproc_pool_join(p, 30), 0);
+  await_callbacks(3);
+  for (int k = 0; k < 3; k++) CHECK_EQ(cbs.order[k], k + 1);
+  /* a callback added to a done future runs at once, in this thread */
+  CHECK_EQ(mproc_future_add_done_callback(queued1, on_done, (void *)4), 0);
+  CHECK_EQ(cbs.count, 4);
+  mproc_future_release(running);
+  mproc_future_release(queued1);
+  mproc_future_release(queued2);
+  mproc_future_release(queued3);
+  mproc_pool_destroy(p);
+  gate_remove();
+}
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int ok, err;
+  int64_t sum;
+} async_seen = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void on_result(const void *data, size_t len, void *user) {
+  (void)user;
+  pthread_mutex_lock(&async_seen.lock);
+  if (len == sizeof(int64_t)) async_seen.sum += *(const int64_t *)data;
+  async_seen.ok++;
+  pthread_cond_broadcast(&async_seen.cond);
+  pthread_mutex_unlock(&async_seen.lock);
+}
+
+static void on_error(int code, const char *msg, void *user) {
+  pthread_mutex_lock(&async_seen.lock);
+  if (code == MPROC_ERANGE && strcmp(msg, "14 is a multiple of 7") == 0 && user == &async_seen)
+    async_seen.err++;
+  pthread_cond_broadcast(&async_seen.cond);
+  pthread_mutex_unlock(&async_seen.lock);
+}
+
+/* Every future once in as_completed, wait's FIRST_EXCEPTION, apply_async's callbacks with the failure's
+ * code and message. */
+static void as_completed_and_wait_modes(void) {
+  mproc_pool *p = mpi_pool(4, 0);
+  enum { N = 300 };
+  mproc_future *fs[N];
+  for (int64_t i = 0; i < N; i++) CHECK_EQ(mproc_pool_submit(p, square64, &i, sizeof i, NULL, &fs[i]), 0);
+  mproc_as_completed *it;
+  CHECK_EQ(mproc_as_completed_create(&it, fs, N), 0);
+  static int seen[N];
+  memset(seen, 0, sizeof seen);
+  for (int k = 0; k < N; k++) {
+    mproc_future *f;
+    CHECK_EQ(mproc_as_completed_next(it, 30, &f), 0);
+    int i = 0;
+    while (i < N && fs[i] != f) i++;
+    CHECK(i < N);
+    seen[i]++;
+    const void *data;
+    CHECK_EQ(mproc_future_result(f, 0, &data, NULL), 0);
+    CHECK_EQ(*(const int64_t *)data, (int64_t)i * i);
+  }
+  mproc_future *f;
+  CHECK_EQ(mproc_as_completed_next(it, 0, &f), MPROC_EEOF);
+  for (int i = 0; i < N; i++) CHECK_EQ(seen[i], 1);
+  mproc_as_completed_destroy(it);
+  size_t ndone = 0;
+  CHECK_EQ(mproc_futures_wait(fs, N, 30, MPROC_ALL_COMPLETED, &ndone, NULL), 0);
+  CHECK_EQ(ndone, N);
+  for (int i = 0; i < N; i++) mproc_future_release(fs[i]);
+  /* FIRST_EXCEPTION: returns once the failure is in, whatever the other does */
+  int64_t bad = 14, good = 3;
+  mproc_future *two[2];
+  CHECK_EQ(mproc_pool_submit(p, fail_on_multiples_of_7, &bad, sizeof bad, NULL, &two[0]), 0);
+  CHECK_EQ(mproc_pool_submit(p, fail_on_multiples_of_7, &good, sizeof good, NULL, &two[1]), 0);
+  CHECK_EQ(mproc_futures_wait(two, 2, 30, MPROC_FIRST_EXCEPTION, &ndone, NULL), 0);
+  CHECK_EQ(mproc_future_done(two[0]), 1);
+  CHECK_EQ(mproc_future_error(two[0], 0), MPROC_ERANGE);
+  mproc_outcome o;
+  CHECK_EQ(mproc_future_outcome(two[0], &o), 0);
+  CHECK_EQ(o.kind, MPROC_OUTCOME_FAILED);
+  CHECK(strcmp(o.message, "14 is a multiple of 7") == 0);
+  mproc_future_release(two[0]);
+  mproc_future_release(two[1]);
+  /* apply_async: a callback per result, the error callback with the code and message */
+  for (int64_t i = 1; i <= 10; i++)
+    CHECK_EQ(mproc_pool_apply_async(p, fail_on_multiples_of_7, &i, sizeof i, on_result, on_error, NULL, NULL),
+             0);
+  CHECK_EQ(mproc_pool_apply_async(p, fail_on_multiples_of_7, &bad, sizeof bad, on_result, on_error,
+                                  &async_seen, NULL),
+           0);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&async_seen.lock);
+  while ((async_seen.ok < 9 || async_seen.err < 1) &&
+         pthread_cond_timedwait(&async_seen.cond, &async_seen.lock, &until) == 0) {
+  }
+  int ok = async_seen.ok, err = async_seen.err;
+  int64_t sum = async_seen.sum;
+  pthread_mutex_unlock(&async_seen.lock);
+  CHECK_EQ(ok, 9); /* 7 failed, without the user pointer the error callback checks for */
+  CHECK_EQ(err, 1);
+  CHECK_EQ(sum, 55 - 7);
+  mproc_pool_destroy(p);
+}
+
+/* test_map.c's map_errors and test_streams.c's streams: the three error policies with item codes and the
+ * first failure's message; ordered streams with failures in their place; unordered ones with every item
+ * once; a stream ended half way. */
+static void error_policies_and_streams(void) {
+  mproc_pool *p = mpi_pool(2, 0);
+  enum { N = 400 };
+  static int64_t in[N], out[N];
+  static int codes[N];
+  for (int i = 0; i < N; i++) in[i] = i + 1; /* 7, 14, ...: 57 items fail */
+  mproc_map_report rep;
+  CHECK_EQ(
+      mproc_pool_map(
+          p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){.on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes, .chunk_size = 3}, &rep),
+      MPROC_ERANGE);
+  CHECK_EQ(rep.failed, N / 7);
+  CHECK_EQ(rep.ok, N - N / 7);
+  CHECK_EQ(rep.cancelled, 0);
+  CHECK_EQ(rep.first_failed_index, 6);
+  CHECK_EQ(rep.first_failure.kind, MPROC_OUTCOME_FAILED);
+  CHECK(strcmp(rep.message, "7 is a multiple of 7") == 0);
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ(codes[i], (i + 1) % 7 == 0 ? MPROC_ERANGE : 0);
+    if (codes[i] == 0) CHECK_EQ(out[i], i + 1);
+  }
+  /* stop at the first failure: every item's fate is known and adds up */
+  for (int i = 0; i < N; i++) codes[i] = 12345;
+  CHECK_EQ(mproc_pool_map(p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.item_codes = codes, .chunk_size = 1}, &rep),
+           MPROC_ERANGE);
+  CHECK_EQ(rep.ok + rep.failed + rep.cancelled, N);
+  CHECK(rep.failed >= 1);
+  CHECK(rep.cancelled > 0);
+  CHECK_EQ(rep.first_failed_index, 6);
+  for (int i = 0; i < N; i++) CHECK(codes[i] == 0 || codes[i] == MPROC_ERANGE || codes[i] == MPROC_ECANCELED);
+  /* stop after three failures */
+  CHECK_EQ(
+      mproc_pool_map(
+          p, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out,
+          &(mproc_map_opts){.on_error = MPROC_ON_ERROR_STOP_AFTER, .max_failures = 3, .chunk_size = 1}, &rep),
+      MPROC_ERANGE);
+  CHECK(rep.failed >= 3);
+  CHECK(rep.cancelled > 0);
+  CHECK_EQ(rep.ok + rep.failed + rep.cancelled, N);
+  /* a result larger than its record fails its item */
+  static char small[N];
+  CHECK_EQ(mproc_pool_map(p, square64, in, N, sizeof *in, small, 1, NULL, &rep), MPROC_EMSGSIZE);
+  /* ordered: every index in order, failures at their place with their messages, and the stream goes on */
+  mproc_stream *s;
+  CHECK_EQ(mproc_pool_imap(p, fail_on_multiples_of_7, in, N, sizeof *in, sizeof(int64_t),
+                           &(mproc_stream_opts){.chunk_size = 16, .max_in_flight = 64}, &s),
+           0);
+  int64_t idx;
+  const void *res;
+  mproc_outcome o;
+  for (int i = 0; i < N; i++) {
+    int r = mproc_stream_next(s, 30, &idx, &res, &o);
+    CHECK_EQ(idx, i);
+    if ((i + 1) % 7 == 0) {
+      CHECK_EQ(r, MPROC_ERANGE);
+      CHECK(res == NULL);
+      CHECK_EQ(o.kind, MPROC_OUTCOME_FAILED);
+      char want[64];
+      snprintf(want, sizeof want, "%d is a multiple of 7", i + 1);
+      CHECK(strcmp(o.message, want) == 0);
+    } else {
+      CHECK_EQ(r, 0);
+      CHECK_EQ(*(const int64_t *)res, i + 1);
+    }
+  }
+  CHECK_EQ(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  /* unordered: every index exactly once */
+  enum { M = 5000 };
+  static int64_t many[M];
+  static unsigned char seen[M];
+  for (int i = 0; i < M; i++) many[i] = i;
+  memset(seen, 0, sizeof seen);
+  CHECK_EQ(mproc_pool_imap_unordered(p, square64, many, M, sizeof *many, sizeof(int64_t), NULL, &s), 0);
+  for (int k = 0; k < M; k++) {
+    CHECK_EQ(mproc_stream_next(s, 30, &idx, &res, NULL), 0);
+    CHECK(idx >= 0 && idx < M);
+    CHECK_EQ(seen[idx], 0);
+    seen[idx] = 1;
+    CHECK_EQ(*(const int64_t *)res, idx * idx);
+  }
+  CHECK_EQ(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+  mproc_stream_destroy(s);
+  /* destroyed half way: nothing left running or queued */
+  CHECK_EQ(mproc_pool_imap(p, square64, many, M, sizeof *many, sizeof(int64_t),
+                           &(mproc_stream_opts){.chunk_size = 4}, &s),
+           0);
+  for (int k = 0; k < 10; k++) CHECK_EQ(mproc_stream_next(s, 30, &idx, &res, NULL), 0);
+  mproc_stream_destroy(s);
+  CHECK_EQ(mproc_pool_join(p, 30), 0);
+  mproc_pool_destroy(p);
+}
+
+/* Timeouts: the caller's wait, an item's (failed alone, then retried), a whole map's (test_map.c's
+ * map_timeout_cancels_the_rest: the map aborts, the workers running it are killed on their ranks and
+ * replaced), and a stream's next() on an item held at the gate, then ended with it. */
+static void timeouts_and_aborts(void) {
+  gate_make();
+  mproc_pool *p = mpi_pool(2, 0);
+  gate_arg g = gated_arg(5);
+  mproc_future *f;
+  CHECK_EQ(mproc_pool_submit(p, gated, &g, sizeof g, NULL, &f), 0);
+  await_started(1);
+  CHECK_EQ(mproc_future_result(f, 0.05, NULL, NULL), MPROC_ETIMEDOUT);
+  gate_open(1);
+  const void *data;
+  CHECK_EQ(mproc_future_result(f, 30, &data, NULL), 0);
+  CHECK_EQ(*(const int64_t *)data, 25);
+  mproc_future_release(f);
+  /* an item that hangs past its timeout fails alone, the others of its batch keep their results; retried
+   * once, it times out twice */
+  enum { N = 40 };
+  static int64_t in[N], out[N];
+  static int codes[N];
+  for (int i = 0; i < N; i++) in[i] = i == 17 ? -4 : i;
+  for (int retries = -1; retries <= 1; retries += 2) {
+    mproc_map_report rep;
+    CHECK_EQ(mproc_pool_map(p, misbehave, in, N, sizeof *in, out, sizeof *out,
+                            &(mproc_map_opts){.task_timeout = 0.3,
+                                              .max_retries = retries,
+                                              .chunk_size = 5,
+                                              .on_error = MPROC_ON_ERROR_CONTINUE,
+                                              .item_codes = codes},
+                            &rep),
+             MPROC_ETASKTIMEOUT);
+    CHECK_EQ(rep.failed, 1);
+    CHECK_EQ(rep.ok, N - 1);
+    CHECK_EQ(rep.first_failed_index, 17);
+    CHECK_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
+    CHECK_EQ(rep.first_failure.attempts, retries < 0 ? 1 : 2);
+    for (int i = 0; i < N; i++)
+      if (i != 17) CHECK_EQ(out[i], i);
+  }
+  /* the whole map's timeout: every item held at the gate is cancelled, their workers killed */
+  static gate_arg held[N];
+  static int64_t sq[N];
+  for (int i = 0; i < N; i++) held[i] = gated_arg(i);
+  mproc_map_report rep;
+  double t0 = now();
+  CHECK_EQ(mproc_pool_map(p, gated, held, N, sizeof *held, sq, sizeof *sq,
+                          &(mproc_map_opts){.timeout = 0.2, .chunk_size = 2, .item_codes = codes}, &rep),
+           MPROC_ETIMEDOUT);
+  CHECK(now() - t0 >= 0.19);
+  CHECK_EQ(rep.cancelled, N);
+  for (int i = 0; i < N; i++) CHECK_EQ(codes[i], MPROC_ECANCELED);
+  /* the killed workers were replaced: the pool works */
+  for (int i = 0; i < N; i++) in[i] = i;
+  CHECK_EQ(mproc_pool_map(p, square64, in, N, sizeof *in, out, sizeof *out, NULL, NULL), 0);
+  for (int i = 0; i < N; i++) CHECK_EQ(out[i], (int64_t)i * i);
+  /* next() with a timeout on an item held at the gate; destroy ends what runs */
+  mproc_stream *s;
+  CHECK_EQ(mproc_pool_imap(p, gated, held, 4, sizeof *held, sizeof(int64_t),
+                           &(mproc_stream_opts){.chunk_size = 1}, &s),
+           0);
+  int64_t idx;
+  const void *res;
+  CHECK_EQ(mproc_stream_next(s, 0.05, &idx, &res, NULL), MPROC_ETIMEDOUT);
+  mproc_stream_destroy(s);
+  CHECK_EQ(mproc_pool_join(p, 30), 0);
+  CHECK_EQ(mproc_pool_map(p, square64, in, N, sizeof *in, out, sizeof *out, NULL, NULL), 0);
+  mproc_pool_destroy(p);
+  gate_remove();
+}
+
+/* The finalizer's file, named by the initializer's argument (workers are copies of their agent: what they
+ * know of the master comes in arguments). */
+static char fin_path[160];
+static int init_fin_path(const void *arg, size_t len, mproc_task *t) {
+  snprintf(fin_path, sizeof fin_path, "%.*s", (int)len, (const char *)arg);
+  return 0;
+}
+static void append_finalizer(void) {
+  int fd = open(fin_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd >= 0) {
+    if (write(fd, "f", 1) != 1) _exit(3);
+    close(fd);
+  }
+}
+
+/* test_pool_basics.c's finalizer_runs_when_workers_end_normally: once per worker on its rank, when the pool
+ * ends and when a worker retires (max_tasks_per_child); every one before mproc_pool_destroy() returns. */
+static void finalizer_remote(void) {
+  char path[] = "/tmp/mpi_cluster-fin-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  struct {
+    int workers, max_tasks, tasks, want;
+  } cases[] = {{2, 0, 8, 2},
+               {1, 2, 7, 4}}; /* the second: three retired after two tasks, the fourth stopped */
+  for (int c = 0; c < 2; c++) {
+    CHECK(truncate(path, 0) == 0);
+    mproc_pool *p = NULL;
+    CHECK_EQ(mproc_pool_create(&p, &(mproc_pool_opts){.workers = cases[c].workers,
+                                                      .backend = MPROC_BACKEND_MPI,
+                                                      .initializer = init_fin_path,
+                                                      .init_arg = path,
+                                                      .init_arg_len = strlen(path),
+                                                      .finalizer = append_finalizer,
+                                                      .max_tasks_per_child = cases[c].max_tasks}),
+             0);
+    int64_t in[8], out[8];
+    for (int i = 0; i < 8; i++) in[i] = i;
+    CHECK_EQ(mproc_pool_map(p, square64, in, (size_t)cases[c].tasks, sizeof *in, out, sizeof *out,
+                            &(mproc_map_opts){.chunk_size = 1}, NULL),
+             0);
+    mproc_pool_destroy(p);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK_EQ(st.st_size, cases[c].want);
+  }
+  unlink(path);
+}
+
+static struct {
+  int calls;
+  mproc_progress last;
+} progress_seen;
+static void on_progress(const mproc_progress *pr, void *user) {
+  (void)user;
+  progress_seen.calls++;
+  progress_seen.last = *pr;
+  progress_seen.last.busy = NULL;
+}
+
+/* test_parallel.c's progress_lines_and_callback and errors: Parallel on remote workers reports progress
+ * (the callback's last call is the run's end), runs every item under CONTINUE, stops at the first failure
+ * by default and returns it. */
+static void parallel_progress_and_errors(void) {
+  mproc_parallel *par = NULL;
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 3,
+                                                              .backend = MPROC_BACKEND_MPI,
+                                                              .progress = on_progress,
+                                                              .progress_interval = 0.005,
+                                                              .verbose = -1,
+                                                              .on_error = MPROC_ON_ERROR_CONTINUE}),
+           0);
+  enum { N = 600 };
+  static int64_t in[N], out[N];
+  static int codes[N];
+  for (int i = 0; i < N; i++) in[i] = i + 1;
+  mproc_map_report rep;
+  CHECK_EQ(mproc_parallel_run(par, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out, codes, &rep),
+           MPROC_ERANGE);
+  CHECK_EQ(rep.failed, N / 7);
+  CHECK(strcmp(rep.message, "7 is a multiple of 7") == 0);
+  for (int i = 0; i < N; i++) CHECK_EQ(codes[i], (i + 1) % 7 == 0 ? MPROC_ERANGE : 0);
+  CHECK(progress_seen.calls >= 1);
+  CHECK_EQ(progress_seen.last.total, N);
+  CHECK_EQ(progress_seen.last.done, N);
+  CHECK_EQ(progress_seen.last.failed, N / 7);
+  CHECK_EQ(progress_seen.last.in_flight, 0);
+  CHECK_EQ(progress_seen.last.workers, 3);
+  CHECK(progress_seen.last.rate > 0);
+  mproc_parallel_destroy(par);
+  /* by default the first failure stops the run (test_parallel.c's errors_and_timeouts) */
+  CHECK_EQ(mproc_parallel_create(
+               &par, &(mproc_parallel_opts){.n_jobs = 2, .batch_size = 1, .backend = MPROC_BACKEND_MPI}),
+           0);
+  CHECK_EQ(mproc_parallel_run(par, fail_on_multiples_of_7, in, N, sizeof *in, out, sizeof *out, codes, &rep),
+           MPROC_ERANGE);
+  CHECK_EQ(rep.first_failed_index, 6);
+  CHECK(strcmp(rep.message, "7 is a multiple of 7") == 0);
+  CHECK_EQ(rep.ok + rep.failed + rep.cancelled, N);
+  for (int i = 0; i < 6; i++) CHECK_EQ(codes[i], 0);
+  mproc_parallel_destroy(par);
+  /* a per-item timeout, the rest running: the item is killed on its rank */
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 2,
+                                                              .timeout = 0.3,
+                                                              .on_error = MPROC_ON_ERROR_CONTINUE,
+                                                              .backend = MPROC_BACKEND_MPI}),
+           0);
+  for (int i = 0; i < 40; i++) in[i] = i == 5 ? -4 : i;
+  CHECK_EQ(mproc_parallel_run(par, misbehave, in, 40, sizeof *in, out, sizeof *out, codes, &rep),
+           MPROC_ETASKTIMEOUT);
+  CHECK_EQ(rep.failed, 1);
+  CHECK_EQ(rep.first_failure.kind, MPROC_OUTCOME_TIMEDOUT);
+  for (int i = 0; i < 40; i++) {
+    CHECK_EQ(codes[i], i == 5 ? MPROC_ETASKTIMEOUT : 0);
+    if (i != 5) CHECK_EQ(out[i], i);
+  }
+  mproc_parallel_destroy(par);
+}
+
+/* The executor's names, Parallel's generator forms, close, join and terminate (test_pool_basics.c): an
+ * executor shut down with cancel_futures cancels what waits and lets what runs finish; terminate cancels
+ * a task held at the gate by killing its worker on its rank; a closed pool refuses new tasks. */
+static void executor_terminate_generators(void) {
+  gate_make();
+  mproc_executor *ex = NULL;
+  CHECK_EQ(mproc_executor_create(&ex, &(mproc_pool_opts){.workers = 1, .backend = MPROC_BACKEND_MPI}), 0);
+  gate_arg g = gated_arg(3);
+  mproc_future *held, *waiting[4];
+  CHECK_EQ(mproc_executor_submit(ex, gated, &g, sizeof g, &held), 0);
+  await_started(1);
+  for (int i = 0; i < 4; i++) {
+    int64_t n = i;
+    CHECK_EQ(mproc_executor_submit(ex, square64, &n, sizeof n, &waiting[i]), 0);
+  }
+  CHECK_EQ(mproc_executor_shutdown(ex, 0, 1), 0); /* while the gate holds the first: the rest wait */
+  gate_open(1);
+  CHECK_EQ(mproc_executor_shutdown(ex, 1, 0), 0); /* returns once every task has completed */
+  CHECK_EQ(mproc_future_result(held, 0, NULL, NULL), 0);
+  int cancelled = 0;
+  for (int i = 0; i < 4; i++) {
+    CHECK_EQ(mproc_future_done(waiting[i]), 1);
+    int r = mproc_future_result(waiting[i], 0, NULL, NULL);
+    CHECK(r == 0 || r == MPROC_ECANCELED);
+    cancelled += r == MPROC_ECANCELED;
+    mproc_future_release(waiting[i]);
+  }
+  CHECK(cancelled >= 2); /* at most two tasks are handed to a worker at a time: the others waited */
+  mproc_future_release(held);
+  mproc_future *late;
+  int64_t one = 1;
+  CHECK_EQ(mproc_executor_submit(ex, square64, &one, sizeof one, &late), MPROC_ECLOSED);
+  mproc_executor_destroy(ex);
+  /* terminate: the running task is killed with its worker, the queued one cancelled */
+  mproc_pool *p = mpi_pool(1, 0);
+  mproc_future *run, *queued;
+  CHECK_EQ(mproc_pool_submit(p, gated, &g, sizeof g, NULL, &run), 0);
+  await_started(1);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &queued), 0);
+  CHECK_EQ(mproc_pool_terminate(p), 0);
+  CHECK_EQ(mproc_future_result(run, 30, NULL, NULL), MPROC_ECANCELED);
+  CHECK_EQ(mproc_future_result(queued, 30, NULL, NULL), MPROC_ECANCELED);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &late), MPROC_ECLOSED);
+  mproc_future_release(run);
+  mproc_future_release(queued);
+  mproc_pool_destroy(p);
+  /* close: queued tasks still run, new ones are refused; join waits for them */
+  p = mpi_pool(2, 0);
+  mproc_future *fs[6];
+  for (int64_t i = 0; i < 6; i++) CHECK_EQ(mproc_pool_submit(p, square64, &i, sizeof i, NULL, &fs[i]), 0);
+  CHECK_EQ(mproc_pool_close(p), 0);
+  CHECK_EQ(mproc_pool_submit(p, square64, &one, sizeof one, NULL, &late), MPROC_ECLOSED);
+  CHECK_EQ(mproc_pool_join(p, 30), 0);
+  for (int i = 0; i < 6; i++) {
+    CHECK_EQ(mproc_future_done(fs[i]), 1);
+    const void *data;
+    CHECK_EQ(mproc_future_result(fs[i], 0, &data, NULL), 0);
+    CHECK_EQ(*(const int64_t *)data, (int64_t)i * i);
+    mproc_future_release(fs[i]);
+  }
+  mproc_pool_destroy(p);
+  /* Parallel's generators: ordered, and in completion order with every item once */
+  mproc_parallel *par = NULL;
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = 3, .backend = MPROC_BACKEND_MPI}), 0);
+  enum { N = 2000 };
+  static int64_t in[N];
+  static unsigned char seen[N];
+  for (int i = 0; i < N; i++) in[i] = i;
+  for (int order = MPROC_RETURN_GENERATOR; order <= MPROC_RETURN_GENERATOR_UNORDERED; order++) {
+    mproc_stream *s;
+    CHECK_EQ(
+        mproc_parallel_stream(par, square64, in, N, sizeof *in, sizeof(int64_t), (mproc_return_as)order, &s),
+        0);
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < N; k++) {
+      int64_t idx;
+      const void *res;
+      CHECK_EQ(mproc_stream_next(s, 30, &idx, &res, NULL), 0);
+      if (order == MPROC_RETURN_GENERATOR) CHECK_EQ(idx, k);
+      CHECK(idx >= 0 && idx < N);
+      CHECK_EQ(seen[idx]++, 0);
+      CHECK_EQ(*(const int64_t *)res, idx * idx);
+    }
+    int64_t idx;
+    const void *res;
+    CHECK_EQ(mproc_stream_next(s, 0, &idx, &res, NULL), MPROC_EEOF);
+    mproc_stream_destroy(s);
+  }
+  mproc_parallel_destroy(par);
+  gate_remove();
+}
+
+/* joblib's negative n_jobs count the cluster's CPUs on MPI (the agent ranks', as an MPI pool's default size
+ * does), not rank 0's machine's; so does MPROC_WORKERS=-1. */
+static void parallel_n_jobs_cluster(void) {
+  mproc_pool *p = mpi_pool(0, 0);
+  int cluster = mproc_pool_workers(p);
+  mproc_pool_destroy(p);
+  printf("# the agents' CPUs: %d; this machine's: %d\n", cluster, mproc_cpu_count());
+  struct {
+    int n_jobs, want;
+  } cases[] = {{0, cluster}, {-1, cluster}, {-2, cluster > 1 ? cluster - 1 : 1}};
+  for (int c = 0; c < 3; c++) {
+    mproc_parallel *par = NULL;
+    CHECK_EQ(mproc_parallel_create(
+                 &par, &(mproc_parallel_opts){.n_jobs = cases[c].n_jobs, .backend = MPROC_BACKEND_MPI}),
+             0);
+    CHECK_EQ(mproc_parallel_n_jobs(par), cases[c].want);
+    if (c == 1) { /* and it runs */
+      int64_t in[64], out[64];
+      for (int i = 0; i < 64; i++) in[i] = i;
+      CHECK_EQ(mproc_parallel_run(par, square64, in, 64, sizeof *in, out, sizeof *out, NULL, NULL), 0);
+      for (int i = 0; i < 64; i++) CHECK_EQ(out[i], (int64_t)i * i);
+    }
+    mproc_parallel_destroy(par);
+  }
+  /* the backend from the environment, as users choose it */
+  setenv("MPROC_BACKEND", "mpi", 1);
+  mproc_parallel *par = NULL;
+  CHECK_EQ(mproc_parallel_create(&par, &(mproc_parallel_opts){.n_jobs = -1}), 0);
+  CHECK_EQ(mproc_parallel_n_jobs(par), cluster);
+  mproc_parallel_destroy(par);
+  unsetenv("MPROC_BACKEND");
+  setenv("MPROC_WORKERS", "-1", 1);
+  p = mpi_pool(0, 0);
+  CHECK_EQ(mproc_pool_workers(p), cluster);
+  mproc_pool_destroy(p);
+  unsetenv("MPROC_WORKERS");
+}
+
 /* Without a launcher: the MPI backend is refused with a message that says why; the local one works. */
 static void without_launcher(void) {
   current = "without_launcher";
@@ -491,8 +1193,35 @@ static void without_launcher(void) {
   mproc_pool_destroy(p);
 }
 
+/* `lib`: the library libmpi_cluster_lib.so, loaded before mproc_init() from LD_LIBRARY_PATH (tests/mpi.cmake
+ * gives each rank its directory).  Where every rank loads the same build, a task that lives in it runs on the
+ * agents (as (object, offset)); where the agents load another build, mproc_init() refuses. */
+static int library_check(int r, void *lib) {
+  current = "library";
+  CHECK(lib != NULL);
+  const char *expect = getenv("MPI_CLUSTER_EXPECT");
+  if (expect && strcmp(expect, "refused") == 0) {
+    CHECK_EQ(r, MPROC_ENOBACKEND);
+    CHECK_EQ(mproc_backend_available("mpi"), 0);
+    CHECK(strstr(mproc_last_error_message(), "libraries other than rank 0's") != NULL);
+    printf("mpi_cluster: refused as expected\n");
+    return 0;
+  }
+  CHECK_EQ(r, 0);
+  mproc_task_fn fn;
+  *(void **)&fn = dlsym(lib, "mpi_cluster_lib_task");
+  CHECK(fn != NULL);
+  mproc_pool *p = mpi_pool(2, 0);
+  for (int i = 0; i < 4; i++) CHECK_EQ(mproc_pool_apply(p, fn, NULL, 0, NULL, 0, NULL), -EDOM);
+  mproc_pool_destroy(p);
+  printf("mpi_cluster: a task from the library ran on the agents\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  void *lib = argc > 2 && strcmp(argv[2], "lib") == 0 ? dlopen("libmpi_cluster_lib.so", RTLD_NOW) : NULL;
   int r = mproc_init(&argc, &argv); /* ranks other than 0 serve from here, and never return */
+  if (argc > 2 && strcmp(argv[2], "lib") == 0) return library_check(r, lib);
   if (argc > 2 && strcmp(argv[2], "mismatch") == 0) {
     /* the other ranks run another build of this program (tests/mpi.cmake): refused at mproc_init() */
     current = "mismatch";
@@ -528,11 +1257,21 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     void (*fn)(void);
-  } tests[] = {
-      {"futures_round_trip", futures_round_trip}, {"remote_faults_fail_alone", remote_faults_fail_alone},
-      {"remote_timeout", remote_timeout},         {"engine_features_remote", engine_features_remote},
-      {"parallel_remote", parallel_remote},       {"items_and_streams", items_and_streams},
-      {"large_payloads", large_payloads}};
+  } tests[] = {{"futures_round_trip", futures_round_trip},
+               {"remote_faults_fail_alone", remote_faults_fail_alone},
+               {"remote_timeout", remote_timeout},
+               {"engine_features_remote", engine_features_remote},
+               {"parallel_remote", parallel_remote},
+               {"items_and_streams", items_and_streams},
+               {"large_payloads", large_payloads},
+               {"cancel_wait_callbacks", cancel_wait_callbacks},
+               {"as_completed_and_wait_modes", as_completed_and_wait_modes},
+               {"error_policies_and_streams", error_policies_and_streams},
+               {"timeouts_and_aborts", timeouts_and_aborts},
+               {"finalizer_remote", finalizer_remote},
+               {"parallel_progress_and_errors", parallel_progress_and_errors},
+               {"executor_terminate_generators", executor_terminate_generators},
+               {"parallel_n_jobs_cluster", parallel_n_jobs_cluster}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     current = tests[i].name;
     double t0 = now();

@@ -31,8 +31,9 @@ typedef struct mproc_progress {
 typedef void (*mproc_progress_cb)(const mproc_progress *p, void *user);
 
 typedef struct mproc_parallel_opts {
-  /* joblib's n_jobs: > 0 that many workers; -1 all CPUs (mproc_cpu_count()); -2 all but one; -k
-   * max(1, CPUs + 1 - k); 0: MPROC_WORKERS, else all CPUs. */
+  /* joblib's n_jobs: > 0 that many workers; -1 all CPUs (mproc_cpu_count(); on the MPI backend, the
+   * CPUs of every rank but 0, as MPI pools count them); -2 all but one; -k max(1, CPUs + 1 - k); 0:
+   * MPROC_WORKERS, else all CPUs. */
   int n_jobs;
   mproc_backend backend;
   /* Items per batch; 0: automatic (start at one item, then size batches toward ~2 ms of work, smaller

@@ -43,7 +43,8 @@ MPROC_API int mproc_backend_available(const char *name);
 /* Options of mproc_pool_create(); all zero means the defaults. */
 typedef struct mproc_pool_opts {
   /* Number of workers: > 0 as given; 0 takes MPROC_WORKERS from the environment (read as joblib's n_jobs:
-   * -1 all CPUs, -2 all but one; see docs/environment.md), else mproc_cpu_count(). */
+   * -1 all CPUs, -2 all but one; see docs/environment.md), else mproc_cpu_count().  On the MPI backend
+   * "all CPUs" are those of every rank but 0 (docs/cluster.md). */
   int workers;
   mproc_backend backend;
   /* Run once in each worker before its first task (the result is ignored; a failure ends the worker, and

@@ -30,7 +30,9 @@
  * dead worker are dropped: the engine has queued them again, and MPI keeps the order of two messages
  * between two ranks, so they all come before the SPAWN that starts the next worker in the slot.  Functions
  * travel as (loaded object, offset) as for exec pools (fresh_image): the courier sends the table of
- * objects' paths to the agents before the first job that uses an entry.  For task timeouts, an agent sends
+ * objects' paths to the agents before the first job that uses an entry; an offset means the same code
+ * only in the same build, so mproc_init() first compares every rank's program and libraries with rank 0's
+ * by build-id (same_objects()).  For task timeouts, an agent sends
  * the running job and item of a slot, and how long it has run, whenever they change while the slot has a
  * timed job; the courier writes them into its slot, where the engine's timeout check reads them.
  *
@@ -1232,29 +1234,62 @@ static _Noreturn void agent_main(void) {
 
 /* ---- start ---- */
 
-/* Whether every rank runs rank 0's program (its build-id): functions travel as (object, offset), which
- * another build would run as anything.  A rank whose program differs says so, naming its file. */
-static bool same_program(const char *host) {
-  struct {
-    uint32_t len;
-    unsigned char id[60];
-  } mine = {0}, master;
-  char path[1024];
-  mine.len = (uint32_t)mproc__plat_program_id(mine.id, sizeof mine.id, path, sizeof path);
-  if (mine.len > sizeof mine.id) mine.len = sizeof mine.id;
-  master = mine;
-  MPI_Bcast(&master, sizeof master, MPI_BYTE, 0, mpi.comm);
-  int differs = master.len != mine.len || memcmp(master.id, mine.id, mine.len) != 0, any = 0;
-  if (differs) {
-    char a[2 * sizeof mine.id + 1] = "", b[2 * sizeof mine.id + 1] = "";
-    for (uint32_t k = 0; k < mine.len; k++) snprintf(a + 2 * (size_t)k, 3, "%02x", mine.id[k]);
-    for (uint32_t k = 0; k < master.len; k++) snprintf(b + 2 * (size_t)k, 3, "%02x", master.id[k]);
-    fprintf(
-        stderr,
-        "mproc: MPI rank %d (host %s) runs %s, build-id %s, not rank 0's program (build-id %s): every rank "
-        "must run the same binary\n",
-        mpi.rank, host, path[0] ? path : "(unknown)", a[0] ? a : "none", b[0] ? b : "none");
+static void hex(char *out, const unsigned char *id, uint32_t len) {
+  out[0] = '\0';
+  for (uint32_t k = 0; k < len; k++) snprintf(out + 2 * (size_t)k, 3, "%02x", id[k]);
+}
+
+static const char *file_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+/* Whether every rank runs rank 0's program and loads rank 0's libraries, by their build-ids: functions
+ * travel as (object, offset), which another build would run as anything.  Rank 0 sends its list of loaded
+ * objects (mproc__plat_object_ids: the program, then every library with a build-id; not the vDSO, not
+ * objects without a build-id); each agent compares its program, and each of rank 0's libraries with its own
+ * of the same path, else of the same file name (another directory, as another LD_LIBRARY_PATH would load).
+ * A library rank 0 has and an agent has not loaded is not compared: a task's worker there would load rank
+ * 0's path.  A rank that differs says so, naming each file, and every rank learns whether any did. */
+static bool same_objects(const char *host) {
+  size_t n = mproc__plat_object_ids(NULL, 0);
+  mproc__plat_objid *mine = mproc__calloc(n ? n : 1, sizeof *mine);
+  if (!mine) die("the list of loaded objects", n * sizeof *mine);
+  size_t now_n = mproc__plat_object_ids(mine, n); /* one loaded in between: left out */
+  if (now_n < n) n = now_n;
+  uint32_t count = (uint32_t)n;
+  MPI_Bcast(&count, 1, MPI_UINT32_T, 0, mpi.comm);
+  mproc__plat_objid *master = mine;
+  if (mpi.rank > 0) {
+    master = mproc__calloc(count ? count : 1, sizeof *master);
+    if (!master) die("rank 0's list of loaded objects", count * sizeof *master);
   }
+  MPI_Bcast(master, (int)(count * sizeof *master), MPI_BYTE, 0, mpi.comm);
+  int differs = 0, any = 0;
+  char a[2 * sizeof mine->id + 1], b[2 * sizeof mine->id + 1];
+  for (uint32_t k = 0; mpi.rank > 0 && k < count; k++) {
+    const mproc__plat_objid *m = &master[k], *own = NULL;
+    for (size_t i = 0; i < n && !own; i++)
+      if (mine[i].program ? m->program : !m->program && strcmp(mine[i].path, m->path) == 0) own = &mine[i];
+    for (size_t i = 0; i < n && !own && !m->program; i++)
+      if (!mine[i].program && strcmp(file_name(mine[i].path), file_name(m->path)) == 0) own = &mine[i];
+    if (!own || (own->id_len == m->id_len && memcmp(own->id, m->id, m->id_len) == 0)) continue;
+    differs = 1;
+    hex(a, own->id, own->id_len);
+    hex(b, m->id, m->id_len);
+    if (m->program)
+      fprintf(stderr,
+              "mproc: MPI rank %d (host %s) runs %s, build-id %s, not rank 0's program (build-id %s): every "
+              "rank must run the same binary\n",
+              mpi.rank, host, own->path[0] ? own->path : "(unknown)", a[0] ? a : "none", b[0] ? b : "none");
+    else
+      fprintf(stderr,
+              "mproc: MPI rank %d (host %s) loads the library %s, build-id %s, not the one rank 0 loads (%s, "
+              "build-id %s): every rank must load the same libraries\n",
+              mpi.rank, host, own->path, a, m->path, b);
+  }
+  if (master != mine) mproc__free(master);
+  mproc__free(mine);
   MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, mpi.comm);
   return !any;
 }
@@ -1311,11 +1346,12 @@ int mproc__mpi_init(int *argc, char ***argv) {
   }
   MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, mpi.hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
              mpi.comm);
-  if (!same_program(name)) {
+  if (!same_objects(name)) {
     /* refused before any task runs: every rank leaves MPI; the master goes on without the backend */
     mpi.state = FAILED;
     snprintf(mpi.why, sizeof mpi.why,
-             "ranks run a program other than rank 0's (each such rank said which file on stderr)");
+             "ranks run a program or libraries other than rank 0's (each such rank said which file on "
+             "stderr)");
     MPI_Comm_free(&mpi.comm);
     MPI_Finalize();
     if (mpi.rank > 0) exit(1);

@@ -43,7 +43,7 @@ static bool parse_long(const char *s, long *out) {
   return true;
 }
 
-int mproc__env_workers(int *workers) {
+int mproc__env_workers(int cpus, int *workers) {
   *workers = 0;
   const char *v = env_value("MPROC_WORKERS");
   if (!v) return 0;
@@ -56,7 +56,7 @@ int mproc__env_workers(int *workers) {
     return MPROC_EINVAL;
   }
   if (n < 0) {
-    long cpus = mproc_cpu_count(), k = cpus + 1 + n;
+    long k = (long)cpus + 1 + n;
     n = k < 1 ? 1 : k;
   }
   *workers = (int)n;

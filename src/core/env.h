@@ -7,10 +7,10 @@
 #include <stddef.h>
 #include <mproc.h>
 
-/* MPROC_WORKERS, read as joblib's n_jobs: 1..4096 that many workers; -1 all CPUs; -k max(1, CPUs + 1 - k).
- * 0 and *workers 0 when unset or empty; -EINVAL for anything else, with the last error message set (see
- * mproc__env_error). */
-int mproc__env_workers(int *workers);
+/* MPROC_WORKERS, read as joblib's n_jobs: 1..4096 that many workers; -1 all CPUs (cpus: the pool's, see
+ * mproc__backend_cpus); -k max(1, cpus + 1 - k).  0 and *workers 0 when unset or empty; -EINVAL for
+ * anything else, with the last error message set (see mproc__env_error). */
+int mproc__env_workers(int cpus, int *workers);
 
 /* MPROC_BACKEND: "process" (also when unset or empty), "thread", "serial", "mpi".  0; -EINVAL for anything
  * else, with the last error message set.  (Whether MPI pools can run is the pool's creation's business.) */

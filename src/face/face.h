@@ -74,6 +74,10 @@ int mproc__items_check(const mproc_items *in);
  * lost (no worker could be started, its template died), whose reason then becomes the calling thread's
  * mproc_last_error_message(). */
 int mproc__pool_refusal(const mproc__engine *e);
+/* What "all CPUs" means for a pool of backend (joblib's n_jobs -1, MPROC_WORKERS=-1, workers 0): the MPI
+ * backend's agents' CPUs together (the cluster's, rank 0's aside), else this machine's (mproc_cpu_count()).
+ */
+int mproc__backend_cpus(mproc_backend backend);
 const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len);
 
 /* Whether n records of in_size and of out_size bytes fit in memory, and their indices in an int64_t: a

@@ -13,8 +13,11 @@ struct mproc_parallel {
   bool shared; /* the library's reusable pool: not ours to destroy */
 };
 
-static int resolve_n_jobs(int n_jobs, int *out) {
-  int cpus = mproc_cpu_count();
+/* n_jobs as joblib counts it, of the CPUs of the pool's backend: an MPI pool's are the cluster's. */
+static int resolve_n_jobs(int n_jobs, mproc_backend backend, int *out) {
+  /* MPROC_BACKEND for a default backend; a bad value is the pool's creation's to report */
+  if (backend == MPROC_BACKEND_DEFAULT && mproc__env_backend(&backend) < 0) backend = MPROC_BACKEND_PROCESS;
+  int cpus = mproc__backend_cpus(backend);
   if (n_jobs > 0) {
     if (n_jobs > 4096) return MPROC_EINVAL;
     *out = n_jobs;
@@ -39,7 +42,7 @@ static int check_opts(const mproc_parallel_opts *o) {
 
 static int make_pool(const mproc_parallel_opts *o, mproc_pool **pool) {
   int workers;
-  int r = resolve_n_jobs(o->n_jobs, &workers);
+  int r = resolve_n_jobs(o->n_jobs, o->backend, &workers);
   if (r < 0) return r;
   return mproc_pool_create(pool, &(mproc_pool_opts){.workers = workers,
                                                     .backend = o->backend,

@@ -7,11 +7,16 @@
 #include "face/face.h"
 #include "ipc/arena.h"
 
-/* MPROC_WORKERS (as n_jobs): 0 when unset, -EINVAL naming the bad value (core/env.c). */
-static int env_int(const char *name) {
+/* MPROC_WORKERS (as n_jobs, of cpus): 0 when unset, -EINVAL naming the bad value (core/env.c). */
+static int env_int(const char *name, int cpus) {
   (void)name;
-  int n, r = mproc__env_workers(&n);
+  int n, r = mproc__env_workers(cpus, &n);
   return r < 0 ? r : n;
+}
+
+int mproc__backend_cpus(mproc_backend backend) {
+  int n = backend == MPROC_BACKEND_MPI ? mproc__mpi_default_workers() : 0;
+  return n > 0 ? n : mproc_cpu_count();
 }
 
 static int env_backend(mproc_backend *b) { return mproc__env_backend(b); }
@@ -51,10 +56,9 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     return MPROC_ESTATE;
   int workers = opts->workers;
   if (workers == 0) {
-    workers = env_int("MPROC_WORKERS");
+    workers = env_int("MPROC_WORKERS", mproc__backend_cpus(backend));
     if (workers < 0) return workers;
-    if (workers == 0)
-      workers = backend == MPROC_BACKEND_MPI ? mproc__mpi_default_workers() : mproc_cpu_count();
+    if (workers == 0) workers = mproc__backend_cpus(backend);
   }
   mproc_pool *p = mproc__calloc(1, sizeof *p);
   if (!p) return MPROC_ENOMEM;

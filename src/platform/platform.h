@@ -299,10 +299,19 @@ int mproc__plat_code_locate(const void *addr, char *object, size_t cap, uintptr_
 /* The load bias of object (named as by mproc__plat_code_locate) in this process, loading it with dlopen when
  * it is not loaded yet (it then stays loaded).  Returns 0, or -ENOENT with the loader's message in err. */
 int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t errcap);
-/* The main program's GNU build-id (NT_GNU_BUILD_ID, what the linker hashes from its contents): its length,
- * with up to cap bytes of it in id; 0 when the program has none.  *path: the program's file (its
- * /proc/self/exe link), "" when unknown. */
-size_t mproc__plat_program_id(unsigned char *id, size_t cap, char *path, size_t path_cap);
+/* A loaded object and its GNU build-id (NT_GNU_BUILD_ID, what the linker hashes from its contents). */
+typedef struct mproc__plat_objid {
+  char path[1024];      /* as the dynamic linker holds it; the main program: its /proc/self/exe link */
+  unsigned char id[40]; /* the build-id's first id_len bytes (linkers write 20: a SHA-1) */
+  uint32_t id_len;      /* 0: none (the main program only: objects without one are not listed) */
+  uint32_t program;     /* 1 for the main program */
+} mproc__plat_objid;
+/* This process's loaded objects, in the dynamic linker's order: the main program first (always, with or
+ * without a build-id), then every shared object that carries a build-id note.  Skipped: the vDSO (the
+ * kernel's code, no file: it differs between kernels and no task lives in it) and objects without a
+ * build-id (nothing to compare).  Fills out[0..cap) and returns how many objects there are (more than cap:
+ * the rest were not written). */
+size_t mproc__plat_object_ids(mproc__plat_objid *out, size_t cap);
 
 /* Takes an exclusive open-file-description lock (F_OFD_SETLK[W]) on the one byte at offset off of fd:
  * per open file, so it excludes threads with their own open() as well as processes, and the kernel drops

@@ -16,7 +16,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -163,15 +165,8 @@ int mproc__plat_code_base(const char *object, uintptr_t *base, char *err, size_t
   return 0;
 }
 
-struct build_id {
-  unsigned char *id;
-  size_t cap, len;
-};
-
-/* The first object (the main program): its PT_NOTE segments' GNU build-id note. */
-static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  struct build_id *b = arg;
+/* The GNU build-id note among an object's PT_NOTE segments: its length (0: none), up to cap bytes in id. */
+static size_t note_build_id(const struct dl_phdr_info *info, unsigned char *id, size_t cap) {
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_NOTE) continue;
@@ -182,24 +177,50 @@ static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg) {
       const unsigned char *name = p + sizeof n, *desc = name + ((n.n_namesz + 3) & ~3u);
       if (desc + n.n_descsz > end) break;
       if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
-        b->len = n.n_descsz;
-        memcpy(b->id, desc, n.n_descsz < b->cap ? n.n_descsz : b->cap);
-        return 1;
+        memcpy(id, desc, n.n_descsz < cap ? n.n_descsz : cap);
+        return n.n_descsz;
       }
       p = desc + ((n.n_descsz + 3) & ~3u);
     }
   }
-  return 1;
+  return 0;
 }
 
-size_t mproc__plat_program_id(unsigned char *id, size_t cap, char *path, size_t path_cap) {
-  struct build_id b = {id, cap, 0};
-  dl_iterate_phdr(build_id_cb, &b);
-  if (path_cap) {
-    ssize_t n = readlink("/proc/self/exe", path, path_cap - 1);
-    path[n > 0 ? n : 0] = '\0';
+struct object_ids {
+  mproc__plat_objid *out;
+  size_t cap, count;
+  uintptr_t vdso; /* the kernel's vDSO image (its ELF header), 0 when none */
+  bool seen_first;
+};
+
+static int object_ids_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct object_ids *o = arg;
+  bool program = !o->seen_first; /* the main program is the first object the dynamic linker reports */
+  o->seen_first = true;
+  uintptr_t phdr = (uintptr_t)info->dlpi_phdr;
+  if (o->vdso && phdr >= o->vdso && phdr < o->vdso + 4096) return 0; /* no file: nothing to compare */
+  if (!program && (!info->dlpi_name || !info->dlpi_name[0])) return 0;
+  mproc__plat_objid id = {0};
+  size_t len = note_build_id(info, id.id, sizeof id.id);
+  if (!program && len == 0) return 0;
+  id.id_len = (uint32_t)(len < sizeof id.id ? len : sizeof id.id);
+  id.program = program;
+  if (program) {
+    ssize_t n = readlink("/proc/self/exe", id.path, sizeof id.path - 1);
+    id.path[n > 0 ? n : 0] = '\0';
+  } else {
+    copy_str(id.path, sizeof id.path, info->dlpi_name);
   }
-  return b.len;
+  if (o->count < o->cap) o->out[o->count] = id;
+  o->count++;
+  return 0;
+}
+
+size_t mproc__plat_object_ids(mproc__plat_objid *out, size_t cap) {
+  struct object_ids o = {out, cap, 0, (uintptr_t)getauxval(AT_SYSINFO_EHDR), false};
+  dl_iterate_phdr(object_ids_cb, &o);
+  return o.count;
 }
 
 int mproc__plat_file_lock_byte(int fd, uint64_t off, int wait) {
