@@ -421,7 +421,7 @@ static uint64_t chunk_hash(const unsigned char *p, size_t len, bool *zero) {
   return h;
 }
 
-/* Appends a piece to *list: [off, off+len) of the arena, its bytes (copied now) unless zero. */
+/* Appends a piece at *tail: [off, off+len) of the arena, its bytes (copied now) unless zero. */
 static void arena_piece_add(msg ***tail, uintptr_t base, size_t size, size_t off, size_t len, bool zero,
                             size_t *count) {
   arena_piece a = {base, size, off, len};
@@ -473,7 +473,14 @@ static void arena_call_begins(mproc__engine *e) {
     pthread_mutex_unlock(&asy.lock);
     return;
   }
-  if (base != asy.base || size != asy.size) { /* another arena than the one the agents have: all anew */
+  msg *head = NULL, **tail = &head;
+  size_t count = 0;
+  if (base != asy.base || size != asy.size) {
+    /* another arena than the one last sent (made anew at the same place, of another size): what the agents
+     * hold of the old one goes, and every block is sent anew */
+    for (size_t i = 0; i < asy.n; i++)
+      if (asy.v[i].off < size && asy.v[i].len <= size - asy.v[i].off)
+        arena_piece_add(&tail, base, size, asy.v[i].off, asy.v[i].len, true, &count);
     sent_free(asy.v, asy.n);
     asy.v = NULL;
     asy.n = 0;
@@ -482,8 +489,6 @@ static void arena_call_begins(mproc__engine *e) {
   }
   sent_block *nv = nb ? mproc__calloc(nb, sizeof *nv) : NULL;
   if (nb && !nv) die("the shared arena's table", nb * sizeof *nv);
-  msg *head = NULL, **tail = &head;
-  size_t count = 0;
   /* blocks sent before and gone now (freed, or another block at their place): zeroed on the agents first */
   for (size_t i = 0, k = 0; i < asy.n; i++) {
     while (k < nb && b[k].off < asy.v[i].off) k++;
