@@ -364,7 +364,9 @@ static bool grow(unsigned char **buf, size_t *cap, size_t need) {
  * forwards another job (arena_flush), and MPI keeps the order of two messages between two ranks: the tasks
  * of a call read, on every rank, what the master's arena held when the call began.  What tasks write into
  * the arena on an agent stays there. */
-#define ARENA_AT ((uintptr_t)1 << 44) /* 16 TiB: far from programs, heaps, libraries and stacks */
+/* 32 TiB: far from programs, heaps, libraries and stacks (x86-64 and arm64, 47- and 48-bit address spaces),
+ * and above AddressSanitizer's shadow memory (which ends near 16 TiB on x86-64) */
+#define ARENA_AT ((uintptr_t)1 << 45)
 #define ARENA_CHUNK ((size_t)1 << 20)
 #define ARENA_PIECE_MAX ((size_t)8 << 20)
 
