@@ -104,6 +104,8 @@ enum {
   M_HEARTBEAT,
   /* master -> agent */
   M_ARENA, /* bytes: arena_piece, then its bytes unless flags has F_ZERO */
+  /* agent -> master */
+  M_ARENA_DONE, /* a piece of the arena is in place */
 };
 enum { F_RECORD = 1, F_ZERO = 2 };
 
@@ -369,6 +371,10 @@ static bool grow(unsigned char **buf, size_t *cap, size_t need) {
 #define ARENA_AT ((uintptr_t)1 << 45)
 #define ARENA_CHUNK ((size_t)1 << 20)
 #define ARENA_PIECE_MAX ((size_t)8 << 20)
+/* Pieces sent to an agent and not yet in place there, at most: all at once, a large arena's pieces would
+ * share the link and each be done only near the end, the agent silent meanwhile (its loop receives them one
+ * after the other). */
+#define ARENA_WINDOW 2
 
 typedef struct arena_piece {
   uint64_t base, size; /* the master's arena */
@@ -389,7 +395,10 @@ static struct {
   bool warned;
   msg *head, *tail; /* pieces for the courier (under mpi.lock) */
   uint32_t queued;  /* pieces queued so far (written under mpi.lock, read by the courier without) */
-  uint32_t posted;  /* the courier's: pieces sent */
+  uint32_t taken;   /* the courier's from here on: pieces taken from the queue */
+  msg *list, *last; /* pieces taken, not yet sent to every agent */
+  msg **next;       /* per rank: the next piece of the list to send it (NULL: none) */
+  int *out;         /* per rank: pieces sent it and not yet in place */
   uint64_t sent;    /* bytes sent, each agent's copy counted */
 } asy = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -553,28 +562,62 @@ static void post_msg(int dest, msg *m) {
   mpi.sends = m;
 }
 
-/* The courier: sends the pieces of the arena queued so far to every agent (before any job that follows). */
-static void arena_flush(void) {
-  if (__atomic_load_n(&asy.queued, __ATOMIC_ACQUIRE) == asy.posted) return;
-  pthread_mutex_lock(&mpi.lock);
-  msg *m = asy.head;
-  asy.head = asy.tail = NULL;
-  pthread_mutex_unlock(&mpi.lock);
-  for (msg *next; m; m = next) {
-    next = m->next;
-    arena_piece a;
-    memcpy(&a, m->bytes, sizeof a);
-    if (!(m->h.flags & F_ZERO))
-      __atomic_fetch_add(&asy.sent, (uint64_t)a.len * (uint64_t)mpi.agents, __ATOMIC_RELAXED);
-    for (int r = 2; r < mpi.size; r++) {
+/* The courier: sends the pieces of the arena queued so far to every agent, at most ARENA_WINDOW at a time
+ * unless all (a job of a call whose pieces are not all sent must wait for them, or take them along).  True
+ * when every piece has been sent to every agent. */
+static bool arena_flush(bool all) {
+  if (__atomic_load_n(&asy.queued, __ATOMIC_ACQUIRE) != asy.taken) {
+    if (!asy.next) {
+      asy.next = mproc__calloc((size_t)mpi.size, sizeof(msg *));
+      asy.out = mproc__calloc((size_t)mpi.size, sizeof(int));
+      if (!asy.next || !asy.out) die("the shared arena's table", (size_t)mpi.size * sizeof(msg *));
+    }
+    pthread_mutex_lock(&mpi.lock);
+    msg *m = asy.head;
+    asy.head = asy.tail = NULL;
+    asy.taken = __atomic_load_n(&asy.queued, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&mpi.lock);
+    if (m) {
+      if (asy.last)
+        asy.last->next = m;
+      else
+        asy.list = m;
+      for (int r = 1; r < mpi.size; r++)
+        if (!asy.next[r]) asy.next[r] = m;
+      for (asy.last = m; asy.last->next;) asy.last = asy.last->next;
+    }
+  }
+  if (!asy.list) return true;
+  bool done = true;
+  for (int r = 1; r < mpi.size; r++) {
+    for (msg *m; (m = asy.next[r]) && (all || asy.out[r] < ARENA_WINDOW);) {
       msg *copy = mproc__malloc(sizeof *copy + m->len);
       if (!copy) die("a piece of the shared arena", m->len);
       memcpy(copy, m, sizeof *copy + m->len);
       post_msg(r, copy);
+      asy.out[r]++;
+      if (!(m->h.flags & F_ZERO))
+        __atomic_fetch_add(&asy.sent, m->len - sizeof(arena_piece), __ATOMIC_RELAXED);
+      asy.next[r] = m->next;
     }
-    post_msg(1, m);
-    asy.posted++;
+    done &= asy.next[r] == NULL;
   }
+  /* the pieces every agent has been sent */
+  while (asy.list) {
+    bool pending = false;
+    for (int r = 1; r < mpi.size; r++) pending |= asy.next[r] == asy.list;
+    if (pending) break;
+    msg *m = asy.list;
+    asy.list = m->next;
+    if (!asy.list) asy.last = NULL;
+    mproc__free(m);
+  }
+  return done;
+}
+
+/* The courier: an agent has a piece in place. */
+static void arena_done(int rank) {
+  if (asy.out && rank > 0 && rank < mpi.size && asy.out[rank] > 0) asy.out[rank]--;
 }
 
 /* Takes the job records the engine wrote into slot i's `in` ring and sends each whole to its agent. */
@@ -583,6 +626,7 @@ static bool forward_jobs(mpool *p, int i) {
   mproc__slot *slot = &p->sh->slots[i];
   mproc__ring *in = slot->in;
   bool progressed = false;
+  if (!arena_flush(false)) return false; /* jobs wait for the arena's pieces queued before them */
   for (;;) {
     if (s->tx_need == 0) {
       wire_job h;
@@ -617,7 +661,7 @@ static bool forward_jobs(mpool *p, int i) {
       s->inflight++;
       sync_objs(p);
     }
-    arena_flush(); /* what the arena held when the job's call began, before the job */
+    arena_flush(true); /* what the arena held when the job's call began, before the job */
     post(s->rank, hdr(M_JOB, p, i, s->local, 0), s->tx, s->tx_len, NULL, 0);
   }
   if (progressed) mproc__ring_wake_producer(in);
@@ -692,6 +736,11 @@ static mpool *pool_by_id(uint32_t id) {
 
 /* A message from an agent. */
 static void master_receive(msg *m) {
+  if (m->h.kind == M_ARENA_DONE) {
+    arena_done(m->src);
+    mproc__free(m);
+    return;
+  }
   mpool *p = pool_by_id(m->h.pool);
   int i = m->h.slot;
   if (m->h.kind == M_BYE || !p || (m->h.kind != M_CLOSED && (p->closing || i < 0 || i >= p->n))) {
@@ -833,7 +882,7 @@ static void *courier_main(void *arg) {
       progressed = true;
     }
     if (stop) break;
-    arena_flush();
+    arena_flush(false);
     for (mpool *p = pools; p; p = p->next) {
       if (p->closing) continue;
       sync_aborted(p);
@@ -1349,6 +1398,8 @@ static bool template_news(apool *p) {
 
 /* A piece of the master's arena: into this rank's arena, at the same place (see arena_call_begins). */
 static void agent_arena(msg *m) {
+  /* done, whatever became of it: the master sends the next (and hears from this rank after each) */
+  post(0, (msg_hdr){M_ARENA_DONE, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
   static bool warned;
   arena_piece a;
   if (m->len < sizeof a) return;
