@@ -649,13 +649,6 @@ int main(int argc, char **argv) {
     mproc_pool_destroy(p);
     return 0;
   }
-  const char *only = getenv("MPI_CLUSTER_ONLY"); /* while working on one test */
-  if (only && strcmp(only, "shared_arena_remote") == 0) {
-    current = only;
-    shared_arena_remote(ranks);
-    printf("ok %s\n", current);
-    return 0;
-  }
   static const struct {
     const char *name;
     void (*fn)(void);
