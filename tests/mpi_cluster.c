@@ -146,6 +146,31 @@ static int stop_agent(const void *arg, size_t len, mproc_task *t) {
   return hurt_agent(*(const int64_t *)arg, SIGSTOP, t);
 }
 
+/* Reads part of an array in the master's shared arena (mproc_shared_alloc), through the pointer in its
+ * argument: the sum of words [first, first+count), and the rank that read them. */
+typedef struct span {
+  const uint64_t *words;
+  uint64_t first, count;
+} span;
+typedef struct span_sum {
+  uint64_t sum;
+  int32_t rank, pad;
+} span_sum;
+
+static int sum_span(const void *arg, size_t len, mproc_task *t) {
+  span s;
+  memcpy(&s, arg, sizeof s);
+  span_sum r = {0, rank_here(), 0};
+  for (uint64_t i = s.first; i < s.first + s.count; i++) r.sum += s.words[i] * (i | 1);
+  return mproc_task_return(t, &r, sizeof r);
+}
+
+static uint64_t span_expect(const uint64_t *w, uint64_t first, uint64_t count) {
+  uint64_t sum = 0;
+  for (uint64_t i = first; i < first + count; i++) sum += w[i] * (i | 1);
+  return sum;
+}
+
 /* ---- the tests ---- */
 
 static mproc_pool *mpi_pool(int workers, double task_timeout) {
@@ -375,6 +400,105 @@ static void items_and_streams(void) {
   CHECK_EQ(mproc_stream_next(st, 30, &end_index, &end_result, NULL), MPROC_EEOF);
   mproc_stream_destroy(st);
   mproc_pool_destroy(p);
+}
+
+/* The bytes of the shared arena the master has sent to the agents (backend_mpi.c, for this test). */
+uint64_t mproc__mpi_arena_sent(void);
+
+/* A map of tasks that each read a part of words (n of them) in place, chunk size 1: every result checked,
+ * every task run on an agent rank; returns how many arena bytes the call sent. */
+static uint64_t map_spans(mproc_pool *p, const uint64_t *words, size_t n, int ranks) {
+  enum { PARTS = 16 };
+  span in[PARTS];
+  span_sum out[PARTS];
+  for (int k = 0; k < PARTS; k++) in[k] = (span){words, n / PARTS * (uint64_t)k, n / PARTS};
+  uint64_t before = mproc__mpi_arena_sent();
+  CHECK_EQ(mproc_pool_map(p, sum_span, in, PARTS, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, NULL),
+           0);
+  for (int k = 0; k < PARTS; k++) {
+    CHECK(out[k].sum == span_expect(words, in[k].first, in[k].count));
+    CHECK(out[k].rank >= 1 && out[k].rank < ranks);
+  }
+  return mproc__mpi_arena_sent() - before;
+}
+
+/* The shared arena on the agents: a task on a remote rank reads an array the master filled, through a
+ * pointer in its argument; the array goes to each agent once per call, not once per task, and only what
+ * changed since it was last sent goes again. */
+static void shared_arena_remote(int ranks) {
+  uint64_t agents = (uint64_t)ranks - 1;
+  mproc_pool *p = mpi_pool(2 * (ranks - 1), 0);
+  /* 1 MiB, read by a map of 16 tasks: it travels once to each agent */
+  size_t n = ((size_t)1 << 20) / sizeof(uint64_t);
+  uint64_t *w = NULL;
+  CHECK_EQ(mproc_shared_alloc((void **)&w, n * sizeof *w), 0);
+  for (size_t i = 0; i < n; i++) w[i] = i * 2654435761u + 1;
+  CHECK_EQ(map_spans(p, w, n, ranks), ((uint64_t)1 << 20) * agents);
+  /* unchanged: nothing goes */
+  CHECK_EQ(map_spans(p, w, n, ranks), 0);
+  /* changed between two calls: the second sees the change, and only the changed part travels */
+  w[7] = 12345;
+  w[n - 1] = 777;
+  uint64_t sent = map_spans(p, w, n, ranks);
+  CHECK(sent > 0 && sent <= ((uint64_t)1 << 20) * agents);
+  /* 64 MiB, read whole by futures: the first call sends it, the next ones (unchanged) nothing */
+  size_t big_n = ((size_t)64 << 20) / sizeof(uint64_t);
+  uint64_t *big = NULL;
+  CHECK_EQ(mproc_shared_alloc((void **)&big, big_n * sizeof *big), 0);
+  for (size_t i = 0; i < big_n; i++) big[i] = i ^ 0x5bd1e995u;
+  uint64_t expect = span_expect(big, 0, big_n);
+  uint64_t before = mproc__mpi_arena_sent();
+  enum { TASKS = 6 };
+  mproc_future *f[TASKS];
+  for (int k = 0; k < TASKS; k++) {
+    span s = {big, 0, big_n};
+    CHECK_EQ(mproc_pool_submit(p, sum_span, &s, sizeof s, NULL, &f[k]), 0);
+  }
+  for (int k = 0; k < TASKS; k++) {
+    const void *data;
+    size_t len;
+    CHECK_EQ(mproc_future_result(f[k], 120, &data, &len), 0);
+    span_sum r;
+    CHECK_EQ(len, sizeof r);
+    memcpy(&r, data, sizeof r);
+    CHECK(r.sum == expect);
+    CHECK(r.rank >= 1 && r.rank < ranks);
+    mproc_future_release(f[k]);
+  }
+  CHECK_EQ(mproc__mpi_arena_sent() - before, ((uint64_t)64 << 20) * agents);
+  /* one word of the 64 MiB changed: a small part of it goes again, and the tasks see the change */
+  big[big_n / 2] += 1;
+  before = mproc__mpi_arena_sent();
+  sent = map_spans(p, big, big_n, ranks);
+  CHECK(sent > 0 && sent <= ((uint64_t)64 << 20) * agents / 16);
+  /* a map whose input and output are in the arena: the input travels in batches, the results come back
+   * into the master's memory */
+  enum { N = 4096 };
+  int64_t *in = NULL;
+  rec *out = NULL;
+  CHECK_EQ(mproc_shared_alloc((void **)&in, N * sizeof *in), 0);
+  CHECK_EQ(mproc_shared_alloc((void **)&out, N * sizeof *out), 0);
+  for (int i = 0; i < N; i++) in[i] = i;
+  mproc_map_report rep;
+  CHECK_EQ(mproc_pool_map(p, square_where, in, N, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 64}, &rep),
+           0);
+  CHECK_EQ(rep.ok, N);
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ(out[i].sq, (int64_t)i * i);
+    CHECK(out[i].rank >= 1 && out[i].rank < ranks);
+  }
+  /* a block freed and another made at its place: the new contents are seen */
+  CHECK_EQ(mproc_shared_free(w), 0);
+  CHECK_EQ(mproc_shared_alloc((void **)&w, n * sizeof *w), 0);
+  for (size_t i = 0; i < n; i++) w[i] = i + 3;
+  map_spans(p, w, n, ranks);
+  mproc_pool_destroy(p);
+  CHECK_EQ(mproc_shared_free(w), 0);
+  CHECK_EQ(mproc_shared_free(big), 0);
+  CHECK_EQ(mproc_shared_free(in), 0);
+  CHECK_EQ(mproc_shared_free(out), 0);
 }
 
 /* Payloads of 1 MiB and 64 MiB, each way: far larger than a ring (they stream through it on both ranks). */
@@ -1280,6 +1404,9 @@ int main(int argc, char **argv) {
   }
   current = "map_across_ranks";
   map_across_ranks(ranks);
+  printf("ok %s\n", current);
+  current = "shared_arena_remote";
+  shared_arena_remote(ranks);
   printf("ok %s\n", current);
   current = "idle_ranks_cost_little";
   idle_ranks_cost_little(ranks);

@@ -65,7 +65,13 @@ MPROC_API void mproc_array_destroy(mproc_array *a);
  * suffix; default the machine's memory, at least 1 GiB), pages are allocated when first touched, and a freed
  * block's pages are returned to the system at once, in every process.  Only the process that made the arena
  * allocates from it (in a worker, mproc_shared_alloc() makes a separate arena of its own).  The arena is
- * unmapped when its last block is freed and no pool or fork server uses it.  Thread-safe. */
+ * unmapped when its last block is freed and no pool or fork server uses it.  Thread-safe.
+ * On the MPI backend (docs/cluster.md), every rank has the arena at the same address, and each call on an
+ * MPI pool (a submission, a map, a stream) first sends every agent rank what changed in the arena's blocks
+ * since it last did, once per rank: the call's tasks, on any rank, read in place what the arena held when
+ * the call began.  There it is read-only: a task's writes stay on its rank (a map's `out` in the arena is
+ * filled from the results, through the messages), and maps send an input in the arena in batches, as any
+ * input. */
 
 /* Stores in *out a zero-filled shared block of size bytes.  0, -EINVAL (size 0, out NULL), -ENOMEM (the
  * arena is full or the system is out of memory), or the system's error when the arena cannot be made (as

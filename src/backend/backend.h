@@ -75,6 +75,10 @@ typedef struct mproc__backend_ops {
   void (*stop_in_manager)(struct mproc__engine *e);
   /* After the manager thread has ended, lock not held: stop workers that outlive it (threads). */
   void (*stop_after_manager)(struct mproc__engine *e);
+  /* In the thread of a call that will queue jobs (a submission, a map, a stream), before it queues any,
+   * without the engine lock: what the workers must see of the caller's memory when the call starts (the MPI
+   * backend sends the shared arena's changes to its agents).  May be NULL. */
+  void (*call_begins)(struct mproc__engine *e);
   /* Only for a backend without workers (then every entry above is NULL): runs queued job j in the calling
    * thread and completes it (see "No workers" above). */
   void (*run)(struct mproc__engine *e, struct mproc__job *j);
@@ -96,6 +100,12 @@ extern const mproc__backend_ops mproc__backend_fork, mproc__backend_forkserver, 
 int mproc__mpi_init(int *argc, char ***argv);
 int mproc__mpi_usable(const char *asked);
 int mproc__mpi_default_workers(void);
+/* The bytes of the shared arena the master has sent to its agents so far (each agent's copy counted; for
+ * tests: tests/mpi_cluster.c), 0 elsewhere. */
+uint64_t mproc__mpi_arena_sent(void);
+/* Where every rank of an MPI job places its shared arena (ipc/arena.h), so the agents' copies sit at the
+ * master's addresses; NULL without a launcher or without MPI in this build. */
+void *mproc__mpi_arena_at(void);
 
 /* forkserver.c */
 bool mproc__forkserver_running(void);

@@ -61,6 +61,7 @@
 
 #include "core/env.h"
 #include "engine/engine.h"
+#include "ipc/arena.h"
 
 /* Whether an MPI launcher started this process: the variables mpirun (Open MPI, MPICH's Hydra: PMI_RANK),
  * PMIx launchers and srun (its task id beside the task count) set before MPI_Init.  A batch script's shell
@@ -103,8 +104,12 @@ enum {
   M_CLOSED,
   M_BYE,
   M_HEARTBEAT,
+  /* master -> agent */
+  M_ARENA, /* bytes: arena_piece, then its bytes unless flags has F_ZERO */
+  /* agent -> master */
+  M_ARENA_DONE, /* a piece of the arena is in place */
 };
-enum { F_RECORD = 1 };
+enum { F_RECORD = 1, F_ZERO = 2 };
 
 typedef struct msg_hdr {
   uint32_t kind, pool;
@@ -349,12 +354,281 @@ static bool grow(unsigned char **buf, size_t *cap, size_t need) {
   return true;
 }
 
+/* ---- the shared arena on the agents ----
+ *
+ * Every rank maps its shared arena (ipc/arena.h) at ARENA_AT (mproc_init() asks for it before MPI starts),
+ * so an agent's arena, which its fork server, templates and workers share, sits at the master's addresses.
+ * Nothing on an agent allocates from it: it holds a copy of the master's blocks.  When a call begins on
+ * the master (arena_call_begins: a submission, a map, a stream, in the caller's thread, before it queues
+ * any job), the caller compares each block, chunk by chunk, with what the agents were last sent (a 64-bit
+ * hash per ARENA_CHUNK) and queues the chunks that changed (runs of them, up to ARENA_PIECE_MAX bytes per
+ * message), the ranges of blocks freed since (to be zeroed there), and the zero chunks of blocks that
+ * changed (zeroed rather than sent); a block new since then is sent but for its zero chunks (an agent's
+ * copy is zero wherever no block was sent).  The courier sends every queued piece to every agent before it
+ * forwards another job (arena_flush), and MPI keeps the order of two messages between two ranks: the tasks
+ * of a call read, on every rank, what the master's arena held when the call began.  What tasks write into
+ * the arena on an agent stays there. */
+/* 32 TiB: far from programs, heaps, libraries and stacks (x86-64 and arm64, 47- and 48-bit address spaces),
+ * and above AddressSanitizer's shadow memory (which ends near 16 TiB on x86-64) */
+#define ARENA_AT ((uintptr_t)1 << 45)
+#define ARENA_CHUNK ((size_t)1 << 20)
+#define ARENA_PIECE_MAX ((size_t)8 << 20)
+/* Pieces sent to an agent and not yet in place there, at most: all at once, a large arena's pieces would
+ * share the link and each be done only near the end, the agent silent meanwhile (its loop receives them one
+ * after the other). */
+#define ARENA_WINDOW 2
+
+typedef struct arena_piece {
+  uint64_t base, size; /* the master's arena */
+  uint64_t off, len;   /* the range, from its base */
+} arena_piece;
+
+typedef struct sent_block {
+  size_t off, len;
+  uint64_t *hash; /* of each chunk, as last sent */
+} sent_block;
+
+static struct {
+  pthread_mutex_t lock; /* callers: one sync at a time */
+  sent_block *v;        /* what the agents hold, in address order */
+  size_t n;
+  uintptr_t base;
+  size_t size;
+  bool warned;
+  msg *head, *tail; /* pieces for the courier (under mpi.lock) */
+  uint32_t queued;  /* pieces queued so far (written under mpi.lock, read by the courier without) */
+  uint32_t taken;   /* the courier's from here on: pieces taken from the queue */
+  msg *list, *last; /* pieces taken, not yet sent to every agent */
+  msg **next;       /* per rank: the next piece of the list to send it (NULL: none) */
+  int *out;         /* per rank: pieces sent it and not yet in place */
+  uint64_t sent;    /* bytes sent, each agent's copy counted */
+} asy = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* A 64-bit hash of len bytes (a multiple of 32: chunks of page-sized blocks), four lanes as in xxHash64;
+ * *zero: whether every byte is 0. */
+static uint64_t chunk_hash(const unsigned char *p, size_t len, bool *zero) {
+  const uint64_t P1 = 0x9E3779B185EBCA87u, P2 = 0xC2B2AE3D27D4EB4Fu, P3 = 0x165667B19E3779F9u,
+                 P4 = 0x85EBCA77C2B2AE63u;
+  uint64_t a = P1 + P2, b = P2, c = 0, d = 0 - P1, any = 0;
+  for (size_t i = 0; i + 32 <= len; i += 32) {
+    uint64_t w[4];
+    memcpy(w, p + i, sizeof w);
+    any |= w[0] | w[1] | w[2] | w[3];
+    a = rotl64(a + w[0] * P2, 31) * P1;
+    b = rotl64(b + w[1] * P2, 31) * P1;
+    c = rotl64(c + w[2] * P2, 31) * P1;
+    d = rotl64(d + w[3] * P2, 31) * P1;
+  }
+  uint64_t h = rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) + rotl64(d, 18);
+  uint64_t lanes[4] = {a, b, c, d};
+  for (int k = 0; k < 4; k++) h = (h ^ (rotl64(lanes[k] * P2, 31) * P1)) * P1 + P4;
+  h += len;
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  *zero = any == 0;
+  return h;
+}
+
+/* Appends a piece at *tail: [off, off+len) of the arena, its bytes (copied now) unless zero. */
+static void arena_piece_add(msg ***tail, uintptr_t base, size_t size, size_t off, size_t len, bool zero,
+                            size_t *count) {
+  arena_piece a = {base, size, off, len};
+  size_t bytes = sizeof a + (zero ? 0 : len);
+  msg *m = mproc__malloc(sizeof *m + bytes);
+  if (!m) die("a piece of the shared arena", bytes);
+  m->next = NULL;
+  m->len = bytes;
+  m->h = (msg_hdr){M_ARENA, 0, -1, -1, 0, zero ? F_ZERO : 0};
+  memcpy(m->bytes, &a, sizeof a);
+  if (!zero) memcpy(m->bytes + sizeof a, (const unsigned char *)base + off, len);
+  **tail = m;
+  *tail = &m->next;
+  (*count)++;
+}
+
+static void sent_free(sent_block *v, size_t n) {
+  for (size_t i = 0; i < n; i++) mproc__free(v[i].hash);
+  mproc__free(v);
+}
+
+/* The backend's call_begins: queues for the agents what changed in the arena since they were last sent it
+ * (see above). */
+static void arena_call_begins(mproc__engine *e) {
+  (void)e;
+  if (mpi.state != MASTER || mpi.agents == 0) return;
+  pthread_mutex_lock(&asy.lock);
+  mproc__arena_block *b = NULL;
+  size_t nb = 0, size = 0;
+  void *basep = NULL;
+  if (mproc__arena_blocks(&b, &nb, &basep, &size) != 0) { /* no arena now: the agents' copies go */
+    basep = (void *)asy.base;
+    size = asy.size;
+  }
+  uintptr_t base = (uintptr_t)basep;
+  if (nb == 0 && asy.n == 0) { /* nothing any task can read, nothing to take back */
+    pthread_mutex_unlock(&asy.lock);
+    return;
+  }
+  if (base != ARENA_AT) {
+    if (!asy.warned)
+      fprintf(
+          stderr,
+          "mproc: the shared arena (mproc_shared_alloc) is at %p, not where the MPI agents have theirs (its "
+          "address was taken, or it was made before mproc_init()): tasks on other ranks cannot read it\n",
+          basep);
+    asy.warned = true;
+    mproc__free(b);
+    pthread_mutex_unlock(&asy.lock);
+    return;
+  }
+  msg *head = NULL, **tail = &head;
+  size_t count = 0;
+  if (base != asy.base || size != asy.size) {
+    /* another arena than the one last sent (made anew at the same place, of another size): what the agents
+     * hold of the old one goes, and every block is sent anew */
+    for (size_t i = 0; i < asy.n; i++)
+      if (asy.v[i].off < size && asy.v[i].len <= size - asy.v[i].off)
+        arena_piece_add(&tail, base, size, asy.v[i].off, asy.v[i].len, true, &count);
+    sent_free(asy.v, asy.n);
+    asy.v = NULL;
+    asy.n = 0;
+    asy.base = base;
+    asy.size = size;
+  }
+  sent_block *nv = nb ? mproc__calloc(nb, sizeof *nv) : NULL;
+  if (nb && !nv) die("the shared arena's table", nb * sizeof *nv);
+  /* blocks sent before and gone now (freed, or another block at their place): zeroed on the agents first */
+  for (size_t i = 0, k = 0; i < asy.n; i++) {
+    while (k < nb && b[k].off < asy.v[i].off) k++;
+    if (k < nb && b[k].off == asy.v[i].off && b[k].len == asy.v[i].len) continue;
+    arena_piece_add(&tail, base, size, asy.v[i].off, asy.v[i].len, true, &count);
+  }
+  for (size_t k = 0, i = 0; k < nb; k++) {
+    while (i < asy.n && asy.v[i].off < b[k].off) i++;
+    const sent_block *old =
+        i < asy.n && asy.v[i].off == b[k].off && asy.v[i].len == b[k].len ? &asy.v[i] : NULL;
+    size_t chunks = (b[k].len + ARENA_CHUNK - 1) / ARENA_CHUNK;
+    nv[k] = (sent_block){b[k].off, b[k].len, mproc__malloc(chunks * sizeof(uint64_t))};
+    if (!nv[k].hash) die("the shared arena's table", chunks * sizeof(uint64_t));
+    size_t run_off = 0, run_len = 0; /* chunks to send, not yet queued */
+    for (size_t c = 0; c < chunks; c++) {
+      size_t off = b[k].off + c * ARENA_CHUNK, len = b[k].len - c * ARENA_CHUNK;
+      if (len > ARENA_CHUNK) len = ARENA_CHUNK;
+      bool zero = false;
+      uint64_t h = chunk_hash((const unsigned char *)base + off, len, &zero);
+      nv[k].hash[c] = h;
+      bool changed = old ? old->hash[c] != h : !zero;
+      if (changed && !zero && run_len + len <= ARENA_PIECE_MAX) {
+        if (run_len == 0) run_off = off;
+        run_len += len;
+        continue;
+      }
+      if (run_len) arena_piece_add(&tail, base, size, run_off, run_len, false, &count);
+      run_len = 0;
+      if (changed && zero) {
+        arena_piece_add(&tail, base, size, off, len, true, &count);
+      } else if (changed) { /* the run was full: this chunk begins the next */
+        run_off = off;
+        run_len = len;
+      }
+    }
+    if (run_len) arena_piece_add(&tail, base, size, run_off, run_len, false, &count);
+  }
+  mproc__free(b);
+  sent_free(asy.v, asy.n);
+  asy.v = nv;
+  asy.n = nb;
+  if (head) {
+    pthread_mutex_lock(&mpi.lock);
+    if (asy.tail)
+      asy.tail->next = head;
+    else
+      asy.head = head;
+    for (asy.tail = head; asy.tail->next;) asy.tail = asy.tail->next;
+    __atomic_store_n(&asy.queued, asy.queued + (uint32_t)count, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mpi.lock);
+    wake_courier();
+  }
+  pthread_mutex_unlock(&asy.lock);
+}
+
+/* Sends message m, which it takes, to dest (as post(), without a copy). */
+static void post_msg(int dest, msg *m) {
+  MPI_Isend(&m->h, (int)(sizeof m->h + m->len), MPI_BYTE, dest, TAG, mpi.comm, &m->req);
+  m->next = mpi.sends;
+  mpi.sends = m;
+}
+
+/* The courier: sends the pieces of the arena queued so far to every agent, at most ARENA_WINDOW at a time
+ * unless all (a job of a call whose pieces are not all sent must wait for them, or take them along).  True
+ * when every piece has been sent to every agent. */
+static bool arena_flush(bool all) {
+  if (__atomic_load_n(&asy.queued, __ATOMIC_ACQUIRE) != asy.taken) {
+    if (!asy.next) {
+      asy.next = mproc__calloc((size_t)mpi.size, sizeof(msg *));
+      asy.out = mproc__calloc((size_t)mpi.size, sizeof(int));
+      if (!asy.next || !asy.out) die("the shared arena's table", (size_t)mpi.size * sizeof(msg *));
+    }
+    pthread_mutex_lock(&mpi.lock);
+    msg *m = asy.head;
+    asy.head = asy.tail = NULL;
+    asy.taken = __atomic_load_n(&asy.queued, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&mpi.lock);
+    if (m) {
+      if (asy.last)
+        asy.last->next = m;
+      else
+        asy.list = m;
+      for (int r = 1; r < mpi.size; r++)
+        if (!asy.next[r]) asy.next[r] = m;
+      for (asy.last = m; asy.last->next;) asy.last = asy.last->next;
+    }
+  }
+  if (!asy.list) return true;
+  bool done = true;
+  for (int r = 1; r < mpi.size; r++) {
+    for (msg *m; (m = asy.next[r]) && (all || asy.out[r] < ARENA_WINDOW);) {
+      msg *copy = mproc__malloc(sizeof *copy + m->len);
+      if (!copy) die("a piece of the shared arena", m->len);
+      memcpy(copy, m, sizeof *copy + m->len);
+      post_msg(r, copy);
+      asy.out[r]++;
+      if (!(m->h.flags & F_ZERO))
+        __atomic_fetch_add(&asy.sent, m->len - sizeof(arena_piece), __ATOMIC_RELAXED);
+      asy.next[r] = m->next;
+    }
+    done &= asy.next[r] == NULL;
+  }
+  /* the pieces every agent has been sent */
+  while (asy.list) {
+    bool pending = false;
+    for (int r = 1; r < mpi.size; r++) pending |= asy.next[r] == asy.list;
+    if (pending) break;
+    msg *m = asy.list;
+    asy.list = m->next;
+    if (!asy.list) asy.last = NULL;
+    mproc__free(m);
+  }
+  return done;
+}
+
+/* The courier: an agent has a piece in place. */
+static void arena_done(int rank) {
+  if (asy.out && rank > 0 && rank < mpi.size && asy.out[rank] > 0) asy.out[rank]--;
+}
+
 /* Takes the job records the engine wrote into slot i's `in` ring and sends each whole to its agent. */
 static bool forward_jobs(mpool *p, int i) {
   mslot *s = &p->slots[i];
   mproc__slot *slot = &p->sh->slots[i];
   mproc__ring *in = slot->in;
   bool progressed = false;
+  if (!arena_flush(false)) return false; /* jobs wait for the arena's pieces queued before them */
   for (;;) {
     if (s->tx_need == 0) {
       wire_job h;
@@ -389,6 +663,7 @@ static bool forward_jobs(mpool *p, int i) {
       s->inflight++;
       sync_objs(p);
     }
+    arena_flush(true); /* what the arena held when the job's call began, before the job */
     post(s->rank, hdr(M_JOB, p, i, s->local, 0), s->tx, s->tx_len, NULL, 0);
   }
   if (progressed) mproc__ring_wake_producer(in);
@@ -463,6 +738,11 @@ static mpool *pool_by_id(uint32_t id) {
 
 /* A message from an agent. */
 static void master_receive(msg *m) {
+  if (m->h.kind == M_ARENA_DONE) {
+    arena_done(m->src);
+    mproc__free(m);
+    return;
+  }
   mpool *p = pool_by_id(m->h.pool);
   int i = m->h.slot;
   if (m->h.kind == M_BYE || !p || (m->h.kind != M_CLOSED && (p->closing || i < 0 || i >= p->n))) {
@@ -604,6 +884,7 @@ static void *courier_main(void *arg) {
       progressed = true;
     }
     if (stop) break;
+    arena_flush(false);
     for (mpool *p = pools; p; p = p->next) {
       if (p->closing) continue;
       sync_aborted(p);
@@ -763,6 +1044,7 @@ const mproc__backend_ops mproc__backend_mpi = {
     .spawn = mpi_spawn,
     .kill = mpi_kill,
     .stop_in_manager = mpi_stop,
+    .call_begins = arena_call_begins,
 };
 
 /* ---- the agent ---- */
@@ -1116,7 +1398,42 @@ static bool template_news(apool *p) {
   return true;
 }
 
+/* A piece of the master's arena: into this rank's arena, at the same place (see arena_call_begins). */
+static void agent_arena(msg *m) {
+  /* done, whatever became of it: the master sends the next (and hears from this rank after each) */
+  post(0, (msg_hdr){M_ARENA_DONE, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
+  static bool warned;
+  arena_piece a;
+  if (m->len < sizeof a) return;
+  memcpy(&a, msg_data(m), sizeof a);
+  bool zero = m->h.flags & F_ZERO;
+  void *addr = NULL;
+  size_t size = 0;
+  int fd = mproc__arena_mapping(&addr, &size);
+  if (fd < 0 || (uintptr_t)addr != a.base || a.off > size || a.len > size - a.off ||
+      (!zero && m->len - sizeof a != a.len)) {
+    if (!warned)
+      fprintf(stderr,
+              "mproc: MPI rank %d: the master's shared arena (mproc_shared_alloc, %#llx bytes at %#llx) "
+              "cannot be "
+              "placed here (this rank's is %zu bytes at %p): tasks on this rank cannot read it\n",
+              mpi.rank, (unsigned long long)a.size, (unsigned long long)a.base, size, addr);
+    warned = true;
+    return;
+  }
+  unsigned char *at = (unsigned char *)addr + a.off;
+  if (!zero)
+    memcpy(at, msg_data(m) + sizeof a, a.len);
+  else if (mproc__plat_shm_discard(fd, a.off, a.len) != 0)
+    memset(at, 0, a.len);
+}
+
 static void agent_receive(msg *m) {
+  if (m->h.kind == M_ARENA) {
+    agent_arena(m);
+    mproc__free(m);
+    return;
+  }
   if (m->h.kind == M_OPEN) {
     agent_open(m);
     mproc__free(m);
@@ -1391,6 +1708,10 @@ int mproc__mpi_usable(const char *asked) {
 
 int mproc__mpi_default_workers(void) { return mpi.total_cpus > 0 ? mpi.total_cpus : mpi.agents; }
 
+uint64_t mproc__mpi_arena_sent(void) { return __atomic_load_n(&asy.sent, __ATOMIC_RELAXED); }
+
+void *mproc__mpi_arena_at(void) { return launched() ? (void *)ARENA_AT : NULL; }
+
 #else /* no MPI in this build */
 
 int mproc__mpi_init(int *argc, char ***argv) {
@@ -1405,6 +1726,10 @@ int mproc__mpi_usable(const char *asked) {
 }
 
 int mproc__mpi_default_workers(void) { return 1; }
+
+uint64_t mproc__mpi_arena_sent(void) { return 0; }
+
+void *mproc__mpi_arena_at(void) { return NULL; }
 
 static int mpi_start(mproc__engine *e) {
   (void)e;

@@ -146,7 +146,8 @@ int mproc_init(int *argc, char ***argv) {
   }
   srv.sock = -1; /* a server inherited through fork is not ours */
   /* the shared arena exists before the server, so the server's templates and workers have it; the server
-   * holds a reference until mproc_shutdown() */
+   * holds a reference until mproc_shutdown(); under an MPI launcher, at the address every rank asks for */
+  mproc__arena_place_at(mproc__mpi_arena_at());
   int r = mproc__arena_ref();
   if (r < 0) {
     pthread_mutex_unlock(&srv.lock);

@@ -333,6 +333,10 @@ int mproc__cond_wait_intr(pthread_cond_t *cv, pthread_mutex_t *lock, int *waiter
 static inline bool mproc__engine_runs_here(const mproc__engine *e) { return e->ops->run != NULL; }
 /* Workers run a fresh image of the program (exec): code addresses must be translated (fnref.c). */
 static inline bool mproc__engine_fresh_image(const mproc__engine *e) { return e->ops->fresh_image; }
+/* A call that will queue jobs begins (see call_begins in backend.h): lock not held. */
+static inline void mproc__engine_call_begins(mproc__engine *e) {
+  if (e->ops->call_begins) e->ops->call_begins(e);
+}
 /* Workers that cannot be killed (threads): task timeouts are refused.  Jobs run in the caller accept them
  * and run to the end, as joblib's n_jobs=1 does. */
 static inline bool mproc__engine_cannot_kill(const mproc__engine *e) {

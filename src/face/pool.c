@@ -194,6 +194,7 @@ int mproc_pool_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg, size_
   j->owner = f;
   j->task_done = mproc__future_job_done;
   j->worker = -1;
+  mproc__engine_call_begins(e);
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
     int code = mproc__pool_refusal(e);
@@ -467,6 +468,7 @@ static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hook
                .next_tick = next_tick,
                .timeout = opts->task_timeout > 0 ? opts->task_timeout : e->opts.task_timeout,
                .retries = resolve_retries(e, opts->max_retries)};
+  mproc__engine_call_begins(e);
   mproc__map_share(e, &m->items);
   mproc__batching_init(&r.batching, (size_t)e->nworkers, e->ring_size,
                        m->items.in_shared ? 0 : m->items.in_size, m->items.out_shared ? 0 : m->items.out_size,

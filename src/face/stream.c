@@ -238,6 +238,7 @@ static int start(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t n, s
     free_stream(s);
     return MPROC_ENOMEM;
   }
+  mproc__engine_call_begins(e);
   pthread_mutex_lock(&e->lock);
   if (e->closed) {
     int code = mproc__pool_refusal(e);

@@ -35,6 +35,8 @@ static struct {
   vec free_, used;
 } A = {PTHREAD_MUTEX_INITIALIZER, 0, 0, -1, NULL, 0, {NULL, 0, 0}, {NULL, 0, 0}};
 
+static void *place_at; /* mproc__arena_place_at(); under A.lock */
+
 static bool vec_insert(vec *x, size_t at, extent e) {
   if (x->n == x->cap) {
     size_t cap = x->cap ? 2 * x->cap : 16;
@@ -98,7 +100,8 @@ static int create_locked(void) {
   int fd = mproc__plat_shm_create_fd("mproc-shared", size);
   if (fd < 0) return fd;
   int err = 0;
-  void *p = mproc__plat_shm_map(fd, size, &err);
+  void *p = place_at ? mproc__plat_shm_map_at(place_at, fd, size, &err) : NULL;
+  if (!p) p = mproc__plat_shm_map(fd, size, &err);
   if (!p) {
     mproc__plat_close(fd);
     return err;
@@ -254,6 +257,32 @@ int mproc__arena_mapping(void **addr, size_t *size) {
   }
   pthread_mutex_unlock(&A.lock);
   return fd;
+}
+
+void mproc__arena_place_at(void *addr) {
+  pthread_mutex_lock(&A.lock);
+  place_at = addr;
+  pthread_mutex_unlock(&A.lock);
+}
+
+int mproc__arena_blocks(mproc__arena_block **out, size_t *n, void **base, size_t *size) {
+  pthread_mutex_lock(&A.lock);
+  forget_inherited();
+  int r = A.base ? 0 : -ENOENT;
+  mproc__arena_block *v = NULL;
+  if (r == 0 && A.used.n) {
+    v = mproc__malloc(A.used.n * sizeof *v);
+    if (!v) r = MPROC_ENOMEM;
+    for (size_t i = 0; v && i < A.used.n; i++) v[i] = (mproc__arena_block){A.used.v[i].off, A.used.v[i].len};
+  }
+  if (r == 0) {
+    *out = v;
+    *n = v ? A.used.n : 0;
+    *base = A.base;
+    *size = A.size;
+  }
+  pthread_mutex_unlock(&A.lock);
+  return r;
 }
 
 /* ---- the public face ---- */

@@ -25,6 +25,18 @@ bool mproc__arena_has(const void *p, size_t len);
 void *mproc__arena_alloc(size_t size, int *err);
 /* Frees a block from mproc__arena_alloc(): 0, or -EINVAL when p is not the start of one. */
 int mproc__arena_free(void *p);
+/* Where the next arena of this process is mapped when that address is free (else wherever the system puts
+ * it); NULL: wherever.  Every rank of an MPI job asks for the same address (backend_mpi.c), so that the
+ * agents' arenas sit where the master's does. */
+void mproc__arena_place_at(void *addr);
+/* One allocated block: offset from the arena's base and length (page-rounded). */
+typedef struct mproc__arena_block {
+  size_t off, len;
+} mproc__arena_block;
+/* The blocks allocated now in this process's own arena, in address order: a copy in *out (mproc__free it;
+ * NULL when there are none), *n of them, with the arena's address and size.  0, -ENOENT when this process
+ * has no arena of its own, -ENOMEM. */
+int mproc__arena_blocks(mproc__arena_block **out, size_t *n, void **base, size_t *size);
 /* The arena's memory file, address and size, for handing it to a process that is not forked from this one
  * (an exec'd template).  The descriptor, or -ENOENT when there is no arena. */
 int mproc__arena_mapping(void **addr, size_t *size);
