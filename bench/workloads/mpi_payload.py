@@ -1,5 +1,5 @@
 from _common import M64, Case, c_mproc, WORKERS
-from _mpi import W, mpi4py_case, mproc_case, ratio_goal, raw_case
+from _mpi import mpi4py_case, mproc_case, ratio_goal, raw_case
 
 NAME = "mpi-payload"
 ABOUT = ("tasks that take MIB MiB in and give MIB MiB back, on MPI, mpirun --oversubscribe -n 3 (64 MiB; 4 MiB "
