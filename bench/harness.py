@@ -58,8 +58,8 @@ def _mpirun(workers):
 
 
 def mpi_missing():
-    """Why the MPI rows cannot run here, or None: no mpirun, or the benchmark built without MPI (CMake found
-    none; bench_mpi_raw is built exactly when mproc's MPI backend can be)."""
+    """Why the MPI rows cannot run here, or None: no mpirun, or CMake found no MPI (bench_mpi_raw is built when
+    it does; an mproc built without its MPI backend, -DMPROC_WITH_MPI=OFF, says so itself: exit status 3)."""
     if not shutil.which("mpirun"):
         return "no mpirun (Open MPI not installed)"
     if not os.path.exists(os.path.join(BUILD, "bench", "bench_mpi_raw")):
