@@ -6,6 +6,7 @@ run interleaved (A B C A B C ...) after one warm-up round; the table gives the m
 seconds, the cost per task, and each system's ratio to the mproc system of reference (> 1: mproc faster).
 A checksum that differs from the workload's expected value fails the run."""
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -31,6 +32,7 @@ class Case:
         self.times, self.rss = [], 0
         self.tree_kb = 0  # peak memory of the whole process tree, when the workload samples it
         self.skipped = None
+        self.why = ""  # what a system that is not available here said (exit status 3)
 
 
 def c_mproc(workload, system, **kw):
@@ -41,13 +43,53 @@ def c_anchor(workload, system, **kw):
     return [os.path.join(BUILD, "bench", "bench_anchors"), workload, system] + [f"{k}={v}" for k, v in kw.items()]
 
 
-def mpi_anchor(workload, workers, **kw):
-    """mpirun with one master and `workers` worker ranks; None when MPI was not built."""
-    binary = os.path.join(BUILD, "bench", "bench_mpi_raw")
-    if not os.path.exists(binary) or not shutil.which("mpirun"):
+def mpi_anchor(workload, workers, system="mpi-raw", **kw):
+    """bench_mpi_raw (mpi-raw, or mpi-raw:idle with mproc's idle policy) under mpirun with one master and
+    `workers` worker ranks; None when MPI was not built."""
+    if mpi_missing():
         return None
-    return (["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(workers + 1), binary, workload, "mpi-raw"]
+    return (_mpirun(workers) + [os.path.join(BUILD, "bench", "bench_mpi_raw"), workload, system]
             + [f"{k}={v}" for k, v in kw.items()])
+
+
+def _mpirun(workers):
+    """mpirun with one master and `workers` worker ranks (oversubscribed: this machine may have fewer cores)"""
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(workers + 1)]
+
+
+def mpi_missing():
+    """Why the MPI rows cannot run here, or None: no mpirun, or CMake found no MPI (bench_mpi_raw is built when
+    it does; an mproc built without its MPI backend, -DMPROC_WITH_MPI=OFF, says so itself: exit status 3)."""
+    if not shutil.which("mpirun"):
+        return "no mpirun (Open MPI not installed)"
+    if not os.path.exists(os.path.join(BUILD, "bench", "bench_mpi_raw")):
+        return "not built (CMake found no MPI)"
+    return None
+
+
+def mpi_mproc(workload, system, workers, **kw):
+    """mproc_bench under mpirun (1 master rank, `workers` agent ranks); None when MPI is missing."""
+    if mpi_missing():
+        return None
+    return _mpirun(workers) + c_mproc(workload, system, workers=workers, **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def mpi4py_missing():
+    """Why the mpi4py.futures rows cannot run here, or None."""
+    why = mpi_missing()
+    if why:
+        return why
+    probe = subprocess.run([PY, "-c", "import mpi4py.futures"], capture_output=True)
+    return None if probe.returncode == 0 else f"{PY} has no mpi4py (Debian: python3-mpi4py)"
+
+
+def mpi4py_anchor(workload, system, workers, **kw):
+    """bench/py/mpi4py_futures.py under `mpirun -n workers+1 python3 -m mpi4py.futures`; None when missing."""
+    if mpi4py_missing():
+        return None
+    return (_mpirun(workers) + [PY, "-m", "mpi4py.futures", os.path.join(HERE, "py", "mpi4py_futures.py"),
+                                workload, system] + [f"{k}={v}" for k, v in kw.items()])
 
 
 def py_anchor(workload, system, **kw):
@@ -173,7 +215,8 @@ def run_once(case, timeout, sample_tree=False):
         fout.seek(0)
         ferr.seek(0)
         out, err = fout.read(), ferr.read()
-    if proc.returncode == 3:
+    if proc.returncode == 3:  # "not this system": its first line on stderr, if any, says why
+        case.why = next((l.strip() for l in err.splitlines() if l.strip()), "")
         return None
     if proc.returncode != 0:
         raise RuntimeError(f"{case.system} failed ({proc.returncode}): {err.strip()[-400:]}")
@@ -237,9 +280,11 @@ def main():
             continue
         cases = w.cases(a.quick)
         print(f"\n== {w.NAME}: {w.ABOUT}")
-        for r in range(reps + 1):  # the first round warms up and is not counted
+        # a workload whose every case starts whole jobs (mpirun) may ask for fewer rounds in --quick
+        w_reps = getattr(w, "QUICK_REPS", reps) if a.quick and not a.reps else reps
+        for r in range(w_reps + 1):  # the first round warms up and is not counted
             for c in cases:
-                if c.argv is None:
+                if c.argv is None and not c.skipped:
                     c.skipped = "not built (MPI not found)"
                 if c.skipped:
                     continue
@@ -250,7 +295,7 @@ def main():
                     c.skipped = "failed"
                     continue
                 if res is None:
-                    c.skipped = "not available"
+                    c.skipped = "not available" + (f": {c.why}" if c.why else "")
                     continue
                 sec, chk, rss, tree_kb = res
                 if c.expected is not None and chk != c.expected:
@@ -289,6 +334,10 @@ def main():
                   f" {per_us:9.3f} us {ratio:8.2f}x{extra}")
         for note in getattr(w, "NOTES", []):
             print(f"   note: {note}")
+        # the issue's goals a workload states: one line each (and a JSON row), e.g. "mproc vs raw MPI: 1.2x"
+        for g in (w.goals(cases) if hasattr(w, "goals") else []):
+            print(f"   goal: {g['text']}")
+            rows.append(dict(workload=w.NAME, **g))
     if a.json:
         with open(a.json, "w") as f:
             for r in rows:

@@ -1,5 +1,6 @@
 /* mproc_bench.c: the mproc systems of the benchmark (mproc-pool, mproc-executor, mproc-parallel,
- * mproc-thread, and mproc-pool:forkserver for start-up).  See bench_common.h for the contract. */
+ * mproc-thread, and mproc-pool:forkserver for start-up; mproc-mpi, mproc-mpi:submit and mproc-mpi:executor
+ * on the MPI backend, run under mpirun).  See bench_common.h for the contract. */
 #include <mproc.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +63,67 @@ static int busy_submitted(const void *arg, size_t len, mproc_task *t) {
   (void)len;
   int64_t i = *(const int64_t *)arg;
   return busy(i, g_durations ? g_durations[i] : g_us, t);
+}
+
+/* MPI workers are forked on other ranks from the fork server mproc_init() started, before main set g_rate
+ * and g_us: the pool's initializer gives them the master's values (the same machine calibrated them). */
+typedef struct compute_setup {
+  double rate, us;
+} compute_setup;
+
+static int compute_init(const void *arg, size_t len, mproc_task *t) {
+  (void)t;
+  if (len != sizeof(compute_setup)) return 1;
+  const compute_setup *c = arg;
+  g_rate = c->rate, g_us = c->us;
+  return 0;
+}
+
+/* payload: `mib` MiB in (word 0 the task's index, word k = k), `mib` MiB back: ~in[k] + i for every word, as
+ * bench/c/mpi_raw.c's payload task */
+static int payload_task(const void *arg, size_t len, mproc_task *t) {
+  size_t words = len / sizeof(uint64_t);
+  uint64_t *out = mproc_task_return_buffer(t, words * sizeof *out);
+  if (!out) return MPROC_ENOMEM;
+  uint64_t i;
+  memcpy(&i, arg, sizeof i);
+  const uint64_t *in = arg;
+  out[0] = ~(uint64_t)0 + i;
+  for (size_t k = 1; k < words; k++) out[k] = ~in[k] + i;
+  return 0;
+}
+
+/* n payload tasks submitted (each its own copy of the buffer with word 0 set), collected in order, every word
+ * of every result summed (inside the timed part, as mpi-raw does) */
+static int payload_workload(mproc_pool *p, size_t n, size_t mib) {
+  size_t words = mib * (1 << 20) / sizeof(uint64_t);
+  uint64_t *buf = malloc((words ? words : 1) * sizeof *buf);
+  mproc_future **fs = malloc((n ? n : 1) * sizeof *fs);
+  if (!buf || !fs || !words) return 1;
+  for (size_t k = 0; k < words; k++) buf[k] = k;
+  uint64_t sum = 0;
+  double t0 = bench_now();
+  for (size_t i = 0; i < n; i++) {
+    buf[0] = i;
+    if (mproc_pool_submit(p, payload_task, buf, words * sizeof *buf, NULL, &fs[i])) return 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const void *d;
+    size_t len;
+    int rc = mproc_future_result(fs[i], MPROC_FOREVER, &d, &len);
+    if (rc || len != words * sizeof *buf) {
+      fprintf(stderr, "payload: %s\n", rc ? mproc_strerror(rc) : "a result of the wrong size");
+      return 1;
+    }
+    const uint64_t *r = d;
+    for (size_t k = 0; k < words; k++) sum += r[k];
+    mproc_future_release(fs[i]);
+  }
+  double dt = bench_now() - t0;
+  free(fs);
+  free(buf);
+  bench_report(dt, sum, NULL);
+  return 0;
 }
 
 static int chunk_sum(const void *arg, size_t len, mproc_task *t) {
@@ -488,19 +550,35 @@ static int tree_workload(const char *sys, const char *root, int workers) {
 
 int main(int argc, char **argv) {
   if (argc < 3) return usage();
+  /* mproc-mpi...: the MPI backend, under mpirun.  mproc_init() comes first: on ranks other than 0 it serves
+   * the master's pools and never returns. */
+  bool mpi = strncmp(argv[2], "mproc-mpi", 9) == 0;
+  if (mpi && (mproc_init(&argc, &argv) != 0 || mproc_backend_available("mpi") != 1)) {
+    fprintf(stderr, "mproc-mpi: the MPI backend cannot run here: %s\n", mproc_last_error_message());
+    return 3;
+  }
   const char *wl = argv[1], *sys = argv[2];
   size_t n = (size_t)bench_arg(argc, argv, "n", 1000);
   int workers = (int)bench_arg(argc, argv, "workers", 2);
   if (strcmp(wl, "strings") == 0) return strings_workload(sys, n, workers);
   if (strcmp(wl, "tree") == 0) return tree_workload(sys, bench_sarg(argc, argv, "root", "."), workers);
   mproc_backend backend = MPROC_BACKEND_PROCESS;
-  if (strcmp(sys, "mproc-thread") == 0)
+  if (mpi) {
+    /* the MPI systems run the paths of their local twins: mproc-mpi maps as mproc-pool (and runs roundtrip
+     * and payload as it), :submit is mproc-executor:submit, :executor is mproc-executor */
+    backend = MPROC_BACKEND_MPI;
+    sys = strcmp(sys, "mproc-mpi") == 0            ? "mproc-pool"
+          : strcmp(sys, "mproc-mpi:submit") == 0   ? "mproc-executor:submit"
+          : strcmp(sys, "mproc-mpi:executor") == 0 ? "mproc-executor"
+                                                   : "?";
+    if (*sys == '?') return usage();
+  } else if (strcmp(sys, "mproc-thread") == 0)
     backend = MPROC_BACKEND_THREAD;
   else if (strncmp(sys, "mproc-", 6) != 0)
     return usage();
   const char *colon = strchr(sys, ':'); /* "mproc-queue:8B" and the like: the suffix is a label */
   static char base[64];
-  if (colon && strncmp(sys, "mproc-pool:", 11) != 0) {
+  if (colon && strncmp(sys, "mproc-pool:", 11) != 0 && strcmp(sys, "mproc-executor:submit") != 0) {
     snprintf(base, sizeof base, "%.*s", (int)(colon - sys), sys);
     sys = base;
   }
@@ -562,12 +640,25 @@ int main(int argc, char **argv) {
 
   if (strcmp(wl, "many") == 0) return many_tasks(sys, n, workers);
 
+  if (strcmp(wl, "payload") == 0) {
+    if (strcmp(sys, "mproc-pool") != 0) return usage();
+    mproc_pool *p;
+    if (mproc_pool_create(&p, &po)) return 1;
+    int64_t x = 1, r;
+    if (mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL)) return 1;
+    int rc = payload_workload(p, n, (size_t)bench_arg(argc, argv, "mib", 64));
+    mproc_pool_destroy(p);
+    return rc;
+  }
+
   if (strcmp(wl, "large-array") == 0 &&
       (strcmp(sys, "mproc-shared") == 0 || strncmp(sys, "mproc-parallel-", 15) == 0))
     return large_array_after(sys, n, (size_t)bench_arg(argc, argv, "mib", 64), workers);
 
   g_rate = bench_calibrate();
   g_us = bench_arg(argc, argv, "us", 1000);
+  compute_setup setup = {g_rate, g_us};
+  if (mpi) po.initializer = compute_init, po.init_arg = &setup, po.init_arg_len = sizeof setup;
   /* mproc-shared (tiny): input and output in the shared arena, which workers use in place */
   bool arena = strcmp(sys, "mproc-shared") == 0;
   int64_t *in = NULL,
@@ -598,6 +689,10 @@ int main(int argc, char **argv) {
   if (par ? mproc_parallel_run(par, tiny, &x, 1, sizeof x, &r, sizeof r, NULL, NULL)
           : mproc_pool_apply(p, tiny, &x, sizeof x, &r, sizeof r, NULL))
     return 1;
+  int64_t warm[64];
+  if (mpi && mproc_pool_map(p, index_square, NULL, 64, 0, warm, sizeof *warm,
+                            &(mproc_map_opts){.chunk_size = 1}, NULL))
+    return 1;
 
   mproc_task_fn fn = strcmp(wl, "tiny") == 0          ? tiny
                      : strcmp(wl, "compute") == 0     ? compute
@@ -626,8 +721,8 @@ int main(int argc, char **argv) {
     dt = bench_now() - t0;
   } else if (strcmp(sys, "mproc-executor:submit") == 0) {
     /* concurrent.futures' idiom, as py-ppe:submit: one submit per task, then every result */
-    if (strcmp(wl, "compute") != 0 && strcmp(wl, "irregular") != 0) return usage();
-    if (submit_then_collect(p, busy_submitted, n, out)) return 1;
+    if (strcmp(wl, "compute") != 0 && strcmp(wl, "irregular") != 0 && strcmp(wl, "tiny") != 0) return usage();
+    if (submit_then_collect(p, strcmp(wl, "tiny") == 0 ? tiny : busy_submitted, n, out)) return 1;
     dt = bench_now() - t0;
     for (size_t i = 0; i < n; i++) checksum += (uint64_t)out[i];
   } else {

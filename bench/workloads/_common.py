@@ -3,7 +3,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import Case, c_anchor, c_mproc, mpi_anchor, py_anchor  # noqa: E402,F401
+from harness import Case, c_anchor, c_mproc, mpi_anchor, mpi_mproc, mpi4py_anchor, py_anchor  # noqa: E402,F401
 
 M64 = (1 << 64) - 1
 WORKERS = 2
