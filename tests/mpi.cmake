@@ -58,6 +58,15 @@ if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
         ENVIRONMENT "${mpi_env}")
     endforeach()
   endif()
+  # the result cache's resume: a map through a cache killed half way (a rank SIGKILLed), then run again
+  if(oversubscribe)
+    add_test(NAME mpi_cluster_cache_resume
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_cache_resume.sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh
+              ${MPIEXEC_EXECUTABLE} ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 3 ${MPIEXEC_PREFLAGS}
+              $<TARGET_FILE:mpi_cluster> ${MPIEXEC_POSTFLAGS} 3)
+    set_tests_properties(mpi_cluster_cache_resume PROPERTIES LABELS mpi TIMEOUT 180 RESOURCE_LOCK mpi_cluster
+      ENVIRONMENT "${mpi_env}")
+  endif()
   # the example that runs unchanged with and without mpirun (examples/CMakeLists.txt runs it without)
   if(MPROC_BUILD_EXAMPLES)
     add_test(NAME example_cluster_squares_mpi

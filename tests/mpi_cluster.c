@@ -8,6 +8,7 @@
  * checked by the ctest command (tests/mpi.cmake). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,6 +140,136 @@ static int kill_agent(const void *arg, size_t len, mproc_task *t) {
 }
 static int stop_agent(const void *arg, size_t len, mproc_task *t) {
   return hurt_agent(*(const int64_t *)arg, SIGSTOP, t);
+}
+
+/* ---- the result cache across ranks (tests/mpi_cache_resume.sh) ---- */
+
+/* Each worker's: the cache (opened by the pool's initializer), its run's log of computations, the run. */
+typedef struct cache_conf {
+  char dir[200];
+  int32_t run; /* 1: the run that is killed (item KILL_AT kills its agent rank), 2: the resume */
+  int32_t pad;
+} cache_conf;
+static cache_conf cconf;
+static mproc_cache *cache;
+typedef struct cached {
+  int64_t sq;
+  int32_t hit, pad;
+} cached;
+enum { CACHE_ITEMS = 1000, KILL_AT = 200 };
+
+static int open_cache(const void *arg, size_t len, mproc_task *t) {
+  memcpy(&cconf, arg, sizeof cconf);
+  char path[300];
+  snprintf(path, sizeof path, "%s/cache", cconf.dir);
+  return mproc_cache_open(&cache, path, NULL);
+}
+
+/* The cached computation (10 ms): each one appends its item's index to its run's log (O_APPEND: whole
+ * lines, whichever rank writes), then returns the square. */
+static int compute_item(const void *arg, size_t len, mproc_task *t) {
+  int64_t n = *(const int64_t *)arg, sq = n * n;
+  nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  char path[300], line[32];
+  snprintf(path, sizeof path, "%s/computed.%d", cconf.dir, (int)cconf.run);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+  if (fd < 0) return -errno;
+  int k = snprintf(line, sizeof line, "%lld\n", (long long)n);
+  ssize_t w = write(fd, line, (size_t)k);
+  close(fd);
+  if (w != k) return -EIO;
+  return mproc_task_return(t, &sq, sizeof sq);
+}
+
+/* What the pool runs: the cache first.  In the first run, item KILL_AT SIGKILLs its agent rank once its
+ * result is stored: mpirun ends the job half way. */
+static int cached_item(const void *arg, size_t len, mproc_task *t) {
+  mproc_cache_result *r;
+  int rc = mproc_cache_call(cache, compute_item, arg, len, &r);
+  if (rc == 0 && cconf.run == 1 && *(const int64_t *)arg == KILL_AT) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    if (rank > 1) kill(rank, SIGKILL);
+  }
+  cached out = {0, mproc_cache_result_hit(r), 0};
+  if (rc == 0) memcpy(&out.sq, mproc_cache_result_data(r), sizeof out.sq);
+  mproc_cache_result_release(r);
+  return rc ? rc : mproc_task_return(t, &out, sizeof out);
+}
+
+/* How many times each item is in a run's log. */
+static void read_log(const char *dir, int run, int *count) {
+  char path[300], line[64];
+  snprintf(path, sizeof path, "%s/computed.%d", dir, run);
+  memset(count, 0, CACHE_ITEMS * sizeof *count);
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  while (fgets(line, sizeof line, f)) {
+    long n = strtol(line, NULL, 10);
+    CHECK(n >= 0 && n < CACHE_ITEMS);
+    count[n]++;
+  }
+  fclose(f);
+}
+
+/* run 1: a map over CACHE_ITEMS items through the cache in dir, killed half way (an agent rank SIGKILLed).
+ * run 2: the same map again: it must compute exactly the items that no rank stored in run 1, and return
+ * every result right. */
+static void cache_run(int ranks, const char *dir, int run) {
+  cache_conf conf = {.run = run};
+  snprintf(conf.dir, sizeof conf.dir, "%s", dir);
+  static bool had[CACHE_ITEMS];
+  static int count1[CACHE_ITEMS], count2[CACHE_ITEMS];
+  int stored = 0;
+  if (run == 2) {
+    /* what run 1 left: valid entries (the master sees the cache as the workers do: same program) */
+    char path[300];
+    snprintf(path, sizeof path, "%s/cache", dir);
+    mproc_cache *c;
+    CHECK_EQ(mproc_cache_open(&c, path, NULL), 0);
+    for (int64_t i = 0; i < CACHE_ITEMS; i++) {
+      int r = mproc_cache_contains(c, compute_item, &i, sizeof i);
+      CHECK(r == 0 || r == 1);
+      had[i] = r == 1;
+      stored += r == 1;
+    }
+    mproc_cache_close(c);
+  }
+  mproc_pool *p = NULL;
+  CHECK_EQ(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2 * (ranks - 1),
+                                                    .backend = MPROC_BACKEND_MPI,
+                                                    .initializer = open_cache,
+                                                    .init_arg = &conf,
+                                                    .init_arg_len = sizeof conf}),
+           0);
+  static int64_t in[CACHE_ITEMS];
+  static cached out[CACHE_ITEMS];
+  for (int i = 0; i < CACHE_ITEMS; i++) in[i] = i;
+  int mr = mproc_pool_map(p, cached_item, in, CACHE_ITEMS, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, NULL);
+  if (run == 1) {
+    fprintf(stderr, "mpi_cluster: cache_kill: the map returned %d: the job survived a killed rank\n", mr);
+    exit(0);
+  }
+  CHECK_EQ(mr, 0);
+  mproc_pool_destroy(p);
+  read_log(dir, 1, count1);
+  read_log(dir, 2, count2);
+  int computed1 = 0, computed2 = 0;
+  for (int i = 0; i < CACHE_ITEMS; i++) {
+    CHECK_EQ(out[i].sq, (int64_t)i * i);
+    CHECK_EQ(out[i].hit, had[i]); /* a hit exactly where run 1 stored the entry */
+    CHECK(count1[i] <= 1);
+    CHECK(!had[i] || count1[i] == 1);    /* an entry is there only if run 1 computed it */
+    CHECK_EQ(count2[i], had[i] ? 0 : 1); /* computed again exactly when no rank finished it */
+    computed1 += count1[i];
+    computed2 += count2[i];
+  }
+  printf(
+      "# cache resume: run 1 computed %d items and stored %d before it was killed; run 2 computed %d "
+      "(%d in all, %d items)\n",
+      computed1, stored, computed2, computed1 + computed2, CACHE_ITEMS);
+  CHECK(stored >= KILL_AT / 2 && stored < CACHE_ITEMS); /* killed half way, not before, not after */
+  CHECK_EQ(stored + computed2, CACHE_ITEMS);
 }
 
 /* ---- the tests ---- */
@@ -510,6 +641,12 @@ int main(int argc, char **argv) {
     return 0;
   }
   CHECK_EQ(mproc_backend_available("mpi"), 1);
+  if (argc > 3 && (strcmp(argv[2], "cache_kill") == 0 || strcmp(argv[2], "cache_resume") == 0)) {
+    current = argv[2];
+    cache_run(ranks, argv[3], strcmp(argv[2], "cache_kill") == 0 ? 1 : 2);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
   if (argc > 2) {
     /* `kill`: an agent rank is SIGKILLed mid-map; `stop`: one is SIGSTOPped.  Either way the job must end
      * (non-zero, within its bound) and leave no process: the map never returns. */
