@@ -272,6 +272,27 @@ static void cache_run(int ranks, const char *dir, int run) {
   CHECK_EQ(stored + computed2, CACHE_ITEMS);
 }
 
+/* Ctrl-C: item 37 sends SIGINT to the master (its pid in the item) and to its own agent rank, as srun does
+ * to every task; with `mpirun`, it sends SIGINT to mpirun (the rank's parent), as the terminal does. */
+typedef struct sigint_item {
+  int64_t n, master;
+} sigint_item;
+static int interrupt_ranks(const void *arg, size_t len, mproc_task *t) {
+  sigint_item it;
+  memcpy(&it, arg, sizeof it);
+  if (it.n == 37) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    if (it.master > 0) {
+      kill((pid_t)it.master, SIGINT);
+      if (rank > 1) kill(rank, SIGINT);
+    } else if (rank > 1 && parent_of(rank) > 1) {
+      kill(parent_of(rank), SIGINT);
+    }
+  }
+  if (it.n >= 0) nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  return mproc_task_return(t, &it.n, sizeof it.n);
+}
+
 /* ---- the tests ---- */
 
 static mproc_pool *mpi_pool(int workers, double task_timeout) {
@@ -622,6 +643,31 @@ static void without_launcher(void) {
   mproc_pool_destroy(p);
 }
 
+/* A Ctrl-C that reaches the ranks ends the map with MPROC_EINTERRUPTED, as on the local backend; the pool
+ * is used again.  Reaching mpirun (the terminal's Ctrl-C) the job ends: the map never returns. */
+static void ctrl_c(int ranks, bool to_mpirun) {
+  mproc_pool *p = mpi_pool(2 * (ranks - 1), 0);
+  enum { N = 2000 };
+  static sigint_item in[N];
+  static int64_t out[N];
+  for (int i = 0; i < N; i++) in[i] = (sigint_item){i, to_mpirun ? 0 : (int64_t)getpid()};
+  mproc_map_report rep;
+  int mr = mproc_pool_map(p, interrupt_ranks, in, N, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, &rep);
+  if (to_mpirun) {
+    fprintf(stderr, "mpi_cluster: %s: the map returned %d: mpirun's SIGINT did not end the job\n", current,
+            mr);
+    exit(0);
+  }
+  CHECK_EQ(mr, MPROC_EINTERRUPTED);
+  CHECK(rep.ok < N);
+  printf("# ctrl_c: the map ended with MPROC_EINTERRUPTED after %zu of %d items\n", rep.ok, N);
+  for (int i = 0; i < N; i++) in[i].n = -1 - i; /* quick, and nobody is interrupted now */
+  CHECK_EQ(mproc_pool_map(p, interrupt_ranks, in, N, sizeof *in, out, sizeof *out, NULL, NULL), 0);
+  for (int i = 0; i < N; i++) CHECK_EQ(out[i], -1 - i);
+  mproc_pool_destroy(p);
+}
+
 int main(int argc, char **argv) {
   int r = mproc_init(&argc, &argv); /* ranks other than 0 serve from here, and never return */
   if (argc > 2 && strcmp(argv[2], "mismatch") == 0) {
@@ -644,6 +690,12 @@ int main(int argc, char **argv) {
   if (argc > 3 && (strcmp(argv[2], "cache_kill") == 0 || strcmp(argv[2], "cache_resume") == 0)) {
     current = argv[2];
     cache_run(ranks, argv[3], strcmp(argv[2], "cache_kill") == 0 ? 1 : 2);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
+  if (argc > 2 && (strcmp(argv[2], "sigint") == 0 || strcmp(argv[2], "sigint_mpirun") == 0)) {
+    current = argv[2];
+    ctrl_c(ranks, strcmp(argv[2], "sigint_mpirun") == 0);
     printf("mpi_cluster: %s: ok\n", current);
     return 0;
   }

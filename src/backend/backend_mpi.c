@@ -1179,6 +1179,9 @@ static void agent_receive(msg *m) {
 }
 
 static _Noreturn void agent_main(void) {
+  /* Ctrl-C is the master's to handle, as on the local backend (its workers and templates ignore it too):
+   * srun sends SIGINT to every task, and an agent it ended would end the job */
+  mproc__plat_ignore_signal(SIGINT);
   idle d = {0};
   uint32_t bell = 0; /* nobody rings it: the agent naps on it */
   bool stopping = false;
