@@ -147,7 +147,9 @@ static int stop_agent(const void *arg, size_t len, mproc_task *t) {
 /* Each worker's: the cache (opened by the pool's initializer), its run's log of computations, the run. */
 typedef struct cache_conf {
   char dir[200];
-  int32_t run; /* 1: the run that is killed (item KILL_AT kills its agent rank), 2: the resume */
+  /* 1: the run that is killed (item KILL_AT kills its agent rank), 2: the resume; 3: item STOP_AT stops its
+   * agent rank, and each computation takes SLOW_ITEM seconds */
+  int32_t run;
   int32_t pad;
 } cache_conf;
 static cache_conf cconf;
@@ -156,7 +158,19 @@ typedef struct cached {
   int64_t sq;
   int32_t hit, pad;
 } cached;
-enum { CACHE_ITEMS = 1000, KILL_AT = 200 };
+enum { CACHE_ITEMS = 1000, KILL_AT = 200, STOP_AT = 5, SLOW_ITEM = 2 };
+
+/* Appends item n's line to one of its run's logs (O_APPEND: whole lines, whichever rank writes). */
+static int log_item(const char *what, int64_t n) {
+  char path[300], line[32];
+  snprintf(path, sizeof path, "%s/%s.%d", cconf.dir, what, (int)cconf.run);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+  if (fd < 0) return -errno;
+  int k = snprintf(line, sizeof line, "%lld\n", (long long)n);
+  ssize_t w = write(fd, line, (size_t)k);
+  close(fd);
+  return w == k ? 0 : -EIO;
+}
 
 static int open_cache(const void *arg, size_t len, mproc_task *t) {
   memcpy(&cconf, arg, sizeof cconf);
@@ -165,25 +179,27 @@ static int open_cache(const void *arg, size_t len, mproc_task *t) {
   return mproc_cache_open(&cache, path, NULL);
 }
 
-/* The cached computation (10 ms): each one appends its item's index to its run's log (O_APPEND: whole
- * lines, whichever rank writes), then returns the square. */
+/* The cached computation (10 ms; SLOW_ITEM s in run 3, which logs its start): each one appends its item's
+ * index to its run's log of computations, then returns the square. */
 static int compute_item(const void *arg, size_t len, mproc_task *t) {
   int64_t n = *(const int64_t *)arg, sq = n * n;
-  nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-  char path[300], line[32];
-  snprintf(path, sizeof path, "%s/computed.%d", cconf.dir, (int)cconf.run);
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
-  if (fd < 0) return -errno;
-  int k = snprintf(line, sizeof line, "%lld\n", (long long)n);
-  ssize_t w = write(fd, line, (size_t)k);
-  close(fd);
-  if (w != k) return -EIO;
-  return mproc_task_return(t, &sq, sizeof sq);
+  int rc = cconf.run == 3 ? log_item("started", n) : 0;
+  if (rc) return rc;
+  if (cconf.run == 3)
+    nanosleep(&(struct timespec){SLOW_ITEM, 0}, NULL);
+  else
+    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  rc = log_item("computed", n);
+  return rc ? rc : mproc_task_return(t, &sq, sizeof sq);
 }
 
 /* What the pool runs: the cache first.  In the first run, item KILL_AT SIGKILLs its agent rank once its
  * result is stored: mpirun ends the job half way. */
 static int cached_item(const void *arg, size_t len, mproc_task *t) {
+  if (cconf.run == 3 && *(const int64_t *)arg == STOP_AT) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    if (rank > 1) kill(rank, SIGSTOP);
+  }
   mproc_cache_result *r;
   int rc = mproc_cache_call(cache, compute_item, arg, len, &r);
   if (rc == 0 && cconf.run == 1 && *(const int64_t *)arg == KILL_AT) {
@@ -196,10 +212,10 @@ static int cached_item(const void *arg, size_t len, mproc_task *t) {
   return rc ? rc : mproc_task_return(t, &out, sizeof out);
 }
 
-/* How many times each item is in a run's log. */
-static void read_log(const char *dir, int run, int *count) {
+/* How many times each item is in one of a run's logs. */
+static void read_log(const char *dir, const char *what, int run, int *count) {
   char path[300], line[64];
-  snprintf(path, sizeof path, "%s/computed.%d", dir, run);
+  snprintf(path, sizeof path, "%s/%s.%d", dir, what, run);
   memset(count, 0, CACHE_ITEMS * sizeof *count);
   FILE *f = fopen(path, "r");
   if (!f) return;
@@ -244,16 +260,25 @@ static void cache_run(int ranks, const char *dir, int run) {
   static int64_t in[CACHE_ITEMS];
   static cached out[CACHE_ITEMS];
   for (int i = 0; i < CACHE_ITEMS; i++) in[i] = i;
-  int mr = mproc_pool_map(p, cached_item, in, CACHE_ITEMS, sizeof *in, out, sizeof *out,
-                          &(mproc_map_opts){.chunk_size = 1}, NULL);
-  if (run == 1) {
-    fprintf(stderr, "mpi_cluster: cache_kill: the map returned %d: the job survived a killed rank\n", mr);
+  if (run == 3) {
+    /* tasks, not a map: a map runs only so far past the items a silent rank holds, and the other ranks'
+     * workers must be busy when the job ends */
+    static mproc_future *f[CACHE_ITEMS];
+    for (int i = 0; i < CACHE_ITEMS; i++)
+      CHECK_EQ(mproc_pool_submit(p, cached_item, &in[i], sizeof *in, NULL, &f[i]), 0);
+    for (int i = 0; i < CACHE_ITEMS; i++) (void)mproc_future_result(f[i], 120, NULL, NULL);
+  }
+  int mr = run == 3 ? 0
+                    : mproc_pool_map(p, cached_item, in, CACHE_ITEMS, sizeof *in, out, sizeof *out,
+                                     &(mproc_map_opts){.chunk_size = 1}, NULL);
+  if (run != 2) {
+    fprintf(stderr, "mpi_cluster: %s: the map returned %d: the job survived a lost rank\n", current, mr);
     exit(0);
   }
   CHECK_EQ(mr, 0);
   mproc_pool_destroy(p);
-  read_log(dir, 1, count1);
-  read_log(dir, 2, count2);
+  read_log(dir, "computed", 1, count1);
+  read_log(dir, "computed", 2, count2);
   int computed1 = 0, computed2 = 0;
   for (int i = 0; i < CACHE_ITEMS; i++) {
     CHECK_EQ(out[i].sq, (int64_t)i * i);
@@ -291,6 +316,34 @@ static int interrupt_ranks(const void *arg, size_t len, mproc_task *t) {
   }
   if (it.n >= 0) nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
   return mproc_task_return(t, &it.n, sizeof it.n);
+}
+
+/* After run 3 (an agent rank SIGSTOPped; the job ended after its silence): every computation that started
+ * on any rank finished and stored its entry before the job ended (the other ranks' running tasks were let
+ * finish), and none finished without its entry. */
+static void cache_stop_check(const char *dir) {
+  static int started[CACHE_ITEMS], computed[CACHE_ITEMS];
+  read_log(dir, "started", 3, started);
+  read_log(dir, "computed", 3, computed);
+  char path[300];
+  snprintf(path, sizeof path, "%s/cache", dir);
+  mproc_cache *c;
+  CHECK_EQ(mproc_cache_open(&c, path, NULL), 0);
+  int n_started = 0, n_stored = 0;
+  for (int64_t i = 0; i < CACHE_ITEMS; i++) {
+    int had = mproc_cache_contains(c, compute_item, &i, sizeof i);
+    CHECK(had == 0 || had == 1);
+    n_started += started[i];
+    n_stored += had;
+    if (started[i] != had || computed[i] != had)
+      fprintf(stderr, "mpi_cluster: item %lld: started %d times, computed %d, stored %d\n", (long long)i,
+              started[i], computed[i], had);
+  }
+  mproc_cache_close(c);
+  printf("# cache after a silent rank: %d computations started, %d stored\n", n_started, n_stored);
+  CHECK(n_started > STOP_AT);
+  CHECK_EQ(n_stored, n_started);
+  for (int i = 0; i < CACHE_ITEMS; i++) CHECK_EQ(computed[i], started[i]);
 }
 
 /* ---- the tests ---- */
@@ -687,9 +740,16 @@ int main(int argc, char **argv) {
     return 0;
   }
   CHECK_EQ(mproc_backend_available("mpi"), 1);
-  if (argc > 3 && (strcmp(argv[2], "cache_kill") == 0 || strcmp(argv[2], "cache_resume") == 0)) {
+  if (argc > 3 && strcmp(argv[2], "cache_stop_check") == 0) {
     current = argv[2];
-    cache_run(ranks, argv[3], strcmp(argv[2], "cache_kill") == 0 ? 1 : 2);
+    cache_stop_check(argv[3]);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
+  if (argc > 3 && strncmp(argv[2], "cache_", 6) == 0) {
+    current = argv[2];
+    int run = strcmp(argv[2], "cache_kill") == 0 ? 1 : strcmp(argv[2], "cache_stop") == 0 ? 3 : 2;
+    cache_run(ranks, argv[3], run);
     printf("mpi_cluster: %s: ok\n", current);
     return 0;
   }
