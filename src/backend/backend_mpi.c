@@ -544,20 +544,17 @@ static void run_command(cmd *c) {
   mproc__free(c);
 }
 
-/* A rank silent for SILENCE_LIMIT (stopped, hung, its node gone) would leave the program waiting for ever
- * for what it holds: the job ends, saying which rank and which of the pools' workers were there.  A rank
- * that dies ends the job without this (Open MPI's mpirun aborts it; no ULFM: see docs/cluster.md). */
 /* Before the job ends for a silent rank: every rank still heard from starts no job and lets the running ones
  * end, for DRAIN_GRACE at most, so that what they store (the result cache's entries, written by the tasks
  * themselves) lands; the courier waits for their answers (M_DRAINED), dropping what else they send. */
 static void drain(double now) {
-  int due = 0, asked = 0, running = 0;
+  int due = 0, running = 0;
   for (int r = 1; r < mpi.size; r++)
     if (now - mpi.heard[r] < SILENCE_LIMIT) {
       post(r, hdr(M_DRAIN, NULL, -1, -1, 0), NULL, 0, NULL, 0);
       due++;
     }
-  asked = due;
+  const int asked = due;
   double deadline = now + DRAIN_GRACE + 1.0; /* the agents' grace, and time for their answers */
   idle d = {0};
   while (due > 0 && mproc__plat_now() < deadline) {
@@ -581,6 +578,9 @@ static void drain(double now) {
       asked, DRAIN_GRACE, running, due, mproc__plat_now() - now);
 }
 
+/* A rank silent for SILENCE_LIMIT (stopped, hung, its node gone) would leave the program waiting for ever
+ * for what it holds: the job ends, saying which rank and which of the pools' workers were there.  A rank
+ * that dies ends the job without this (Open MPI's mpirun aborts it; no ULFM: see docs/cluster.md). */
 static void check_silence(double now) {
   for (int r = 1; r < mpi.size; r++) {
     if (now - mpi.heard[r] < SILENCE_LIMIT) continue;
@@ -839,8 +839,7 @@ typedef struct apool {
 
 static apool *apools;
 
-/* An agent told to drain (M_DRAIN): until when, since when every worker has been idle, whether it answered.
- */
+/* An agent told to drain (M_DRAIN): until when, since when all its workers are idle, whether it answered. */
 static struct {
   bool on, answered;
   double until, idle_since;
