@@ -85,6 +85,36 @@ if(MPROC_HAVE_MPI AND MPIEXEC_EXECUTABLE)
         ENVIRONMENT "${mpi_env}")
     endforeach()
   endif()
+  # Ctrl-C: SIGINT to the master and an agent (as srun sends it to every task) ends the map with
+  # MPROC_EINTERRUPTED and the pool goes on; SIGINT to mpirun (the terminal's Ctrl-C) ends the job at once
+  # (Open MPI's mpirun kills every rank; it cannot forward SIGINT)
+  if(oversubscribe)
+    add_test(NAME mpi_cluster_sigint
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh mpi_cluster ${MPIEXEC_EXECUTABLE} ${oversubscribe}
+              ${MPIEXEC_NUMPROC_FLAG} 3 ${MPIEXEC_PREFLAGS} $<TARGET_FILE:mpi_cluster> ${MPIEXEC_POSTFLAGS} 3 sigint)
+    add_test(NAME mpi_cluster_sigint_mpirun
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh --expect-fail "" mpi_cluster ${MPIEXEC_EXECUTABLE}
+              ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 3 ${MPIEXEC_PREFLAGS} $<TARGET_FILE:mpi_cluster>
+              ${MPIEXEC_POSTFLAGS} 3 sigint_mpirun)
+    set_tests_properties(mpi_cluster_sigint mpi_cluster_sigint_mpirun PROPERTIES LABELS mpi TIMEOUT 120
+      RESOURCE_LOCK mpi_cluster ENVIRONMENT "${mpi_env}")
+  endif()
+  # the result cache when a rank is lost: a map through a cache killed half way (a rank SIGKILLed), then run
+  # again (cache_resume); a rank SIGSTOPped: the tasks running elsewhere store their entries (cache_stop)
+  if(oversubscribe)
+    foreach(how kill stop)
+      set(name resume)
+      if(how STREQUAL stop)
+        set(name stop)
+      endif()
+      add_test(NAME mpi_cluster_cache_${name}
+        COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/mpi_cache_resume.sh ${how} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh
+                ${MPIEXEC_EXECUTABLE} ${oversubscribe} ${MPIEXEC_NUMPROC_FLAG} 3 ${MPIEXEC_PREFLAGS}
+                $<TARGET_FILE:mpi_cluster> ${MPIEXEC_POSTFLAGS} 3)
+      set_tests_properties(mpi_cluster_cache_${name} PROPERTIES LABELS mpi TIMEOUT 180
+        RESOURCE_LOCK mpi_cluster ENVIRONMENT "${mpi_env}")
+    endforeach()
+  endif()
   # the example that runs unchanged with and without mpirun (examples/CMakeLists.txt runs it without)
   if(MPROC_BUILD_EXAMPLES)
     add_test(NAME example_cluster_squares_mpi

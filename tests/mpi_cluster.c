@@ -171,6 +171,222 @@ static uint64_t span_expect(const uint64_t *w, uint64_t first, uint64_t count) {
   return sum;
 }
 
+/* ---- the result cache across ranks (tests/mpi_cache_resume.sh) ---- */
+
+/* Each worker's: the cache (opened by the pool's initializer), its run's log of computations, the run. */
+typedef struct cache_conf {
+  char dir[200];
+  /* 1: the run that is killed (item KILL_AT kills its agent rank), 2: the resume; 3: item STOP_AT stops its
+   * agent rank, and each computation takes SLOW_ITEM seconds */
+  int32_t run;
+  int32_t pad;
+} cache_conf;
+static cache_conf cconf;
+static mproc_cache *cache;
+typedef struct cached {
+  int64_t sq;
+  int32_t hit, pad;
+} cached;
+enum { CACHE_ITEMS = 1000, KILL_AT = 200, STOP_AT = 5, SLOW_ITEM = 2 };
+
+/* Appends item n's line to one of its run's logs (O_APPEND: whole lines, whichever rank writes). */
+static int log_item(const char *what, int64_t n) {
+  char path[300], line[64];
+  snprintf(path, sizeof path, "%s/%s.%d", cconf.dir, what, (int)cconf.run);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+  if (fd < 0) return -errno;
+  /* the index, then for a human who reads a failed run's logs: the rank and the time */
+  int k = snprintf(line, sizeof line, "%lld %d %.3f\n", (long long)n, rank_here(), now());
+  ssize_t w = write(fd, line, (size_t)k);
+  close(fd);
+  return w == k ? 0 : -EIO;
+}
+
+static int open_cache(const void *arg, size_t len, mproc_task *t) {
+  memcpy(&cconf, arg, sizeof cconf);
+  char path[300];
+  snprintf(path, sizeof path, "%s/cache", cconf.dir);
+  return mproc_cache_open(&cache, path, NULL);
+}
+
+/* The cached computation (10 ms; SLOW_ITEM s in run 3, which logs its start): each one appends its item's
+ * index to its run's log of computations, then returns the square. */
+static int compute_item(const void *arg, size_t len, mproc_task *t) {
+  int64_t n = *(const int64_t *)arg, sq = n * n;
+  int rc = cconf.run == 3 ? log_item("started", n) : 0;
+  if (rc) return rc;
+  if (cconf.run == 3)
+    nanosleep(&(struct timespec){SLOW_ITEM, 0}, NULL);
+  else
+    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  rc = log_item("computed", n);
+  return rc ? rc : mproc_task_return(t, &sq, sizeof sq);
+}
+
+/* What the pool runs: the cache first.  In the first run, item KILL_AT SIGKILLs its agent rank once its
+ * result is stored: mpirun ends the job half way. */
+static int cached_item(const void *arg, size_t len, mproc_task *t) {
+  if (cconf.run == 3 && *(const int64_t *)arg == STOP_AT) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    (void)log_item("stopped", 0); /* which rank: the line says */
+    if (rank > 1) kill(rank, SIGSTOP);
+  }
+  mproc_cache_result *r;
+  int rc = mproc_cache_call(cache, compute_item, arg, len, &r);
+  if (rc == 0 && cconf.run == 1 && *(const int64_t *)arg == KILL_AT) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    if (rank > 1) kill(rank, SIGKILL);
+  }
+  cached out = {0, mproc_cache_result_hit(r), 0};
+  if (rc == 0) memcpy(&out.sq, mproc_cache_result_data(r), sizeof out.sq);
+  mproc_cache_result_release(r);
+  return rc ? rc : mproc_task_return(t, &out, sizeof out);
+}
+
+/* How many times each item is in one of a run's logs, leaving out the lines of rank skip (-1: none); the
+ * rank of its last line, -1 if none. */
+static int read_log(const char *dir, const char *what, int run, int *count, int skip) {
+  char path[300], line[64];
+  snprintf(path, sizeof path, "%s/%s.%d", dir, what, run);
+  memset(count, 0, CACHE_ITEMS * sizeof *count);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  int rank = -1;
+  while (fgets(line, sizeof line, f)) {
+    char *end;
+    long n = strtol(line, &end, 10);
+    rank = (int)strtol(end, NULL, 10);
+    CHECK(n >= 0 && n < CACHE_ITEMS);
+    if (rank != skip) count[n]++;
+  }
+  fclose(f);
+  return rank;
+}
+
+/* run 1: a map over CACHE_ITEMS items through the cache in dir, killed half way (an agent rank SIGKILLed).
+ * run 2: the same map again: it must compute exactly the items that no rank stored in run 1, and return
+ * every result right. */
+static void cache_run(int ranks, const char *dir, int run) {
+  cache_conf conf = {.run = run};
+  snprintf(conf.dir, sizeof conf.dir, "%s", dir);
+  static bool had[CACHE_ITEMS];
+  static int count1[CACHE_ITEMS], count2[CACHE_ITEMS];
+  int stored = 0;
+  if (run == 2) {
+    /* what run 1 left: valid entries (the master sees the cache as the workers do: same program) */
+    char path[300];
+    snprintf(path, sizeof path, "%s/cache", dir);
+    mproc_cache *c;
+    CHECK_EQ(mproc_cache_open(&c, path, NULL), 0);
+    for (int64_t i = 0; i < CACHE_ITEMS; i++) {
+      int r = mproc_cache_contains(c, compute_item, &i, sizeof i);
+      CHECK(r == 0 || r == 1);
+      had[i] = r == 1;
+      stored += r == 1;
+    }
+    mproc_cache_close(c);
+  }
+  mproc_pool *p = NULL;
+  CHECK_EQ(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2 * (ranks - 1),
+                                                    .backend = MPROC_BACKEND_MPI,
+                                                    .initializer = open_cache,
+                                                    .init_arg = &conf,
+                                                    .init_arg_len = sizeof conf}),
+           0);
+  static int64_t in[CACHE_ITEMS];
+  static cached out[CACHE_ITEMS];
+  for (int i = 0; i < CACHE_ITEMS; i++) in[i] = i;
+  if (run == 3) {
+    /* tasks, not a map: a map runs only so far past the items a silent rank holds, and the other ranks'
+     * workers must be busy when the job ends */
+    static mproc_future *f[CACHE_ITEMS];
+    for (int i = 0; i < CACHE_ITEMS; i++)
+      CHECK_EQ(mproc_pool_submit(p, cached_item, &in[i], sizeof *in, NULL, &f[i]), 0);
+    for (int i = 0; i < CACHE_ITEMS; i++) (void)mproc_future_result(f[i], 120, NULL, NULL);
+  }
+  int mr = run == 3 ? 0
+                    : mproc_pool_map(p, cached_item, in, CACHE_ITEMS, sizeof *in, out, sizeof *out,
+                                     &(mproc_map_opts){.chunk_size = 1}, NULL);
+  if (run != 2) {
+    fprintf(stderr, "mpi_cluster: %s: the map returned %d: the job survived a lost rank\n", current, mr);
+    exit(0);
+  }
+  CHECK_EQ(mr, 0);
+  mproc_pool_destroy(p);
+  read_log(dir, "computed", 1, count1, -1);
+  read_log(dir, "computed", 2, count2, -1);
+  int computed1 = 0, computed2 = 0;
+  for (int i = 0; i < CACHE_ITEMS; i++) {
+    CHECK_EQ(out[i].sq, (int64_t)i * i);
+    CHECK_EQ(out[i].hit, had[i]); /* a hit exactly where run 1 stored the entry */
+    CHECK(count1[i] <= 1);
+    CHECK(!had[i] || count1[i] == 1);    /* an entry is there only if run 1 computed it */
+    CHECK_EQ(count2[i], had[i] ? 0 : 1); /* computed again exactly when no rank finished it */
+    computed1 += count1[i];
+    computed2 += count2[i];
+  }
+  printf(
+      "# cache resume: run 1 computed %d items and stored %d before it was killed; run 2 computed %d "
+      "(%d in all, %d items)\n",
+      computed1, stored, computed2, computed1 + computed2, CACHE_ITEMS);
+  CHECK(stored >= KILL_AT / 2 && stored < CACHE_ITEMS); /* killed half way, not before, not after */
+  CHECK_EQ(stored + computed2, CACHE_ITEMS);
+}
+
+/* Ctrl-C: item 37 sends SIGINT to the master (its pid in the item) and to its own agent rank, as srun does
+ * to every task; with `mpirun`, it sends SIGINT to mpirun (the rank's parent), as the terminal does. */
+typedef struct sigint_item {
+  int64_t n, master;
+} sigint_item;
+static int interrupt_ranks(const void *arg, size_t len, mproc_task *t) {
+  sigint_item it;
+  memcpy(&it, arg, sizeof it);
+  if (it.n == 37) {
+    pid_t rank = parent_of(parent_of(getppid()));
+    if (it.master > 0) {
+      kill((pid_t)it.master, SIGINT);
+      if (rank > 1) kill(rank, SIGINT);
+    } else if (rank > 1 && parent_of(rank) > 1) {
+      kill(parent_of(rank), SIGINT);
+    }
+  }
+  if (it.n >= 0) nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  return mproc_task_return(t, &it.n, sizeof it.n);
+}
+
+/* After run 3 (an agent rank SIGSTOPped; the job ended after its silence): every computation that started
+ * on the other ranks finished and stored its entry before the job ended (they were let finish), and none
+ * finished without its entry.  The stopped rank's are left out: its workers run on while it is stopped,
+ * and the abort's SIGCONT may let it start one more job just before its SIGTERM. */
+static void cache_stop_check(const char *dir) {
+  static int started[CACHE_ITEMS], computed[CACHE_ITEMS], stopped[CACHE_ITEMS];
+  int skip = read_log(dir, "stopped", 3, stopped, -1);
+  CHECK(skip > 0);
+  read_log(dir, "started", 3, started, skip);
+  read_log(dir, "computed", 3, computed, skip);
+  char path[300];
+  snprintf(path, sizeof path, "%s/cache", dir);
+  mproc_cache *c;
+  CHECK_EQ(mproc_cache_open(&c, path, NULL), 0);
+  int n_started = 0, n_stored = 0;
+  for (int64_t i = 0; i < CACHE_ITEMS; i++) {
+    int had = mproc_cache_contains(c, compute_item, &i, sizeof i);
+    CHECK(had == 0 || had == 1);
+    if (had && !started[i]) continue; /* the stopped rank's */
+    n_started += started[i];
+    n_stored += had;
+    if (started[i] != had || computed[i] != had)
+      fprintf(stderr, "mpi_cluster: item %lld: started %d times, computed %d, stored %d\n", (long long)i,
+              started[i], computed[i], had);
+  }
+  mproc_cache_close(c);
+  printf("# cache after a silent rank: %d computations started on the other ranks, %d stored\n", n_started,
+         n_stored);
+  CHECK(n_started >= 4); /* the other ranks ran tasks all along */
+  CHECK_EQ(n_stored, n_started);
+  for (int i = 0; i < CACHE_ITEMS; i++) CHECK_EQ(computed[i], started[i]);
+}
+
 /* ---- the tests ---- */
 
 static mproc_pool *mpi_pool(int workers, double task_timeout) {
@@ -1342,6 +1558,31 @@ static int library_check(int r, void *lib) {
   return 0;
 }
 
+/* A Ctrl-C that reaches the ranks ends the map with MPROC_EINTERRUPTED, as on the local backend; the pool
+ * is used again.  Reaching mpirun (the terminal's Ctrl-C) the job ends: the map never returns. */
+static void ctrl_c(int ranks, bool to_mpirun) {
+  mproc_pool *p = mpi_pool(2 * (ranks - 1), 0);
+  enum { N = 2000 };
+  static sigint_item in[N];
+  static int64_t out[N];
+  for (int i = 0; i < N; i++) in[i] = (sigint_item){i, to_mpirun ? 0 : (int64_t)getpid()};
+  mproc_map_report rep;
+  int mr = mproc_pool_map(p, interrupt_ranks, in, N, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, &rep);
+  if (to_mpirun) {
+    fprintf(stderr, "mpi_cluster: %s: the map returned %d: mpirun's SIGINT did not end the job\n", current,
+            mr);
+    exit(0);
+  }
+  CHECK_EQ(mr, MPROC_EINTERRUPTED);
+  CHECK(rep.ok < N);
+  printf("# ctrl_c: the map ended with MPROC_EINTERRUPTED after %zu of %d items\n", rep.ok, N);
+  for (int i = 0; i < N; i++) in[i].n = -1 - i; /* quick, and nobody is interrupted now */
+  CHECK_EQ(mproc_pool_map(p, interrupt_ranks, in, N, sizeof *in, out, sizeof *out, NULL, NULL), 0);
+  for (int i = 0; i < N; i++) CHECK_EQ(out[i], -1 - i);
+  mproc_pool_destroy(p);
+}
+
 int main(int argc, char **argv) {
   void *lib = argc > 2 && strcmp(argv[2], "lib") == 0 ? dlopen("libmpi_cluster_lib.so", RTLD_NOW) : NULL;
   int r = mproc_init(&argc, &argv); /* ranks other than 0 serve from here, and never return */
@@ -1363,6 +1604,25 @@ int main(int argc, char **argv) {
     return 0;
   }
   CHECK_EQ(mproc_backend_available("mpi"), 1);
+  if (argc > 3 && strcmp(argv[2], "cache_stop_check") == 0) {
+    current = argv[2];
+    cache_stop_check(argv[3]);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
+  if (argc > 3 && strncmp(argv[2], "cache_", 6) == 0) {
+    current = argv[2];
+    int run = strcmp(argv[2], "cache_kill") == 0 ? 1 : strcmp(argv[2], "cache_stop") == 0 ? 3 : 2;
+    cache_run(ranks, argv[3], run);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
+  if (argc > 2 && (strcmp(argv[2], "sigint") == 0 || strcmp(argv[2], "sigint_mpirun") == 0)) {
+    current = argv[2];
+    ctrl_c(ranks, strcmp(argv[2], "sigint_mpirun") == 0);
+    printf("mpi_cluster: %s: ok\n", current);
+    return 0;
+  }
   if (argc > 2) {
     /* `kill`: an agent rank is SIGKILLed mid-map; `stop`: one is SIGSTOPped.  Either way the job must end
      * (non-zero, within its bound) and leave no process: the map never returns. */

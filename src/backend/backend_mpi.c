@@ -47,7 +47,9 @@
  * agent, which closes its pools (its templates kill and reap their workers), sends BYE and finalises; the
  * courier waits for every BYE, so that no send of either side is left unmatched, and ends; then the
  * master finalises.  A rank that dies ends the whole job (Open MPI's mpirun; Debian's Open MPI has no
- * ULFM): nothing here can survive it yet.
+ * ULFM): nothing here can survive it yet.  A rank silent for SILENCE_LIMIT ends it too (check_silence), but
+ * first the other agents drain: they start no job and let the running ones end, for DRAIN_GRACE at most, so
+ * that the result cache's entries their tasks are writing land; then MPI_Abort.
  *
  * Lock order: the engine lock, then mpi.lock (start, spawn, kill and stop queue commands for the courier
  * under it); the courier takes no engine lock. */
@@ -84,6 +86,13 @@ static bool launched(void) {
 /* How long the master's end waits for the agents' BYE, and a pool's close for the agents' CLOSED. */
 #define BYE_WAIT 30.0
 #define CLOSE_WAIT 30.0
+/* After a rank's silence, how long the tasks running on the other ranks get to finish (and store their
+ * results in the result cache) before the job ends; an agent counts its workers idle once none has run a
+ * job for DRAIN_SETTLE: a worker that claimed a job just before it was taken back says it runs it a few
+ * instructions later, but a loaded machine may not run it for milliseconds (2 ms was seen to be too short
+ * under the sanitizers with a load of 20 on 2 cores). */
+#define DRAIN_GRACE 5.0
+#define DRAIN_SETTLE 0.1
 
 enum {
   /* master -> agent */
@@ -108,6 +117,8 @@ enum {
   M_ARENA, /* bytes: arena_piece, then its bytes unless flags has F_ZERO */
   /* agent -> master */
   M_ARENA_DONE, /* a piece of the arena is in place */
+  M_DRAIN,   /* master -> agent: start no job, let the running ones end (DRAIN_GRACE at most), answer */
+  M_DRAINED, /* agent -> master: value: its workers still running a job (0: all ended) */
 };
 enum { F_RECORD = 1, F_ZERO = 2 };
 
@@ -817,6 +828,40 @@ static void run_command(cmd *c) {
   mproc__free(c);
 }
 
+/* Before the job ends for a silent rank: every rank still heard from starts no job and lets the running ones
+ * end, for DRAIN_GRACE at most, so that what they store (the result cache's entries, written by the tasks
+ * themselves) lands; the courier waits for their answers (M_DRAINED), dropping what else they send. */
+static void drain(double now) {
+  int due = 0, running = 0;
+  for (int r = 1; r < mpi.size; r++) {
+    /* a silent rank too: should it wake (the abort's SIGCONT), it starts no job; its answer is not awaited */
+    post(r, hdr(M_DRAIN, NULL, -1, -1, 0), NULL, 0, NULL, 0);
+    due += now - mpi.heard[r] < SILENCE_LIMIT;
+  }
+  const int asked = due;
+  double deadline = now + DRAIN_GRACE + 1.0; /* the agents' grace, and time for their answers */
+  idle d = {0};
+  while (due > 0 && mproc__plat_now() < deadline) {
+    msg *m = receive(MPI_ANY_SOURCE);
+    progress_sends();
+    if (!m) {
+      idle_wait(&d, &mpi.bell);
+      continue;
+    }
+    idle_reset(&d);
+    if (m->h.kind == M_DRAINED) {
+      due--;
+      running += (int)m->h.value;
+    }
+    mproc__free(m);
+  }
+  fprintf(
+      stderr,
+      "mproc: the tasks running on the %d other agent ranks were given %.0f s to end: %d workers still ran "
+      "one, %d ranks did not answer (%.1f s)\n",
+      asked, DRAIN_GRACE, running, due, mproc__plat_now() - now);
+}
+
 /* A rank silent for SILENCE_LIMIT (stopped, hung, its node gone) would leave the program waiting for ever
  * for what it holds: the job ends, saying which rank and which of the pools' workers were there.  A rank
  * that dies ends the job without this (Open MPI's mpirun aborts it; no ULFM: see docs/cluster.md). */
@@ -838,6 +883,7 @@ static void check_silence(double now) {
               held);
     }
     fprintf(stderr, "\n");
+    drain(now);
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
 }
@@ -1079,6 +1125,12 @@ typedef struct apool {
 
 static apool *apools;
 
+/* An agent told to drain (M_DRAIN): until when, since when all its workers are idle, whether it answered. */
+static struct {
+  bool on, answered;
+  double until, idle_since;
+} draining;
+
 static apool *apool_by_id(uint32_t id) {
   for (apool *p = apools; p; p = p->next)
     if (p->id == id) return p;
@@ -1227,7 +1279,7 @@ static void agent_open(msg *m) {
 /* Queues a job record for worker w; dropped when the worker that was sent it has died. */
 static void agent_job(apool *p, int w, msg *m) {
   aslot *s = &p->slots[w];
-  if (s->state != A_ALIVE) {
+  if (s->state != A_ALIVE || draining.on) {
     mproc__free(m);
     return;
   }
@@ -1497,7 +1549,48 @@ static void agent_receive(msg *m) {
   mproc__free(m);
 }
 
+/* M_DRAIN: the job ends soon (a rank is silent).  No job starts from now: those queued here are dropped and
+ * those in the workers' rings taken back (a worker skips a job whose claim word no longer names it, as when
+ * the engine gives it to an idle worker); the running ones go on, for DRAIN_GRACE at most. */
+static void agent_drain(void) {
+  draining.on = true;
+  draining.until = mproc__plat_now() + DRAIN_GRACE;
+  for (apool *p = apools; p; p = p->next)
+    for (int w = 0; w < p->n; w++) {
+      aslot *s = &p->slots[w];
+      for (msg *m = s->q_head, *next; m; m = next) {
+        next = m->next;
+        mproc__free(m);
+      }
+      s->q_head = s->q_tail = NULL;
+      s->q_off = 0; /* a record left half-written: the worker waits for the rest, never runs it */
+      for (int k = 0; k < MPROC__CLAIMS; k++)
+        __atomic_store_n(&p->sh->slots[w].claim[k], 0, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* While draining: once every worker has been idle for DRAIN_SETTLE, or the grace is over, the master hears
+ * how many still run a job. */
+static void drain_check(double now) {
+  int running = 0;
+  for (apool *p = apools; p; p = p->next)
+    for (int w = 0; w < p->n; w++)
+      running +=
+          p->slots[w].state == A_ALIVE && __atomic_load_n(&p->sh->slots[w].running_job, __ATOMIC_ACQUIRE);
+  if (running)
+    draining.idle_since = 0;
+  else if (draining.idle_since == 0)
+    draining.idle_since = now;
+  if ((draining.idle_since > 0 && now - draining.idle_since >= DRAIN_SETTLE) || now >= draining.until) {
+    post(0, (msg_hdr){M_DRAINED, 0, -1, -1, running, 0}, NULL, 0, NULL, 0);
+    draining.answered = true;
+  }
+}
+
 static _Noreturn void agent_main(void) {
+  /* Ctrl-C is the master's to handle, as on the local backend (its workers and templates ignore it too):
+   * srun sends SIGINT to every task, and an agent it ended would end the job */
+  mproc__plat_ignore_signal(SIGINT);
   idle d = {0};
   uint32_t bell = 0; /* nobody rings it: the agent naps on it */
   bool stopping = false;
@@ -1516,6 +1609,9 @@ static _Noreturn void agent_main(void) {
       if (m->h.kind == M_STOP) {
         stopping = true;
         mproc__free(m);
+      } else if (m->h.kind == M_DRAIN) {
+        if (!draining.on) agent_drain();
+        mproc__free(m);
       } else {
         agent_receive(m);
       }
@@ -1530,6 +1626,7 @@ static _Noreturn void agent_main(void) {
         if (s->timed) send_state(p, w);
       }
     }
+    if (draining.on && !draining.answered) drain_check(mproc__plat_now());
     progress_sends();
     if (progressed)
       idle_reset(&d);
