@@ -379,8 +379,8 @@ static void items_and_streams(void) {
 static void large_payloads(void) {
   mproc_pool *p = mpi_pool(2, 0);
   const size_t ring = (size_t)4 << 20, hdr = 64;
-  size_t sizes[] = {(size_t)1 << 20, ring - hdr - 1, ring - hdr, ring - hdr + 1, 2 * ring - hdr + 1,
-                    (size_t)64 << 20};
+  size_t sizes[] = {(size_t)1 << 20, ring - hdr - 1,     ring - hdr,
+                    ring - hdr + 1,  2 * ring - hdr + 1, (size_t)64 << 20};
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
     size_t n = sizes[k];
     unsigned char *in = malloc(n);

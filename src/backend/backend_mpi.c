@@ -1162,6 +1162,7 @@ static void agent_died(apool *p, int w, int status) {
     mproc__free(m);
   }
   s->q_head = s->q_tail = NULL;
+  __atomic_store_n(&slot->tx_waiting, 0, __ATOMIC_RELAXED); /* nothing waits for room in its ring now */
 }
 
 /* The template's news (its SPAWNED, SPAWN_FAILED and DIED); true when there was any. */
