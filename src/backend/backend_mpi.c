@@ -21,7 +21,8 @@
  * out as the engine's (slots with rings and staging areas, the workers' configuration, a table of loaded
  * objects) and a template from the fork server, which mproc_init() started *before* MPI_Init, so no worker
  * ever inherits MPI state.  The agent is a relay: a job message is written as is into its worker's `in`
- * ring, the worker's result records are sent back as they are, and when the template reports a worker's
+ * ring (an agent's rings are at least AGENT_RING), the worker's result records are sent back as they are
+ * (one larger than a ring in ring-sized pieces), and when the template reports a worker's
  * death the agent sends what is left in the `out` ring, then the death with the words the engine reads
  * after one (running_job, running_item, items_done, sent_alone, in_init) and the staging area.  The master
  * writes those into its own slot before it reports DIED, so the engine's fault handling (what finished is
@@ -39,7 +40,8 @@
  * MPI_Test in the loop (a blocking send of a large message could wait for a peer that is itself blocked
  * sending).  Neither side blocks in MPI: idle, they yield the CPU for IDLE_YIELD seconds, then nap, the nap
  * doubling up to IDLE_NAP_MAX (issue 18 measured 8-13 us per task at 2% idle CPU with this policy, where a
- * blocking receive costs a core per idle rank).
+ * blocking receive costs a core per idle rank).  The nap is on a futex word that the napper's own rings
+ * and template ring (idle_wait), so it delays only what comes by MPI; while a message is due, it is short.
  *
  * The end.  At exit (atexit, in the thread that initialised MPI) the master's courier sends STOP to every
  * agent, which closes its pools (its templates kill and reap their workers), sends BYE and finalises; the
