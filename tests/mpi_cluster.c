@@ -717,11 +717,16 @@ static void shared_arena_remote(int ranks) {
   CHECK_EQ(mproc_shared_free(out), 0);
 }
 
-/* Payloads of 1 MiB and 64 MiB, each way: far larger than a ring (they stream through it on both ranks). */
+/* Payloads of 1 MiB and 64 MiB, each way: far larger than a ring (they stream through it on both ranks).
+ * Between them, results whose record (a 64-byte header, then the bytes) is one byte short of an agent's
+ * ring (4 MiB), exactly one, one byte more, and two and a byte: whole, or in ring-sized pieces and a last
+ * small one. */
 static void large_payloads(void) {
   mproc_pool *p = mpi_pool(2, 0);
-  size_t sizes[] = {(size_t)1 << 20, (size_t)64 << 20};
-  for (size_t k = 0; k < 2; k++) {
+  const size_t ring = (size_t)4 << 20, hdr = 64;
+  size_t sizes[] = {(size_t)1 << 20, ring - hdr - 1,     ring - hdr,
+                    ring - hdr + 1,  2 * ring - hdr + 1, (size_t)64 << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
     size_t n = sizes[k];
     unsigned char *in = malloc(n);
     CHECK(in != NULL);

@@ -21,7 +21,8 @@
  * out as the engine's (slots with rings and staging areas, the workers' configuration, a table of loaded
  * objects) and a template from the fork server, which mproc_init() started *before* MPI_Init, so no worker
  * ever inherits MPI state.  The agent is a relay: a job message is written as is into its worker's `in`
- * ring, the worker's result records are sent back as they are, and when the template reports a worker's
+ * ring (an agent's rings are at least AGENT_RING), the worker's result records are sent back as they are
+ * (one larger than a ring in ring-sized pieces), and when the template reports a worker's
  * death the agent sends what is left in the `out` ring, then the death with the words the engine reads
  * after one (running_job, running_item, items_done, sent_alone, in_init) and the staging area.  The master
  * writes those into its own slot before it reports DIED, so the engine's fault handling (what finished is
@@ -41,7 +42,8 @@
  * MPI_Test in the loop (a blocking send of a large message could wait for a peer that is itself blocked
  * sending).  Neither side blocks in MPI: idle, they yield the CPU for IDLE_YIELD seconds, then nap, the nap
  * doubling up to IDLE_NAP_MAX (issue 18 measured 8-13 us per task at 2% idle CPU with this policy, where a
- * blocking receive costs a core per idle rank).
+ * blocking receive costs a core per idle rank).  The nap is on a futex word that the napper's own rings
+ * and template ring (idle_wait), so it delays only what comes by MPI; while a message is due, it is short.
  *
  * The end.  At exit (atexit, in the thread that initialised MPI) the master's courier sends STOP to every
  * agent, which closes its pools (its templates kill and reap their workers), sends BYE and finalises; the
@@ -80,9 +82,16 @@ static bool launched(void) {
 #define IDLE_YIELD 100e-6
 #define IDLE_NAP_FIRST 10e-6
 #define IDLE_NAP_MAX 1e-3
+/* While a message is due from another rank (a job in flight whose result has not come back), the nap is
+ * this fraction of the time waited so far (within IDLE_NAP_FIRST and IDLE_NAP_MAX), not the doubling one:
+ * a result comes at most an eighth of its wait late, and a long task costs no more polls than idleness. */
+#define BUSY_NAP_SHARE 0.125
 /* Agents send a heartbeat this often; the master ends the job when a rank has been silent this long. */
 #define HEARTBEAT_EVERY 0.5
 #define SILENCE_LIMIT 10.0
+/* The agents' rings (in and out, per worker) are at least this large (pages are touched as records use
+ * them); a result record larger than one goes to the master in pieces of this size. */
+#define AGENT_RING ((size_t)4 << 20)
 /* How long the master's end waits for the agents' BYE, and a pool's close for the agents' CLOSED. */
 #define BYE_WAIT 30.0
 #define CLOSE_WAIT 30.0
@@ -117,8 +126,8 @@ enum {
   M_ARENA, /* bytes: arena_piece, then its bytes unless flags has F_ZERO */
   /* agent -> master */
   M_ARENA_DONE, /* a piece of the arena is in place */
-  M_DRAIN,   /* master -> agent: start no job, let the running ones end (DRAIN_GRACE at most), answer */
-  M_DRAINED, /* agent -> master: value: its workers still running a job (0: all ended) */
+  M_DRAIN,      /* master -> agent: start no job, let the running ones end (DRAIN_GRACE at most), answer */
+  M_DRAINED,    /* agent -> master: value: its workers still running a job (0: all ended) */
 };
 enum { F_RECORD = 1, F_ZERO = 2 };
 
@@ -171,7 +180,8 @@ static struct {
   double *heard;                         /* master: when the courier last had a message from each rank */
   /* the master's courier */
   pthread_mutex_t lock;
-  uint32_t bell; /* bumped to wake the courier */
+  uint32_t bell;     /* bumped to wake the courier */
+  uint32_t sleeping; /* the courier naps on bell: the engine's rings ring it (mpi_start) */
   struct cmd *cmd_head, *cmd_tail;
   bool stop, courier_running;
   pthread_t courier;
@@ -191,19 +201,39 @@ static _Noreturn void die(const char *what, size_t bytes) {
   abort(); /* MPI_Abort does not return */
 }
 
-/* Sends a message (the header, then len bytes from data) without waiting; it completes in progress_sends.
- * No memory: the job cannot go on (its peers would wait for ever), so it ends. */
-static void post(int dest, msg_hdr h, const void *data, size_t len, const void *data2, size_t len2) {
-  msg *m = mproc__malloc(sizeof *m + len + len2);
-  if (!m) die("a message to send", len + len2);
+/* A message of len bytes to fill; dies without memory (see post). */
+static msg *msg_new(size_t len) {
+  msg *m = mproc__malloc(sizeof *m + len);
+  if (!m) die("a message to send", len);
+  m->len = len;
+  return m;
+}
+
+/* Sends message m (its bytes filled) with header h without waiting, and frees it once the send completes
+ * (progress_sends). */
+static void post_msg(int dest, msg_hdr h, msg *m) {
   m->h = h;
-  m->len = len + len2;
-  if (len) memcpy(m->bytes, data, len);
-  if (len2) memcpy(m->bytes + len, data2, len2);
   /* header and bytes are one block: sizeof h is a multiple of 8 and bytes follows it */
   MPI_Isend(&m->h, (int)(sizeof m->h + m->len), MPI_BYTE, dest, TAG, mpi.comm, &m->req);
   m->next = mpi.sends;
   mpi.sends = m;
+}
+
+/* Sends a message (the header, then len bytes from data) without waiting; it completes in progress_sends.
+ * No memory: the job cannot go on (its peers would wait for ever), so it ends. */
+static void post(int dest, msg_hdr h, const void *data, size_t len, const void *data2, size_t len2) {
+  msg *m = msg_new(len + len2);
+  if (len) memcpy(m->bytes, data, len);
+  if (len2) memcpy(m->bytes + len, data2, len2);
+  post_msg(dest, h, m);
+}
+
+/* Skips the pad record whose header (magic, kind, payload_len) was peeked at the head of ring r: the record
+ * layer's rewind of an idle ring (mproc__ring_pad_gap); hdr_len: the header's size.  True when it was one. */
+static bool skip_pad(mproc__ring *r, uint32_t magic, uint32_t kind, size_t hdr_len, uint64_t payload_len) {
+  if (magic != WIRE_MAGIC || kind != JOB_PAD) return false;
+  mproc__ring_skip(r, hdr_len + (size_t)payload_len); /* published whole by mproc__ring_put_pad */
+  return true;
 }
 
 /* Completes what it can of the sends; true when none is left. */
@@ -249,7 +279,13 @@ typedef struct idle {
 
 static void idle_reset(idle *d) { d->since = 0, d->nap = 0; }
 
-static void idle_wait(idle *d, uint32_t *bell) {
+/* One wait of a loop that found nothing to do: a yield of the CPU for IDLE_YIELD, then a nap on bell,
+ * doubling from IDLE_NAP_FIRST to IDLE_NAP_MAX.  busy: a message is due from another rank, which no bell
+ * announces (MPI cannot wake a sleeper: only a poll finds it), so the nap is BUSY_NAP_SHARE of the wait so
+ * far.  What this process's own rings and template publish rings bell (they point their wake at it), so a
+ * nap never delays them; work() looks once more after the nap is announced (spinwait.h's handshake), NULL
+ * when nothing rings bell. */
+static void idle_wait(idle *d, mproc__bell bell, bool busy, bool (*work)(void)) {
   double now = mproc__plat_now();
   if (d->since == 0) d->since = now;
   if (now - d->since < IDLE_YIELD) {
@@ -257,9 +293,12 @@ static void idle_wait(idle *d, uint32_t *bell) {
     return;
   }
   d->nap = d->nap > 0 ? d->nap * 2 : IDLE_NAP_FIRST;
+  if (busy) d->nap = BUSY_NAP_SHARE * (now - d->since);
+  if (d->nap < IDLE_NAP_FIRST) d->nap = IDLE_NAP_FIRST;
   if (d->nap > IDLE_NAP_MAX) d->nap = IDLE_NAP_MAX;
-  uint32_t seen = __atomic_load_n(bell, __ATOMIC_ACQUIRE);
-  mproc__plat_futex_wait(bell, seen, d->nap);
+  uint32_t seen = mproc__bell_announce(bell, true);
+  if (!work || !work()) mproc__bell_sleep(bell, seen, d->nap);
+  mproc__bell_awake(bell);
 }
 
 /* ---- the master: pools, commands, the courier ---- */
@@ -271,9 +310,9 @@ typedef struct mslot {
   int32_t pid;  /* what the engine was told */
   int inflight; /* jobs sent to the agent whose last result has not come back */
   bool timed_seen;
-  /* the job record being read from the `in` ring: need bytes in all, len of them read */
-  unsigned char *tx;
-  size_t tx_cap, tx_len, tx_need;
+  /* the job record being read from the `in` ring into its message: tx->len bytes in all, tx_len read */
+  msg *tx;
+  size_t tx_len;
   /* what the agent sent, in order, still to be written into the `out` ring */
   msg *q_head, *q_tail;
   size_t q_off;
@@ -301,6 +340,8 @@ typedef struct cmd {
   mpool *p;
   int slot, value;
 } cmd;
+
+static mproc__bell courier_bell(void) { return (mproc__bell){.word = &mpi.bell, .asleep = &mpi.sleeping}; }
 
 static void wake_courier(void) {
   __atomic_fetch_add(&mpi.bell, 1, __ATOMIC_SEQ_CST);
@@ -352,17 +393,6 @@ static void sync_aborted(mpool *p) {
     uint64_t token = __atomic_load_n(&p->sh->aborted[p->aborted_seen % 16], __ATOMIC_ACQUIRE);
     for (int r = 1; r <= hosts(p); r++) post(r, hdr(M_ABORT, p, -1, -1, (int64_t)token), NULL, 0, NULL, 0);
   }
-}
-
-static bool grow(unsigned char **buf, size_t *cap, size_t need) {
-  if (need <= *cap) return true;
-  size_t c = *cap ? *cap : 4096;
-  while (c < need) c *= 2;
-  unsigned char *b = mproc__realloc(*buf, c);
-  if (!b) return false;
-  *buf = b;
-  *cap = c;
-  return true;
 }
 
 /* ---- the shared arena on the agents ----
@@ -568,13 +598,6 @@ static void arena_call_begins(mproc__engine *e) {
   pthread_mutex_unlock(&asy.lock);
 }
 
-/* Sends message m, which it takes, to dest (as post(), without a copy). */
-static void post_msg(int dest, msg *m) {
-  MPI_Isend(&m->h, (int)(sizeof m->h + m->len), MPI_BYTE, dest, TAG, mpi.comm, &m->req);
-  m->next = mpi.sends;
-  mpi.sends = m;
-}
-
 /* The courier: sends the pieces of the arena queued so far to every agent, at most ARENA_WINDOW at a time
  * unless all (a job of a call whose pieces are not all sent must wait for them, or take them along).  True
  * when every piece has been sent to every agent. */
@@ -607,7 +630,7 @@ static bool arena_flush(bool all) {
       msg *copy = mproc__malloc(sizeof *copy + m->len);
       if (!copy) die("a piece of the shared arena", m->len);
       memcpy(copy, m, sizeof *copy + m->len);
-      post_msg(r, copy);
+      post_msg(r, copy->h, copy);
       asy.out[r]++;
       if (!(m->h.flags & F_ZERO))
         __atomic_fetch_add(&asy.sent, m->len - sizeof(arena_piece), __ATOMIC_RELAXED);
@@ -641,41 +664,42 @@ static bool forward_jobs(mpool *p, int i) {
   bool progressed = false;
   if (!arena_flush(false)) return false; /* jobs wait for the arena's pieces queued before them */
   for (;;) {
-    if (s->tx_need == 0) {
+    if (!s->tx) {
       wire_job h;
       if (mproc__ring_used(in) < sizeof h) break;
       mproc__ring_peek(in, &h, sizeof h);
-      if (h.magic == WIRE_MAGIC && h.kind == JOB_PAD) {
-        mproc__ring_get_some_quiet(in, &h, sizeof h);
-        mproc__ring_skip(in, h.payload_len);
+      if (skip_pad(in, h.magic, h.kind, sizeof h, h.payload_len)) {
         progressed = true;
         continue;
       }
-      if (!grow(&s->tx, &s->tx_cap, sizeof h + h.payload_len)) break; /* tried again in the next round */
-      s->tx_need = sizeof h + h.payload_len;
+      /* read straight into the message that carries it (a large one is not copied again) */
+      s->tx = msg_new(sizeof h + h.payload_len);
       s->tx_len = 0;
     }
-    size_t n = mproc__ring_get_some_quiet(in, s->tx + s->tx_len, s->tx_need - s->tx_len);
+    size_t n = mproc__ring_get_some_quiet(in, s->tx->bytes + s->tx_len, s->tx->len - s->tx_len);
     if (n == 0) break;
     progressed = true;
     s->tx_len += n;
-    if (s->tx_len < s->tx_need) continue;
-    s->tx_need = 0;
+    if (s->tx_len < s->tx->len) continue;
+    msg *m = s->tx;
+    s->tx = NULL;
     wire_job j;
-    memcpy(&j, s->tx, sizeof j);
+    memcpy(&j, m->bytes, sizeof j);
     if (j.kind == JOB_TASK || j.kind == JOB_BATCH) {
       /* claimed here for the remote worker: a job still in the ring could be taken back for an idle worker,
        * one that has left cannot */
       uint64_t want = j.id;
       if (!__atomic_compare_exchange_n(&slot->claim[j.claim % MPROC__CLAIMS], &want, 0, false,
-                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        mproc__free(m);
         continue;
+      }
       if (j.timed) s->timed_seen = true;
       s->inflight++;
       sync_objs(p);
     }
     arena_flush(true); /* what the arena held when the job's call began, before the job */
-    post(s->rank, hdr(M_JOB, p, i, s->local, 0), s->tx, s->tx_len, NULL, 0);
+    post_msg(s->rank, hdr(M_JOB, p, i, s->local, 0), m);
   }
   if (progressed) mproc__ring_wake_producer(in);
   return progressed;
@@ -726,7 +750,8 @@ static bool deliver(mpool *p, int i) {
       __atomic_store_n(&slot->in_init, d.in_init, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, d.running_job, __ATOMIC_RELEASE);
       s->state = S_DEAD;
-      s->tx_need = 0;
+      mproc__free(s->tx); /* the rest of the record went with the ring (the engine resets it) */
+      s->tx = NULL;
       s->timed_seen = false;
       s->inflight = 0;
       report(p, (tpl_msg){TPL_DIED, i, s->pid, (int32_t)m->h.value});
@@ -845,7 +870,7 @@ static void drain(double now) {
     msg *m = receive(MPI_ANY_SOURCE);
     progress_sends();
     if (!m) {
-      idle_wait(&d, &mpi.bell);
+      idle_wait(&d, courier_bell(), true, NULL); /* answers are due */
       continue;
     }
     idle_reset(&d);
@@ -888,6 +913,28 @@ static void check_silence(double now) {
   }
 }
 
+/* What the courier's next round would find without MPI: a command, a job in a ring, room the engine made
+ * for a result that waits. */
+static bool courier_work(void) {
+  pthread_mutex_lock(&mpi.lock);
+  bool any = mpi.cmd_head || mpi.stop || __atomic_load_n(&asy.queued, __ATOMIC_ACQUIRE) != asy.taken;
+  pthread_mutex_unlock(&mpi.lock);
+  for (mpool *p = pools; p && !any; p = p->next)
+    for (int i = 0; i < p->n && !p->closing && !any; i++)
+      any = (p->slots[i].state == S_ALIVE && mproc__ring_used(p->sh->slots[i].in) > 0) ||
+            (p->slots[i].q_head && mproc__ring_free(p->sh->slots[i].out) > 0);
+  return any;
+}
+
+/* Whether a message is due from an agent (a job in flight) or a send is not complete. */
+static bool courier_busy(void) {
+  if (mpi.sends || asy.list) return true; /* (pieces of the arena wait for their M_ARENA_DONE) */
+  for (mpool *p = pools; p; p = p->next)
+    for (int i = 0; i < p->n; i++)
+      if (p->slots[i].inflight > 0) return true;
+  return false;
+}
+
 /* At the master's end: every agent is told to stop; the courier receives (and drops) all they still send
  * up to their BYE, so that every send of theirs and ours is matched. */
 static void say_goodbye(void) {
@@ -899,7 +946,7 @@ static void say_goodbye(void) {
     msg *m = receive(MPI_ANY_SOURCE);
     progress_sends();
     if (!m) {
-      idle_wait(&d, &mpi.bell);
+      idle_wait(&d, courier_bell(), true, NULL);
       continue;
     }
     idle_reset(&d);
@@ -907,7 +954,7 @@ static void say_goodbye(void) {
     mproc__free(m);
   }
   deadline = mproc__plat_now() + BYE_WAIT;
-  while (!progress_sends() && mproc__plat_now() < deadline) idle_wait(&d, &mpi.bell);
+  while (!progress_sends() && mproc__plat_now() < deadline) idle_wait(&d, courier_bell(), true, NULL);
   if (byes < mpi.size - 1)
     fprintf(stderr, "mproc: %d MPI agent ranks did not answer the end\n", mpi.size - 1 - byes);
 }
@@ -930,6 +977,15 @@ static void *courier_main(void *arg) {
       progressed = true;
     }
     if (stop) break;
+    /* what came first: a result is in the engine's ring in this round */
+    double t = mproc__plat_now();
+    for (int k = 0; k < 64; k++) {
+      msg *m = receive(MPI_ANY_SOURCE);
+      if (!m) break;
+      if (m->src > 0 && m->src < mpi.size) mpi.heard[m->src] = t;
+      master_receive(m);
+      progressed = true;
+    }
     arena_flush(false);
     for (mpool *p = pools; p; p = p->next) {
       if (p->closing) continue;
@@ -939,20 +995,12 @@ static void *courier_main(void *arg) {
         progressed |= deliver(p, i);
       }
     }
-    double t = mproc__plat_now();
-    for (int k = 0; k < 64; k++) {
-      msg *m = receive(MPI_ANY_SOURCE);
-      if (!m) break;
-      if (m->src > 0 && m->src < mpi.size) mpi.heard[m->src] = t;
-      master_receive(m);
-      progressed = true;
-    }
     check_silence(t);
     progress_sends();
     if (progressed)
       idle_reset(&d);
     else
-      idle_wait(&d, &mpi.bell);
+      idle_wait(&d, courier_bell(), courier_busy(), courier_work);
   }
   say_goodbye();
   return NULL;
@@ -1010,8 +1058,12 @@ static int mpi_start(mproc__engine *e) {
     pool_free(p);
     return r;
   }
-  for (int i = 0; i < p->n; i++)
+  for (int i = 0; i < p->n; i++) {
     p->slots[i] = (mslot){.rank = 1 + i % mpi.agents, .local = i / mpi.agents, .state = S_SPAWNING};
+    /* the courier is the far side of both rings: the engine's writes and reads wake its nap */
+    mproc__ring_set_consumer_wake(e->sh->slots[i].in, &mpi.sleeping, &mpi.bell);
+    mproc__ring_set_producer_wake(e->sh->slots[i].out, &mpi.sleeping, &mpi.bell);
+  }
   open_conf oc = {.ring_size = e->ring_size,
                   .init_arg_len = conf->init_arg_len,
                   .initializer_ref = conf->initializer_ref,
@@ -1102,12 +1154,14 @@ typedef struct aslot {
   pid_t pid;
   msg *q_head, *q_tail; /* job records to write into the `in` ring */
   size_t q_off;
+  int held;          /* jobs written into the `in` ring whose last result has not been sent */
   bool timed;        /* a timed job was written: the master follows the running job (M_STATE) */
   uint64_t sent_job; /* what M_STATE said last */
   int64_t sent_item;
-  uint64_t rec_left; /* bytes of a large record still to send, which began in an earlier message */
-  unsigned char *rx;
-  size_t rx_cap;
+  uint64_t rec_left; /* bytes of the record being read from the `out` ring still to come */
+  msg *rx;           /* the message being filled from the `out` ring: rx->len bytes, rx_len of them read */
+  size_t rx_len;
+  uint64_t rx_flags;
 } aslot;
 
 typedef struct apool {
@@ -1143,17 +1197,18 @@ static msg_hdr ahdr(int kind, const apool *p, int local, int64_t value) {
 
 static size_t cacheline_up(size_t n) { return (n + MPROC_CACHELINE - 1) & ~(size_t)(MPROC_CACHELINE - 1); }
 
-/* The pool's shared mapping as the engine lays it out (engine.c's plan_layout: the same slot, ring and
- * staging sizes, so the master's staging area takes a copy of ours), then the configuration; 0 or negative
+/* The pool's shared mapping as the engine lays it out (engine.c's plan_layout: the same slots and staging
+ * size, so the master's staging area takes a copy of ours; rings of at least AGENT_RING: a large record
+ * passes them in fewer hand-offs between the agent and its worker), then the configuration; 0 or negative
  * errno.  *memfd: the file for the fork server's template. */
 static int apool_map(apool *p, const open_conf *oc, const void *init_arg, int *memfd) {
-  size_t ring_bytes = cacheline_up(mproc__ring_bytes(oc->ring_size));
+  p->ring_size = oc->ring_size > AGENT_RING ? (size_t)oc->ring_size : AGENT_RING;
+  size_t ring_bytes = cacheline_up(mproc__ring_bytes(p->ring_size));
   size_t staging = cacheline_up(oc->ring_size / 4), per = 2 * ring_bytes + staging;
   size_t slots_at = cacheline_up(sizeof(mproc__shared) + (size_t)p->n * sizeof(mproc__slot));
   size_t conf_end = slots_at + (size_t)p->n * per;
   size_t objs_at = cacheline_up(conf_end + oc->init_arg_len);
   p->bytes = objs_at + sizeof(mproc__objtab);
-  p->ring_size = oc->ring_size;
   *memfd = mproc__plat_shm_create_fd("mproc-mpi-pool", p->bytes);
   if (*memfd < 0) return *memfd;
   int err = 0;
@@ -1168,8 +1223,11 @@ static int apool_map(apool *p, const open_conf *oc, const void *init_arg, int *m
     s->out = (mproc__ring *)(base + ring_bytes);
     s->staging = base + 2 * ring_bytes;
     s->staging_size = staging;
-    mproc__ring_init(s->in, oc->ring_size);
-    mproc__ring_init(s->out, oc->ring_size);
+    mproc__ring_init(s->in, p->ring_size);
+    mproc__ring_init(s->out, p->ring_size);
+    /* the agent naps on the doorbell as a manager does: results and freed room wake it */
+    mproc__ring_set_consumer_wake(s->out, &sh->manager_sleeping, &sh->doorbell);
+    mproc__ring_set_producer_wake(s->in, &s->tx_waiting, &sh->doorbell);
   }
   unsigned char *arg = (unsigned char *)sh + conf_end;
   if (oc->init_arg_len) memcpy(arg, init_arg, oc->init_arg_len);
@@ -1315,8 +1373,10 @@ static bool write_jobs(apool *p, int w) {
         mproc__ring_put_pad(in, &pad, sizeof pad, gap);
       }
       /* the worker claims it from this word, as from the manager's (the ring's publication orders them) */
-      if (j.kind == JOB_TASK || j.kind == JOB_BATCH)
+      if (j.kind == JOB_TASK || j.kind == JOB_BATCH) {
         __atomic_store_n(&slot->claim[j.claim % MPROC__CLAIMS], j.id, __ATOMIC_RELAXED);
+        s->held++;
+      }
       if (j.timed) s->timed = true;
     }
     size_t n = mproc__ring_put_some_quiet(in, msg_data(m) + s->q_off, m->len - s->q_off);
@@ -1329,6 +1389,10 @@ static bool write_jobs(apool *p, int w) {
     mproc__free(m);
   }
   if (wrote) mproc__ring_wake_if_unread(in);
+  /* waiting for room: the worker rings the doorbell when it frees some (the agent looks again before it naps)
+   */
+  if ((s->q_head != NULL) != (__atomic_load_n(&slot->tx_waiting, __ATOMIC_RELAXED) != 0))
+    __atomic_store_n(&slot->tx_waiting, s->q_head != NULL, __ATOMIC_SEQ_CST);
   return wrote;
 }
 
@@ -1340,39 +1404,49 @@ static bool send_results(apool *p, int w, bool all) {
   mproc__ring *out = p->sh->slots[w].out;
   bool progressed = false;
   for (;;) {
-    size_t used = mproc__ring_used(out);
-    if (used == 0) break;
-    uint64_t flags = 0;
-    size_t n;
-    if (s->rec_left == 0) {
-      wire_result h;
-      if (used < sizeof h) {
-        if (!all) break;
-        n = used;
-      } else {
-        mproc__ring_peek(out, &h, sizeof h);
-        if (h.magic == WIRE_MAGIC && h.kind == JOB_PAD) {
-          mproc__ring_get_some_quiet(out, &h, sizeof h);
-          mproc__ring_skip(out, h.payload_len);
-          progressed = true;
-          continue;
+    if (!s->rx) {
+      size_t used = mproc__ring_used(out);
+      if (used == 0) break;
+      s->rx_flags = 0;
+      if (s->rec_left == 0) { /* a record begins */
+        wire_result h;
+        if (used < sizeof h) {
+          if (!all) break;
+          s->rec_left = used; /* a dead worker's torn header: it goes as it is */
+        } else {
+          mproc__ring_peek(out, &h, sizeof h);
+          if (skip_pad(out, h.magic, h.kind, sizeof h, h.payload_len)) {
+            progressed = true;
+            continue;
+          }
+          s->rx_flags = F_RECORD;
+          if (h.last && s->held > 0) s->held--;
+          s->rec_left = sizeof h + h.msg_len + h.payload_len;
         }
-        uint64_t total = sizeof h + h.msg_len + h.payload_len;
-        if (used < total && total <= p->ring_size / 2 && !all) break; /* whole, once it is all there */
-        flags = F_RECORD;
-        n = used < total ? used : (size_t)total;
-        s->rec_left = total - n;
       }
-    } else {
-      n = used < s->rec_left ? used : (size_t)s->rec_left;
-      s->rec_left -= n;
+      /* read straight into its message: a record whole, one larger than a ring in ring-sized pieces */
+      s->rx = msg_new(s->rec_left < p->ring_size ? (size_t)s->rec_left : p->ring_size);
+      s->rx_len = 0;
     }
-    if (!grow(&s->rx, &s->rx_cap, n)) die("a result record", n);
-    mproc__ring_get_some_quiet(out, s->rx, n);
+    size_t n = mproc__ring_get_some_quiet(out, s->rx->bytes + s->rx_len, s->rx->len - s->rx_len);
+    s->rx_len += n;
+    s->rec_left -= n;
+    progressed |= n > 0;
+    if (s->rx_len < s->rx->len) {
+      if (!all) break; /* the rest once the worker has written it */
+      /* the worker has died: what it published goes (the engine drops a half-written record with the ring) */
+      s->rx->len = s->rx_len;
+      s->rec_left = 0;
+    }
     msg_hdr h = ahdr(M_RESULT, p, w, 0);
-    h.flags = flags;
-    post(0, h, s->rx, n, NULL, 0);
-    progressed = true;
+    h.flags = s->rx_flags;
+    s->rx_flags = 0;
+    if (s->rx->len)
+      post_msg(0, h, s->rx);
+    else
+      mproc__free(s->rx);
+    s->rx = NULL;
+    if (all && n == 0) break;
   }
   if (progressed) mproc__ring_wake_producer(out);
   return progressed;
@@ -1407,7 +1481,10 @@ static void agent_died(apool *p, int w, int status) {
   s->state = A_DEAD;
   s->pid = 0;
   s->rec_left = 0;
+  mproc__free(s->rx);
+  s->rx = NULL;
   s->q_off = 0;
+  s->held = 0;
   s->timed = false;
   s->sent_job = 0;
   s->sent_item = 0;
@@ -1416,6 +1493,7 @@ static void agent_died(apool *p, int w, int status) {
     mproc__free(m);
   }
   s->q_head = s->q_tail = NULL;
+  __atomic_store_n(&slot->tx_waiting, 0, __ATOMIC_RELAXED); /* nothing waits for room in its ring now */
 }
 
 /* The template's news (its SPAWNED, SPAWN_FAILED and DIED); true when there was any. */
@@ -1587,12 +1665,43 @@ static void drain_check(double now) {
   }
 }
 
+/* What the agent's next round would find without MPI: a result, room for a job that waits, the template's
+ * news. */
+static bool agent_work(void) {
+  for (apool *p = apools; p; p = p->next) {
+    if (p->tsock >= 0 && __atomic_load_n(&p->sh->template_events, __ATOMIC_ACQUIRE) != p->tpl_seen)
+      return true;
+    for (int w = 0; w < p->n; w++)
+      if (p->slots[w].state == A_ALIVE && (mproc__ring_used(p->sh->slots[w].out) > 0 ||
+                                           (p->slots[w].q_head && mproc__ring_free(p->sh->slots[w].in) > 0)))
+        return true;
+  }
+  return false;
+}
+
+/* Whether a message is due: a worker holds a job (its result comes, and the master sends more as results
+ * reach it), or a send is not complete. */
+static bool agent_busy(void) {
+  if (mpi.sends) return true;
+  for (apool *p = apools; p; p = p->next)
+    for (int w = 0; w < p->n; w++)
+      if (p->slots[w].held > 0) return true;
+  return false;
+}
+
+/* Where the agent naps: the doorbell of its newest pool (its rings and template ring it; another pool's are
+ * seen at the end of the nap), or its own word when it has none. */
+static mproc__bell agent_bell(uint32_t *own) {
+  if (apools) return (mproc__bell){.word = &apools->sh->doorbell, .asleep = &apools->sh->manager_sleeping};
+  return (mproc__bell){.word = own, .asleep = own + 1};
+}
+
 static _Noreturn void agent_main(void) {
   /* Ctrl-C is the master's to handle, as on the local backend (its workers and templates ignore it too):
    * srun sends SIGINT to every task, and an agent it ended would end the job */
   mproc__plat_ignore_signal(SIGINT);
   idle d = {0};
-  uint32_t bell = 0; /* nobody rings it: the agent naps on it */
+  uint32_t own[2] = {0, 0}; /* a bell nobody rings, for the nap without pools */
   bool stopping = false;
   double beat = 0;
   while (!stopping) {
@@ -1631,7 +1740,7 @@ static _Noreturn void agent_main(void) {
     if (progressed)
       idle_reset(&d);
     else
-      idle_wait(&d, &bell);
+      idle_wait(&d, agent_bell(own), agent_busy(), agent_work);
   }
   /* the master ends: every pool's workers with it; then BYE, the last message, and the end of MPI */
   while (apools) {
@@ -1640,7 +1749,7 @@ static _Noreturn void agent_main(void) {
     apool_close(p);
   }
   post(0, (msg_hdr){M_BYE, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
-  while (!progress_sends()) idle_wait(&d, &bell);
+  while (!progress_sends()) idle_wait(&d, agent_bell(own), true, NULL);
   MPI_Comm_free(&mpi.comm);
   MPI_Finalize();
   exit(0);
