@@ -189,7 +189,7 @@ MTEST(big_array_begins_on_a_huge_page_boundary) {
   CHECK(!grew);
   CHECK(b.base == before.base && b.p == before.p && b.bytes == before.bytes);
   CHECK_INT_EQ(((unsigned char *)b.p)[kept - 1], (unsigned char)(7 + (kept - 1) % 3));
-  /* shrinking below 512 KiB keeps it where it is, with its first bytes */
+  /* shrunk below 512 KiB: its first bytes kept */
   CHECK(mproc__big_resize(&b, 4096));
   CHECK_INT_EQ(((unsigned char *)b.p)[4095], (unsigned char)(7 + 4095 % 3));
   mproc__big_free(&b);
