@@ -189,9 +189,12 @@ MTEST(big_array_begins_on_a_huge_page_boundary) {
   CHECK(!grew);
   CHECK(b.base == before.base && b.p == before.p && b.bytes == before.bytes);
   CHECK_INT_EQ(((unsigned char *)b.p)[kept - 1], (unsigned char)(7 + (kept - 1) % 3));
-  /* shrunk below 512 KiB: its first bytes kept */
+  /* shrunk below 512 KiB, then grown a little: its first bytes kept (the small block is the array) */
   CHECK(mproc__big_resize(&b, 4096));
+  CHECK(b.p == b.base);
   CHECK_INT_EQ(((unsigned char *)b.p)[4095], (unsigned char)(7 + 4095 % 3));
+  CHECK(mproc__big_resize(&b, 8192));
+  for (size_t i = 0; i < 4096; i += 511) CHECK_INT_EQ(((unsigned char *)b.p)[i], (unsigned char)(7 + i % 3));
   mproc__big_free(&b);
   CHECK(b.base == NULL && b.p == NULL && b.bytes == 0);
   mproc__big_free(&b); /* twice: nothing */

@@ -60,15 +60,19 @@ char *mproc__strdup(const char *s) {
  * than 128 or more).  Growth takes a new block and copies the bytes into it once it is hinted. */
 bool mproc__big_resize(mproc__big *b, size_t bytes) {
   const size_t huge = (size_t)2 << 20, from = huge / 4; /* at most 1.5 MiB more than asked is touched */
-  if (bytes < from && b->bytes < from) {                /* small: the block is the array */
-    void *nb = mproc__realloc(b->base, bytes);
+  size_t keep = b->bytes < bytes ? b->bytes : bytes;
+  if (bytes < from) { /* small: the block is the array */
+    char *nb = b->p == b->base ? mproc__realloc(b->base, bytes) : mproc__malloc(bytes);
     if (!nb) return false;
+    if (b->p != b->base) { /* a large one shrunk */
+      memcpy(nb, b->p, keep);
+      mproc__free(b->base);
+    }
     *b = (mproc__big){.base = nb, .p = nb, .bytes = bytes};
     return true;
   }
   size_t span = (bytes + huge - 1) / huge * huge;
   if (span < bytes || span > SIZE_MAX - huge) return false;
-  size_t keep = b->bytes < bytes ? b->bytes : bytes;
   /* a new block, hinted before any byte of it is written (pages written before the hint stay 4 KiB ones:
    * a realloc's copy, or a move of the bytes, would write them), then the bytes kept */
   char *nb = mproc__malloc(span + huge);
