@@ -250,7 +250,7 @@ static int next_job(worker *w, wire_job *j) {
   }
   if (j->payload_len > w->arg_block.bytes) { /* doubling, from 4 KiB */
     size_t c = w->arg_block.bytes ? w->arg_block.bytes : 4096;
-    while (c < j->payload_len) c *= 2;
+    while (c < j->payload_len) c = c > SIZE_MAX / 2 ? (size_t)j->payload_len : 2 * c;
     if (!mproc__big_resize(&w->arg_block, c)) return 121;
     w->arg = w->arg_block.p;
   }
