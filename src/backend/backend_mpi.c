@@ -171,6 +171,25 @@ typedef struct msg {
 } msg;
 _Static_assert(offsetof(msg, bytes) == offsetof(msg, h) + sizeof(msg_hdr), "msg: header and bytes apart");
 
+/* A slot's queue of messages (a master slot's results to write, an agent slot's jobs): m at its end. */
+static void queue_push(msg **head, msg **tail, msg *m) {
+  m->next = NULL;
+  if (*tail)
+    (*tail)->next = m;
+  else
+    *head = m;
+  *tail = m;
+}
+
+/* Frees every message of a queue and leaves it empty. */
+static void queue_drop(msg **head, msg **tail) {
+  for (msg *m = *head, *next; m; m = next) {
+    next = m->next;
+    mproc__free(m);
+  }
+  *head = *tail = NULL;
+}
+
 static struct {
   int state; /* OFF, MASTER, AGENT, FAILED */
   char why[256];
@@ -802,12 +821,7 @@ static void master_receive(msg *m) {
     case M_RESULT:
     case M_DIED:
     case M_STATE:
-      m->next = NULL;
-      if (s->q_tail)
-        s->q_tail->next = m;
-      else
-        s->q_head = m;
-      s->q_tail = m;
+      queue_push(&s->q_head, &s->q_tail, m);
       return;
     case M_CLOSED:
       mproc__free(m);
@@ -1028,10 +1042,7 @@ static mpool *pool_of(mproc__engine *e) { return e->backend_state; }
 static void pool_free(mpool *p) {
   for (int i = 0; p->slots && i < p->n; i++) {
     mproc__free(p->slots[i].tx);
-    for (msg *m = p->slots[i].q_head, *next; m; m = next) {
-      next = m->next;
-      mproc__free(m);
-    }
+    queue_drop(&p->slots[i].q_head, &p->slots[i].q_tail);
   }
   mproc__free(p->slots);
   mproc__free(p->open);
@@ -1278,10 +1289,7 @@ static void apool_close(apool *p) {
   }
   mproc__plat_close(p->tpidfd);
   for (int i = 0; p->slots && i < p->n; i++) {
-    for (msg *m = p->slots[i].q_head, *next; m; m = next) {
-      next = m->next;
-      mproc__free(m);
-    }
+    queue_drop(&p->slots[i].q_head, &p->slots[i].q_tail);
     mproc__free(p->slots[i].rx);
   }
   if (p->sh) mproc__plat_shm_unmap(p->sh, p->bytes);
@@ -1341,12 +1349,7 @@ static void agent_job(apool *p, int w, msg *m) {
     mproc__free(m);
     return;
   }
-  m->next = NULL;
-  if (s->q_tail)
-    s->q_tail->next = m;
-  else
-    s->q_head = m;
-  s->q_tail = m;
+  queue_push(&s->q_head, &s->q_tail, m);
 }
 
 /* Writes the queued job records into worker w's `in` ring, as much as fits. */
@@ -1488,11 +1491,7 @@ static void agent_died(apool *p, int w, int status) {
   s->timed = false;
   s->sent_job = 0;
   s->sent_item = 0;
-  for (msg *m = s->q_head, *next; m; m = next) {
-    next = m->next;
-    mproc__free(m);
-  }
-  s->q_head = s->q_tail = NULL;
+  queue_drop(&s->q_head, &s->q_tail);
   __atomic_store_n(&slot->tx_waiting, 0, __ATOMIC_RELAXED); /* nothing waits for room in its ring now */
 }
 
@@ -1636,11 +1635,7 @@ static void agent_drain(void) {
   for (apool *p = apools; p; p = p->next)
     for (int w = 0; w < p->n; w++) {
       aslot *s = &p->slots[w];
-      for (msg *m = s->q_head, *next; m; m = next) {
-        next = m->next;
-        mproc__free(m);
-      }
-      s->q_head = s->q_tail = NULL;
+      queue_drop(&s->q_head, &s->q_tail);
       s->q_off = 0; /* a record left half-written: the worker waits for the rest, never runs it */
       for (int k = 0; k < MPROC__CLAIMS; k++)
         __atomic_store_n(&p->sh->slots[w].claim[k], 0, __ATOMIC_SEQ_CST);
