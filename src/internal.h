@@ -25,6 +25,9 @@ typedef struct mproc__big {
 } mproc__big;
 /* Resizes b to `bytes`, keeping the first min(old, new) bytes; false without memory (b unchanged). */
 bool mproc__big_resize(mproc__big *b, size_t bytes);
+/* b made a new array of `bytes` zero bytes (its old one freed), whose pages are not touched until written:
+ * an array written only here and there costs only the pages written.  False without memory (b unchanged). */
+bool mproc__big_zeroed(mproc__big *b, size_t bytes);
 void mproc__big_free(mproc__big *b);
 
 /* Rejects a NaN timeout; every other value is valid (see mproc/common.h). */

@@ -444,9 +444,12 @@ MTEST(items_without_memory_for_a_batch) {
   CHECK_OK(mproc_pool_map_items(p, reverse, &in, &mo, &res, NULL)); /* memory again: all well */
   check_all_reversed(res, &in);
   mproc_results_free(res);
-  /* no memory for the results' bytes (their block's first size, 16 bytes per item, fails; batches of 1000
-   * and the store's other arrays need less): the map says -ENOMEM, every item reads as ended, none with
-   * bytes it does not have */
+  /* no memory for the results' bytes: items of 24 bytes have results of 32, whose block (kept by index, 6.4
+   * MB) fails, as does the block of results kept in the order they come (its first size, 16 bytes per item);
+   * batches of 1000 and the store's other arrays (8 bytes per item or less) need less.  The map says
+   * -ENOMEM and every item reads so: none with bytes it does not have */
+  static const char long_item[24] = "a longer item, 24 bytes";
+  for (size_t i = 0; i < NOMEM_ITEMS; i++) items[i] = (mproc_item){long_item, sizeof long_item};
   mo.chunk_size = 1000;
   nomem_from = big_request((size_t)16 * NOMEM_ITEMS);
   CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
@@ -457,13 +460,146 @@ MTEST(items_without_memory_for_a_batch) {
   for (size_t i = 0; i < NOMEM_ITEMS; i += 997) {
     const void *data;
     size_t len;
-    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK_ERR(mproc_results_get(res, i, &data, &len), MPROC_ENOMEM);
+    CHECK(data == NULL);
     CHECK_INT_EQ(len, 0);
   }
   mproc_results_free(res);
   free(items);
   mproc_pool_destroy(p);
 }
+
+/* The store keeps results of one length by index (no per-item offset); the first result of another length
+ * moves it to an offset and a length per item.  Without memory for those, that result alone is lost: it reads
+ * -ENOMEM, the map says so, and the results kept before and after it read as they were. */
+static int first_byte(const void *arg, size_t len, mproc_task *t) {
+  const unsigned char *a = arg;
+  return mproc_task_return(t, a, a[0] == 'L' ? 2 : 1); /* 'L': a result of 2 bytes, else of 1 */
+  (void)len;
+}
+MTEST(results_without_memory_for_their_index) {
+  enum { N = 600000, LONG_AT = 300000 }; /* an index of 4.8 MB per array, 2.4 MB of codes, 0.6 MB of bytes */
+  mproc_pool *p = make_pool(MPROC_BACKEND_PROCESS, 2, NULL);
+  mproc_item *items = malloc(N * sizeof *items);
+  CHECK(items != NULL);
+  for (size_t i = 0; i < N; i++) items[i] = (mproc_item){i == LONG_AT ? "Lx" : "ab", 2};
+  mproc_items in = mproc_items_array(items, N);
+  nomem_from = big_request((size_t)8 * N);
+  CHECK_OK(mproc_replace_allocator(nomem_malloc, nomem_realloc, nomem_calloc, free));
+  mproc_results *res = NULL;
+  int r = mproc_pool_map_items(p, first_byte, &in, &(mproc_map_opts){.chunk_size = 1000}, &res, NULL);
+  CHECK_OK(mproc_replace_allocator(malloc, realloc, calloc, free));
+  CHECK_ERR(r, MPROC_ENOMEM);
+  CHECK(res != NULL);
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    int c = mproc_results_get(res, i, &data, &len);
+    if (i == LONG_AT) {
+      CHECK_ERR(c, MPROC_ENOMEM);
+      continue;
+    }
+    if (c != 0 || len != 1 || *(const char *)data != 'a') {
+      CHECK_OK(c);
+      CHECK_INT_EQ(len, 1);
+      CHECK_INT_EQ(*(const char *)data, 'a');
+    }
+  }
+  mproc_results_free(res);
+  free(items);
+  mproc_pool_destroy(p);
+}
+
+/* Results that all have one length, then one of another (kept by index, then by offset from that result
+ * on: every one reads back whatever order the batches ended in); empty results, then one that is not; a
+ * first result too long to be kept by index; and the item codes the caller asked for (0, a failure's
+ * code, -ECANCELED for an item that did not run). */
+static void results_of_one_length_then_another(mproc_backend b) {
+  mproc_pool *p = make_pool(b, 2, NULL);
+  enum { N = 5000 };
+  static char bytes[N][9];
+  mproc_item *items = malloc(N * sizeof *items);
+  CHECK(items != NULL);
+  for (size_t i = 0; i < N; i++) {
+    snprintf(bytes[i], sizeof bytes[i], "%08zu", i);
+    items[i] = (mproc_item){bytes[i], i % 997 == 996 ? 3 : 8}; /* results of 16 bytes, every 997th of 11 */
+  }
+  mproc_items in = mproc_items_array(items, N);
+  size_t chunks[] = {0, 1, 7, 1000};
+  for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+    mproc_results *res;
+    CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = chunks[c]}, &res, NULL));
+    check_all_reversed(res, &in);
+    mproc_results_free(res);
+  }
+  /* empty results ('E'), then one that is not, then empty ones again */
+  for (size_t i = 0; i < N; i++) items[i] = (mproc_item){i == 2500 ? "xyz" : "E", i == 2500 ? 3 : 1};
+  mproc_results *res;
+  CHECK_OK(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = 100}, &res, NULL));
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &data, &len));
+    CHECK(data != NULL);
+    if (i == 2500)
+      check_reversed("xyz", 3, data, len);
+    else if (len != 0)
+      CHECK_INT_EQ(len, 0);
+  }
+  mproc_results_free(res);
+  /* a first result of 308 bytes, then short ones; a failure among them, and the caller's item codes */
+  static char big[300];
+  memset(big, 'b', sizeof big);
+  for (size_t i = 0; i < N; i++) items[i] = (mproc_item){bytes[i], 8};
+  items[0] = (mproc_item){big, sizeof big};
+  items[10] = (mproc_item){"F", 1};
+  int *codes = malloc(N * sizeof *codes);
+  CHECK(codes != NULL);
+  CHECK_ERR(mproc_pool_map_items(
+                p, reverse, &in,
+                &(mproc_map_opts){.chunk_size = 1, .on_error = MPROC_ON_ERROR_CONTINUE, .item_codes = codes},
+                &res, NULL),
+            MPROC_ERANGE);
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    int c = mproc_results_get(res, i, &data, &len);
+    CHECK_INT_EQ(codes[i], c);
+    if (i == 10) {
+      CHECK_ERR(c, MPROC_ERANGE);
+      continue;
+    }
+    CHECK_OK(c);
+    check_reversed(items[i].data, items[i].len, data, len);
+  }
+  mproc_results_free(res);
+  /* stopped at the first failure: the items after it that did not run read -ECANCELED, in the codes too */
+  for (size_t i = 0; i < N; i++) codes[i] = 12345;
+  CHECK_ERR(mproc_pool_map_items(p, reverse, &in, &(mproc_map_opts){.chunk_size = 1, .item_codes = codes},
+                                 &res, NULL),
+            MPROC_ERANGE);
+  size_t cancelled = 0;
+  for (size_t i = 0; i < N; i++) {
+    const void *data;
+    size_t len;
+    int c = mproc_results_get(res, i, &data, &len);
+    CHECK_INT_EQ(codes[i], c);
+    if (i == 10) CHECK_ERR(c, MPROC_ERANGE);
+    if (i < 10) CHECK_OK(c);
+    if (c == MPROC_ECANCELED) cancelled++;
+    if (c == 0) check_reversed(items[i].data, items[i].len, data, len);
+  }
+  CHECK_INT_CMP(cancelled, >, 0);
+  mproc_results_free(res);
+  free(codes);
+  free(items);
+  mproc_pool_destroy(p);
+}
+MTEST(results_of_one_length_then_another_process) {
+  results_of_one_length_then_another(MPROC_BACKEND_PROCESS);
+}
+MTEST(results_of_one_length_then_another_thread) { results_of_one_length_then_another(MPROC_BACKEND_THREAD); }
+MTEST(results_of_one_length_then_another_serial) { results_of_one_length_then_another(MPROC_BACKEND_SERIAL); }
 
 MTEST(map_items_process) { map_items_of_any_size(MPROC_BACKEND_PROCESS); }
 MTEST(map_items_thread) { map_items_of_any_size(MPROC_BACKEND_THREAD); }

@@ -85,6 +85,26 @@ bool mproc__big_resize(mproc__big *b, size_t bytes) {
   return true;
 }
 
+bool mproc__big_zeroed(mproc__big *b, size_t bytes) {
+  const size_t huge = (size_t)2 << 20;
+  if (bytes < huge / 4) { /* as mproc__big_resize: small, the block is the array */
+    char *nb = mproc__calloc(1, bytes);
+    if (!nb) return false;
+    mproc__free(b->base);
+    *b = (mproc__big){.base = nb, .p = nb, .bytes = bytes};
+    return true;
+  }
+  size_t span = (bytes + huge - 1) / huge * huge;
+  if (span < bytes || span > SIZE_MAX - huge) return false;
+  char *nb = mproc__calloc(1, span + huge); /* a fresh mapping: calloc writes none of it */
+  if (!nb) return false;
+  char *np = (char *)(((uintptr_t)nb + huge - 1) & ~(uintptr_t)(huge - 1));
+  (void)mproc__plat_advise_huge(np, span);
+  mproc__free(b->base);
+  *b = (mproc__big){.base = nb, .p = np, .bytes = bytes};
+  return true;
+}
+
 void mproc__big_free(mproc__big *b) {
   mproc__free(b->base);
   *b = (mproc__big){0};

@@ -52,7 +52,8 @@ typedef struct mproc__map {
   mproc_outcome first_outcome;
   char first_msg[MPROC_TASK_MSG_MAX];
   size_t failures_kept, failures_left_out; /* in opts.failures: a max-heap by index until the map ends */
-  void *var_ctx; /* items of any size: what items.c keeps for this map (mproc__var_io.ctx) */
+  void *var_ctx;     /* items of any size: what items.c keeps for this map (mproc__var_io.ctx) */
+  bool codes_zeroed; /* mproc__var_io.codes_zeroed */
 } mproc__map;
 
 /* items.c: how a map or a stream over items of any size reads its items and keeps its results (the
@@ -63,6 +64,7 @@ typedef struct mproc__var_io {
   /* optional: the same for runs of items (see mproc__items) */
   void (*items_at)(const mproc__items *m, int64_t first, size_t count, uint64_t *lens, uint64_t *addrs);
   void (*items_results)(mproc__items *m, int64_t first, size_t count, const unsigned char *recs);
+  bool codes_zeroed; /* opts.item_codes came zeroed: an item that ends well leaves its code as it is */
   void *ctx;
 } mproc__var_io;
 /* Makes m a map over items of any size read and kept through io. */

@@ -41,42 +41,74 @@ const void *mproc__items_at(const mproc_items *in, size_t i, size_t *len) {
 
 /* ---- the results store ---- */
 
+/* Where the results' bytes are.  A map over an input of known length keeps them UNIFORM while every result
+ * has one length (a hash, a digest, a number: the common case): item i's at buf + i * ulen, nothing per item
+ * but a bit.  The first result of another length turns the store GENERAL (an offset and a length per item,
+ * the bytes in the order they came after those kept so far, which stay where they are); so is a lazy input's
+ * store from the start, and one whose first result is longer than UNIFORM_MAX.  The per-item index was most
+ * of the memory a map of short results wrote (16 of 28 bytes per item), and memory first written costs more
+ * than the copy on some machines (see docs/design.md). */
+enum { STORE_FIRST, STORE_UNIFORM, STORE_GENERAL };
+#define UNIFORM_MAX 256
+
 struct mproc_results {
-  size_t n;           /* items */
-  size_t slots;       /* entries the arrays have room for (a lazy input's grow as items come) */
-  uint64_t *off;      /* where item i's result begins in buf */
-  uint64_t *len;      /* its length */
-  int *code;          /* 0, its failure code, or -ECANCELED (the map's item codes) */
-  unsigned char *buf; /* every result's bytes, in the order they came */
-  size_t used, cap;
-  bool out_of_memory; /* a result could not be kept: the map fails with -ENOMEM */
-  mproc__big off_block, len_block, code_block, buf_block; /* where the four arrays live */
+  size_t n;       /* items */
+  size_t slots;   /* entries the arrays have room for (a lazy input's grow as items come) */
+  int mode;       /* STORE_* */
+  size_t ulen;    /* UNIFORM: every result's length */
+  uint64_t *kept; /* a bit per item: it ended well and its result is here */
+  int *code;      /* 0, or the item's failure code; zeroed when made, written only where an item failed */
+  uint64_t *off;  /* GENERAL: where item i's result begins in buf */
+  uint64_t *len;  /* and its length */
+  unsigned char *buf;
+  size_t used, cap;   /* GENERAL: bytes of buf used and allocated */
+  bool out_of_memory; /* a result could not be kept: it reads as MPROC_ENOMEM, the map fails with it */
+  mproc__big kept_block, code_block, off_block, len_block, buf_block; /* where the arrays live */
 };
 
 /* Large arrays of the store are on huge pages from their first byte (mproc__big_resize): they are written
  * once each, in order, and a page fault per 4 KiB was most of a first map's cost. */
 static void *store_alloc(mproc__big *b, size_t bytes) { return mproc__big_resize(b, bytes) ? b->p : NULL; }
 
-/* Room for `slots` entries, those from r->slots on marked not run (their offset and length are written
- * with their result, and read only for an item whose code is 0: left as they come, they cost no pass over
- * the arrays before the map starts).  False without memory. */
-static bool store_slots(mproc_results *r, size_t slots) {
+/* b grown to `bytes` with the new part zeroed (from `had`), or made zeroed without touching its pages when
+ * it is new. */
+static void *store_zeroed(mproc__big *b, size_t had, size_t bytes) {
+  if (had == 0) return mproc__big_zeroed(b, bytes) ? b->p : NULL;
+  if (!mproc__big_resize(b, bytes)) return NULL;
+  memset((char *)b->p + had, 0, bytes - had);
+  return b->p;
+}
+
+static size_t kept_words(size_t slots) { return (slots + 63) / 64; }
+static bool is_kept(const mproc_results *r, size_t i) { return r->kept[i / 64] >> (i % 64) & 1; }
+
+/* GENERAL's offsets and lengths for `slots` items.  False without memory. */
+static bool store_index(mproc_results *r, size_t slots) {
   uint64_t *off = store_alloc(&r->off_block, slots * sizeof *off);
   if (off) r->off = off;
   uint64_t *len = store_alloc(&r->len_block, slots * sizeof *len);
   if (len) r->len = len;
-  int *code = store_alloc(&r->code_block, slots * sizeof *code);
+  return off && len;
+}
+
+/* Room for `slots` items: the bits and the codes (and GENERAL's index), the new ones zero.  False without
+ * memory. */
+static bool store_slots(mproc_results *r, size_t slots) {
+  uint64_t *kept = store_zeroed(&r->kept_block, kept_words(r->slots) * 8, kept_words(slots) * 8);
+  if (kept) r->kept = kept;
+  int *code = store_zeroed(&r->code_block, r->slots * sizeof *code, slots * sizeof *code);
   if (code) r->code = code;
-  if (!off || !len || !code) return false;
-  for (size_t i = r->slots; i < slots; i++) r->code[i] = MPROC_ECANCELED; /* until it ends */
+  if (!kept || !code || (r->mode == STORE_GENERAL && !store_index(r, slots))) return false;
   r->slots = slots;
   return true;
 }
 
+/* A store for n items (0: a lazy input's, which grows). */
 static mproc_results *mproc__results_new(size_t n) {
   mproc_results *r = mproc__calloc(1, sizeof *r);
   if (!r) return NULL;
   r->n = n;
+  r->mode = n ? STORE_FIRST : STORE_GENERAL;
   if (!store_slots(r, n ? n : 64)) {
     mproc_results_free(r);
     return NULL;
@@ -84,7 +116,7 @@ static mproc_results *mproc__results_new(size_t n) {
   return r;
 }
 
-/* Room for len more bytes of results (lock held).  False when memory ran out. */
+/* Room for len more bytes of results, GENERAL (lock held).  False when memory ran out. */
 static bool results_room(mproc_results *r, size_t len) {
   if (r->cap - r->used < len) {
     size_t cap = r->cap ? r->cap : (r->n > 256 ? r->n * 16 : 4096); /* a guess: short results */
@@ -93,25 +125,63 @@ static bool results_room(mproc_results *r, size_t len) {
       cap *= 2;
     }
     unsigned char *b = store_alloc(&r->buf_block, cap);
-    if (!b) {
-      r->out_of_memory = true;
-      return false;
-    }
+    if (!b) return false;
     r->buf = b;
     r->cap = cap;
   }
   return true;
 }
 
-/* Keeps item i's result (lock held).  False when memory ran out (the item then reads as empty). */
-static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
-  r->off[i] = r->len[i] = 0;
-  if (!results_room(r, len)) return false;
-  if (len) memcpy(r->buf + r->used, data, len);
-  r->off[i] = r->used;
-  r->len[i] = len;
-  r->used += len;
+/* The first result is len bytes: UNIFORM when n of them fit in memory, else GENERAL. */
+static void store_first(mproc_results *r, size_t len) {
+  r->mode = STORE_GENERAL;
+  if (len <= UNIFORM_MAX &&
+      (len == 0 || (r->n <= SIZE_MAX / len && store_alloc(&r->buf_block, r->n * len)))) {
+    r->mode = STORE_UNIFORM;
+    r->ulen = len;
+    r->buf = len ? r->buf_block.p : NULL;
+    return;
+  }
+  if (!store_index(r, r->slots)) r->mode = STORE_FIRST; /* (tried again with the next result) */
+}
+
+/* UNIFORM to GENERAL: every item's offset and length as UNIFORM placed it (read only for items kept), the
+ * next results after them.  False without memory (the store stays UNIFORM). */
+static bool store_general(mproc_results *r) {
+  if (!store_index(r, r->slots)) return false;
+  for (size_t i = 0; i < r->n; i++) {
+    r->off[i] = (uint64_t)(i * r->ulen);
+    r->len[i] = r->ulen;
+  }
+  r->used = r->cap = r->n * r->ulen;
+  r->mode = STORE_GENERAL;
   return true;
+}
+
+/* Keeps item i's result (lock held).  False when memory ran out: the item then reads as MPROC_ENOMEM. */
+static bool mproc__results_put(mproc_results *r, size_t i, const void *data, size_t len) {
+  if (r->mode == STORE_FIRST) store_first(r, len);
+  if (r->mode == STORE_UNIFORM && len != r->ulen) (void)store_general(r);
+  if (r->mode == STORE_UNIFORM && len == r->ulen) {
+    if (len) memcpy(r->buf + i * len, data, len);
+  } else if (r->mode == STORE_GENERAL && results_room(r, len)) {
+    if (len) memcpy(r->buf + r->used, data, len);
+    r->off[i] = r->used;
+    r->len[i] = len;
+    r->used += len;
+  } else {
+    r->out_of_memory = true;
+    r->code[i] = MPROC_ENOMEM;
+    return false;
+  }
+  r->kept[i / 64] |= (uint64_t)1 << (i % 64);
+  return true;
+}
+
+/* How item i ended: 0 (its result kept), its failure code, or MPROC_ECANCELED when it did not end. */
+static int item_code(const mproc_results *r, size_t i) {
+  if (r->code[i]) return r->code[i];
+  return is_kept(r, i) ? 0 : MPROC_ECANCELED;
 }
 
 size_t mproc_results_count(const mproc_results *r) { return r ? r->n : 0; }
@@ -120,17 +190,24 @@ int mproc_results_get(const mproc_results *r, size_t i, const void **data, size_
   if (!r || !data || !len || i >= r->n) return MPROC_EINVAL;
   *data = NULL;
   *len = 0;
-  if (r->code[i] != 0) return r->code[i];
-  *data = r->buf ? r->buf + r->off[i] : (const void *)"";
-  *len = (size_t)r->len[i];
+  int code = item_code(r, i);
+  if (code) return code;
+  if (r->mode == STORE_UNIFORM) {
+    *len = r->ulen;
+    *data = r->ulen ? r->buf + i * r->ulen : (const void *)"";
+  } else {
+    *len = (size_t)r->len[i];
+    *data = r->buf ? r->buf + r->off[i] : (const void *)"";
+  }
   return 0;
 }
 
 void mproc_results_free(mproc_results *r) {
   if (!r) return;
+  mproc__big_free(&r->kept_block);
+  mproc__big_free(&r->code_block);
   mproc__big_free(&r->off_block);
   mproc__big_free(&r->len_block);
-  mproc__big_free(&r->code_block);
   mproc__big_free(&r->buf_block);
   mproc__free(r);
 }
@@ -188,7 +265,7 @@ static int map_lazy_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items 
       code = MPROC_ENOMEM;
       break;
     }
-    res->code[idx] = c;
+    if (c) res->code[idx] = c;
     if (c == 0 && !mproc__results_put(res, (size_t)idx, it.data, it.len)) {
       code = MPROC_ENOMEM;
       break;
@@ -247,28 +324,13 @@ static void map_items_at(const mproc__items *m, int64_t first, size_t count, uin
   }
 }
 
-/* Every record's result into the store: its room made once, then the bytes. */
+/* Every record's result into the store. */
 static void map_items_results(mproc__items *m, int64_t first, size_t count, const unsigned char *recs) {
   mproc_results *r = ((map_ctx *)((mproc__map *)m)->var_ctx)->res;
-  size_t total = 0, len;
-  const unsigned char *p = recs;
   for (size_t k = 0; k < count; k++) {
-    (void)mproc__var_rec_read(&p, &len);
-    total += len;
-  }
-  bool room = results_room(r, total);
-  p = recs;
-  for (size_t k = 0; k < count; k++) {
-    const unsigned char *data = mproc__var_rec_read(&p, &len);
-    size_t i = (size_t)first + k;
-    if (!room) { /* the map fails with -ENOMEM; the items read as empty */
-      r->off[i] = r->len[i] = 0;
-      continue;
-    }
-    if (len) memcpy(r->buf + r->used, data, len);
-    r->off[i] = r->used;
-    r->len[i] = len;
-    r->used += len;
+    size_t len;
+    const unsigned char *data = mproc__var_rec_read(&recs, &len);
+    (void)mproc__results_put(r, (size_t)first + k, data, len);
   }
 }
 
@@ -290,18 +352,21 @@ int mproc__map_items(mproc_pool *pool, mproc_task_fn fn, const mproc_items *in, 
                       .item_result = map_item_result,
                       .items_at = map_items_at,
                       .items_results = map_items_results,
+                      .codes_zeroed = true, /* only failures are written: a map that goes well writes none */
                       .ctx = &c};
   mproc__map_hooks h = hooks ? *hooks : (mproc__map_hooks){0};
   h.var = &io;
   r = mproc__pool_map_ex(pool, fn, NULL, in->n, 0, NULL, 0, &o, report, &h);
-  if (user_codes) memcpy(user_codes, res->code, in->n * sizeof *user_codes);
+  if (user_codes)
+    for (size_t i = 0; i < in->n; i++) user_codes[i] = item_code(res, i);
   if (r == 0 && res->out_of_memory) r = MPROC_ENOMEM;
-  /* nothing ran (bad options, a closed pool): no results */
-  bool ran = false;
-  for (size_t i = 0; i < in->n && !ran; i++) ran = res->code[i] != MPROC_ECANCELED;
-  if (r < 0 && !ran && in->n > 0) {
-    mproc_results_free(res);
-    return r;
+  if (r < 0 && in->n > 0) { /* nothing ran (bad options, a closed pool): no results */
+    bool ran = false;
+    for (size_t i = 0; i < in->n && !ran; i++) ran = item_code(res, i) != MPROC_ECANCELED;
+    if (!ran) {
+      mproc_results_free(res);
+      return r;
+    }
   }
   *out = res;
   return r;

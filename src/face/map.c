@@ -27,7 +27,7 @@ static void items_ok(mproc__items *it, int64_t first, size_t count) {
   mproc__map *m = map_of(it);
   if (it->window)
     for (size_t k = 0; k < count; k++) slot_done(m, first + (int64_t)k, 0, NULL);
-  if (m->opts.item_codes)
+  if (m->opts.item_codes && !m->codes_zeroed)
     for (size_t k = 0; k < count; k++) m->opts.item_codes[first + (int64_t)k] = 0;
   m->ok += count;
   m->remaining -= count;
@@ -147,4 +147,5 @@ void mproc__map_set_var(mproc__map *m, const mproc__var_io *io) {
   m->items.items_at = io->items_at;
   m->items.items_results = io->items_results;
   m->var_ctx = io->ctx;
+  m->codes_zeroed = io->codes_zeroed;
 }
