@@ -1,6 +1,8 @@
 /* test_batching.c: the batching policy of maps, streams and Parallel (face/batching.h): its sizes for
  * given measures and caps, and Parallel's run and stream sizing the same tiny work alike. */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "mtest.h"
 #include "internal.h"
@@ -141,3 +143,60 @@ static void run_and_stream_alike(mproc_backend backend) {
 }
 MTEST(run_and_stream_size_alike_process) { run_and_stream_alike(MPROC_BACKEND_PROCESS); }
 MTEST(run_and_stream_size_alike_thread) { run_and_stream_alike(MPROC_BACKEND_THREAD); }
+
+/* A map over items of any size is bounded by the ring as fixed records are, its items judged by a sample:
+ * 100,000 strings of 39 bytes and their NUL (48 bytes each in a ring with their lengths) go in batches of at
+ * most a quarter ring's worth (it took 16 batches of 6,250, 300 KB each, before), and items of 64 KiB one
+ * per batch.  Every result is there. */
+static int length_of(const void *arg, size_t len, mproc_task *t) {
+  (void)arg;
+  uint64_t l = len;
+  return mproc_task_return(t, &l, sizeof l);
+}
+static void items_bounded_by_the_ring(mproc_backend backend) {
+  enum { N = 100000, BIG = 64 * 1024, NBIG = 40 };
+  char *buf = malloc((size_t)N * 40);
+  const char **strs = malloc(N * sizeof *strs);
+  CHECK(buf && strs);
+  for (size_t i = 0; i < N; i++) {
+    memset(buf + 40 * i, 'a' + (int)(i % 26), 39);
+    buf[40 * i + 39] = '\0';
+    strs[i] = buf + 40 * i;
+  }
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 2, .backend = backend, .ring_bytes = RING}));
+  mproc_items in = mproc_items_strings(strs, N);
+  mproc_results *res;
+  mproc_map_report rep;
+  CHECK_OK(mproc_pool_map_items(p, length_of, &in, NULL, &res, &rep));
+  size_t wire = backend == MPROC_BACKEND_THREAD ? 16 : 48; /* in place: an address and a length */
+  CHECK_INT_CMP(rep.batches, >=, N / (RING / 4 / wire));
+  for (size_t i = 0; i < N; i += 101) {
+    const void *d;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &d, &len));
+    CHECK_INT_EQ(*(const uint64_t *)d, 40);
+  }
+  mproc_results_free(res);
+  char *big = calloc(NBIG, BIG);
+  mproc_item *items = malloc(NBIG * sizeof *items);
+  CHECK(big && items);
+  for (size_t i = 0; i < NBIG; i++) items[i] = (mproc_item){big + i * BIG, BIG};
+  in = mproc_items_array(items, NBIG);
+  CHECK_OK(mproc_pool_map_items(p, length_of, &in, NULL, &res, &rep));
+  if (backend != MPROC_BACKEND_THREAD) CHECK_INT_EQ(rep.batches, NBIG);
+  for (size_t i = 0; i < NBIG; i++) {
+    const void *d;
+    size_t len;
+    CHECK_OK(mproc_results_get(res, i, &d, &len));
+    CHECK_INT_EQ(*(const uint64_t *)d, BIG);
+  }
+  mproc_results_free(res);
+  mproc_pool_destroy(p);
+  free(items);
+  free(big);
+  free(strs);
+  free(buf);
+}
+MTEST(items_bounded_by_the_ring_process) { items_bounded_by_the_ring(MPROC_BACKEND_PROCESS); }
+MTEST(items_bounded_by_the_ring_thread) { items_bounded_by_the_ring(MPROC_BACKEND_THREAD); }

@@ -3,7 +3,8 @@
  *
  * Every automatic batch is bounded three ways:
  * - the ring cap: no more items than whose records fill a quarter of a worker's ring, so records stream
- *   while the worker computes (records read and written in place do not count);
+ *   while the worker computes (records read and written in place do not count; items of any size are
+ *   judged by a sample of them, pool.c's var_item_wire);
  * - a stream's window cap: no more than half its window per worker, so every worker has work in it;
  * - the fair share: no more than what is left over twice the workers, so batches shrink toward the end
  *   (guided scheduling) and no worker idles while another finishes a long last batch.
