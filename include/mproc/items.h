@@ -56,14 +56,15 @@ static inline mproc_items mproc_items_lazy(mproc_input_fn next, void *user) {
   return in;
 }
 
-/* The results of a map over items: one block holding every result's bytes, and per item where its result
- * is and how it ended (about 24 bytes per item beside the bytes). */
+/* The results of a map over items: one block holding every result's bytes, and per item how it ended (a
+ * bit, and a code written only for failures) and, once results of different lengths came, where its result
+ * is (16 bytes per item). */
 typedef struct mproc_results mproc_results;
 /* The number of items (also those that failed or were cancelled); 0 for NULL. */
 MPROC_API size_t mproc_results_count(const mproc_results *r);
 /* Item i's result: 0 with *data and *len set (valid until mproc_results_free(); an empty result has len 0),
- * or the item's failure code (-ECANCELED when it did not run) with *data NULL and *len 0; -EINVAL for NULL
- * arguments or i out of range. */
+ * or the item's failure code (-ECANCELED when it did not run, -ENOMEM when its result could not be kept)
+ * with *data NULL and *len 0; -EINVAL for NULL arguments or i out of range. */
 MPROC_API int mproc_results_get(const mproc_results *r, size_t i, const void **data, size_t *len);
 MPROC_API void mproc_results_free(mproc_results *r);
 
