@@ -620,6 +620,7 @@ static void items_and_streams(void) {
 
 /* The bytes of the shared arena the master has sent to the agents (backend_mpi.c, for this test). */
 uint64_t mproc__mpi_arena_sent(void);
+uint64_t mproc__mpi_large_blocks(void);
 
 /* A map of tasks that each read a part of words (n of them) in place, chunk size 1: every result checked,
  * every task run on an agent rank; returns how many arena bytes the call sent. */
@@ -744,6 +745,25 @@ static void large_payloads(void) {
     mproc_future_release(f);
     free(in);
   }
+  /* the courier's message blocks are used again: eight more round trips of 16 MiB (a job message, results in
+   * four pieces of 4 MiB: five large blocks each) make few new ones (40 when every message had its own) */
+  size_t n = (size_t)16 << 20;
+  unsigned char *in = calloc(1, n);
+  CHECK(in != NULL);
+  uint64_t before = mproc__mpi_large_blocks();
+  for (int k = 0; k < 8; k++) {
+    mproc_future *f;
+    CHECK_EQ(mproc_pool_submit(p, plus_one, in, n, NULL, &f), 0);
+    const void *data;
+    size_t len;
+    CHECK_EQ(mproc_future_result(f, 120, &data, &len), 0);
+    CHECK_EQ(len, n);
+    CHECK_EQ(((const unsigned char *)data)[n - 1], 1);
+    mproc_future_release(f);
+  }
+  uint64_t made = mproc__mpi_large_blocks() - before;
+  if (made > 8) CHECK_EQ(made, 8);
+  free(in);
   mproc_pool_destroy(p);
 }
 

@@ -103,6 +103,9 @@ int mproc__mpi_default_workers(void);
 /* The bytes of the shared arena the master has sent to its agents so far (each agent's copy counted; for
  * tests: tests/mpi_cluster.c), 0 elsewhere. */
 uint64_t mproc__mpi_arena_sent(void);
+/* The blocks of 256 KiB or more this process allocated for MPI messages (for tests: a thread's freed
+ * blocks are used again), 0 without MPI in this build. */
+uint64_t mproc__mpi_large_blocks(void);
 /* Where every rank of an MPI job places its shared arena (ipc/arena.h), so the agents' copies sit at the
  * master's addresses; NULL without a launcher or without MPI in this build. */
 void *mproc__mpi_arena_at(void);

@@ -164,6 +164,7 @@ typedef struct state {
 typedef struct msg {
   struct msg *next;
   size_t len; /* of the bytes */
+  size_t cap; /* the bytes its block has room for (msg_block) */
   int src;    /* received: the sender's rank */
   MPI_Request req;
   msg_hdr h;
@@ -179,6 +180,73 @@ static void queue_push(msg **head, msg **tail, msg *m) {
   else
     *head = m;
   *tail = m;
+}
+
+/* ---- message blocks ---- */
+
+/* The blocks of large messages a thread frees (the courier's, an agent's: each allocates and frees its
+ * own) are kept for its next ones: a 64 MiB payload travels in 4 MiB pieces, and a new block for every piece
+ * was a first touch of each of its pages (16 us a page on some guests: a quarter of a second per direction
+ * of a 64 MiB task).  At most SPARES blocks of SPARE_FROM bytes or more, SPARE_BYTES in all, are kept, and
+ * given back after SPARE_IDLE seconds without work (idle_wait) and when the thread ends. */
+#define SPARE_FROM ((size_t)256 << 10)
+#define SPARES 8
+#define SPARE_BYTES ((size_t)160 << 20)
+#define SPARE_IDLE 1.0
+static _Thread_local msg *spares[SPARES];
+static _Thread_local size_t nspares, spare_bytes;
+static uint64_t large_blocks; /* large message blocks this process allocated (mproc__mpi_large_blocks) */
+
+/* A message block with room for len bytes (m->len set), a kept one when one is large enough; NULL without
+ * memory. */
+static msg *msg_block(size_t len) {
+  if (len >= SPARE_FROM) {
+    size_t best = SPARES;
+    for (size_t k = 0; k < nspares; k++)
+      if (spares[k]->cap >= len && (best == SPARES || spares[k]->cap < spares[best]->cap)) best = k;
+    if (best < SPARES) {
+      msg *m = spares[best];
+      spares[best] = spares[--nspares];
+      spare_bytes -= m->cap;
+      m->len = len;
+      return m;
+    }
+  }
+  msg *m = mproc__malloc(sizeof *m + len);
+  if (m) m->cap = m->len = len;
+  if (m && len >= SPARE_FROM) __atomic_fetch_add(&large_blocks, 1, __ATOMIC_RELAXED);
+  return m;
+}
+
+/* Frees m, or keeps its block for the thread's next large message (in place of a smaller one kept). */
+static void msg_free(msg *m) {
+  if (!m) return;
+  if (m->cap >= SPARE_FROM && m->cap <= SPARE_BYTES) {
+    size_t least = 0;
+    for (size_t k = 1; k < nspares; k++)
+      if (spares[k]->cap < spares[least]->cap) least = k;
+    while (nspares > 0 && (nspares == SPARES || spare_bytes + m->cap > SPARE_BYTES) &&
+           spares[least]->cap < m->cap) { /* a smaller block kept makes room */
+      spare_bytes -= spares[least]->cap;
+      mproc__free(spares[least]);
+      spares[least] = spares[--nspares];
+      least = 0;
+      for (size_t k = 1; k < nspares; k++)
+        if (spares[k]->cap < spares[least]->cap) least = k;
+    }
+    if (nspares < SPARES && spare_bytes + m->cap <= SPARE_BYTES) {
+      spares[nspares++] = m;
+      spare_bytes += m->cap;
+      return;
+    }
+  }
+  mproc__free(m);
+}
+
+/* Gives back every block the thread keeps. */
+static void spares_drop(void) {
+  while (nspares > 0) mproc__free(spares[--nspares]);
+  spare_bytes = 0;
 }
 
 /* Frees every message of a queue and leaves it empty. */
@@ -222,9 +290,8 @@ static _Noreturn void die(const char *what, size_t bytes) {
 
 /* A message of len bytes to fill; dies without memory (see post). */
 static msg *msg_new(size_t len) {
-  msg *m = mproc__malloc(sizeof *m + len);
+  msg *m = msg_block(len);
   if (!m) die("a message to send", len);
-  m->len = len;
   return m;
 }
 
@@ -263,7 +330,7 @@ static bool progress_sends(void) {
     if (done) {
       msg *m = *p;
       *p = m->next;
-      mproc__free(m);
+      msg_free(m);
     } else {
       p = &(*p)->next;
     }
@@ -281,11 +348,10 @@ static msg *receive(int src) {
   int count = 0;
   MPI_Get_count(&st, MPI_BYTE, &count);
   size_t len = (size_t)count >= sizeof(msg_hdr) ? (size_t)count - sizeof(msg_hdr) : 0;
-  msg *m = mproc__malloc(sizeof *m + len);
+  msg *m = msg_block(len);
   if (!m) die("a message received", len);
   MPI_Mrecv(&m->h, count, MPI_BYTE, &mm, &st);
   m->src = st.MPI_SOURCE;
-  m->len = len;
   m->next = NULL;
   return m;
 }
@@ -315,6 +381,7 @@ static void idle_wait(idle *d, mproc__bell bell, bool busy, bool (*work)(void)) 
   if (busy) d->nap = BUSY_NAP_SHARE * (now - d->since);
   if (d->nap < IDLE_NAP_FIRST) d->nap = IDLE_NAP_FIRST;
   if (d->nap > IDLE_NAP_MAX) d->nap = IDLE_NAP_MAX;
+  if (!busy && now - d->since >= SPARE_IDLE) spares_drop();
   uint32_t seen = mproc__bell_announce(bell, true);
   if (!work || !work()) mproc__bell_sleep(bell, seen, d->nap);
   mproc__bell_awake(bell);
@@ -499,10 +566,9 @@ static void arena_piece_add(msg ***tail, uintptr_t base, size_t size, size_t off
                             size_t *count) {
   arena_piece a = {base, size, off, len};
   size_t bytes = sizeof a + (zero ? 0 : len);
-  msg *m = mproc__malloc(sizeof *m + bytes);
+  msg *m = msg_block(bytes);
   if (!m) die("a piece of the shared arena", bytes);
   m->next = NULL;
-  m->len = bytes;
   m->h = (msg_hdr){M_ARENA, 0, -1, -1, 0, zero ? F_ZERO : 0};
   memcpy(m->bytes, &a, sizeof a);
   if (!zero) memcpy(m->bytes + sizeof a, (const unsigned char *)base + off, len);
@@ -646,9 +712,11 @@ static bool arena_flush(bool all) {
   bool done = true;
   for (int r = 1; r < mpi.size; r++) {
     for (msg *m; (m = asy.next[r]) && (all || asy.out[r] < ARENA_WINDOW);) {
-      msg *copy = mproc__malloc(sizeof *copy + m->len);
+      msg *copy = msg_block(m->len);
       if (!copy) die("a piece of the shared arena", m->len);
+      size_t cap = copy->cap;
       memcpy(copy, m, sizeof *copy + m->len);
+      copy->cap = cap;
       post_msg(r, copy->h, copy);
       asy.out[r]++;
       if (!(m->h.flags & F_ZERO))
@@ -665,7 +733,7 @@ static bool arena_flush(bool all) {
     msg *m = asy.list;
     asy.list = m->next;
     if (!asy.list) asy.last = NULL;
-    mproc__free(m);
+    msg_free(m);
   }
   return done;
 }
@@ -710,7 +778,7 @@ static bool forward_jobs(mpool *p, int i) {
       uint64_t want = j.id;
       if (!__atomic_compare_exchange_n(&slot->claim[j.claim % MPROC__CLAIMS], &want, 0, false,
                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        mproc__free(m);
+        msg_free(m);
         continue;
       }
       if (j.timed) s->timed_seen = true;
@@ -769,7 +837,7 @@ static bool deliver(mpool *p, int i) {
       __atomic_store_n(&slot->in_init, d.in_init, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, d.running_job, __ATOMIC_RELEASE);
       s->state = S_DEAD;
-      mproc__free(s->tx); /* the rest of the record went with the ring (the engine resets it) */
+      msg_free(s->tx); /* the rest of the record went with the ring (the engine resets it) */
       s->tx = NULL;
       s->timed_seen = false;
       s->inflight = 0;
@@ -778,7 +846,7 @@ static bool deliver(mpool *p, int i) {
     s->q_head = m->next;
     if (!s->q_head) s->q_tail = NULL;
     s->q_off = 0;
-    mproc__free(m);
+    msg_free(m);
     progressed = true;
   }
   if (wrote) mproc__ring_wake_if_unread(out);
@@ -795,13 +863,13 @@ static mpool *pool_by_id(uint32_t id) {
 static void master_receive(msg *m) {
   if (m->h.kind == M_ARENA_DONE) {
     arena_done(m->src);
-    mproc__free(m);
+    msg_free(m);
     return;
   }
   mpool *p = pool_by_id(m->h.pool);
   int i = m->h.slot;
   if (m->h.kind == M_BYE || !p || (m->h.kind != M_CLOSED && (p->closing || i < 0 || i >= p->n))) {
-    mproc__free(m);
+    msg_free(m);
     return;
   }
   mslot *s = i >= 0 && i < p->n ? &p->slots[i] : NULL;
@@ -811,12 +879,12 @@ static void master_receive(msg *m) {
       /* a pid for the engine: positive and never reused while the pool lives */
       s->pid = ++p->pid_seq;
       report(p, (tpl_msg){TPL_SPAWNED, i, s->pid, 0});
-      mproc__free(m);
+      msg_free(m);
       return;
     case M_SPAWN_FAILED:
       s->state = S_DEAD;
       report(p, (tpl_msg){TPL_SPAWN_FAILED, i, 0, (int32_t)m->h.value});
-      mproc__free(m);
+      msg_free(m);
       return;
     case M_RESULT:
     case M_DIED:
@@ -824,7 +892,7 @@ static void master_receive(msg *m) {
       queue_push(&s->q_head, &s->q_tail, m);
       return;
     case M_CLOSED:
-      mproc__free(m);
+      msg_free(m);
       if (--p->closes_due > 0) return;
       /* the pool's workers are gone on every rank: its stop may free it */
       for (mpool **q = &pools; *q; q = &(*q)->next)
@@ -836,7 +904,7 @@ static void master_receive(msg *m) {
       mproc__plat_futex_wake(&p->closed, INT32_MAX);
       return;
     default:
-      mproc__free(m);
+      msg_free(m);
   }
 }
 
@@ -892,7 +960,7 @@ static void drain(double now) {
       due--;
       running += (int)m->h.value;
     }
-    mproc__free(m);
+    msg_free(m);
   }
   fprintf(
       stderr,
@@ -965,7 +1033,7 @@ static void say_goodbye(void) {
     }
     idle_reset(&d);
     byes += m->h.kind == M_BYE;
-    mproc__free(m);
+    msg_free(m);
   }
   deadline = mproc__plat_now() + BYE_WAIT;
   while (!progress_sends() && mproc__plat_now() < deadline) idle_wait(&d, courier_bell(), true, NULL);
@@ -1017,6 +1085,7 @@ static void *courier_main(void *arg) {
       idle_wait(&d, courier_bell(), courier_busy(), courier_work);
   }
   say_goodbye();
+  spares_drop();
   return NULL;
 }
 
@@ -1346,7 +1415,7 @@ static void agent_open(msg *m) {
 static void agent_job(apool *p, int w, msg *m) {
   aslot *s = &p->slots[w];
   if (s->state != A_ALIVE || draining.on) {
-    mproc__free(m);
+    msg_free(m);
     return;
   }
   queue_push(&s->q_head, &s->q_tail, m);
@@ -1365,7 +1434,7 @@ static bool write_jobs(apool *p, int w) {
       if (m->len < sizeof j) { /* not a record: dropped */
         s->q_head = m->next;
         if (!s->q_head) s->q_tail = NULL;
-        mproc__free(m);
+        msg_free(m);
         continue;
       }
       memcpy(&j, msg_data(m), sizeof j);
@@ -1389,7 +1458,7 @@ static bool write_jobs(apool *p, int w) {
     s->q_head = m->next;
     if (!s->q_head) s->q_tail = NULL;
     s->q_off = 0;
-    mproc__free(m);
+    msg_free(m);
   }
   if (wrote) mproc__ring_wake_if_unread(in);
   /* waiting for room: the worker rings the doorbell when it frees some (the agent looks again before it naps)
@@ -1560,12 +1629,12 @@ static void agent_arena(msg *m) {
 static void agent_receive(msg *m) {
   if (m->h.kind == M_ARENA) {
     agent_arena(m);
-    mproc__free(m);
+    msg_free(m);
     return;
   }
   if (m->h.kind == M_OPEN) {
     agent_open(m);
-    mproc__free(m);
+    msg_free(m);
     return;
   }
   apool *p = apool_by_id(m->h.pool);
@@ -1623,7 +1692,7 @@ static void agent_receive(msg *m) {
     default:
       break;
   }
-  mproc__free(m);
+  msg_free(m);
 }
 
 /* M_DRAIN: the job ends soon (a rank is silent).  No job starts from now: those queued here are dropped and
@@ -1712,10 +1781,10 @@ static _Noreturn void agent_main(void) {
       progressed = true;
       if (m->h.kind == M_STOP) {
         stopping = true;
-        mproc__free(m);
+        msg_free(m);
       } else if (m->h.kind == M_DRAIN) {
         if (!draining.on) agent_drain();
-        mproc__free(m);
+        msg_free(m);
       } else {
         agent_receive(m);
       }
@@ -1745,6 +1814,7 @@ static _Noreturn void agent_main(void) {
   }
   post(0, (msg_hdr){M_BYE, 0, -1, -1, 0, 0}, NULL, 0, NULL, 0);
   while (!progress_sends()) idle_wait(&d, agent_bell(own), true, NULL);
+  spares_drop();
   MPI_Comm_free(&mpi.comm);
   MPI_Finalize();
   exit(0);
@@ -1911,6 +1981,8 @@ int mproc__mpi_default_workers(void) { return mpi.total_cpus > 0 ? mpi.total_cpu
 
 uint64_t mproc__mpi_arena_sent(void) { return __atomic_load_n(&asy.sent, __ATOMIC_RELAXED); }
 
+uint64_t mproc__mpi_large_blocks(void) { return __atomic_load_n(&large_blocks, __ATOMIC_RELAXED); }
+
 void *mproc__mpi_arena_at(void) { return launched() ? (void *)ARENA_AT : NULL; }
 
 #else /* no MPI in this build */
@@ -1929,6 +2001,8 @@ int mproc__mpi_usable(const char *asked) {
 int mproc__mpi_default_workers(void) { return 1; }
 
 uint64_t mproc__mpi_arena_sent(void) { return 0; }
+
+uint64_t mproc__mpi_large_blocks(void) { return 0; }
 
 void *mproc__mpi_arena_at(void) { return NULL; }
 
