@@ -89,6 +89,11 @@ static bool launched(void) {
 /* Agents send a heartbeat this often; the master ends the job when a rank has been silent this long. */
 #define HEARTBEAT_EVERY 0.5
 #define SILENCE_LIMIT 10.0
+/* The engine's idea of how long a result's way back and the next job's way out take (its depth of jobs per
+ * worker: hop_ns in backend.h): with mpirun -n 3 on 2 cores, tiny tasks one submit each, both ways took
+ * 0.5 ms; with 1 ms tasks keeping both cores busy, 2-2.5 ms (a message waits for its receiver's nap, and a
+ * napper that wakes waits for a core). */
+#define HOP_NS 2.5e6
 /* The agents' rings (in and out, per worker) are at least this large (pages are touched as records use
  * them); a result record larger than one goes to the master in pieces of this size. */
 #define AGENT_RING ((size_t)4 << 20)
@@ -1149,6 +1154,7 @@ static void mpi_stop(mproc__engine *e) {
 const mproc__backend_ops mproc__backend_mpi = {
     .fresh_image = true,
     .starts_workers = true,
+    .hop_ns = HOP_NS,
     .start = mpi_start,
     .spawn = mpi_spawn,
     .kill = mpi_kill,
