@@ -460,6 +460,76 @@ static void map_across_ranks(int ranks) {
   mproc_pool_destroy(p);
 }
 
+/* no_queue_behind_a_long_item's items: item 0 waits until every other item but one has run (one may wait
+ * behind it on its worker), 30 s at most; the others (200 us each) append a byte to the file.  The result
+ * says where each ran (rank, and pid in pad) and, for item 0, whether it saw them run (sq 1) or gave up. */
+typedef struct hold_in {
+  int32_t n;
+  char path[60];
+} hold_in;
+
+static int hold_first(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  hold_in in;
+  memcpy(&in, arg, sizeof in);
+  rec r = {0, rank_here(), (int32_t)getpid()};
+  if (mproc_task_index(t) == 0) {
+    /* another rank's items tell it only through the file: it looks every millisecond */
+    double until = now() + 30;
+    struct stat st;
+    while (!(stat(in.path, &st) == 0 && st.st_size >= in.n - 2) && now() < until)
+      nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    r.sq = now() < until ? 1 : -1;
+  } else {
+    double until = now() + 200e-6;
+    while (now() < until) {
+    }
+    int fd = open(in.path, O_WRONLY | O_APPEND);
+    if (fd < 0 || write(fd, "x", 1) != 1) _exit(3);
+    close(fd);
+  }
+  return mproc_task_return(t, &r, sizeof r);
+}
+
+/* The workers' queues on MPI are as deep as the hops need for short jobs (docs/cluster.md, "Speed"), and jobs
+ * sent to an agent cannot be taken back for an idle worker: a worker holds more of a map's jobs only as it
+ * gives results of that map back.  After many tiny submitted tasks (the pool's average is tiny), a map of
+ * short items whose item 0 does not end until all the others but one have run: the worker running item 0
+ * holds at most one more item (before, deep queues of the short items waited behind item 0 while the other
+ * worker idled, and item 0 waited for them: 30 s). */
+static void no_queue_behind_a_long_item(void) {
+  mproc_pool *p = mpi_pool(2, 0);
+  enum { TASKS = 300, N = 60 };
+  static mproc_future *fs[TASKS];
+  for (int i = 0; i < TASKS; i++) CHECK_EQ(mproc_pool_submit(p, square, &i, sizeof i, NULL, &fs[i]), 0);
+  for (int i = 0; i < TASKS; i++) {
+    CHECK_EQ(mproc_future_result(fs[i], 30, NULL, NULL), 0);
+    mproc_future_release(fs[i]);
+  }
+  char path[] = "/tmp/mpi_cluster-hold-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  static hold_in in[N];
+  static rec out[N];
+  for (int i = 0; i < N; i++) {
+    in[i].n = N;
+    snprintf(in[i].path, sizeof in[i].path, "%s", path);
+  }
+  CHECK_EQ(mproc_pool_map(p, hold_first, in, N, sizeof *in, out, sizeof *out,
+                          &(mproc_map_opts){.chunk_size = 1}, NULL),
+           0);
+  unlink(path);
+  int behind = 0;
+  for (int i = 1; i < N; i++) behind += out[i].rank == out[0].rank && out[i].pad == out[0].pad;
+  if (out[0].sq != 1 || behind > 1)
+    fprintf(stderr, "mpi_cluster: item 0 %s; %d items ran after it on its worker\n",
+            out[0].sq == 1 ? "saw the others run" : "gave up waiting", behind);
+  CHECK_EQ(out[0].sq, 1);
+  CHECK(behind <= 1);
+  mproc_pool_destroy(p);
+}
+
 /* A task that crashes, aborts or exits on a remote rank fails alone, with its signal or exit code; the pool
  * is used again. */
 static void remote_faults_fail_alone(void) {
@@ -1680,7 +1750,8 @@ int main(int argc, char **argv) {
                {"finalizer_remote", finalizer_remote},
                {"parallel_progress_and_errors", parallel_progress_and_errors},
                {"executor_terminate_generators", executor_terminate_generators},
-               {"parallel_n_jobs_cluster", parallel_n_jobs_cluster}};
+               {"parallel_n_jobs_cluster", parallel_n_jobs_cluster},
+               {"no_queue_behind_a_long_item", no_queue_behind_a_long_item}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     current = tests[i].name;
     double t0 = now();

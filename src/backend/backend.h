@@ -56,6 +56,11 @@ typedef struct mproc__backend_ops {
   bool needs_memfd;    /* the shared mapping must be a memory file another process can map */
   bool fresh_image;    /* workers are a new image of the program: functions travel as (object, offset) */
   bool starts_workers; /* start() also starts every worker (their SPAWNED events follow): no spawn asked */
+  /* How long the way between the engine and a worker takes, a result's back and the next job's out (the MPI
+   * backend's hops through its courier, MPI and its agent; 0: none worth counting, the workers are on this
+   * machine).  Nonzero: each worker is handed as many jobs as cover that time beyond the one it runs
+   * (inflight_limit in engine.c), rather than the local backends' two (sixteen for jobs under 20 us). */
+  double hop_ns;
   /* In the thread creating the pool, before the manager exists: makes what makes workers.  0 or negative
    * errno. */
   int (*start)(struct mproc__engine *e);

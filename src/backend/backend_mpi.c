@@ -88,7 +88,17 @@ static bool launched(void) {
 #define BUSY_NAP_SHARE 0.125
 /* Agents send a heartbeat this often; the master ends the job when a rank has been silent this long. */
 #define HEARTBEAT_EVERY 0.5
+/* An agent that has sent a result expects a job back for this long (the master answers a result with the
+ * next job when it has one): its nap meanwhile is the busy one (BUSY_NAP_SHARE), not the doubling one.
+ * Measured with 1 ms tasks one submit each: a worker ran out of jobs after a quarter of its results, and the
+ * next job then waited 1-2.5 ms on average for the agent's doubling nap to end. */
+#define RESULT_ANSWER 0.01
 #define SILENCE_LIMIT 10.0
+/* The engine's idea of how long a result's way back and the next job's way out take (its depth of jobs per
+ * worker: hop_ns in backend.h): with mpirun -n 3 on 2 cores, tiny tasks one submit each, both ways took
+ * 0.5 ms; with 1 ms tasks keeping both cores busy, 2-2.5 ms (a message waits for its receiver's nap, and a
+ * napper that wakes waits for a core). */
+#define HOP_NS 2.5e6
 /* The agents' rings (in and out, per worker) are at least this large (pages are touched as records use
  * them); a result record larger than one goes to the master in pieces of this size. */
 #define AGENT_RING ((size_t)4 << 20)
@@ -1218,6 +1228,7 @@ static void mpi_stop(mproc__engine *e) {
 const mproc__backend_ops mproc__backend_mpi = {
     .fresh_image = true,
     .starts_workers = true,
+    .hop_ns = HOP_NS,
     .start = mpi_start,
     .spawn = mpi_spawn,
     .kill = mpi_kill,
@@ -1258,6 +1269,7 @@ typedef struct apool {
 } apool;
 
 static apool *apools;
+static double result_sent_at; /* when the agent last sent a result (RESULT_ANSWER) */
 
 /* An agent told to drain (M_DRAIN): until when, since when all its workers are idle, whether it answered. */
 static struct {
@@ -1511,6 +1523,7 @@ static bool send_results(apool *p, int w, bool all) {
       s->rec_left = 0;
     }
     msg_hdr h = ahdr(M_RESULT, p, w, 0);
+    if (s->rx_flags & F_RECORD) result_sent_at = mproc__plat_now();
     h.flags = s->rx_flags;
     s->rx_flags = 0;
     if (s->rx->len)
@@ -1744,9 +1757,9 @@ static bool agent_work(void) {
 }
 
 /* Whether a message is due: a worker holds a job (its result comes, and the master sends more as results
- * reach it), or a send is not complete. */
+ * reach it), a result was sent lately (the next job may come back), or a send is not complete. */
 static bool agent_busy(void) {
-  if (mpi.sends) return true;
+  if (mpi.sends || mproc__plat_now() - result_sent_at < RESULT_ANSWER) return true;
   for (apool *p = apools; p; p = p->next)
     for (int w = 0; w < p->n; w++)
       if (p->slots[w].held > 0) return true;

@@ -1,6 +1,7 @@
 /* engine.c: the engine's core: start and stop, the manager thread, dispatch, results, deaths, timeouts.
  * How it works, and the rules it keeps, are in docs/design.md. */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -362,6 +363,15 @@ static int inflight_limit(const mproc__engine *e, const mproc__job *j) {
   double ns = e->job_ns_avg;
   if (j->kind == JOB_BATCH)
     ns = j->map->timed_items ? (double)j->map->busy_ns / (double)j->map->timed_items * (double)j->count : 0;
+  if (e->ops->hop_ns > 0) {
+    /* a worker behind hops (MPI: a result's way back and the next job's way out take e->ops->hop_ns) is idle
+     * that long after each job unless enough are queued there to cover it; they cannot be taken back once
+     * the courier has sent them, so no more than that: the work queued beyond the running job is about
+     * hop_ns.  Each worker's window (wstate.window) bounds it further. */
+    if (!(ns > 0)) return INFLIGHT_PER_WORKER;
+    double k = 1.0 + ceil(e->ops->hop_ns / ns);
+    return k >= MPROC__CLAIMS ? MPROC__CLAIMS : k < INFLIGHT_PER_WORKER ? INFLIGHT_PER_WORKER : (int)k;
+  }
   return ns > 0 && ns < SHORT_JOB_NS ? INFLIGHT_SHORT_JOBS : INFLIGHT_PER_WORKER;
 }
 
@@ -371,6 +381,9 @@ static int busy_workers(const mproc__engine *e) {
   for (int i = 0; i < e->nworkers; i++) n += e->ws[i].ninflight > 0;
   return n;
 }
+
+/* What a job is part of, for the workers' windows: its map's token, 0 for a submitted task. */
+static uint64_t work_of(const mproc__job *j) { return j->kind == JOB_BATCH ? j->map->token : 0; }
 
 static int pick_worker(mproc__engine *e, const mproc__job *j) {
   int best = -1;
@@ -382,6 +395,11 @@ static int pick_worker(mproc__engine *e, const mproc__job *j) {
     /* the claim word of its next job would be its oldest job's (many were taken back behind that one) */
     if (w->head && w->claim_seq - w->head->claim >= MPROC__CLAIMS) continue;
     if (w->ninflight >= limit) continue;
+    /* hops: a worker holds more of a work only as it gives results of that work back (one stuck on a long
+     * job gets no short ones queued behind it, where no idle worker could take them back) */
+    if (e->ops->hop_ns > 0 && w->ninflight >= INFLIGHT_PER_WORKER &&
+        (w->window_of != work_of(j) || w->ninflight >= w->window))
+      continue;
     if (e->opts.max_tasks_per_child > 0 && w->jobs_sent >= e->opts.max_tasks_per_child) continue;
     if (best < 0 || w->ninflight < e->ws[best].ninflight) best = i;
   }
@@ -628,6 +646,11 @@ static void pop_inflight(mproc__wstate *w, mproc__job *j) {
   w->head = j->next;
   if (!w->head) w->tail = NULL;
   w->ninflight--;
+  if (w->window_of != work_of(j)) {
+    w->window_of = work_of(j);
+    w->window = INFLIGHT_PER_WORKER;
+  }
+  if (w->window < MPROC__CLAIMS) w->window++;
   j->next = NULL;
 }
 
@@ -996,6 +1019,7 @@ static void worker_died(mproc__engine *e, int i, int wstatus) {
   bool had_jobs = j != NULL;
   w->head = w->tail = NULL;
   w->ninflight = 0;
+  w->window = 0; /* the next worker in the slot earns its own */
   w->tx_job = NULL;
   __atomic_store_n(&e->sh->slots[i].tx_waiting, 0, __ATOMIC_RELAXED);
   while (j) {

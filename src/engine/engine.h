@@ -74,6 +74,10 @@ typedef struct mproc__wstate {
   uint32_t claim_seq;      /* the claim of the next job handed out (its word: modulo MPROC__CLAIMS) */
   mproc__job *head, *tail; /* in flight, oldest first */
   int ninflight;
+  /* backends with hops (hop_ns): how many jobs of the work window_of (a map's token; 0: submitted tasks) it
+   * may hold: two, and one more for each job of that work it has given back */
+  int window;
+  uint64_t window_of;
   /* sending: the job whose record is being written, and how far */
   mproc__job *tx_job;
   wire_job tx_hdr;
