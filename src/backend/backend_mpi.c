@@ -207,13 +207,16 @@ static _Thread_local msg *spares[SPARES];
 static _Thread_local size_t nspares, spare_bytes;
 static uint64_t large_blocks; /* large message blocks this process allocated (mproc__mpi_large_blocks) */
 
-/* A message block with room for len bytes (m->len set), a kept one when one is large enough; NULL without
- * memory. */
+/* A message block with room for len bytes (m->len set), a kept one when one fits (at most twice as large:
+ * a 64 MiB job's block taken for a 4 MiB piece of a result left the next 64 MiB job a new block); NULL
+ * without memory. */
 static msg *msg_block(size_t len) {
   if (len >= SPARE_FROM) {
     size_t best = SPARES;
     for (size_t k = 0; k < nspares; k++)
-      if (spares[k]->cap >= len && (best == SPARES || spares[k]->cap < spares[best]->cap)) best = k;
+      if (spares[k]->cap >= len && spares[k]->cap / 2 <= len &&
+          (best == SPARES || spares[k]->cap < spares[best]->cap))
+        best = k;
     if (best < SPARES) {
       msg *m = spares[best];
       spares[best] = spares[--nspares];
