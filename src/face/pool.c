@@ -456,15 +456,12 @@ static int probe_and_size(map_run *r, size_t nprobe) {
   return wr;
 }
 
-/* Runs map m: batches (probed and sized for Parallel, else guided or of the caller's size),
- * then the wait.  0, or a code for the whole call: the pool's (closed, lost), no memory, or what ended the
- * wait (a timeout, Ctrl-C), after which nothing of the map runs or writes any more. */
 /* The bytes an item of a map over items of any size takes in a worker's ring: its address and length when
  * workers read it in place, else its length and its bytes, these judged from up to 64 items spread over
- * the input.  Batches are bounded by it as fixed records are:
- * without the bound a batch of short strings held an eighth of a worker's share (3 MB for a million of
- * them), each worker's argument block and the engine's length block grew to it in memory never touched
- * before, and a map of two million strings wrote more of that than of its results. */
+ * the input.  Batches are bounded by it as fixed records are: without the bound a batch of short strings
+ * held an eighth of a worker's share (3 MB for a million of them), each worker's argument block and the
+ * engine's length block grew to it in memory never touched before, and a map of two million strings wrote
+ * more of that than of its results. */
 static size_t var_item_wire(const mproc__items *it) {
   if (it->in_shared) return 16;
   size_t n = it->n, k = n < 64 ? n : 64, bytes = 0;
@@ -476,6 +473,9 @@ static size_t var_item_wire(const mproc__items *it) {
   return 8 + (k ? bytes / k : 0);
 }
 
+/* Runs map m: batches (probed and sized for Parallel, else guided or of the caller's size),
+ * then the wait.  0, or a code for the whole call: the pool's (closed, lost), no memory, or what ended the
+ * wait (a timeout, Ctrl-C), after which nothing of the map runs or writes any more. */
 static int run_map(mproc__engine *e, mproc__map *m, const mproc__map_hooks *hooks, double *next_tick) {
   const mproc_map_opts *opts = &m->opts;
   size_t n = m->items.n;
