@@ -300,8 +300,16 @@ static void complete_ranges(mproc__engine *e, mproc__job *j, int64_t first, uint
 static void complete_var_items(mproc__engine *e, mproc__job *j, int64_t first, uint32_t count,
                                const unsigned char *recs, const wire_fail *fails, uint32_t nfail, int i) {
   mproc__items *m = j->map;
-  if (m->items_results) { /* every record at once */
-    m->items_results(m, first, count, recs);
+  if (m->items_results) { /* each run of records between the failures at once: a failed item's empty record
+                           * is no result (kept, it turned a store of results of one length into one with
+                           * an offset and a length per item: items.c) */
+    uint32_t at = 0;
+    for (uint32_t f = 0;; f++) {
+      uint32_t end = f < nfail ? (uint32_t)(fails[f].index - first) : count;
+      if (end > at) m->items_results(m, first + at, end - at, recs);
+      if (f == nfail) break;
+      for (size_t len; at <= end; at++) (void)mproc__var_rec_read(&recs, &len); /* the run and the failure */
+    }
   } else { /* one call per item, a failed item's (empty) record skipped */
     uint32_t f = 0;
     for (uint32_t k = 0; k < count; k++) {

@@ -139,7 +139,7 @@ typedef struct mproc__items {
   void (*item_result)(struct mproc__items *m, int64_t index, const void *data, size_t len);
   /* The same for a run of items at once, where the face has them (may be NULL): items_at fills the lengths
    * and addresses of items [first, first + count); items_results takes count records of results of any size
-   * (wire.h's MPROC__VAR_OUT, checked), one per item from first on, a failed item's empty. */
+   * (wire.h's MPROC__VAR_OUT, checked), one per item from first on, none of them failed. */
   void (*items_at)(const struct mproc__items *m, int64_t first, size_t count, uint64_t *lens,
                    uint64_t *addrs);
   void (*items_results)(struct mproc__items *m, int64_t first, size_t count, const unsigned char *recs);
