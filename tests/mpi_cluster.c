@@ -792,6 +792,17 @@ static void shared_arena_remote(int ranks) {
  * Between them, results whose record (a 64-byte header, then the bytes) is one byte short of an agent's
  * ring (4 MiB), exactly one, one byte more, and two and a byte: whole, or in ring-sized pieces and a last
  * small one. */
+/* plus_one over n bytes at in, on p: its result (n bytes, checked), valid until *f is released. */
+static const unsigned char *plus_one_remote(mproc_pool *p, const unsigned char *in, size_t n,
+                                            mproc_future **f) {
+  CHECK_EQ(mproc_pool_submit(p, plus_one, in, n, NULL, f), 0);
+  const void *data;
+  size_t len;
+  CHECK_EQ(mproc_future_result(*f, 120, &data, &len), 0);
+  CHECK_EQ(len, n);
+  return data;
+}
+
 static void large_payloads(void) {
   mproc_pool *p = mpi_pool(2, 0);
   const size_t ring = (size_t)4 << 20, hdr = 64;
@@ -803,12 +814,7 @@ static void large_payloads(void) {
     CHECK(in != NULL);
     for (size_t i = 0; i < n; i++) in[i] = (unsigned char)(i * 7 + k);
     mproc_future *f;
-    CHECK_EQ(mproc_pool_submit(p, plus_one, in, n, NULL, &f), 0);
-    const void *data;
-    size_t len;
-    CHECK_EQ(mproc_future_result(f, 120, &data, &len), 0);
-    CHECK_EQ(len, n);
-    const unsigned char *out = data;
+    const unsigned char *out = plus_one_remote(p, in, n, &f);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) bad += out[i] != (unsigned char)(in[i] + 1);
     CHECK_EQ(bad, 0);
@@ -823,12 +829,7 @@ static void large_payloads(void) {
   uint64_t before = mproc__mpi_large_blocks();
   for (int k = 0; k < 8; k++) {
     mproc_future *f;
-    CHECK_EQ(mproc_pool_submit(p, plus_one, in, n, NULL, &f), 0);
-    const void *data;
-    size_t len;
-    CHECK_EQ(mproc_future_result(f, 120, &data, &len), 0);
-    CHECK_EQ(len, n);
-    CHECK_EQ(((const unsigned char *)data)[n - 1], 1);
+    CHECK_EQ(plus_one_remote(p, in, n, &f)[n - 1], 1);
     mproc_future_release(f);
   }
   uint64_t made = mproc__mpi_large_blocks() - before;
