@@ -58,10 +58,26 @@ char *mproc__strdup(const char *s) {
  * 2 MiB boundary inside a block taken from the allocator (a replaced one too) with 2 MiB to spare, and the
  * hint covers it up to its last whole span (from 512 KiB on: such an array is one huge page, a fault, rather
  * than 128 or more).  Growth takes a new block and copies the bytes into it once it is hinted. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define BIG_FROM (HUGE_PAGE / 4) /* at most 1.5 MiB more than asked is touched */
+
+/* A block for an array of `bytes` (BIG_FROM or more), from the allocator with a huge page to spare (*base,
+ * for the free), zeroed or not; returns the array, on a huge page's boundary and hinted over its whole
+ * spans.  NULL without memory. */
+static char *huge_block(size_t bytes, bool zeroed, char **base) {
+  size_t span = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+  if (span < bytes || span > SIZE_MAX - HUGE_PAGE) return NULL;
+  /* calloc writes none of a fresh mapping's pages */
+  *base = zeroed ? mproc__calloc(1, span + HUGE_PAGE) : mproc__malloc(span + HUGE_PAGE);
+  if (!*base) return NULL;
+  char *p = (char *)(((uintptr_t)*base + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+  (void)mproc__plat_advise_huge(p, span);
+  return p;
+}
+
 bool mproc__big_resize(mproc__big *b, size_t bytes) {
-  const size_t huge = (size_t)2 << 20, from = huge / 4; /* at most 1.5 MiB more than asked is touched */
   size_t keep = b->bytes < bytes ? b->bytes : bytes;
-  if (bytes < from) { /* small: the block is the array */
+  if (bytes < BIG_FROM) { /* small: the block is the array */
     char *nb = b->p == b->base ? mproc__realloc(b->base, bytes) : mproc__malloc(bytes);
     if (!nb) return false;
     if (b->p != b->base) { /* a large one shrunk */
@@ -71,14 +87,10 @@ bool mproc__big_resize(mproc__big *b, size_t bytes) {
     *b = (mproc__big){.base = nb, .p = nb, .bytes = bytes};
     return true;
   }
-  size_t span = (bytes + huge - 1) / huge * huge;
-  if (span < bytes || span > SIZE_MAX - huge) return false;
   /* a new block, hinted before any byte of it is written (pages written before the hint stay 4 KiB ones:
    * a realloc's copy, or a move of the bytes, would write them), then the bytes kept */
-  char *nb = mproc__malloc(span + huge);
-  if (!nb) return false;
-  char *np = (char *)(((uintptr_t)nb + huge - 1) & ~(uintptr_t)(huge - 1));
-  (void)mproc__plat_advise_huge(np, span);
+  char *nb, *np = huge_block(bytes, false, &nb);
+  if (!np) return false;
   if (keep) memcpy(np, b->p, keep);
   mproc__free(b->base);
   *b = (mproc__big){.base = nb, .p = np, .bytes = bytes};
@@ -86,20 +98,12 @@ bool mproc__big_resize(mproc__big *b, size_t bytes) {
 }
 
 bool mproc__big_zeroed(mproc__big *b, size_t bytes) {
-  const size_t huge = (size_t)2 << 20;
-  if (bytes < huge / 4) { /* as mproc__big_resize: small, the block is the array */
-    char *nb = mproc__calloc(1, bytes);
-    if (!nb) return false;
-    mproc__free(b->base);
-    *b = (mproc__big){.base = nb, .p = nb, .bytes = bytes};
-    return true;
-  }
-  size_t span = (bytes + huge - 1) / huge * huge;
-  if (span < bytes || span > SIZE_MAX - huge) return false;
-  char *nb = mproc__calloc(1, span + huge); /* a fresh mapping: calloc writes none of it */
-  if (!nb) return false;
-  char *np = (char *)(((uintptr_t)nb + huge - 1) & ~(uintptr_t)(huge - 1));
-  (void)mproc__plat_advise_huge(np, span);
+  char *nb = NULL, *np;
+  if (bytes < BIG_FROM) /* as mproc__big_resize: small, the block is the array */
+    np = nb = mproc__calloc(1, bytes);
+  else
+    np = huge_block(bytes, true, &nb);
+  if (!np) return false;
   mproc__free(b->base);
   *b = (mproc__big){.base = nb, .p = np, .bytes = bytes};
   return true;
