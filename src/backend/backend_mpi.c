@@ -231,21 +231,24 @@ static msg *msg_block(size_t len) {
   return m;
 }
 
+/* The smallest block kept (nspares > 0). */
+static size_t least_spare(void) {
+  size_t least = 0;
+  for (size_t k = 1; k < nspares; k++)
+    if (spares[k]->cap < spares[least]->cap) least = k;
+  return least;
+}
+
 /* Frees m, or keeps its block for the thread's next large message (in place of a smaller one kept). */
 static void msg_free(msg *m) {
   if (!m) return;
   if (m->cap >= SPARE_FROM && m->cap <= SPARE_BYTES) {
-    size_t least = 0;
-    for (size_t k = 1; k < nspares; k++)
-      if (spares[k]->cap < spares[least]->cap) least = k;
-    while (nspares > 0 && (nspares == SPARES || spare_bytes + m->cap > SPARE_BYTES) &&
-           spares[least]->cap < m->cap) { /* a smaller block kept makes room */
+    while (nspares > 0 && (nspares == SPARES || spare_bytes + m->cap > SPARE_BYTES)) {
+      size_t least = least_spare(); /* a smaller block kept makes room */
+      if (spares[least]->cap >= m->cap) break;
       spare_bytes -= spares[least]->cap;
       mproc__free(spares[least]);
       spares[least] = spares[--nspares];
-      least = 0;
-      for (size_t k = 1; k < nspares; k++)
-        if (spares[k]->cap < spares[least]->cap) least = k;
     }
     if (nspares < SPARES && spare_bytes + m->cap <= SPARE_BYTES) {
       spares[nspares++] = m;
