@@ -530,6 +530,45 @@ static void no_queue_behind_a_long_item(void) {
   mproc_pool_destroy(p);
 }
 
+/* A task that sleeps for *in milliseconds and returns when it began and ended (CLOCK_MONOTONIC, one
+ * machine's: the test's ranks all run here). */
+static int timed_sleep(const void *in, size_t len, mproc_task *t) {
+  (void)len;
+  int ms = *(const int *)in;
+  double when[2] = {now(), 0};
+  nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
+  when[1] = now();
+  return mproc_task_return(t, when, sizeof when);
+}
+
+/* As many long tasks as workers, submitted the moment the pool is created, while the workers of some ranks
+ * are still starting: each runs on a worker of its own, all at once.  Before, the workers alive first each
+ * took two (the depth that covers a hop), and the second waited a whole task behind the first on its agent,
+ * which cannot hand it back, while the workers that came up later idled. */
+static void no_queue_while_workers_start(void) {
+  enum { TASK_MS = 700 };
+  int workers = 4;
+  mproc_pool *p = mpi_pool(workers, 0);
+  mproc_future *f[4];
+  int ms = TASK_MS;
+  for (int i = 0; i < workers; i++)
+    CHECK_EQ(mproc_pool_submit(p, timed_sleep, &ms, sizeof ms, NULL, &f[i]), 0);
+  double last_start = 0, first_end = 1e300;
+  for (int i = 0; i < workers; i++) {
+    const void *d;
+    CHECK_EQ(mproc_future_result(f[i], 30, &d, NULL), 0);
+    double when[2];
+    memcpy(when, d, sizeof when);
+    if (when[0] > last_start) last_start = when[0];
+    if (when[1] < first_end) first_end = when[1];
+    mproc_future_release(f[i]);
+  }
+  if (last_start >= first_end)
+    fprintf(stderr, "mpi_cluster: a task began %.3f s after another ended\n", last_start - first_end);
+  CHECK(last_start < first_end);
+  mproc_pool_destroy(p);
+}
+
 /* A task that crashes, aborts or exits on a remote rank fails alone, with its signal or exit code; the pool
  * is used again. */
 static void remote_faults_fail_alone(void) {
@@ -907,6 +946,61 @@ static void idle_ranks_cost_little(int ranks) {
   printf("# idle: %d ranks (%d processes) used %.3f s of CPU in 2 s: %.1f%% of a core per rank\n", ranks,
          found1, after - before, 100 * per_rank);
   CHECK(per_rank < 0.10);
+  mproc_pool_destroy(p);
+}
+
+int64_t mproc__mpi_rank_naps(int rank, double *at);
+
+/* A task that sleeps for *in milliseconds and returns it. */
+static int sleep_ms(const void *in, size_t len, mproc_task *t) {
+  (void)len;
+  int ms = *(const int *)in;
+  nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000L}, NULL);
+  return mproc_task_return(t, &ms, sizeof ms);
+}
+
+/* The next heartbeat of agent rank r that comes after `after`: its naps count and, in *at, when it came. */
+static int64_t beat_after(int r, double after, double *at) {
+  double deadline = now() + 3.0; /* heartbeats come every 0.5 s */
+  for (;;) {
+    int64_t n = mproc__mpi_rank_naps(r, at);
+    CHECK(n >= 0);
+    if (*at > after) return n;
+    CHECK(now() < deadline);
+    nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL);
+  }
+}
+
+/* While every worker of an agent runs a long task, the agent naps long (FULL_NAP_MAX, 5 ms): nothing the
+ * master sends could run sooner, and the results ring it.  With naps of at most 1 ms (as when a worker is
+ * idle), agents woke about 1,000 times a second each, 1-1.7% of a core apiece beside the tasks. */
+static void busy_agents_nap_long(int ranks) {
+  enum { TASK_MS = 2500 };
+  int workers = 2 * (ranks - 1);
+  mproc_pool *p = mpi_pool(workers, 0);
+  mproc_future *f[16];
+  CHECK(workers <= 16);
+  int ms = TASK_MS;
+  double t0 = now();
+  for (int i = 0; i < workers; i++) CHECK_EQ(mproc_pool_submit(p, sleep_ms, &ms, sizeof ms, NULL, &f[i]), 0);
+  double a0[8], a1[8];
+  int64_t n0[8], n1[8];
+  CHECK(ranks <= 8);
+  /* two heartbeats of every agent rank, 0.5 s apart */
+  for (int r = 1; r < ranks; r++) n0[r] = beat_after(r, t0 + 0.2, &a0[r]); /* the jobs are there by then */
+  for (int r = 1; r < ranks; r++) n1[r] = beat_after(r, a0[r], &a1[r]);
+  for (int r = 1; r < ranks; r++) {
+    CHECK(a1[r] < t0 + TASK_MS / 1000.0); /* both while the tasks ran */
+    double rate = (double)(n1[r] - n0[r]) / (a1[r] - a0[r]);
+    printf("# rank %d, every worker busy: %.0f naps a second\n", r, rate);
+    CHECK(rate < 500);
+  }
+  for (int i = 0; i < workers; i++) {
+    const void *d;
+    CHECK_EQ(mproc_future_result(f[i], 30, &d, NULL), 0);
+    CHECK_EQ(*(const int *)d, TASK_MS);
+    mproc_future_release(f[i]);
+  }
   mproc_pool_destroy(p);
 }
 
@@ -1752,7 +1846,8 @@ int main(int argc, char **argv) {
                {"parallel_progress_and_errors", parallel_progress_and_errors},
                {"executor_terminate_generators", executor_terminate_generators},
                {"parallel_n_jobs_cluster", parallel_n_jobs_cluster},
-               {"no_queue_behind_a_long_item", no_queue_behind_a_long_item}};
+               {"no_queue_behind_a_long_item", no_queue_behind_a_long_item},
+               {"no_queue_while_workers_start", no_queue_while_workers_start}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     current = tests[i].name;
     double t0 = now();
@@ -1767,6 +1862,9 @@ int main(int argc, char **argv) {
   printf("ok %s\n", current);
   current = "idle_ranks_cost_little";
   idle_ranks_cost_little(ranks);
+  printf("ok %s\n", current);
+  current = "busy_agents_nap_long";
+  busy_agents_nap_long(ranks);
   printf("ok %s\n", current);
   /* the backend chosen by the environment, as users do */
   current = "backend_from_environment";

@@ -111,6 +111,9 @@ uint64_t mproc__mpi_arena_sent(void);
 /* The blocks of 256 KiB or more this process allocated for MPI messages (for tests: a thread's freed
  * blocks are used again), 0 without MPI in this build. */
 uint64_t mproc__mpi_large_blocks(void);
+/* On the master: the naps agent rank `rank` had taken by its last heartbeat, and in *at when that heartbeat
+ * came (mproc__plat_now(); 0 before the first); -1 elsewhere (for tests: how often an agent wakes). */
+int64_t mproc__mpi_rank_naps(int rank, double *at);
 /* Where every rank of an MPI job places its shared arena (ipc/arena.h), so the agents' copies sit at the
  * master's addresses; NULL without a launcher or without MPI in this build. */
 void *mproc__mpi_arena_at(void);

@@ -398,6 +398,15 @@ static uint64_t work_of(const mproc__job *j) { return j->kind == JOB_BATCH ? j->
 static int pick_worker(mproc__engine *e, const mproc__job *j) {
   int best = -1;
   int limit = inflight_limit(e, j);
+  /* hops: while a worker starts, the others hold one job each; a second one queued behind a long job could
+   * not be taken back for the worker that comes up (a pool's first tasks waited a whole task behind others
+   * while the workers of the ranks that started last idled) */
+  if (e->ops->hop_ns > 0 && limit > 1)
+    for (int i = 0; i < e->nworkers; i++)
+      if (e->ws[i].spawning) {
+        limit = 1;
+        break;
+      }
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid == 0 || w->stopping || w->kill_reason) continue;
