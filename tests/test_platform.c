@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -462,6 +464,22 @@ MTEST(set_cloexec_both_ways) {
   close(fds[0]);
   close(fds[1]);
   CHECK_ERR(mproc__plat_set_cloexec(fds[0], true), -EBADF);
+}
+
+static void *precise_timers_thread(void *arg) {
+  *(long *)arg = mproc__plat_precise_timers() == 0 ? prctl(PR_GET_TIMERSLACK) : -1;
+  return NULL;
+}
+
+/* A thread's naps end when due (1 us of slack), and only that thread's: the caller's stays as it was. */
+MTEST(precise_timers_for_the_calling_thread) {
+  long before = prctl(PR_GET_TIMERSLACK), in_thread = 0;
+  CHECK(before > 1000); /* Linux's default is 50 us */
+  pthread_t t;
+  CHECK_INT_EQ(pthread_create(&t, NULL, precise_timers_thread, &in_thread), 0);
+  CHECK_INT_EQ(pthread_join(t, NULL), 0);
+  CHECK_INT_EQ(in_thread, 1000);
+  CHECK_INT_EQ(prctl(PR_GET_TIMERSLACK), before);
 }
 
 static int exit_pipe = -1;

@@ -590,6 +590,8 @@ int mproc__plat_set_cloexec(int fd, bool on) {
   return fcntl(fd, F_SETFD, flags) == 0 ? 0 : -errno;
 }
 
+int mproc__plat_precise_timers(void) { return prctl(PR_SET_TIMERSLACK, 1000UL) == 0 ? 0 : -errno; }
+
 int mproc__plat_ignore_signal(int sig) {
   struct sigaction sa = {.sa_handler = SIG_IGN};
   sigemptyset(&sa.sa_mask);
