@@ -371,3 +371,81 @@ static void apply_async(mproc_backend b) {
 MTEST(apply_async_process) { apply_async(MPROC_BACKEND_PROCESS); }
 MTEST(apply_async_serial) { apply_async(MPROC_BACKEND_SERIAL); }
 MTEST(apply_async_thread) { apply_async(MPROC_BACKEND_THREAD); }
+
+/* ---- large results' blocks ---- */
+
+int mproc__pool_kept_blocks(mproc_pool *p); /* face/pool.c, for this test */
+
+/* A result of *(size_t *)arg bytes, each byte its offset's low 8 bits plus the second argument word. */
+static int sized_result(const void *arg, size_t len, mproc_task *t) {
+  (void)len;
+  const size_t *a = arg;
+  unsigned char *out = mproc_task_return_buffer(t, a[0]);
+  if (!out) return MPROC_ENOMEM;
+  for (size_t i = 0; i < a[0]; i++) out[i] = (unsigned char)(i + a[1]);
+  return 0;
+}
+
+static const void *sized(mproc_pool *p, size_t bytes, size_t salt, mproc_future **f) {
+  size_t a[2] = {bytes, salt};
+  CHECK_OK(mproc_pool_submit(p, sized_result, a, sizeof a, NULL, f));
+  const void *d;
+  size_t len;
+  CHECK_OK(mproc_future_result(*f, 30, &d, &len));
+  CHECK(len == bytes);
+  const unsigned char *b = d;
+  for (size_t i = 0; i < bytes; i += 4093) CHECK_INT_EQ(b[i], (unsigned char)(i + salt));
+  CHECK_INT_EQ(b[bytes - 1], (unsigned char)(bytes - 1 + salt));
+  return d;
+}
+
+/* The block of a released result of 8 MiB or more serves the next one that fits it (a fresh block costs
+ * a fault and the kernel's zeroing per page at its first touch), no more than twice its size, while the
+ * pool runs; a result released after the pool's end is freed (the leak checkers see to it). */
+static void large_result_blocks(mproc_backend b) {
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1, .backend = b}));
+  const size_t MiB = (size_t)1 << 20;
+  mproc_future *f1, *f2, *f3, *f4, *f5;
+  const void *d1 = sized(p, 16 * MiB, 1, &f1);
+  mproc_future_release(f1);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 1);
+  const void *d2 = sized(p, 16 * MiB, 2, &f2); /* the same block, its new bytes checked */
+  CHECK(d2 == d1);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 0);
+  const void *d3 = sized(p, 12 * MiB, 3, &f3); /* none kept while f2 holds it */
+  CHECK(d3 != d2);
+  mproc_future_release(f2);
+  mproc_future_release(f3);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 2);
+  const void *d4 = sized(p, 5 * MiB, 4, &f4); /* not half of either: a block of its own */
+  CHECK(d4 != d2 && d4 != d3);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 2);
+  const void *d5 = sized(p, 9 * MiB, 5, &f5); /* the smallest that fits: f3's 12 MiB */
+  CHECK(d5 == d3);
+  mproc_future_release(f4);
+  mproc_future_release(f5);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 2); /* f5's (12 MiB) and f2's; f4's 5 MiB was freed */
+  /* unused for a second, they are freed (the manager looks at least twice a second) */
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (mproc__pool_kept_blocks(p) > 0) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    CHECK((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < 10);
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+  }
+  mproc_future *g1, *g2;
+  (void)sized(p, 16 * MiB, 6, &g1);
+  mproc_future_release(g1);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 1);
+  (void)sized(p, 16 * MiB, 7, &g2); /* takes it */
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 0);
+  (void)sized(p, 16 * MiB, 8, &g1);
+  mproc_future_release(g1);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 1);
+  mproc_pool_destroy(p);    /* the kept one is freed */
+  mproc_future_release(g2); /* and this one with its pool */
+}
+
+MTEST(large_result_blocks_process) { large_result_blocks(MPROC_BACKEND_PROCESS); }
+MTEST(large_result_blocks_thread) { large_result_blocks(MPROC_BACKEND_THREAD); }

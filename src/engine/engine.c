@@ -1,6 +1,7 @@
 /* engine.c: the engine's core: start and stop, the manager thread, dispatch, results, deaths, timeouts.
  * How it works, and the rules it keeps, are in docs/design.md. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -673,12 +674,75 @@ static void pop_inflight(mproc__wstate *w, mproc__job *j) {
   j->next = NULL;
 }
 
-static void *rx_grow(mproc__wstate *w, size_t need) {
+/* ---- result blocks kept for the next result ---- */
+
+/* A task's result reaches its future in the block the manager read it into.  The allocator gives a large
+ * block fresh pages each time (glibc maps one of 32 MiB or more anew and unmaps it when freed), and a fresh
+ * page costs a fault and the kernel's zeroing at its first touch: 0.2 s for a 64 MiB result where a first
+ * touch costs 12 us per 4 KiB (bench/run's probe).  So the block of a released result of SPARE_FROM bytes
+ * or more is kept for the next result that fits it (SPARES at most, each freed once unused for SPARE_AGE
+ * seconds: the manager looks at least twice a second), while the pool runs. */
+#define SPARE_FROM ((size_t)8 << 20)
+#define SPARES ((int)(sizeof((mproc__engine *)0)->spares / sizeof((mproc__engine *)0)->spares[0]))
+#define SPARE_AGE 1.0
+
+/* Frees the kept blocks given back before `before` (DBL_MAX: all of them).  Lock held. */
+static void spares_trim(mproc__engine *e, double before) {
+  int k = 0;
+  for (int i = 0; i < e->nspares; i++) {
+    if (e->spares[i].at < before)
+      mproc__free(e->spares[i].p);
+    else
+      e->spares[k++] = e->spares[i];
+  }
+  e->nspares = k;
+}
+
+void mproc__engine_result_done(mproc__engine *e, void *p, size_t len) {
+  if (!p) return;
+  /* (quitting first: manager_started is cleared after it, without the lock) */
+  if (len < SPARE_FROM || e->quitting || !e->manager_started) {
+    mproc__free(p);
+    return;
+  }
+  double now = mproc__plat_now();
+  spares_trim(e, now - SPARE_AGE);
+  if (e->nspares == SPARES) { /* the oldest goes */
+    mproc__free(e->spares[0].p);
+    memmove(&e->spares[0], &e->spares[1], (SPARES - 1) * sizeof e->spares[0]);
+    e->nspares--;
+  }
+  e->spares[e->nspares++] = (struct mproc__spare){p, len, now};
+}
+
+/* A block for need bytes: the smallest kept one that holds them without wasting more than as much again,
+ * or a new one.  Its size in *cap.  Lock held. */
+static void *result_block(mproc__engine *e, size_t need, size_t *cap) {
+  int best = -1;
+  for (int i = 0; i < e->nspares; i++)
+    if (e->spares[i].cap >= need && e->spares[i].cap / 2 <= need &&
+        (best < 0 || e->spares[i].cap < e->spares[best].cap))
+      best = i;
+  if (best < 0) {
+    *cap = need;
+    return mproc__malloc(need);
+  }
+  void *p = e->spares[best].p;
+  *cap = e->spares[best].cap;
+  e->spares[best] = e->spares[--e->nspares];
+  return p;
+}
+
+/* Worker i's block for a result's bytes, need of them; what it held is not kept (it is read before any
+ * byte is written: see rx_read). */
+static void *rx_grow(mproc__engine *e, mproc__wstate *w, size_t need) {
   if (need > w->rx_buf_cap) {
-    void *p = mproc__realloc(w->rx_buf, need);
+    size_t cap;
+    void *p = result_block(e, need, &cap);
     if (!p) return NULL;
+    mproc__engine_result_done(e, w->rx_buf, w->rx_buf_cap);
     w->rx_buf = p;
-    w->rx_buf_cap = need;
+    w->rx_buf_cap = cap;
   }
   return w->rx_buf;
 }
@@ -835,8 +899,8 @@ static bool rx_read(mproc__engine *e, int i) {
       size_t nout = j->kind == JOB_BATCH && !j->map->out_shared && w->rx_hdr.code == 0
                         ? (size_t)w->rx_hdr.count * j->map->out_size
                         : 0;
-      if (j->kind == JOB_TASK && !rx_grow(w, total ? total : 1)) return progressed; /* retried later */
-      if (j->kind == JOB_BATCH && total > nout && !rx_grow(w, total - nout)) return progressed;
+      if (j->kind == JOB_TASK && !rx_grow(e, w, total ? total : 1)) return progressed; /* retried later */
+      if (j->kind == JOB_BATCH && total > nout && !rx_grow(e, w, total - nout)) return progressed;
       /* the caller's array is copy-on-write since the template's fork: see MPROC__PREFAULT_MIN */
       if (nout >= MPROC__PREFAULT_MIN && w->rx_done == 0)
         (void)mproc__plat_prefault(mproc__map_out(j->map, w->rx_hdr.first), nout, 1);
@@ -1310,6 +1374,7 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->lock);
     e->manager_asleep = false;
     mproc__bell_awake(doorbell(e));
+    if (e->nspares) spares_trim(e, mproc__plat_now() - SPARE_AGE);
     if (fr == MPROC_ETIMEDOUT && !e->broken && e->ops->gone && e->ops->gone(e)) {
       if (e->ops->reap_orphans) e->ops->reap_orphans(e);
       pool_lost(e, MPROC_ELOST, "the pool's template process died");
@@ -1574,10 +1639,13 @@ void mproc__engine_stop(mproc__engine *e) {
       w->head = w->tail = NULL;
       finish_jobs(e, j, &cancelled_outcome, "the pool was destroyed");
       mproc__free(w->rx_buf);
+      w->rx_buf = NULL;
+      w->rx_buf_cap = 0;
       mproc__big_free(&w->tx_block);
     }
     mproc__engine_cancel_pending(e);
     mproc__engine_run_callbacks(e);
+    spares_trim(e, DBL_MAX);
     pthread_mutex_unlock(&e->lock);
   }
   mproc__free(e->ws);

@@ -193,6 +193,13 @@ struct mproc__engine {
   bool arena_ref;       /* holds a reference on the shared arena (process backend) */
   double job_ns_avg;    /* moving average of a job's run time in a worker (0: none yet) */
   bool first_wait_done; /* a caller has polled for a result (see poll_briefly in future.c) */
+  /* blocks of released large results, kept for the next ones (mproc__engine_result_done), under lock */
+  struct mproc__spare {
+    void *p;
+    size_t cap;
+    double at; /* when it was given back */
+  } spares[4];
+  int nspares;
 };
 
 /* Reads the record at *p of the run given to items_results: its result's bytes and their length; *p moves
@@ -276,6 +283,9 @@ void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int
 void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns);
 /* Completes a task's job with an outcome and its result (lock held): whether the face took result over
  * (see task_done). */
+/* Lock held: the block of a task's result (taken over by its future from the engine, len bytes or more) is
+ * no longer needed: kept for the next large result while the pool runs, freed otherwise. */
+void mproc__engine_result_done(mproc__engine *e, void *p, size_t len);
 bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);
 void mproc__engine_cancel_pending(mproc__engine *e);

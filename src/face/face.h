@@ -113,6 +113,8 @@ bool mproc__future_unref(mproc_future *f);
 bool mproc__pool_drop_holder(mproc__engine *e);
 /* Frees a destroyed pool whose last future or iterator has gone (lock not held, nothing can use it). */
 void mproc__pool_free(mproc__engine *e);
+/* The blocks of released large results the pool keeps for the next ones (for tests: tests/test_futures.c). */
+int mproc__pool_kept_blocks(mproc_pool *p);
 /* A task's job has ended (lock held): its future completes and drops the job's reference (mproc__job's
  * task_done for futures). */
 bool mproc__future_job_done(mproc__job *j, const mproc_outcome *o, const char *msg, void *result, size_t len);

@@ -49,7 +49,7 @@ static void future_free(mproc_future *f) {
     mproc__free(c);
     c = n;
   }
-  if (f->result != f->result_inline) mproc__free(f->result);
+  if (f->result != f->result_inline) mproc__engine_result_done(f->eng, f->result, f->result_len);
   mproc__free(f->msg);
   mproc__free(f);
 }

@@ -120,6 +120,13 @@ int mproc_pool_terminate(mproc_pool *pool) {
   return 0;
 }
 
+int mproc__pool_kept_blocks(mproc_pool *p) {
+  pthread_mutex_lock(&p->eng.lock);
+  int n = p->eng.nspares;
+  pthread_mutex_unlock(&p->eng.lock);
+  return n;
+}
+
 void mproc__pool_free(mproc__engine *e) {
   mproc__engine_release(e);
   mproc__free((mproc_pool *)((char *)e - offsetof(mproc_pool, eng)));
