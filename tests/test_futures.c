@@ -449,3 +449,19 @@ static void large_result_blocks(mproc_backend b) {
 
 MTEST(large_result_blocks_process) { large_result_blocks(MPROC_BACKEND_PROCESS); }
 MTEST(large_result_blocks_thread) { large_result_blocks(MPROC_BACKEND_THREAD); }
+
+/* What is kept stays within 256 MiB: of three released results of 96 MiB, the newest two are kept. */
+MTEST(large_result_blocks_bounded) {
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
+  const size_t MiB = (size_t)1 << 20;
+  mproc_future *f[3];
+  const void *d[3];
+  for (int k = 0; k < 3; k++) d[k] = sized(p, 96 * MiB, (size_t)k, &f[k]);
+  for (int k = 0; k < 3; k++) mproc_future_release(f[k]);
+  CHECK_INT_EQ(mproc__pool_kept_blocks(p), 2);
+  mproc_future *g;
+  CHECK(sized(p, 96 * MiB, 9, &g) == d[1]); /* the oldest kept: f[0]'s went */
+  mproc_future_release(g);
+  mproc_pool_destroy(p);
+}

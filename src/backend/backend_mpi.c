@@ -84,8 +84,8 @@ static bool launched(void) {
 #define IDLE_NAP_MAX 1e-3
 /* An agent whose every worker holds a job naps up to this long: nothing the master sends unasked can run
  * sooner (a kill, a drain or the end wait this much longer), and its results ring it.  With 1 ms tasks on
- * both cores, the three polling threads (courier, two agents) woke about 750 times a second each at 1-1.7%
- * of a core each, as much as the loss that kept the 1 ms map under 0.95. */
+ * both cores, each agent woke 700-800 times a second at 1-1.7% of a core (schedstat) with naps of at most
+ * IDLE_NAP_MAX, about 340 times at 0.5-0.6% with this. */
 #define FULL_NAP_MAX 5e-3
 /* While a message is due from another rank (a job in flight whose result has not come back), the nap is
  * this fraction of the time waited so far (within IDLE_NAP_FIRST and IDLE_NAP_MAX), not the doubling one:
@@ -1789,9 +1789,9 @@ static bool agent_work(void) {
 
 /* Whether a message is due from the master: a result was sent lately (the next job may come back) or a send
  * is not complete.  A worker that holds a job is not a reason: its result rings the agent's bell, and the
- * master sends nothing unasked but in answer to a result (a submit, a kill, the end come when they come,
- * within IDLE_NAP_MAX).  Counting it kept the busy ramp through every long job: with 1 ms tasks in batches of
- * 65, an agent woke about 90 times per batch rather than 60. */
+ * master sends nothing else but in answer to a result (a submit, a kill, the end come when they come, within
+ * the nap's cap).  Counting it kept the busy ramp through every long job, which takes about 37 naps from
+ * IDLE_YIELD to the cap where the doubling one takes 7. */
 static bool agent_busy(void) { return mpi.sends || mproc__plat_now() - result_sent_at < RESULT_ANSWER; }
 
 /* Whether every live worker of every pool holds a job (and there is one): the agent's naps may be
@@ -1819,7 +1819,7 @@ static _Noreturn void agent_main(void) {
    * srun sends SIGINT to every task, and an agent it ended would end the job */
   mproc__plat_ignore_signal(SIGINT);
   /* a nap ends when due: with Linux's default timer slack (50 us), one-at-a-time submits on 2 cores took
-   * 357 us a round trip, 88 us with 1 us (7 rounds interleaved) */
+   * 348 us a round trip, 131 us with 1 us (7 rounds interleaved) */
   mproc__plat_precise_timers();
   idle d = {0};
   uint32_t own[2] = {0, 0}; /* a bell nobody rings, for the nap without pools */

@@ -680,9 +680,11 @@ static void pop_inflight(mproc__wstate *w, mproc__job *j) {
  * block fresh pages each time (glibc maps one of 32 MiB or more anew and unmaps it when freed), and a fresh
  * page costs a fault and the kernel's zeroing at its first touch: 0.2 s for a 64 MiB result where a first
  * touch costs 12 us per 4 KiB (bench/run's probe).  So the block of a released result of SPARE_FROM bytes
- * or more is kept for the next result that fits it (SPARES at most, each freed once unused for SPARE_AGE
- * seconds: the manager looks at least twice a second), while the pool runs. */
+ * or more is kept for the next result that fits it (SPARES at most, SPARE_BYTES in all, each freed once
+ * unused for SPARE_AGE seconds: the manager looks at least twice a second), while the pool runs.  The bound
+ * keeps what a release gives back to the system within reach of a program counting on it. */
 #define SPARE_FROM ((size_t)8 << 20)
+#define SPARE_BYTES ((size_t)256 << 20)
 #define SPARES ((int)(sizeof((mproc__engine *)0)->spares / sizeof((mproc__engine *)0)->spares[0]))
 #define SPARE_AGE 1.0
 
@@ -701,15 +703,18 @@ static void spares_trim(mproc__engine *e, double before) {
 void mproc__engine_result_done(mproc__engine *e, void *p, size_t len) {
   if (!p) return;
   /* (quitting first: manager_started is cleared after it, without the lock) */
-  if (len < SPARE_FROM || e->quitting || !e->manager_started) {
+  if (len < SPARE_FROM || len > SPARE_BYTES || e->quitting || !e->manager_started) {
     mproc__free(p);
     return;
   }
   double now = mproc__plat_now();
   spares_trim(e, now - SPARE_AGE);
-  if (e->nspares == SPARES) { /* the oldest goes */
+  size_t kept = len;
+  for (int i = 0; i < e->nspares; i++) kept += e->spares[i].cap;
+  while (e->nspares == SPARES || kept > SPARE_BYTES) { /* the oldest go */
+    kept -= e->spares[0].cap;
     mproc__free(e->spares[0].p);
-    memmove(&e->spares[0], &e->spares[1], (SPARES - 1) * sizeof e->spares[0]);
+    memmove(&e->spares[0], &e->spares[1], (size_t)(e->nspares - 1) * sizeof e->spares[0]);
     e->nspares--;
   }
   e->spares[e->nspares++] = (struct mproc__spare){p, len, now};
@@ -733,8 +738,8 @@ static void *result_block(mproc__engine *e, size_t need, size_t *cap) {
   return p;
 }
 
-/* Worker i's block for a result's bytes, need of them; what it held is not kept (it is read before any
- * byte is written: see rx_read). */
+/* Worker w's block for a result's bytes, need of them.  Its old bytes are not kept: it grows only before
+ * the first byte of a result is read into it (rx_read). */
 static void *rx_grow(mproc__engine *e, mproc__wstate *w, size_t need) {
   if (need > w->rx_buf_cap) {
     size_t cap;

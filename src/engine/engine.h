@@ -281,11 +281,11 @@ void mproc__engine_job_started(mproc__job *j, int worker);
 void mproc__engine_item_done(mproc__engine *e, mproc__job *j, int64_t index, int code, const char *msg,
                              int worker);
 void mproc__engine_batch_ran(mproc__engine *e, mproc__job *j, uint64_t busy_ns);
-/* Completes a task's job with an outcome and its result (lock held): whether the face took result over
- * (see task_done). */
 /* Lock held: the block of a task's result (taken over by its future from the engine, len bytes or more) is
  * no longer needed: kept for the next large result while the pool runs, freed otherwise. */
 void mproc__engine_result_done(mproc__engine *e, void *p, size_t len);
+/* Completes a task's job with an outcome and its result (lock held): whether the face took result over
+ * (see task_done). */
 bool mproc__engine_complete_task(mproc__engine *e, mproc__job *j, const mproc_outcome *o, const char *msg,
                                  void *result, size_t result_len);
 void mproc__engine_cancel_pending(mproc__engine *e);
