@@ -1,8 +1,13 @@
 /* test_engine_rules.c: the engine's three rules: no task handed to a worker waits while another worker is
  * idle, no item whose result was produced runs again (and none more than 1 + max_retries times), and no
  * worker starts once a terminate has begun. */
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtest.h"
@@ -16,7 +21,9 @@ struct shared {
   uint32_t gate;
   uint32_t started;
   uint32_t inits;
-  int pid;      /* the worker that ran a task last */
+  int pid;                    /* the worker that ran a task last */
+  uint32_t stop_after_return; /* a_task_that_returned_in_time_is_not_killed: stop the worker then */
+  uint32_t returned;
   int fail_at;  /* failure_of_a_worker_killed_while_sending_it: the failing item */
   size_t stage; /* and the staging area's size for results of any size (0: fixed records) */
   uint32_t runs[MAXN];
@@ -254,6 +261,86 @@ MTEST_TIMEOUT(timeout_in_a_batch_runs_no_finished_item_again, 60) {
   check_runs(N, 170, 1);
   mproc_pool_destroy(p);
   hang_at = -1;
+  unmap_shared();
+}
+
+/* ---- a task that returned in time is not killed for its timeout ---- */
+
+enum { STOPPED_RESULT = 64 << 20 };
+
+/* In the worker: once its task has returned, a millisecond on, stops the whole worker (SIGSTOP).  By then
+ * the worker sends the task's 64 MiB result, which takes longer than that through its ring. */
+static void *stop_worker_after_return(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&sh->returned, __ATOMIC_ACQUIRE)) sched_yield();
+  double t0 = mproc__plat_now();
+  while (mproc__plat_now() - t0 < 0.001) sched_yield();
+  kill(getpid(), SIGSTOP);
+  return NULL;
+}
+
+static int big_result(const void *arg, size_t len, mproc_task *t) {
+  (void)arg, (void)len;
+  sh->pid = getpid();
+  if (sh->stop_after_return) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, stop_worker_after_return, NULL) != 0) return MPROC_ENOMEM;
+    pthread_detach(th);
+  }
+  unsigned char *out = mproc_task_return_buffer(t, STOPPED_RESULT);
+  if (!out) return MPROC_ENOMEM;
+  memset(out, 7, STOPPED_RESULT);
+  __atomic_store_n(&sh->returned, 1, __ATOMIC_RELEASE); /* the last thing it does */
+  return 0;
+}
+
+/* Process state letter of pid ('T' once stopped), or 0 when it cannot be read. */
+static char proc_state(int pid) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char *ok = fgets(line, sizeof line, f);
+  fclose(f);
+  char *close = ok ? strrchr(line, ')') : NULL;
+  return close && close[1] == ' ' ? close[2] : 0;
+}
+
+/* The worker stops while it sends the result of a task that returned well before its timeout, and stays
+ * stopped past the deadline: the task is not killed, and its result arrives whole once the worker goes on.
+ * Before, the deadline killed it (its job still ran until the result was sent). */
+MTEST_TIMEOUT(a_task_that_returned_in_time_is_not_killed, 60) {
+  map_shared();
+  const char *scale = getenv("MTEST_TIMEOUT_SCALE"); /* the sanitizers' builds are slower */
+  const double timeout = 1.0 * (scale && atof(scale) > 1 ? atof(scale) : 1);
+  mproc_pool *p;
+  CHECK_OK(mproc_pool_create(&p, &(mproc_pool_opts){.workers = 1}));
+  mproc_future *f;
+  const void *d;
+  size_t len;
+  CHECK_OK(mproc_pool_submit(p, big_result, NULL, 0, NULL, &f)); /* its pages warm: the second is quick */
+  CHECK_OK(mproc_future_result(f, 60, &d, &len));
+  mproc_future_release(f);
+  sh->returned = 0;
+  sh->stop_after_return = 1;
+  CHECK_OK(mproc_pool_submit(p, big_result, NULL, 0, &(mproc_submit_opts){.timeout = timeout}, &f));
+  double until = mproc__plat_now() + 30;
+  while (!__atomic_load_n(&sh->returned, __ATOMIC_ACQUIRE) || proc_state(sh->pid) != 'T') {
+    CHECK(mproc__plat_now() < until);
+    nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+  }
+  /* past the task's deadline, counted from before it began */
+  double past = timeout + 0.5;
+  nanosleep(&(struct timespec){(time_t)past, (long)((past - (double)(time_t)past) * 1e9)}, NULL);
+  CHECK_INT_EQ(mproc_future_done(f), 0);
+  CHECK_INT_EQ(kill(sh->pid, SIGCONT), 0);
+  CHECK_OK(mproc_future_result(f, 30, &d, &len));
+  CHECK(len == (size_t)STOPPED_RESULT);
+  const unsigned char *b = d;
+  CHECK_INT_EQ(b[0], 7);
+  CHECK_INT_EQ(b[STOPPED_RESULT - 1], 7);
+  mproc_future_release(f);
+  mproc_pool_destroy(p);
   unmap_shared();
 }
 

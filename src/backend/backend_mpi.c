@@ -172,7 +172,8 @@ typedef struct death {
 typedef struct state {
   uint64_t running_job;
   int64_t running_item;
-  uint64_t ran_ns; /* since the job or item started */
+  uint64_t
+      ran_ns; /* since the job or item started; UINT64_MAX once its function returned (MPROC__RETURNED) */
 } state;
 
 /* A message received or to send: the header and the bytes right after it. */
@@ -853,7 +854,9 @@ static bool deliver(mpool *p, int i) {
     } else if (m->h.kind == M_STATE && m->len >= sizeof(state)) {
       state st;
       memcpy(&st, msg_data(m), sizeof st);
-      __atomic_store_n(&slot->started_ns, mproc__now_ns() - st.ran_ns, __ATOMIC_RELAXED);
+      __atomic_store_n(&slot->started_ns,
+                       st.ran_ns == UINT64_MAX ? MPROC__RETURNED : mproc__now_ns() - st.ran_ns,
+                       __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_item, st.running_item, __ATOMIC_RELAXED);
       __atomic_store_n(&slot->running_job, st.running_job, __ATOMIC_RELEASE);
     } else if (m->h.kind == M_DIED) {
@@ -1280,6 +1283,7 @@ typedef struct aslot {
   bool timed;        /* a timed job was written: the master follows the running job (M_STATE) */
   uint64_t sent_job; /* what M_STATE said last */
   int64_t sent_item;
+  bool sent_returned;
   uint64_t rec_left; /* bytes of the record being read from the `out` ring still to come */
   msg *rx;           /* the message being filled from the `out` ring: rx->len bytes, rx_len of them read */
   size_t rx_len;
@@ -1574,11 +1578,13 @@ static void send_state(apool *p, int w) {
   mproc__slot *slot = &p->sh->slots[w];
   uint64_t job = __atomic_load_n(&slot->running_job, __ATOMIC_ACQUIRE);
   int64_t item = __atomic_load_n(&slot->running_item, __ATOMIC_ACQUIRE);
-  if (job == s->sent_job && item == s->sent_item) return;
   uint64_t started = __atomic_load_n(&slot->started_ns, __ATOMIC_ACQUIRE), now = mproc__now_ns();
-  state st = {job, item, now > started ? now - started : 0};
+  bool returned = started == MPROC__RETURNED; /* no timeout applies while its result is sent */
+  if (job == s->sent_job && item == s->sent_item && returned == s->sent_returned) return;
+  state st = {job, item, returned ? UINT64_MAX : now > started ? now - started : 0};
   s->sent_job = job;
   s->sent_item = item;
+  s->sent_returned = returned;
   post(0, ahdr(M_STATE, p, w, 0), &st, sizeof st, NULL, 0);
 }
 
@@ -1604,6 +1610,7 @@ static void agent_died(apool *p, int w, int status) {
   s->timed = false;
   s->sent_job = 0;
   s->sent_item = 0;
+  s->sent_returned = false;
   queue_drop(&s->q_head, &s->q_tail);
   __atomic_store_n(&slot->tx_waiting, 0, __ATOMIC_RELAXED); /* nothing waits for room in its ring now */
 }

@@ -1216,8 +1216,13 @@ static double check_timeouts(mproc__engine *e) {
       next = next < 0 || j->timeout < next ? j->timeout : next;
       continue;
     }
+    uint64_t started = __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE);
+    if (started == MPROC__RETURNED) { /* its result is on its way */
+      next = next < 0 || j->timeout < next ? j->timeout : next;
+      continue;
+    }
     /* the task may have started after `now` was read: never let the difference wrap */
-    int64_t ran_ns = (int64_t)(now - __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE));
+    int64_t ran_ns = (int64_t)(now - started);
     double ran = ran_ns > 0 ? (double)ran_ns * 1e-9 : 0.0;
     if (ran >= j->timeout) {
       mproc__engine_kill_worker(e, i, MPROC_OUTCOME_TIMEDOUT);

@@ -83,6 +83,7 @@ static uint32_t run_items(mproc__slot *slot, mproc_task_fn fn, mproc_task *t, mp
       priv->msg[0] = '\0';
     }
     int item_code = mproc__task_finish_code(t, fn(a, in_size, t));
+    if (timed) __atomic_store_n(&slot->started_ns, MPROC__RETURNED, __ATOMIC_RELEASE);
     if (a) a += in_size;
     mproc__task_pad_record(t, rec, out_size);
     /* a failed item counts as done only once its failure is sent (run_batch): a death before that must not
@@ -293,6 +294,7 @@ static void run_task(worker *w, const wire_job *j, mproc_task_fn fn, const unsig
   t.attempt = (int)j->attempt;
   w->priv.seed = j->seed;
   r.code = mproc__task_finish_code(&t, fn(j->in_len ? in : NULL, j->in_len, &t));
+  __atomic_store_n(&slot->started_ns, MPROC__RETURNED, __ATOMIC_RELEASE);
   r.busy_ns = mproc__now_ns() - t0;
   send_result(slot->out, &r, r.code ? w->priv.msg : NULL, t.out, r.code ? 0 : t.out_len, NULL, 0);
 }
@@ -363,6 +365,7 @@ static int run_var_batch(worker *w, const wire_job *j, mproc_task_fn fn) {
     mproc__task_begin(&t, priv, NULL, 0, w->index, idx); /* a growable result, its buffer kept */
     t.attempt = (int)j->attempt;
     int code = mproc__task_finish_code(&t, fn(len ? arg : NULL, len, &t));
+    if (j->timed) __atomic_store_n(&slot->started_ns, MPROC__RETURNED, __ATOMIC_RELEASE);
     wire_fail fail; /* read only when its code is set (no clearing of its message for every item) */
     fail.code = code;
     if (code) {
