@@ -172,8 +172,7 @@ typedef struct death {
 typedef struct state {
   uint64_t running_job;
   int64_t running_item;
-  uint64_t
-      ran_ns; /* since the job or item started; UINT64_MAX once its function returned (MPROC__RETURNED) */
+  uint64_t ran_ns; /* since the job or item started; UINT64_MAX: its function returned (MPROC__RETURNED) */
 } state;
 
 /* A message received or to send: the header and the bytes right after it. */
@@ -411,7 +410,8 @@ static void idle_wait(idle *d, mproc__bell bell, bool busy, bool (*work)(void)) 
   d->nap = d->nap > 0 ? d->nap * 2 : IDLE_NAP_FIRST;
   if (busy) d->nap = BUSY_NAP_SHARE * (now - d->since);
   if (d->nap < IDLE_NAP_FIRST) d->nap = IDLE_NAP_FIRST;
-  if (d->nap > (d->cap > 0 ? d->cap : IDLE_NAP_MAX)) d->nap = d->cap > 0 ? d->cap : IDLE_NAP_MAX;
+  double cap = d->cap > 0 ? d->cap : IDLE_NAP_MAX;
+  if (d->nap > cap) d->nap = cap;
   if (!busy && now - d->since >= SPARE_IDLE) spares_drop();
   uint32_t seen = mproc__bell_announce(bell, true);
   if (!work || !work()) {

@@ -369,6 +369,12 @@ static void spawn_worker(mproc__engine *e, int i);
  * batch out at the start, a static schedule that left a worker idle at the end), a task by the average
  * of the pool's jobs. */
 static int inflight_limit(const mproc__engine *e, const mproc__job *j) {
+  /* hops: while a worker starts, the others hold one job each; a second one queued behind a long job could
+   * not be taken back for the worker that comes up (a pool's first tasks waited a whole task behind others
+   * while the workers of the ranks that started last idled) */
+  if (e->ops->hop_ns > 0)
+    for (int i = 0; i < e->nworkers; i++)
+      if (e->ws[i].spawning) return 1;
   double ns = e->job_ns_avg;
   if (j->kind == JOB_BATCH)
     ns = j->map->timed_items ? (double)j->map->busy_ns / (double)j->map->timed_items * (double)j->count : 0;
@@ -399,15 +405,6 @@ static uint64_t work_of(const mproc__job *j) { return j->kind == JOB_BATCH ? j->
 static int pick_worker(mproc__engine *e, const mproc__job *j) {
   int best = -1;
   int limit = inflight_limit(e, j);
-  /* hops: while a worker starts, the others hold one job each; a second one queued behind a long job could
-   * not be taken back for the worker that comes up (a pool's first tasks waited a whole task behind others
-   * while the workers of the ranks that started last idled) */
-  if (e->ops->hop_ns > 0 && limit > 1)
-    for (int i = 0; i < e->nworkers; i++)
-      if (e->ws[i].spawning) {
-        limit = 1;
-        break;
-      }
   for (int i = 0; i < e->nworkers; i++) {
     mproc__wstate *w = &e->ws[i];
     if (w->pid == 0 || w->stopping || w->kill_reason) continue;
@@ -1212,12 +1209,10 @@ static double check_timeouts(mproc__engine *e) {
     mproc__job *j = w->head;
     if (j->timeout <= 0) continue;
     mproc__slot *s = &e->sh->slots[i];
-    if (__atomic_load_n(&s->running_job, __ATOMIC_ACQUIRE) != j->id) {
-      next = next < 0 || j->timeout < next ? j->timeout : next;
-      continue;
-    }
-    uint64_t started = __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE);
-    if (started == MPROC__RETURNED) { /* its result is on its way */
+    /* not begun, or its function has returned and its result is on its way: no clock runs */
+    bool runs = __atomic_load_n(&s->running_job, __ATOMIC_ACQUIRE) == j->id;
+    uint64_t started = runs ? __atomic_load_n(&s->started_ns, __ATOMIC_ACQUIRE) : MPROC__RETURNED;
+    if (started == MPROC__RETURNED) {
       next = next < 0 || j->timeout < next ? j->timeout : next;
       continue;
     }

@@ -13,12 +13,12 @@
  * it holds (so a word is reused only once the worker has read past every job that used it before). */
 #define MPROC__CLAIMS 64
 
-/* One worker's shared slot. */
 /* started_ns once the job's (or item's) function has returned: no timeout applies while its result is sent
  * (a task that ended in time was killed when the deadline fell between its return and the end of that send)
  */
 #define MPROC__RETURNED UINT64_MAX
 
+/* One worker's shared slot. */
 typedef struct mproc__slot {
   /* read all the time by both sides, written once */
   _Alignas(MPROC_CACHELINE) mproc__ring *in, *out;
@@ -35,11 +35,10 @@ typedef struct mproc__slot {
    * sharing cost a third of a tiny map's time) */
   _Alignas(MPROC_CACHELINE) uint64_t running_job; /* id of the job it runs, 0 between jobs */
   int64_t running_item;                           /* index of the map item it runs */
-  int64_t items_done; /* items of its batch before this index have their records written (see worker.c) */
-  int64_t sent_alone; /* 1 + the item whose record is too large for staging and is being sent alone, or 0 */
-  uint64_t
-      started_ns;   /* when that job/item started (monotonic); MPROC__RETURNED once its function returned */
-  uint32_t in_init; /* 1 while the initializer runs */
+  int64_t items_done;  /* items of its batch before this index have their records written (see worker.c) */
+  int64_t sent_alone;  /* 1 + the item whose record is too large for staging and is being sent alone, or 0 */
+  uint64_t started_ns; /* when that job/item started (monotonic), or MPROC__RETURNED */
+  uint32_t in_init;    /* 1 while the initializer runs */
   /* the worker's pid as the worker itself tells it (see mproc__template_reap_orphans): 0 until the
    * template begins its fork (cleared by the manager when it asks for one), MPROC__FORKING during it */
   uint32_t child_pid;
